@@ -1,0 +1,36 @@
+"""`millstream-hub` command line: the operator's entry point."""
+
+import typer
+
+from hub import __version__
+
+app = typer.Typer(
+    name="millstream-hub",
+    help="Millstream hub: store MQTT telemetry in PostgreSQL, bridge to Kafka, serve dashboards.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"millstream-hub {__version__}")
+        raise typer.Exit
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False,
+        "--version",
+        help="Print the version and exit.",
+        callback=_show_version,
+        is_eager=True,
+    ),
+) -> None:
+    """Millstream hub."""
+
+
+def main() -> None:
+    """Run the CLI."""
+    app()

@@ -1,0 +1,3 @@
+"""Wire contract v1 shared by agents, MQTT devices and the hub."""
+
+__all__: list[str] = []
