@@ -1,14 +1,25 @@
-"""`edge-agent` command line: the technician's entry point."""
+"""`edge-agent` command line: the technician's entry point.
+
+Each command group lives in its own module under `edge_agent/cli/` and exposes
+`register(app)`; this module only assembles them, so adding a command is adding a module.
+"""
 
 import typer
 
 from edge_agent import __version__
 
+__all__ = ["app", "main"]
+
 app = typer.Typer(
     name="edge-agent",
-    help="Millstream edge agent: read machines over Modbus and OPC-UA, buffer, publish over MQTT.",
+    help=(
+        "Millstream edge agent: read machines over Modbus and OPC-UA, buffer every reading "
+        "locally, publish batches over MQTT.\n\n"
+        "Commissioning a line PC: init → validate → probe → run."
+    ),
     no_args_is_help=True,
     add_completion=False,
+    rich_markup_mode=None,
 )
 
 
@@ -29,6 +40,9 @@ def _root(
     ),
 ) -> None:
     """Millstream edge agent."""
+
+
+# Command modules register themselves here, one line each (see module docstring).
 
 
 def main() -> None:

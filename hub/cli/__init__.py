@@ -1,14 +1,21 @@
-"""`millstream-hub` command line: the operator's entry point."""
+"""`millstream-hub` command line: the operator's entry point.
+
+Each command group lives in its own module under `hub/cli/` and exposes `register(app)`;
+this module only assembles them.
+"""
 
 import typer
 
 from hub import __version__
+
+__all__ = ["app", "main"]
 
 app = typer.Typer(
     name="millstream-hub",
     help="Millstream hub: store MQTT telemetry in PostgreSQL, bridge to Kafka, serve dashboards.",
     no_args_is_help=True,
     add_completion=False,
+    rich_markup_mode=None,
 )
 
 
@@ -29,6 +36,9 @@ def _root(
     ),
 ) -> None:
     """Millstream hub."""
+
+
+# Command modules register themselves here, one line each (see module docstring).
 
 
 def main() -> None:
