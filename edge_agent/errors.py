@@ -1,0 +1,76 @@
+"""The edge agent's exceptions, grouped by what the caller does next (house style §6).
+
+```
+MillstreamAgentError            root: catch this to catch anything the agent raises on purpose
+├── ConfigError                 fatal: print every problem, exit 1, nothing runs
+├── DeviceUnavailable           retry the device with exponential backoff and jitter
+├── DecodeError                 mark that one point `bad`, keep polling the rest
+└── PublishError                keep the batch buffered, publish it again later
+```
+
+Drivers and the publisher map their libraries' exceptions to these at the boundary and chain
+the original (`raise DeviceUnavailable(...) from exc`), so callers never import pymodbus,
+asyncua or paho just to handle a failure.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = [
+    "ConfigError",
+    "ConfigProblem",
+    "DecodeError",
+    "DeviceUnavailable",
+    "MillstreamAgentError",
+    "PublishError",
+]
+
+
+class MillstreamAgentError(Exception):
+    """Root of every exception the edge agent raises on purpose."""
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigProblem:
+    """One thing wrong in a config or profile file, located precisely enough to fix it."""
+
+    file: str
+    path: str
+    message: str
+    hint: str = ""
+
+    def __str__(self) -> str:
+        where = f"{self.file}: {self.path}" if self.path else self.file
+        text = f"{where}: {self.message}"
+        return f"{text} (hint: {self.hint})" if self.hint else text
+
+
+class ConfigError(MillstreamAgentError):
+    """Fatal: the configuration cannot be used; carries every problem found, not just the first."""
+
+    def __init__(self, problems: list[ConfigProblem] | tuple[ConfigProblem, ...]) -> None:
+        self.problems: tuple[ConfigProblem, ...] = tuple(problems)
+        count = len(self.problems)
+        head = f"{count} configuration problem{'s' if count != 1 else ''}"
+        super().__init__("\n".join([head, *(f"  {p}" for p in self.problems)]))
+
+
+class DeviceUnavailable(MillstreamAgentError):  # noqa: N818 -- names the state, as callers say it
+    """The device did not answer usefully (refused, timed out, dropped); retry with backoff."""
+
+    def __init__(self, message: str, *, device: str = "") -> None:
+        self.device = device
+        super().__init__(f"{device}: {message}" if device else message)
+
+
+class DecodeError(MillstreamAgentError):
+    """A point's raw value could not be turned into a reading; mark that point bad."""
+
+    def __init__(self, message: str, *, point: str = "") -> None:
+        self.point = point
+        super().__init__(f"{point}: {message}" if point else message)
+
+
+class PublishError(MillstreamAgentError):
+    """A batch did not reach the broker; it stays in the buffer and is published again later."""
