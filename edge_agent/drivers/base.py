@@ -1,0 +1,50 @@
+"""What every driver offers the runtime: one small Protocol and the sample it emits.
+
+A driver maps its library's failures to `edge_agent.errors` at its boundary, so the runtime
+handles Modbus and OPC-UA devices the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Literal, Protocol, runtime_checkable
+
+__all__ = ["Driver", "Quality", "Sample", "SubscribingDriver", "Value"]
+
+Quality = Literal["good", "uncertain", "bad"]
+Value = float | int | bool | str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One reading of one tag: source time in epoch milliseconds UTC, value and quality."""
+
+    tag: str
+    ts: int
+    value: Value
+    quality: Quality
+
+
+@runtime_checkable
+class Driver(Protocol):
+    """A connection to one device; used as `async with driver:` or via connect/close."""
+
+    async def connect(self) -> None:
+        """Open the connection; raise `DeviceUnavailable` when the device cannot be reached."""
+
+    async def read(self) -> list[Sample]:
+        """Read every configured point once; failed points come back with quality `bad`."""
+        ...
+
+    async def close(self) -> None:
+        """Release the connection; safe to call twice."""
+
+
+@runtime_checkable
+class SubscribingDriver(Driver, Protocol):
+    """A driver whose protocol pushes changes (OPC-UA subscriptions, Modbus poll loops)."""
+
+    def subscribe(self) -> AsyncIterator[Sample]:
+        """Samples as they arrive, across reconnects, until `close()`."""
+        ...

@@ -1,0 +1,66 @@
+"""What the Modbus driver reads: plain frozen values, independent of the pydantic config models."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+__all__ = ["BIT_TABLES", "ModbusPoint", "Order", "PointType", "Table"]
+
+Table = Literal["holding", "input", "coil", "discrete"]
+PointType = Literal[
+    "bool",
+    "int16",
+    "uint16",
+    "int32",
+    "uint32",
+    "int64",
+    "uint64",
+    "float32",
+    "float64",
+    "string",
+]
+Order = Literal["ABCD", "CDAB", "BADC", "DCBA"]
+
+# Coils and discrete inputs are read as bits (§6.1/§6.2), the other two tables as 16-bit words.
+BIT_TABLES: frozenset[str] = frozenset({"coil", "discrete"})
+
+
+@dataclass(frozen=True, slots=True)
+class ModbusPoint:
+    """One tag of a device: where its registers are and how to turn them into a value.
+
+    `address` is the 0-based PDU address; `length` counts registers and matters only for
+    strings; `bit` picks one bit (0 = least significant) of a 16-bit register for type bool.
+    The reported value is `raw * scale + offset` for numeric types.
+    """
+
+    name: str
+    table: Table
+    address: int
+    type: PointType
+    length: int | None = None
+    order: Order = "ABCD"
+    bit: int | None = None
+    scale: float = 1.0
+    offset: float = 0.0
+    deadband: float | None = None
+    poll_ms: int = 1000
+    unit: str | None = None
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.address <= 0xFFFF:
+            raise ValueError(f"{self.name}: address {self.address} outside 0..65535")
+        if self.table in BIT_TABLES and self.type != "bool":
+            raise ValueError(f"{self.name}: table {self.table} holds bits, type must be bool")
+        if self.type == "string" and (self.length is None or self.length < 1):
+            raise ValueError(f"{self.name}: type string needs length >= 1 (registers)")
+        if self.bit is not None and not 0 <= self.bit <= 15:
+            raise ValueError(f"{self.name}: bit {self.bit} outside 0..15")
+        if self.poll_ms <= 0:
+            raise ValueError(f"{self.name}: poll_ms must be > 0")
+
+    @property
+    def is_bit(self) -> bool:
+        """True when the point lives in a bit table (coil or discrete input)."""
+        return self.table in BIT_TABLES
