@@ -39,9 +39,11 @@ class ConfigProblem:
     path: str
     message: str
     hint: str = ""
+    line: int | None = None  # 1-based line in `file`, when known
 
     def __str__(self) -> str:
-        where = f"{self.file}: {self.path}" if self.path else self.file
+        place = f"{self.file}:{self.line}" if self.line else self.file
+        where = f"{place}: {self.path}" if self.path else place
         text = f"{where}: {self.message}"
         return f"{text} (hint: {self.hint})" if self.hint else text
 

@@ -1,0 +1,250 @@
+"""The agent config file: who this agent is, where it publishes, how it buffers, what it reads.
+
+Sections `mqtt` and `buffer` hold only what the acquisition issue needs; later issues add keys
+to them without renaming these.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+    model_validator,
+)
+
+from edge_agent.config.issues import Issue, raise_issues, reraise_with
+from edge_agent.config.modbus_profile import duplicate_issues
+from edge_agent.config.names import RESERVED_SITES, Name
+from edge_agent.config.units import parse_duration, parse_size
+
+__all__ = [
+    "AgentConfig",
+    "AgentSection",
+    "BufferSection",
+    "ByteSize",
+    "Device",
+    "Duration",
+    "ModbusConnection",
+    "MqttSection",
+    "OpcUaConnection",
+]
+
+ByteSize = Annotated[int, BeforeValidator(parse_size), Field(ge=0)]
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+
+_SERIAL_ONLY = ("baudrate", "parity", "stopbits", "bytesize")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class AgentSection(_Model):
+    """Identity: the agent id and where its machines sit in the site/line/machine tree."""
+
+    id: Name
+    site: Name
+    line: Name
+
+    @field_validator("site")
+    @classmethod
+    def _not_reserved(cls, site: str) -> str:
+        if site in RESERVED_SITES:
+            raise_issues(
+                "AgentSection",
+                [
+                    Issue(
+                        (),
+                        f"site {site!r} is reserved",
+                        "`agents` and `receipts` are MQTT topic levels of their own (wire "
+                        "contract v1); pick another site name, e.g. plant-a",
+                        site,
+                    )
+                ],
+            )
+        return site
+
+
+class MqttSection(_Model):
+    """Where batches are published."""
+
+    url: str
+
+    @field_validator("url")
+    @classmethod
+    def _broker_url(cls, url: str) -> str:
+        parts = urlsplit(url)
+        if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+            raise_issues(
+                "MqttSection",
+                [
+                    Issue(
+                        (),
+                        f"{url!r} is not an MQTT broker URL",
+                        'write mqtt://HOST:1883 or mqtts://HOST:8883, e.g. "mqtt://127.0.0.1:1883"',
+                        url,
+                    )
+                ],
+            )
+        return url
+
+
+class BufferSection(_Model):
+    """The local SQLite store-and-forward buffer and its bounds."""
+
+    path: str = "buffer.db"
+    max_bytes: ByteSize = 1024**3
+    max_age: Duration = timedelta(days=7)
+
+
+class ModbusConnection(_Model):
+    """How to reach a Modbus device: TCP (`host`) or RTU over a serial port (`serial`)."""
+
+    host: str | None = Field(None, min_length=1)
+    port: int = Field(502, ge=1, le=65535)
+    serial: str | None = Field(None, min_length=1)
+    baudrate: int = Field(9600, ge=300, le=4_000_000)
+    parity: Literal["N", "E", "O"] = "N"
+    stopbits: Literal[1, 2] = 1
+    bytesize: Literal[7, 8] = 8
+    # Modbus over serial line §2.2: 1..247 address slaves; TCP gateways also use 0 and 255.
+    unit: int = Field(1, ge=0, le=255)
+    timeout_ms: int = Field(1000, ge=10, le=600_000)
+
+    @field_validator("parity", mode="before")
+    @classmethod
+    def _parity_letter(cls, value: Any) -> Any:
+        names = {"none": "N", "even": "E", "odd": "O"}
+        if isinstance(value, str):
+            return names.get(value.lower(), value.upper())
+        return value
+
+    @property
+    def transport(self) -> Literal["tcp", "serial"]:
+        """`tcp` when a host is given, `serial` for RTU."""
+        return "tcp" if self.host is not None else "serial"
+
+    @model_validator(mode="after")
+    def _one_transport(self) -> ModbusConnection:
+        given = self.model_fields_set
+        issues: list[Issue] = []
+        if self.host is not None and self.serial is not None:
+            issues.append(
+                Issue(
+                    ("serial",),
+                    "both host and serial are given",
+                    "Modbus TCP uses host (and port); Modbus RTU uses serial (and baudrate, "
+                    "parity, stopbits, bytesize): keep one",
+                    self.serial,
+                )
+            )
+        elif self.host is None and self.serial is None:
+            issues.append(
+                Issue(
+                    ("host",),
+                    "neither host nor serial is given",
+                    "add host: 192.168.1.20 for Modbus TCP, or serial: /dev/ttyUSB0 (COM3 on "
+                    "Windows) for Modbus RTU",
+                )
+            )
+        elif self.host is not None:
+            issues.extend(
+                Issue((key,), f"{key} applies to serial lines only", f"remove {key}")
+                for key in _SERIAL_ONLY
+                if key in given
+            )
+        else:
+            if "port" in given:
+                issues.append(Issue(("port",), "port applies to Modbus TCP only", "remove port"))
+            if not 1 <= self.unit <= 247:
+                issues.append(
+                    Issue(
+                        ("unit",),
+                        f"unit {self.unit} cannot be read on a serial line",
+                        "serial devices answer at unit 1..247 (Modbus over serial line §2.2)",
+                        self.unit,
+                    )
+                )
+        raise_issues("ModbusConnection", issues)
+        return self
+
+
+class OpcUaConnection(_Model):
+    """How to reach an OPC-UA server (details grow with the OPC-UA issue)."""
+
+    url: str
+    security: str = "None"
+    username: str | None = None
+    password_env: str | None = None
+    timeout_ms: int = Field(5000, ge=10, le=600_000)
+
+    @field_validator("url")
+    @classmethod
+    def _endpoint_url(cls, url: str) -> str:
+        if urlsplit(url).scheme != "opc.tcp":
+            raise_issues(
+                "OpcUaConnection",
+                [Issue((), f"{url!r} is not an OPC-UA endpoint", 'write "opc.tcp://HOST:4840"')],
+            )
+        return url
+
+
+class Device(_Model):
+    """One machine: its name, its profile and how to reach it."""
+
+    machine: Name
+    profile: str = Field(min_length=1)
+    modbus: ModbusConnection | None = None
+    opcua: OpcUaConnection | None = None
+
+    @property
+    def protocol(self) -> Literal["modbus", "opcua"]:
+        """The protocol of the connection section given."""
+        return "modbus" if self.modbus is not None else "opcua"
+
+    @model_validator(mode="after")
+    def _one_connection(self) -> Device:
+        if (self.modbus is None) == (self.opcua is None):
+            raise_issues(
+                "Device",
+                [
+                    Issue(
+                        ("modbus",) if self.modbus is not None else (),
+                        "a device needs exactly one of modbus and opcua",
+                        "add modbus: {host: ..., unit: 1} or opcua: {url: opc.tcp://...}"
+                        if self.modbus is None
+                        else "keep the section matching the profile's protocol",
+                    )
+                ],
+            )
+        return self
+
+
+class AgentConfig(_Model):
+    """The whole agent config file."""
+
+    agent: AgentSection
+    mqtt: MqttSection
+    buffer: BufferSection = BufferSection()
+    devices: tuple[Device, ...]
+
+    @field_validator("devices", mode="wrap")
+    @classmethod
+    def _unique_machines(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        # Checked on the raw list so duplicates are reported even when other devices are broken.
+        duplicates = duplicate_issues(value, "machine", "machine name")
+        try:
+            devices = handler(value)
+        except ValidationError as exc:
+            reraise_with("AgentConfig", exc, duplicates)
+        raise_issues("AgentConfig", duplicates)
+        return devices

@@ -1,0 +1,382 @@
+"""Device profile for `protocol: modbus`: one machine type's register map.
+
+Addresses are 0-based PDU addresses (Modbus Application Protocol §4.4), the number that goes on
+the wire. Vendor documents often print 1-based "references" instead (40001 = holding register 0),
+which is the most common commissioning mistake; the checks here recognise them and say what to
+write instead.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    FiniteFloat,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from edge_agent.config.issues import ERROR_TYPE, Issue, raise_issues, reraise_with
+from edge_agent.config.names import Name
+
+__all__ = [
+    "BIT_TABLES",
+    "MULTI_REGISTER_TYPES",
+    "REGISTER_SPAN",
+    "REGISTER_TABLES",
+    "DataType",
+    "ModbusDefaults",
+    "ModbusProfile",
+    "ModbusTag",
+    "Order",
+    "PollMs",
+    "Table",
+    "duplicate_issues",
+]
+
+Table = Literal["holding", "input", "coil", "discrete"]
+DataType = Literal[
+    "bool", "int16", "uint16", "int32", "uint32", "int64", "uint64", "float32", "float64", "string"
+]
+Order = Literal["ABCD", "CDAB", "BADC", "DCBA"]
+# At least 10 ms: faster polling only floods the bus; at most a day so a typo like 10000000 shows.
+PollMs = Annotated[int, Field(ge=10, le=86_400_000)]
+
+REGISTER_TABLES: frozenset[str] = frozenset({"holding", "input"})
+BIT_TABLES: frozenset[str] = frozenset({"coil", "discrete"})
+
+# 16-bit registers each type occupies; string spans `length` registers.
+REGISTER_SPAN: dict[str, int] = {
+    "bool": 1,
+    "int16": 1,
+    "uint16": 1,
+    "int32": 2,
+    "uint32": 2,
+    "float32": 2,
+    "int64": 4,
+    "uint64": 4,
+    "float64": 4,
+}
+MULTI_REGISTER_TYPES: frozenset[str] = frozenset(t for t, n in REGISTER_SPAN.items() if n > 1)
+
+# Modbus Application Protocol §6.3/§6.4: one read returns at most 125 registers, so a string
+# longer than that could never be read in one request.
+_MAX_STRING_REGISTERS = 125
+_LAST_ADDRESS = 65535
+
+# (first reference, last reference, table, digits): 1-based "Modicon" references.
+_REFERENCES: tuple[tuple[int, int, str, str], ...] = (
+    (400001, 465536, "holding", "4xxxxx"),
+    (300001, 365536, "input", "3xxxxx"),
+    (100001, 165536, "discrete", "1xxxxx"),
+    (40001, 49999, "holding", "4xxxx"),
+    (30001, 39999, "input", "3xxxx"),
+    (10001, 19999, "discrete", "1xxxx"),
+)
+_COIL_REFERENCE = re.compile(r"^0\d{4,5}$")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+def _reference_issue(table: str, address: int) -> Issue | None:
+    """Recognise a 1-based register reference written where a 0-based address belongs."""
+    for first, last, ref_table, digits in _REFERENCES:
+        if first <= address <= last:
+            # Five-digit numbers are legal addresses too (some devices really map registers
+            # there), so they are only taken for references when the table agrees.
+            if len(digits) == 5 and table != ref_table:
+                return None
+            return Issue(
+                ("address",),
+                f"{address} looks like a {digits} reference",
+                f"use table: {ref_table}, address: {address - first}",
+                address,
+            )
+    return None
+
+
+def duplicate_issues(items: Any, key: str, what: str) -> list[Issue]:
+    """Return one issue per repeated `key` value among raw mapping `items` (later ones named)."""
+    issues: list[Issue] = []
+    if not isinstance(items, list | tuple):
+        return issues
+    first_seen: dict[str, int] = {}
+    for index, item in enumerate(items):
+        value = item.get(key) if isinstance(item, dict) else getattr(item, key, None)
+        if not isinstance(value, str):
+            continue
+        if value in first_seen:
+            issues.append(
+                Issue(
+                    (index, key),
+                    f"duplicate {what} {value!r} (first used at [{first_seen[value]}])",
+                    f"every {what} must be unique; rename one of them",
+                    value,
+                )
+            )
+        else:
+            first_seen[value] = index
+    return issues
+
+
+class ModbusDefaults(_Model):
+    """Values a tag inherits when it does not set them."""
+
+    order: Order = "ABCD"
+    poll_ms: PollMs = 1000
+
+
+class ModbusTag(_Model):
+    """One value read from a device: where it lives and how to decode it."""
+
+    name: Name
+    table: Table
+    address: int = Field(ge=0)
+    type: DataType
+    length: int | None = None
+    order: Order | None = None
+    bit: int | None = None
+    scale: FiniteFloat = 1.0
+    offset: FiniteFloat = 0.0
+    unit: str = Field("", max_length=32)
+    deadband: FiniteFloat | None = Field(None, ge=0)
+    poll_ms: PollMs | None = None
+
+    @field_validator("address", mode="before")
+    @classmethod
+    def _coil_reference(cls, value: Any) -> Any:
+        # The YAML reader keeps `00017` as text (YAML 1.1 would read octal); that spelling is a
+        # 0xxxx coil reference.
+        if isinstance(value, str) and _COIL_REFERENCE.match(value):
+            number = int(value)
+            if number >= 1:
+                raise PydanticCustomError(
+                    ERROR_TYPE,
+                    "{message}",
+                    {
+                        "message": f"{value} looks like a 0xxxx coil reference",
+                        "hint": f"use table: coil, address: {number - 1}",
+                    },
+                )
+            return number
+        return value
+
+    @property
+    def register_count(self) -> int:
+        """Registers (or bits, for coil/discrete) this tag occupies."""
+        if self.table in BIT_TABLES:
+            return 1
+        if self.type == "string":
+            return self.length or 1
+        return REGISTER_SPAN[self.type]
+
+    @model_validator(mode="after")
+    def _check(self) -> ModbusTag:
+        raise_issues("ModbusTag", self._issues())
+        return self
+
+    def _issues(self) -> list[Issue]:
+        issues: list[Issue] = []
+        given = self.model_fields_set
+        reference = _reference_issue(self.table, self.address)
+        if reference is not None:
+            issues.append(reference)
+        elif self.address > _LAST_ADDRESS:
+            issues.append(
+                Issue(
+                    ("address",),
+                    f"{self.address} is beyond {_LAST_ADDRESS}, the last Modbus address",
+                    "addresses are 0-based PDU addresses 0..65535 as in the register map's hex "
+                    "column; a 1-based reference N is address N-1",
+                    self.address,
+                )
+            )
+        if self.table in BIT_TABLES:
+            if self.type != "bool":
+                issues.append(
+                    Issue(
+                        ("type",),
+                        f"a {self.table} is a single bit, it cannot be read as {self.type}",
+                        f"use type: bool, or table: holding/input for {self.type} values",
+                        self.type,
+                    )
+                )
+            for key in ("bit", "order", "length"):
+                if key in given:
+                    issues.append(
+                        Issue(
+                            (key,),
+                            f"{key} does not apply to a {self.table} (a single bit)",
+                            f"remove {key}",
+                            getattr(self, key),
+                        )
+                    )
+        else:
+            issues.extend(self._register_issues())
+        if self.type in ("bool", "string"):
+            for key in ("scale", "offset", "deadband"):
+                if key in given:
+                    issues.append(
+                        Issue(
+                            (key,),
+                            f"{key} applies to numbers, not to type {self.type}",
+                            f"remove {key}",
+                            getattr(self, key),
+                        )
+                    )
+        elif self.scale == 0:
+            issues.append(
+                Issue(
+                    ("scale",),
+                    "scale 0 turns every reading into the offset",
+                    "value = raw * scale + offset: use 1 for no scaling, 0.1 for tenths",
+                    0,
+                )
+            )
+        last = self.address + self.register_count - 1
+        if self.address <= _LAST_ADDRESS < last and reference is None:
+            issues.append(
+                Issue(
+                    ("address",),
+                    f"{self.type} at {self.address} spans registers up to {last}, "
+                    f"beyond {_LAST_ADDRESS}",
+                    "check the address against the register map",
+                    self.address,
+                )
+            )
+        return issues
+
+    def _register_issues(self) -> list[Issue]:
+        issues: list[Issue] = []
+        given = self.model_fields_set
+        if self.type == "bool" and self.bit is None:
+            issues.append(
+                Issue(
+                    ("bit",),
+                    f"type bool on a {self.table} register needs bit",
+                    "add bit: 0..15 to pick one bit of the 16-bit register (0 = least "
+                    "significant), or use table: coil/discrete for single-bit data",
+                    None,
+                )
+            )
+        if self.bit is not None:
+            if self.type in ("int16", "uint16"):
+                issues.append(
+                    Issue(
+                        ("bit",),
+                        f"bit reads one bit of the register, which is a bool, not {self.type}",
+                        f"use type: bool with bit: {self.bit}",
+                        self.bit,
+                    )
+                )
+            elif self.type != "bool":
+                span = self.register_count
+                issues.append(
+                    Issue(
+                        ("bit",),
+                        f"bit needs a 16-bit register, but {self.type} spans {span} registers",
+                        "remove bit, or read one register as type: bool with bit: 0..15",
+                        self.bit,
+                    )
+                )
+            if not 0 <= self.bit <= 15:
+                issues.append(
+                    Issue(
+                        ("bit",),
+                        f"bit {self.bit} is outside 0..15",
+                        "bits of a 16-bit register are numbered 0 (least significant) to 15",
+                        self.bit,
+                    )
+                )
+        if self.type == "string":
+            if self.length is None:
+                issues.append(
+                    Issue(
+                        ("length",),
+                        "type string needs length",
+                        "add length: the number of registers (each register holds 2 characters)",
+                        None,
+                    )
+                )
+            elif not 1 <= self.length <= _MAX_STRING_REGISTERS:
+                issues.append(
+                    Issue(
+                        ("length",),
+                        f"length {self.length} is outside 1..{_MAX_STRING_REGISTERS} registers",
+                        "one Modbus read returns at most 125 registers "
+                        "(Modbus Application Protocol §6.3)",
+                        self.length,
+                    )
+                )
+            if self.order in ("CDAB", "DCBA"):
+                issues.append(
+                    Issue(
+                        ("order",),
+                        f"order {self.order} is not a string byte order",
+                        "use ABCD (characters as sent) or BADC (two characters swapped in each "
+                        "register)",
+                        self.order,
+                    )
+                )
+        else:
+            span = REGISTER_SPAN[self.type]
+            if self.length is not None and self.length != span:
+                issues.append(
+                    Issue(
+                        ("length",),
+                        f"{self.type} spans exactly {span} register{'s' if span > 1 else ''}, "
+                        f"not length: {self.length}",
+                        f"remove length; the type fixes the span ({self.type} = {span} x 16 bit), "
+                        "or use type: string for text",
+                        self.length,
+                    )
+                )
+            if span == 1 and "order" in given:
+                issues.append(
+                    Issue(
+                        ("order",),
+                        f"order has no effect on {self.type}, a single register",
+                        "remove order; it applies to 32- and 64-bit types "
+                        "(int32, uint32, float32, int64, uint64, float64)",
+                        self.order,
+                    )
+                )
+        return issues
+
+
+class ModbusProfile(_Model):
+    """A machine type spoken to over Modbus: its register map and decoding rules."""
+
+    profile: Name
+    vendor: str = Field(min_length=1)
+    model: str = Field(min_length=1)
+    protocol: Literal["modbus"]
+    source: str = Field(min_length=1)
+    defaults: ModbusDefaults = ModbusDefaults()
+    tags: tuple[ModbusTag, ...]
+
+    @field_validator("tags", mode="wrap")
+    @classmethod
+    def _unique_names(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        # Checked on the raw list so duplicates are reported even when other tags are broken.
+        duplicates = duplicate_issues(value, "name", "tag name")
+        if isinstance(value, list | tuple) and not value:
+            # Not Field(min_length=1): pydantic would also count broken tags as missing ones.
+            duplicates.append(
+                Issue((), "a profile needs at least one tag", "add tags: - name: ...")
+            )
+        try:
+            tags = handler(value)
+        except ValidationError as exc:
+            reraise_with("ModbusProfile", exc, duplicates)
+        raise_issues("ModbusProfile", duplicates)
+        return tags

@@ -1,0 +1,95 @@
+"""Device profile for `protocol: opcua`: the nodes of one machine type and how to sample them."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    FiniteFloat,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+    model_validator,
+)
+
+from edge_agent.config.issues import Issue, raise_issues, reraise_with
+from edge_agent.config.modbus_profile import duplicate_issues
+from edge_agent.config.names import Name
+
+__all__ = ["OpcUaDeadband", "OpcUaDefaults", "OpcUaProfile", "OpcUaTag"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class OpcUaDeadband(_Model):
+    """OPC-UA data-change filter (Part 4 §7.22.2): absolute units or percent of the EU range."""
+
+    kind: Literal["absolute", "percent"]
+    value: FiniteFloat = Field(ge=0)
+
+
+class OpcUaDefaults(_Model):
+    """Values a tag inherits when it does not set them."""
+
+    mode: Literal["subscribe", "poll"] = "subscribe"
+    sampling_ms: int = Field(1000, ge=0, le=86_400_000)
+
+
+class OpcUaTag(_Model):
+    """One variable: addressed by node id or by a browse path resolved at every connect."""
+
+    name: Name
+    node: str | None = Field(None, min_length=1)
+    browse_path: str | None = Field(None, min_length=1)
+    mode: Literal["subscribe", "poll"] | None = None
+    sampling_ms: int | None = Field(None, ge=0, le=86_400_000)
+    deadband: OpcUaDeadband | None = None
+    unit: str = Field("", max_length=32)
+
+    @model_validator(mode="after")
+    def _one_address(self) -> OpcUaTag:
+        if (self.node is None) == (self.browse_path is None):
+            raise_issues(
+                "OpcUaTag",
+                [
+                    Issue(
+                        ("node",),
+                        "give exactly one of node and browse_path",
+                        'node: "ns=2;s=Spindle.Speed" is fixed; browse_path: '
+                        '"/Objects/2:Machine/2:Speed" survives node id changes in a PLC download',
+                    )
+                ],
+            )
+        return self
+
+
+class OpcUaProfile(_Model):
+    """A machine type spoken to over OPC-UA: its variables and sampling rules."""
+
+    profile: Name
+    vendor: str = Field(min_length=1)
+    model: str = Field(min_length=1)
+    protocol: Literal["opcua"]
+    source: str = Field(min_length=1)
+    defaults: OpcUaDefaults = OpcUaDefaults()
+    tags: tuple[OpcUaTag, ...]
+
+    @field_validator("tags", mode="wrap")
+    @classmethod
+    def _unique_names(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        duplicates = duplicate_issues(value, "name", "tag name")
+        if isinstance(value, list | tuple) and not value:
+            duplicates.append(
+                Issue((), "a profile needs at least one tag", "add tags: - name: ...")
+            )
+        try:
+            tags = handler(value)
+        except ValidationError as exc:
+            reraise_with("OpcUaProfile", exc, duplicates)
+        raise_issues("OpcUaProfile", duplicates)
+        return tags
