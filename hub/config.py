@@ -1,0 +1,177 @@
+"""Hub configuration: one YAML file, every field overridable by `MILLSTREAM_…` variables.
+
+Environment overrides use `__` between nesting levels and are parsed as YAML scalars:
+`MILLSTREAM_STORAGE=postgresql://…`, `MILLSTREAM_MQTT__URL=mqtts://broker:8883`,
+`MILLSTREAM_FLUSH_MS=100`. Loading reports every problem at once with file, path and a hint.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from hub.errors import ConfigError, ConfigProblem
+
+__all__ = ["ENV_PREFIX", "HttpConfig", "HubConfig", "MqttConfig", "TlsConfig", "load_config"]
+
+ENV_PREFIX = "MILLSTREAM_"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class TlsConfig(_Frozen):
+    """Broker TLS: CA to trust, and a client certificate when the broker requires one."""
+
+    ca: Path | None = None
+    cert: Path | None = None
+    key: Path | None = None
+
+
+class MqttConfig(_Frozen):
+    """How the hub reaches the broker and which session it resumes."""
+
+    url: str = "mqtt://127.0.0.1:1883"
+    username: str | None = None
+    password_env: str | None = None
+    password_file: Path | None = None
+    tls: TlsConfig | None = None
+    # The broker keeps unacknowledged messages per session; a stable id lets a restarted hub
+    # resume its own session (and get its in-flight messages redelivered). None = hostname based.
+    client_id: str | None = None
+    share_group: str = Field(default="hub", pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    # MQTT v5 Receive Maximum: unacknowledged messages the broker may have in flight to us. It is
+    # the hub's bounded in-memory window when storage is slow (each message ≤ 1 MiB by contract).
+    receive_maximum: int = Field(default=1000, ge=1, le=65535)
+    session_expiry_s: int = Field(default=7 * 24 * 3600, ge=0)
+    keepalive_s: int = Field(default=30, ge=5, le=3600)
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in {"mqtt", "mqtts"} or not parts.hostname:
+            raise ValueError("expected mqtt://host:port or mqtts://host:port")
+        return value
+
+    @property
+    def host(self) -> str:
+        """Broker host name from the URL."""
+        return urlsplit(self.url).hostname or "127.0.0.1"
+
+    @property
+    def port(self) -> int:
+        """Broker port from the URL (1883, or 8883 for mqtts)."""
+        parts = urlsplit(self.url)
+        return parts.port or (8883 if parts.scheme == "mqtts" else 1883)
+
+    @property
+    def use_tls(self) -> bool:
+        """True when the URL scheme or a tls section asks for TLS."""
+        return urlsplit(self.url).scheme == "mqtts" or self.tls is not None
+
+    def password(self) -> str | None:
+        """Resolve the broker password from the environment variable or file named in config."""
+        if self.password_env:
+            return os.environ.get(self.password_env)
+        if self.password_file:
+            return self.password_file.read_text(encoding="utf-8").strip()
+        return None
+
+
+class HttpConfig(_Frozen):
+    """Where the health/metrics (and later REST) endpoint listens."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+
+
+class HubConfig(_Frozen):
+    """The hub's whole configuration."""
+
+    mqtt: MqttConfig = MqttConfig()
+    storage: str = "sqlite:///millstream.db"
+    http: HttpConfig = HttpConfig()
+    flush_ms: int = Field(default=50, ge=1, le=10_000)
+    retention_days: int = Field(default=90, ge=1)
+    dead_letter_retention_days: int = Field(default=30, ge=1)
+
+    @field_validator("storage")
+    @classmethod
+    def _check_storage(cls, value: str) -> str:
+        scheme = urlsplit(value).scheme
+        if scheme not in {"postgresql", "postgres", "sqlite"}:
+            raise ValueError("expected postgresql://user@host:port/db or sqlite:///path/to/file.db")
+        return value
+
+
+_HINTS = {
+    "extra_forbidden": "remove it or check the spelling; see docs/hub.md for the keys",
+    "missing": "add this key",
+}
+
+
+def _hint(path: str, kind: str) -> str:
+    if path == "storage":
+        return "storage: postgresql://millstream@127.0.0.1:5432/millstream or sqlite:///hub.db"
+    if path == "mqtt.url":
+        return "mqtt: {url: mqtt://127.0.0.1:1883}"
+    return _HINTS.get(kind, "")
+
+
+def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
+    tree: dict[str, Any] = {}
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX) or name == f"{ENV_PREFIX}CONFIG":
+            continue
+        keys = [k.lower() for k in name[len(ENV_PREFIX) :].split("__") if k]
+        if not keys:
+            continue
+        node = tree
+        for key in keys[:-1]:
+            node = node.setdefault(key, {})
+        node[keys[-1]] = yaml.safe_load(raw) if raw else raw
+    return tree
+
+
+def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def load_config(path: str | Path | None, environ: Mapping[str, str] | None = None) -> HubConfig:
+    """Load the YAML file (None = defaults only), apply env overrides, validate everything."""
+    env = os.environ if environ is None else environ
+    name = str(path) if path is not None else "<defaults>"
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError([ConfigProblem(name, "", f"cannot read: {exc.strerror}")]) from exc
+        except yaml.YAMLError as exc:
+            raise ConfigError([ConfigProblem(name, "", f"not valid YAML: {exc}")]) from exc
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError([ConfigProblem(name, "", "top level must be a mapping of keys")])
+        data = loaded or {}
+    data = _merge(data, _env_overrides(env))
+    try:
+        return HubConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err["loc"])
+            problems.append(ConfigProblem(name, where, err["msg"], _hint(where, err["type"])))
+        raise ConfigError(problems) from exc

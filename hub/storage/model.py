@@ -1,0 +1,174 @@
+"""What the ingest hands to storage in one transaction, and what storage reads back.
+
+Plain data, no I/O. Timestamps are integer epoch milliseconds UTC, as on the wire.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal, NamedTuple, Protocol
+
+__all__ = [
+    "DEAD_LETTER_PAYLOAD_LIMIT",
+    "QUALITY_CODES",
+    "AgentStatusUpdate",
+    "DeadLetter",
+    "MachineStatusUpdate",
+    "ReadingLike",
+    "RollupRow",
+    "SeriesKey",
+    "StoredReading",
+    "TelemetryBatch",
+    "WriteBatch",
+    "WriteResult",
+    "encode_value",
+]
+
+# Dead letters keep the raw payload up to the wire contract's payload limit (1 MiB), so an
+# oversized message is kept as far as it would have been valid, plus its real size.
+DEAD_LETTER_PAYLOAD_LIMIT = 1024 * 1024
+
+# OPC-UA status classes in order of trust; stored as smallint.
+QUALITY_CODES: dict[str, int] = {"good": 0, "uncertain": 1, "bad": 2}
+
+
+class ReadingLike(Protocol):
+    """A validated reading (`wire.Reading` fits): tag, ts (ms), v (float/int/bool/str), q."""
+
+    @property
+    def tag(self) -> str: ...
+    @property
+    def ts(self) -> int: ...
+    @property
+    def v(self) -> float | int | bool | str: ...
+    @property
+    def q(self) -> str: ...
+
+
+class SeriesKey(NamedTuple):
+    """Identity of a series: the reading's identity minus its timestamp."""
+
+    site: str
+    line: str
+    machine: str
+    tag: str
+
+
+@dataclass(frozen=True, slots=True)
+class TelemetryBatch:
+    """One validated telemetry message: a publisher's batch for one machine."""
+
+    site: str
+    line: str
+    machine: str
+    src: str
+    seq: int
+    readings: Sequence[ReadingLike]
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A message the hub refused, kept for an operator to inspect."""
+
+    topic: str
+    payload: bytes
+    reason: str
+    message: str
+    received_at: int
+    src: str | None = None
+
+    @property
+    def payload_size(self) -> int:
+        """Size of the payload as received (the stored copy may be truncated)."""
+        return len(self.payload)
+
+
+@dataclass(frozen=True, slots=True)
+class MachineStatusUpdate:
+    """A machine's online/offline/faulted state as published on its status topic."""
+
+    site: str
+    line: str
+    machine: str
+    state: str
+    ts: int | None
+    detail: str | None
+    payload: str
+    received_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class AgentStatusUpdate:
+    """An agent's health as published on `ms/v1/agents/{id}/status`."""
+
+    agent_id: str
+    state: str
+    ts: int | None
+    version: str | None
+    buffer_depth: int | None
+    drops: int | None
+    payload: str
+    received_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class WriteBatch:
+    """Everything committed in one transaction: telemetry, dead letters and status updates."""
+
+    telemetry: Sequence[TelemetryBatch] = ()
+    dead_letters: Sequence[DeadLetter] = ()
+    machines: Sequence[MachineStatusUpdate] = ()
+    agents: Sequence[AgentStatusUpdate] = ()
+    readings_count: int = field(default=0)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "readings_count", sum(len(t.readings) for t in self.telemetry))
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    """How many readings of a committed batch were new, and how many were already stored."""
+
+    inserted: int
+    duplicates: int
+
+
+class StoredReading(NamedTuple):
+    """One row of `readings`, as read back."""
+
+    ts: int
+    value: float | None
+    value_text: str | None
+    quality: int
+
+
+@dataclass(frozen=True, slots=True)
+class RollupRow:
+    """One minute or hour bucket of a series."""
+
+    bucket: int
+    min: float
+    max: float
+    sum: float
+    count: int
+    last_ts: int
+    last_value: float
+
+    @property
+    def avg(self) -> float:
+        """Mean of the bucket (sum/count, so buckets merge exactly)."""
+        return self.sum / self.count
+
+
+Resolution = Literal["minute", "hour"]
+
+
+def encode_value(v: float | int | bool | str) -> tuple[float | None, str | None]:
+    """Map a wire value to (value, value_text): numbers, bools as 0/1 + 'true'/'false', strings."""
+    # bool before int: bool is a subclass of int in Python.
+    if isinstance(v, bool):
+        return (1.0 if v else 0.0), ("true" if v else "false")
+    if isinstance(v, int | float):
+        return float(v), None
+    return None, v

@@ -1,0 +1,472 @@
+"""PostgreSQL backend: asyncpg pool, COPY into a staging table, dedup by primary key.
+
+One `write` = one transaction: COPY the readings into a per-connection temp table, then a single
+statement inserts them with `ON CONFLICT DO NOTHING` and folds exactly the rows it inserted
+(`RETURNING`) into the minute and hour rollups; dead letters, status updates and the
+transaction hooks (issue 8's outbox row per batch) run in the same transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import Awaitable, Callable, Sequence
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+import asyncpg
+
+from hub.errors import SchemaError, StorageRejected, StorageUnavailable
+from hub.storage.migrations import load_migrations
+from hub.storage.model import (
+    DEAD_LETTER_PAYLOAD_LIMIT,
+    QUALITY_CODES,
+    Resolution,
+    RollupRow,
+    SeriesKey,
+    StoredReading,
+    WriteBatch,
+    WriteResult,
+    encode_value,
+)
+
+__all__ = ["PostgresStorage", "TransactionHook"]
+
+_T = TypeVar("_T")
+
+DAY_MS = 86_400_000
+# Partitions created ahead of today, so the first batch after midnight never waits on DDL.
+PARTITIONS_AHEAD_DAYS = 2
+_MIGRATION_LOCK = 0x6D73_0001  # advisory lock ids: "ms" + purpose
+_PARTITION_LOCK = 0x6D73_0002
+
+# Called inside the ingest transaction after the readings are written (issue 8: outbox row per
+# telemetry batch). Raising aborts the whole transaction, so nothing is acknowledged.
+TransactionHook = Callable[[asyncpg.Connection, WriteBatch, WriteResult], Awaitable[None]]
+
+_STAGING = """
+CREATE TEMP TABLE ms_staging (
+    series_id integer, ts bigint, value double precision, value_text text, quality smallint
+) ON COMMIT DELETE ROWS
+"""
+
+_ROLLUP_UPSERT = """
+{name} AS (
+    INSERT INTO {table} AS r (series_id, bucket, min, max, sum, count, last_ts, last_value)
+    SELECT series_id, ts - ts % {width}, min(value), max(value), sum(value), count(*), max(ts),
+           (array_agg(value ORDER BY ts DESC))[1]
+    FROM num GROUP BY 1, 2 ORDER BY 1, 2
+    ON CONFLICT (series_id, bucket) DO UPDATE SET
+        min = least(r.min, excluded.min),
+        max = greatest(r.max, excluded.max),
+        sum = r.sum + excluded.sum,
+        count = r.count + excluded.count,
+        last_value = CASE WHEN excluded.last_ts > r.last_ts THEN excluded.last_value
+                          ELSE r.last_value END,
+        last_ts = greatest(r.last_ts, excluded.last_ts)
+    RETURNING 1
+)"""
+
+# ORDER BY gives every hub instance the same lock order on rows and rollup buckets, so two
+# instances writing the same series cannot deadlock.
+_INSERT = f"""
+WITH ins AS (
+    INSERT INTO readings (series_id, ts, value, value_text, quality)
+    SELECT series_id, ts, value, value_text, quality FROM ms_staging ORDER BY series_id, ts
+    ON CONFLICT DO NOTHING
+    RETURNING series_id, ts, value
+),
+num AS (SELECT series_id, ts, value FROM ins WHERE value IS NOT NULL),
+{_ROLLUP_UPSERT.format(name="m", table="rollup_minute", width=60_000)},
+{_ROLLUP_UPSERT.format(name="h", table="rollup_hour", width=3_600_000)}
+SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM m), (SELECT count(*) FROM h)
+"""  # noqa: S608 -- built from constants only
+
+_MACHINE_UPSERT = """
+INSERT INTO machines AS m (site, line, machine, state, status_ts, detail, payload, last_seen)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+ON CONFLICT (site, line, machine) DO UPDATE SET
+    state = excluded.state, status_ts = excluded.status_ts, detail = excluded.detail,
+    payload = excluded.payload, last_seen = greatest(m.last_seen, excluded.last_seen)
+WHERE m.status_ts IS NULL OR excluded.status_ts IS NULL OR excluded.status_ts >= m.status_ts
+"""
+
+_AGENT_UPSERT = """
+INSERT INTO agents AS a (agent_id, state, status_ts, version, buffer_depth, drops, payload,
+                         last_seen)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+ON CONFLICT (agent_id) DO UPDATE SET
+    state = excluded.state, status_ts = excluded.status_ts, version = excluded.version,
+    buffer_depth = excluded.buffer_depth, drops = excluded.drops, payload = excluded.payload,
+    last_seen = greatest(a.last_seen, excluded.last_seen)
+WHERE a.status_ts IS NULL OR excluded.status_ts IS NULL OR excluded.status_ts >= a.status_ts
+"""
+
+_READ_ROLLUP = """
+SELECT b.bucket, b.min, b.max, b.sum, b.count, b.last_ts, b.last_value
+FROM rollup_minute b JOIN series s ON s.id = b.series_id
+WHERE s.site = $1 AND s.line = $2 AND s.machine = $3 AND s.tag = $4
+  AND b.bucket >= $5 AND b.bucket < $6 ORDER BY b.bucket
+"""
+
+# Failures that say "the database is not there right now" rather than "this data is wrong".
+_TRANSIENT: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.exceptions.InsufficientResourcesError,
+    asyncpg.exceptions.TransactionRollbackError,  # deadlock / serialization: retry
+    asyncpg.PostgresError,
+)
+
+
+def _partition_name(day: int) -> str:
+    return "readings_" + dt.datetime.fromtimestamp(day * 86_400, dt.UTC).strftime("%Y%m%d")
+
+
+class PostgresStorage:
+    """`Storage` on PostgreSQL (see module docstring)."""
+
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        retention_days: int = 90,
+        dead_letter_retention_days: int = 30,
+        hooks: Sequence[TransactionHook] = (),
+        max_connections: int = 4,
+        command_timeout_s: float = 30.0,
+    ) -> None:
+        self._dsn = dsn
+        self._retention_days = retention_days
+        self._dl_retention_days = dead_letter_retention_days
+        self._hooks = list(hooks)
+        self._max_connections = max_connections
+        self._timeout = command_timeout_s
+        self._pool: asyncpg.Pool | None = None
+        self._series: dict[SeriesKey, int] = {}
+        self._partitions: set[int] = set()
+
+    async def __aenter__(self) -> Self:
+        # min_size=0: the hub starts (and reports not-ready) even while PostgreSQL is down.
+        self._pool = await asyncpg.create_pool(
+            self._dsn,
+            min_size=0,
+            max_size=self._max_connections,
+            command_timeout=self._timeout,
+            init=self._init_connection,
+        )
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._pool is not None:
+            try:
+                async with asyncio.timeout(10):
+                    await self._pool.close()
+            except TimeoutError:
+                self._pool.terminate()
+            self._pool = None
+
+    def add_hook(self, hook: TransactionHook) -> None:
+        """Run `hook` inside every ingest transaction (issue 8: the outbox insert)."""
+        self._hooks.append(hook)
+
+    @staticmethod
+    async def _init_connection(conn: asyncpg.Connection) -> None:
+        await conn.execute(_STAGING)
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        """The connection pool (for code that shares this database, e.g. the outbox relay)."""
+        if self._pool is None:
+            raise RuntimeError("PostgresStorage used outside `async with`")
+        return self._pool
+
+    async def _call(self, op: Callable[[asyncpg.Connection], Awaitable[_T]]) -> _T:
+        try:
+            async with asyncio.timeout(self._timeout), self.pool.acquire() as conn:
+                return await op(conn)
+        except (asyncpg.DataError, asyncpg.exceptions.ProgramLimitExceededError) as exc:
+            raise StorageRejected(f"PostgreSQL refused the data: {exc}") from exc
+        except _TRANSIENT as exc:
+            raise StorageUnavailable(f"PostgreSQL: {type(exc).__name__}: {exc}") from exc
+
+    async def migrate(self) -> list[str]:
+        """Apply pending numbered migrations under an advisory lock; return the names applied."""
+
+        async def run(conn: asyncpg.Connection) -> list[str]:
+            applied: list[str] = []
+            async with conn.transaction():
+                await conn.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
+                await conn.execute(
+                    "CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY,"
+                    " name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
+                )
+                done = {r[0] for r in await conn.fetch("SELECT version FROM schema_migrations")}
+                for mig in load_migrations("postgresql"):
+                    if mig.version in done:
+                        continue
+                    await conn.execute(mig.sql)
+                    await conn.execute(
+                        "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
+                        mig.version,
+                        mig.name,
+                    )
+                    applied.append(mig.name)
+            return applied
+
+        applied = await self._call(run)
+        self._series.clear()
+        self._partitions.clear()
+        return applied
+
+    async def check_schema(self) -> None:
+        """Raise `SchemaError` unless the database is exactly at the latest known migration."""
+
+        async def versions(conn: asyncpg.Connection) -> set[int] | None:
+            exists = await conn.fetchval("SELECT to_regclass('schema_migrations') IS NOT NULL")
+            if not exists:
+                return None
+            return {r[0] for r in await conn.fetch("SELECT version FROM schema_migrations")}
+
+        found = await self._call(versions)
+        known = {m.version for m in load_migrations("postgresql")}
+        if found is None or not known <= found:
+            missing = sorted(known - (found or set()))
+            raise SchemaError(
+                f"database schema is missing migrations {missing}; run `millstream-hub migrate`"
+            )
+        if found - known:
+            raise SchemaError(
+                f"database has migrations {sorted(found - known)} this hub does not know; "
+                "upgrade the hub"
+            )
+
+    async def ping(self) -> None:
+        """Raise `StorageUnavailable` unless PostgreSQL answers."""
+
+        async def run(conn: asyncpg.Connection) -> None:
+            await conn.fetchval("SELECT 1")
+
+        await self._call(run)
+
+    async def _series_ids(self, keys: set[SeriesKey]) -> None:
+        missing = [k for k in keys if k not in self._series]
+        if not missing:
+            return
+
+        # Committed on its own: a series row without readings is harmless, and ids in the cache
+        # must never come from a transaction that might roll back.
+        async def run(conn: asyncpg.Connection) -> list[Any]:
+            cols = list(zip(*missing, strict=True))
+            await conn.execute(
+                "INSERT INTO series (site, line, machine, tag)"
+                " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])"
+                " ORDER BY 1, 2, 3, 4 ON CONFLICT DO NOTHING",
+                *cols,
+            )
+            rows: list[Any] = await conn.fetch(
+                "SELECT s.id, s.site, s.line, s.machine, s.tag FROM series s"
+                " JOIN unnest($1::text[], $2::text[], $3::text[], $4::text[])"
+                " AS k(site, line, machine, tag) USING (site, line, machine, tag)",
+                *cols,
+            )
+            return rows
+
+        for row in await self._call(run):
+            self._series[SeriesKey(row[1], row[2], row[3], row[4])] = row[0]
+
+    async def _ensure_partitions(self, days: set[int]) -> None:
+        missing = sorted(days - self._partitions)
+        if not missing:
+            return
+
+        async def run(conn: asyncpg.Connection) -> None:
+            async with conn.transaction():
+                # Two hub instances may create the same day at once; serialize the DDL.
+                await conn.execute("SELECT pg_advisory_xact_lock($1)", _PARTITION_LOCK)
+                for day in missing:
+                    lo, hi = day * DAY_MS, (day + 1) * DAY_MS
+                    await conn.execute(
+                        f"CREATE TABLE IF NOT EXISTS {_partition_name(day)} PARTITION OF readings"
+                        f" FOR VALUES FROM ({lo}) TO ({hi})"
+                    )
+
+        await self._call(run)
+        self._partitions.update(missing)
+
+    async def write(self, batch: WriteBatch) -> WriteResult:
+        """Commit the batch in one transaction (see module docstring)."""
+        keys = {
+            SeriesKey(t.site, t.line, t.machine, r.tag) for t in batch.telemetry for r in t.readings
+        }
+        await self._series_ids(keys)
+        records: list[tuple[int, int, float | None, str | None, int]] = []
+        days: set[int] = set()
+        for t in batch.telemetry:
+            for r in t.readings:
+                value, text = encode_value(r.v)
+                records.append(
+                    (
+                        self._series[SeriesKey(t.site, t.line, t.machine, r.tag)],
+                        r.ts,
+                        value,
+                        text,
+                        QUALITY_CODES[r.q],
+                    )
+                )
+                days.add(r.ts // DAY_MS)
+        await self._ensure_partitions(days)
+
+        async def run(conn: asyncpg.Connection) -> WriteResult:
+            inserted = 0
+            async with conn.transaction():
+                if records:
+                    await conn.copy_records_to_table("ms_staging", records=records)
+                    inserted = await conn.fetchval(_INSERT)
+                if batch.dead_letters:
+                    await conn.executemany(
+                        "INSERT INTO dead_letters (received_at, topic, payload, payload_size,"
+                        " reason, message, src) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                        [
+                            (
+                                d.received_at,
+                                d.topic,
+                                d.payload[:DEAD_LETTER_PAYLOAD_LIMIT],
+                                d.payload_size,
+                                d.reason,
+                                d.message,
+                                d.src,
+                            )
+                            for d in batch.dead_letters
+                        ],
+                    )
+                if batch.machines:
+                    await conn.executemany(
+                        _MACHINE_UPSERT,
+                        [
+                            (
+                                m.site,
+                                m.line,
+                                m.machine,
+                                m.state,
+                                m.ts,
+                                m.detail,
+                                m.payload,
+                                m.received_at,
+                            )
+                            for m in batch.machines
+                        ],
+                    )
+                if batch.agents:
+                    await conn.executemany(
+                        _AGENT_UPSERT,
+                        [
+                            (
+                                a.agent_id,
+                                a.state,
+                                a.ts,
+                                a.version,
+                                a.buffer_depth,
+                                a.drops,
+                                a.payload,
+                                a.received_at,
+                            )
+                            for a in batch.agents
+                        ],
+                    )
+                result = WriteResult(inserted, len(records) - inserted)
+                for hook in self._hooks:
+                    await hook(conn, batch, result)
+            return result
+
+        return await self._call(run)
+
+    async def maintain(self, now_ms: int) -> None:
+        """Create partitions ahead, drop day partitions and dead letters past retention."""
+        today = now_ms // DAY_MS
+        await self._ensure_partitions(set(range(today, today + PARTITIONS_AHEAD_DAYS + 1)))
+        cutoff_day = today - self._retention_days
+        dl_cutoff = now_ms - self._dl_retention_days * DAY_MS
+
+        async def run(conn: asyncpg.Connection) -> None:
+            names = await conn.fetch(
+                "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+                " WHERE i.inhparent = 'readings'::regclass"
+            )
+            for (name,) in names:
+                day = dt.datetime.strptime(name[-8:], "%Y%m%d").replace(tzinfo=dt.UTC)
+                day_no = int(day.timestamp()) // 86_400
+                if day_no < cutoff_day:
+                    await conn.execute(f"DROP TABLE IF EXISTS {name}")
+                    self._partitions.discard(day_no)
+            await conn.execute("DELETE FROM dead_letters WHERE received_at < $1", dl_cutoff)
+
+        await self._call(run)
+
+    async def read_readings(
+        self, key: SeriesKey, start_ms: int, end_ms: int
+    ) -> list[StoredReading]:
+        """Readings of one series with start_ms <= ts < end_ms, in ts order."""
+
+        async def run(conn: asyncpg.Connection) -> list[StoredReading]:
+            rows = await conn.fetch(
+                "SELECT r.ts, r.value, r.value_text, r.quality FROM readings r"
+                " JOIN series s ON s.id = r.series_id"
+                " WHERE s.site = $1 AND s.line = $2 AND s.machine = $3 AND s.tag = $4"
+                " AND r.ts >= $5 AND r.ts < $6 ORDER BY r.ts",
+                *key,
+                start_ms,
+                end_ms,
+            )
+            return [StoredReading(*r) for r in rows]
+
+        return await self._call(run)
+
+    async def read_rollups(
+        self, key: SeriesKey, resolution: Resolution, start_ms: int, end_ms: int
+    ) -> list[RollupRow]:
+        """Rollup buckets of one series with start_ms <= bucket < end_ms, in order."""
+        sql = _READ_ROLLUP.replace("rollup_minute", f"rollup_{resolution}")
+
+        async def run(conn: asyncpg.Connection) -> list[RollupRow]:
+            rows = await conn.fetch(
+                sql,
+                *key,
+                start_ms,
+                end_ms,
+            )
+            return [RollupRow(*r) for r in rows]
+
+        return await self._call(run)
+
+    async def read_dead_letters(self, limit: int = 100) -> list[dict[str, Any]]:
+        """Most recent dead letters first."""
+
+        async def run(conn: asyncpg.Connection) -> list[dict[str, Any]]:
+            rows = await conn.fetch(
+                "SELECT id, received_at, topic, payload, payload_size, reason, message, src"
+                " FROM dead_letters ORDER BY id DESC LIMIT $1",
+                limit,
+            )
+            return [dict(r) for r in rows]
+
+        return await self._call(run)
+
+    async def read_status(self) -> dict[str, list[dict[str, Any]]]:
+        """Current rows of `machines` and `agents`."""
+
+        async def run(conn: asyncpg.Connection) -> dict[str, list[dict[str, Any]]]:
+            machines = await conn.fetch("SELECT * FROM machines ORDER BY site, line, machine")
+            agents = await conn.fetch("SELECT * FROM agents ORDER BY agent_id")
+            return {"machines": [dict(r) for r in machines], "agents": [dict(r) for r in agents]}
+
+        return await self._call(run)

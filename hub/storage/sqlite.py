@@ -1,0 +1,362 @@
+"""SQLite backend: the same tables minus partitioning, WAL, for the demo and small sites.
+
+sqlite3 blocks, so every call runs on one dedicated thread (which also owns the connection);
+the event loop only awaits it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+from hub.errors import SchemaError, StorageRejected, StorageUnavailable
+from hub.storage.migrations import load_migrations
+from hub.storage.model import (
+    DEAD_LETTER_PAYLOAD_LIMIT,
+    QUALITY_CODES,
+    Resolution,
+    RollupRow,
+    SeriesKey,
+    StoredReading,
+    WriteBatch,
+    WriteResult,
+    encode_value,
+)
+from hub.storage.rollup import BUCKET_MS, aggregate
+
+__all__ = ["SqliteStorage"]
+
+_T = TypeVar("_T")
+DAY_MS = 86_400_000
+
+_ROLLUP_UPSERT = """
+INSERT INTO rollup_minute AS r (series_id, bucket, min, max, sum, count, last_ts, last_value)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (series_id, bucket) DO UPDATE SET
+    min = min(r.min, excluded.min),
+    max = max(r.max, excluded.max),
+    sum = r.sum + excluded.sum,
+    count = r.count + excluded.count,
+    last_value = CASE WHEN excluded.last_ts > r.last_ts THEN excluded.last_value
+                      ELSE r.last_value END,
+    last_ts = max(r.last_ts, excluded.last_ts)
+"""
+
+_MACHINE_UPSERT = """
+INSERT INTO machines AS m (site, line, machine, state, status_ts, detail, payload, last_seen)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (site, line, machine) DO UPDATE SET
+    state = excluded.state, status_ts = excluded.status_ts, detail = excluded.detail,
+    payload = excluded.payload, last_seen = max(m.last_seen, excluded.last_seen)
+WHERE m.status_ts IS NULL OR excluded.status_ts IS NULL OR excluded.status_ts >= m.status_ts
+"""
+
+_AGENT_UPSERT = """
+INSERT INTO agents AS a (agent_id, state, status_ts, version, buffer_depth, drops, payload,
+                         last_seen)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (agent_id) DO UPDATE SET
+    state = excluded.state, status_ts = excluded.status_ts, version = excluded.version,
+    buffer_depth = excluded.buffer_depth, drops = excluded.drops, payload = excluded.payload,
+    last_seen = max(a.last_seen, excluded.last_seen)
+WHERE a.status_ts IS NULL OR excluded.status_ts IS NULL OR excluded.status_ts >= a.status_ts
+"""
+
+
+class SqliteStorage:
+    """`Storage` on an embedded SQLite file (see module docstring)."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        retention_days: int = 90,
+        dead_letter_retention_days: int = 30,
+    ) -> None:
+        self._path = str(path)
+        self._retention_days = retention_days
+        self._dl_retention_days = dead_letter_retention_days
+        self._executor: ThreadPoolExecutor | None = None
+        self._conn: sqlite3.Connection | None = None
+        self._series: dict[SeriesKey, int] = {}
+
+    async def __aenter__(self) -> Self:
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hub-sqlite")
+        await self._run(self._open)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._executor is None:
+            return
+        await self._run(self._close)
+        self._executor.shutdown(wait=True)
+        self._executor = None
+
+    def _open(self) -> None:
+        if self._path != ":memory:":
+            Path(self._path).parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        # NORMAL in WAL mode: a commit survives a process crash; power loss may lose the last
+        # transactions, which publishers replay because their receipts never arrived.
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA busy_timeout=5000")
+        self._conn = conn
+
+    def _close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    async def _run(self, fn: Callable[[], _T]) -> _T:
+        if self._executor is None:
+            raise RuntimeError("SqliteStorage used outside `async with`")
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._executor, fn)
+        except sqlite3.DataError as exc:
+            raise StorageRejected(f"SQLite refused the data: {exc}") from exc
+        except sqlite3.Error as exc:
+            raise StorageUnavailable(f"SQLite: {type(exc).__name__}: {exc}") from exc
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise StorageUnavailable("SQLite connection is closed")
+        return self._conn
+
+    def _applied(self) -> set[int] | None:
+        row = self._db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
+        ).fetchone()
+        if row is None:
+            return None
+        return {r[0] for r in self._db.execute("SELECT version FROM schema_migrations")}
+
+    async def migrate(self) -> list[str]:
+        """Apply pending numbered migrations; return the names applied."""
+
+        def run() -> list[str]:
+            db = self._db
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY,"
+                " name TEXT NOT NULL, applied_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP)"
+            )
+            done = self._applied() or set()
+            applied = []
+            for mig in load_migrations("sqlite"):
+                if mig.version in done:
+                    continue
+                # executescript commits first; wrap the script so it applies atomically.
+                db.executescript(
+                    f"BEGIN;\n{mig.sql}\nINSERT INTO schema_migrations (version, name)"
+                    f" VALUES ({mig.version}, '{mig.name}');\nCOMMIT;"
+                )
+                applied.append(mig.name)
+            return applied
+
+        return await self._run(run)
+
+    async def check_schema(self) -> None:
+        """Raise `SchemaError` unless the database is exactly at the latest known migration."""
+        found = await self._run(self._applied)
+        known = {m.version for m in load_migrations("sqlite")}
+        if found is None or not known <= found:
+            missing = sorted(known - (found or set()))
+            raise SchemaError(
+                f"database schema is missing migrations {missing}; run `millstream-hub migrate`"
+            )
+        if found - known:
+            raise SchemaError(
+                f"database has migrations {sorted(found - known)} this hub does not know; "
+                "upgrade the hub"
+            )
+
+    async def ping(self) -> None:
+        """Raise `StorageUnavailable` unless the database answers."""
+        await self._run(lambda: self._db.execute("SELECT 1").fetchone())
+
+    def _series_ids(self, keys: set[SeriesKey]) -> None:
+        missing = sorted(k for k in keys if k not in self._series)
+        if not missing:
+            return
+        db = self._db
+        db.executemany(
+            "INSERT INTO series (site, line, machine, tag) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT DO NOTHING",
+            missing,
+        )
+        for key in missing:
+            row = db.execute(
+                "SELECT id FROM series WHERE site = ? AND line = ? AND machine = ? AND tag = ?",
+                key,
+            ).fetchone()
+            self._series[key] = row[0]
+
+    def _write(self, batch: WriteBatch) -> WriteResult:
+        db = self._db
+        keys = {
+            SeriesKey(t.site, t.line, t.machine, r.tag) for t in batch.telemetry for r in t.readings
+        }
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            self._series_ids(keys)
+            records = []
+            for t in batch.telemetry:
+                for r in t.readings:
+                    value, text = encode_value(r.v)
+                    sid = self._series[SeriesKey(t.site, t.line, t.machine, r.tag)]
+                    records.append((sid, r.ts, value, text, QUALITY_CODES[r.q]))
+            inserted_rows: list[tuple[int, int, float | None]] = []
+            for rec in records:
+                # RETURNING yields a row only when the reading was actually inserted.
+                row = db.execute(
+                    "INSERT INTO readings (series_id, ts, value, value_text, quality)"
+                    " VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING series_id, ts, value",
+                    rec,
+                ).fetchone()
+                if row is not None:
+                    inserted_rows.append(row)
+            for resolution, width in BUCKET_MS.items():
+                db.executemany(
+                    _ROLLUP_UPSERT.replace("rollup_minute", f"rollup_{resolution}"),
+                    aggregate(inserted_rows, width),
+                )
+            db.executemany(
+                "INSERT INTO dead_letters (received_at, topic, payload, payload_size, reason,"
+                " message, src) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        d.received_at,
+                        d.topic,
+                        d.payload[:DEAD_LETTER_PAYLOAD_LIMIT],
+                        d.payload_size,
+                        d.reason,
+                        d.message,
+                        d.src,
+                    )
+                    for d in batch.dead_letters
+                ],
+            )
+            db.executemany(
+                _MACHINE_UPSERT,
+                [
+                    (m.site, m.line, m.machine, m.state, m.ts, m.detail, m.payload, m.received_at)
+                    for m in batch.machines
+                ],
+            )
+            db.executemany(
+                _AGENT_UPSERT,
+                [
+                    (
+                        a.agent_id,
+                        a.state,
+                        a.ts,
+                        a.version,
+                        a.buffer_depth,
+                        a.drops,
+                        a.payload,
+                        a.received_at,
+                    )
+                    for a in batch.agents
+                ],
+            )
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            # Ids created in the rolled-back transaction do not exist; forget them.
+            self._series = {k: v for k, v in self._series.items() if k not in keys}
+            raise
+        return WriteResult(len(inserted_rows), len(records) - len(inserted_rows))
+
+    async def write(self, batch: WriteBatch) -> WriteResult:
+        """Commit telemetry, dead letters and status updates in one transaction."""
+        return await self._run(lambda: self._write(batch))
+
+    async def maintain(self, now_ms: int) -> None:
+        """Apply retention to readings and dead letters (SQLite has no partitions to create)."""
+        cutoff = (now_ms // DAY_MS - self._retention_days) * DAY_MS
+        dl_cutoff = now_ms - self._dl_retention_days * DAY_MS
+
+        def run() -> None:
+            self._db.execute("DELETE FROM readings WHERE ts < ?", (cutoff,))
+            self._db.execute("DELETE FROM dead_letters WHERE received_at < ?", (dl_cutoff,))
+
+        await self._run(run)
+
+    async def read_readings(
+        self, key: SeriesKey, start_ms: int, end_ms: int
+    ) -> list[StoredReading]:
+        """Readings of one series with start_ms <= ts < end_ms, in ts order."""
+
+        def run() -> list[StoredReading]:
+            rows = self._db.execute(
+                "SELECT r.ts, r.value, r.value_text, r.quality FROM readings r"
+                " JOIN series s ON s.id = r.series_id"
+                " WHERE s.site = ? AND s.line = ? AND s.machine = ? AND s.tag = ?"
+                " AND r.ts >= ? AND r.ts < ? ORDER BY r.ts",
+                (*key, start_ms, end_ms),
+            ).fetchall()
+            return [StoredReading(*r) for r in rows]
+
+        return await self._run(run)
+
+    async def read_rollups(
+        self, key: SeriesKey, resolution: Resolution, start_ms: int, end_ms: int
+    ) -> list[RollupRow]:
+        """Rollup buckets of one series with start_ms <= bucket < end_ms, in order."""
+        sql = _READ_ROLLUP.replace("rollup_minute", f"rollup_{resolution}")
+
+        def run() -> list[RollupRow]:
+            rows = self._db.execute(sql, (*key, start_ms, end_ms)).fetchall()
+            return [RollupRow(*r) for r in rows]
+
+        return await self._run(run)
+
+    async def read_dead_letters(self, limit: int = 100) -> list[dict[str, Any]]:
+        """Most recent dead letters first."""
+
+        def run() -> list[dict[str, Any]]:
+            cur = self._db.execute(
+                "SELECT id, received_at, topic, payload, payload_size, reason, message, src"
+                " FROM dead_letters ORDER BY id DESC LIMIT ?",
+                (limit,),
+            )
+            names = [c[0] for c in cur.description]
+            return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+
+        return await self._run(run)
+
+    async def read_status(self) -> dict[str, list[dict[str, Any]]]:
+        """Current rows of `machines` and `agents`."""
+
+        def rows(sql: str) -> list[dict[str, Any]]:
+            cur = self._db.execute(sql)
+            names = [c[0] for c in cur.description]
+            return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+
+        def run() -> dict[str, list[dict[str, Any]]]:
+            return {
+                "machines": rows("SELECT * FROM machines ORDER BY site, line, machine"),
+                "agents": rows("SELECT * FROM agents ORDER BY agent_id"),
+            }
+
+        return await self._run(run)
+
+
+_READ_ROLLUP = """
+SELECT b.bucket, b.min, b.max, b.sum, b.count, b.last_ts, b.last_value
+FROM rollup_minute b JOIN series s ON s.id = b.series_id
+WHERE s.site = ? AND s.line = ? AND s.machine = ? AND s.tag = ?
+  AND b.bucket >= ? AND b.bucket < ? ORDER BY b.bucket
+"""

@@ -1,0 +1,228 @@
+"""The storage suite: both backends must pass it unchanged (real PostgreSQL, real SQLite)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from hub.errors import SchemaError
+from hub.storage import (
+    AgentStatusUpdate,
+    DeadLetter,
+    MachineStatusUpdate,
+    SeriesKey,
+    Storage,
+    TelemetryBatch,
+    WriteBatch,
+    open_storage,
+)
+from hub.storage.model import DEAD_LETTER_PAYLOAD_LIMIT
+from hub.storage.rollup import BUCKET_MS, aggregate
+
+# Async fixtures live on the session loop (pyproject); run the tests there too.
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+NOW = 1_763_900_000_000  # fixed clock: storage never reads the time itself
+DAY = 86_400_000
+
+
+@dataclass(frozen=True)
+class R:
+    """A reading as the ingest hands it over (same attributes as wire.Reading)."""
+
+    tag: str
+    ts: int
+    v: float | int | bool | str
+    q: str = "good"
+
+
+def tb(readings: list[R], seq: int = 1, machine: str = "m1") -> TelemetryBatch:
+    return TelemetryBatch("s1", "l1", machine, "src1", seq, readings)
+
+
+def backend_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty database of the given backend for this test."""
+    if backend == "postgresql":
+        return str(request.getfixturevalue("pg_dsn"))
+    return f"sqlite:///{tmp_path / 'hub.db'}"
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+def storage_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    return backend_url(request.param, request, tmp_path)
+
+
+@pytest.fixture
+async def storage(storage_url: str) -> AsyncIterator[Storage]:
+    async with open_storage(storage_url, retention_days=7, dead_letter_retention_days=3) as st_:
+        await st_.migrate()
+        yield st_
+
+
+async def test_schema_check_and_idempotent_migrate(storage: Storage) -> None:
+    await storage.check_schema()
+    assert await storage.migrate() == []
+    await storage.ping()
+
+
+async def test_schema_check_fails_before_migrate(storage_url: str) -> None:
+    async with open_storage(storage_url) as st_:
+        with pytest.raises(SchemaError, match="millstream-hub migrate"):
+            await st_.check_schema()
+
+
+async def test_same_batch_three_times_stored_once(storage: Storage) -> None:
+    batch = tb([R("temp", NOW + i, 20.0 + i) for i in range(100)])
+    results = [await storage.write(WriteBatch(telemetry=[batch])) for _ in range(3)]
+    assert [(r.inserted, r.duplicates) for r in results] == [(100, 0), (0, 100), (0, 100)]
+    rows = await storage.read_readings(SeriesKey("s1", "l1", "m1", "temp"), 0, 2**62)
+    assert [r.ts for r in rows] == [NOW + i for i in range(100)]
+    (bucket,) = await storage.read_rollups(SeriesKey("s1", "l1", "m1", "temp"), "hour", 0, 2**62)
+    assert bucket.count == 100
+
+
+async def test_duplicates_inside_one_transaction_and_overlap(storage: Storage) -> None:
+    a = tb([R("t", NOW + i, float(i)) for i in range(60)], seq=1)
+    b = tb([R("t", NOW + i, float(i)) for i in range(40, 100)], seq=2)
+    first = await storage.write(WriteBatch(telemetry=[a, a, b]))
+    assert (first.inserted, first.duplicates) == (100, 80)
+    again = await storage.write(WriteBatch(telemetry=[b]))
+    assert again.inserted == 0
+    rows = await storage.read_readings(SeriesKey("s1", "l1", "m1", "t"), 0, 2**62)
+    assert len(rows) == 100
+
+
+async def test_value_kinds_and_quality(storage: Storage) -> None:
+    readings = [
+        R("n", NOW, 1.5),
+        R("i", NOW, 7, "uncertain"),
+        R("b", NOW, True),
+        R("b", NOW + 1, False, "bad"),
+        R("s", NOW, "RUNNING"),
+    ]
+    await storage.write(WriteBatch(telemetry=[tb(readings)]))
+
+    async def read(tag: str) -> list[tuple[object, ...]]:
+        rows = await storage.read_readings(SeriesKey("s1", "l1", "m1", tag), 0, 2**62)
+        return [tuple(r) for r in rows]
+
+    assert await read("n") == [(NOW, 1.5, None, 0)]
+    assert await read("i") == [(NOW, 7.0, None, 1)]
+    assert await read("b") == [(NOW, 1.0, "true", 0), (NOW + 1, 0.0, "false", 2)]
+    assert await read("s") == [(NOW, None, "RUNNING", 0)]
+    # Text has no numeric rollup; bools roll up as 0/1 (avg = share of time true).
+    assert await storage.read_rollups(SeriesKey("s1", "l1", "m1", "s"), "minute", 0, 2**62) == []
+    (b,) = await storage.read_rollups(SeriesKey("s1", "l1", "m1", "b"), "minute", 0, 2**62)
+    assert (b.min, b.max, b.count, b.last_value) == (0.0, 1.0, 2, 0.0)
+
+
+async def test_readings_across_days(storage: Storage) -> None:
+    readings = [R("t", NOW - d * DAY, float(d)) for d in range(5)]
+    assert (await storage.write(WriteBatch(telemetry=[tb(readings)]))).inserted == 5
+    rows = await storage.read_readings(SeriesKey("s1", "l1", "m1", "t"), 0, 2**62)
+    assert len(rows) == 5
+
+
+async def test_dead_letters_and_status(storage: Storage) -> None:
+    big = b"x" * (DEAD_LETTER_PAYLOAD_LIMIT + 10)
+    await storage.write(
+        WriteBatch(
+            dead_letters=[
+                DeadLetter("ms/v1/a/b/c/telemetry", b"{", "bad_json", "truncated", NOW, "src9"),
+                DeadLetter("ms/v1/a/b/c/telemetry", big, "too_large", "2 MiB", NOW + 1),
+            ],
+            machines=[
+                MachineStatusUpdate("s1", "l1", "m1", "online", NOW, None, "{}", NOW),
+            ],
+            agents=[AgentStatusUpdate("ag1", "online", NOW, "0.1.0", 5, 0, "{}", NOW)],
+        )
+    )
+    # An older status arriving late must not overwrite the newer one.
+    await storage.write(
+        WriteBatch(
+            machines=[
+                MachineStatusUpdate("s1", "l1", "m1", "offline", NOW - 5, None, "{}", NOW + 2),
+                MachineStatusUpdate("s1", "l1", "m2", "faulted", NOW, "E42", "{}", NOW + 2),
+            ],
+            agents=[AgentStatusUpdate("ag1", "offline", NOW + 9, None, None, None, "{}", NOW)],
+        )
+    )
+    dls = await storage.read_dead_letters()
+    assert [d["reason"] for d in dls] == ["too_large", "bad_json"]
+    assert dls[0]["payload_size"] == len(big)
+    assert len(dls[0]["payload"]) == DEAD_LETTER_PAYLOAD_LIMIT
+    assert bytes(dls[1]["payload"]) == b"{"
+    assert dls[1]["src"] == "src9"
+    status = await storage.read_status()
+    assert [(m["machine"], m["state"]) for m in status["machines"]] == [
+        ("m1", "online"),
+        ("m2", "faulted"),
+    ]
+    assert [(a["agent_id"], a["state"]) for a in status["agents"]] == [("ag1", "offline")]
+
+
+async def test_retention(storage: Storage) -> None:
+    old, fresh = R("t", NOW - 10 * DAY, 1.0), R("t", NOW, 2.0)
+    await storage.write(
+        WriteBatch(
+            telemetry=[tb([old, fresh])],
+            dead_letters=[
+                DeadLetter("t", b"", "bad_json", "", NOW - 5 * DAY),
+                DeadLetter("t", b"", "bad_json", "", NOW),
+            ],
+        )
+    )
+    await storage.maintain(NOW)
+    rows = await storage.read_readings(SeriesKey("s1", "l1", "m1", "t"), 0, 2**62)
+    assert [r.ts for r in rows] == [NOW]
+    assert [d["received_at"] for d in await storage.read_dead_letters()] == [NOW]
+    await storage.maintain(NOW)  # idempotent
+    # Writing after maintenance still works (partitions ahead exist / are created on demand).
+    assert (await storage.write(WriteBatch(telemetry=[tb([R("t", NOW + DAY, 3.0)])]))).inserted
+
+
+batches_strategy = st.lists(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["a", "b"]),
+            st.integers(0, 3 * 3_600_000),  # three hours: several minute and hour buckets
+            st.floats(-1e6, 1e6, allow_nan=False),
+        ),
+        min_size=1,
+        max_size=40,
+    ),
+    min_size=1,
+    max_size=6,
+)
+
+
+@settings(
+    max_examples=15,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(batches=batches_strategy)
+async def test_rollups_equal_aggregates_of_raw_rows(storage: Storage, batches) -> None:
+    # Each example writes to its own machine, so examples sharing the database don't interact.
+    machine = f"m{abs(hash(str(batches))) % 10**12}"
+    for i, batch in enumerate(batches):
+        # Late, out-of-order and replayed readings: write each batch, then replay the first one.
+        readings = [R(tag, NOW + ts, v) for tag, ts, v in batch]
+        await storage.write(WriteBatch(telemetry=[tb(readings, seq=i, machine=machine)]))
+        await storage.write(WriteBatch(telemetry=[tb(readings[:1], seq=i, machine=machine)]))
+    for tag in ("a", "b"):
+        key = SeriesKey("s1", "l1", machine, tag)
+        raw = await storage.read_readings(key, 0, 2**62)
+        for resolution, width in BUCKET_MS.items():
+            expected = aggregate([(0, r.ts, r.value) for r in raw], width)
+            got = await storage.read_rollups(key, resolution, 0, 2**62)
+            assert [(g.bucket, g.min, g.max, g.count, g.last_ts, g.last_value) for g in got] == [
+                (e[1], e[2], e[3], e[5], e[6], e[7]) for e in expected
+            ]
+            for g, e in zip(got, expected, strict=True):
+                assert g.sum == pytest.approx(e[4], rel=1e-9, abs=1e-6)
