@@ -1,0 +1,336 @@
+"""Synchronous buffer operations on one SQLite connection; only the writer thread calls these."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from edge_agent.buffer.downsample import downsample
+from edge_agent.buffer.readings import Reading, decode_readings, encode_readings
+from edge_agent.buffer.schema import open_database
+from edge_agent.buffer.seqs import SeqAllocator
+
+__all__ = ["Batch", "BufferDB", "ChunkRef", "Encoder", "Totals"]
+
+# Builds the MQTT payload for a batch; runs in the writer thread so the event loop stays free.
+Encoder = Callable[[str, int, list[Reading]], bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkRef:
+    """A committed chunk the live lane may claim."""
+
+    id: int
+    device: str
+    n: int
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """A claimed batch: `seq` is fixed for life, republishing sends the same readings."""
+
+    seq: int
+    device: str
+    n: int
+    payload: bytes
+    oldest_ts: int
+
+
+@dataclass
+class Totals:
+    """What the buffer holds, kept in memory so status never scans the table."""
+
+    chunks: int = 0
+    readings: int = 0
+    nbytes: int = 0
+    pending: Counter[str] = field(default_factory=Counter)  # readings per device
+    dropped: Counter[str] = field(default_factory=Counter)
+    downsampled: Counter[str] = field(default_factory=Counter)
+
+
+def _default_encoder(device: str, seq: int, readings: list[Reading]) -> bytes:
+    return encode_readings(readings)
+
+
+class BufferDB:
+    """The buffer's SQLite I/O: append, claim, republish, acknowledge, bound."""
+
+    ROW_OVERHEAD = 64  # bytes per chunk row beyond its body (row header, index entries)
+
+    def __init__(self, path: Path, *, now_ms: int, encoder: Encoder | None = None) -> None:
+        self.conn, self.moved_aside = open_database(path, now_ms=now_ms)
+        self.path = path
+        self.encode = encoder or _default_encoder
+        ceiling = self.conn.execute("SELECT value FROM meta WHERE key='seq_ceiling'").fetchone()
+        self.seqs = SeqAllocator(int(ceiling[0]))
+        self.totals = Totals()
+        for device, n, count, nbytes in self.conn.execute(
+            "SELECT device, sum(n), count(*), sum(nbytes) FROM chunk GROUP BY device"
+        ):
+            self.totals.pending[device] = n
+            self.totals.readings += n
+            self.totals.chunks += count
+            self.totals.nbytes += nbytes + count * self.ROW_OVERHEAD
+        for device, dropped, ds in self.conn.execute("SELECT * FROM drops"):
+            self.totals.dropped[device] = dropped
+            self.totals.downsampled[device] = ds
+        # Batches claimed before a restart have an unknown fate: publish them again at once.
+        self.conn.execute("UPDATE chunk SET sent_ms = 0 WHERE seq IS NOT NULL")
+        self.in_txn = False
+
+    # -- transactions ------------------------------------------------------------------------
+    def begin(self) -> None:
+        """Open the group's transaction if none is open."""
+        if not self.in_txn:
+            self.conn.execute("BEGIN")
+            self.in_txn = True
+
+    def commit(self) -> None:
+        """Commit the group (fsync under synchronous=FULL)."""
+        if self.in_txn:
+            self.conn.execute("COMMIT")
+            self.in_txn = False
+
+    def close(self) -> None:
+        """Commit and close."""
+        self.commit()
+        self.conn.close()
+
+    # -- writes ------------------------------------------------------------------------------
+    def append(self, device: str, readings: list[Reading], ds: int = 0) -> ChunkRef:
+        """Store one chunk (uncommitted until the group commits)."""
+        self.begin()
+        body = encode_readings(readings)
+        first_ts = min(r.ts for r in readings)
+        cur = self.conn.execute(
+            "INSERT INTO chunk (device, n, nbytes, first_ts, ds, body) VALUES (?,?,?,?,?,?)",
+            (device, len(readings), len(body), first_ts, ds, body),
+        )
+        assert cur.lastrowid is not None
+        self._count(device, len(readings), len(body), +1)
+        return ChunkRef(cur.lastrowid, device, len(readings))
+
+    def _count(self, device: str, n: int, nbytes: int, sign: int) -> None:
+        t = self.totals
+        t.chunks += sign
+        t.readings += sign * n
+        t.nbytes += sign * (nbytes + self.ROW_OVERHEAD)
+        t.pending[device] += sign * n
+        if t.pending[device] <= 0:
+            del t.pending[device]
+
+    def _take_seq(self) -> int:
+        seq, ceiling = self.seqs.take()
+        if ceiling is not None:
+            # The ceiling must be durable before any seq below it leaves the process.
+            self.begin()
+            self.conn.execute("UPDATE meta SET value=? WHERE key='seq_ceiling'", (ceiling,))
+            self.commit()
+        return seq
+
+    def _claim(self, ids: list[int], device: str, now_ms: int) -> Batch | None:
+        rows = self.conn.execute(
+            f"SELECT id, body FROM chunk WHERE id IN ({','.join('?' * len(ids))}) "  # noqa: S608 -- placeholders only
+            "AND seq IS NULL ORDER BY id",
+            ids,
+        ).fetchall()
+        if not rows:
+            return None
+        seq = self._take_seq()
+        self.begin()
+        self.conn.executemany(
+            "UPDATE chunk SET seq=?, sent_ms=? WHERE id=?", [(seq, now_ms, r[0]) for r in rows]
+        )
+        readings = [x for r in rows for x in decode_readings(r[1])]
+        payload = self.encode(device, seq, readings)
+        return Batch(seq, device, len(readings), payload, min(r.ts for r in readings))
+
+    def claim_ids(self, refs: list[ChunkRef], max_batch: int, now_ms: int) -> list[Batch]:
+        """Claim committed chunks for the live lane, merging per device up to `max_batch`."""
+        out: list[Batch] = []
+        groups: dict[str, list[list[ChunkRef]]] = {}
+        for ref in refs:
+            per = groups.setdefault(ref.device, [[]])
+            if per[-1] and sum(r.n for r in per[-1]) + ref.n > max_batch:
+                per.append([])
+            per[-1].append(ref)
+        for device, parts in groups.items():
+            for part in parts:
+                batch = self._claim([r.id for r in part], device, now_ms)
+                if batch is not None:
+                    out.append(batch)
+        return out
+
+    def claim_backlog(
+        self, max_batch: int, now_ms: int, below_id: int | None = None, limit: int = 1
+    ) -> list[Batch]:
+        """Claim the oldest unclaimed chunks (backlog lane), up to `limit` batches."""
+        out: list[Batch] = []
+        bound = below_id if below_id is not None else 1 << 62
+        while len(out) < limit:
+            first = self.conn.execute(
+                "SELECT id, device FROM chunk WHERE seq IS NULL AND id < ? ORDER BY id LIMIT 1",
+                (bound,),
+            ).fetchone()
+            if first is None:
+                break
+            ids: list[int] = []
+            total = 0
+            for cid, n in self.conn.execute(
+                "SELECT id, n FROM chunk WHERE seq IS NULL AND device=? AND id >= ? AND id < ? "
+                "ORDER BY id LIMIT 1000",
+                (first[1], first[0], bound),
+            ):
+                if ids and total + n > max_batch:
+                    break
+                ids.append(cid)
+                total += n
+            batch = self._claim(ids, first[1], now_ms)
+            if batch is not None:
+                out.append(batch)
+        return out
+
+    def due(self, now_ms: int, timeout_ms: int, limit: int) -> list[Batch]:
+        """Batches without a receipt for `timeout_ms`: same seq, same readings, sent again."""
+        seqs = [
+            r[0]
+            for r in self.conn.execute(
+                "SELECT DISTINCT seq FROM chunk WHERE seq IS NOT NULL AND sent_ms <= ? "
+                "ORDER BY seq LIMIT ?",
+                (now_ms - timeout_ms, limit),
+            )
+        ]
+        out = []
+        for seq in seqs:
+            rows = self.conn.execute(
+                "SELECT device, body FROM chunk WHERE seq=? ORDER BY id", (seq,)
+            ).fetchall()
+            readings = [x for r in rows for x in decode_readings(r[1])]
+            self.begin()
+            self.conn.execute("UPDATE chunk SET sent_ms=? WHERE seq=?", (now_ms, seq))
+            device = rows[0][0]
+            payload = self.encode(device, seq, readings)
+            out.append(Batch(seq, device, len(readings), payload, min(r.ts for r in readings)))
+        return out
+
+    def unclaim(self, seqs: list[int]) -> None:
+        """Mark batches as due now (e.g. their publish failed on a dropped connection)."""
+        self.begin()
+        self.conn.executemany("UPDATE chunk SET sent_ms=0 WHERE seq=?", [(s,) for s in seqs])
+
+    def ack(self, ranges: list[tuple[int, int]]) -> int:
+        """Delete every chunk whose seq is in `ranges`; return readings deleted."""
+        self.begin()
+        deleted = 0
+        for first, last in ranges:
+            for device, n, nbytes in self.conn.execute(
+                "DELETE FROM chunk WHERE seq BETWEEN ? AND ? RETURNING device, n, nbytes",
+                (first, last),
+            ).fetchall():
+                self._count(device, n, nbytes, -1)
+                deleted += n
+        return deleted
+
+    # -- bounds ------------------------------------------------------------------------------
+    def enforce(self, max_bytes: int, min_ts: int | None, mode: str) -> None:
+        """Drop (or downsample) the oldest chunks until the buffer is within its bounds."""
+        if min_ts is not None and self.totals.chunks:
+            self.begin()
+            self._drop("DELETE FROM chunk WHERE first_ts < ? RETURNING device, n, nbytes", min_ts)
+        while self.totals.nbytes > max_bytes and self.totals.chunks:
+            self.begin()
+            if mode == "downsample_oldest" and self._downsample_oldest():
+                continue
+            self._drop(
+                "DELETE FROM chunk WHERE id IN (SELECT id FROM chunk ORDER BY id LIMIT ?) "
+                "RETURNING device, n, nbytes",
+                16,
+            )
+
+    def _drop(self, sql: str, arg: int) -> None:
+        counts: Counter[str] = Counter()
+        for device, n, nbytes in self.conn.execute(sql, (arg,)).fetchall():
+            self._count(device, n, nbytes, -1)
+            counts[device] += n
+        for device, n in counts.items():
+            self.totals.dropped[device] += n
+            self.conn.execute(
+                "INSERT INTO drops (device, dropped) VALUES (?, ?) "
+                "ON CONFLICT(device) DO UPDATE SET dropped = dropped + excluded.dropped",
+                (device, n),
+            )
+
+    def _downsample_oldest(self) -> bool:
+        """Summarise the oldest raw unclaimed run of one device; False if none is left."""
+        first = self.conn.execute(
+            "SELECT id, device FROM chunk WHERE ds=0 AND seq IS NULL ORDER BY id LIMIT 1"
+        ).fetchone()
+        if first is None:
+            return False
+        rows = self.conn.execute(
+            "SELECT id, n, nbytes, body FROM chunk WHERE ds=0 AND seq IS NULL AND device=? "
+            "ORDER BY id LIMIT 64",
+            (first[1],),
+        ).fetchall()
+        readings = [x for r in rows for x in decode_readings(r[3])]
+        summary = downsample(readings)
+        ids = [r[0] for r in rows]
+        self.conn.execute(
+            f"DELETE FROM chunk WHERE id IN ({','.join('?' * len(ids))})",  # noqa: S608 -- placeholders only
+            ids,
+        )
+        for r in rows:
+            self._count(first[1], r[1], r[2], -1)
+        body = encode_readings(summary)
+        # Reuse the oldest id so the summary keeps its place at the head of the queue.
+        self.conn.execute(
+            "INSERT INTO chunk (id, device, n, nbytes, first_ts, ds, body) VALUES (?,?,?,?,?,1,?)",
+            (ids[0], first[1], len(summary), len(body), min(r.ts for r in summary), body),
+        )
+        self._count(first[1], len(summary), len(body), +1)
+        lost = len(readings) - len(summary)
+        self.totals.downsampled[first[1]] += lost
+        self.conn.execute(
+            "INSERT INTO drops (device, downsampled) VALUES (?, ?) "
+            "ON CONFLICT(device) DO UPDATE SET downsampled = downsampled + excluded.downsampled",
+            (first[1], lost),
+        )
+        return True
+
+    # -- reads -------------------------------------------------------------------------------
+    def oldest_ts(self) -> int | None:
+        """Timestamp of the oldest buffered reading (approximately: of the oldest chunk)."""
+        row = self.conn.execute("SELECT first_ts FROM chunk ORDER BY id LIMIT 1").fetchone()
+        return None if row is None else int(row[0])
+
+    def unclaimed(self) -> int:
+        """Readings not yet in any batch (the backlog)."""
+        row = self.conn.execute("SELECT coalesce(sum(n),0) FROM chunk WHERE seq IS NULL").fetchone()
+        return int(row[0])
+
+    def export(self, since_ts: int, sink: Callable[[str, Reading], None]) -> int:
+        """Feed every buffered reading with ts >= since_ts to `sink`; return the count."""
+        count = 0
+        for device, body in self.conn.execute("SELECT device, body FROM chunk ORDER BY id"):
+            for r in decode_readings(body):
+                if r.ts >= since_ts:
+                    sink(device, r)
+                    count += 1
+        return count
+
+    def purge(self) -> int:
+        """Delete every buffered reading; return how many."""
+        self.begin()
+        n = self.totals.readings
+        self.conn.execute("DELETE FROM chunk")
+        self.commit()
+        self.totals = Totals(dropped=self.totals.dropped, downsampled=self.totals.downsampled)
+        return n
+
+
+def is_locked(exc: sqlite3.Error) -> bool:
+    """True when another process holds the database (e.g. a running agent)."""
+    return "locked" in str(exc) or "busy" in str(exc)

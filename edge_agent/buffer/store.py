@@ -1,0 +1,169 @@
+"""`Buffer`: the asyncio face of the store-and-forward buffer (an async context manager)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+from edge_agent.buffer.db import Batch, BufferDB, ChunkRef, Encoder
+from edge_agent.buffer.readings import Reading
+from edge_agent.buffer.writer import Bounds, WriterThread
+
+__all__ = ["Buffer", "BufferStats"]
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class BufferStats:
+    """A snapshot of what the buffer holds and what it has dropped."""
+
+    chunks: int
+    readings: int
+    nbytes: int
+    oldest_ts: int | None
+    pending: dict[str, int]
+    dropped: dict[str, int]
+    downsampled: dict[str, int]
+    in_flight: int
+
+
+class Buffer:
+    """SQLite store-and-forward buffer; all I/O on one writer thread, never on the event loop."""
+
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        bounds: Bounds | None = None,
+        commit_interval: float = 0.1,
+        encoder: Encoder | None = None,
+        clock: Callable[[], float] = time.time,
+        live_capacity: int = 10_000,
+    ) -> None:
+        if not 0 < commit_interval <= 0.2:
+            # 200 ms is the promise: at most that much is lost on power failure.
+            raise ValueError("commit_interval must be in (0, 0.2] seconds")
+        self.path = Path(path)
+        self._clock = clock
+        self._encoder = encoder
+        self.bounds = bounds or Bounds()
+        self._commit_interval = commit_interval
+        # Committed chunks waiting for the live lane. Bounded: what falls off is still in SQLite
+        # and the backlog lane finds it, so a long outage costs no memory here.
+        self.live: deque[ChunkRef] = deque(maxlen=live_capacity)
+        self.live_ready = asyncio.Event()
+        self._writer: WriterThread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.moved_aside: Path | None = None
+
+    async def __aenter__(self) -> Buffer:
+        self._loop = asyncio.get_running_loop()
+        self._writer = WriterThread(
+            lambda: BufferDB(self.path, now_ms=int(self._clock() * 1000), encoder=self._encoder),
+            bounds=self.bounds,
+            commit_interval=self._commit_interval,
+            on_committed=self._committed_from_thread,
+            clock=self._clock,
+        )
+        self._writer.start()
+        db = await asyncio.wrap_future(self._writer.ready)
+        self.moved_aside = db.moved_aside
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        writer = self._writer
+        if writer is None:
+            return
+        writer.stop()
+        await asyncio.to_thread(writer.join)
+        self._writer = None
+
+    def _committed_from_thread(self, refs: list[ChunkRef]) -> None:
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._committed, refs)
+
+    def _committed(self, refs: list[ChunkRef]) -> None:
+        self.live.extend(refs)
+        self.live_ready.set()
+
+    @property
+    def writer(self) -> WriterThread:
+        """The writer thread (raises if the buffer is not open)."""
+        if self._writer is None:
+            raise RuntimeError("buffer is not open")
+        return self._writer
+
+    async def call(self, fn: Callable[[BufferDB], T]) -> T:
+        """Run `fn(db)` on the writer thread and return its result."""
+        return await asyncio.wrap_future(self.writer.submit(fn))
+
+    def append(self, device: str, readings: list[Reading]) -> None:
+        """Queue readings of one device as one chunk; durable within `commit_interval`."""
+        if readings:
+            self.writer.post(lambda db: db.append(device, readings))
+
+    async def flush(self) -> None:
+        """Wait until everything queued so far is committed."""
+
+        def commit(db: BufferDB) -> None:
+            db.commit()
+
+        await self.call(commit)
+
+    def take_live(self) -> list[ChunkRef]:
+        """Take every committed chunk waiting for the live lane."""
+        refs = list(self.live)
+        self.live.clear()
+        self.live_ready.clear()
+        return refs
+
+    async def claim_live(self, refs: list[ChunkRef], max_batch: int) -> list[Batch]:
+        """Give `refs` their seqs (merged per device up to `max_batch`)."""
+        now_ms = int(self._clock() * 1000)
+        return await self.call(lambda db: db.claim_ids(refs, max_batch, now_ms))
+
+    async def claim_backlog(self, max_batch: int, limit: int = 1) -> list[Batch]:
+        """Claim the oldest unclaimed chunks as up to `limit` batches."""
+        now_ms = int(self._clock() * 1000)
+        return await self.call(lambda db: db.claim_backlog(max_batch, now_ms, limit=limit))
+
+    async def due(self, receipt_timeout: float, limit: int = 100) -> list[Batch]:
+        """Batches whose receipt is overdue, to republish unchanged."""
+        now_ms = int(self._clock() * 1000)
+        return await self.call(lambda db: db.due(now_ms, int(receipt_timeout * 1000), limit))
+
+    async def unclaim(self, seqs: list[int]) -> None:
+        """Make these batches due for republishing now."""
+        await self.call(lambda db: db.unclaim(seqs))
+
+    async def ack(self, ranges: list[tuple[int, int]]) -> int:
+        """Delete the batches whose seqs are in `ranges`."""
+        return await self.call(lambda db: db.ack(ranges))
+
+    async def stats(self) -> BufferStats:
+        """Snapshot of contents and drop counts."""
+
+        def snap(db: BufferDB) -> BufferStats:
+            t = db.totals
+            in_flight = db.conn.execute(
+                "SELECT coalesce(sum(n), 0) FROM chunk WHERE seq IS NOT NULL"
+            ).fetchone()[0]
+            return BufferStats(
+                chunks=t.chunks,
+                readings=t.readings,
+                nbytes=t.nbytes,
+                oldest_ts=db.oldest_ts(),
+                pending=dict(t.pending),
+                dropped=dict(t.dropped),
+                downsampled=dict(t.downsampled),
+                in_flight=int(in_flight),
+            )
+
+        return await self.call(snap)
