@@ -53,8 +53,9 @@ class ModbusPoint:
             raise ValueError(f"{self.name}: address {self.address} outside 0..65535")
         if self.table in BIT_TABLES and self.type != "bool":
             raise ValueError(f"{self.name}: table {self.table} holds bits, type must be bool")
-        if self.type == "string" and (self.length is None or self.length < 1):
-            raise ValueError(f"{self.name}: type string needs length >= 1 (registers)")
+        if self.type == "string" and (self.length is None or not 1 <= self.length <= 125):
+            # One read carries at most 125 registers (Modbus Application Protocol §6.3).
+            raise ValueError(f"{self.name}: type string needs length 1..125 (registers)")
         if self.bit is not None and not 0 <= self.bit <= 15:
             raise ValueError(f"{self.name}: bit {self.bit} outside 0..15")
         if self.poll_ms <= 0:

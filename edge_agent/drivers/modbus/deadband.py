@@ -1,0 +1,45 @@
+"""Report a value only when it moved further than its deadband since the last report (pure)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from edge_agent.drivers.base import Sample, Value
+
+__all__ = ["DeadbandFilter", "exceeds_deadband"]
+
+
+def exceeds_deadband(last: Value, value: Value, deadband: float | None) -> bool:
+    """True when `value` should be reported after `last` was (numbers: |Δ| > deadband)."""
+    if deadband is None or last is None or value is None:
+        return True
+    if isinstance(value, bool) or isinstance(last, bool):
+        return value != last
+    if isinstance(value, int | float) and isinstance(last, int | float):
+        return abs(value - last) > deadband
+    return value != last
+
+
+@dataclass(slots=True)
+class DeadbandFilter:
+    """Per-tag memory of the last reported sample; a quality change is always reported."""
+
+    deadbands: dict[str, float]
+    _last: dict[str, Sample] = field(default_factory=dict)
+
+    def admit(self, sample: Sample) -> bool:
+        """Whether to report `sample`; remembers it when it is reported."""
+        last = self._last.get(sample.tag)
+        deadband = self.deadbands.get(sample.tag)
+        if (
+            last is None
+            or last.quality != sample.quality
+            or exceeds_deadband(last.value, sample.value, deadband)
+        ):
+            self._last[sample.tag] = sample
+            return True
+        return False
+
+    def filter(self, samples: list[Sample]) -> list[Sample]:
+        """The samples of one poll worth reporting."""
+        return [s for s in samples if self.admit(s)]

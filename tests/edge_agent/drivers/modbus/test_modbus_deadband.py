@@ -1,0 +1,33 @@
+"""Deadband: report only moves larger than the band, always report quality changes."""
+
+from __future__ import annotations
+
+from edge_agent.drivers.base import Sample
+from edge_agent.drivers.modbus.deadband import DeadbandFilter, exceeds_deadband
+
+
+def test_exceeds_deadband() -> None:
+    assert exceeds_deadband(10.0, 10.6, 0.5)
+    assert not exceeds_deadband(10.0, 10.5, 0.5)
+    assert exceeds_deadband(10.0, 10.0, None)
+    assert exceeds_deadband(True, False, 5.0)
+    assert not exceeds_deadband("a", "a", 1.0)
+
+
+def test_filter_compares_with_last_reported_not_last_seen() -> None:
+    band = DeadbandFilter({"t": 0.5})
+    values = [10.0, 10.3, 10.45, 10.6, 10.2, 9.9]
+    reported = [
+        s.value for s in band.filter([Sample("t", i, v, "good") for i, v in enumerate(values)])
+    ]
+    # 10.3, 10.45 stay within 0.5 of 10.0; 10.6 moves 0.6; 10.2 within 0.5 of 10.6; 9.9 moves 0.7.
+    assert reported == [10.0, 10.6, 9.9]
+
+
+def test_quality_change_is_always_reported() -> None:
+    band = DeadbandFilter({"t": 100.0})
+    assert band.admit(Sample("t", 0, 1.0, "good"))
+    assert band.admit(Sample("t", 1, None, "bad"))
+    assert band.admit(Sample("t", 2, 1.0, "good"))
+    assert not band.admit(Sample("t", 3, 2.0, "good"))
+    assert band.admit(Sample("other", 3, 2.0, "good"))
