@@ -78,6 +78,24 @@ class MqttSection(_Model):
     """Where batches are published."""
 
     url: str
+    # Publisher keys (issue 6); see docs/agent.md.
+    client_id: Name | None = None  # default: the agent id (persistent session key)
+    username: str | None = Field(None, min_length=1)
+    password_env: str | None = Field(None, min_length=1)  # name of the env var holding it
+    password_file: str | None = Field(None, min_length=1)
+    ca_file: str | None = Field(None, min_length=1)
+    cert_file: str | None = Field(None, min_length=1)
+    key_file: str | None = Field(None, min_length=1)
+    keepalive: Duration = timedelta(seconds=30)
+    inflight: int = Field(100, ge=1, le=65535)  # QoS 1 messages awaiting PUBACK
+    receipts: bool = True  # false: delete on PUBACK (someone else's broker or namespace)
+    receipt_timeout: Duration = timedelta(seconds=30)
+    max_batch: int = Field(1000, ge=1, le=10_000)  # hub limit: 10,000 readings per batch
+    max_delay_ms: int = Field(100, ge=1, le=60_000)
+    backlog_rate: int = Field(200_000, ge=1)  # readings/s the backlog lane may send
+    reconnect_min: Duration = timedelta(seconds=1)
+    reconnect_max: Duration = timedelta(seconds=60)
+    status_interval: Duration = timedelta(seconds=10)
 
     @field_validator("url")
     @classmethod
@@ -104,6 +122,11 @@ class BufferSection(_Model):
     path: str = "buffer.db"
     max_bytes: ByteSize = 1024**3
     max_age: Duration = timedelta(days=7)
+    on_full: Literal["drop_oldest", "downsample_oldest"] = "drop_oldest"
+    # Group commit period: readings committed within it survive power loss (at most 200 ms).
+    commit_interval: Duration = Field(
+        timedelta(milliseconds=100), gt=timedelta(0), le=timedelta(milliseconds=200)
+    )
 
 
 class ModbusConnection(_Model):
