@@ -1,0 +1,125 @@
+"""Modbus TCP shell: one pymodbus server per simulated machine, answering from its RegisterImage.
+
+One port per machine (unit id 1) so a fault on one machine — a dropped connection, a port that
+refuses, a slow answer — never touches its neighbours, exactly as with real devices on a line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from pymodbus.constants import ExcCodes
+from pymodbus.datastore import ModbusServerContext
+from pymodbus.exceptions import NoSuchIdException
+from pymodbus.server import ModbusTcpServer
+
+from edge_agent.simulators.faults import FaultBook
+from edge_agent.simulators.image import FUNCTION_TABLE, RegisterImage
+from edge_agent.simulators.tags import ModbusTag
+
+__all__ = ["UNIT_ID", "ModbusDevice"]
+
+UNIT_ID = 1
+
+
+class _Datastore(ModbusServerContext):
+    """The datastore pymodbus calls for every request, answering from one device's image.
+
+    pymodbus 3.16 hands a ModbusServerContext with `old_simulator` set straight to the request
+    handler, which is the one hook that lets us delay answers and return exception codes.
+    """
+
+    def __init__(self, device: ModbusDevice) -> None:
+        # The base initialiser only converts legacy datablocks and logs a deprecation notice.
+        self.old_simulator = True
+        self.simdevices: list[Any] = []
+        self._device = device
+
+    def device_ids(self) -> list[int]:
+        return [UNIT_ID]
+
+    async def async_getValues(  # noqa: N802 - pymodbus names it
+        self, device_id: int, func_code: int, address: int, count: int = 1
+    ) -> list[int] | list[bool] | ExcCodes:
+        return await self._device.answer(device_id, func_code, address, count)
+
+    async def async_setValues(  # noqa: N802 - pymodbus names it
+        self, device_id: int, func_code: int, address: int, values: Sequence[int] | Sequence[bool]
+    ) -> ExcCodes | None:
+        # The simulator is read-only: every value is driven by the machine model.
+        answer = await self._device.answer(device_id, func_code, address, len(values))
+        return answer if isinstance(answer, ExcCodes) else ExcCodes.ILLEGAL_ADDRESS
+
+
+class ModbusDevice:
+    """One simulated Modbus machine: its image, its TCP server, its faults."""
+
+    def __init__(self, name: str, tags: tuple[ModbusTag, ...], faults: FaultBook) -> None:
+        self.name = name
+        self.image = RegisterImage(tags)
+        self.faults = faults
+        self.host = "127.0.0.1"
+        self.port = 0
+        self.requests = 0
+        self._server: ModbusTcpServer | None = None
+        self._datastore = _Datastore(self)
+
+    async def start(self, host: str, port: int) -> None:
+        """Listen on host:port (port 0: any free port, then remembered for restarts)."""
+        self.host = host
+        server = ModbusTcpServer(self._datastore, address=(host, port))
+        await server.serve_forever(background=True)
+        self._server = server
+        listener: asyncio.Server = server.transport  # type: ignore[assignment]
+        self.port = listener.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        """Stop listening and close every connection."""
+        if self._server is not None:
+            server, self._server = self._server, None
+            await server.shutdown()  # type: ignore[no-untyped-call]
+
+    def drop_connections(self) -> int:
+        """Close every open client connection now; returns how many were closed."""
+        if self._server is None:
+            return 0
+        conns = list(self._server.active_connections.values())
+        for conn in conns:
+            conn.close()
+        return len(conns)
+
+    async def go_offline(self, seconds: float) -> None:
+        """Refuse connections for `seconds`, then listen again on the same port."""
+        await self.stop()
+        await asyncio.sleep(seconds)
+        await self.start(self.host, self.port)
+
+    async def answer(
+        self, unit: int, func_code: int, address: int, count: int
+    ) -> list[int] | list[bool] | ExcCodes:
+        """Answer one request, applying the faults in force."""
+        self.requests += 1
+        if unit != UNIT_ID:
+            # pymodbus answers exception 0x0B (gateway target failed to respond) for this.
+            raise NoSuchIdException(f"{self.name} answers unit id {UNIT_ID} only, not {unit}")
+        table = FUNCTION_TABLE.get(func_code)
+        if table is None:
+            return ExcCodes.ILLEGAL_FUNCTION
+        for fault in self.faults.active(self.name, time.monotonic()):
+            if fault.kind == "slow":
+                await asyncio.sleep(fault.delay_s)
+            elif fault.kind == "exception" and (
+                fault.tag is None
+                or any(
+                    t.name == fault.tag and self.image.covers(t, table, address, count)
+                    for t in self.image.tags
+                )
+            ):
+                return ExcCodes(fault.code)
+        values = self.image.read(table, address, count)
+        if values is None:
+            return ExcCodes.ILLEGAL_ADDRESS
+        return values

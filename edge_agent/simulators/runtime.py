@@ -1,0 +1,302 @@
+"""The running simulator: plant + Modbus and OPC-UA servers + control interface + truth file.
+
+Start it in-process (tests, the demo) as an async context manager:
+
+    async with Simulator(SimulatorOptions(machines=5, modbus_port=0, opcua_port=0)) as sim:
+        sim.endpoints()          # where each machine listens
+        await sim.next_tick()    # values served are current as of this tick
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import socket
+import time
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+from pymodbus.constants import ExcCodes
+
+from edge_agent.simulators.anomalies import Anomaly
+from edge_agent.simulators.control import ControlServer
+from edge_agent.simulators.faults import DEFAULT_FAULT_S, FAULT_KINDS, Fault, FaultBook
+from edge_agent.simulators.modbus_server import UNIT_ID, ModbusDevice
+from edge_agent.simulators.opcua_server import OpcuaHost, browse_path, node_id
+from edge_agent.simulators.plant import Plant
+from edge_agent.simulators.tags import ModbusTag, OpcuaTag, Value
+from edge_agent.simulators.truth import TruthRow, TruthWriter
+
+__all__ = ["Simulator", "SimulatorOptions", "TickStats"]
+
+_MISSING = object()
+
+
+@dataclass(frozen=True, slots=True)
+class SimulatorOptions:
+    """How to run the simulator; ports 0 mean "any free port" (tests)."""
+
+    machines: int = 5
+    seed: int = 0
+    host: str = "127.0.0.1"
+    modbus_port: int = 5020  # Modbus machine k (0-based) listens on modbus_port + k
+    opcua_port: int = 4840
+    control_port: int | None = 7020  # None: no control interface
+    speed: float = 1.0
+    tick_s: float = 0.1
+    anomalies: tuple[Anomaly, ...] = ()
+    truth: Path | None = None
+
+
+@dataclass(slots=True)
+class TickStats:
+    """How well the tick loop keeps up: the scale figure comes from here."""
+
+    ticks: int = 0
+    late_ticks: int = 0  # ticks that started more than one tick period late
+    busy_s: float = 0.0
+    max_tick_s: float = 0.0
+    started: float = field(default_factory=time.monotonic)
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-able summary."""
+        elapsed = max(time.monotonic() - self.started, 1e-9)
+        return {
+            "ticks": self.ticks,
+            "late_ticks": self.late_ticks,
+            "mean_tick_ms": round(1000 * self.busy_s / max(self.ticks, 1), 3),
+            "max_tick_ms": round(1000 * self.max_tick_s, 3),
+            "busy_fraction": round(self.busy_s / elapsed, 4),
+        }
+
+
+def _free_port(host: str) -> int:
+    # asyncua advertises its endpoint URL, so it needs the real port before it binds.
+    with socket.socket() as s:
+        s.bind((host, 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class Simulator:
+    """The simulated plant serving over Modbus TCP and OPC-UA until the context exits."""
+
+    def __init__(self, options: SimulatorOptions) -> None:
+        if options.speed <= 0:
+            raise ValueError("--speed must be positive")
+        self.options = options
+        self.plant = Plant(options.machines, options.seed, options.anomalies)
+        self.faults = FaultBook()
+        self.stats = TickStats()
+        self.devices: dict[str, ModbusDevice] = {}
+        for name, m in self.plant.machines.items():
+            if m.protocol == "modbus":
+                tags = tuple(t for t in m.tags if isinstance(t, ModbusTag))
+                self.devices[name] = ModbusDevice(name, tags, self.faults)
+        opcua_machines = [m for m in self.plant.machines.values() if m.protocol == "opcua"]
+        self.opcua = OpcuaHost(opcua_machines, options.host, 0) if opcua_machines else None
+        self.control: ControlServer | None = None
+        self.truth: TruthWriter | None = None
+        self._last: dict[str, dict[str, Any]] = {name: {} for name in self.devices}
+        self._t0 = 0.0
+        self._stack = AsyncExitStack()
+        self._tick_task: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._tick_event = asyncio.Event()
+
+    async def __aenter__(self) -> Self:
+        opts = self.options
+        try:
+            if opts.truth is not None:
+                self.truth = await self._stack.enter_async_context(TruthWriter(opts.truth))
+            for k, device in enumerate(self.devices.values()):
+                await device.start(opts.host, opts.modbus_port + k if opts.modbus_port else 0)
+                self._stack.push_async_callback(device.stop)
+            self._t0 = time.monotonic()
+            self.stats = TickStats()
+            if self.opcua is not None:
+                self.opcua.port = opts.opcua_port or _free_port(opts.host)
+                await self.opcua.start()
+                self._stack.push_async_callback(self.opcua.stop)
+            await self._tick()
+            if opts.control_port is not None:
+                self.control = await self._stack.enter_async_context(
+                    ControlServer(self.handle, opts.host, opts.control_port)
+                )
+            tg = await self._stack.enter_async_context(asyncio.TaskGroup())
+            self._tg = tg
+            self._tick_task = tg.create_task(self._tick_loop(), name="sim-tick")
+        except BaseException:
+            await self._stack.aclose()
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        for task in [self._tick_task, *self._tasks]:
+            if task is not None:
+                task.cancel()
+        await self._stack.aclose()
+
+    # -- time and ticks ---------------------------------------------------------------------
+
+    def sim_time(self) -> float:
+        """Simulated seconds since start."""
+        return (time.monotonic() - self._t0) * self.options.speed
+
+    async def next_tick(self) -> None:
+        """Wait until the next tick has updated every served value."""
+        self._tick_event.clear()
+        await self._tick_event.wait()
+
+    async def _tick_loop(self) -> None:
+        period = self.options.tick_s
+        due = time.monotonic()
+        while True:
+            due += period
+            delay = due - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            elif -delay > period:
+                # Behind by more than a tick: count it and skip ahead instead of bursting.
+                self.stats.late_ticks += 1
+                due = time.monotonic()
+            await self._tick()
+
+    async def _tick(self) -> None:
+        started = time.monotonic()
+        sample = self.plant.sample((started - self._t0) * self.options.speed)
+        ts_ms = int(time.time() * 1000)
+        rows: list[TruthRow] = []
+        for name, device in self.devices.items():
+            values = sample.values[name]
+            last = self._last[name]
+            changed = [tag for tag, v in values.items() if last.get(tag, _MISSING) != v]
+            if changed:
+                device.image.update(values)
+                last.update(values)
+                rows.extend((name, tag, values[tag], False) for tag in changed)
+        if self.opcua is not None:
+            ts = dt.datetime.fromtimestamp(ts_ms / 1000, dt.UTC)
+            rows.extend(await self.opcua.publish(ts, sample.values, sample.bad))
+        if self.truth is not None:
+            self.truth.record(ts_ms, rows)
+        self.faults.expire(started)
+        cost = time.monotonic() - started
+        self.stats.ticks += 1
+        self.stats.busy_s += cost
+        self.stats.max_tick_s = max(self.stats.max_tick_s, cost)
+        self._tick_event.set()
+
+    # -- what listens where -----------------------------------------------------------------
+
+    def endpoints(self) -> list[dict[str, Any]]:
+        """One entry per machine: protocol and where a client reaches it."""
+        out: list[dict[str, Any]] = []
+        for name, m in self.plant.machines.items():
+            entry: dict[str, Any] = {"machine": name, "kind": m.kind, "protocol": m.protocol}
+            if name in self.devices:
+                dev = self.devices[name]
+                entry.update(host=dev.host, port=dev.port, unit=UNIT_ID)
+            elif self.opcua is not None:
+                entry.update(url=self.opcua.url, browse_root=f"/Objects/2:{name}")
+            out.append(entry)
+        return out
+
+    def node_ids(self, machine: str) -> dict[str, tuple[str, str]]:
+        """Current node id and browse path of every tag of an OPC-UA machine."""
+        gen = self.opcua.generation if self.opcua else 0
+        return {
+            t.name: (node_id(machine, t, gen), browse_path(machine, t))
+            for t in self.plant.machines[machine].tags
+            if isinstance(t, OpcuaTag)
+        }
+
+    def current(self, machine: str) -> dict[str, Value]:
+        """The values served by the last tick (Modbus machines)."""
+        return dict(self._last[machine])
+
+    # -- control ----------------------------------------------------------------------------
+
+    async def handle(self, req: dict[str, Any]) -> dict[str, Any]:
+        """Execute one control request (see `edge_agent.simulators.control`)."""
+        cmd = req.get("cmd")
+        if cmd == "status":
+            return {
+                "sim_time": round(self.sim_time(), 3),
+                "speed": self.options.speed,
+                "machines": self.endpoints(),
+                "stats": self.stats.to_json(),
+                "anomalies": [a.to_json() for a in self.plant.anomalies],
+                "faults": [f.to_json() for f in self.faults.faults],
+                "opcua_restarts": self.opcua.restarts if self.opcua else 0,
+            }
+        if cmd == "inject":
+            return {"anomaly": self.inject(req).to_json()}
+        if cmd == "clear":
+            return {"cleared": self.plant.clear_anomalies(req.get("machine"), req.get("tag"))}
+        if cmd == "fault":
+            return {"fault": self.fault(req)}
+        if cmd == "clear_faults":
+            return {"cleared": self.faults.clear(req.get("machine"))}
+        raise ValueError(f"unknown cmd {cmd!r}; use status, inject, clear, fault, clear_faults")
+
+    def inject(self, req: dict[str, Any]) -> Anomaly:
+        """Start an anomaly now (or `delay` simulated seconds from now)."""
+        anomaly = Anomaly(
+            machine=str(req["machine"]),
+            tag=str(req["tag"]),
+            kind=req["kind"],
+            start=self.sim_time() + float(req.get("delay") or 0.0),
+            duration=None if req.get("duration") is None else float(req["duration"]),
+            magnitude=None if req.get("magnitude") is None else float(req["magnitude"]),
+        )
+        self.plant.add_anomaly(anomaly)
+        return anomaly
+
+    def fault(self, req: dict[str, Any]) -> dict[str, Any]:
+        """Put a communication fault in force on one machine."""
+        machine, kind = str(req["machine"]), str(req["kind"])
+        if kind not in FAULT_KINDS:
+            raise ValueError(f"unknown fault kind {kind!r}; use one of {FAULT_KINDS}")
+        self.plant.tag(machine, "model")  # raises a helpful error for an unknown machine
+        duration = float(req.get("duration") or DEFAULT_FAULT_S[kind])
+        now = time.monotonic()
+        if machine not in self.devices:
+            if kind != "restart" or self.opcua is None:
+                raise ValueError(f"{machine} is an OPC-UA machine: the only fault is restart")
+            task = self._spawn(
+                self.opcua.restart(duration, bool(req.get("renumber"))), "sim-opcua-restart"
+            )
+            del task
+            return {"machine": machine, "kind": kind, "duration": duration, "url": self.opcua.url}
+        device = self.devices[machine]
+        tag = req.get("tag")
+        if kind == "drop":
+            return {"machine": machine, "kind": kind, "closed": device.drop_connections()}
+        if kind in ("offline", "restart"):
+            self._spawn(device.go_offline(duration), f"sim-offline-{machine}")
+            return {"machine": machine, "kind": kind, "duration": duration}
+        code = 0
+        if kind == "exception":
+            if tag is not None:
+                self.plant.tag(machine, str(tag))
+            code = int(req.get("code") or (2 if tag else 6))
+            ExcCodes(code)  # ValueError for codes Modbus does not define
+        delay_s = float(req.get("delay_ms") or 2000) / 1000 if kind == "slow" else 0.0
+        fault = Fault(machine, kind, now, now + duration, delay_s, code, tag)  # type: ignore[arg-type]
+        self.faults.add(fault)
+        return fault.to_json()
+
+    def _spawn(self, coro: Any, name: str) -> asyncio.Task[None]:
+        task: asyncio.Task[None] = self._tg.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task

@@ -1,0 +1,86 @@
+"""Tag specifications: how one simulated quantity is exposed over Modbus or OPC-UA.
+
+The same specs generate the served register image, the OPC-UA address space and the
+`device_profiles/sim-*.yaml` files, so the profiles cannot drift from the simulator.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+__all__ = [
+    "REGISTER_COUNT",
+    "ModbusTag",
+    "OpcuaTag",
+    "Table",
+    "Value",
+    "ValueType",
+    "WordOrder",
+]
+
+Table = Literal["holding", "input", "coil", "discrete"]
+ValueType = Literal[
+    "bool", "int16", "uint16", "int32", "uint32", "int64", "uint64", "float32", "float64", "string"
+]
+WordOrder = Literal["ABCD", "CDAB", "BADC", "DCBA"]
+Value = float | int | bool | str
+
+# Registers each fixed-width type occupies (strings carry their own length).
+REGISTER_COUNT: dict[str, int] = {
+    "bool": 1,
+    "int16": 1,
+    "uint16": 1,
+    "int32": 2,
+    "uint32": 2,
+    "int64": 4,
+    "uint64": 4,
+    "float32": 2,
+    "float64": 4,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ModbusTag:
+    """One tag of a Modbus machine: where it lives, how it is encoded, its plausible range."""
+
+    name: str
+    table: Table
+    address: int
+    type: ValueType
+    unit: str = ""
+    order: WordOrder = "ABCD"
+    length: int | None = None
+    bit: int | None = None
+    scale: float = 1.0
+    offset: float = 0.0
+    lo: float = 0.0
+    hi: float = 0.0
+    poll_ms: int = 1000
+
+    @property
+    def is_bit_table(self) -> bool:
+        """True for coils and discrete inputs, which are addressed in bits."""
+        return self.table in ("coil", "discrete")
+
+    @property
+    def span(self) -> int:
+        """Number of registers (or bits) the tag occupies."""
+        if self.is_bit_table:
+            return 1
+        if self.type == "string":
+            return self.length or 0
+        return REGISTER_COUNT[self.type]
+
+
+@dataclass(frozen=True, slots=True)
+class OpcuaTag:
+    """One variable of an OPC-UA machine, below the machine's object in the address space."""
+
+    name: str
+    path: tuple[str, ...]
+    type: Literal["Double", "UInt32", "String", "Boolean"]
+    unit: str = ""
+    lo: float = 0.0
+    hi: float = 0.0
+    sampling_ms: int = 100
