@@ -264,7 +264,7 @@ class AgentConfig(_Model):
     @classmethod
     def _unique_machines(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
         # Checked on the raw list so duplicates are reported even when other devices are broken.
-        duplicates = duplicate_issues(value, "machine", "machine name")
+        duplicates = duplicate_issues(value, "machine", "machine name", "devices")
         try:
             devices = handler(value)
         except ValidationError as exc:

@@ -203,7 +203,7 @@ def load_agent_config(path: str | Path, env: Mapping[str, str] = os.environ) -> 
     profiles, profile_problems = _resolve_profiles(data, config_path.parent, env, shown, document)
     problems += profile_problems
     if problems or config is None:
-        raise ConfigError(problems)
+        raise ConfigError(_in_reading_order(problems))
     buffer_path = Path(config.buffer.path)
     if not buffer_path.is_absolute():
         # Relative to the config file, so a service started from any folder finds the same file.
@@ -213,6 +213,12 @@ def load_agent_config(path: str | Path, env: Mapping[str, str] = os.environ) -> 
         ResolvedDevice(device, *profiles[index]) for index, device in enumerate(config.devices)
     )
     return LoadedConfig(config_path, config, devices)
+
+
+def _in_reading_order(problems: list[ConfigProblem]) -> list[ConfigProblem]:
+    """Group by file (in order of first mention), then by line, so the list reads top-down."""
+    files = {p.file: n for n, p in reversed(list(enumerate(problems)))}
+    return sorted(problems, key=lambda p: (files[p.file], p.line or 0))
 
 
 def _resolve_profiles(

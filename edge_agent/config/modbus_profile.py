@@ -104,7 +104,7 @@ def _reference_issue(table: str, address: int) -> Issue | None:
     return None
 
 
-def duplicate_issues(items: Any, key: str, what: str) -> list[Issue]:
+def duplicate_issues(items: Any, key: str, what: str, where: str) -> list[Issue]:
     """Return one issue per repeated `key` value among raw mapping `items` (later ones named)."""
     issues: list[Issue] = []
     if not isinstance(items, list | tuple):
@@ -118,7 +118,7 @@ def duplicate_issues(items: Any, key: str, what: str) -> list[Issue]:
             issues.append(
                 Issue(
                     (index, key),
-                    f"duplicate {what} {value!r} (first used at [{first_seen[value]}])",
+                    f"duplicate {what} {value!r} (first used at {where}[{first_seen[value]}])",
                     f"every {what} must be unique; rename one of them",
                     value,
                 )
@@ -368,7 +368,7 @@ class ModbusProfile(_Model):
     @classmethod
     def _unique_names(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
         # Checked on the raw list so duplicates are reported even when other tags are broken.
-        duplicates = duplicate_issues(value, "name", "tag name")
+        duplicates = duplicate_issues(value, "name", "tag name", "tags")
         if isinstance(value, list | tuple) and not value:
             # Not Field(min_length=1): pydantic would also count broken tags as missing ones.
             duplicates.append(

@@ -82,7 +82,7 @@ class OpcUaProfile(_Model):
     @field_validator("tags", mode="wrap")
     @classmethod
     def _unique_names(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
-        duplicates = duplicate_issues(value, "name", "tag name")
+        duplicates = duplicate_issues(value, "name", "tag name", "tags")
         if isinstance(value, list | tuple) and not value:
             duplicates.append(
                 Issue((), "a profile needs at least one tag", "add tags: - name: ...")

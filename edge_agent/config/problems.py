@@ -71,13 +71,15 @@ _QUOTED = re.compile(r"'([^']*)'|(-?\d+)")
 
 
 def closest(word: str, choices: typing.Iterable[str]) -> str | None:
-    """Return the choice closest to `word` (case-insensitive), or None when nothing is close."""
-    options = list(choices)
-    lowered = {choice.lower(): choice for choice in options}
-    if word.lower() in lowered:
-        return lowered[word.lower()]
-    match = difflib.get_close_matches(word.lower(), list(lowered), n=1, cutoff=0.6)
-    return lowered[match[0]] if match else None
+    """Return the choice closest to `word` (case-insensitive; ties go to the earlier choice)."""
+    best: tuple[float, str] | None = None
+    for choice in choices:
+        if choice.lower() == word.lower():
+            return choice
+        ratio = difflib.SequenceMatcher(None, word.lower(), choice.lower()).ratio()
+        if ratio >= 0.6 and (best is None or ratio > best[0]):
+            best = (ratio, choice)
+    return best[1] if best else None
 
 
 def _unwrap(annotation: Any) -> list[Any]:
@@ -133,6 +135,10 @@ def _hint(error: ErrorDetails, root: type[BaseModel]) -> str:  # noqa: PLR0911 -
         return f"use one of {', '.join(allowed)}"
     if kind == "value_error":
         return _VALUE_HINTS.get(key, "")
+    if kind == "string_pattern_mismatch" and isinstance(error["input"], str):
+        fixed = re.sub(r"[^A-Za-z0-9_-]+", "-", error["input"]).strip("-")[:64]
+        if fixed:
+            return f"use 1-64 characters: letters, digits, _ or -, e.g. {fixed}"
     return _SHAPE_HINTS.get(kind, "")
 
 
@@ -142,6 +148,8 @@ def _message(error: ErrorDetails) -> str:
         return f"unknown key {error['loc'][-1]!r}"
     if error["type"] == "missing":
         return f"required key {error['loc'][-1]!r} is missing"
+    if error["type"] == "string_pattern_mismatch":
+        return f"{error['input']!r} is not a valid name"
     given = error["input"]
     if error["type"] != ERROR_TYPE and isinstance(given, str | int | float) and given != "":
         message = f"{given!r}: {message}"
