@@ -7,7 +7,7 @@ Each command group lives in its own module under `edge_agent/cli/` and exposes
 import typer
 
 from edge_agent import __version__
-from edge_agent.cli import validate
+from edge_agent.cli import simulate, validate
 
 __all__ = ["app", "main"]
 
@@ -45,6 +45,7 @@ def _root(
 
 # Command modules register themselves here, one line each (see module docstring).
 validate.register(app)
+simulate.register(app)
 
 
 def main() -> None:
