@@ -1,0 +1,158 @@
+"""The OPC-UA driver: one device, one session kept alive for as long as the agent runs.
+
+Peers stop delivering data after a PLC restart until someone restarts the gateway. Here a lost
+session (socket closed, server restarted, subscription silent for three keep-alive periods)
+is thrown away and rebuilt with exponential backoff, jitter and a cap: new session, browse
+paths resolved again, subscriptions created again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+
+from edge_agent.drivers.base import Sample
+from edge_agent.drivers.opcua.backoff import Backoff
+from edge_agent.drivers.opcua.points import OpcuaEndpoint, OpcuaPoint
+from edge_agent.drivers.opcua.session import OpcuaSession, SessionOptions
+from edge_agent.errors import DeviceUnavailable
+
+__all__ = ["DriverStats", "OpcuaDriver"]
+
+_log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class DriverStats:
+    """Counters for metrics and the agent status topic."""
+
+    sessions: int = 0
+    reconnects: int = 0
+    failed_attempts: int = 0
+    dropped_samples: int = 0
+    last_error: str = ""
+
+
+class OpcuaDriver:
+    """Implements the driver Protocol (connect, read, subscribe, close) for one OPC-UA server."""
+
+    def __init__(
+        self,
+        device: str,
+        endpoint: OpcuaEndpoint,
+        points: Sequence[OpcuaPoint],
+        options: SessionOptions,
+        *,
+        backoff: Backoff | None = None,
+        queue_batches: int = 10_000,
+    ) -> None:
+        self.device = device
+        self.endpoint = endpoint
+        self.points = tuple(points)
+        self.options = options
+        self.stats = DriverStats()
+        self._backoff = backoff or Backoff()
+        # Batches, not samples: one publish response is one queue item (cheap at 20k values/s).
+        self._queue: asyncio.Queue[list[Sample]] = asyncio.Queue(maxsize=queue_batches)
+        self._session: OpcuaSession | None = None
+        self._supervisor: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> OpcuaDriver:
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.close()
+
+    @property
+    def connected(self) -> bool:
+        """True while a session is up."""
+        return self._session is not None
+
+    async def connect(self) -> None:
+        """Open the first session (errors go to the caller), then keep it alive in background."""
+        if self._supervisor is not None:
+            return
+        session = await self._open_session()
+        self._supervisor = asyncio.create_task(
+            self._supervise(session), name=f"opcua-supervisor-{self.device}"
+        )
+
+    async def read(self) -> list[Sample]:
+        """Read every point once through the current session (commissioning, `probe`)."""
+        session = self._session
+        if session is None:
+            raise DeviceUnavailable("not connected (reconnecting)", device=self.device)
+        return await session.read()
+
+    async def subscribe(self) -> AsyncIterator[Sample]:
+        """Samples from subscriptions and poll loops, across reconnects, until `close()`."""
+        while True:
+            batch = await self._queue.get()
+            for sample in batch:
+                yield sample
+
+    async def batches(self) -> AsyncIterator[list[Sample]]:
+        """Like `subscribe()`, one list per publish response or poll: cheaper for a writer."""
+        while True:
+            yield await self._queue.get()
+
+    async def close(self) -> None:
+        """Stop reconnecting and close the session."""
+        task, self._supervisor = self._supervisor, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        session, self._session = self._session, None
+        if session is not None:
+            await session.aclose()
+
+    # -- internals ---------------------------------------------------------------------------
+
+    async def _open_session(self) -> OpcuaSession:
+        session = OpcuaSession(self.device, self.endpoint, self.points, self.options, self._deliver)
+        await session.open()
+        self._session = session
+        self.stats.sessions += 1
+        return session
+
+    async def _supervise(self, session: OpcuaSession | None) -> None:
+        logged = ""
+        while True:
+            if session is not None:
+                try:
+                    reason = await session.run_until_lost()
+                finally:
+                    self._session = None
+                    await session.aclose()
+                session = None
+                _log.warning("%s: session lost (%s); reconnecting", self.device, reason)
+                self.stats.last_error = reason
+            await asyncio.sleep(self._backoff.next_delay())
+            try:
+                session = await self._open_session()
+            except DeviceUnavailable as exc:
+                self.stats.failed_attempts += 1
+                self.stats.last_error = str(exc)
+                # Log a failure once, not on every attempt: an unplugged PLC must not flood the log.
+                if str(exc) != logged:
+                    _log.warning("%s", exc)
+                    logged = str(exc)
+                continue
+            self._backoff.reset()
+            self.stats.reconnects += 1
+            logged = ""
+            _log.warning("%s: reconnected", self.device)
+
+    def _deliver(self, samples: list[Sample]) -> None:
+        try:
+            self._queue.put_nowait(samples)
+        except asyncio.QueueFull:
+            # The consumer is stuck; newest data is worth more than a backlog of stale values.
+            with contextlib.suppress(asyncio.QueueEmpty):
+                self.stats.dropped_samples += len(self._queue.get_nowait())
+            self._queue.put_nowait(samples)

@@ -1,0 +1,472 @@
+"""One OPC-UA session: secure channel, pinned server certificate, nodes, subscriptions, polls.
+
+A session is disposable. Anything wrong with it (socket closed, server restarted, subscription
+silent, status change) ends `run_until_lost()`, and the driver builds a fresh one, so browse paths
+are resolved again and subscriptions are created from scratch against the new server state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+from asyncua import Client, ua
+from asyncua.crypto import security_policies
+
+from edge_agent.drivers.base import Sample
+from edge_agent.drivers.opcua.browse_path import parse_browse_path
+from edge_agent.drivers.opcua.certs import ensure_app_certificate, first_certificate, thumbprints
+from edge_agent.drivers.opcua.errors import ServerCertificateChanged, map_error
+from edge_agent.drivers.opcua.points import OpcuaEndpoint, OpcuaPoint
+from edge_agent.drivers.opcua.samples import bad_sample, sample_from_datavalue
+from edge_agent.drivers.opcua.security import SecuritySpec, parse_security
+from edge_agent.drivers.opcua.trust import PinDecision, PinStore, decide
+from edge_agent.drivers.opcua.watchdog import StaleWatchdog
+from edge_agent.errors import DeviceUnavailable
+
+__all__ = ["OpcuaSession", "SessionOptions", "wall_clock_ms"]
+
+_log = logging.getLogger(__name__)
+_T = TypeVar("_T")
+
+# Requests per service call: large enough for throughput, small enough for servers' message limits.
+_BATCH = 1000
+
+
+def wall_clock_ms() -> int:
+    """Current wall time in epoch ms (fallback timestamp when a server sends none)."""
+    return time.time_ns() // 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class SessionOptions:
+    """Tunables of a session; defaults suit a PLC on the plant network."""
+
+    state_dir: Path
+    timeout_s: float = 5.0
+    # Keep-alive period floor: a keep-alive every 100 ms for a 100 ms subscription is waste.
+    keepalive_s: float = 1.0
+    stale_min_s: float = 1.0
+    # The server drops our session this long after we vanish, freeing its session slots quickly.
+    session_timeout_ms: int = 60_000
+    clock_ms: Callable[[], int] = wall_clock_ms
+
+
+class _SessionLost(Exception):  # noqa: N818 -- internal signal, never leaves this module
+    """Raised inside the session's task group to end it."""
+
+
+@dataclass(slots=True)
+class _Subscription:
+    interval_ms: float
+    watchdog: StaleWatchdog
+    handles: dict[int, str] = field(default_factory=dict)
+    subscription_id: int = 0
+
+
+class OpcuaSession:
+    """A session with one device: `open()` it, `run_until_lost()`, then `aclose()`."""
+
+    def __init__(
+        self,
+        device: str,
+        endpoint: OpcuaEndpoint,
+        points: Sequence[OpcuaPoint],
+        options: SessionOptions,
+        emit: Callable[[list[Sample]], None] = lambda _samples: None,
+    ) -> None:
+        self.device = device
+        self.endpoint = endpoint
+        self.points = tuple(points)
+        self.options = options
+        self._emit = emit
+        self._client: Client | None = None
+        self._lost = asyncio.Event()
+        self._lost_reason = ""
+        self.nodes: dict[str, ua.NodeId] = {}
+        self.unresolved: dict[str, str] = {}
+        self._subscriptions: list[_Subscription] = []
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def __aenter__(self) -> OpcuaSession:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.aclose()
+
+    @property
+    def client(self) -> Client:
+        """The connected asyncua client (browse uses it directly)."""
+        if self._client is None:
+            raise DeviceUnavailable("not connected", device=self.device)
+        return self._client
+
+    async def open(self, *, subscribe: bool = True) -> None:
+        """Connect, check the server certificate pin, log in, resolve nodes, subscribe."""
+        spec = parse_security(self.endpoint.security)
+        client = Client(self.endpoint.url, timeout=self.options.timeout_s)
+        client.name = client.description = f"Millstream edge agent ({self.device})"
+        client.product_uri = "urn:millstream:edge-agent"
+        client.session_timeout = self.options.session_timeout_ms
+        client.connection_lost_callback = self._on_connection_lost
+        self._client = client
+        try:
+            async with asyncio.timeout(self.options.timeout_s * 4):
+                await self._configure_security(client, spec)
+                if self.endpoint.username:
+                    client.set_user(self.endpoint.username)
+                    client.set_password(self.endpoint.password or "")
+                await client.connect()
+            await self.resolve()
+            if subscribe:
+                await self._create_subscriptions()
+        except BaseException as exc:
+            await self.aclose()
+            if isinstance(exc, asyncio.CancelledError | KeyboardInterrupt):
+                raise
+            raise map_error(exc, self.device, username=self.endpoint.username) from exc
+
+    async def aclose(self) -> None:
+        """Close the session; bounded in time because the server may already be gone."""
+        client, self._client = self._client, None
+        if client is None:
+            return
+        # A dead server must not keep us here: disconnect is best effort within the timeout.
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(self.options.timeout_s):
+                await client.disconnect()
+        client.disconnect_socket()
+
+    async def run_until_lost(self) -> str:
+        """Run the watchdog and poll loops until the session is lost; returns why."""
+        reasons: list[str] = []
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self._wait_lost(), name=f"opcua-lost-{self.device}")
+                group.create_task(self._watch(), name=f"opcua-watchdog-{self.device}")
+                for interval_ms, points in _poll_groups(self.points).items():
+                    group.create_task(
+                        self._poll_loop(interval_ms, points),
+                        name=f"opcua-poll-{self.device}-{interval_ms}ms",
+                    )
+        except* _SessionLost as lost:
+            reasons.extend(str(exc) for exc in lost.exceptions)
+        return reasons[0] if reasons else "session ended"
+
+    # -- security ----------------------------------------------------------------------------
+
+    async def _configure_security(self, client: Client, spec: SecuritySpec) -> None:
+        cert = ensure_app_certificate(self.options.state_dir)
+        client.application_uri = cert.application_uri
+        if not spec.secure:
+            return
+        server_der = await self._server_certificate(client, spec)
+        self._check_pin(server_der)
+        policy = getattr(security_policies, f"SecurityPolicy{spec.policy}")
+        await client.set_security(
+            policy,
+            str(cert.cert_path),
+            str(cert.key_path),
+            server_certificate=server_der,
+            mode=getattr(ua.MessageSecurityMode, spec.mode),
+        )
+
+    async def _server_certificate(self, client: Client, spec: SecuritySpec) -> bytes:
+        endpoints = await client.connect_and_get_server_endpoints()
+        policy_uri = getattr(security_policies, f"SecurityPolicy{spec.policy}").URI
+        mode = getattr(ua.MessageSecurityMode, spec.mode)
+        for endpoint in endpoints:
+            if endpoint.SecurityPolicyUri == policy_uri and endpoint.SecurityMode == mode:
+                return first_certificate(endpoint.ServerCertificate)
+        offered = sorted({_endpoint_label(e) for e in endpoints})
+        raise DeviceUnavailable(
+            f"server offers no {spec} endpoint; it offers {', '.join(offered)}: "
+            "change `security` in the device entry or enable the policy on the server",
+            device=self.device,
+        )
+
+    def _check_pin(self, server_der: bytes) -> None:
+        store = PinStore(self.options.state_dir)
+        presented, _ = thumbprints(server_der)
+        pinned = store.pinned(self.device)
+        decision = decide(pinned, presented)
+        if decision is PinDecision.FIRST_USE:
+            store.pin(self.device, server_der, self.endpoint.url)
+            _log.warning(
+                "%s: trusting server certificate on first use, SHA-256 %s", self.device, presented
+            )
+        elif decision is PinDecision.CHANGED:
+            raise ServerCertificateChanged(
+                f"server certificate changed: pinned SHA-256 {pinned}, server now presents "
+                f"{presented}. If the PLC was replaced or its certificate renewed on purpose, "
+                f"run `edge-agent opcua trust --device {self.device} CONFIG` to accept it",
+                device=self.device,
+            )
+
+    # -- nodes -------------------------------------------------------------------------------
+
+    async def resolve(self) -> None:
+        """Map every point to a node id; the server translates browse paths (every session)."""
+        self.nodes.clear()
+        self.unresolved.clear()
+        by_path: list[OpcuaPoint] = []
+        for point in self.points:
+            if point.node is not None:
+                self.nodes[point.tag] = ua.NodeId.from_string(point.node)
+            else:
+                by_path.append(point)
+        for chunk in _chunks(by_path, _BATCH):
+            requests = [_browse_request(str(p.browse_path)) for p in chunk]
+            results = await self._call(
+                self.client.uaclient.translate_browsepaths_to_nodeids(requests)
+            )
+            for point, result in zip(chunk, results, strict=True):
+                if result.StatusCode.is_good() and result.Targets:
+                    self.nodes[point.tag] = result.Targets[0].TargetId
+                else:
+                    self.unresolved[point.tag] = f"browse path not found ({result.StatusCode.name})"
+        for tag, reason in self.unresolved.items():
+            _log.warning("%s: tag %s: %s", self.device, tag, reason)
+
+    # -- subscriptions -----------------------------------------------------------------------
+
+    async def _create_subscriptions(self) -> None:
+        groups: dict[int, list[OpcuaPoint]] = {}
+        for point in self.points:
+            if point.mode == "subscribe" and point.tag in self.nodes:
+                groups.setdefault(point.sampling_ms, []).append(point)
+        for interval_ms, points in sorted(groups.items()):
+            await self._subscribe_group(float(max(interval_ms, 10)), points)
+
+    async def _subscribe_group(self, interval_ms: float, points: list[OpcuaPoint]) -> None:
+        keepalive = max(1, math.ceil(self.options.keepalive_s * 1000 / interval_ms))
+        params = ua.CreateSubscriptionParameters(
+            RequestedPublishingInterval=interval_ms,
+            RequestedMaxKeepAliveCount=keepalive,
+            # Spec: lifetime count ≥ 3 × keep-alive count (OPC 10000-4 §5.13.2).
+            RequestedLifetimeCount=keepalive * 10,
+            MaxNotificationsPerPublish=0,
+            PublishingEnabled=True,
+            Priority=0,
+        )
+        watchdog = StaleWatchdog(interval_ms / 1000, keepalive, min_s=self.options.stale_min_s)
+        sub = _Subscription(interval_ms, watchdog)
+        watchdog.feed(time.monotonic())
+
+        def on_publish(result: ua.PublishResult) -> None:
+            self._on_publish(sub, result)
+
+        revised = await self._call(self.client.uaclient.create_subscription(params, on_publish))
+        sub.subscription_id = revised.SubscriptionId
+        watchdog.publishing_interval_s = revised.RevisedPublishingInterval / 1000
+        watchdog.keepalive_count = revised.RevisedMaxKeepAliveCount
+        self._subscriptions.append(sub)
+        handle = len(self._subscriptions) * 1_000_000
+        for chunk in _chunks(points, _BATCH):
+            requests = []
+            for point in chunk:
+                handle += 1
+                sub.handles[handle] = point.tag
+                requests.append(_monitored_item(self.nodes[point.tag], point, handle))
+            await self._create_items(sub, requests)
+
+    async def _create_items(
+        self, sub: _Subscription, requests: list[ua.MonitoredItemCreateRequest]
+    ) -> None:
+        params = ua.CreateMonitoredItemsParameters(
+            SubscriptionId=sub.subscription_id,
+            TimestampsToReturn=ua.TimestampsToReturn.Both,
+            ItemsToCreate=requests,
+        )
+        results = await self._call(self.client.uaclient.create_monitored_items(params))
+        retry = []
+        for request, result in zip(requests, results, strict=True):
+            if result.StatusCode.is_good():
+                continue
+            tag = sub.handles[request.RequestedParameters.ClientHandle]
+            if request.RequestedParameters.Filter is not None and _is_filter_problem(
+                result.StatusCode
+            ):
+                # Percent deadbands need an EURange the node may lack: keep values, drop the filter.
+                _log.warning(
+                    "%s: tag %s: deadband refused (%s), subscribing without it",
+                    self.device,
+                    tag,
+                    result.StatusCode.name,
+                )
+                request.RequestedParameters.Filter = None
+                retry.append(request)
+            else:
+                del sub.handles[request.RequestedParameters.ClientHandle]
+                self.unresolved[tag] = f"cannot monitor ({result.StatusCode.name})"
+                _log.warning("%s: tag %s: %s", self.device, tag, self.unresolved[tag])
+        if retry:
+            await self._create_items(sub, retry)
+
+    def _on_publish(self, sub: _Subscription, result: ua.PublishResult) -> None:
+        # Runs in asyncua's publish loop for every response, keep-alives included: keep it lean.
+        sub.watchdog.feed(time.monotonic())
+        data = result.NotificationMessage.NotificationData
+        if not data:
+            return
+        now_ms = self.options.clock_ms()
+        samples: list[Sample] = []
+        handles = sub.handles
+        for notification in data:
+            if isinstance(notification, ua.DataChangeNotification):
+                for item in notification.MonitoredItems:
+                    tag = handles.get(item.ClientHandle)
+                    if tag is not None:
+                        samples.append(sample_from_datavalue(tag, item.Value, now_ms))
+            elif isinstance(notification, ua.StatusChangeNotification) and (
+                not notification.Status.is_good()
+            ):
+                self._mark_lost(f"subscription status {notification.Status.name}")
+        if samples:
+            self._emit(samples)
+
+    # -- polling -----------------------------------------------------------------------------
+
+    async def read(self, points: Iterable[OpcuaPoint] | None = None) -> list[Sample]:
+        """Read points once (all by default); unresolved points come back `bad`."""
+        wanted = list(self.points if points is None else points)
+        now_ms = self.options.clock_ms()
+        samples = {p.tag: bad_sample(p.tag, now_ms) for p in wanted}
+        readable = [p for p in wanted if p.tag in self.nodes]
+        for chunk in _chunks(readable, _BATCH):
+            params = ua.ReadParameters(
+                MaxAge=0,
+                TimestampsToReturn=ua.TimestampsToReturn.Both,
+                NodesToRead=[
+                    ua.ReadValueId(NodeId=self.nodes[p.tag], AttributeId=ua.AttributeIds.Value)
+                    for p in chunk
+                ],
+            )
+            values = await self._call(self.client.uaclient.read(params))
+            for point, value in zip(chunk, values, strict=True):
+                samples[point.tag] = sample_from_datavalue(point.tag, value, now_ms)
+        return [samples[p.tag] for p in wanted]
+
+    async def _poll_loop(self, interval_ms: int, points: list[OpcuaPoint]) -> None:
+        period = max(interval_ms, 10) / 1000
+        next_at = time.monotonic()
+        while True:
+            try:
+                samples = await self.read(points)
+            except DeviceUnavailable as exc:
+                raise _SessionLost(f"poll failed: {exc}") from exc
+            self._emit(samples)
+            # Fixed-rate schedule; after a stall skip the missed ticks instead of bursting.
+            next_at = max(next_at + period, time.monotonic())
+            await asyncio.sleep(next_at - time.monotonic())
+
+    # -- loss detection ----------------------------------------------------------------------
+
+    async def _on_connection_lost(self, exc: Exception) -> None:
+        self._mark_lost(f"connection lost: {exc!r}")
+
+    def _mark_lost(self, reason: str) -> None:
+        if not self._lost.is_set():
+            self._lost_reason = reason
+            self._lost.set()
+
+    async def _wait_lost(self) -> None:
+        await self._lost.wait()
+        raise _SessionLost(self._lost_reason)
+
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(0.25)
+            now = time.monotonic()
+            for sub in self._subscriptions:
+                if sub.watchdog.is_stale(now):
+                    raise _SessionLost(
+                        f"no data and no keep-alive for {sub.watchdog.limit_s:.1f} s "
+                        f"(subscription {sub.subscription_id})"
+                    )
+
+    async def _call(self, awaitable: Awaitable[_T]) -> _T:
+        """Await one service call with the session timeout, mapping failures to our errors."""
+        try:
+            async with asyncio.timeout(self.options.timeout_s):
+                return await awaitable
+        except (TimeoutError, OSError, ConnectionError, ua.UaError) as exc:
+            raise map_error(exc, self.device, username=self.endpoint.username) from exc
+
+
+def _poll_groups(points: Iterable[OpcuaPoint]) -> dict[int, list[OpcuaPoint]]:
+    groups: dict[int, list[OpcuaPoint]] = {}
+    for point in points:
+        if point.mode == "poll":
+            groups.setdefault(point.sampling_ms, []).append(point)
+    return groups
+
+
+def _chunks(items: Sequence[_T], size: int) -> Iterable[Sequence[_T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _endpoint_label(endpoint: ua.EndpointDescription) -> str:
+    policy = endpoint.SecurityPolicyUri.rsplit("#", 1)[-1]
+    mode = ua.MessageSecurityMode(endpoint.SecurityMode).name
+    return "None" if policy == "None" else f"{mode}/{policy}"
+
+
+def _browse_request(path: str) -> ua.BrowsePath:
+    elements = []
+    for ns, name in parse_browse_path(path):
+        element = ua.RelativePathElement(
+            ReferenceTypeId=ua.NodeId(ua.Int32(ua.ObjectIds.HierarchicalReferences)),
+            TargetName=ua.QualifiedName(name, ns),
+        )
+        # The dataclass defaults IsInverse to True; browse paths walk forward, down the tree.
+        element.IsInverse = False  # type: ignore[assignment]
+        elements.append(element)
+    return ua.BrowsePath(
+        StartingNode=ua.NodeId(ua.Int32(ua.ObjectIds.RootFolder)),
+        RelativePath=ua.RelativePath(Elements=elements),
+    )
+
+
+def _monitored_item(
+    node: ua.NodeId, point: OpcuaPoint, handle: int
+) -> ua.MonitoredItemCreateRequest:
+    mfilter = None
+    if point.deadband is not None:
+        mfilter = ua.DataChangeFilter(
+            Trigger=ua.DataChangeTrigger.StatusValue,
+            DeadbandType=ua.DeadbandType.Absolute
+            if point.deadband.kind == "absolute"
+            else ua.DeadbandType.Percent,
+            DeadbandValue=point.deadband.value,
+        )
+    return ua.MonitoredItemCreateRequest(
+        ItemToMonitor=ua.ReadValueId(NodeId=node, AttributeId=ua.AttributeIds.Value),
+        MonitoringMode=ua.MonitoringMode.Reporting,
+        RequestedParameters=ua.MonitoringParameters(
+            ClientHandle=handle,
+            SamplingInterval=float(point.sampling_ms),
+            Filter=mfilter,
+            QueueSize=point.queue_size,
+            DiscardOldest=True,
+        ),
+    )
+
+
+def _is_filter_problem(status: ua.StatusCode) -> bool:
+    return status.value in (
+        ua.StatusCodes.BadMonitoredItemFilterUnsupported,
+        ua.StatusCodes.BadMonitoredItemFilterInvalid,
+        ua.StatusCodes.BadFilterNotAllowed,
+        ua.StatusCodes.BadDeadbandFilterInvalid,
+    )
