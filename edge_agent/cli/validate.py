@@ -59,9 +59,9 @@ def validate(
         loaded = load_agent_config(config, os.environ)
     except ConfigError as exc:
         for problem in exc.problems:
-            typer.echo(format_problem(problem), err=False)
+            typer.echo(format_problem(problem))
         count = len(exc.problems)
-        typer.echo(f"{count} problem{'s' if count != 1 else ''} found", err=True)
+        typer.echo(f"{count} problem{'s' if count != 1 else ''} found in {config}")
         raise typer.Exit(1) from exc
     typer.echo(summary(loaded))
 

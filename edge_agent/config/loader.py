@@ -105,11 +105,23 @@ def find_profile(ref: str, config_dir: Path, env: Mapping[str, str]) -> Path | N
 def available_profiles(config_dir: Path, env: Mapping[str, str]) -> list[str]:
     """Return the profile names that `find_profile` can find by bare name."""
     names: set[str] = set()
-    # The config folder itself is skipped: it also holds agent configs, which are not profiles.
-    for folder in _search_dirs(config_dir, env)[1:]:
-        if folder.is_dir():
-            names.update(p.stem for p in folder.iterdir() if p.suffix in _SUFFIXES)
+    for folder in _search_dirs(config_dir, env):
+        if not folder.is_dir():
+            continue
+        for path in folder.iterdir():
+            # The config folder also holds agent configs: only files that declare a protocol
+            # are profiles.
+            if path.suffix in _SUFFIXES and (folder != config_dir or _looks_like_profile(path)):
+                names.add(path.stem)
     return sorted(names)
+
+
+def _looks_like_profile(path: Path) -> bool:
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+    return any(line.startswith("protocol:") for line in text.splitlines())
 
 
 def _shown(path: Path) -> str:
