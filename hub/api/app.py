@@ -1,0 +1,54 @@
+"""FastAPI application: `/health/live`, `/health/ready`, `/metrics`."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Protocol
+
+from fastapi import FastAPI, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from hub.errors import StorageUnavailable
+from hub.metrics import HubMetrics
+
+__all__ = ["HealthSource", "create_app"]
+
+
+class HealthSource(Protocol):
+    """What readiness is judged on: the broker session and the storage backend."""
+
+    @property
+    def broker_connected(self) -> bool: ...
+
+    async def ping_storage(self) -> None: ...
+
+
+def create_app(health: HealthSource, metrics: HubMetrics) -> FastAPI:
+    """Build the HTTP app around a running hub's health and metrics."""
+    app = FastAPI(title="Millstream hub", docs_url=None, redoc_url=None)
+
+    @app.get("/health/live")
+    async def live() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/health/ready")
+    async def ready() -> JSONResponse:
+        storage = "ok"
+        try:
+            async with asyncio.timeout(2):
+                await health.ping_storage()
+        except (StorageUnavailable, TimeoutError) as exc:
+            storage = f"unavailable: {exc}"[:300]
+        broker = "ok" if health.broker_connected else "disconnected"
+        ok = storage == "ok" and broker == "ok"
+        return JSONResponse(
+            {"status": "ok" if ok else "unavailable", "storage": storage, "broker": broker},
+            status_code=200 if ok else 503,
+        )
+
+    @app.get("/metrics")
+    async def prometheus() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app

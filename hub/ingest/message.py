@@ -1,0 +1,20 @@
+"""A message as it left the broker, before any parsing."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["Incoming"]
+
+
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    """One MQTT PUBLISH received by the hub, with what it takes to acknowledge it later."""
+
+    topic: str
+    payload: bytes
+    qos: int
+    mid: int
+    received_at: int  # epoch ms, read once at the I/O edge
+    # Which broker connection delivered it: a packet id is only meaningful on that connection.
+    generation: int = 0

@@ -1,0 +1,210 @@
+"""The hub's MQTT session: paho-mqtt 2, MQTT v5, persistent session, manual PUBACK.
+
+paho runs its network loop on its own thread. Messages cross into asyncio with
+`loop.call_soon_threadsafe`; acknowledgements go back through `ack()`, which only acks packet
+ids of the connection that delivered them (a packet id from a previous connection could name
+a different, uncommitted message on the new one — the broker redelivers the old ones anyway).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+import threading
+import time
+from collections.abc import Callable, Sequence
+from types import TracebackType
+from typing import Any, Self
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+from paho.mqtt.subscribeoptions import SubscribeOptions
+
+from hub.config import MqttConfig
+from hub.ingest.message import Incoming
+
+__all__ = ["MqttSession", "subscriptions"]
+
+log = logging.getLogger(__name__)
+
+
+def subscriptions(share_group: str) -> list[tuple[str, SubscribeOptions]]:
+    """Topic filters: telemetry shared across hub instances, status seen by every instance."""
+    # Retained status is only wanted once per new subscription, not on every reconnect.
+    status = SubscribeOptions(qos=1, retainHandling=SubscribeOptions.RETAIN_SEND_IF_NEW_SUB)
+    return [
+        (f"$share/{share_group}/ms/v1/+/+/+/telemetry", SubscribeOptions(qos=1)),
+        ("ms/v1/+/+/+/status", status),
+        ("ms/v1/agents/+/status", status),
+    ]
+
+
+class MqttSession:
+    """Async context manager owning the paho client and its network thread."""
+
+    def __init__(
+        self,
+        config: MqttConfig,
+        client_id: str,
+        deliver: Callable[[Incoming], None],
+        *,
+        subscribe: bool = True,
+    ) -> None:
+        self._config = config
+        self._client_id = client_id
+        self._deliver = deliver
+        self._subscribe = subscribe
+        self._lock = threading.Lock()
+        self._generation = 0
+        self._connected = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._up = asyncio.Event()
+        self._client = paho.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=client_id,
+            protocol=MQTTProtocolVersion.MQTTv5,
+            manual_ack=True,
+        )
+        self._client.on_connect = self._on_connect
+        self._client.on_disconnect = self._on_disconnect
+        self._client.on_message = self._on_message
+        self._client.reconnect_delay_set(min_delay=1, max_delay=30)
+        if config.username:
+            self._client.username_pw_set(config.username, config.password())
+        if config.use_tls:
+            tls = config.tls
+            self._client.tls_set(
+                ca_certs=str(tls.ca) if tls and tls.ca else None,
+                certfile=str(tls.cert) if tls and tls.cert else None,
+                keyfile=str(tls.key) if tls and tls.key else None,
+                tls_version=ssl.PROTOCOL_TLS_CLIENT,
+            )
+
+    @property
+    def connected(self) -> bool:
+        """True while the broker connection is up."""
+        return self._connected
+
+    async def __aenter__(self) -> Self:
+        self._loop = asyncio.get_running_loop()
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        props.SessionExpiryInterval = self._config.session_expiry_s
+        props.ReceiveMaximum = self._config.receive_maximum
+        # connect_async never blocks on DNS/TCP; paho's thread connects and reconnects.
+        self._client.connect_async(
+            self._config.host,
+            self._config.port,
+            keepalive=self._config.keepalive_s,
+            clean_start=False,
+            properties=props,
+        )
+        self._client.loop_start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        with self._lock:
+            self._generation += 1  # nothing acknowledged after this point
+        # A normal DISCONNECT keeps the session (expiry is set), so unacked messages stay queued.
+        self._client.disconnect()
+        await asyncio.to_thread(self._client.loop_stop)
+        self._connected = False
+
+    async def wait_connected(self, timeout_s: float) -> None:
+        """Wait until the broker accepted the connection (raises TimeoutError)."""
+        async with asyncio.timeout(timeout_s):
+            await self._up.wait()
+
+    def ack(self, messages: Sequence[Incoming]) -> int:
+        """Send PUBACK for committed messages, in order; returns how many were acknowledged."""
+        sent = 0
+        with self._lock:
+            for msg in messages:
+                if msg.qos > 0 and msg.generation == self._generation:
+                    self._client.ack(msg.mid, msg.qos)
+                    sent += 1
+        return sent
+
+    def publish(self, topic: str, payload: bytes, qos: int = 1) -> None:
+        """Queue a PUBLISH (paho's publish is thread-safe and does not block)."""
+        self._client.publish(topic, payload, qos=qos)
+
+    # --- paho thread ---------------------------------------------------------------------
+
+    def _on_connect(
+        self,
+        client: paho.Client,
+        userdata: Any,
+        flags: paho.ConnectFlags,
+        reason: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        if reason.is_failure:
+            log.warning("broker refused connection: %s", reason)
+            return
+        with self._lock:
+            self._generation += 1
+        self._connected = True
+        self._threadsafe(self._up.set)
+        log.info(
+            "connected to broker %s:%s as %s (session present: %s)",
+            self._config.host,
+            self._config.port,
+            self._client_id,
+            flags.session_present,
+        )
+        if self._subscribe:
+            client.subscribe(subscriptions(self._config.share_group))
+
+    def _on_disconnect(
+        self,
+        client: paho.Client,
+        userdata: Any,
+        flags: paho.DisconnectFlags,
+        reason: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        with self._lock:
+            self._generation += 1
+        if self._connected:
+            log.warning("lost broker connection: %s; reconnecting", reason)
+        self._connected = False
+        self._threadsafe(self._up.clear)
+
+    def _threadsafe(self, fn: Callable[[], object]) -> None:
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            try:
+                loop.call_soon_threadsafe(fn)
+            except RuntimeError:  # loop closed between the check and the call
+                return
+
+    def _on_message(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
+        try:
+            topic = message.topic
+        except UnicodeDecodeError:
+            # MQTT requires UTF-8 topics; keep the message so it can be dead-lettered and acked.
+            topic = repr(message._topic)
+        msg = Incoming(
+            topic=topic,
+            payload=bytes(message.payload),
+            qos=message.qos,
+            mid=message.mid,
+            received_at=time.time_ns() // 1_000_000,
+            generation=self._generation,
+        )
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return  # shutting down: not acked, so the broker redelivers it
+        try:
+            loop.call_soon_threadsafe(self._deliver, msg)
+        except RuntimeError:
+            return

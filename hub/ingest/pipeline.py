@@ -1,0 +1,242 @@
+"""Ingest pipeline: classify on arrival, commit in batches of up to `flush_ms`, ack after commit.
+
+The window between "received" and "acknowledged" is the hub's only in-memory state. It is
+bounded by the broker (MQTT v5 Receive Maximum: it sends no more unacknowledged messages than
+that), so when storage is down the hub simply stops acknowledging, the window fills, the broker
+holds the rest, and nothing acknowledged is ever lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from hub.errors import StorageUnavailable
+from hub.ingest.message import Incoming
+from hub.metrics import HubMetrics
+from hub.storage import (
+    AgentStatusUpdate,
+    DeadLetter,
+    MachineStatusUpdate,
+    Storage,
+    TelemetryBatch,
+    WriteBatch,
+    WriteResult,
+)
+
+__all__ = ["Classified", "IngestPipeline"]
+
+log = logging.getLogger(__name__)
+
+Classified = TelemetryBatch | DeadLetter | MachineStatusUpdate | AgentStatusUpdate
+
+_KIND = {
+    TelemetryBatch: "telemetry",
+    DeadLetter: "dead_letter",
+    MachineStatusUpdate: "machine_status",
+    AgentStatusUpdate: "agent_status",
+}
+
+
+@dataclass(slots=True)
+class _Item:
+    msg: Incoming
+    result: Classified
+    arrived: float  # loop.time(), for the flush window
+
+
+def _build(items: Sequence[_Item]) -> WriteBatch:
+    telemetry, dead, machines, agents = [], [], [], []
+    for item in items:
+        r = item.result
+        if isinstance(r, TelemetryBatch):
+            telemetry.append(r)
+        elif isinstance(r, DeadLetter):
+            dead.append(r)
+        elif isinstance(r, MachineStatusUpdate):
+            machines.append(r)
+        else:
+            agents.append(r)
+    return WriteBatch(telemetry=telemetry, dead_letters=dead, machines=machines, agents=agents)
+
+
+def _rejected(item: _Item, exc: Exception) -> _Item:
+    msg = item.msg
+    src = item.result.src if isinstance(item.result, TelemetryBatch | DeadLetter) else None
+    dead = DeadLetter(
+        msg.topic, msg.payload, "storage_rejected", str(exc)[:1000], msg.received_at, src
+    )
+    return _Item(msg, dead, item.arrived)
+
+
+class IngestPipeline:
+    """Batches classified messages into storage transactions; see module docstring."""
+
+    def __init__(
+        self,
+        storage: Storage,
+        *,
+        classify: Callable[[Incoming], Classified],
+        ack: Callable[[Sequence[Incoming]], object],
+        on_committed: Callable[[Sequence[TelemetryBatch]], None],
+        metrics: HubMetrics,
+        flush_ms: int = 50,
+        max_messages: int = 1000,
+        max_readings: int = 50_000,
+    ) -> None:
+        self._storage = storage
+        self._classify = classify
+        self._ack = ack
+        self._on_committed = on_committed
+        self._metrics = metrics
+        self._flush_s = flush_ms / 1000
+        self._max_messages = max_messages
+        self._max_readings = max_readings
+        self._items: deque[_Item] = deque()
+        self._readings = 0
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._storage_ok = True
+
+    @property
+    def backlog(self) -> int:
+        """Messages received and not yet acknowledged."""
+        return len(self._items)
+
+    @property
+    def storage_ok(self) -> bool:
+        """False while commits are failing and being retried."""
+        return self._storage_ok
+
+    def submit(self, msg: Incoming) -> None:
+        """Accept one message from the broker (event-loop thread); never raises on bad input."""
+        try:
+            result = self._classify(msg)
+        except Exception as exc:  # a classifier bug must not lose or block the message
+            log.exception("classifier failed on %s", msg.topic)
+            result = DeadLetter(msg.topic, msg.payload, "internal", str(exc), msg.received_at)
+        self._items.append(_Item(msg, result, asyncio.get_running_loop().time()))
+        if isinstance(result, TelemetryBatch):
+            self._readings += len(result.readings)
+        self._metrics.backlog.set(len(self._items))
+        self._wake.set()
+
+    def stop(self) -> None:
+        """Commit what is queued, then make `run` return."""
+        self._stopping = True
+        self._wake.set()
+
+    def _full(self) -> bool:
+        return len(self._items) >= self._max_messages or self._readings >= self._max_readings
+
+    async def run(self) -> None:
+        """Commit batches until `stop()` and the queue is empty."""
+        loop = asyncio.get_running_loop()
+        while True:
+            if not self._items:
+                if self._stopping:
+                    return
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            deadline = self._items[0].arrived + self._flush_s
+            while not self._full() and not self._stopping and loop.time() < deadline:
+                self._wake.clear()
+                try:
+                    async with asyncio.timeout_at(deadline):
+                        await self._wake.wait()
+                except TimeoutError:
+                    break
+            await self._flush_once()
+
+    def _take(self) -> list[_Item]:
+        taken: list[_Item] = []
+        readings = 0
+        for item in self._items:
+            n = len(item.result.readings) if isinstance(item.result, TelemetryBatch) else 0
+            if taken and (len(taken) >= self._max_messages or readings + n > self._max_readings):
+                break
+            taken.append(item)
+            readings += n
+        return taken
+
+    async def _flush_once(self) -> None:
+        items = self._take()
+        committed = await self._commit(items)
+        for _ in items:
+            item = self._items.popleft()
+            if isinstance(item.result, TelemetryBatch):
+                self._readings -= len(item.result.readings)
+        # PUBACKs in receive order, only now that the transaction is durable.
+        self._ack([i.msg for i in committed])
+        self._metrics.backlog.set(len(self._items))
+        telemetry = [i.result for i in committed if isinstance(i.result, TelemetryBatch)]
+        for item in committed:
+            self._metrics.messages.labels(_KIND[type(item.result)]).inc()
+            if isinstance(item.result, DeadLetter):
+                self._metrics.dead_letters.labels(item.result.reason).inc()
+        if telemetry:
+            self._on_committed(telemetry)
+
+    async def _commit(self, items: list[_Item]) -> list[_Item]:
+        """Write items in one transaction, retrying while storage is down; returns what was
+        committed (rejected messages come back as dead letters)."""
+        backoff = 0.05
+        outage_logged = False
+        while True:
+            try:
+                started = time.perf_counter()
+                result = await self._storage.write(_build(items))
+            except StorageUnavailable as exc:
+                self._metrics.storage_errors.inc()
+                self._metrics.storage_up.set(0)
+                self._storage_ok = False
+                if not outage_logged:  # once per outage, not once per retry
+                    log.warning("storage unavailable, holding %d messages: %s", len(items), exc)
+                    outage_logged = True
+                await asyncio.sleep(backoff * random.uniform(0.5, 1.0))  # noqa: S311 -- jitter
+                backoff = min(backoff * 2, 5.0)
+                continue
+            except Exception as exc:  # StorageRejected, or a bug: isolate the bad message
+                return await self._split(items, exc)
+            self._record(result, len(items), time.perf_counter() - started)
+            if outage_logged:
+                log.warning("storage is back; committed %d held messages", len(items))
+            return items
+
+    async def _split(self, items: list[_Item], exc: Exception) -> list[_Item]:
+        if len(items) == 1:
+            if isinstance(items[0].result, DeadLetter) and items[0].result.reason == "internal":
+                raise exc  # even the dead letter cannot be stored: let the hub fail loudly
+            log.warning("storage refused a message on %s: %s", items[0].msg.topic, exc)
+            fallback = _rejected(items[0], exc)
+            if isinstance(items[0].result, DeadLetter):
+                fallback = _Item(
+                    items[0].msg,
+                    DeadLetter(
+                        items[0].msg.topic,
+                        b"",
+                        "internal",
+                        f"dead letter refused by storage: {exc}"[:1000],
+                        items[0].msg.received_at,
+                    ),
+                    items[0].arrived,
+                )
+            return await self._commit([fallback])
+        committed: list[_Item] = []
+        for item in items:
+            committed.extend(await self._commit([item]))
+        return committed
+
+    def _record(self, result: WriteResult, messages: int, seconds: float) -> None:
+        self._storage_ok = True
+        self._metrics.storage_up.set(1)
+        self._metrics.commit_seconds.observe(seconds)
+        self._metrics.batch_messages.observe(messages)
+        self._metrics.readings.labels("inserted").inc(result.inserted)
+        self._metrics.readings.labels("duplicate").inc(result.duplicates)
