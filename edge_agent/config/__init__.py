@@ -27,7 +27,7 @@ from edge_agent.config.loader import (
 )
 from edge_agent.config.modbus_profile import ModbusDefaults, ModbusProfile, ModbusTag
 from edge_agent.config.opcua_profile import OpcUaDeadband, OpcUaDefaults, OpcUaProfile, OpcUaTag
-from edge_agent.config.points import modbus_point, modbus_points
+from edge_agent.config.points import modbus_point, modbus_points, opcua_point, opcua_points
 from edge_agent.config.profile import DeviceProfile
 from edge_agent.config.units import format_duration, format_size, parse_duration, parse_size
 
@@ -61,6 +61,8 @@ __all__ = [
     "load_profile",
     "modbus_point",
     "modbus_points",
+    "opcua_point",
+    "opcua_points",
     "parse_duration",
     "parse_size",
 ]

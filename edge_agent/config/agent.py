@@ -25,6 +25,7 @@ from edge_agent.config.issues import Issue, raise_issues, reraise_with
 from edge_agent.config.modbus_profile import duplicate_issues
 from edge_agent.config.names import RESERVED_SITES, Name
 from edge_agent.config.units import parse_duration, parse_size
+from edge_agent.drivers.opcua.security import parse_security
 
 __all__ = [
     "AgentConfig",
@@ -220,6 +221,26 @@ class OpcUaConnection(_Model):
             )
         return url
 
+    @field_validator("security")
+    @classmethod
+    def _security(cls, security: str) -> str:
+        try:
+            parse_security(security)
+        except ValueError:
+            raise_issues(
+                "OpcUaConnection",
+                [
+                    Issue(
+                        (),
+                        f"unknown security {security!r}",
+                        "write None, Sign/Basic256Sha256, SignAndEncrypt/Basic256Sha256, "
+                        "Sign/Aes128_Sha256_RsaOaep or SignAndEncrypt/Aes128_Sha256_RsaOaep",
+                        security,
+                    )
+                ],
+            )
+        return security
+
 
 class Device(_Model):
     """One machine: its name, its profile and how to reach it."""
@@ -258,6 +279,9 @@ class AgentConfig(_Model):
     agent: AgentSection
     mqtt: MqttSection
     buffer: BufferSection = BufferSection()
+    # Files the agent creates and keeps (OPC-UA certificate and pinned server certificates);
+    # relative to the config file's folder.
+    state_dir: str = Field("state", min_length=1)
     devices: tuple[Device, ...]
 
     @field_validator("devices", mode="wrap")

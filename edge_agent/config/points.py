@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from edge_agent.config.modbus_profile import ModbusProfile, ModbusTag
+from edge_agent.config.opcua_profile import OpcUaProfile, OpcUaTag
 from edge_agent.drivers.modbus.points import ModbusPoint
+from edge_agent.drivers.opcua.points import Deadband, OpcuaPoint
 
-__all__ = ["modbus_point", "modbus_points"]
+__all__ = ["modbus_point", "modbus_points", "opcua_point", "opcua_points"]
 
 
 def modbus_point(tag: ModbusTag, profile: ModbusProfile) -> ModbusPoint:
@@ -30,3 +32,21 @@ def modbus_point(tag: ModbusTag, profile: ModbusProfile) -> ModbusPoint:
 def modbus_points(profile: ModbusProfile) -> list[ModbusPoint]:
     """Return one point per tag of `profile`, in profile order."""
     return [modbus_point(tag, profile) for tag in profile.tags]
+
+
+def opcua_point(tag: OpcUaTag, profile: OpcUaProfile) -> OpcuaPoint:
+    """Return the OPC-UA driver's view of one validated tag."""
+    return OpcuaPoint(
+        tag=tag.name,
+        node=tag.node,
+        browse_path=tag.browse_path,
+        mode=tag.mode or profile.defaults.mode,
+        sampling_ms=profile.defaults.sampling_ms if tag.sampling_ms is None else tag.sampling_ms,
+        deadband=Deadband(tag.deadband.kind, tag.deadband.value) if tag.deadband else None,
+        unit=tag.unit or None,
+    )
+
+
+def opcua_points(profile: OpcUaProfile) -> list[OpcuaPoint]:
+    """Return one OPC-UA point per tag of `profile`, in profile order."""
+    return [opcua_point(tag, profile) for tag in profile.tags]
