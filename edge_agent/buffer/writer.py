@@ -94,16 +94,21 @@ class WriterThread(threading.Thread):
                 return
             if op is not None:
                 fn, fut = op
+                # A caller that gave up (cancelled) still gets its operation run: an ack or
+                # a claim must not be half-done. Only the result is dropped.
+                wanted = fut is not None and fut.set_running_or_notify_cancel()
                 try:
                     result = fn(db)
                 except Exception as exc:
                     log.exception("buffer operation failed")
-                    if fut is not None:
+                    if wanted:
+                        assert fut is not None
                         fut.set_exception(exc)
                 else:
                     if isinstance(result, ChunkRef):
                         fresh.append(result)
-                    if fut is not None:
+                    if wanted:
+                        assert fut is not None
                         fut.set_result(result)
                 if db.in_txn and deadline is None:
                     deadline = time.monotonic() + self.commit_interval

@@ -1,0 +1,258 @@
+"""MQTT QoS 1 publisher: two lanes (live first, backlog paced), receipts, reconnect with backoff."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import socket
+import ssl
+import time
+from collections.abc import Callable
+
+import aiomqtt
+
+from edge_agent.buffer import Batch, Buffer
+from edge_agent.publish.backoff import backoff_delay
+from edge_agent.publish.contract import Contract
+from edge_agent.publish.ratelimit import TokenBucket
+from edge_agent.publish.settings import PublisherSettings
+from edge_agent.publish.stats import PublishStats
+
+__all__ = ["Publisher"]
+
+log = logging.getLogger(__name__)
+
+
+class _Stop(Exception):  # noqa: N818 -- control flow, never escapes this module
+    """Raised inside a session to end it gracefully."""
+
+
+class Publisher:
+    """Publish buffered batches; delete them on receipt (or on PUBACK when receipts are off)."""
+
+    def __init__(
+        self,
+        settings: PublisherSettings,
+        buffer: Buffer,
+        contract: Contract,
+        *,
+        clock: Callable[[], float] = time.time,
+        rnd: Callable[[], float] = random.random,
+    ) -> None:
+        self.settings = settings
+        self.buffer = buffer
+        self.contract = contract
+        self.stats = PublishStats()
+        self._clock = clock
+        self._rnd = rnd
+        self._status: bytes | None = None
+        self._status_dirty = asyncio.Event()
+        self._stop = asyncio.Event()
+        self._window = asyncio.Semaphore(settings.inflight)
+        # The backlog may use at most 3/4 of the window, so live batches always find a slot.
+        self._backlog_window = asyncio.Semaphore(max(1, settings.inflight * 3 // 4))
+        self._unacked: set[int] = set()  # seqs sent in this session without PUBACK yet
+        self._drained = asyncio.Event()  # set while `_unacked` is empty
+        self._drained.set()
+
+    # -- public ------------------------------------------------------------------------------
+    def set_status(self, payload: bytes) -> None:
+        """Publish this agent status (retained) now if connected, else as birth on connect."""
+        self._status = payload
+        self._status_dirty.set()
+
+    def stop(self) -> None:
+        """Ask `run()` to end: publish `offline` retained and disconnect cleanly."""
+        self._stop.set()
+
+    async def run(self) -> None:
+        """Connect, publish, reconnect with backoff; returns after `stop()`."""
+        attempt = 0
+        while not self._stop.is_set():
+            try:
+                async with asyncio.timeout(self.settings.connect_timeout):
+                    client = self._client()
+                    await client.__aenter__()
+            except (aiomqtt.MqttError, TimeoutError, OSError) as exc:
+                self._note_error(f"connect failed: {exc}")
+            else:
+                attempt = 0
+                await self._session_guarded(client)
+            if self._stop.is_set():
+                return
+            delay = backoff_delay(
+                attempt, self.settings.reconnect_min, self.settings.reconnect_max, self._rnd()
+            )
+            attempt += 1
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay):
+                    await self._stop.wait()
+
+    # -- connection --------------------------------------------------------------------------
+    def _client(self) -> aiomqtt.Client:
+        s = self.settings
+        tls = None
+        if s.tls:
+            tls = aiomqtt.TLSParameters(
+                ca_certs=s.ca_file,
+                certfile=s.cert_file,
+                keyfile=s.key_file,
+                cert_reqs=ssl.CERT_REQUIRED,
+            )
+        return aiomqtt.Client(
+            s.host,
+            s.port,
+            identifier=s.client_id,
+            username=s.username,
+            password=s.password,
+            # Persistent session: receipts sent while we were away are queued for us.
+            clean_session=False,
+            protocol=aiomqtt.ProtocolVersion.V311,
+            keepalive=s.keepalive,
+            will=aiomqtt.Will(
+                self.contract.status_topic, self.contract.offline_status(), qos=1, retain=True
+            ),
+            tls_params=tls,
+            max_inflight_messages=s.inflight,
+            timeout=s.connect_timeout,
+            # Batches are already large; Nagle would only add latency to PUBACK round trips.
+            socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
+        )
+
+    async def _session_guarded(self, client: aiomqtt.Client) -> None:
+        self.stats.connected = True
+        self.stats.connects += 1
+        log.info("connected to %s:%d", self.settings.host, self.settings.port)
+        graceful = False
+        try:
+            await self._session(client)
+        except* _Stop:
+            graceful = True
+        except* (aiomqtt.MqttError, TimeoutError, OSError) as group:
+            self._note_error(f"connection lost: {group.exceptions[0]}")
+        finally:
+            self.stats.connected = False
+            # Sent but never PUBACKed in this session: send again first thing next session.
+            lost = list(self._unacked)
+            self._unacked.clear()
+            self._drained.set()
+            if lost:
+                await self.buffer.unclaim(lost)
+        if graceful:
+            await self._goodbye(client)
+        else:
+            with contextlib.suppress(aiomqtt.MqttError, TimeoutError, OSError):
+                async with asyncio.timeout(1):
+                    await client.__aexit__(None, None, None)
+
+    async def _goodbye(self, client: aiomqtt.Client) -> None:
+        try:
+            async with asyncio.timeout(2):
+                await client.publish(
+                    self.contract.status_topic, self.contract.offline_status(), qos=1, retain=True
+                )
+                await client.__aexit__(None, None, None)
+        except (aiomqtt.MqttError, TimeoutError, OSError) as exc:
+            self._note_error(f"clean disconnect failed: {exc}")
+
+    async def _session(self, client: aiomqtt.Client) -> None:
+        if self.settings.receipts:
+            await client.subscribe(self.contract.receipt_topic, qos=1)
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self._incoming(client), name="publish-incoming")
+            tg.create_task(self._status_lane(client), name="publish-status")
+            tg.create_task(self._live_lane(client, tg), name="publish-live")
+            tg.create_task(self._backlog_lane(client, tg), name="publish-backlog")
+            await self._stop.wait()
+            # Give batches already on the wire a moment to be PUBACKed, then end the session.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(1):
+                    await self._drained.wait()
+            raise _Stop
+
+    # -- lanes -------------------------------------------------------------------------------
+    async def _incoming(self, client: aiomqtt.Client) -> None:
+        # Also the disconnect detector: the iterator raises MqttError when the link drops.
+        async for message in client.messages:
+            raw = message.payload
+            try:
+                ranges = self.contract.parse_receipt(
+                    bytes(raw) if isinstance(raw, bytes | bytearray) else str(raw).encode()
+                )
+            except ValueError as exc:
+                log.warning("ignoring malformed receipt on %s: %s", message.topic, exc)
+                continue
+            self.stats.receipts += 1
+            self.stats.last_receipt_at = self._clock()
+            self.stats.acked_readings += await self.buffer.ack(ranges)
+
+    async def _status_lane(self, client: aiomqtt.Client) -> None:
+        while True:
+            await self._status_dirty.wait()
+            self._status_dirty.clear()
+            if self._status is not None:
+                await client.publish(self.contract.status_topic, self._status, qos=1, retain=True)
+
+    async def _live_lane(self, client: aiomqtt.Client, tg: asyncio.TaskGroup) -> None:
+        while True:
+            await self.buffer.live_ready.wait()
+            refs = self.buffer.take_live()
+            for batch in await self.buffer.claim_live(refs, self.settings.max_batch):
+                await self._window.acquire()
+                self._send(client, tg, batch, live=True)
+
+    async def _backlog_lane(self, client: aiomqtt.Client, tg: asyncio.TaskGroup) -> None:
+        s = self.settings
+        bucket = TokenBucket(s.backlog_rate, max(s.backlog_rate / 10, s.max_batch), self._clock())
+        while True:
+            # Overdue receipts first (same seq, same readings), then the oldest unsent data.
+            batches = await self.buffer.due(s.receipt_timeout, limit=s.inflight)
+            republish = bool(batches)
+            if not batches:
+                batches = await self.buffer.claim_backlog(s.max_batch, limit=8)
+            if not batches:
+                await asyncio.sleep(0.2)
+                continue
+            for batch in batches:
+                if republish:
+                    self.stats.republished_batches += 1
+                wait = bucket.take(batch.n, self._clock())
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                await self._backlog_window.acquire()
+                await self._window.acquire()
+                self._send(client, tg, batch, live=False)
+
+    def _send(
+        self, client: aiomqtt.Client, tg: asyncio.TaskGroup, batch: Batch, *, live: bool
+    ) -> None:
+        self._unacked.add(batch.seq)
+        self._drained.clear()
+        tg.create_task(self._publish(client, batch, live=live), name=f"publish-{batch.seq}")
+
+    async def _publish(self, client: aiomqtt.Client, batch: Batch, *, live: bool) -> None:
+        try:
+            topic = self.contract.telemetry_topic(batch.device)
+            # A PUBACK that never comes means a dead link the keepalive has not noticed yet.
+            await client.publish(topic, batch.payload, qos=1, timeout=self.settings.receipt_timeout)
+            self._unacked.discard(batch.seq)
+            if not self._unacked:
+                self._drained.set()
+            now = self._clock()
+            self.stats.published_batches += 1
+            self.stats.published_readings += batch.n
+            (self.stats.live if live else self.stats.backlog).add(batch.n, now)
+            if not self.settings.receipts:
+                # Someone else's broker: the PUBACK is the only confirmation there will be.
+                await self.buffer.ack([(batch.seq, batch.seq)])
+        finally:
+            self._window.release()
+            if not live:
+                self._backlog_window.release()
+
+    def _note_error(self, text: str) -> None:
+        if text != self.stats.last_error:
+            log.warning("mqtt: %s", text)  # once per distinct error, not per retry
+        self.stats.last_error = text

@@ -1,0 +1,158 @@
+"""The publisher against a real Mosquitto, with a receipt responder standing in for the hub."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import aiomqtt
+from conftest import JsonContract
+from mqtt_harness import Broker, Responder, eventually
+
+from edge_agent.buffer import Bounds, Buffer, Reading
+from edge_agent.publish import Publisher, PublisherSettings
+
+
+def settings(broker: Broker, **kw: object) -> PublisherSettings:
+    base: dict[str, object] = {
+        "host": "127.0.0.1",
+        "port": broker.port,
+        "client_id": "agent-1",
+        "reconnect_min": 0.1,
+        "reconnect_max": 0.5,
+        "receipt_timeout": 30.0,
+    }
+    base.update(kw)
+    return PublisherSettings(**base)  # type: ignore[arg-type]
+
+
+@contextlib.asynccontextmanager
+async def running(path: Path, s: PublisherSettings) -> AsyncIterator[tuple[Buffer, Publisher]]:
+    contract = JsonContract("agent-1")
+    async with Buffer(path, bounds=Bounds(max_age=None), encoder=contract.encode_batch) as buf:
+        pub = Publisher(s, buf, contract)
+        task = asyncio.create_task(pub.run(), name="publisher")
+        try:
+            yield buf, pub
+        finally:
+            pub.stop()
+            async with asyncio.timeout(10):
+                await task
+
+
+def fill(buf: Buffer, device: str, start: int, count: int, chunk: int = 50) -> None:
+    for base in range(start, start + count, chunk):
+        buf.append(
+            device,
+            [Reading("t", ts, float(ts)) for ts in range(base, min(base + chunk, start + count))],
+        )
+
+
+async def wait_empty(buf: Buffer) -> None:
+    async def empty() -> bool:
+        return (await buf.stats()).readings == 0
+
+    await eventually(empty)
+
+
+def published(pub: Publisher, n: int) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        return pub.stats.published_readings >= n
+
+    return check
+
+
+async def test_receipts_delete_rows_and_everything_arrives(broker: Broker, tmp_path: Path) -> None:
+    async with Responder(broker) as hub, running(tmp_path / "b.db", settings(broker)) as (buf, pub):
+        fill(buf, "m1", 0, 2000)
+        fill(buf, "m2", 0, 1000)
+        await hub.wait_for(lambda: hub.total() == 3000)
+        await wait_empty(buf)
+        assert pub.stats.acked_readings == 3000
+        assert hub.readings["m1"] == {("t", ts) for ts in range(2000)}
+        seqs = hub.seqs_seen
+        assert len(seqs) == len(set(seqs))
+
+
+async def test_receipts_off_deletes_on_puback(broker: Broker, tmp_path: Path) -> None:
+    async with running(tmp_path / "b.db", settings(broker, receipts=False)) as (buf, pub):
+        fill(buf, "m1", 0, 500)
+        await wait_empty(buf)
+        assert pub.stats.published_readings == 500
+
+
+async def test_missing_receipt_republishes_same_seq(broker: Broker, tmp_path: Path) -> None:
+    async with (
+        Responder(broker) as hub,
+        running(tmp_path / "b.db", settings(broker, receipt_timeout=1.0)) as (buf, pub),
+    ):
+        hub.suppress = True
+        fill(buf, "m1", 0, 100, chunk=100)
+        await hub.wait_for(lambda: len(hub.batches) >= 2)
+        first, again = hub.batches[0], hub.batches[1]
+        assert again["seq"] == first["seq"]
+        assert again["readings"] == first["readings"]
+        assert (await buf.stats()).readings == 100  # still held: no receipt yet
+        hub.suppress = False
+        await wait_empty(buf)
+        assert pub.stats.republished_batches >= 1
+
+
+async def test_no_hub_buffer_holds_everything(broker: Broker, tmp_path: Path) -> None:
+    async with running(tmp_path / "b.db", settings(broker)) as (buf, pub):
+        fill(buf, "m1", 0, 300)
+        await eventually(published(pub, 300))
+        stats = await buf.stats()
+        assert stats.readings == 300
+        assert stats.in_flight == 300
+        assert pub.stats.receipts == 0
+
+
+async def test_broker_down_at_start_then_up_drains(tmp_path: Path) -> None:
+    broker = Broker(tmp_path / "broker")
+    async with running(tmp_path / "b.db", settings(broker)) as (buf, pub):
+        fill(buf, "m1", 0, 1000)
+        await asyncio.sleep(0.5)
+        assert not pub.stats.connected
+        assert pub.stats.last_error
+        broker.start()
+        try:
+            async with Responder(broker) as hub:
+                await hub.wait_for(lambda: hub.total() == 1000)
+                await wait_empty(buf)
+        finally:
+            broker.kill()
+
+
+async def test_volatile_broker_restart_after_puback_before_receipt(
+    volatile_broker: Broker, tmp_path: Path
+) -> None:
+    """Mosquitto without persistence loses queued messages on restart; receipts save us."""
+    broker = volatile_broker
+    s = settings(broker, receipt_timeout=2.0)
+    async with running(tmp_path / "b.db", s) as (buf, pub):
+        # No hub yet: the broker PUBACKs and drops the messages (no subscriber session).
+        fill(buf, "m1", 0, 1000)
+        await eventually(published(pub, 1000))
+        broker.kill()
+        broker.start()
+        async with Responder(broker) as hub:
+            await hub.wait_for(lambda: hub.total() == 1000)
+            await wait_empty(buf)
+            assert hub.readings["m1"] == {("t", ts) for ts in range(1000)}
+
+
+async def test_birth_status_and_clean_offline(broker: Broker, tmp_path: Path) -> None:
+    async with running(tmp_path / "b.db", settings(broker)) as (_buf, pub):
+        pub.set_status(json.dumps({"v": 1, "state": "online"}).encode())
+        await asyncio.sleep(0.5)
+    async with aiomqtt.Client("127.0.0.1", broker.port) as client:
+        await client.subscribe("ms/v1/agents/agent-1/status", qos=1)
+        async with asyncio.timeout(5):
+            msg = await anext(aiter(client.messages))
+    assert msg.retain
+    assert isinstance(msg.payload, bytes)
+    assert json.loads(msg.payload)["state"] == "offline"
