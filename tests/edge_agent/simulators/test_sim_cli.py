@@ -1,0 +1,73 @@
+"""`edge-agent simulate`: the help teaches, the subcommands steer a running simulator."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from edge_agent.cli import app
+from edge_agent.config import load_agent_config
+from edge_agent.simulators import Simulator
+
+runner = CliRunner()
+
+
+def test_help_names_the_machines_and_the_subcommands() -> None:
+    result = runner.invoke(app, ["simulate", "--help"])
+    assert result.exit_code == 0
+    for word in ("press-01", "cnc-01", "inject", "fault", "--modbus-port", "examples/plant.yaml"):
+        assert word in result.output
+
+
+def test_config_writes_a_valid_agent_config_for_n_machines(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["simulate", "config", "--machines", "7", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    loaded = load_agent_config(tmp_path / "plant.yaml", env={})
+    assert [d.machine for d in loaded.config.devices][-2:] == ["press-02", "conveyor-02"]
+
+
+def test_inject_without_a_simulator_says_how_to_start_one() -> None:
+    result = runner.invoke(
+        app,
+        [
+            "simulate",
+            "inject",
+            "--machine",
+            "press-01",
+            "--tag",
+            "oil_temp",
+            "--kind",
+            "drift",
+            "--control-port",
+            "1",
+        ],
+    )
+    assert result.exit_code == 1
+    assert "edge-agent simulate" in result.output
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_inject_fault_and_clear_reach_the_running_simulator(sim: Simulator) -> None:
+    assert sim.control is not None
+    port = str(sim.control.port)
+
+    def cli(*args: str) -> str:
+        result = runner.invoke(app, ["simulate", *args, "--control-port", port])
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    # The CLI blocks on its socket, so it runs in a thread while the loop serves it.
+    await asyncio.to_thread(
+        cli, "inject", "--machine", "press-01", "--tag", "oil_temp", "--kind", "drift"
+    )
+    assert [(a.machine, a.tag, a.kind) for a in sim.plant.anomalies] == [
+        ("press-01", "oil_temp", "drift")
+    ]
+    await asyncio.to_thread(cli, "fault", "--machine", "oven-01", "--kind", "slow")
+    assert [(f.machine, f.kind) for f in sim.faults.faults] == [("oven-01", "slow")]
+    assert "cleared 1" in await asyncio.to_thread(cli, "clear")
+    assert "cleared 1" in await asyncio.to_thread(cli, "clear", "--faults")
+    assert '"sim_time"' in await asyncio.to_thread(cli, "status")
