@@ -1,3 +1,120 @@
-"""Wire contract v1 shared by agents, MQTT devices and the hub."""
+"""Wire contract v1: what agents and MQTT devices publish and what the hub accepts (pure).
 
-__all__: list[str] = []
+Topics, payload models and codecs shared by the agent, the hub and third-party devices. No I/O and
+no clock reads: callers pass `now_ms`. Every parser raises `PayloadError` (with a stable
+`.reason`) and nothing else, whatever bytes arrive. The contract is written up in docs/wire.md.
+
+    topics.py      build, parse and subscribe to `ms/v1/...` topics
+    models.py      pydantic models: JSON bodies and parsed results
+    limits.py      the numbers: readings per batch, payload size, ts window, patterns
+    errors.py      PayloadError and its reason codes
+    validation.py  bytes → model, pydantic errors → PayloadError
+    telemetry.py   parse_telemetry / encode_telemetry
+    receipts.py    parse_receipt / encode_receipt / coalesce_seqs
+    status.py      machine and agent status codecs
+"""
+
+from wire.errors import REASONS, PayloadError, Reason
+from wire.limits import (
+    MAX_FUTURE_MS,
+    MAX_PAST_MS,
+    MAX_PAYLOAD_BYTES,
+    MAX_READINGS,
+    MAX_SEQ,
+    MAX_STRING_BYTES,
+    MAX_TS,
+    RESERVED_SITES,
+    SEGMENT_PATTERN,
+    TAG_PATTERN,
+    VERSION,
+)
+from wire.models import (
+    AgentStatus,
+    AgentStatusBody,
+    Quality,
+    Reading,
+    Receipt,
+    ReceiptBody,
+    State,
+    Status,
+    StatusBody,
+    Telemetry,
+    TelemetryBody,
+    Value,
+)
+from wire.receipts import coalesce_seqs, encode_receipt, parse_receipt
+from wire.status import encode_agent_status, encode_status, parse_agent_status, parse_status
+from wire.telemetry import ReadingLike, encode_telemetry, parse_telemetry
+from wire.topics import (
+    AGENT_STATUS_FILTER,
+    MACHINE_STATUS_FILTER,
+    PREFIX,
+    TELEMETRY_FILTER,
+    AgentTopic,
+    MachineTopic,
+    ReceiptTopic,
+    Topic,
+    agent_status_topic,
+    check_segment,
+    cmd_result_topic,
+    cmd_topic,
+    parse_topic,
+    receipt_topic,
+    status_topic,
+    telemetry_topic,
+)
+
+__all__ = [
+    "AGENT_STATUS_FILTER",
+    "MACHINE_STATUS_FILTER",
+    "MAX_FUTURE_MS",
+    "MAX_PAST_MS",
+    "MAX_PAYLOAD_BYTES",
+    "MAX_READINGS",
+    "MAX_SEQ",
+    "MAX_STRING_BYTES",
+    "MAX_TS",
+    "PREFIX",
+    "REASONS",
+    "RESERVED_SITES",
+    "SEGMENT_PATTERN",
+    "TAG_PATTERN",
+    "TELEMETRY_FILTER",
+    "VERSION",
+    "AgentStatus",
+    "AgentStatusBody",
+    "AgentTopic",
+    "MachineTopic",
+    "PayloadError",
+    "Quality",
+    "Reading",
+    "ReadingLike",
+    "Reason",
+    "Receipt",
+    "ReceiptBody",
+    "ReceiptTopic",
+    "State",
+    "Status",
+    "StatusBody",
+    "Telemetry",
+    "TelemetryBody",
+    "Topic",
+    "Value",
+    "agent_status_topic",
+    "check_segment",
+    "cmd_result_topic",
+    "cmd_topic",
+    "coalesce_seqs",
+    "encode_agent_status",
+    "encode_receipt",
+    "encode_status",
+    "encode_telemetry",
+    "parse_agent_status",
+    "parse_receipt",
+    "parse_status",
+    "parse_telemetry",
+    "parse_topic",
+    "receipt_topic",
+    "status_topic",
+    "telemetry_topic",
+]

@@ -1,0 +1,39 @@
+"""The numbers of wire contract v1 (ARCHITECTURE.md "Wire contract v1"); the hub enforces them."""
+
+from __future__ import annotations
+
+__all__ = [
+    "MAX_FUTURE_MS",
+    "MAX_PAST_MS",
+    "MAX_PAYLOAD_BYTES",
+    "MAX_READINGS",
+    "MAX_SEQ",
+    "MAX_STRING_BYTES",
+    "MAX_TS",
+    "RESERVED_SITES",
+    "SEGMENT_PATTERN",
+    "TAG_PATTERN",
+    "VERSION",
+]
+
+VERSION = 1
+
+MAX_READINGS = 10_000
+MAX_PAYLOAD_BYTES = 1024 * 1024
+MAX_STRING_BYTES = 1024  # UTF-8 bytes, not characters: what storage and Kafka actually carry
+
+# Readings older than the window are what a forgotten buffer replays; newer ones are a wrong clock.
+MAX_PAST_MS = 30 * 24 * 60 * 60 * 1000
+MAX_FUTURE_MS = 5 * 60 * 1000
+
+# 9999-12-31T23:59:59.999Z: beyond it no datetime type round-trips; a ts there is a unit mistake.
+MAX_TS = 253_402_300_799_999
+# PostgreSQL bigint, so a seq survives every store it passes through.
+MAX_SEQ = 2**63 - 1
+
+SEGMENT_PATTERN = r"[A-Za-z0-9_-]{1,64}"
+# Tags are not topic segments, so third-party dotted names ("inlet.temp") are allowed.
+TAG_PATTERN = r"[A-Za-z0-9_.-]{1,128}"
+
+# `ms/v1/agents/...` and `ms/v1/receipts/...` share the site position of the topic tree.
+RESERVED_SITES = frozenset({"agents", "receipts"})

@@ -1,0 +1,190 @@
+"""Pydantic models of wire contract v1: the JSON bodies, and what parsing hands back.
+
+A `…Body` model is exactly what travels in an MQTT payload. `Telemetry`, `Status`, `AgentStatus`
+and `Receipt` add the identity that travels in the topic, so a consumer never re-parses it.
+Scalars are strict (JSON `true` is never 1, `1.0` is never a ts); containers are lax, so Python
+callers may pass lists where tuples are stored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Annotated, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+)
+from pydantic_core import PydanticCustomError
+
+from wire.limits import (
+    MAX_READINGS,
+    MAX_SEQ,
+    MAX_STRING_BYTES,
+    MAX_TS,
+    RESERVED_SITES,
+    SEGMENT_PATTERN,
+    TAG_PATTERN,
+    VERSION,
+)
+
+__all__ = [
+    "AgentStatus",
+    "AgentStatusBody",
+    "Quality",
+    "Reading",
+    "Receipt",
+    "ReceiptBody",
+    "State",
+    "Status",
+    "StatusBody",
+    "Telemetry",
+    "TelemetryBody",
+    "Value",
+]
+
+
+def _utf8_at_most(text: str) -> str:
+    # max_length counts characters; the limit is in bytes, and only long strings can break it.
+    if len(text) * 4 > MAX_STRING_BYTES and len(text.encode()) > MAX_STRING_BYTES:
+        raise PydanticCustomError(
+            "string_too_long",
+            "is {size} bytes of UTF-8, the limit is {limit}",
+            {"size": len(text.encode()), "limit": MAX_STRING_BYTES},
+        )
+    return text
+
+
+def _not_reserved(site: str) -> str:
+    if site in RESERVED_SITES:
+        raise PydanticCustomError("reserved_site", "{site!r} is reserved", {"site": site})
+    return site
+
+
+def _ordered(ranges: tuple[tuple[int, int], ...]) -> tuple[tuple[int, int], ...]:
+    for index, (first, last) in enumerate(ranges):
+        if first > last:
+            raise PydanticCustomError(
+                "bad_range",
+                "seqs[{index}] is [{first}, {last}]: first must not exceed last",
+                {"index": index, "first": first, "last": last},
+            )
+    return ranges
+
+
+Segment = Annotated[str, Field(strict=True, pattern=f"^{SEGMENT_PATTERN}$")]
+Site = Annotated[Segment, AfterValidator(_not_reserved)]
+Tag = Annotated[str, Field(strict=True, pattern=f"^{TAG_PATTERN}$")]
+Text = Annotated[
+    str, Field(strict=True, max_length=MAX_STRING_BYTES), AfterValidator(_utf8_at_most)
+]
+Ts = Annotated[int, Field(strict=True, ge=0, le=MAX_TS)]
+Seq = Annotated[int, Field(strict=True, ge=0, le=MAX_SEQ)]
+Count = Annotated[int, Field(strict=True, ge=0, le=MAX_SEQ)]
+Version = Annotated[int, Field(strict=True, ge=VERSION, le=VERSION)]  # Literal[1] accepts true
+# bool first: it must never become 1. Integers are 64-bit; a wider JSON integer arrives as float.
+Value = (
+    StrictBool
+    | Annotated[int, Field(strict=True, ge=-(2**63), le=2**63 - 1)]
+    | Annotated[float, Field(strict=True, allow_inf_nan=False)]
+    | Text
+)
+Quality = Literal["good", "uncertain", "bad"]
+State = Literal["online", "offline", "faulted"]
+SeqRanges = Annotated[tuple[tuple[Seq, Seq], ...], Field(min_length=1), AfterValidator(_ordered)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+
+class Reading(_Model):
+    """One reading: `ts` epoch ms UTC at the source, `v` number/bool/string, `q` quality class."""
+
+    tag: Tag
+    ts: Ts
+    v: Value
+    q: Quality = "good"
+
+
+class TelemetryBody(_Model):
+    """Payload of `ms/v1/{site}/{line}/{machine}/telemetry`."""
+
+    v: Version = VERSION
+    src: Segment
+    seq: Seq
+    readings: Annotated[tuple[Reading, ...], Field(min_length=1, max_length=MAX_READINGS)]
+
+
+class Telemetry(_Model):
+    """A validated telemetry batch with the machine identity taken from its topic."""
+
+    site: Site
+    line: Segment
+    machine: Segment
+    src: Segment
+    seq: Seq
+    readings: Annotated[tuple[Reading, ...], Field(min_length=1, max_length=MAX_READINGS)]
+
+
+class _MachineState(_Model):
+    state: State
+    ts: Ts
+    detail: Text | None = None
+
+
+class StatusBody(_MachineState):
+    """Payload of `ms/v1/{site}/{line}/{machine}/status` (retained; the last will says offline)."""
+
+    v: Version = VERSION
+
+
+class Status(_MachineState):
+    """A machine's status with its identity taken from the topic."""
+
+    site: Site
+    line: Segment
+    machine: Segment
+
+
+class _AgentHealth(_Model):
+    state: State
+    ts: Ts
+    version: Annotated[str, Field(strict=True, max_length=64)] | None = None
+    buffer_depth: Count | None = None  # readings buffered and not yet receipted
+    buffer_age_ms: Count | None = None  # age of the oldest buffered reading
+    dropped: Count | None = None  # readings dropped by buffer bounds since the agent started
+    poll_errors: Mapping[Segment, Count] = Field(default_factory=dict, max_length=10_000)
+    publish_rate: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = None  # readings/s
+
+
+class AgentStatusBody(_AgentHealth):
+    """Payload of `ms/v1/agents/{agent_id}/status`; a last will carries only v, state and ts."""
+
+    v: Version = VERSION
+
+
+class AgentStatus(_AgentHealth):
+    """An agent's health with its id taken from the topic."""
+
+    agent_id: Segment
+
+
+class ReceiptBody(_Model):
+    """Payload of `ms/v1/receipts/{src}`: inclusive seq ranges now committed to PostgreSQL."""
+
+    v: Version = VERSION
+    seqs: SeqRanges
+
+
+class Receipt(_Model):
+    """A receipt with the publisher id taken from its topic."""
+
+    src: Segment
+    seqs: SeqRanges
+
+    def __contains__(self, seq: object) -> bool:
+        return isinstance(seq, int) and any(first <= seq <= last for first, last in self.seqs)
