@@ -43,15 +43,17 @@ _SIZE_RE = re.compile(rf"^\s*{_NUMBER}\s*([A-Za-z]*)\s*$")
 _DURATION_PART_RE = re.compile(rf"{_NUMBER}\s*([A-Za-z]*)\s*")
 
 
-def parse_size(text: str | int) -> int:
+def parse_size(text: object) -> int:
     """Return the bytes in `text` (`1GiB`, `500MB`, `4096`); ValueError if unreadable."""
     if isinstance(text, bool):
         # ValueError, not TypeError: pydantic turns only ValueError into a located problem.
         raise ValueError("a size must be a number with a unit, e.g. 500MB or 1GiB, not true/false")  # noqa: TRY004
-    if isinstance(text, int):
-        if text < 0:
-            raise ValueError(f"size {text} is negative")
-        return text
+    if isinstance(text, int | float):
+        if not math.isfinite(text) or text < 0 or text != int(text):
+            raise ValueError(f"size {text} must be a whole number of bytes >= 0")
+        return int(text)
+    if not isinstance(text, str):
+        raise ValueError("a size must be a number with a unit, e.g. 500MB or 1GiB")  # noqa: TRY004
     match = _SIZE_RE.match(text)
     if match is None:
         raise ValueError(f"cannot read {text!r} as a size; write e.g. 500MB, 1GiB or 1048576")
@@ -66,7 +68,7 @@ def parse_size(text: str | int) -> int:
     return int(value)
 
 
-def parse_duration(text: str | int | float) -> timedelta:
+def parse_duration(text: object) -> timedelta:
     """Return the duration in `text` (`7d`, `3s`, `100ms`, `1h30m`, `90`); ValueError if not."""
     if isinstance(text, bool):
         raise ValueError("a duration must be a number with a unit, e.g. 3s or 7d, not true/false")  # noqa: TRY004
@@ -74,6 +76,8 @@ def parse_duration(text: str | int | float) -> timedelta:
         if not math.isfinite(text) or text < 0:
             raise ValueError(f"duration {text} must be a finite number of seconds >= 0")
         return timedelta(seconds=text)
+    if not isinstance(text, str):
+        raise ValueError("a duration must be a number with a unit, e.g. 3s or 7d")  # noqa: TRY004
     stripped = text.strip()
     if not stripped:
         raise ValueError("empty duration; write e.g. 3s, 100ms or 7d")
