@@ -7,7 +7,7 @@ Each command group lives in its own module under `edge_agent/cli/` and exposes
 import typer
 
 from edge_agent import __version__
-from edge_agent.cli import simulate, validate
+from edge_agent.cli import browse, opcua, simulate, validate
 
 __all__ = ["app", "main"]
 
@@ -46,6 +46,8 @@ def _root(
 # Command modules register themselves here, one line each (see module docstring).
 validate.register(app)
 simulate.register(app)
+opcua.register(app)
+browse.register(app)
 
 
 def main() -> None:

@@ -12,7 +12,6 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
-from asyncua.crypto import cert_gen
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtendedKeyUsageOID
@@ -65,6 +64,10 @@ def _hex(digest: bytes) -> str:
 
 def ensure_app_certificate(state_dir: Path, hostname: str | None = None) -> AppCertificate:
     """Return the agent's certificate under `state_dir/opcua/own`, creating it on first use only."""
+    # Imported here: asyncua's import costs ~0.7 s, and `validate` or `cert` on a second run
+    # should not pay it just to read thumbprints.
+    from asyncua.crypto import cert_gen  # noqa: PLC0415
+
     own = state_dir / "opcua" / "own"
     cert_path, key_path = own / "cert.der", own / "key.pem"
     host = hostname or socket.gethostname()

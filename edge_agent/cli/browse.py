@@ -1,0 +1,176 @@
+"""`edge-agent browse CONFIG --device X`: walk an OPC-UA server's address space, write a profile.
+
+Commissioning starts here: the technician sees the machine's variables with data types and live
+values, and `--profile-out` turns what is under a path into a profile skeleton with browse paths
+(which survive node id changes after a PLC download).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import yaml
+
+from edge_agent.cli.opcua import OpcuaDevice, fail, load_or_exit, opcua_device
+from edge_agent.drivers.opcua.browse_path import QualifiedName, format_browse_path
+from edge_agent.drivers.opcua.browse_path import parse_browse_path as parse_path
+from edge_agent.drivers.opcua.values import wire_value
+from edge_agent.errors import MillstreamAgentError
+
+__all__ = ["BrowsedNode", "browse", "profile_skeleton", "register", "tag_name"]
+
+
+@dataclass(frozen=True, slots=True)
+class BrowsedNode:
+    """One node found while browsing; `data_type`/`value` only for variables."""
+
+    depth: int
+    path: tuple[QualifiedName, ...]
+    node_id: str
+    node_class: str
+    data_type: str = ""
+    value: Any = None
+
+    @property
+    def browse_path(self) -> str:
+        """The node's browse path from the Root folder."""
+        return format_browse_path(list(self.path))
+
+
+def tag_name(relative: tuple[QualifiedName, ...]) -> str:
+    """A tag name from the path below the browse start: `Spindle/Speed` → `spindle_speed`."""
+    raw = "_".join(name for _, name in relative) or "value"
+    cleaned = re.sub(r"[^A-Za-z0-9_-]+", "_", raw).strip("_").lower()
+    return (cleaned or "value")[:64]
+
+
+def profile_skeleton(
+    profile: str, url: str, start: tuple[QualifiedName, ...], nodes: list[BrowsedNode]
+) -> dict[str, Any]:
+    """A profile dict for every variable in `nodes`, addressed by browse path."""
+    tags: list[dict[str, Any]] = []
+    used: set[str] = set()
+    for node in nodes:
+        if node.node_class != "Variable":
+            continue
+        name = base = tag_name(node.path[len(start) :])
+        suffix = 2
+        while name in used:
+            name, suffix = f"{base}_{suffix}", suffix + 1
+        used.add(name)
+        tags.append({"name": name, "browse_path": node.browse_path})
+    return {
+        "profile": profile,
+        "vendor": "TODO vendor",
+        "model": "TODO model",
+        "protocol": "opcua",
+        "source": f"browsed from {url} on {dt.datetime.now(dt.UTC):%Y-%m-%d}",
+        "defaults": {"mode": "subscribe", "sampling_ms": 1000},
+        "tags": tags,
+    }
+
+
+async def _walk(
+    dev: OpcuaDevice, start: list[QualifiedName], depth: int, standard: bool
+) -> list[BrowsedNode]:
+    # Imported here: asyncua is only needed when a command actually talks to a server.
+    from asyncua import ua  # noqa: PLC0415
+
+    from edge_agent.drivers.opcua.session import OpcuaSession, SessionOptions  # noqa: PLC0415
+
+    options = SessionOptions(state_dir=dev.state_dir, timeout_s=dev.timeout_s)
+    found: list[BrowsedNode] = []
+    async with OpcuaSession(dev.name, dev.endpoint, (), options) as session:
+        client = session.client
+
+        async def timed(awaitable: Any) -> Any:
+            async with asyncio.timeout(dev.timeout_s):
+                return await awaitable
+
+        root = client.nodes.root
+        node = (
+            await timed(root.get_child([f"{ns}:{name}" for ns, name in start])) if start else root
+        )
+
+        async def visit(current: Any, path: tuple[QualifiedName, ...], level: int) -> None:
+            if level > depth:
+                return
+            for child in await timed(current.get_children()):
+                name = await timed(child.read_browse_name())
+                if not standard and name.NamespaceIndex == 0:
+                    continue  # the Server object's diagnostics drown the machine's variables
+                child_path = (*path, (name.NamespaceIndex, name.Name))
+                node_class = await timed(child.read_node_class())
+                data_type, value = "", None
+                if node_class == ua.NodeClass.Variable:
+                    type_id = await timed(child.read_data_type())
+                    type_name = await timed(client.get_node(type_id).read_browse_name())
+                    data_type = type_name.Name
+                    data_value = await timed(child.read_data_value(raise_on_bad_status=False))
+                    value = wire_value(data_value.Value.Value if data_value.Value else None)
+                found.append(
+                    BrowsedNode(
+                        level,
+                        child_path,
+                        child.nodeid.to_string(),
+                        node_class.name,
+                        data_type,
+                        value,
+                    )
+                )
+                await visit(child, child_path, level + 1)
+
+        await visit(node, tuple(start), 1)
+    return found
+
+
+def browse(  # noqa: PLR0917 -- typer maps parameters to CLI options
+    config: Annotated[Path, typer.Argument(help="Agent config file.")],
+    device: Annotated[str, typer.Option("--device", help="Machine name from the config.")],
+    path: Annotated[str, typer.Option("--path", help="Where to start.")] = "/Objects",
+    depth: Annotated[int, typer.Option("--depth", min=1, help="Levels below --path.")] = 3,
+    profile_out: Annotated[
+        Path | None,
+        typer.Option("--profile-out", help="Write a profile skeleton for the variables found."),
+    ] = None,
+    standard: Annotated[
+        bool, typer.Option("--standard", help="Also show namespace-0 (standard) nodes.")
+    ] = False,
+) -> None:
+    """Show the tree of nodes under PATH with data types and current values."""
+    loaded = load_or_exit(config)
+    try:
+        start = parse_path(path) if path.strip("/") else []
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    try:
+        dev = opcua_device(loaded, device)
+        nodes = asyncio.run(_walk(dev, start, depth, standard))
+    except MillstreamAgentError as exc:
+        raise fail(exc) from exc
+    for node in nodes:
+        indent = "  " * (node.depth - 1)
+        ns, name = node.path[-1]
+        label = name if ns == 0 else f"{ns}:{name}"
+        if node.node_class == "Variable":
+            shown = repr(node.value)
+            shown = shown if len(shown) <= 40 else shown[:37] + "..."
+            typer.echo(f"{indent}{label}  [{node.data_type}] = {shown}  ({node.node_id})")
+        else:
+            typer.echo(f"{indent}{label}  <{node.node_class}>  ({node.node_id})")
+    if profile_out is not None:
+        skeleton = profile_skeleton(profile_out.stem, dev.endpoint.url, tuple(start), nodes)
+        profile_out.write_text(yaml.safe_dump(skeleton, sort_keys=False, allow_unicode=True))
+        typer.echo(f"wrote {len(skeleton['tags'])} tags to {profile_out}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `browse` command to `app`."""
+    app.command("browse")(browse)
