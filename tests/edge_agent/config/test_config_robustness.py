@@ -57,19 +57,19 @@ def _check(text: str, env: dict[str, str] | None = None) -> None:
             assert str(problem)
 
 
-@settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@settings(max_examples=80, suppress_health_check=[HealthCheck.too_slow], deadline=None)
 @given(DATA)
 def test_arbitrary_yaml_data_gives_config_or_config_error(data: Any) -> None:
     _check(yaml.safe_dump(data))
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(st.text(max_size=80))
 def test_arbitrary_text_gives_config_or_config_error(text: str) -> None:
     _check(text)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(
     st.dictionaries(
         st.from_regex(
@@ -101,7 +101,7 @@ TAGS = st.lists(
 )  # fmt: skip
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(st.sampled_from(["modbus", "opcua", "x"]), TAGS)
 def test_arbitrary_profile_gives_config_or_config_error(protocol: str, tags: list[Any]) -> None:
     profile = {
