@@ -113,7 +113,7 @@ class Reading(_Model):
 class TelemetryBody(_Model):
     """Payload of `ms/v1/{site}/{line}/{machine}/telemetry`."""
 
-    v: Version = VERSION
+    v: Version
     src: Segment
     seq: Seq
     readings: Annotated[tuple[Reading, ...], Field(min_length=1, max_length=MAX_READINGS)]
@@ -139,7 +139,7 @@ class _MachineState(_Model):
 class StatusBody(_MachineState):
     """Payload of `ms/v1/{site}/{line}/{machine}/status` (retained; the last will says offline)."""
 
-    v: Version = VERSION
+    v: Version
 
 
 class Status(_MachineState):
@@ -164,7 +164,7 @@ class _AgentHealth(_Model):
 class AgentStatusBody(_AgentHealth):
     """Payload of `ms/v1/agents/{agent_id}/status`; a last will carries only v, state and ts."""
 
-    v: Version = VERSION
+    v: Version
 
 
 class AgentStatus(_AgentHealth):
@@ -176,7 +176,7 @@ class AgentStatus(_AgentHealth):
 class ReceiptBody(_Model):
     """Payload of `ms/v1/receipts/{src}`: inclusive seq ranges now committed to PostgreSQL."""
 
-    v: Version = VERSION
+    v: Version
     seqs: SeqRanges
 
 

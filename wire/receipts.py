@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from pydantic import ValidationError
 
 from wire.errors import PayloadError, shorten
+from wire.limits import VERSION
 from wire.models import Receipt, ReceiptBody
 from wire.topics import ReceiptTopic, parse_topic
 from wire.validation import payload_error, validate_payload
@@ -28,7 +29,7 @@ def coalesce_seqs(seqs: Iterable[int]) -> list[tuple[int, int]]:
 def encode_receipt(seqs: Iterable[tuple[int, int]]) -> bytes:
     """Serialise inclusive seq ranges (see `coalesce_seqs`); PayloadError if one is invalid."""
     try:
-        body = ReceiptBody(seqs=tuple(seqs))
+        body = ReceiptBody(v=VERSION, seqs=tuple(seqs))
     except ValidationError as exc:
         raise payload_error(exc) from None
     return body.model_dump_json().encode()

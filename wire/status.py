@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from pydantic import ValidationError
 
 from wire.errors import PayloadError, shorten
+from wire.limits import VERSION
 from wire.models import AgentStatus, AgentStatusBody, State, Status, StatusBody
 from wire.topics import AgentTopic, MachineTopic, parse_topic
 from wire.validation import payload_error, validate_payload
@@ -22,7 +23,7 @@ __all__ = ["encode_agent_status", "encode_status", "parse_agent_status", "parse_
 def encode_status(state: State, ts: int, detail: str | None = None) -> bytes:
     """Serialise a machine status (use state='offline' for the last will)."""
     try:
-        body = StatusBody(state=state, ts=ts, detail=detail)
+        body = StatusBody(v=VERSION, state=state, ts=ts, detail=detail)
     except ValidationError as exc:
         raise payload_error(exc) from None
     return _dump(body)
@@ -58,6 +59,7 @@ def encode_agent_status(
     """Serialise an agent's health (state='offline' with only `ts` for the last will)."""
     try:
         body = AgentStatusBody(
+            v=VERSION,
             state=state,
             ts=ts,
             version=version,

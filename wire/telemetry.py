@@ -6,8 +6,10 @@ import json
 from collections.abc import Iterable
 from typing import Protocol
 
+from pydantic_core import from_json
+
 from wire.errors import PayloadError, shorten
-from wire.limits import MAX_FUTURE_MS, MAX_PAST_MS, VERSION
+from wire.limits import MAX_FUTURE_MS, MAX_PAST_MS, MAX_READINGS, VERSION
 from wire.models import Telemetry, TelemetryBody
 from wire.topics import MachineTopic, parse_topic
 from wire.validation import validate_payload
@@ -38,7 +40,12 @@ def parse_telemetry(topic: str, payload: bytes, now_ms: int) -> Telemetry:
         raise PayloadError(
             "bad_topic", f"topic: {shorten(topic)} is not a telemetry topic", "topic"
         )
-    body = validate_payload(TelemetryBody, payload)
+    try:
+        body = validate_payload(TelemetryBody, payload)
+    except PayloadError as exc:
+        if exc.field is not None and exc.field.startswith("readings["):
+            _refuse_too_many(payload)
+        raise
     oldest, newest = now_ms - MAX_PAST_MS, now_ms + MAX_FUTURE_MS
     for index, reading in enumerate(body.readings):
         if not oldest <= reading.ts <= newest:
@@ -78,6 +85,16 @@ def encode_telemetry(src: str, seq: int, readings: Iterable[ReadingLike]) -> byt
     # The exact rules the hub applies, so a batch the agent publishes is a batch the hub accepts.
     validate_payload(TelemetryBody, payload)
     return payload
+
+
+def _refuse_too_many(payload: bytes) -> None:
+    # pydantic checks a list's length only when its items pass, yet with 10,001 readings the
+    # count is the story, not whichever reading broke first. Error path only: parse once more.
+    data = from_json(payload)
+    readings = data.get("readings") if isinstance(data, dict) else None
+    if isinstance(readings, list) and len(readings) > MAX_READINGS:
+        message = f"readings: {len(readings)} readings, the limit is {MAX_READINGS}"
+        raise PayloadError("too_many_readings", message, "readings") from None
 
 
 def _offset(delta_ms: int) -> str:

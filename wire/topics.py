@@ -150,13 +150,11 @@ def parse_topic(topic: str) -> Topic:
     if len(parts) < 4 or parts[0] != "ms" or parts[1] != "v1":
         raise PayloadError("bad_topic", f"topic: {shorten(topic)} is not under {PREFIX}/", "topic")
     rest = parts[2:]
-    if rest[0] == "receipts":
-        if len(rest) == 2:
-            return ReceiptTopic(check_segment("src", rest[1]))
-    elif rest[0] == "agents":
-        agent_kind = _AGENT_KINDS.get("/".join(rest[2:]))
-        if agent_kind is not None:
-            return AgentTopic(agent_kind, check_segment("agent_id", rest[1]))
-    elif len(rest) == 4 and (machine_kind := _MACHINE_KINDS.get(rest[3])) is not None:
+    # Machine topics first, so `ms/v1/agents/x/y/status` is told that `agents` is reserved.
+    if len(rest) == 4 and (machine_kind := _MACHINE_KINDS.get(rest[3])) is not None:
         return MachineTopic(machine_kind, *_machine(rest[0], rest[1], rest[2]))
+    if rest[0] == "receipts" and len(rest) == 2:
+        return ReceiptTopic(check_segment("src", rest[1]))
+    if rest[0] == "agents" and (agent_kind := _AGENT_KINDS.get("/".join(rest[2:]))) is not None:
+        return AgentTopic(agent_kind, check_segment("agent_id", rest[1]))
     raise PayloadError("bad_topic", f"topic: {shorten(topic)} is not a wire v1 topic", "topic")

@@ -59,7 +59,10 @@ def field_path(path: tuple[str | int, ...]) -> str:
 
 
 def _path(loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
-    return tuple(part for part in loc if part not in _UNION_TAGS)
+    # Validator-wrapped alternatives are tagged like "function-after[_utf8_at_most(), ...]".
+    return tuple(
+        part for part in loc if not (isinstance(part, str) and (part in _UNION_TAGS or "[" in part))
+    )
 
 
 def _reason(path: tuple[str | int, ...], types: set[str]) -> Reason:  # noqa: PLR0911 - a table
@@ -93,10 +96,10 @@ _BY_TYPE = {"missing": "is required", "extra_forbidden": "is not a field of wire
 
 def _describe(reason: Reason, path: tuple[str | int, ...], group: list[ErrorDetails]) -> str:
     first = group[0]
-    if reason in _FIXED:
-        return f"{_FIXED[reason]}, got {shorten(first['input'])}"
     if first["type"] in _BY_TYPE:
         return _BY_TYPE[first["type"]]
+    if reason in _FIXED:
+        return f"{_FIXED[reason]}, got {shorten(first['input'])}"
     if path == ():
         return f"must be a JSON object, got {_json_kind(first['input'])}"
     if len(group) > 1:  # every union alternative failed: a reading's value
