@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Collection
 
 from edge_agent.simulators.registers import encode
 from edge_agent.simulators.tags import ModbusTag, Table, Value
@@ -48,9 +49,11 @@ class RegisterImage:
             else:
                 self._plain.append(tag)
 
-    def update(self, values: dict[str, Value]) -> None:
-        """Write every tag's value into the image."""
+    def update(self, values: dict[str, Value], changed: Collection[str] | None = None) -> None:
+        """Write tag values into the image: all of them, or only the `changed` ones."""
         for tag in self._plain:
+            if changed is not None and tag.name not in changed:
+                continue
             value = values[tag.name]
             if tag.is_bit_table:
                 self.bits[tag.table][tag.address] = bool(value)

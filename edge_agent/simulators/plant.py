@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import partial
 
 from edge_agent.simulators.anomalies import Anomaly
 from edge_agent.simulators.machines import MACHINE_TYPES, Machine
-from edge_agent.simulators.registers import quantize
+from edge_agent.simulators.registers import quantizer
 from edge_agent.simulators.tags import ModbusTag, OpcuaTag, Value
 
 __all__ = ["Plant", "Sample", "machine_names"]
@@ -52,6 +53,14 @@ class Plant:
         self.seed = seed
         self.machines: dict[str, Machine] = {
             name: cls(name, seed) for name, cls in machine_names(machines)
+        }
+        # Per machine: how each served value is made exact (register quantisation, OPC-UA type).
+        self._exact: dict[str, list[tuple[str, Callable[[Value], Value]]]] = {
+            name: [
+                (t.name, quantizer(t) if isinstance(t, ModbusTag) else partial(_opcua_value, t))
+                for t in m.tags
+            ]
+            for name, m in self.machines.items()
         }
         self.anomalies: list[Anomaly] = []
         for anomaly in anomalies:
@@ -105,11 +114,8 @@ class Plant:
                 row[a.tag] = a.apply(row[a.tag], t, spec.lo, spec.hi)
                 if a.kind == "dropout" and isinstance(spec, OpcuaTag):
                     bad.add((a.machine, a.tag))
-        for name, m in self.machines.items():
+        for name, exact in self._exact.items():
             row = values[name]
-            for spec in m.tags:
-                if isinstance(spec, ModbusTag):
-                    row[spec.name] = quantize(spec, row[spec.name])
-                else:
-                    row[spec.name] = _opcua_value(spec, row[spec.name])
+            for tag, fn in exact:
+                row[tag] = fn(row[tag])
         return Sample(t, values, frozenset(bad))

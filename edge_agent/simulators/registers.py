@@ -10,11 +10,13 @@ then decodes.
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
+from functools import partial
 
 from edge_agent.drivers.modbus.codec import encode_value
 from edge_agent.simulators.tags import ModbusTag, Value
 
-__all__ = ["TYPE_RANGE", "encode", "quantize", "raw_value"]
+__all__ = ["TYPE_RANGE", "encode", "quantize", "quantizer", "raw_value"]
 
 TYPE_RANGE: dict[str, tuple[int, int]] = {
     "int16": (-(2**15), 2**15 - 1),
@@ -25,6 +27,7 @@ TYPE_RANGE: dict[str, tuple[int, int]] = {
     "uint64": (0, 2**64 - 1),
 }
 _FLOAT32_MAX = 3.4028234663852886e38
+_F32 = struct.Struct(">f")
 
 
 def raw_value(tag: ModbusTag, value: Value) -> int | float | bool | str:
@@ -52,6 +55,20 @@ def quantize(tag: ModbusTag, value: Value) -> Value:
     if tag.scale == 1.0 and tag.offset == 0.0:
         return raw
     return raw * tag.scale + tag.offset
+
+
+def quantizer(tag: ModbusTag) -> Callable[[Value], Value]:
+    """`quantize` specialised for one tag: the same results, cheaper on the per-tick path."""
+    if tag.type in TYPE_RANGE:
+        lo, hi = TYPE_RANGE[tag.type]
+        scale, offset = tag.scale, tag.offset
+        if scale == 1.0 and offset == 0.0:
+            return lambda v: max(lo, min(hi, round(float(v))))
+        return lambda v: max(lo, min(hi, round((float(v) - offset) / scale))) * scale + offset
+    if tag.type == "float32" and tag.scale == 1.0 and tag.offset == 0.0:
+        pack, unpack = _F32.pack, _F32.unpack
+        return lambda v: float(unpack(pack(max(-_FLOAT32_MAX, min(_FLOAT32_MAX, float(v)))))[0])
+    return partial(quantize, tag)
 
 
 def encode(tag: ModbusTag, value: Value) -> list[int]:

@@ -16,6 +16,7 @@ from edge_agent.simulators.machines import (
     Machine,
     Oven,
 )
+from edge_agent.simulators.registers import quantize, quantizer
 from edge_agent.simulators.tags import ModbusTag
 
 
@@ -166,3 +167,17 @@ def test_anomalies_on_unknown_tags_or_strings_are_refused_with_the_names() -> No
         plant.add_anomaly(Anomaly("press-09", "oil_temp", "drift"))
     with pytest.raises(ValueError, match="string"):
         plant.add_anomaly(Anomaly("press-01", "model", "drift"))
+
+
+_MODBUS_TAGS = [
+    t for cls in MACHINE_TYPES for t in cls.tags if isinstance(t, ModbusTag) and t.type != "string"
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    tag=st.sampled_from(_MODBUS_TAGS),
+    value=st.one_of(st.floats(-1e12, 1e12, allow_nan=False), st.integers(-(2**40), 2**40)),
+)
+def test_the_fast_quantizer_agrees_with_the_reference(tag: ModbusTag, value: float) -> None:
+    assert quantizer(tag)(value) == quantize(tag, value)
