@@ -216,11 +216,13 @@ def load_agent_config(path: str | Path, env: Mapping[str, str] = os.environ) -> 
     problems += profile_problems
     if problems or config is None:
         raise ConfigError(_in_reading_order(problems))
-    buffer_path = Path(config.buffer.path)
-    if not buffer_path.is_absolute():
-        # Relative to the config file, so a service started from any folder finds the same file.
-        buffer = config.buffer.model_copy(update={"path": str(config_path.parent / buffer_path)})
-        config = config.model_copy(update={"buffer": buffer})
+    # Relative paths are relative to the config file, so a service started from any folder
+    # finds the same files; made absolute here so no consumer has to know the rule.
+    folder = config_path.parent
+    buffer = config.buffer.model_copy(update={"path": str((folder / config.buffer.path).resolve())})
+    config = config.model_copy(
+        update={"buffer": buffer, "state_dir": str((folder / config.state_dir).resolve())}
+    )
     devices = tuple(
         ResolvedDevice(device, *profiles[index]) for index, device in enumerate(config.devices)
     )

@@ -36,7 +36,8 @@ def test_valid_config_loads_with_profile_and_defaults(write: Write) -> None:
     assert loaded.config.buffer.max_bytes == 1024**3
     assert loaded.config.buffer.max_age == timedelta(days=7)
     # Relative buffer paths are relative to the config file, not to the working directory.
-    assert Path(loaded.config.buffer.path) == loaded.path.parent / "buffer.db"
+    assert loaded.config.buffer.path == str(loaded.path.parent.resolve() / "buffer.db")
+    assert loaded.config.state_dir == str(loaded.path.parent.resolve() / "state")
     (device,) = loaded.devices
     assert device.device.machine == "meter-01"
     assert device.device.modbus is not None
