@@ -80,6 +80,7 @@ class BufferDB:
         # Batches claimed before a restart have an unknown fate: publish them again at once.
         self.conn.execute("UPDATE chunk SET sent_ms = 0 WHERE seq IS NOT NULL")
         self.in_txn = False
+        self.commit_requested = False  # set by an operation that needs the group committed now
 
     # -- transactions ------------------------------------------------------------------------
     def begin(self) -> None:

@@ -112,10 +112,12 @@ class Buffer:
     async def flush(self) -> None:
         """Wait until everything queued so far is committed."""
 
-        def commit(db: BufferDB) -> None:
-            db.commit()
+        def request(db: BufferDB) -> None:
+            db.commit_requested = True
 
-        await self.call(commit)
+        await self.call(request)
+        # The request is served right after the operation above; this one returns after it.
+        await self.call(lambda db: None)
 
     def take_live(self) -> list[ChunkRef]:
         """Take every committed chunk waiting for the live lane."""

@@ -112,7 +112,8 @@ class WriterThread(threading.Thread):
                         fut.set_result(result)
                 if db.in_txn and deadline is None:
                     deadline = time.monotonic() + self.commit_interval
-            if deadline is not None and time.monotonic() >= deadline:
+            if db.commit_requested or (deadline is not None and time.monotonic() >= deadline):
+                db.commit_requested = False
                 now = self._clock()
                 min_ts = None
                 if self.bounds.max_age is not None and now >= next_age_check:

@@ -1,0 +1,27 @@
+"""The agent runtime: one TaskGroup wiring sources → batcher → buffer → publisher, plus status.
+
+Pure parts: `ingest` (samples → readings), `health`, `status`. I/O: `agent`, `main`,
+`contract` (wire), `sources` (the Source Protocol and a synthetic counter source).
+"""
+
+from edge_agent.runtime.agent import Agent
+from edge_agent.runtime.contract import WireContract
+from edge_agent.runtime.health import DeviceHealth
+from edge_agent.runtime.ingest import to_readings
+from edge_agent.runtime.main import buffer_path, run_agent, state_dir
+from edge_agent.runtime.sources import Source, SyntheticSource
+from edge_agent.runtime.status import build_status, status_state
+
+__all__ = [
+    "Agent",
+    "DeviceHealth",
+    "Source",
+    "SyntheticSource",
+    "WireContract",
+    "buffer_path",
+    "build_status",
+    "run_agent",
+    "state_dir",
+    "status_state",
+    "to_readings",
+]

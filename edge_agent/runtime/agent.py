@@ -1,0 +1,176 @@
+"""The running agent: sources → batcher → buffer → publisher, status, graceful shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import wire
+from edge_agent import __version__
+from edge_agent.buffer import Batcher, Buffer
+from edge_agent.errors import MillstreamAgentError
+from edge_agent.publish import Publisher
+from edge_agent.runtime.health import DeviceHealth
+from edge_agent.runtime.ingest import to_readings
+from edge_agent.runtime.sources import Source
+from edge_agent.runtime.status import build_status
+
+__all__ = ["Agent"]
+
+log = logging.getLogger(__name__)
+
+
+class Agent:
+    """Wires everything in one TaskGroup; `stop()` ends it cleanly within a few seconds."""
+
+    def __init__(
+        self,
+        *,
+        agent_id: str,
+        sources: dict[str, Source],
+        buffer: Buffer,
+        publisher: Publisher,
+        batcher: Batcher,
+        status_interval: float = 10.0,
+        status_file: Path | None = None,
+        on_status: Callable[[dict[str, Any]], None] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.agent_id = agent_id
+        self.sources = sources
+        self.buffer = buffer
+        self.publisher = publisher
+        self.batcher = batcher
+        self.status_interval = status_interval
+        self.status_file = status_file
+        self.on_status = on_status
+        self.health = {name: DeviceHealth() for name in sources}
+        self.status: dict[str, Any] = {}
+        self._clock = clock
+        self._stop = asyncio.Event()
+
+    def stop(self) -> None:
+        """Begin graceful shutdown (safe from a signal handler)."""
+        self._stop.set()
+
+    async def run(self) -> None:
+        """Run until `stop()`: flush, commit, publish `offline`, disconnect."""
+        async with asyncio.TaskGroup() as tg:
+            acquire = [
+                tg.create_task(self._acquire(name, src), name=f"acquire-{name}")
+                for name, src in self.sources.items()
+            ]
+            flush = tg.create_task(self._flush_loop(), name="batch-flush")
+            publish = tg.create_task(self.publisher.run(), name="publish")
+            status = tg.create_task(self._status_loop(), name="status")
+            await self._stop.wait()
+            log.info("stopping: flushing buffered readings")
+            for task in [*acquire, flush]:
+                task.cancel()
+            await asyncio.gather(*acquire, flush, return_exceptions=True)
+            for device, readings in self.batcher.drain():
+                self.buffer.append(device, readings)
+            await self.buffer.flush()
+            await self._publish_status()
+            self.publisher.stop()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(3.5):
+                    await publish
+            status.cancel()
+            publish.cancel()
+        log.info("stopped")
+
+    async def _acquire(self, name: str, source: Source) -> None:
+        health = self.health[name]
+        delay = 1.0
+        while True:
+            try:
+                async with source:
+                    async for samples in source.batches():
+                        readings, skipped = to_readings(samples)
+                        now = self._clock()
+                        health.record(readings, skipped, now)
+                        for group in self.batcher.add(name, readings, now):
+                            self.buffer.append(name, group)
+                        delay = 1.0
+            except MillstreamAgentError as exc:
+                # Drivers retry internally; reaching here means the source gave up this round.
+                health.failed(str(exc))
+                log.warning("device %s: %s; retrying in %.0f s", name, exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 60.0)
+
+    async def _flush_loop(self) -> None:
+        while True:
+            deadline = self.batcher.next_deadline()
+            wait = self.batcher.max_delay if deadline is None else deadline - self._clock()
+            await asyncio.sleep(max(0.005, wait))
+            for device, readings in self.batcher.due(self._clock()):
+                self.buffer.append(device, readings)
+
+    async def _status_loop(self) -> None:
+        last_state: tuple[object, ...] = ()
+        next_full = 0.0
+        while True:
+            now = self._clock()
+            self.status = await self._snapshot(now)
+            state = (
+                self.status["state"],
+                self.status["connected"],
+                tuple(d["online"] for d in self.status["devices"].values()),
+            )
+            if state != last_state or now >= next_full:
+                await self._publish_status()
+                last_state = state
+                next_full = now + self.status_interval
+            await asyncio.sleep(1.0)
+
+    async def _snapshot(self, now: float) -> dict[str, Any]:
+        buf = await self.buffer.stats()
+        backlog = await self.buffer.call(lambda db: db.unclaimed())
+        s = self.publisher.settings
+        return build_status(
+            agent_id=self.agent_id,
+            version=__version__,
+            now=now,
+            devices=self.health,
+            buf=buf,
+            backlog=backlog,
+            pub=self.publisher.stats,
+            receipt_timeout=s.receipt_timeout,
+            receipts=s.receipts,
+            broker=f"{s.host}:{s.port}",
+        )
+
+    async def _publish_status(self) -> None:
+        now = self._clock()
+        status = self.status = await self._snapshot(now)
+        self.publisher.set_status(
+            wire.encode_agent_status(
+                "faulted" if status["state"] == "faulted" else "online",
+                status["ts"],
+                version=__version__,
+                buffer_depth=status["buffer"]["readings"],
+                buffer_age_ms=status["buffer"]["oldest_age_ms"],
+                dropped=status["buffer"]["dropped"],
+                poll_errors={name: d["errors"] for name, d in status["devices"].items()},
+                publish_rate=status["publish"]["rate"],
+            )
+        )
+        if self.on_status is not None:
+            self.on_status(status)
+        if self.status_file is not None:
+            await asyncio.to_thread(_write_atomic, self.status_file, status)
+
+
+def _write_atomic(path: Path, doc: dict[str, Any]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(doc, indent=1))
+    os.replace(tmp, path)

@@ -1,0 +1,42 @@
+"""The publisher's `Contract` filled in with the `wire` package (never re-implemented here)."""
+
+from __future__ import annotations
+
+import time
+
+import wire
+from edge_agent.buffer import Reading
+
+__all__ = ["WireContract"]
+
+
+class WireContract:
+    """Topics and codecs of wire contract v1 for one agent on one site/line."""
+
+    def __init__(self, agent_id: str, site: str, line: str) -> None:
+        self.agent_id = agent_id
+        self.site = site
+        self.line = line
+        self.status_topic = wire.agent_status_topic(agent_id)
+        self.receipt_topic = wire.receipt_topic(agent_id)
+        self._topics: dict[str, str] = {}
+
+    def telemetry_topic(self, device: str) -> str:
+        """Device names are machine names (config: `devices[].machine`)."""
+        topic = self._topics.get(device)
+        if topic is None:
+            topic = self._topics[device] = wire.telemetry_topic(self.site, self.line, device)
+        return topic
+
+    def encode_batch(self, device: str, seq: int, readings: list[Reading]) -> bytes:
+        """Telemetry batch payload, validated by wire exactly as the hub will."""
+        return wire.encode_telemetry(self.agent_id, seq, readings)
+
+    def parse_receipt(self, payload: bytes) -> list[tuple[int, int]]:
+        """Seq ranges of a receipt (wire.PayloadError is a ValueError)."""
+        return [tuple(r) for r in wire.parse_receipt(self.receipt_topic, payload).seqs]  # type: ignore[misc]
+
+    def offline_status(self) -> bytes:
+        """The last will and the clean-shutdown status."""
+        # The will is fixed at connect time; its ts says when this connection began.
+        return wire.encode_agent_status("offline", int(time.time() * 1000))

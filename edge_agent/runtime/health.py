@@ -1,0 +1,42 @@
+"""Per-device acquisition health for agent status (pure: `now` passed in)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from edge_agent.buffer import Reading
+from edge_agent.publish import Rate
+
+__all__ = ["DeviceHealth"]
+
+
+@dataclass
+class DeviceHealth:
+    """Last good read, error counts and readings produced per minute, for one device."""
+
+    last_good_ts: int | None = None
+    errors: int = 0
+    last_error: str = ""
+    produced: int = 0
+    online: bool = False
+    _per_minute: Rate = field(default_factory=lambda: Rate(window=60))
+
+    def record(self, readings: list[Reading], skipped: int, now: float) -> None:
+        """Account one delivery of samples."""
+        self.produced += len(readings)
+        self._per_minute.add(len(readings), now)
+        self.errors += skipped
+        good = [r.ts for r in readings if r.q == "good"]
+        if good:
+            self.last_good_ts = max(good)
+            self.online = True
+
+    def failed(self, error: str) -> None:
+        """Account a failure of the device connection."""
+        self.errors += 1
+        self.last_error = error
+        self.online = False
+
+    def per_minute(self, now: float) -> float:
+        """Readings produced over the last minute (the hub's completeness view)."""
+        return self._per_minute.per_second(now) * 60

@@ -1,0 +1,28 @@
+"""Driver samples → buffer readings (pure): what the wire contract cannot carry is not buffered."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+from edge_agent.buffer import Reading
+from edge_agent.drivers.base import Sample
+
+__all__ = ["to_readings"]
+
+
+def to_readings(samples: Iterable[Sample]) -> tuple[list[Reading], int]:
+    """Return (readings, skipped): samples without a finite value are counted, not buffered.
+
+    A `bad` sample without a value is a read error, not a reading (ARCHITECTURE.md, wire v1);
+    it shows up in the device's error count instead.
+    """
+    out: list[Reading] = []
+    skipped = 0
+    for s in samples:
+        v = s.value
+        if v is None or (isinstance(v, float) and not math.isfinite(v)):
+            skipped += 1
+            continue
+        out.append(Reading(s.tag, s.ts, v, s.quality))
+    return out, skipped

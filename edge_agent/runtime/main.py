@@ -1,0 +1,76 @@
+"""Build an agent from its config and run it until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from edge_agent.buffer import Batcher, Bounds, Buffer
+from edge_agent.config import AgentConfig
+from edge_agent.publish import Publisher, PublisherSettings
+from edge_agent.runtime.agent import Agent
+from edge_agent.runtime.contract import WireContract
+from edge_agent.runtime.sources import Source
+
+__all__ = ["buffer_path", "run_agent", "state_dir"]
+
+log = logging.getLogger(__name__)
+
+
+def state_dir(config: AgentConfig, config_file: Path) -> Path:
+    """The folder for files the agent keeps (relative paths are relative to the config file)."""
+    return (config_file.parent / config.state_dir).resolve()
+
+
+def buffer_path(config: AgentConfig, config_file: Path) -> Path:
+    """Where the buffer database lives (relative paths are relative to the config file)."""
+    return (config_file.parent / config.buffer.path).resolve()
+
+
+async def run_agent(
+    config: AgentConfig,
+    config_file: Path,
+    sources: dict[str, Source],
+    *,
+    on_status: Callable[[dict[str, Any]], None] | None = None,
+    on_ready: Callable[[Agent], None] | None = None,
+) -> None:
+    """Run until SIGTERM or SIGINT, then shut down cleanly (flush, commit, status offline)."""
+    mqtt, buf = config.mqtt, config.buffer
+    contract = WireContract(config.agent.id, config.agent.site, config.agent.line)
+    settings = PublisherSettings.from_config(mqtt, config.agent.id, config_file=str(config_file))
+    bounds = Bounds(
+        max_bytes=buf.max_bytes, max_age=buf.max_age.total_seconds(), on_full=buf.on_full
+    )
+    state = state_dir(config, config_file)
+    state.mkdir(parents=True, exist_ok=True)
+    async with Buffer(
+        buffer_path(config, config_file),
+        bounds=bounds,
+        commit_interval=buf.commit_interval.total_seconds(),
+        encoder=contract.encode_batch,
+    ) as buffer:
+        agent = Agent(
+            agent_id=config.agent.id,
+            sources=sources,
+            buffer=buffer,
+            publisher=Publisher(settings, buffer, contract),
+            batcher=Batcher(mqtt.max_batch, mqtt.max_delay_ms / 1000),
+            status_interval=mqtt.status_interval.total_seconds(),
+            status_file=state / "agent-status.json",
+            on_status=on_status,
+        )
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, agent.stop)
+        try:
+            if on_ready is not None:
+                on_ready(agent)
+            await agent.run()
+        finally:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)

@@ -1,0 +1,91 @@
+"""The agent status document (pure): what the status topic and `edge-agent status` show."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from edge_agent.buffer import BufferStats
+from edge_agent.publish import PublishStats
+from edge_agent.runtime.health import DeviceHealth
+
+__all__ = ["build_status", "status_state"]
+
+
+def status_state(
+    stats: PublishStats, buf: BufferStats, receipt_timeout: float, now: float, receipts: bool
+) -> tuple[str, str | None]:
+    """Return (state, why): `faulted` with a reason when readings are piling up unconfirmed."""
+    if not stats.connected:
+        return "offline", stats.last_error or "not connected to the broker"
+    if receipts and buf.in_flight:
+        last = stats.last_receipt_at
+        silent = None if last is None else now - last
+        if silent is None or silent > 2 * receipt_timeout:
+            since = "ever" if silent is None else f"{silent:.0f} s"
+            return "faulted", (
+                f"no receipt from the hub for {since}; {buf.readings} readings stay buffered "
+                "(is the hub running and subscribed?)"
+            )
+    return "online", None
+
+
+def build_status(
+    *,
+    agent_id: str,
+    version: str,
+    now: float,
+    devices: dict[str, DeviceHealth],
+    buf: BufferStats,
+    backlog: int,
+    pub: PublishStats,
+    receipt_timeout: float,
+    receipts: bool,
+    broker: str,
+) -> dict[str, Any]:
+    """Everything an operator asks about the agent, as one JSON-ready dict."""
+    now_ms = int(now * 1000)
+    state, why = status_state(pub, buf, receipt_timeout, now, receipts)
+    drain = pub.backlog.per_second(now)
+    live = pub.live.per_second(now)
+    return {
+        "agent": agent_id,
+        "state": state,
+        "why": why,
+        "ts": now_ms,
+        "version": version,
+        "broker": broker,
+        "connected": pub.connected,
+        "devices": {
+            name: {
+                "online": h.online,
+                "last_good_ts": h.last_good_ts,
+                "errors": h.errors,
+                "last_error": h.last_error or None,
+                "readings_per_min": round(h.per_minute(now), 1),
+                "dropped": buf.dropped.get(name, 0),
+                "downsampled": buf.downsampled.get(name, 0),
+            }
+            for name, h in sorted(devices.items())
+        },
+        "buffer": {
+            "readings": buf.readings,
+            "bytes": buf.nbytes,
+            "oldest_age_ms": None if buf.oldest_ts is None else max(0, now_ms - buf.oldest_ts),
+            "in_flight": buf.in_flight,
+            "dropped": sum(buf.dropped.values()),
+            "downsampled": sum(buf.downsampled.values()),
+        },
+        "backlog": {
+            "readings": backlog,
+            "drain_rate": round(drain, 1),
+            "eta_s": round(backlog / drain, 1) if drain > 0 else None,
+        },
+        "publish": {
+            "rate": round(live + drain, 1),
+            "live_rate": round(live, 1),
+            "published_readings": pub.published_readings,
+            "republished_batches": pub.republished_batches,
+            "receipts": pub.receipts,
+            "last_error": pub.last_error or None,
+        },
+    }
