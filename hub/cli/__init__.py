@@ -7,6 +7,7 @@ this module only assembles them.
 import typer
 
 from hub import __version__
+from hub.cli import migrate, serve
 
 __all__ = ["app", "main"]
 
@@ -39,6 +40,8 @@ def _root(
 
 
 # Command modules register themselves here, one line each (see module docstring).
+serve.register(app)
+migrate.register(app)
 
 
 def main() -> None:

@@ -63,6 +63,7 @@ class MqttSession:
         self._connected = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._up = asyncio.Event()
+        self._subscribed = asyncio.Event()
         self._client = paho.Client(
             CallbackAPIVersion.VERSION2,
             client_id=client_id,
@@ -72,6 +73,7 @@ class MqttSession:
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.on_message = self._on_message
+        self._client.on_subscribe = self._on_subscribe
         self._client.reconnect_delay_set(min_delay=1, max_delay=30)
         if config.username:
             self._client.username_pw_set(config.username, config.password())
@@ -123,6 +125,11 @@ class MqttSession:
         async with asyncio.timeout(timeout_s):
             await self._up.wait()
 
+    async def wait_subscribed(self, timeout_s: float) -> None:
+        """Wait until the broker acknowledged our subscriptions (raises TimeoutError)."""
+        async with asyncio.timeout(timeout_s):
+            await self._subscribed.wait()
+
     def ack(self, messages: Sequence[Incoming]) -> int:
         """Send PUBACK for committed messages, in order; returns how many were acknowledged."""
         sent = 0
@@ -163,6 +170,20 @@ class MqttSession:
         )
         if self._subscribe:
             client.subscribe(subscriptions(self._config.share_group))
+
+    def _on_subscribe(
+        self,
+        client: paho.Client,
+        userdata: Any,
+        mid: int,
+        reasons: list[ReasonCode],
+        properties: Properties | None,
+    ) -> None:
+        failed = [r for r in reasons if r.is_failure]
+        if failed:
+            log.error("broker refused subscriptions: %s", failed)
+            return
+        self._threadsafe(self._subscribed.set)
 
     def _on_disconnect(
         self,

@@ -1,0 +1,71 @@
+"""Turn one MQTT message into what storage commits: telemetry, status, or a dead letter (pure).
+
+All topic and payload parsing is `wire`'s; this module only routes and maps. It never raises on
+input: anything `wire` refuses becomes a `DeadLetter` carrying wire's stable reason code.
+"""
+
+from __future__ import annotations
+
+import re
+
+import wire
+from hub.ingest.message import Incoming
+from hub.storage import AgentStatusUpdate, DeadLetter, MachineStatusUpdate, TelemetryBatch
+
+__all__ = ["classify", "guess_src"]
+
+Classified = TelemetryBatch | DeadLetter | MachineStatusUpdate | AgentStatusUpdate
+
+# Only to attribute a refused payload to its publisher in the dead-letter table; never used to
+# accept data. Bounded: looks at the first 4 KiB only.
+_SRC = re.compile(rb'"src"\s*:\s*"([A-Za-z0-9_-]{1,64})"')
+
+
+def guess_src(payload: bytes) -> str | None:
+    """Best-effort publisher id of a payload that failed validation."""
+    found = _SRC.search(payload[:4096])
+    return found.group(1).decode("ascii") if found else None
+
+
+def _dead(msg: Incoming, exc: wire.PayloadError) -> DeadLetter:
+    return DeadLetter(
+        topic=msg.topic,
+        payload=msg.payload,
+        reason=exc.reason,
+        message=str(exc)[:2000],
+        received_at=msg.received_at,
+        src=guess_src(msg.payload),
+    )
+
+
+def classify(msg: Incoming) -> Classified:
+    """Validate `msg` against the wire contract, using its receive time as `now`."""
+    try:
+        if msg.topic.endswith("/telemetry"):
+            t = wire.parse_telemetry(msg.topic, msg.payload, msg.received_at)
+            return TelemetryBatch(t.site, t.line, t.machine, t.src, t.seq, t.readings)
+        if msg.topic.startswith("ms/v1/agents/"):
+            a = wire.parse_agent_status(msg.topic, msg.payload)
+            return AgentStatusUpdate(
+                agent_id=a.agent_id,
+                state=a.state,
+                ts=a.ts,
+                version=a.version,
+                buffer_depth=a.buffer_depth,
+                drops=a.dropped,
+                payload=msg.payload.decode("utf-8"),
+                received_at=msg.received_at,
+            )
+        s = wire.parse_status(msg.topic, msg.payload)
+        return MachineStatusUpdate(
+            site=s.site,
+            line=s.line,
+            machine=s.machine,
+            state=s.state,
+            ts=s.ts,
+            detail=s.detail,
+            payload=msg.payload.decode("utf-8"),
+            received_at=msg.received_at,
+        )
+    except wire.PayloadError as exc:
+        return _dead(msg, exc)

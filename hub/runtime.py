@@ -1,0 +1,200 @@
+"""The running hub: storage, MQTT session, ingest pipeline, receipts, maintenance and HTTP.
+
+Everything long-running lives in one TaskGroup with named tasks. Stopping (SIGTERM) commits
+and acknowledges what is already received, then disconnects; whatever is still unacknowledged
+stays in the broker session and is redelivered to the next start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import socket
+import time
+from collections.abc import Iterator, Sequence
+
+import uvicorn
+
+from hub.api import create_app
+from hub.config import HubConfig
+from hub.errors import MillstreamHubError, StorageUnavailable
+from hub.ingest.classify import classify
+from hub.ingest.mqtt import MqttSession
+from hub.ingest.pipeline import IngestPipeline
+from hub.metrics import HubMetrics
+from hub.receipts.publisher import publish_receipts
+from hub.receipts.tracker import ReceiptTracker
+from hub.storage import Storage, TelemetryBatch, TransactionHook, open_storage
+
+__all__ = ["Hub", "default_client_id"]
+
+log = logging.getLogger(__name__)
+
+MAINTENANCE_INTERVAL_S = 3600.0
+DRAIN_TIMEOUT_S = 10.0
+
+
+def default_client_id() -> str:
+    """Stable per host, so a restarted hub resumes its own broker session."""
+    return f"millstream-hub-{socket.gethostname()}"[:64]
+
+
+def now_ms() -> int:
+    """Wall clock in epoch milliseconds (the shell's only clock read)."""
+    return time.time_ns() // 1_000_000
+
+
+class _Server(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        # The hub owns SIGTERM/SIGINT: it drains ingest first, then stops HTTP.
+        yield
+
+
+class Hub:
+    """One hub instance; `await hub.run(stop)` serves until `stop` is set."""
+
+    def __init__(
+        self,
+        config: HubConfig,
+        *,
+        hooks: Sequence[TransactionHook] = (),
+        serve_http: bool = True,
+    ) -> None:
+        self.config = config
+        self.metrics = HubMetrics()
+        self._hooks = hooks
+        self._serve_http = serve_http
+        self._storage: Storage | None = None
+        self._session: MqttSession | None = None
+        self._started = asyncio.Event()
+
+    # HealthSource for the API
+    @property
+    def broker_connected(self) -> bool:
+        """True while the broker connection is up."""
+        return self._session is not None and self._session.connected
+
+    async def ping_storage(self) -> None:
+        """Raise `StorageUnavailable` unless storage answers."""
+        if self._storage is None:
+            raise StorageUnavailable("storage not open yet")
+        await self._storage.ping()
+
+    async def wait_ready(self, timeout_s: float = 30.0) -> None:
+        """Wait until storage is checked and the broker acknowledged our subscriptions."""
+        async with asyncio.timeout(timeout_s):
+            await self._started.wait()
+            if self._session is None:
+                raise MillstreamHubError("hub stopped before it was ready")
+            await self._session.wait_subscribed(timeout_s)
+
+    async def _wait_for_schema(self, storage: Storage, stop: asyncio.Event) -> bool:
+        backoff = 0.5
+        while not stop.is_set():
+            try:
+                await storage.check_schema()  # SchemaError is fatal and propagates
+            except StorageUnavailable as exc:
+                log.warning("waiting for storage: %s", exc)
+            else:
+                return True
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(backoff * random.uniform(0.5, 1.0)):  # noqa: S311
+                    await stop.wait()
+            backoff = min(backoff * 2, 10.0)
+        return False
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Serve until `stop` is set; raises `MillstreamHubError` on fatal problems."""
+        cfg = self.config
+        storage = open_storage(
+            cfg.storage,
+            retention_days=cfg.retention_days,
+            dead_letter_retention_days=cfg.dead_letter_retention_days,
+            hooks=self._hooks,
+        )
+        async with storage:
+            self._storage = storage
+            if not await self._wait_for_schema(storage, stop):
+                return
+            tracker = ReceiptTracker(interval_ms=200)
+
+            def committed(batches: Sequence[TelemetryBatch]) -> None:
+                for b in batches:
+                    tracker.add(b.src, b.seq)
+
+            session: MqttSession
+            pipeline = IngestPipeline(
+                storage,
+                classify=classify,
+                ack=lambda messages: session.ack(messages),  # noqa: PLW0108 -- bound later
+                on_committed=committed,
+                metrics=self.metrics,
+                flush_ms=cfg.flush_ms,
+            )
+            session = MqttSession(
+                cfg.mqtt, cfg.mqtt.client_id or default_client_id(), pipeline.submit
+            )
+            self._session = session
+            self._started.set()
+            async with session, asyncio.TaskGroup() as tg:
+                ingest = tg.create_task(pipeline.run(), name="ingest")
+                others = [
+                    tg.create_task(
+                        publish_receipts(tracker, session, self.metrics, now_ms),
+                        name="receipts",
+                    ),
+                    tg.create_task(self._maintain(storage), name="maintenance"),
+                    tg.create_task(self._watch_broker(session), name="broker-gauge"),
+                ]
+                server: _Server | None = None
+                if self._serve_http:
+                    server = _Server(
+                        uvicorn.Config(
+                            create_app(self, self.metrics),
+                            host=cfg.http.host,
+                            port=cfg.http.port,
+                            log_config=None,
+                            lifespan="off",
+                            access_log=False,
+                        )
+                    )
+                    others.append(tg.create_task(self._serve(server), name="http"))
+                await stop.wait()
+                log.info("stopping: committing %d received messages", pipeline.backlog)
+                pipeline.stop()
+                try:
+                    async with asyncio.timeout(DRAIN_TIMEOUT_S):
+                        await ingest
+                except TimeoutError:
+                    log.warning("drain timed out; unacknowledged messages stay with the broker")
+                if server is not None:
+                    server.should_exit = True
+                for task in others:
+                    if task.get_name() != "http":
+                        task.cancel()
+            self._session = None
+        self._storage = None
+
+    async def _serve(self, server: _Server) -> None:
+        try:
+            await server.serve()
+        except SystemExit as exc:  # uvicorn exits the process on bind failure; we don't
+            raise MillstreamHubError(
+                f"HTTP server could not listen on {self.config.http.host}:{self.config.http.port}"
+            ) from exc
+
+    async def _maintain(self, storage: Storage) -> None:
+        while True:
+            try:
+                await storage.maintain(now_ms())
+            except StorageUnavailable as exc:
+                log.warning("maintenance skipped: %s", exc)
+            await asyncio.sleep(MAINTENANCE_INTERVAL_S)
+
+    async def _watch_broker(self, session: MqttSession) -> None:
+        while True:
+            self.metrics.mqtt_connected.set(1 if session.connected else 0)
+            await asyncio.sleep(1.0)

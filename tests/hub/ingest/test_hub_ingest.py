@@ -1,0 +1,257 @@
+"""Ingest against real Mosquitto and PostgreSQL: dedup, dead letters, receipts, load split."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any
+
+import pytest
+from hubtest import (
+    MqttTestClient,
+    count_readings,
+    eventually,
+    hub_config,
+    migrate,
+    pg_fetch,
+    running_hub,
+    telemetry,
+    unique,
+)
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+DAY = 86_400_000
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+async def rollup_count(dsn: str, site: str, table: str = "rollup_minute") -> int:
+    rows = await pg_fetch(
+        dsn,
+        f"SELECT coalesce(sum(b.count), 0) FROM {table} b JOIN series s ON s.id = b.series_id"
+        " WHERE s.site = $1",
+        site,
+    )
+    return int(rows[0][0])
+
+
+async def test_replays_and_overlaps_are_stored_once(
+    mosquitto: Any, pg_dsn: str, mqtt_client: MqttTestClient
+) -> None:
+    await migrate(pg_dsn)
+    site, src = unique("s"), unique("src")
+    topic = f"ms/v1/{site}/l1/m1/telemetry"
+    mqtt_client.subscribe_receipts(src)
+    t0 = now_ms() - 60_000
+    async with running_hub(hub_config(mosquitto.url, pg_dsn)):
+        first = telemetry(src, 1, t0, 500)
+        for _ in range(3):
+            await mqtt_client.apublish(topic, first)
+        # Batch 2 overlaps the second half of batch 1.
+        await mqtt_client.apublish(topic, telemetry(src, 2, t0 + 250, 500))
+
+        async def receipted() -> bool:
+            return {1, 2} <= mqtt_client.receipted(src)
+
+        await eventually(receipted)
+        assert await count_readings(pg_dsn, site) == 750
+    # Rollups count only rows actually inserted: replays did not inflate them.
+    assert await rollup_count(pg_dsn, site) == 750
+    assert await rollup_count(pg_dsn, site, "rollup_hour") == 750
+
+
+def _corpus(site: str, src: str, now: int) -> list[tuple[str, bytes, set[str]]]:
+    """At least 30 malformed messages, each with the reason codes wire may give it."""
+    topic = f"ms/v1/{site}/l1/m1/telemetry"
+
+    def batch(**reading: Any) -> bytes:
+        r = {"tag": "t", "ts": now, "v": 1.0, "q": "good"} | reading
+        r = {k: v for k, v in r.items() if v is not ...}
+        return json.dumps({"v": 1, "src": src, "seq": 1, "readings": [r]}).encode()
+
+    def raw_v(text: str) -> bytes:
+        return (
+            f'{{"v":1,"src":"{src}","seq":1,"readings":[{{"tag":"t","ts":{now},"v":{text},'
+            f'"q":"good"}}]}}'
+        ).encode()
+
+    valid = telemetry(src, 1, now, 3)
+    many = [{"tag": "t", "ts": now + i, "v": 1.0, "q": "good"} for i in range(10_001)]
+    big = b'{"v":1,"src":"' + src.encode() + b'","seq":1,"readings":[],"pad":"' + b"x" * (2 << 20)
+    big += b'"}'
+    nested = b"[" * 100_000 + b"]" * 100_000
+    nested_in_reading = raw_v("[" * 5000 + "]" * 5000)
+    return [
+        (topic, valid[:40], {"bad_json"}),
+        (topic, b"", {"bad_json"}),
+        (topic, b"hello", {"bad_json"}),
+        (topic, b"[1, 2, 3]", {"bad_field", "bad_json"}),
+        (topic, b'{"v": 2, "src": "x", "seq": 1, "readings": []}', {"bad_version"}),
+        (topic, b'{"v": "1", "src": "x", "seq": 1, "readings": []}', {"bad_version"}),
+        (topic, b'{"v": 1, "seq": 1, "readings": []}', {"bad_field"}),
+        (topic, b'{"v": 1, "src": "x", "seq": "1", "readings": []}', {"bad_field"}),
+        (topic, b'{"v": 1, "src": "x", "seq": 1, "readings": {}}', {"bad_field"}),
+        (topic, batch(ts=now + 0.5), {"bad_field"}),
+        (topic, batch(ts=True), {"bad_field"}),
+        (topic, batch(v=None), {"bad_field"}),
+        (topic, batch(v={"a": 1}), {"bad_field"}),
+        (topic, raw_v("NaN"), {"not_finite"}),
+        (topic, raw_v("Infinity"), {"not_finite"}),
+        (topic, raw_v("-Infinity"), {"not_finite"}),
+        (topic, raw_v("1e999"), {"not_finite"}),
+        (
+            topic,
+            json.dumps({"v": 1, "src": src, "seq": 1, "readings": many}).encode(),
+            {"too_many_readings"},
+        ),
+        (topic, big, {"too_large"}),
+        (f"ms/v1/{site}/bad seg/m1/telemetry", valid, {"bad_topic"}),
+        (f"ms/v1/{site}/{'x' * 65}/m1/telemetry", valid, {"bad_topic"}),
+        (f"ms/v1/agents/{site}/m1/telemetry", valid, {"bad_topic"}),
+        (f"ms/v1/receipts/{site}/m1/telemetry", valid, {"bad_topic"}),
+        (f"ms/v1/{site}/l1/m.1/telemetry", valid, {"bad_topic"}),
+        (topic, batch(ts=now - 365 * DAY), {"ts_out_of_range"}),
+        (topic, batch(ts=now + 3_600_000), {"ts_out_of_range"}),
+        (topic, batch(q="excellent"), {"bad_quality"}),
+        (topic, batch(q=1), {"bad_field", "bad_quality"}),
+        (topic, b"\xff\xfe\x00garbage", {"bad_utf8"}),
+        (topic, valid.replace(b'"t', b'"\xe9t', 1), {"bad_utf8"}),
+        (topic, nested, {"bad_json"}),
+        (topic, nested_in_reading, {"bad_json", "bad_field"}),
+        # wire currently reports an over-long string as bad_field; either names the problem.
+        (topic, batch(v="x" * 2000), {"string_too_long", "bad_field"}),
+        (topic, batch(tag=...), {"bad_field"}),
+        (topic, batch(tag="has space"), {"bad_field"}),
+        (topic, batch(extra=1), {"bad_field"}),
+        (topic, raw_v('"\\ud800"'), {"bad_json"}),
+        (topic, b'{"v": 1, "src": "x", "seq": -1, "readings": []}', {"bad_field"}),
+    ]
+
+
+async def test_malformed_corpus_goes_to_dead_letters_and_valid_traffic_is_stored(
+    mosquitto: Any, pg_dsn: str, mqtt_client: MqttTestClient
+) -> None:
+    await migrate(pg_dsn)
+    site, src = unique("s"), unique("src")
+    topic = f"ms/v1/{site}/l1/m1/telemetry"
+    now = now_ms()
+    corpus = _corpus(site, src, now)
+    assert len(corpus) >= 30
+    async with running_hub(hub_config(mosquitto.url, pg_dsn)) as hub:
+        for i, (bad_topic, payload, _) in enumerate(corpus):
+            await mqtt_client.apublish(topic, telemetry(src, 100 + i, now - 10_000 + 10 * i, 10))
+            await mqtt_client.apublish(bad_topic, payload)
+        await mqtt_client.apublish(topic, telemetry(src, 999, now - 20_000, 10))
+
+        async def all_stored() -> bool:
+            return await count_readings(pg_dsn, site) == 10 * (len(corpus) + 1)
+
+        await eventually(all_stored)
+
+        async def all_dead() -> bool:
+            rows = await pg_fetch(pg_dsn, "SELECT count(*) FROM dead_letters")
+            return int(rows[0][0]) >= len(corpus)
+
+        await eventually(all_dead)
+        # Still up and serving after all of it.
+        await mqtt_client.apublish(topic, telemetry(src, 1000, now - 30_000, 5))
+
+        async def last_stored() -> bool:
+            return await count_readings(pg_dsn, site) == 10 * (len(corpus) + 1) + 5
+
+        await eventually(last_stored)
+        dead = hub.metrics.registry.get_sample_value(
+            "millstream_ingest_messages_total", {"kind": "dead_letter"}
+        )
+        assert dead == len(corpus)
+    rows = await pg_fetch(
+        pg_dsn,
+        "SELECT topic, reason, message, payload_size, src FROM dead_letters WHERE topic LIKE $1"
+        " ORDER BY id",
+        f"%{site}%",
+    )
+    assert len(rows) == len(corpus)
+    for row, (bad_topic, payload, reasons) in zip(rows, corpus, strict=True):
+        assert row["topic"] == bad_topic
+        assert row["reason"] in reasons, (row["reason"], row["message"], payload[:80])
+        assert row["payload_size"] == len(payload)
+        assert row["message"]
+    # The publisher is attributed where the payload names it.
+    assert rows[13]["src"] == src
+
+
+async def test_two_hubs_on_the_shared_subscription_split_the_load(
+    mosquitto: Any, pg_dsn: str, mqtt_client: MqttTestClient
+) -> None:
+    await migrate(pg_dsn)
+    site, src, group = unique("s"), unique("src"), unique("g")
+    t0 = now_ms() - 100_000
+    a_cfg = hub_config(mosquitto.url, pg_dsn, share_group=group)
+    b_cfg = hub_config(mosquitto.url, pg_dsn, share_group=group)
+    async with running_hub(a_cfg) as a, running_hub(b_cfg) as b:
+        for seq in range(200):
+            machine = f"m{seq % 4}"
+            topic = f"ms/v1/{site}/l1/{machine}/telemetry"
+            await mqtt_client.apublish(topic, telemetry(src, seq, t0 + seq * 100, 100))
+            if seq % 50 == 0:  # and a few replays, which either hub may get
+                await mqtt_client.apublish(topic, telemetry(src, seq, t0 + seq * 100, 100))
+
+        async def all_stored() -> bool:
+            return await count_readings(pg_dsn, site) == 200 * 100
+
+        await eventually(all_stored)
+        counts = [
+            h.metrics.registry.get_sample_value(
+                "millstream_ingest_messages_total", {"kind": "telemetry"}
+            )
+            or 0
+            for h in (a, b)
+        ]
+    assert sum(counts) == 204
+    assert min(counts) > 0, counts
+    assert await rollup_count(pg_dsn, site) == 200 * 100
+
+
+async def test_storage_restart_loses_nothing_and_receipts_follow_commits(
+    mosquitto: Any, postgres_factory: Any, mqtt_client: MqttTestClient
+) -> None:
+    pg = postgres_factory()  # private: this test stops and starts it
+    dsn = pg.dsn
+    await migrate(dsn)
+    site, src = unique("s"), unique("src")
+    topic = f"ms/v1/{site}/l1/m1/telemetry"
+    mqtt_client.subscribe_receipts(src)
+    t0 = now_ms() - 200_000
+    async with running_hub(hub_config(mosquitto.url, dsn)) as hub:
+        for seq in range(30):
+            await mqtt_client.apublish(topic, telemetry(src, seq, t0 + seq * 100, 100))
+
+        async def first_receipted() -> bool:
+            return set(range(30)) <= mqtt_client.receipted(src)
+
+        await eventually(first_receipted)
+        await asyncio.to_thread(pg.stop)
+        for seq in range(30, 60):
+            await mqtt_client.apublish(topic, telemetry(src, seq, t0 + seq * 100, 100))
+
+        async def holding() -> bool:
+            return hub.metrics.registry.get_sample_value("millstream_storage_up") == 0
+
+        await eventually(holding)
+        # Nothing is committed while PostgreSQL is down, so nothing may be receipted.
+        await asyncio.sleep(1.0)
+        assert not (set(range(30, 60)) & mqtt_client.receipted(src))
+        await asyncio.to_thread(pg.start)
+        for seq in range(60, 90):
+            await mqtt_client.apublish(topic, telemetry(src, seq, t0 + seq * 100, 100))
+
+        async def all_receipted() -> bool:
+            return set(range(90)) <= mqtt_client.receipted(src)
+
+        await eventually(all_receipted, 60)
+    assert await count_readings(dsn, site) == 90 * 100
+    assert await rollup_count(dsn, site) == 90 * 100
