@@ -10,7 +10,13 @@ __all__ = ["DeadbandFilter", "exceeds_deadband"]
 
 
 def exceeds_deadband(last: Value, value: Value, deadband: float | None) -> bool:
-    """True when `value` should be reported after `last` was (numbers: |Δ| > deadband)."""
+    """True when `value` should be reported after `last` was (numbers: |Δ| > deadband).
+
+    Without a deadband every new value is reported, except "still no value" (a tag that stays
+    bad is reported once, not every poll).
+    """
+    if last is None and value is None:
+        return False
     if deadband is None or last is None or value is None:
         return True
     if isinstance(value, bool) or isinstance(last, bool):

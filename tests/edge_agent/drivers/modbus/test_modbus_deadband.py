@@ -12,6 +12,8 @@ def test_exceeds_deadband() -> None:
     assert exceeds_deadband(10.0, 10.0, None)
     assert exceeds_deadband(True, False, 5.0)
     assert not exceeds_deadband("a", "a", 1.0)
+    assert not exceeds_deadband(None, None, None)
+    assert exceeds_deadband(None, 1.0, 5.0)
 
 
 def test_filter_compares_with_last_reported_not_last_seen() -> None:
@@ -31,3 +33,5 @@ def test_quality_change_is_always_reported() -> None:
     assert band.admit(Sample("t", 2, 1.0, "good"))
     assert not band.admit(Sample("t", 3, 2.0, "good"))
     assert band.admit(Sample("other", 3, 2.0, "good"))
+    assert band.admit(Sample("t", 4, None, "bad"))
+    assert not band.admit(Sample("t", 5, None, "bad"))

@@ -1,0 +1,197 @@
+"""One pymodbus client and one asyncio lock per link, shared by every device on it.
+
+Several RTU devices on one serial line must never interleave frames: a request and its
+answer happen under the link's bus lock, and all devices on a port share the same client.
+pymodbus exceptions become ours here (house style §2), so nothing above imports pymodbus.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
+from pymodbus.exceptions import ModbusException
+
+from edge_agent.drivers.modbus.endpoint import SerialLink, TcpLink
+from edge_agent.errors import ConfigError, ConfigProblem, DecodeError, DeviceUnavailable
+
+__all__ = ["EXCEPTION_NAMES", "BusPool", "ModbusBus", "RequestRejected"]
+
+# Modbus Application Protocol §7: exception codes a device may answer with.
+EXCEPTION_NAMES = {
+    1: "ILLEGAL FUNCTION",
+    2: "ILLEGAL DATA ADDRESS",
+    3: "ILLEGAL DATA VALUE",
+    4: "SERVER DEVICE FAILURE",
+    5: "ACKNOWLEDGE",
+    6: "SERVER DEVICE BUSY",
+    8: "MEMORY PARITY ERROR",
+    10: "GATEWAY PATH UNAVAILABLE",
+    11: "GATEWAY TARGET DEVICE FAILED TO RESPOND",
+}
+# The device refuses this request as such (function, span or length): retrying it unchanged
+# cannot help, splitting it can. Other codes say the device is busy or broken right now.
+_REJECTING = frozenset({1, 2, 3})
+# Beyond pymodbus' own response timeout: a last guard in case the client itself hangs.
+_GUARD_S = 1.0
+
+
+class RequestRejected(DecodeError):  # noqa: N818 -- names what the device did
+    """The device answered a read with exception 1, 2 or 3: it will not serve that span."""
+
+    def __init__(self, code: int, table: str, address: int, count: int) -> None:
+        self.code = code
+        name = EXCEPTION_NAMES.get(code, "UNKNOWN")
+        super().__init__(f"{table} {address}+{count} rejected: exception {code} {name}")
+
+
+def _client(link: TcpLink | SerialLink, timeout_s: float) -> Any:
+    # retries=0 and reconnect_delay=0: the driver owns retrying and reconnecting (with backoff),
+    # so a dead device costs one timeout per attempt, not four.
+    if isinstance(link, TcpLink):
+        return AsyncModbusTcpClient(
+            link.host, port=link.port, timeout=timeout_s, retries=0, reconnect_delay=0
+        )
+    return AsyncModbusSerialClient(
+        link.port,
+        baudrate=link.baudrate,
+        parity=link.parity,
+        stopbits=link.stopbits,
+        bytesize=link.bytesize,
+        timeout=timeout_s,
+        retries=0,
+        reconnect_delay=0,
+    )
+
+
+class ModbusBus:
+    """A link's client and bus lock; reads one span at a time and maps failures to our errors."""
+
+    def __init__(self, link: TcpLink | SerialLink, timeout_s: float) -> None:
+        self.link = link
+        self.timeout_s = timeout_s
+        self.lock = asyncio.Lock()
+        self.users = 0
+        self.connects = 0
+        self._client: Any = None
+
+    @property
+    def connected(self) -> bool:
+        """True while the link is open."""
+        return self._client is not None and bool(self._client.connected)
+
+    async def connect(self) -> None:
+        """Open the link unless it is open; raise `DeviceUnavailable` when that fails."""
+        async with self.lock:
+            if self.connected:
+                return
+            self._close_client()
+            client = _client(self.link, self.timeout_s)
+            self._client = client
+            try:
+                async with asyncio.timeout(self.timeout_s + _GUARD_S):
+                    ok = await client.connect()
+            except (TimeoutError, OSError, ModbusException) as exc:
+                raise DeviceUnavailable(f"cannot open {self._where()}: {exc}") from exc
+            if not ok:
+                raise DeviceUnavailable(f"cannot open {self._where()}")
+            self.connects += 1
+
+    async def read(
+        self, table: str, address: int, count: int, unit: int, timeout_s: float
+    ) -> list[int]:
+        """Registers (or bits as 0/1) of one span; `RequestRejected` or `DeviceUnavailable`."""
+        async with self.lock:
+            client = self._client
+            if client is None or not client.connected:
+                raise DeviceUnavailable(f"{self._where()} is not connected")
+            call: Callable[..., Awaitable[Any]] = {
+                "holding": client.read_holding_registers,
+                "input": client.read_input_registers,
+                "coil": client.read_coils,
+                "discrete": client.read_discrete_inputs,
+            }[table]
+            try:
+                async with asyncio.timeout(max(timeout_s, self.timeout_s) + _GUARD_S):
+                    response = await call(address, count=count, device_id=unit)
+            except (TimeoutError, OSError, ModbusException) as exc:
+                raise DeviceUnavailable(
+                    f"unit {unit} {table} {address}+{count} on {self._where()}: "
+                    f"{exc or type(exc).__name__}"
+                ) from exc
+        if response.isError():
+            code = int(response.exception_code)
+            if code in _REJECTING:
+                raise RequestRejected(code, table, address, count)
+            name = EXCEPTION_NAMES.get(code, "UNKNOWN")
+            raise DeviceUnavailable(f"unit {unit} answered exception {code} {name}")
+        if table in ("coil", "discrete"):
+            # Bits arrive padded to whole bytes; keep only the ones asked for.
+            return [1 if b else 0 for b in response.bits[:count]]
+        registers: list[int] = response.registers
+        if len(registers) != count:
+            raise DeviceUnavailable(f"unit {unit} sent {len(registers)} registers, not {count}")
+        return registers
+
+    async def reset(self) -> None:
+        """Drop the connection so the next `connect` starts from a fresh client."""
+        async with self.lock:
+            self._close_client()
+
+    def close(self) -> None:
+        """Close the client now."""
+        self._close_client()
+
+    def _close_client(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            with contextlib.suppress(Exception):  # closing a broken transport may raise anything
+                client.close()
+
+    def _where(self) -> str:
+        if isinstance(self.link, TcpLink):
+            return f"{self.link.host}:{self.link.port}"
+        return self.link.port
+
+
+class BusPool:
+    """Hands out one `ModbusBus` per link key; the runtime owns one pool for all devices."""
+
+    def __init__(self) -> None:
+        self._buses: dict[tuple[str, ...], ModbusBus] = {}
+
+    def acquire(self, link: TcpLink | SerialLink, timeout_s: float) -> ModbusBus:
+        """The shared bus for `link`; serial devices on one port must agree on line settings."""
+        bus = self._buses.get(link.key)
+        if bus is None:
+            bus = self._buses[link.key] = ModbusBus(link, timeout_s)
+        elif bus.link != link:
+            raise ConfigError(
+                [
+                    ConfigProblem(
+                        file="",
+                        path=f"serial {getattr(link, 'port', '')}",
+                        message=f"devices on one port disagree: {bus.link} vs {link}",
+                        hint="give every device on one serial port the same baudrate, "
+                        "parity, stopbits and bytesize",
+                    )
+                ]
+            )
+        # One client serves every device on the link, so it waits as long as the slowest needs.
+        bus.timeout_s = max(bus.timeout_s, timeout_s)
+        bus.users += 1
+        return bus
+
+    def release(self, bus: ModbusBus) -> None:
+        """Give a bus back; the last user closes it."""
+        bus.users -= 1
+        if bus.users <= 0:
+            bus.close()
+            self._buses.pop(bus.link.key, None)
+
+    def buses(self) -> list[ModbusBus]:
+        """The buses currently open or in use."""
+        return list(self._buses.values())

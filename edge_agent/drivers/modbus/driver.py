@@ -1,0 +1,272 @@
+"""The Modbus driver: one device, polled per interval, surviving whatever the device does.
+
+Peers lose whole poll loops to one unhandled Modbus exception. Here a rejected span is split
+and retried until only the tags the device refuses are marked bad (and never read across
+again); a device that stops answering is retried with exponential backoff, jitter and a cap;
+and no exception leaves a poll loop, so one failing device or tag never stops the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+
+from edge_agent.drivers.backoff import Backoff
+from edge_agent.drivers.base import Sample
+from edge_agent.drivers.modbus.bus import BusPool, ModbusBus, RequestRejected
+from edge_agent.drivers.modbus.codec import decode_point
+from edge_agent.drivers.modbus.deadband import DeadbandFilter
+from edge_agent.drivers.modbus.endpoint import ModbusEndpoint
+from edge_agent.drivers.modbus.health import DeviceHealth
+from edge_agent.drivers.modbus.planner import (
+    DEFAULT_MAX_GAP,
+    Learned,
+    ReadRequest,
+    plan_reads,
+    split_request,
+)
+from edge_agent.drivers.modbus.points import ModbusPoint
+from edge_agent.errors import DecodeError, DeviceUnavailable
+
+__all__ = ["ModbusDriver", "PointReading"]
+
+_log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class PointReading:
+    """A sample with the registers it came from (None when the device refused them)."""
+
+    point: ModbusPoint
+    raw: tuple[int, ...] | None
+    sample: Sample
+
+
+def reading_of(point: ModbusPoint, raw: Sequence[int], ts: int) -> PointReading:
+    """Decode one point's registers into a reading; undecodable or non-finite ⇒ `bad`."""
+    try:
+        value = decode_point(raw, point)
+    except DecodeError:
+        return PointReading(point, tuple(raw), Sample(point.name, ts, None, "bad"))
+    # The wire carries finite numbers only; NaN from a meter means "no value" anyway.
+    if isinstance(value, float) and not math.isfinite(value):
+        return PointReading(point, tuple(raw), Sample(point.name, ts, None, "bad"))
+    return PointReading(point, tuple(raw), Sample(point.name, ts, value, "good"))
+
+
+class ModbusDriver:
+    """Implements the driver Protocol (connect, read, subscribe, close) for one Modbus device."""
+
+    def __init__(
+        self,
+        device: str,
+        endpoint: ModbusEndpoint,
+        points: Sequence[ModbusPoint],
+        *,
+        pool: BusPool | None = None,
+        max_gap: int = DEFAULT_MAX_GAP,
+        backoff: Backoff | None = None,
+        clock: Callable[[], float] = time.time,
+        queue_batches: int = 1000,
+    ) -> None:
+        self.device = device
+        self.endpoint = endpoint
+        self.points = tuple(points)
+        self.max_gap = max_gap
+        self.learned = Learned()
+        self.health = DeviceHealth(device, _log)
+        self._pool = pool if pool is not None else BusPool()
+        self._bus: ModbusBus | None = None
+        self._backoff = backoff or Backoff()
+        self._clock = clock
+        self._plan = self._make_plan()
+        self._deadband = DeadbandFilter(
+            {p.name: p.deadband for p in self.points if p.deadband is not None}
+        )
+        # Bounded: a consumer that falls behind slows polling down instead of growing memory.
+        self._queue: asyncio.Queue[list[Sample] | None] = asyncio.Queue(maxsize=queue_batches)
+        self._supervisor: asyncio.Task[None] | None = None
+        self._closed = False
+
+    async def __aenter__(self) -> ModbusDriver:
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.close()
+
+    @property
+    def bus(self) -> ModbusBus:
+        """The link this device is on (shared with the other devices on it)."""
+        if self._bus is None:
+            self._bus = self._pool.acquire(self.endpoint.link, self.endpoint.timeout_s)
+        return self._bus
+
+    @property
+    def online(self) -> bool:
+        """True while the link is open and the last poll succeeded."""
+        return self._bus is not None and self._bus.connected and not self.health.failing
+
+    @property
+    def requests(self) -> list[ReadRequest]:
+        """The current read plan, after what the device taught us."""
+        return list(self._plan)
+
+    async def connect(self) -> None:
+        """Open the link (shared with other devices on it); raise `DeviceUnavailable` on failure."""
+        bus = self.bus
+        if not bus.connected:
+            await bus.connect()
+            self.health.count("reconnects")
+
+    async def read(self) -> list[Sample]:
+        """Every point once; rejected points come back `bad`, a silent device raises."""
+        return [r.sample for r in await self.read_raw()]
+
+    async def read_raw(self) -> list[PointReading]:
+        """Every point once, with its raw registers (what `edge-agent probe` shows)."""
+        await self.connect()
+        return await self._poll(self._plan)
+
+    async def subscribe(self) -> AsyncIterator[Sample]:
+        """Samples as the poll loops produce them (deadband applied), until `close()`."""
+        async for batch in self.batches():
+            for sample in batch:
+                yield sample
+
+    async def batches(self) -> AsyncIterator[list[Sample]]:
+        """One list of samples per poll of one interval, until `close()`."""
+        self._start()
+        while (batch := await self._queue.get()) is not None:
+            yield batch
+
+    async def close(self) -> None:
+        """Stop the poll loops and give the link back; safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._supervisor is not None:
+            self._supervisor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._supervisor
+        if self._bus is not None:
+            self._pool.release(self._bus)
+            self._bus = None
+        # Wake a consumer blocked in batches(); if the queue is full it is not blocked.
+        with contextlib.suppress(asyncio.QueueFull):
+            self._queue.put_nowait(None)
+
+    # -- poll loops ---------------------------------------------------------------------------
+
+    def _start(self) -> None:
+        if self._supervisor is None and not self._closed:
+            self._supervisor = asyncio.create_task(
+                self._supervise(), name=f"modbus {self.device} supervisor"
+            )
+
+    async def _supervise(self) -> None:
+        intervals = sorted({p.poll_ms for p in self.points})
+        async with asyncio.TaskGroup() as group:
+            for poll_ms in intervals:
+                group.create_task(
+                    self._poll_loop(poll_ms), name=f"modbus {self.device} {poll_ms}ms"
+                )
+
+    async def _poll_loop(self, poll_ms: int) -> None:
+        loop = asyncio.get_running_loop()
+        period = poll_ms / 1000
+        due = loop.time()
+        while True:
+            delay = period
+            try:
+                await self.connect()
+                readings = await self._poll([r for r in self._plan if r.poll_ms == poll_ms])
+            except DeviceUnavailable as exc:
+                self.health.failed(exc)
+                delay = max(period, self._backoff.next_delay())
+            except Exception as exc:  # a poll loop must survive anything
+                self.health.failed(exc)
+                delay = max(period, self._backoff.next_delay())
+            else:
+                self.health.recovered()
+                self._backoff.reset()
+                self.health.count("polls")
+                samples = self._deadband.filter([r.sample for r in readings])
+                if samples:
+                    await self._queue.put(samples)
+                    self.health.count("samples", len(samples))
+            # Fixed rate, not fixed delay; after an overrun or an outage start afresh from now.
+            due += delay
+            now = loop.time()
+            due = max(due, now)
+            await asyncio.sleep(due - now)
+
+    # -- one poll -----------------------------------------------------------------------------
+
+    async def _poll(self, requests: Sequence[ReadRequest]) -> list[PointReading]:
+        out: list[PointReading] = []
+        learned_before = (len(self.learned.bad), len(self.learned.cuts))
+        for request in requests:
+            await self._execute(request, out)
+        if (len(self.learned.bad), len(self.learned.cuts)) != learned_before:
+            self._plan = self._make_plan()
+        return out
+
+    async def _execute(self, request: ReadRequest, out: list[PointReading]) -> bool:
+        """Read one request into `out`; True when it found a point the device refuses."""
+        self.health.count("requests")
+        try:
+            regs = await self.bus.read(
+                request.table,
+                request.address,
+                request.count,
+                self.endpoint.unit,
+                self.endpoint.timeout_s,
+            )
+        except RequestRejected as exc:
+            self.health.count("rejected")
+            return await self._rejected(request, exc, out)
+        ts = self._now_ms()
+        if len(request.points) == 1 and request.points[0].name in self.learned.bad:
+            _log.info("device %s: tag %s readable again", self.device, request.points[0].name)
+            self.learned.mark_good(request.points[0])
+            self._plan = self._make_plan()
+        for point in request.points:
+            start, stop = request.slice_for(point)
+            out.append(reading_of(point, regs[start:stop], ts))
+        return False
+
+    async def _rejected(
+        self, request: ReadRequest, exc: RequestRejected, out: list[PointReading]
+    ) -> bool:
+        if len(request.points) == 1:
+            point = request.points[0]
+            if point.name not in self.learned.bad:
+                _log.warning(
+                    "device %s: tag %s marked bad (%s); the other tags are read around it",
+                    self.device,
+                    point.name,
+                    exc,
+                )
+                self.learned.mark_bad(point)
+            self.health.count("bad_points")
+            out.append(PointReading(point, None, Sample(point.name, self._now_ms(), None, "bad")))
+            return True
+        left, right = split_request(request)
+        found = await self._execute(left, out)
+        found = await self._execute(right, out) or found
+        if not found:
+            # Both halves read fine: the device refuses the gap between them.
+            self.learned.cut(request.table, right.address)
+        return found
+
+    def _make_plan(self) -> list[ReadRequest]:
+        return plan_reads(self.points, max_gap=self.max_gap, learned=self.learned)
+
+    def _now_ms(self) -> int:
+        return int(self._clock() * 1000)

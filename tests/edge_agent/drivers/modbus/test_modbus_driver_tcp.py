@@ -1,0 +1,213 @@
+"""The driver against a real pymodbus TCP server: decoding, learning, faults, recovery."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Callable
+
+import pytest
+from modbus_harness import Gate, catalog, free_port, sim_device, tcp_server
+
+from edge_agent.drivers.backoff import Backoff
+from edge_agent.drivers.base import Driver, Sample, SubscribingDriver
+from edge_agent.drivers.modbus.driver import ModbusDriver
+from edge_agent.drivers.modbus.endpoint import ModbusEndpoint, TcpLink
+from edge_agent.drivers.modbus.points import ModbusPoint
+from edge_agent.errors import DeviceUnavailable
+
+FAST = Backoff(initial_s=0.02, cap_s=0.2)
+
+
+def endpoint(port: int, unit: int = 1, timeout_ms: int = 500) -> ModbusEndpoint:
+    return ModbusEndpoint(TcpLink("127.0.0.1", port), unit=unit, timeout_ms=timeout_ms)
+
+
+async def test_every_type_and_order_decodes() -> None:
+    cases, tables = catalog()
+    device = sim_device(
+        1,
+        holding=tables["holding"],
+        input=tables["input"],
+        coils=tables["coil"],
+        discrete=tables["discrete"],
+    )
+    async with tcp_server([device]) as port:
+        driver = ModbusDriver("plc", endpoint(port), [p for p, _ in cases])
+        assert isinstance(driver, Driver)
+        assert isinstance(driver, SubscribingDriver)
+        async with driver:
+            samples = {s.tag: s for s in await driver.read()}
+    for point, expected in cases:
+        sample = samples[point.name]
+        assert sample.quality == "good", point
+        if isinstance(expected, float):
+            assert sample.value == pytest.approx(expected), point
+        else:
+            assert sample.value == expected, point
+            assert type(sample.value) is type(expected), point
+    # 32 numeric points in 80 contiguous registers: one request, not 32.
+    holding = [r for r in driver.requests if r.table == "holding" and r.address == 0]
+    assert len(holding) == 1
+
+
+async def test_rejected_tag_is_bad_and_never_read_across_again() -> None:
+    # Register 4 is missing: tag "hole" at 4 is refused, its neighbours are fine.
+    regs = {a: 100 + a for a in range(10) if a != 4}
+    points = [ModbusPoint(f"r{a}", "holding", a, "uint16") for a in range(10) if a != 4]
+    points.append(ModbusPoint("hole", "holding", 4, "uint16"))
+    async with (
+        tcp_server([sim_device(1, holding=regs)]) as port,
+        ModbusDriver("plc", endpoint(port), points) as driver,
+    ):
+        assert len(driver.requests) == 1
+        first = {s.tag: s for s in await driver.read()}
+        plan = driver.requests
+        second = {s.tag: s for s in await driver.read()}
+        rejected_after_learning = driver.health.counters["rejected"]
+        third = {s.tag: s for s in await driver.read()}
+    for samples in (first, second, third):
+        assert samples["hole"].quality == "bad"
+        assert samples["hole"].value is None
+        assert all(samples[f"r{a}"].value == 100 + a for a in range(10) if a != 4)
+        assert all(samples[f"r{a}"].quality == "good" for a in range(10) if a != 4)
+    assert driver.learned.bad == {"hole"}
+    # Learned plan: the bad tag alone, and nothing spans register 4.
+    assert [r.points for r in plan].count((points[-1],)) == 1
+    assert all(r.end <= 4 or r.address >= 5 for r in plan if r.points != (points[-1],))
+    # After learning, only the lone read of the bad tag is refused each poll.
+    assert driver.health.counters["rejected"] == rejected_after_learning + 1
+
+
+async def test_rejected_gap_is_cut_and_both_sides_flow() -> None:
+    regs = {0: 1, 1: 2, 6: 7, 7: 8}  # 2..5 unmapped
+    points = [ModbusPoint(f"r{a}", "holding", a, "uint16") for a in regs]
+    async with (
+        tcp_server([sim_device(1, holding=regs)]) as port,
+        ModbusDriver("plc", endpoint(port), points, max_gap=8) as driver,
+    ):
+        samples = await driver.read()
+        again = await driver.read()
+    assert {s.tag: s.value for s in samples} == {f"r{a}": v for a, v in regs.items()}
+    assert {s.tag: s.value for s in again} == {f"r{a}": v for a, v in regs.items()}
+    assert driver.learned.bad == set()
+    assert driver.learned.cuts == {("holding", 6)}
+    assert [(r.address, r.count) for r in driver.requests] == [(0, 2), (6, 2)]
+
+
+async def test_unreachable_device_raises_device_unavailable() -> None:
+    driver = ModbusDriver("plc", endpoint(free_port()), [ModbusPoint("a", "holding", 0, "uint16")])
+    with pytest.raises(DeviceUnavailable) as caught:
+        await driver.read()
+    await driver.close()
+    assert "plc" not in str(caught.value) or caught.value.device == ""
+
+
+async def test_exception_from_device_maps_to_device_unavailable() -> None:
+    # Unit 7 does not exist behind this server: pymodbus answers exception 4, chained as ours.
+    async with (
+        tcp_server([sim_device(1, holding={0: 1})]) as port,
+        ModbusDriver(
+            "plc", endpoint(port, unit=7), [ModbusPoint("a", "holding", 0, "uint16")]
+        ) as driver,
+    ):
+        with pytest.raises(DeviceUnavailable, match="exception 4"):
+            await driver.read()
+
+
+async def _collect(driver: ModbusDriver, into: list[Sample]) -> None:
+    async for sample in driver.subscribe():
+        into.append(sample)
+
+
+async def _until(predicate: Callable[[], bool]) -> None:
+    """Wait for an observable state of the system under test (bounded, never a fixed sleep)."""
+    async with asyncio.timeout(15):
+        while not predicate():  # noqa: ASYNC110 -- polls state owned by the code under test
+            await asyncio.sleep(0.02)
+
+
+async def test_device_dropping_connection_does_not_stop_the_other() -> None:
+    points = [ModbusPoint("a", "holding", 0, "uint16", poll_ms=20)]
+    dev_a = sim_device(1, holding={0: 11})
+    dev_b = sim_device(1, holding={0: 22})
+    got_a: list[Sample] = []
+    got_b: list[Sample] = []
+    async with tcp_server([dev_b]) as port_b:
+        server_a = tcp_server([dev_a])
+        port_a = await server_a.__aenter__()
+        a = ModbusDriver("a", endpoint(port_a), points, backoff=Backoff(0.02, cap_s=0.2))
+        b = ModbusDriver("b", endpoint(port_b), points, backoff=Backoff(0.02, cap_s=0.2))
+        tasks = [asyncio.create_task(_collect(a, got_a)), asyncio.create_task(_collect(b, got_b))]
+        try:
+            await _until(lambda: len(got_a) >= 3 and len(got_b) >= 3)
+            await server_a.__aexit__(None, None, None)  # device a drops the connection
+            await _until(lambda: a.health.failing)
+            seen_b = len(got_b)
+            await _until(lambda: len(got_b) >= seen_b + 5)  # b keeps flowing while a is down
+            seen_a = len(got_a)
+            async with tcp_server([sim_device(1, holding={0: 33})], port=port_a):
+                await _until(lambda: len(got_a) > seen_a and got_a[-1].value == 33)
+                assert not a.health.failing
+        finally:
+            await a.close()
+            await b.close()
+            await asyncio.gather(*tasks)
+    assert all(s.value == 22 and s.quality == "good" for s in got_b)
+    assert a.health.counters["errors"] >= 1
+    assert a.health.counters["reconnects"] >= 2
+    assert b.health.counters["errors"] == 0
+
+
+async def test_device_timing_out_does_not_stop_the_other() -> None:
+    gate = Gate()
+    points = [ModbusPoint("a", "holding", 0, "uint16", poll_ms=20)]
+    got_a: list[Sample] = []
+    got_b: list[Sample] = []
+    async with (
+        tcp_server([sim_device(1, holding={0: 1}, action=gate.action)]) as port_a,
+        tcp_server([sim_device(1, holding={0: 2})]) as port_b,
+    ):
+        a = ModbusDriver("a", endpoint(port_a, timeout_ms=200), points, backoff=FAST)
+        b = ModbusDriver("b", endpoint(port_b, timeout_ms=200), points, backoff=FAST)
+        tasks = [asyncio.create_task(_collect(a, got_a)), asyncio.create_task(_collect(b, got_b))]
+        try:
+            await _until(lambda: len(got_a) >= 3 and len(got_b) >= 3)
+            gate.open.clear()  # device a stops answering
+            await _until(lambda: a.health.counters["errors"] >= 2)
+            seen_b = len(got_b)
+            await _until(lambda: len(got_b) >= seen_b + 5)
+            seen_a = len(got_a)
+            gate.open.set()
+            await _until(lambda: len(got_a) > seen_a)
+        finally:
+            gate.open.set()
+            await a.close()
+            await b.close()
+            await asyncio.gather(*tasks)
+    assert gate.stalled >= 1
+    assert all(s.quality == "good" for s in got_a + got_b)
+
+
+async def test_rejected_tag_in_poll_loop_keeps_other_tags_flowing() -> None:
+    points = [
+        ModbusPoint("ok1", "holding", 0, "uint16", poll_ms=20),
+        ModbusPoint("missing", "holding", 1, "float32", poll_ms=20),
+        ModbusPoint("ok2", "holding", 3, "uint16", poll_ms=20),
+    ]
+    got: list[Sample] = []
+    async with tcp_server([sim_device(1, holding={0: 5, 3: 6})]) as port:
+        driver = ModbusDriver("plc", endpoint(port), points, backoff=FAST)
+        task = asyncio.create_task(_collect(driver, got))
+        try:
+            await _until(lambda: Counter(s.tag for s in got)["ok2"] >= 5)
+        finally:
+            await driver.close()
+            await task
+    by_tag = Counter(s.tag for s in got)
+    assert by_tag["ok1"] >= 5
+    # Without a deadband good values repeat every poll; the bad tag is reported once.
+    assert by_tag["missing"] == 1
+    assert next(s for s in got if s.tag == "missing").quality == "bad"
+    assert {s.value for s in got if s.tag == "ok2"} == {6}
+    assert driver.health.counters["errors"] == 0
