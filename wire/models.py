@@ -60,7 +60,9 @@ def _utf8_at_most(text: str) -> str:
 
 def _not_reserved(site: str) -> str:
     if site in RESERVED_SITES:
-        raise PydanticCustomError("reserved_site", "{site!r} is reserved", {"site": site})
+        raise PydanticCustomError(
+            "reserved_site", '"{site}" is reserved for ms/v1/{site}/…', {"site": site}
+        )
     return site
 
 
@@ -69,7 +71,7 @@ def _ordered(ranges: tuple[tuple[int, int], ...]) -> tuple[tuple[int, int], ...]
         if first > last:
             raise PydanticCustomError(
                 "bad_range",
-                "seqs[{index}] is [{first}, {last}]: first must not exceed last",
+                "range {index} is [{first}, {last}]: first must not exceed last",
                 {"index": index, "first": first, "last": last},
             )
     return ranges

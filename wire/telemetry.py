@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from typing import Protocol
 
 from pydantic_core import from_json
@@ -51,8 +52,9 @@ def parse_telemetry(topic: str, payload: bytes, now_ms: int) -> Telemetry:
         if not oldest <= reading.ts <= newest:
             raise PayloadError(
                 "ts_out_of_range",
-                f"readings[{index}].ts: {reading.ts} is {_offset(reading.ts - now_ms)} the hub's"
-                " clock; accepted: 30 days before to 5 minutes after",
+                f"readings[{index}].ts: {reading.ts} ({_iso(reading.ts)}) is"
+                f" {_offset(reading.ts - now_ms)} the hub's clock; accepted: 30 days before to"
+                " 5 minutes after",
                 f"readings[{index}].ts",
             )
     # Everything was validated above; constructing again would double the cost of a batch.
@@ -95,6 +97,12 @@ def _refuse_too_many(payload: bytes) -> None:
     if isinstance(readings, list) and len(readings) > MAX_READINGS:
         message = f"readings: {len(readings)} readings, the limit is {MAX_READINGS}"
         raise PayloadError("too_many_readings", message, "readings") from None
+
+
+def _iso(ts: int) -> str:
+    # Pure: converts the reading's own timestamp, never reads the clock.
+    moment = datetime.fromtimestamp(ts / 1000, UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _offset(delta_ms: int) -> str:

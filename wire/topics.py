@@ -104,7 +104,9 @@ def check_segment(name: str, value: object) -> str:
 def _check_site(site: object) -> str:
     check_segment("site", site)
     if site in RESERVED_SITES:
-        raise PayloadError("bad_topic", f"site: {site!r} is reserved for {PREFIX}/{site}/…", "site")
+        raise PayloadError(
+            "bad_topic", f"site: {shorten(site)} is reserved for {PREFIX}/{site}/…", "site"
+        )
     return str(site)
 
 

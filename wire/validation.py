@@ -8,7 +8,13 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from wire.errors import PayloadError, Reason, shorten
-from wire.limits import MAX_PAYLOAD_BYTES
+from wire.limits import (
+    MAX_PAYLOAD_BYTES,
+    MAX_READINGS,
+    MAX_STRING_BYTES,
+    SEGMENT_PATTERN,
+    TAG_PATTERN,
+)
 
 __all__ = ["field_path", "payload_error", "validate_payload"]
 
@@ -65,7 +71,8 @@ def _path(loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
     )
 
 
-def _reason(path: tuple[str | int, ...], types: set[str]) -> Reason:  # noqa: PLR0911 - a table
+# One return per reason code reads as the table it is.
+def _reason(path: tuple[str | int, ...], types: set[str]) -> Reason:  # noqa: PLR0911
     last = path[-1] if path else None
     if path == ("v",):
         return "bad_version"
@@ -92,21 +99,43 @@ _FIXED: dict[Reason, str] = {
     "ts_out_of_range": "must be epoch milliseconds UTC between 1970 and 9999",
 }
 _BY_TYPE = {"missing": "is required", "extra_forbidden": "is not a field of wire contract v1"}
+# Said the way a technician fixes it, instead of as a regular expression.
+_PATTERNS = {
+    f"^{SEGMENT_PATTERN}$": "must be 1-64 characters: letters, digits, _ or -",
+    f"^{TAG_PATTERN}$": "must be 1-128 characters: letters, digits, _, . or -",
+}
+_OWN_TYPES = frozenset({"bad_range", "reserved_site"})  # raised by wire.models, already worded
 
 
-def _describe(reason: Reason, path: tuple[str | int, ...], group: list[ErrorDetails]) -> str:
+# One return per kind of message reads as the table it is.
+def _describe(  # noqa: PLR0911
+    reason: Reason, path: tuple[str | int, ...], group: list[ErrorDetails]
+) -> str:
     first = group[0]
+    got = first["input"]
     if first["type"] in _BY_TYPE:
         return _BY_TYPE[first["type"]]
     if reason in _FIXED:
-        return f"{_FIXED[reason]}, got {shorten(first['input'])}"
+        return f"{_FIXED[reason]}, got {shorten(got)}"
+    if reason == "string_too_long":
+        size = len(got.encode()) if isinstance(got, str) else "too many"
+        return f"is {size} bytes of UTF-8, the limit is {MAX_STRING_BYTES}"
+    if reason == "too_many_readings":
+        return f"{len(got)} readings, the limit is {MAX_READINGS}"
+    if first["type"] in _OWN_TYPES:
+        return first["msg"]
+    if first["type"] == "string_pattern_mismatch":
+        pattern = str(first.get("ctx", {}).get("pattern"))
+        return f"{_PATTERNS.get(pattern, first['msg'])}, got {shorten(got)}"
     if path == ():
-        return f"must be a JSON object, got {_json_kind(first['input'])}"
+        return f"must be a JSON object, got {_json_kind(got)}"
     if len(group) > 1:  # every union alternative failed: a reading's value
         if {error["type"] for error in group} & _BOUNDS:
-            return f"{shorten(first['input'])} is outside the 64-bit integer range"
-        return f"must be a number, a bool or a string, got {_json_kind(first['input'])}"
-    return f"{first['msg'][0].lower()}{first['msg'][1:]}, got {shorten(first['input'])}"
+            return f"{shorten(got)} is outside the 64-bit integer range"
+        return f"must be a number, a bool or a string, got {_json_kind(got)}"
+    if path[-1] == "ts" and first["type"] == "int_type":
+        return f"must be an integer: epoch milliseconds UTC, got {shorten(got)}"
+    return f"{first['msg'][0].lower()}{first['msg'][1:]}, got {shorten(got)}"
 
 
 def _json_error(error: ErrorDetails, payload: bytes | bytearray | None) -> PayloadError:
