@@ -1,0 +1,77 @@
+"""The driver over Modbus RTU: a pymodbus serial server on one end of a socat pty pair."""
+
+from __future__ import annotations
+
+import asyncio
+
+from modbus_harness import serial_server, sim_device
+
+from edge_agent.drivers.base import Sample
+from edge_agent.drivers.modbus.bus import BusPool
+from edge_agent.drivers.modbus.driver import ModbusDriver
+from edge_agent.drivers.modbus.endpoint import ModbusEndpoint, SerialLink
+from edge_agent.drivers.modbus.points import ModbusPoint
+
+POINTS = [
+    ModbusPoint("counter", "holding", 0, "uint32", order="CDAB", poll_ms=10),
+    ModbusPoint("temp", "input", 0, "float32", poll_ms=10),
+    ModbusPoint("running", "coil", 2, "bool", poll_ms=10),
+]
+
+
+def _device(unit: int) -> object:
+    # Unit 1 and unit 2 hold different values, so a mixed-up answer cannot go unnoticed.
+    return sim_device(
+        unit,
+        holding={0: unit, 1: 0x0001},  # CDAB: low word first ⇒ 0x0001_0000 + unit
+        input={0: 0x41A0 + unit, 1: 0},  # 20.0 (unit 0) + a few ulps per unit
+        coils={2: unit % 2},
+    )
+
+
+async def test_two_units_on_one_serial_line_share_one_client_and_bus_lock(
+    pty_pair: tuple[str, str],
+) -> None:
+    server_end, agent_end = pty_pair
+    link = SerialLink(agent_end, baudrate=115200)
+    pool = BusPool()
+    got: dict[str, list[Sample]] = {"one": [], "two": []}
+
+    async def collect(driver: ModbusDriver) -> None:
+        async for batch in driver.batches():
+            got[driver.device].extend(batch)
+
+    async with serial_server([_device(1), _device(2)], server_end):  # type: ignore[list-item]
+        one = ModbusDriver("one", ModbusEndpoint(link, unit=1, timeout_ms=1000), POINTS, pool=pool)
+        two = ModbusDriver("two", ModbusEndpoint(link, unit=2, timeout_ms=1000), POINTS, pool=pool)
+        assert one.bus is two.bus
+        assert one.bus.lock is two.bus.lock
+        assert len(pool.buses()) == 1
+        await one.connect()
+        await two.connect()
+        assert one.bus.connects == 1  # the second device found the line already open
+        first = {s.tag: s.value for s in await one.read()}
+        second = {s.tag: s.value for s in await two.read()}
+        # Both poll loops run at once on the one line; the bus lock keeps frames apart.
+        tasks = [asyncio.create_task(collect(one)), asyncio.create_task(collect(two))]
+        try:
+            async with asyncio.timeout(20):
+                while min(len(got["one"]), len(got["two"])) < 60:  # noqa: ASYNC110 -- observable state
+                    await asyncio.sleep(0.02)
+        finally:
+            await one.close()
+            await two.close()
+            await asyncio.gather(*tasks)
+    assert pool.buses() == []
+    assert first["counter"] == 0x0001_0001
+    assert second["counter"] == 0x0001_0002
+    assert first["running"] is True
+    assert second["running"] is False
+    assert first["temp"] != second["temp"]
+    for name, expected in (("one", first), ("two", second)):
+        assert got[name], name
+        for sample in got[name]:
+            assert sample.quality == "good"
+            assert sample.value == expected[sample.tag], (name, sample)
+    assert one.health.counters["errors"] == 0
+    assert two.health.counters["errors"] == 0
