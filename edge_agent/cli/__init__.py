@@ -7,7 +7,7 @@ Each command group lives in its own module under `edge_agent/cli/` and exposes
 import typer
 
 from edge_agent import __version__
-from edge_agent.cli import browse, opcua, simulate, validate
+from edge_agent.cli import browse, opcua, probe, simulate, validate
 
 __all__ = ["app", "main"]
 
@@ -48,6 +48,7 @@ validate.register(app)
 simulate.register(app)
 opcua.register(app)
 browse.register(app)
+probe.register(app)
 
 
 def main() -> None:
