@@ -161,7 +161,10 @@ async def _read_once(
     machine: str, endpoint: ModbusEndpoint, points: list[ModbusPoint]
 ) -> list[PointReading]:
     async with ModbusDriver(machine, endpoint, points) as driver:
-        return await driver.read_raw()
+        readings = await driver.read_raw()
+    # Requests come back grouped by table and address; the technician reads the profile order.
+    position = {p.name: i for i, p in enumerate(points)}
+    return sorted(readings, key=lambda r: position[r.point.name])
 
 
 def probe(
