@@ -1,0 +1,308 @@
+"""Hub ingest throughput and latency: Mosquitto → hub → PostgreSQL. Prints and records figures.
+
+Starts a private Mosquitto and PostgreSQL (tests/harness), migrates, runs `millstream-hub serve`
+as a subprocess, then publishes pre-generated batches of 1,000 readings (QoS 1) from this process:
+
+1. saturation: `--batches` batches as fast as the broker accepts them; sustained readings/s is
+   readings ÷ (first publish → last receipt);
+2. paced: `--rate` readings/s for `--seconds`; publish→commit latency p50/p99, measured as
+   publish → receipt. Every batch has its own src, so the 200 ms-per-src receipt throttle never
+   applies and the figure is an upper bound of publish→commit (+ ≤ 50 ms receipt tick + one hop).
+
+Hub CPU (share of one core) and peak RSS are sampled with psutil. PostgreSQL runs with fsync=off
+(harness setting), so the figure is the hub's, not the disk's.
+
+    .venv/bin/python bench/hub_ingest.py [--batches 400] [--rate 50000] [--seconds 15]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import paho.mqtt.client as paho
+import psutil
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import wire
+from tests.harness import Mosquitto, Postgres, free_port
+
+RESULTS = Path(__file__).parent / "results" / "hub_ingest.json"
+READINGS_PER_BATCH = 1000
+MACHINES = 50
+TAGS = 20  # 50 machines x 20 tags = 1,000 series; one batch = one machine, 50 samples per tag
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def make_batches(count: int, t0: int, src_prefix: str) -> list[tuple[str, str, bytes]]:
+    """(topic, src, payload) for `count` batches of 1,000 readings each, distinct timestamps."""
+    out = []
+    for i in range(count):
+        machine = f"m{i % MACHINES}"
+        base = t0 + (i // MACHINES) * 50
+        readings = [
+            wire.Reading(tag=f"tag{t}", ts=base + k, v=float(i + k + t), q="good")
+            for t in range(TAGS)
+            for k in range(READINGS_PER_BATCH // TAGS)
+        ]
+        src = f"{src_prefix}{i}"
+        out.append(
+            (
+                wire.telemetry_topic("bench", "l1", machine),
+                src,
+                wire.encode_telemetry(src, 1, readings),
+            )
+        )
+    return out
+
+
+class Client:
+    """Publisher and receipt listener: one paho client, QoS 1."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.receipts: dict[str, float] = {}
+        self.lock = threading.Lock()
+        self.c = paho.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=f"bench-{os.getpid()}",
+            protocol=MQTTProtocolVersion.MQTTv5,
+        )
+        self.c.max_inflight_messages_set(100)
+        self.c.max_queued_messages_set(0)
+        self.c.on_message = self._on_message
+        self.c.connect(host, port)
+        self.c.loop_start()
+        self.c.subscribe("ms/v1/receipts/#", qos=1)
+
+    def _on_message(self, client: Any, userdata: Any, msg: paho.MQTTMessage) -> None:
+        at = time.perf_counter()
+        src = msg.topic.rsplit("/", 1)[-1]
+        with self.lock:
+            self.receipts.setdefault(src, at)
+
+    def publish(self, topic: str, payload: bytes) -> paho.MQTTMessageInfo:
+        return self.c.publish(topic, payload, qos=1)
+
+    def close(self) -> None:
+        self.c.disconnect()
+        self.c.loop_stop()
+
+
+def wait_receipts(client: Client, srcs: list[str], timeout: float) -> float:
+    deadline = time.perf_counter() + timeout
+    while time.perf_counter() < deadline:
+        with client.lock:
+            if all(s in client.receipts for s in srcs):
+                return max(client.receipts[s] for s in srcs)
+        time.sleep(0.01)
+    with client.lock:
+        missing = sum(1 for s in srcs if s not in client.receipts)
+    raise RuntimeError(f"{missing} of {len(srcs)} batches never receipted")
+
+
+class Sampler(threading.Thread):
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.proc = psutil.Process(pid)
+        self.rss_peak = 0
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                rss = self.proc.memory_info().rss
+                for child in self.proc.children(recursive=True):
+                    rss = max(rss, child.memory_info().rss)
+                self.rss_peak = max(self.rss_peak, rss)
+            except psutil.Error:
+                return
+            time.sleep(0.1)
+
+
+def hub_cpu_seconds(proc: psutil.Process) -> float:
+    t = proc.cpu_times()
+    total = t.user + t.system
+    for child in proc.children(recursive=True):
+        ct = child.cpu_times()
+        total += ct.user + ct.system
+    return total
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--batches", type=int, default=400)
+    ap.add_argument("--rate", type=int, default=50_000, help="paced phase, readings/s")
+    ap.add_argument("--seconds", type=float, default=15.0, help="paced phase duration")
+    ap.add_argument("--flush-ms", type=int, default=50)
+    args = ap.parse_args()
+
+    broker, pg = Mosquitto(), Postgres()
+    broker.start()
+    pg.start()
+    workdir = Path(tempfile.mkdtemp(prefix="hub-bench-"))
+    hub: subprocess.Popen[bytes] | None = None
+    client: Client | None = None
+    try:
+        dsn = pg.create_database("bench")
+        http_port = free_port()
+        config = workdir / "hub.yaml"
+        config.write_text(
+            f"mqtt: {{url: '{broker.url}', client_id: bench-hub}}\n"
+            f"storage: '{dsn}'\n"
+            f"http: {{host: 127.0.0.1, port: {http_port}}}\n"
+            f"flush_ms: {args.flush_ms}\n"
+        )
+        exe = [str(Path(sys.executable).with_name("millstream-hub"))]
+        subprocess.run([*exe, "migrate", "--config", str(config)], check=True)
+        log = (workdir / "hub.log").open("wb")
+        hub = subprocess.Popen([*exe, "serve", "--config", str(config)], stderr=log)
+        for _ in range(300):
+            try:
+                if httpx.get(f"http://127.0.0.1:{http_port}/health/ready").status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        else:
+            raise RuntimeError("hub never became ready")
+        proc = psutil.Process(hub.pid)
+        sampler = Sampler(hub.pid)
+        sampler.start()
+        client = Client(broker.host, broker.port)
+        time.sleep(0.5)
+
+        # Warm-up: series ids and partitions exist before measuring.
+        warm = make_batches(MACHINES, now_ms() - 3_600_000, "warm")
+        for topic, _, payload in warm:
+            client.publish(topic, payload)
+        wait_receipts(client, [s for _, s, _ in warm], 60)
+
+        # 1. saturation
+        batches = make_batches(args.batches, now_ms() - 1_800_000, "sat")
+        cpu0 = hub_cpu_seconds(proc)
+        start = time.perf_counter()
+        for topic, _, payload in batches:
+            client.publish(topic, payload)
+        last = wait_receipts(client, [s for _, s, _ in batches], 300)
+        sat_seconds = last - start
+        sat_cpu = (hub_cpu_seconds(proc) - cpu0) / sat_seconds
+        sat_rate = args.batches * READINGS_PER_BATCH / sat_seconds
+
+        # 2. paced
+        per_s = args.rate / READINGS_PER_BATCH
+        count = int(per_s * args.seconds)
+        paced = make_batches(count, now_ms() - 900_000, "paced")
+        sent: dict[str, float] = {}
+        cpu0 = hub_cpu_seconds(proc)
+        start = time.perf_counter()
+        for i, (topic, src, payload) in enumerate(paced):
+            due = start + i / per_s
+            pause = due - time.perf_counter()
+            if pause > 0:
+                time.sleep(pause)
+            sent[src] = time.perf_counter()
+            client.publish(topic, payload)
+        last = wait_receipts(client, list(sent), 120)
+        paced_seconds = last - start
+        paced_cpu = (hub_cpu_seconds(proc) - cpu0) / paced_seconds
+        lat = sorted((client.receipts[s] - t) * 1000 for s, t in sent.items())
+        sampler.stop.set()
+
+        async def stored() -> int:
+            conn = await asyncpg.connect(dsn)
+            try:
+                return int(await conn.fetchval("SELECT count(*) FROM readings"))
+            finally:
+                await conn.close()
+
+        rows = asyncio.run(stored())
+        metrics = httpx.get(f"http://127.0.0.1:{http_port}/metrics").text
+        hub_stats = {}
+        for line in metrics.splitlines():
+            for name in (
+                "millstream_commit_seconds_sum",
+                "millstream_commit_seconds_count",
+                "millstream_commit_messages_sum",
+                "millstream_commit_messages_count",
+            ):
+                if line.startswith(name + " "):
+                    hub_stats[name] = float(line.split()[1])
+        expected = (MACHINES + args.batches + count) * READINGS_PER_BATCH
+        result = {
+            "benchmark": "hub_ingest",
+            "readings_per_batch": READINGS_PER_BATCH,
+            "flush_ms": args.flush_ms,
+            "saturation": {
+                "batches": args.batches,
+                "seconds": round(sat_seconds, 2),
+                "readings_per_s": round(sat_rate),
+                "hub_cpu_cores": round(sat_cpu, 2),
+            },
+            "paced": {
+                "target_readings_per_s": args.rate,
+                "batches": count,
+                "achieved_readings_per_s": round(count * READINGS_PER_BATCH / paced_seconds),
+                "publish_to_receipt_ms_p50": round(statistics.median(lat), 1),
+                "publish_to_receipt_ms_p99": round(lat[int(len(lat) * 0.99) - 1], 1),
+                "publish_to_receipt_ms_max": round(lat[-1], 1),
+                "hub_cpu_cores": round(paced_cpu, 2),
+            },
+            "hub_rss_peak_mib": round(sampler.rss_peak / 2**20, 1),
+            "commits": int(hub_stats.get("millstream_commit_seconds_count", 0)),
+            "mean_commit_ms": round(
+                1000
+                * hub_stats.get("millstream_commit_seconds_sum", 0)
+                / max(1, hub_stats.get("millstream_commit_seconds_count", 1)),
+                1,
+            ),
+            "mean_messages_per_commit": round(
+                hub_stats.get("millstream_commit_messages_sum", 0)
+                / max(1, hub_stats.get("millstream_commit_messages_count", 1)),
+                1,
+            ),
+            "rows_stored": rows,
+            "rows_expected": expected,
+            "machine": {
+                "cpu_count": os.cpu_count(),
+                "python": platform.python_version(),
+                "platform": platform.platform(),
+                "postgresql": "fsync=off (tests/harness)",
+            },
+            "recorded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        print(json.dumps(result, indent=2))
+        RESULTS.parent.mkdir(parents=True, exist_ok=True)
+        RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    finally:
+        if client is not None:
+            client.close()
+        if hub is not None:
+            hub.terminate()
+            try:
+                hub.wait(20)
+            except subprocess.TimeoutExpired:
+                hub.kill()
+        broker.cleanup()
+        pg.cleanup()
+
+
+if __name__ == "__main__":
+    main()
