@@ -87,5 +87,5 @@ def parse_agent_status(topic: str, payload: bytes) -> AgentStatus:
 
 def _dump(body: StatusBody | AgentStatusBody) -> bytes:
     # "v" first, as every wire example shows it; absent optional fields are left out.
-    fields = body.model_dump(mode="json", exclude_none=True, exclude={"v"})
+    fields = body.model_dump(mode="json", exclude_defaults=True, exclude={"v"})
     return json.dumps({"v": body.v, **fields}, separators=(",", ":"), ensure_ascii=False).encode()
