@@ -159,7 +159,11 @@ class Server:
         for attempt in range(attempts):
             offset = self.log_path.stat().st_size if self.log_path.exists() else 0
             try:
-                self._start_once(offset)
+                try:
+                    self._start_once(offset)
+                except OSError as exc:  # a missing binary or unwritable directory
+                    self._proc = None
+                    raise ServerError(str(exc)) from exc
             except ServerError:
                 clash = "address already in use" in _tail(self.log_path, offset).lower()
                 if clash and attempt + 1 < attempts:
