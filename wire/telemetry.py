@@ -92,7 +92,10 @@ def encode_telemetry(src: str, seq: int, readings: Iterable[ReadingLike]) -> byt
 def _refuse_too_many(payload: bytes) -> None:
     # pydantic checks a list's length only when its items pass, yet with 10,001 readings the
     # count is the story, not whichever reading broke first. Error path only: parse once more.
-    data = from_json(payload)
+    try:
+        data = from_json(payload)
+    except ValueError:  # cannot happen after a field error, but this path must not raise
+        return
     readings = data.get("readings") if isinstance(data, dict) else None
     if isinstance(readings, list) and len(readings) > MAX_READINGS:
         message = f"readings: {len(readings)} readings, the limit is {MAX_READINGS}"

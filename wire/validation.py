@@ -118,8 +118,10 @@ def _describe(  # noqa: PLR0911
     if reason in _FIXED:
         return f"{_FIXED[reason]}, got {shorten(got)}"
     if reason == "string_too_long":
+        ctx = first.get("ctx", {})
+        limit = ctx.get("limit", ctx.get("max_length", MAX_STRING_BYTES))
         size = len(got.encode()) if isinstance(got, str) else "too many"
-        return f"is {size} bytes of UTF-8, the limit is {MAX_STRING_BYTES}"
+        return f"is {size} bytes of UTF-8, the limit is {limit}"
     if reason == "too_many_readings":
         return f"{len(got)} readings, the limit is {MAX_READINGS}"
     if first["type"] in _OWN_TYPES:
