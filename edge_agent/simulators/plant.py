@@ -36,7 +36,7 @@ class Sample:
 
 def _opcua_value(tag: OpcuaTag, value: Value) -> Value:
     if tag.type == "Double":
-        return float(value)
+        return float(value) if tag.decimals is None else round(float(value), tag.decimals)
     if tag.type == "UInt32":
         return max(0, min(_UINT32_MAX, round(float(value))))
     if tag.type == "Boolean":

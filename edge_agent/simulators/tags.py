@@ -84,3 +84,4 @@ class OpcuaTag:
     lo: float = 0.0
     hi: float = 0.0
     sampling_ms: int = 100
+    decimals: int | None = None  # resolution the controller reports a Double with

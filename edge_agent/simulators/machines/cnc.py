@@ -30,8 +30,10 @@ class CncMill(Machine):
     protocol = "opcua"
     model = "VMC-850 SIM"
     tags = (
-        OpcuaTag("spindle_speed", ("Spindle", "Speed"), "Double", "rpm", lo=0, hi=15000),
-        OpcuaTag("spindle_load", ("Spindle", "Load"), "Double", "%", lo=0, hi=100),
+        OpcuaTag(
+            "spindle_speed", ("Spindle", "Speed"), "Double", "rpm", lo=0, hi=15000, decimals=0
+        ),
+        OpcuaTag("spindle_load", ("Spindle", "Load"), "Double", "%", lo=0, hi=100, decimals=1),
         OpcuaTag(
             "spindle_temp",
             ("Spindle", "Temperature"),
@@ -41,9 +43,9 @@ class CncMill(Machine):
             hi=90,
             sampling_ms=1000,
         ),
-        OpcuaTag("axis_x", ("Axes", "X"), "Double", "mm", lo=0, hi=850),
-        OpcuaTag("axis_y", ("Axes", "Y"), "Double", "mm", lo=0, hi=500),
-        OpcuaTag("axis_z", ("Axes", "Z"), "Double", "mm", lo=-500, hi=0),
+        OpcuaTag("axis_x", ("Axes", "X"), "Double", "mm", lo=0, hi=850, decimals=3),
+        OpcuaTag("axis_y", ("Axes", "Y"), "Double", "mm", lo=0, hi=500, decimals=3),
+        OpcuaTag("axis_z", ("Axes", "Z"), "Double", "mm", lo=-500, hi=0, decimals=3),
         OpcuaTag("program_state", ("Program", "State"), "String", sampling_ms=1000),
         OpcuaTag("operation", ("Program", "Operation"), "String", sampling_ms=1000),
         OpcuaTag("part_count", ("Program", "PartCount"), "UInt32", lo=0, hi=4e9, sampling_ms=1000),
