@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+from collections.abc import Callable
 from typing import Any
 
 from hypothesis import HealthCheck, example, given, settings
@@ -159,3 +160,27 @@ def test_coalesced_ranges_cover_exactly_the_seqs(seqs: list[int]) -> None:
         receipt = wire.parse_receipt("ms/v1/receipts/pc", wire.encode_receipt(ranges))
         assert list(receipt.seqs) == ranges
         assert all(seq in receipt for seq in seqs)
+
+
+@given(
+    payload=st.binary(max_size=256)
+    | json_values.map(lambda value: json.dumps(value).encode())
+    | st.fixed_dictionaries(
+        {"v": st.just(1) | json_values, "state": json_values, "ts": json_values},
+        optional={"detail": json_values, "poll_errors": json_values, "seqs": json_values},
+    ).map(lambda value: json.dumps(value).encode())
+)
+def test_status_and_receipt_parsers_raise_only_payload_error(payload: bytes) -> None:
+    parsers: list[Callable[[], object]] = [
+        lambda: wire.parse_status("ms/v1/p/l/m/status", payload),
+        lambda: wire.parse_agent_status("ms/v1/agents/a/status", payload),
+        lambda: wire.parse_receipt("ms/v1/receipts/a", payload),
+    ]
+    for parse in parsers:
+        try:
+            parse()
+        except wire.PayloadError as exc:
+            reason: str | None = exc.reason
+        else:
+            reason = None
+        assert reason is None or reason in wire.REASONS
