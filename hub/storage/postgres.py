@@ -20,21 +20,20 @@ from hub.errors import SchemaError, StorageRejected, StorageUnavailable
 from hub.storage.migrations import load_migrations
 from hub.storage.model import (
     DEAD_LETTER_PAYLOAD_LIMIT,
-    QUALITY_CODES,
     Resolution,
     RollupRow,
     SeriesKey,
     StoredReading,
+    TelemetryBatch,
     WriteBatch,
     WriteResult,
-    encode_value,
 )
+from hub.storage.rows import DAY_MS, SeriesIds, missing_series, to_rows
 
 __all__ = ["PostgresStorage", "TransactionHook"]
 
 _T = TypeVar("_T")
 
-DAY_MS = 86_400_000
 # Partitions created ahead of today, so the first batch after midnight never waits on DDL.
 PARTITIONS_AHEAD_DAYS = 2
 _MIGRATION_LOCK = 0x6D73_0001  # advisory lock ids: "ms" + purpose
@@ -50,12 +49,7 @@ CREATE TEMP TABLE ms_staging (
 ) ON COMMIT DELETE ROWS
 """
 
-_ROLLUP_UPSERT = """
-{name} AS (
-    INSERT INTO {table} AS r (series_id, bucket, min, max, sum, count, last_ts, last_value)
-    SELECT series_id, ts - ts % {width}, min(value), max(value), sum(value), count(*), max(ts),
-           (array_agg(value ORDER BY ts DESC))[1]
-    FROM num GROUP BY 1, 2 ORDER BY 1, 2
+_MERGE = """
     ON CONFLICT (series_id, bucket) DO UPDATE SET
         min = least(r.min, excluded.min),
         max = greatest(r.max, excluded.max),
@@ -64,11 +58,11 @@ _ROLLUP_UPSERT = """
         last_value = CASE WHEN excluded.last_ts > r.last_ts THEN excluded.last_value
                           ELSE r.last_value END,
         last_ts = greatest(r.last_ts, excluded.last_ts)
-    RETURNING 1
-)"""
+"""
 
-# ORDER BY gives every hub instance the same lock order on rows and rollup buckets, so two
-# instances writing the same series cannot deadlock.
+# Minute buckets are folded from the inserted rows; hour buckets from those minute buckets (a
+# few hundred rows instead of every reading). ORDER BY gives every hub instance the same lock
+# order on rows and buckets, so two instances writing the same series cannot deadlock.
 _INSERT = f"""
 WITH ins AS (
     INSERT INTO readings (series_id, ts, value, value_text, quality)
@@ -76,9 +70,26 @@ WITH ins AS (
     ON CONFLICT DO NOTHING
     RETURNING series_id, ts, value
 ),
-num AS (SELECT series_id, ts, value FROM ins WHERE value IS NOT NULL),
-{_ROLLUP_UPSERT.format(name="m", table="rollup_minute", width=60_000)},
-{_ROLLUP_UPSERT.format(name="h", table="rollup_hour", width=3_600_000)}
+mb AS (
+    SELECT series_id, ts - ts % 60000 AS bucket, min(value) AS min, max(value) AS max,
+           sum(value) AS sum, count(*) AS count, max(ts) AS last_ts,
+           (array_agg(value ORDER BY ts DESC))[1] AS last_value
+    FROM ins WHERE value IS NOT NULL GROUP BY 1, 2
+),
+m AS (
+    INSERT INTO rollup_minute AS r (series_id, bucket, min, max, sum, count, last_ts, last_value)
+    SELECT * FROM mb ORDER BY series_id, bucket
+    {_MERGE}
+    RETURNING 1
+),
+h AS (
+    INSERT INTO rollup_hour AS r (series_id, bucket, min, max, sum, count, last_ts, last_value)
+    SELECT series_id, bucket - bucket % 3600000, min(min), max(max), sum(sum), sum(count),
+           max(last_ts), (array_agg(last_value ORDER BY last_ts DESC))[1]
+    FROM mb GROUP BY 1, 2 ORDER BY 1, 2
+    {_MERGE}
+    RETURNING 1
+)
 SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM m), (SELECT count(*) FROM h)
 """  # noqa: S608 -- built from constants only
 
@@ -147,7 +158,7 @@ class PostgresStorage:
         self._max_connections = max_connections
         self._timeout = command_timeout_s
         self._pool: asyncpg.Pool | None = None
-        self._series: dict[SeriesKey, int] = {}
+        self._series: SeriesIds = {}
         self._partitions: set[int] = set()
 
     async def __aenter__(self) -> Self:
@@ -258,8 +269,8 @@ class PostgresStorage:
 
         await self._call(run)
 
-    async def _series_ids(self, keys: set[SeriesKey]) -> None:
-        missing = [k for k in keys if k not in self._series]
+    async def _series_ids(self, batches: Sequence[TelemetryBatch]) -> None:
+        missing = sorted(missing_series(batches, self._series))
         if not missing:
             return
 
@@ -282,7 +293,7 @@ class PostgresStorage:
             return rows
 
         for row in await self._call(run):
-            self._series[SeriesKey(row[1], row[2], row[3], row[4])] = row[0]
+            self._series.setdefault((row[1], row[2], row[3]), {})[row[4]] = row[0]
 
     async def _ensure_partitions(self, days: set[int]) -> None:
         missing = sorted(days - self._partitions)
@@ -305,25 +316,8 @@ class PostgresStorage:
 
     async def write(self, batch: WriteBatch) -> WriteResult:
         """Commit the batch in one transaction (see module docstring)."""
-        keys = {
-            SeriesKey(t.site, t.line, t.machine, r.tag) for t in batch.telemetry for r in t.readings
-        }
-        await self._series_ids(keys)
-        records: list[tuple[int, int, float | None, str | None, int]] = []
-        days: set[int] = set()
-        for t in batch.telemetry:
-            for r in t.readings:
-                value, text = encode_value(r.v)
-                records.append(
-                    (
-                        self._series[SeriesKey(t.site, t.line, t.machine, r.tag)],
-                        r.ts,
-                        value,
-                        text,
-                        QUALITY_CODES[r.q],
-                    )
-                )
-                days.add(r.ts // DAY_MS)
+        await self._series_ids(batch.telemetry)
+        records, days = to_rows(batch.telemetry, self._series)
         await self._ensure_partitions(days)
 
         async def run(conn: asyncpg.Connection) -> WriteResult:

@@ -18,21 +18,19 @@ from hub.errors import SchemaError, StorageRejected, StorageUnavailable
 from hub.storage.migrations import load_migrations
 from hub.storage.model import (
     DEAD_LETTER_PAYLOAD_LIMIT,
-    QUALITY_CODES,
     Resolution,
     RollupRow,
     SeriesKey,
     StoredReading,
     WriteBatch,
     WriteResult,
-    encode_value,
 )
 from hub.storage.rollup import BUCKET_MS, aggregate
+from hub.storage.rows import DAY_MS, SeriesIds, missing_series, to_rows
 
 __all__ = ["SqliteStorage"]
 
 _T = TypeVar("_T")
-DAY_MS = 86_400_000
 
 _ROLLUP_UPSERT = """
 INSERT INTO rollup_minute AS r (series_id, bucket, min, max, sum, count, last_ts, last_value)
@@ -83,7 +81,7 @@ class SqliteStorage:
         self._dl_retention_days = dead_letter_retention_days
         self._executor: ThreadPoolExecutor | None = None
         self._conn: sqlite3.Connection | None = None
-        self._series: dict[SeriesKey, int] = {}
+        self._series: SeriesIds = {}
 
     async def __aenter__(self) -> Self:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hub-sqlite")
@@ -186,10 +184,10 @@ class SqliteStorage:
         """Raise `StorageUnavailable` unless the database answers."""
         await self._run(lambda: self._db.execute("SELECT 1").fetchone())
 
-    def _series_ids(self, keys: set[SeriesKey]) -> None:
-        missing = sorted(k for k in keys if k not in self._series)
+    def _series_ids(self, batch: WriteBatch) -> set[SeriesKey]:
+        missing = sorted(missing_series(batch.telemetry, self._series))
         if not missing:
-            return
+            return set()
         db = self._db
         db.executemany(
             "INSERT INTO series (site, line, machine, tag) VALUES (?, ?, ?, ?)"
@@ -201,22 +199,16 @@ class SqliteStorage:
                 "SELECT id FROM series WHERE site = ? AND line = ? AND machine = ? AND tag = ?",
                 key,
             ).fetchone()
-            self._series[key] = row[0]
+            self._series.setdefault((key.site, key.line, key.machine), {})[key.tag] = row[0]
+        return set(missing)
 
     def _write(self, batch: WriteBatch) -> WriteResult:
         db = self._db
-        keys = {
-            SeriesKey(t.site, t.line, t.machine, r.tag) for t in batch.telemetry for r in t.readings
-        }
         db.execute("BEGIN IMMEDIATE")
+        created: set[SeriesKey] = set()
         try:
-            self._series_ids(keys)
-            records = []
-            for t in batch.telemetry:
-                for r in t.readings:
-                    value, text = encode_value(r.v)
-                    sid = self._series[SeriesKey(t.site, t.line, t.machine, r.tag)]
-                    records.append((sid, r.ts, value, text, QUALITY_CODES[r.q]))
+            created = self._series_ids(batch)
+            records, _ = to_rows(batch.telemetry, self._series)
             inserted_rows: list[tuple[int, int, float | None]] = []
             for rec in records:
                 # RETURNING yields a row only when the reading was actually inserted.
@@ -275,7 +267,8 @@ class SqliteStorage:
         except BaseException:
             db.execute("ROLLBACK")
             # Ids created in the rolled-back transaction do not exist; forget them.
-            self._series = {k: v for k, v in self._series.items() if k not in keys}
+            for key in created:
+                self._series.get((key.site, key.line, key.machine), {}).pop(key.tag, None)
             raise
         return WriteResult(len(inserted_rows), len(records) - len(inserted_rows))
 

@@ -1,0 +1,60 @@
+"""Telemetry → `readings` rows (pure). The hot loop of ingest, so it avoids per-reading objects."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from hub.storage.model import QUALITY_CODES, SeriesKey, TelemetryBatch
+
+__all__ = ["DAY_MS", "Row", "SeriesIds", "missing_series", "to_rows"]
+
+DAY_MS = 86_400_000
+
+# (series_id, ts, value, value_text, quality)
+Row = tuple[int, int, float | None, str | None, int]
+
+# (site, line, machine) → tag → series id: one dict lookup per reading instead of a key tuple.
+SeriesIds = dict[tuple[str, str, str], dict[str, int]]
+
+
+def missing_series(batches: Iterable[TelemetryBatch], ids: SeriesIds) -> set[SeriesKey]:
+    """Series of these batches that have no id yet."""
+    missing: set[SeriesKey] = set()
+    for t in batches:
+        known = ids.get((t.site, t.line, t.machine), {})
+        for tag in {r.tag for r in t.readings} - known.keys():
+            missing.add(SeriesKey(t.site, t.line, t.machine, tag))
+    return missing
+
+
+def to_rows(batches: Iterable[TelemetryBatch], ids: SeriesIds) -> tuple[list[Row], set[int]]:
+    """Rows for every reading, and the UTC day numbers they fall on (for partitions)."""
+    rows: list[Row] = []
+    append = rows.append
+    days: set[int] = set()
+    quality = QUALITY_CODES
+    for t in batches:
+        tags = ids[(t.site, t.line, t.machine)]
+        lo = hi = None
+        for r in t.readings:
+            v = r.v
+            kind = type(v)
+            # bool before int (bool is an int); bools are 0/1 with 'true'/'false' alongside.
+            if kind is float:
+                append((tags[r.tag], r.ts, v, None, quality[r.q]))  # type: ignore[arg-type]
+            elif kind is bool:
+                append(
+                    (tags[r.tag], r.ts, 1.0 if v else 0.0, "true" if v else "false", quality[r.q])
+                )
+            elif kind is int:
+                append((tags[r.tag], r.ts, float(v), None, quality[r.q]))
+            else:
+                append((tags[r.tag], r.ts, None, str(v), quality[r.q]))
+            ts = r.ts
+            if lo is None or ts < lo:
+                lo = ts
+            if hi is None or ts > hi:
+                hi = ts
+        if lo is not None and hi is not None:
+            days.update(range(lo // DAY_MS, hi // DAY_MS + 1))
+    return rows, days
