@@ -42,6 +42,7 @@ class CncMill(Machine):
             lo=10,
             hi=90,
             sampling_ms=1000,
+            decimals=2,
         ),
         OpcuaTag("axis_x", ("Axes", "X"), "Double", "mm", lo=0, hi=850, decimals=3),
         OpcuaTag("axis_y", ("Axes", "Y"), "Double", "mm", lo=0, hi=500, decimals=3),

@@ -288,3 +288,13 @@ async def test_wrong_unit_id_answers_gateway_target_failed(sim: Simulator) -> No
         assert answer[8] == 0x0B
     finally:
         writer.close()
+
+
+async def test_writes_are_refused_with_illegal_address(sim: Simulator) -> None:
+    client = await modbus_client(sim, "oven-01")
+    try:
+        rr = await client.write_register(0, 1, device_id=1)
+        assert rr.isError()
+        assert rr.exception_code == 2
+    finally:
+        client.close()

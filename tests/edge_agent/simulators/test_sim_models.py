@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import itertools
 import math
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edge_agent.simulators import Anomaly, Plant, machine_names
+from edge_agent.simulators import Anomaly, Plant, load_schedule, machine_names
 from edge_agent.simulators.machines import (
     MACHINE_TYPES,
     CncMill,
@@ -181,3 +182,33 @@ _MODBUS_TAGS = [
 )
 def test_the_fast_quantizer_agrees_with_the_reference(tag: ModbusTag, value: float) -> None:
     assert quantizer(tag)(value) == quantize(tag, value)
+
+
+def test_anomaly_schedule_file_loads_and_applies_at_its_time(tmp_path: Path) -> None:
+    path = tmp_path / "anomalies.yaml"
+    path.write_text(
+        "anomalies:\n"
+        "  - {at: 30, machine: press-01, tag: oil_temp, kind: spike, duration: 5, magnitude: 50}\n"
+        "  - {at: 0, machine: cnc-01, tag: spindle_load, kind: dropout}\n",
+        encoding="utf-8",
+    )
+    schedule = load_schedule(path)
+    assert [(a.kind, a.start, a.duration) for a in schedule] == [
+        ("spike", 30.0, 5.0),
+        ("dropout", 0.0, 10.0),
+    ]
+    plain, planned = Plant(5, 0), Plant(5, 0, schedule)
+    for t in (29.0, 31.0, 36.0):
+        a = plain.sample(t).values["press-01"]["oil_temp"]
+        b = planned.sample(t).values["press-01"]["oil_temp"]
+        assert (b == pytest.approx(a + 50, abs=0.11)) == (t == 31.0)
+
+
+def test_anomaly_schedule_errors_name_the_entry(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("- {at: 1, machine: press-01, tag: oil_temp, kind: drift, rate: 2}\n")
+    with pytest.raises(ValueError, match=r"anomalies\[0\] has unknown keys \['rate'\]"):
+        load_schedule(path)
+    path.write_text("- {at: 1, machine: press-01, kind: drift}\n")
+    with pytest.raises(ValueError, match=r"anomalies\[0\] is missing 'tag'"):
+        load_schedule(path)
