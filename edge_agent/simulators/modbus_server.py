@@ -7,6 +7,7 @@ refuses, a slow answer — never touches its neighbours, exactly as with real de
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -23,6 +24,7 @@ from edge_agent.simulators.tags import ModbusTag
 __all__ = ["UNIT_ID", "ModbusDevice"]
 
 UNIT_ID = 1
+_log = logging.getLogger(__name__)
 
 
 class _Datastore(ModbusServerContext):
@@ -95,7 +97,16 @@ class ModbusDevice:
         """Refuse connections for `seconds`, then listen again on the same port."""
         await self.stop()
         await asyncio.sleep(seconds)
-        await self.start(self.host, self.port)
+        while True:
+            try:
+                await self.start(self.host, self.port)
+            except (OSError, RuntimeError):
+                # Someone else grabbed the port meanwhile: keep refusing, as a device that
+                # fails to come back would, and try again rather than kill the whole plant.
+                _log.warning("%s: cannot listen again on port %d yet", self.name, self.port)
+                await asyncio.sleep(1.0)
+            else:
+                return
 
     async def answer(
         self, unit: int, func_code: int, address: int, count: int

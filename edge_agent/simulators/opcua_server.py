@@ -67,8 +67,9 @@ class OpcuaHost:
 
     async def start(self) -> None:
         """Build the address space and start listening."""
-        # asyncua logs every address-space detail at INFO and warns about its own defaults.
-        logging.getLogger("asyncua").setLevel(logging.ERROR)
+        # The asyncua server warns about its own defaults (no certificate for a None-only
+        # endpoint); only its server side is quietened, an agent client in-process still logs.
+        logging.getLogger("asyncua.server").setLevel(logging.ERROR)
         server = Server()
         await server.init()
         server.set_endpoint(self.url)
