@@ -3,6 +3,7 @@
 | kind      | what a client sees                                                 | default  |
 | --------- | ------------------------------------------------------------------ | -------- |
 | drop      | its open TCP connections are closed now (it may reconnect at once) | one-shot |
+|           | OPC-UA: every session of the one server                            |          |
 | offline   | connections closed and the port refuses new ones for the duration  | 5 s      |
 | slow      | every answer is delayed by `delay_ms` (default 2000 ms)            | 30 s     |
 | exception | Modbus exception `code` for requests touching `tag` (or all)       | 30 s     |

@@ -110,6 +110,16 @@ class OpcuaHost:
             server, self._server = self._server, None
             await server.stop()
 
+    def drop_connections(self) -> int:
+        """Close every client's TCP connection now (sessions die with them); returns how many."""
+        if self._server is None:
+            return 0
+        protocols = list(self._server.bserver.clients) if self._server.bserver else []
+        for proto in protocols:
+            if proto.transport is not None:
+                proto.transport.close()
+        return len(protocols)
+
     async def restart(self, downtime_s: float, renumber: bool = False) -> None:
         """Stop, stay down for `downtime_s`, start again (optionally with new node ids)."""
         async with self._lock:

@@ -274,8 +274,13 @@ class Simulator:
         duration = float(req.get("duration") or DEFAULT_FAULT_S[kind])
         now = time.monotonic()
         if machine not in self.devices:
-            if kind != "restart" or self.opcua is None:
-                raise ValueError(f"{machine} is an OPC-UA machine: the only fault is restart")
+            if kind not in ("restart", "drop") or self.opcua is None:
+                raise ValueError(
+                    f"{machine} is an OPC-UA machine: its faults are drop and restart "
+                    "(both act on the one OPC-UA server, so on every CNC)"
+                )
+            if kind == "drop":
+                return {"machine": machine, "kind": kind, "closed": self.opcua.drop_connections()}
             task = self._spawn(
                 self.opcua.restart(duration, bool(req.get("renumber"))), "sim-opcua-restart"
             )

@@ -140,3 +140,28 @@ async def test_restart_drops_sessions_and_renumbers_node_ids_behind_browse_paths
         stale = again.get_node(old_id)
         with pytest.raises(ua.UaStatusCodeError):
             await stale.read_value()
+
+
+async def test_drop_closes_opcua_connections_and_new_sessions_work(sim: Simulator) -> None:
+    assert sim.opcua is not None
+    client = Client(sim.opcua.url, timeout=2)
+    await client.connect()
+    try:
+        reply = await control(sim, cmd="fault", machine="cnc-01", kind="drop")
+        assert reply["fault"]["closed"] >= 1
+        assert await _first_failure(client, sim) is not None
+    finally:
+        with contextlib.suppress(ConnectionError, TimeoutError, ua.UaError):
+            await client.disconnect()
+    async with Client(sim.opcua.url, timeout=10) as again:
+        node = await _node(again, _profile_paths()["part_count"])
+        assert (await node.read_data_value()).StatusCode.is_good()
+
+
+async def test_modbus_only_faults_are_refused_for_the_cnc(sim: Simulator) -> None:
+    assert sim.control is not None
+    answer = await request(
+        sim.control.host, sim.control.port, {"cmd": "fault", "machine": "cnc-01", "kind": "slow"}
+    )
+    assert not answer["ok"]
+    assert "drop and restart" in answer["error"]
