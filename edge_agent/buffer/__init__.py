@@ -5,9 +5,9 @@ statements), `writer` (the one writer thread, group commit), `store` (the asynci
 """
 
 from edge_agent.buffer.batcher import Batcher
-from edge_agent.buffer.db import Batch, BufferDB, ChunkRef, Encoder
+from edge_agent.buffer.db import Batch, BufferDB, ChunkRef
 from edge_agent.buffer.downsample import downsample
-from edge_agent.buffer.readings import Reading
+from edge_agent.buffer.readings import Encoder, Reading, decode_body, wire_encoder
 from edge_agent.buffer.seqs import SeqAllocator, merge_ranges, to_ranges
 from edge_agent.buffer.store import Buffer, BufferStats
 from edge_agent.buffer.writer import Bounds
@@ -23,7 +23,9 @@ __all__ = [
     "Encoder",
     "Reading",
     "SeqAllocator",
+    "decode_body",
     "downsample",
     "merge_ranges",
     "to_ranges",
+    "wire_encoder",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from collections import Counter
 from collections.abc import Callable
@@ -9,14 +10,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edge_agent.buffer.downsample import downsample
-from edge_agent.buffer.readings import Reading, decode_readings, encode_readings
+from edge_agent.buffer.readings import (
+    Encoder,
+    Reading,
+    assemble,
+    decode_body,
+    encode_body,
+    wire_encoder,
+)
 from edge_agent.buffer.schema import open_database
 from edge_agent.buffer.seqs import SeqAllocator
 
-__all__ = ["Batch", "BufferDB", "ChunkRef", "Encoder", "Totals"]
+__all__ = ["MAX_BATCH_BYTES", "Batch", "BufferDB", "ChunkRef", "Totals"]
 
-# Builds the MQTT payload for a batch; runs in the writer thread so the event loop stays free.
-Encoder = Callable[[str, int, list[Reading]], bytes]
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,12 +54,14 @@ class Totals:
     readings: int = 0
     nbytes: int = 0
     pending: Counter[str] = field(default_factory=Counter)  # readings per device
+    claimed: int = 0  # readings in batches awaiting a receipt (or PUBACK)
     dropped: Counter[str] = field(default_factory=Counter)
+    rejected: Counter[str] = field(default_factory=Counter)  # refused by the wire contract
     downsampled: Counter[str] = field(default_factory=Counter)
 
 
-def _default_encoder(device: str, seq: int, readings: list[Reading]) -> bytes:
-    return encode_readings(readings)
+# Merged backlog batches stay well under the hub's 1 MiB payload limit.
+MAX_BATCH_BYTES = 900_000
 
 
 class BufferDB:
@@ -63,7 +72,7 @@ class BufferDB:
     def __init__(self, path: Path, *, now_ms: int, encoder: Encoder | None = None) -> None:
         self.conn, self.moved_aside = open_database(path, now_ms=now_ms)
         self.path = path
-        self.encode = encoder or _default_encoder
+        self.encode = encoder or wire_encoder("buffer")
         ceiling = self.conn.execute("SELECT value FROM meta WHERE key='seq_ceiling'").fetchone()
         self.seqs = SeqAllocator(int(ceiling[0]))
         self.totals = Totals()
@@ -77,6 +86,8 @@ class BufferDB:
         for device, dropped, ds in self.conn.execute("SELECT * FROM drops"):
             self.totals.dropped[device] = dropped
             self.totals.downsampled[device] = ds
+        row = self.conn.execute("SELECT coalesce(sum(n), 0) FROM chunk WHERE seq IS NOT NULL")
+        self.totals.claimed = int(row.fetchone()[0])
         # Batches claimed before a restart have an unknown fate: publish them again at once.
         self.conn.execute("UPDATE chunk SET sent_ms = 0 WHERE seq IS NOT NULL")
         self.in_txn = False
@@ -101,10 +112,30 @@ class BufferDB:
         self.conn.close()
 
     # -- writes ------------------------------------------------------------------------------
-    def append(self, device: str, readings: list[Reading], ds: int = 0) -> ChunkRef:
+    def _valid_only(self, device: str, readings: list[Reading]) -> list[Reading]:
+        """Keep the readings the hub would accept; count the rest (never poison a batch)."""
+        kept = []
+        for r in readings:
+            try:
+                encode_body(self.encode, device, [r])
+            except ValueError as exc:
+                if not self.totals.rejected[device]:
+                    log.warning("device %s: reading refused by the wire contract: %s", device, exc)
+                self.totals.rejected[device] += 1
+            else:
+                kept.append(r)
+        return kept
+
+    def append(self, device: str, readings: list[Reading], ds: int = 0) -> ChunkRef | None:
         """Store one chunk (uncommitted until the group commits)."""
+        try:
+            body = encode_body(self.encode, device, readings)
+        except ValueError:
+            readings = self._valid_only(device, readings)
+            if not readings:
+                return None
+            body = encode_body(self.encode, device, readings)
         self.begin()
-        body = encode_readings(readings)
         first_ts = min(r.ts for r in readings)
         cur = self.conn.execute(
             "INSERT INTO chunk (device, n, nbytes, first_ts, ds, body) VALUES (?,?,?,?,?,?)",
@@ -134,7 +165,7 @@ class BufferDB:
 
     def _claim(self, ids: list[int], device: str, now_ms: int) -> Batch | None:
         rows = self.conn.execute(
-            f"SELECT id, body FROM chunk WHERE id IN ({','.join('?' * len(ids))}) "  # noqa: S608 -- placeholders only
+            f"SELECT id, body, n, first_ts FROM chunk WHERE id IN ({','.join('?' * len(ids))}) "  # noqa: S608 -- placeholders only
             "AND seq IS NULL ORDER BY id",
             ids,
         ).fetchall()
@@ -145,9 +176,10 @@ class BufferDB:
         self.conn.executemany(
             "UPDATE chunk SET seq=?, sent_ms=? WHERE id=?", [(seq, now_ms, r[0]) for r in rows]
         )
-        readings = [x for r in rows for x in decode_readings(r[1])]
-        payload = self.encode(device, seq, readings)
-        return Batch(seq, device, len(readings), payload, min(r.ts for r in readings))
+        n = sum(r[2] for r in rows)
+        self.totals.claimed += n
+        payload = assemble(self.encode, device, seq, [r[1] for r in rows])
+        return Batch(seq, device, n, payload, min(r[3] for r in rows))
 
     def claim_ids(self, refs: list[ChunkRef], max_batch: int, now_ms: int) -> list[Batch]:
         """Claim committed chunks for the live lane, merging per device up to `max_batch`."""
@@ -180,15 +212,17 @@ class BufferDB:
                 break
             ids: list[int] = []
             total = 0
-            for cid, n in self.conn.execute(
-                "SELECT id, n FROM chunk WHERE seq IS NULL AND device=? AND id >= ? AND id < ? "
-                "ORDER BY id LIMIT 1000",
+            nbytes = 0
+            for cid, n, size in self.conn.execute(
+                "SELECT id, n, nbytes FROM chunk WHERE seq IS NULL AND device=? AND id >= ? "
+                "AND id < ? ORDER BY id LIMIT 1000",
                 (first[1], first[0], bound),
             ):
-                if ids and total + n > max_batch:
+                if ids and (total + n > max_batch or nbytes + size > MAX_BATCH_BYTES):
                     break
                 ids.append(cid)
                 total += n
+                nbytes += size
             batch = self._claim(ids, first[1], now_ms)
             if batch is not None:
                 out.append(batch)
@@ -207,14 +241,14 @@ class BufferDB:
         out = []
         for seq in seqs:
             rows = self.conn.execute(
-                "SELECT device, body FROM chunk WHERE seq=? ORDER BY id", (seq,)
+                "SELECT device, body, n, first_ts FROM chunk WHERE seq=? ORDER BY id", (seq,)
             ).fetchall()
-            readings = [x for r in rows for x in decode_readings(r[1])]
             self.begin()
             self.conn.execute("UPDATE chunk SET sent_ms=? WHERE seq=?", (now_ms, seq))
             device = rows[0][0]
-            payload = self.encode(device, seq, readings)
-            out.append(Batch(seq, device, len(readings), payload, min(r.ts for r in readings)))
+            payload = assemble(self.encode, device, seq, [r[1] for r in rows])
+            n = sum(r[2] for r in rows)
+            out.append(Batch(seq, device, n, payload, min(r[3] for r in rows)))
         return out
 
     def unclaim(self, seqs: list[int]) -> None:
@@ -232,6 +266,7 @@ class BufferDB:
                 (first, last),
             ).fetchall():
                 self._count(device, n, nbytes, -1)
+                self.totals.claimed -= n
                 deleted += n
         return deleted
 
@@ -240,21 +275,25 @@ class BufferDB:
         """Drop (or downsample) the oldest chunks until the buffer is within its bounds."""
         if min_ts is not None and self.totals.chunks:
             self.begin()
-            self._drop("DELETE FROM chunk WHERE first_ts < ? RETURNING device, n, nbytes", min_ts)
+            self._drop(
+                "DELETE FROM chunk WHERE first_ts < ? RETURNING device, n, nbytes, seq", min_ts
+            )
         while self.totals.nbytes > max_bytes and self.totals.chunks:
             self.begin()
             if mode == "downsample_oldest" and self._downsample_oldest():
                 continue
             self._drop(
                 "DELETE FROM chunk WHERE id IN (SELECT id FROM chunk ORDER BY id LIMIT ?) "
-                "RETURNING device, n, nbytes",
+                "RETURNING device, n, nbytes, seq",
                 16,
             )
 
     def _drop(self, sql: str, arg: int) -> None:
         counts: Counter[str] = Counter()
-        for device, n, nbytes in self.conn.execute(sql, (arg,)).fetchall():
+        for device, n, nbytes, seq in self.conn.execute(sql, (arg,)).fetchall():
             self._count(device, n, nbytes, -1)
+            if seq is not None:
+                self.totals.claimed -= n
             counts[device] += n
         for device, n in counts.items():
             self.totals.dropped[device] += n
@@ -276,7 +315,7 @@ class BufferDB:
             "ORDER BY id LIMIT 64",
             (first[1],),
         ).fetchall()
-        readings = [x for r in rows for x in decode_readings(r[3])]
+        readings = [x for r in rows for x in decode_body(r[3])]
         summary = downsample(readings)
         ids = [r[0] for r in rows]
         self.conn.execute(
@@ -285,7 +324,7 @@ class BufferDB:
         )
         for r in rows:
             self._count(first[1], r[1], r[2], -1)
-        body = encode_readings(summary)
+        body = encode_body(self.encode, first[1], summary)
         # Reuse the oldest id so the summary keeps its place at the head of the queue.
         self.conn.execute(
             "INSERT INTO chunk (id, device, n, nbytes, first_ts, ds, body) VALUES (?,?,?,?,?,1,?)",
@@ -309,14 +348,13 @@ class BufferDB:
 
     def unclaimed(self) -> int:
         """Readings not yet in any batch (the backlog)."""
-        row = self.conn.execute("SELECT coalesce(sum(n),0) FROM chunk WHERE seq IS NULL").fetchone()
-        return int(row[0])
+        return self.totals.readings - self.totals.claimed
 
     def export(self, since_ts: int, sink: Callable[[str, Reading], None]) -> int:
         """Feed every buffered reading with ts >= since_ts to `sink`; return the count."""
         count = 0
         for device, body in self.conn.execute("SELECT device, body FROM chunk ORDER BY id"):
-            for r in decode_readings(body):
+            for r in decode_body(body):
                 if r.ts >= since_ts:
                     sink(device, r)
                     count += 1
@@ -328,7 +366,8 @@ class BufferDB:
         n = self.totals.readings
         self.conn.execute("DELETE FROM chunk")
         self.commit()
-        self.totals = Totals(dropped=self.totals.dropped, downsampled=self.totals.downsampled)
+        t = self.totals
+        self.totals = Totals(dropped=t.dropped, downsampled=t.downsampled, rejected=t.rejected)
         return n
 
 

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from edge_agent.buffer.db import Batch, BufferDB, ChunkRef, Encoder
-from edge_agent.buffer.readings import Reading
+from edge_agent.buffer.db import Batch, BufferDB, ChunkRef
+from edge_agent.buffer.readings import Encoder, Reading
 from edge_agent.buffer.writer import Bounds, WriterThread
 
 __all__ = ["Buffer", "BufferStats"]
@@ -31,6 +31,7 @@ class BufferStats:
     dropped: dict[str, int]
     downsampled: dict[str, int]
     in_flight: int
+    rejected: dict[str, int]
 
 
 class Buffer:
@@ -154,9 +155,6 @@ class Buffer:
 
         def snap(db: BufferDB) -> BufferStats:
             t = db.totals
-            in_flight = db.conn.execute(
-                "SELECT coalesce(sum(n), 0) FROM chunk WHERE seq IS NOT NULL"
-            ).fetchone()[0]
             return BufferStats(
                 chunks=t.chunks,
                 readings=t.readings,
@@ -165,7 +163,8 @@ class Buffer:
                 pending=dict(t.pending),
                 dropped=dict(t.dropped),
                 downsampled=dict(t.downsampled),
-                in_flight=int(in_flight),
+                in_flight=t.claimed,
+                rejected=dict(t.rejected),
             )
 
         return await self.call(snap)

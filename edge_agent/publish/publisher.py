@@ -25,6 +25,17 @@ __all__ = ["Publisher"]
 log = logging.getLogger(__name__)
 
 
+def _recheck_cancel() -> None:
+    """Re-raise a cancellation that aiomqtt's `asyncio.wait_for` swallowed.
+
+    On Python 3.11, `wait_for` drops a cancel that arrives as its future completes
+    (CPython gh-86296); the task then runs on while its TaskGroup waits for it forever.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 class _Stop(Exception):  # noqa: N818 -- control flow, never escapes this module
     """Raised inside a session to end it gracefully."""
 
@@ -160,6 +171,7 @@ class Publisher:
     async def _session(self, client: aiomqtt.Client) -> None:
         if self.settings.receipts:
             await client.subscribe(self.contract.receipt_topic, qos=1)
+            _recheck_cancel()
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self._incoming(client), name="publish-incoming")
             tg.create_task(self._status_lane(client), name="publish-status")
@@ -194,6 +206,7 @@ class Publisher:
             self._status_dirty.clear()
             if self._status is not None:
                 await client.publish(self.contract.status_topic, self._status, qos=1, retain=True)
+                _recheck_cancel()
 
     async def _live_lane(self, client: aiomqtt.Client, tg: asyncio.TaskGroup) -> None:
         while True:
@@ -237,6 +250,7 @@ class Publisher:
             topic = self.contract.telemetry_topic(batch.device)
             # A PUBACK that never comes means a dead link the keepalive has not noticed yet.
             await client.publish(topic, batch.payload, qos=1, timeout=self.settings.receipt_timeout)
+            _recheck_cancel()
             self._unacked.discard(batch.seq)
             if not self._unacked:
                 self._drained.set()

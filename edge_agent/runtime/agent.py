@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import os
@@ -78,11 +77,14 @@ class Agent:
             for device, readings in self.batcher.drain():
                 self.buffer.append(device, readings)
             await self.buffer.flush()
+            log.info("buffer committed; disconnecting")
             await self._publish_status()
             self.publisher.stop()
-            with contextlib.suppress(TimeoutError):
+            try:
                 async with asyncio.timeout(3.5):
                     await publish
+            except TimeoutError:
+                log.warning("publisher did not stop in time; the broker will send our last will")
             status.cancel()
             publish.cancel()
         log.info("stopped")

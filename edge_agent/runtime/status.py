@@ -58,6 +58,7 @@ def build_status(
         "devices": {
             name: {
                 "online": h.online,
+                "produced": h.produced,
                 "last_good_ts": h.last_good_ts,
                 "errors": h.errors,
                 "last_error": h.last_error or None,
@@ -74,6 +75,7 @@ def build_status(
             "in_flight": buf.in_flight,
             "dropped": sum(buf.dropped.values()),
             "downsampled": sum(buf.downsampled.values()),
+            "rejected": sum(buf.rejected.values()),
         },
         "backlog": {
             "readings": backlog,

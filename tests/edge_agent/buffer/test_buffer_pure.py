@@ -5,9 +5,10 @@ import itertools
 from hypothesis import given
 from hypothesis import strategies as st
 
+import wire
 from edge_agent.buffer import Batcher, Reading, SeqAllocator, downsample, merge_ranges, to_ranges
 from edge_agent.buffer.downsample import AVG_SUFFIX
-from edge_agent.buffer.readings import decode_readings, encode_readings
+from edge_agent.buffer.readings import assemble, decode_body, encode_body, wire_encoder
 
 
 def test_batcher_flushes_on_size_and_delay() -> None:
@@ -65,6 +66,15 @@ def test_downsample_keeps_extremes_and_last(points: list[tuple[str, int, float]]
             assert min(r.v for r in series) in {r.v for r in out if r.tag == tag}
 
 
-def test_codec_roundtrip() -> None:
-    rs = [Reading("a", 1, 1.5), Reading("b", 2, True, "bad"), Reading("c", 3, "x", "uncertain")]
-    assert decode_readings(encode_readings(rs)) == rs
+def test_chunk_bodies_assemble_into_a_valid_wire_batch() -> None:
+    now = 1_763_900_000_000
+    enc = wire_encoder("line3-pc")
+    a = [Reading("a", now + 1, 1.5), Reading("b", now + 2, True, "bad")]
+    b = [Reading("c", now + 3, "x", "uncertain"), Reading("d", now + 4, -7)]
+    bodies = [encode_body(enc, "m1", a), encode_body(enc, "m1", b)]
+    assert decode_body(bodies[0]) == a
+    payload = assemble(enc, "m1", 42, bodies)
+    batch = wire.parse_telemetry("ms/v1/s/l/m1/telemetry", payload, now)
+    assert (batch.src, batch.seq) == ("line3-pc", 42)
+    assert [(r.tag, r.ts, r.v, r.q) for r in batch.readings] == [tuple(r) for r in a + b]
+    assert payload == wire.encode_telemetry("line3-pc", 42, a + b)

@@ -1,13 +1,19 @@
 """The SQLite buffer: durability, seqs across restarts, receipts, republish, bounds, corruption."""
 
 import asyncio
+import json
 import logging
 from pathlib import Path
 
 import pytest
 
 from edge_agent.buffer import Bounds, Buffer, Reading
-from edge_agent.buffer.readings import decode_readings
+
+
+def decode_readings(payload: bytes) -> list[Reading]:
+    body = json.loads(payload)
+    return [Reading(r["tag"], r["ts"], r["v"], r["q"]) for r in body["readings"]]
+
 
 NO_AGE = Bounds(max_age=None)  # test timestamps are small numbers, not recent epoch ms
 
@@ -154,3 +160,14 @@ async def test_corrupt_file_is_moved_aside_loudly(
             await buf.flush()
             assert (await buf.stats()).readings == 2
     assert "BUFFER CORRUPT" in caplog.text
+
+
+async def test_readings_the_hub_would_refuse_are_counted_not_buffered(tmp_path: Path) -> None:
+    async with Buffer(tmp_path / "b.db", bounds=NO_AGE) as buf:
+        buf.append(
+            "m1", [Reading("t", 1, 1.0), Reading("t", 2, float("nan")), Reading("t", 3, "x" * 5000)]
+        )
+        await buf.flush()
+        stats = await buf.stats()
+        assert stats.readings == 1
+        assert stats.rejected == {"m1": 2}

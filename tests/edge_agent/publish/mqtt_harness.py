@@ -18,6 +18,9 @@ from typing import Any
 
 import aiomqtt
 
+import wire
+from edge_agent.buffer import Reading
+
 
 async def eventually(predicate: Callable[[], Awaitable[bool]], within: float = 30) -> None:
     """Poll `predicate` until true; for state owned by another thread or process."""
@@ -165,3 +168,24 @@ class Responder:
             while not predicate():
                 self.changed.clear()
                 await self.changed.wait()
+
+
+class JsonContract:
+    """Wire contract v1 for tests, with plain-JSON receipts and status."""
+
+    def __init__(self, src: str) -> None:
+        self.src = src
+        self.status_topic = f"ms/v1/agents/{src}/status"
+        self.receipt_topic = f"ms/v1/receipts/{src}"
+
+    def telemetry_topic(self, device: str) -> str:
+        return f"ms/v1/site/line/{device}/telemetry"
+
+    def encode_batch(self, device: str, seq: int, readings: list[Reading]) -> bytes:
+        return wire.encode_telemetry(self.src, seq, readings)
+
+    def parse_receipt(self, payload: bytes) -> list[tuple[int, int]]:
+        return [(a, b) for a, b in json.loads(payload)["seqs"]]
+
+    def offline_status(self) -> bytes:
+        return json.dumps({"v": 1, "state": "offline"}).encode()

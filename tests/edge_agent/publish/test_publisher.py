@@ -9,8 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import aiomqtt
-from conftest import JsonContract
-from mqtt_harness import Broker, Responder, eventually
+from mqtt_harness import Broker, JsonContract, Responder, eventually
 
 from edge_agent.buffer import Bounds, Buffer, Reading
 from edge_agent.publish import Publisher, PublisherSettings

@@ -6,8 +6,10 @@ usage: python agent_proc.py CONFIG.json TRUTH_FILE RATE_PER_DEVICE
 from __future__ import annotations
 
 import asyncio
+import faulthandler
 import json
 import logging
+import signal
 import sys
 from pathlib import Path
 
@@ -20,12 +22,25 @@ def main() -> None:
     truth = Path(sys.argv[2])
     rate = float(sys.argv[3])
     config = AgentConfig.model_validate(json.loads(config_file.read_text()))
+    faulthandler.register(signal.SIGUSR1)  # tests dump our stacks when we hang
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     sources = {
         d.machine: SyntheticSource(d.machine, tags=5, rate=rate, truth=truth)
         for d in config.devices
     }
-    asyncio.run(run_agent(config, config_file, sources))  # type: ignore[arg-type]
+
+    async def serve() -> None:
+        asyncio.get_running_loop().add_signal_handler(signal.SIGUSR2, dump_tasks)
+        await run_agent(config, config_file, sources)  # type: ignore[arg-type]
+
+    asyncio.run(serve())
+
+
+def dump_tasks() -> None:
+    for task in asyncio.all_tasks():
+        print(f"--- task {task.get_name()}", file=sys.stderr)
+        task.print_stack(file=sys.stderr)
+    sys.stderr.flush()
 
 
 if __name__ == "__main__":

@@ -2,109 +2,17 @@
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE.parent / "publish"))
 
+from agent_harness import AgentProcess  # noqa: E402
 from mqtt_harness import Broker  # noqa: E402
-
-
-@dataclass
-class AgentProcess:
-    """The agent run by `agent_proc.py`, which we own and kill by PID."""
-
-    workdir: Path
-    broker: Broker
-    rate: float = 500.0
-    devices: tuple[str, ...] = ("m1", "m2")
-    mqtt: dict[str, Any] = field(default_factory=dict)
-    buffer: dict[str, Any] = field(default_factory=dict)
-    proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def truth(self) -> Path:
-        return self.workdir / "truth.csv"
-
-    @property
-    def status_file(self) -> Path:
-        return self.workdir / "state" / "agent-status.json"
-
-    @property
-    def buffer_file(self) -> Path:
-        return self.workdir / "buffer.db"
-
-    def config(self) -> dict[str, Any]:
-        return {
-            "agent": {"id": "agent-t", "site": "plant", "line": "l1"},
-            "mqtt": {
-                "url": self.broker.url,
-                "reconnect_min": "100ms",
-                "reconnect_max": "1s",
-                "status_interval": "1s",
-                **self.mqtt,
-            },
-            "buffer": {"path": "buffer.db", "commit_interval": "100ms", **self.buffer},
-            "devices": [
-                {"machine": m, "profile": "synthetic", "modbus": {"host": "127.0.0.1"}}
-                for m in self.devices
-            ],
-        }
-
-    def start(self) -> None:
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        cfg = self.workdir / "agent.json"
-        cfg.write_text(json.dumps(self.config()))
-        with (self.workdir / "agent.log").open("ab") as log:
-            self.proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    str(HERE / "agent_proc.py"),
-                    str(cfg),
-                    str(self.truth),
-                    str(self.rate),
-                ],
-                stdout=log,
-                stderr=log,
-                env={**os.environ, "PYTHONPATH": str(HERE)},
-            )
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        os.kill(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(10)
-        self.proc = None
-
-    def terminate(self) -> int:
-        assert self.proc is not None
-        os.kill(self.proc.pid, signal.SIGTERM)
-        code = self.proc.wait(10)
-        self.proc = None
-        return code
-
-    def served(self) -> set[tuple[str, str, int]]:
-        out = set()
-        for line in self.truth.read_text().splitlines():
-            parts = line.split(",")
-            if len(parts) == 3 and parts[2].isdigit():
-                out.add((parts[0], parts[1], int(parts[2])))
-        return out
-
-    def status(self) -> dict[str, Any]:
-        return json.loads(self.status_file.read_text())
-
-    def log(self) -> str:
-        return (self.workdir / "agent.log").read_text()
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import time
 
 import aiomqtt
 import psutil
-from conftest import AgentProcess
+from agent_harness import AgentProcess
 from mqtt_harness import Broker, Responder, eventually
 
 # A reading may be lost on kill -9 only if it was still waiting for its group commit:
