@@ -68,7 +68,6 @@ class Kafka(Server):
         self.heap = heap
         self.config_path = self.workdir / "server.properties"
         self.data_dir = self.workdir / "data"
-        self.cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
 
     @property
     def bootstrap(self) -> str:
@@ -122,14 +121,22 @@ class Kafka(Server):
 
     def _prepare(self) -> None:
         self.config_path.write_text(self._config())
-        if (self.data_dir / "meta.properties").exists():
-            return
+        if not (self.data_dir / "meta.properties").exists():
+            # Instances share the template's cluster id; each is its own cluster all the same.
+            self._from_template(self.data_dir, self._format)
+
+    def _format(self, data_dir: Path) -> None:
+        config = data_dir.parent / "server.properties"
+        config.write_text(self._config().replace(str(self.data_dir), str(data_dir)))
+        # A Kafka Uuid: 16 random bytes, URL-safe base64 without padding.
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
         argv = [
             *self._jvm(),
             "kafka.tools.StorageTool",
             "format",
-            "--cluster-id", self.cluster_id,
-            "--config", str(self.config_path),
+            # "=": a random id may start with "-", which argparse would take for an option.
+            f"--cluster-id={cluster_id}",
+            "--config", str(config),
         ]  # fmt: skip
         with self.log_path.open("ab") as log:
             done = subprocess.run(

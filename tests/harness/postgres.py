@@ -87,12 +87,14 @@ class Postgres(Server):
         self.socket_dir.mkdir(exist_ok=True)
         if os.geteuid() == 0:
             self._chown(self.socket_dir)
-        if (self.data_dir / "PG_VERSION").exists():
-            return
+        if not (self.data_dir / "PG_VERSION").exists():
+            self._from_template(self.data_dir, self._initdb)
+
+    def _initdb(self, data_dir: Path) -> None:
         # --no-sync: a test cluster need not survive a power cut, and initdb is twice as fast.
         argv = [
-            str(bindir / "initdb"),
-            "--pgdata", str(self.data_dir),
+            str(pg_bindir() / "initdb"),
+            "--pgdata", str(data_dir),
             "--username", self.user,
             "--auth", "trust",
             "--encoding", "UTF8",
