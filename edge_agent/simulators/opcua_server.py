@@ -58,6 +58,8 @@ class OpcuaHost:
         self._server: Server | None = None
         self._nodes: dict[tuple[str, str], tuple[ua.NodeId, ua.VariantType]] = {}
         self._last: dict[tuple[str, str], tuple[Value, bool]] = {}
+        self._served: dict[tuple[str, str], ua.DataValue] = {}
+        self._serving = False
         self._lock = asyncio.Lock()
 
     @property
@@ -67,6 +69,11 @@ class OpcuaHost:
 
     async def start(self) -> None:
         """Build the address space and start listening."""
+        await self.build()
+        await self.serve()
+
+    async def build(self) -> None:
+        """Build the address space, holding the values last served (not listening yet)."""
         # The asyncua server warns about its own defaults (no certificate for a None-only
         # endpoint); only its server side is quietened, an agent client in-process still logs.
         logging.getLogger("asyncua.server").setLevel(logging.ERROR)
@@ -77,7 +84,6 @@ class OpcuaHost:
         server.set_security_policy([ua.SecurityPolicyType.NoSecurity])
         idx = await server.register_namespace(NAMESPACE_URI)
         self._nodes.clear()
-        self._last.clear()
         suffix = f"~{self.generation}" if self.generation else ""
         for machine in self.machines:
             root = await server.nodes.objects.add_object(
@@ -101,14 +107,25 @@ class OpcuaHost:
                     nid, ua.QualifiedName(tag.path[-1], idx), _INITIAL[tag.type], vtype
                 )
                 self._nodes[(machine.name, tag.name)] = (nid, vtype)
-        await server.start()
+                # After a restart the server answers with the last values it served, never
+                # with the placeholders, even before the next tick.
+                if (served := self._served.get((machine.name, tag.name))) is not None:
+                    await server.write_attribute_value(nid, served)
         self._server = server
+
+    async def serve(self) -> None:
+        """Start listening on the built address space."""
+        if self._server is not None and not self._serving:
+            await self._server.start()
+            self._serving = True
 
     async def stop(self) -> None:
         """Stop the server; sessions are closed."""
         if self._server is not None:
             server, self._server = self._server, None
-            await server.stop()
+            if self._serving:
+                self._serving = False
+                await server.stop()
 
     def drop_connections(self) -> int:
         """Close every client's TCP connection now (sessions die with them); returns how many."""
@@ -155,5 +172,6 @@ class OpcuaHost:
                 ServerTimestamp=stamp,
             )
             await server.write_attribute_value(nid, dv)
+            self._served[(machine, tag)] = dv
             changed.append((machine, tag, value, is_bad))
         return changed

@@ -114,16 +114,20 @@ class Simulator:
         try:
             if opts.truth is not None:
                 self.truth = await self._stack.enter_async_context(TruthWriter(opts.truth))
-            for k, device in enumerate(self.devices.values()):
-                await device.start(opts.host, opts.modbus_port + k if opts.modbus_port else 0)
-                self._stack.push_async_callback(device.stop)
             self._t0 = time.monotonic()
             self.stats = TickStats()
             if self.opcua is not None:
                 self.opcua.port = opts.opcua_port or _free_port(opts.host)
-                await self.opcua.start()
+                await self.opcua.build()
                 self._stack.push_async_callback(self.opcua.stop)
+            # The first tick fills every register image and OPC-UA value before anything
+            # listens, so no client ever reads a placeholder.
             await self._tick()
+            if self.opcua is not None:
+                await self.opcua.serve()
+            for k, device in enumerate(self.devices.values()):
+                await device.start(opts.host, opts.modbus_port + k if opts.modbus_port else 0)
+                self._stack.push_async_callback(device.stop)
             if opts.control_port is not None:
                 self.control = await self._stack.enter_async_context(
                     ControlServer(self.handle, opts.host, opts.control_port)
