@@ -77,6 +77,35 @@ def _kill_leftovers() -> None:
         shutil.rmtree(template.parent, ignore_errors=True)
 
 
+class _PortTakenError(ServerError):
+    """Another process answered on the port we meant to use."""
+
+
+def _listens(session: int, port: int) -> bool | None:
+    """Whether a process of `session` listens on 127.0.0.1:`port`; None where /proc cannot tell."""
+    try:
+        table = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    except OSError:
+        return None
+    local = f"0100007F:{port:04X}"
+    # Columns: sl local remote state … inode; state 0A is LISTEN.
+    inodes = {f"socket:[{c[9]}]" for c in map(str.split, table) if c[1] == local and c[3] == "0A"}
+    if not inodes:
+        return None  # not in the table (yet); the probe answered, so let it pass
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            # Field 6 of stat is the session id; the command name (field 2) may hold spaces.
+            if int((proc / "stat").read_text().rsplit(")", 1)[1].split()[3]) != session:
+                continue
+            if any(os.readlink(fd) in inodes for fd in (proc / "fd").iterdir()):
+                return True
+        except (OSError, ValueError, IndexError):
+            continue
+    return False
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that was free a moment ago (start() retries on a clash)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -174,8 +203,9 @@ class Server:
                 except OSError as exc:  # a missing binary or unwritable directory
                     self._proc = None
                     raise ServerError(str(exc)) from exc
-            except ServerError:
-                clash = "address already in use" in _tail(self.log_path, offset).lower()
+            except ServerError as exc:
+                log = _tail(self.log_path, offset).lower()
+                clash = isinstance(exc, _PortTakenError) or "address already in use" in log
                 if clash and attempt + 1 < attempts:
                     _log.info("%s: port clash on %d, picking another", self.name, self.port)
                     self._repick_ports()
@@ -212,9 +242,14 @@ class Server:
                 )
             try:
                 self._probe(timeout=2.0)
-                break
             except (OSError, ProbeError) as exc:
                 last = f"{type(exc).__name__}: {exc}"
+            else:
+                if _listens(self._proc.pid, self.port) is not False:
+                    break
+                # A concurrent test run's server took the port and answered our probe.
+                self.kill()
+                raise _PortTakenError(f"{self.name}: address already in use on port {self.port}")
             if time.monotonic() > deadline:
                 self.kill()
                 raise ServerError(
