@@ -38,12 +38,15 @@ def _dead(msg: Incoming, exc: wire.PayloadError) -> DeadLetter:
     )
 
 
-def classify(msg: Incoming) -> Classified:
-    """Validate `msg` against the wire contract, using its receive time as `now`."""
+def classify(msg: Incoming) -> Classified | None:
+    """Validate `msg` against the wire contract (its receive time is `now`); None = ignore."""
     try:
         if msg.topic.endswith("/telemetry"):
             t = wire.parse_telemetry(msg.topic, msg.payload, msg.received_at)
             return TelemetryBatch(t.site, t.line, t.machine, t.src, t.seq, t.readings)
+        if not msg.payload:
+            # A zero-length retained PUBLISH is how MQTT clears a retained status: not an error.
+            return None
         if msg.topic.startswith("ms/v1/agents/"):
             a = wire.parse_agent_status(msg.topic, msg.payload)
             return AgentStatusUpdate(

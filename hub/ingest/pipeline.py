@@ -43,6 +43,9 @@ _KIND = {
 }
 
 
+_IGNORED = AgentStatusUpdate("", "", None, None, None, None, "", 0)  # marker: ack, don't store
+
+
 @dataclass(slots=True)
 class _Item:
     msg: Incoming
@@ -54,6 +57,8 @@ def _build(items: Sequence[_Item]) -> WriteBatch:
     telemetry, dead, machines, agents = [], [], [], []
     for item in items:
         r = item.result
+        if r is _IGNORED:
+            continue
         if isinstance(r, TelemetryBatch):
             telemetry.append(r)
         elif isinstance(r, DeadLetter):
@@ -81,7 +86,7 @@ class IngestPipeline:
         self,
         storage: Storage,
         *,
-        classify: Callable[[Incoming], Classified],
+        classify: Callable[[Incoming], Classified | None],
         ack: Callable[[Sequence[Incoming]], object],
         on_committed: Callable[[Sequence[TelemetryBatch]], None],
         metrics: HubMetrics,
@@ -120,6 +125,9 @@ class IngestPipeline:
         except Exception as exc:  # a classifier bug must not lose or block the message
             log.exception("classifier failed on %s", msg.topic)
             result = DeadLetter(msg.topic, msg.payload, "internal", str(exc), msg.received_at)
+        if result is None:
+            # Nothing to store, but it must still be acknowledged in receive order.
+            result = _IGNORED
         self._items.append(_Item(msg, result, asyncio.get_running_loop().time()))
         if isinstance(result, TelemetryBatch):
             self._readings += len(result.readings)
@@ -177,6 +185,8 @@ class IngestPipeline:
         self._metrics.backlog.set(len(self._items))
         telemetry = [i.result for i in committed if isinstance(i.result, TelemetryBatch)]
         for item in committed:
+            if item.result is _IGNORED:
+                continue
             self._metrics.messages.labels(_KIND[type(item.result)]).inc()
             if isinstance(item.result, DeadLetter):
                 self._metrics.dead_letters.labels(item.result.reason).inc()

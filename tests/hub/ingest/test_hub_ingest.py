@@ -255,3 +255,45 @@ async def test_storage_restart_loses_nothing_and_receipts_follow_commits(
         await eventually(all_receipted, 60)
     assert await count_readings(dsn, site) == 90 * 100
     assert await rollup_count(dsn, site) == 90 * 100
+
+
+async def test_status_messages_update_machines_and_agents(
+    mosquitto: Any, pg_dsn: str, mqtt_client: MqttTestClient
+) -> None:
+    import wire  # noqa: PLC0415 -- only this test builds status payloads
+
+    await migrate(pg_dsn)
+    site, agent = unique("s"), unique("agent")
+    now = now_ms()
+    m1, m2 = wire.status_topic(site, "l1", "m1"), wire.status_topic(site, "l1", "m2")
+    agent_topic = wire.agent_status_topic(agent)
+    async with running_hub(hub_config(mosquitto.url, pg_dsn)):
+        await mqtt_client.apublish(m1, wire.encode_status("online", now), retain=True)
+        await mqtt_client.apublish(m2, wire.encode_status("faulted", now, "E42 spindle"))
+        await mqtt_client.apublish(
+            agent_topic,
+            wire.encode_agent_status("online", now, version="0.1.0", buffer_depth=12, dropped=3),
+        )
+        await mqtt_client.apublish(m1, b'{"v": 1, "state": "sleeping"}')  # invalid → dead letter
+        await mqtt_client.apublish(m1, b"", retain=True)  # clears the retained status: ignored
+        await mqtt_client.apublish(m1, wire.encode_status("offline", now + 1))
+
+        async def updated() -> bool:
+            rows = await pg_fetch(
+                pg_dsn, "SELECT machine, state FROM machines WHERE site = $1 ORDER BY 1", site
+            )
+            return [tuple(r) for r in rows] == [("m1", "offline"), ("m2", "faulted")]
+
+        await eventually(updated)
+        rows = await pg_fetch(
+            pg_dsn,
+            "SELECT state, version, buffer_depth, drops FROM agents WHERE agent_id = $1",
+            agent,
+        )
+        assert [tuple(r) for r in rows] == [("online", "0.1.0", 12, 3)]
+        detail = await pg_fetch(
+            pg_dsn, "SELECT detail FROM machines WHERE site = $1 AND machine = 'm2'", site
+        )
+        assert detail[0][0] == "E42 spindle"
+        dead = await pg_fetch(pg_dsn, "SELECT reason FROM dead_letters WHERE topic = $1", m1)
+        assert [r[0] for r in dead] == ["bad_field"]

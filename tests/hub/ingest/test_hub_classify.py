@@ -1,0 +1,58 @@
+"""classify (pure): routes by topic, maps wire's results, never raises on input."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+import wire
+from hub.ingest.classify import classify, guess_src
+from hub.ingest.message import Incoming
+from hub.storage import AgentStatusUpdate, DeadLetter, MachineStatusUpdate, TelemetryBatch
+
+NOW = 1_763_900_000_000
+
+
+def msg(topic: str, payload: bytes) -> Incoming:
+    return Incoming(topic=topic, payload=payload, qos=1, mid=1, received_at=NOW)
+
+
+def test_telemetry_status_agent_and_dead_letters() -> None:
+    reading = wire.Reading(tag="t", ts=NOW, v=1.0, q="good")
+    t = classify(msg("ms/v1/s/l/m/telemetry", wire.encode_telemetry("src1", 4, [reading])))
+    assert isinstance(t, TelemetryBatch)
+    assert (t.site, t.line, t.machine, t.src, t.seq, len(t.readings)) == (
+        "s",
+        "l",
+        "m",
+        "src1",
+        4,
+        1,
+    )
+    s = classify(msg("ms/v1/s/l/m/status", wire.encode_status("faulted", NOW, "E1")))
+    assert isinstance(s, MachineStatusUpdate)
+    assert (s.state, s.ts, s.detail) == ("faulted", NOW, "E1")
+    a = classify(msg("ms/v1/agents/ag/status", wire.encode_agent_status("online", NOW, dropped=2)))
+    assert isinstance(a, AgentStatusUpdate)
+    assert (a.agent_id, a.state, a.drops) == ("ag", "online", 2)
+    assert classify(msg("ms/v1/s/l/m/status", b"")) is None
+    d = classify(msg("ms/v1/s/l/m/telemetry", b'{"v":1,"src":"pub-7","seq":1,"readings":[{'))
+    assert isinstance(d, DeadLetter)
+    assert (d.reason, d.src, d.received_at) == ("bad_json", "pub-7", NOW)
+
+
+def test_guess_src_only_looks_at_the_start() -> None:
+    assert guess_src(b'{"src": "a-1"}') == "a-1"
+    assert guess_src(b" " * 5000 + b'{"src": "a-1"}') is None
+    assert guess_src(b"\xff\xfe") is None
+
+
+@given(
+    st.sampled_from(["ms/v1/s/l/m/telemetry", "ms/v1/s/l/m/status", "ms/v1/agents/a/status"]),
+    st.binary(max_size=300),
+)
+def test_arbitrary_bytes_never_raise(topic: str, payload: bytes) -> None:
+    result = classify(msg(topic, payload))
+    assert result is None or isinstance(
+        result, DeadLetter | TelemetryBatch | MachineStatusUpdate | AgentStatusUpdate
+    )
