@@ -9,7 +9,7 @@ Every server offers `.host`, `.port`, `.address` (and `.url` / `.dsn` / `.bootst
 ServerError with the server's log tail. tests/conftest.py wraps them as pytest fixtures.
 """
 
-from ._server import HOST, ProbeError, Server, ServerError, StartRecord, free_port, history
+from ._server import HOST, REPO, ProbeError, Server, ServerError, StartRecord, free_port, history
 from .kafka import Kafka, kafka_libs, kafka_version
 from .mosquitto import Mosquitto
 from .postgres import Postgres, pg_bindir
@@ -17,6 +17,7 @@ from .redis import Redis
 
 __all__ = [
     "HOST",
+    "REPO",
     "Kafka",
     "Mosquitto",
     "Postgres",
