@@ -14,8 +14,11 @@ from typing import Any
 
 from pymodbus.constants import ExcCodes
 from pymodbus.datastore import ModbusServerContext
-from pymodbus.exceptions import NoSuchIdException
+from pymodbus.exceptions import ModbusIOException, NoSuchIdException
+from pymodbus.pdu import ExceptionResponse
 from pymodbus.server import ModbusTcpServer
+from pymodbus.server.requesthandler import ServerRequestHandler
+from pymodbus.transaction import TransactionManager
 
 from edge_agent.simulators.faults import FaultBook
 from edge_agent.simulators.image import FUNCTION_TABLE, RegisterImage
@@ -56,6 +59,56 @@ class _Datastore(ModbusServerContext):
         return answer if isinstance(answer, ExcCodes) else ExcCodes.ILLEGAL_ADDRESS
 
 
+class _RequestHandler(ServerRequestHandler):
+    """One client connection; answers each request with that request's own transaction id.
+
+    pymodbus 3.16's handler answers from `self.last_pdu` after awaiting the datastore, so a
+    slow answer would go out with the id of a newer request and a client would take stale data
+    for a fresh answer. A real device answers every request with its own id; so does this.
+    """
+
+    def __init__(self, owner: ModbusTcpServer) -> None:
+        super().__init__(  # type: ignore[no-untyped-call]
+            owner, owner.trace_packet, owner.trace_pdu, owner.trace_connect
+        )
+        self._pending: set[asyncio.Task[None]] = set()
+
+    def callback_data(self, data: bytes, addr: tuple[str, int] | None = None) -> int:
+        try:
+            used: int = TransactionManager.callback_data(self, data, addr)
+        except ModbusIOException as exc:
+            self.server_send(  # type: ignore[no-untyped-call]
+                ExceptionResponse(
+                    exc.fcode or 0,
+                    exception_code=ExcCodes.ILLEGAL_FUNCTION,
+                    device_id=exc.dev_id,
+                    transaction=exc.transaction_id,
+                ),
+                addr,
+            )
+            return len(data)
+        if self.last_pdu is not None:
+            task = asyncio.get_running_loop().create_task(self._answer(self.last_pdu, addr))
+            self._pending.add(task)
+            task.add_done_callback(self._pending.discard)
+        return used
+
+    async def _answer(self, pdu: Any, addr: tuple[str, int] | None) -> None:
+        try:
+            response = await pdu.datastore_update(self.server.context, pdu.dev_id)
+        except NoSuchIdException:
+            response = ExceptionResponse(pdu.function_code, ExcCodes.GATEWAY_NO_RESPONSE)
+        response.transaction_id = pdu.transaction_id
+        response.dev_id = pdu.dev_id
+        if self.transport is not None:
+            self.server_send(response, addr)  # type: ignore[no-untyped-call]
+
+
+class _TcpServer(ModbusTcpServer):
+    def callback_new_connection(self) -> _RequestHandler:
+        return _RequestHandler(self)
+
+
 class ModbusDevice:
     """One simulated Modbus machine: its image, its TCP server, its faults."""
 
@@ -66,13 +119,13 @@ class ModbusDevice:
         self.host = "127.0.0.1"
         self.port = 0
         self.requests = 0
-        self._server: ModbusTcpServer | None = None
+        self._server: _TcpServer | None = None
         self._datastore = _Datastore(self)
 
     async def start(self, host: str, port: int) -> None:
         """Listen on host:port (port 0: any free port, then remembered for restarts)."""
         self.host = host
-        server = ModbusTcpServer(self._datastore, address=(host, port))
+        server = _TcpServer(self._datastore, address=(host, port))
         await server.serve_forever(background=True)
         self._server = server
         listener: asyncio.Server = server.transport  # type: ignore[assignment]

@@ -298,3 +298,25 @@ async def test_writes_are_refused_with_illegal_address(sim: Simulator) -> None:
         assert rr.exception_code == 2
     finally:
         client.close()
+
+
+async def test_slow_answers_keep_their_own_transaction_ids(sim: Simulator) -> None:
+    """A late answer must never pass for the answer to a newer request."""
+    dev = sim.devices["press-01"]
+    await control(sim, cmd="fault", machine="press-01", kind="slow", delay_ms=500)
+    reader, writer = await asyncio.open_connection(dev.host, dev.port)
+    try:
+        writer.write(_frame(1, fc=4, address=0, count=2))  # 4 data bytes back
+        await writer.drain()
+        await asyncio.sleep(0.1)
+        writer.write(_frame(2, fc=3, address=0, count=8))  # 16 data bytes back
+        await writer.drain()
+        answers = {}
+        for _ in range(2):
+            head = await asyncio.wait_for(reader.readexactly(9), 10)
+            tid, _, _, _, fc, nbytes = struct.unpack(">HHHBBB", head)
+            await reader.readexactly(nbytes)
+            answers[tid] = (fc, nbytes)
+        assert answers == {1: (4, 4), 2: (3, 16)}
+    finally:
+        writer.close()
