@@ -113,7 +113,7 @@ def write_config(workdir: Path, port: int) -> Path:
         "agent": {"id": "bench-agent", "site": "bench", "line": "l1"},
         "mqtt": {
             "url": f"mqtt://127.0.0.1:{port}",
-            "status_interval": "1s",
+            "status_interval": "1s",  # the status file is how this bench watches the agent
             "inflight": 200,
             "max_batch": 2000,
             "backlog_rate": 10_000_000,
@@ -216,6 +216,7 @@ def sustained(tmp: Path, port: int, rate: float, seconds: float) -> dict[str, An
     wall = t1 - t0
     acked_in = (produced(s1) - s1["buffer"]["readings"]) - (produced(s0) - s0["buffer"]["readings"])
     return {
+        "load_avg_during": os.getloadavg()[0],
         "target_rate": rate,
         "produced_per_s": round((produced(s1) - produced(s0)) / wall),
         "receipted_per_s": round(acked_in / wall),
@@ -235,6 +236,9 @@ def drain(
     fill_s = prefill(work / "buffer.db", backlog)
     proc = spawn(["--role", "agent", str(cfg), "0"], work / "agent.log")
     ps = psutil.Process(proc.pid)
+    # The clock starts when the agent is connected: interpreter start-up is not drain time.
+    while not status(work).get("connected"):
+        time.sleep(0.05)
     t0 = time.monotonic()
     rss: list[int] = []
     cpu0 = ps.cpu_times()
@@ -269,6 +273,10 @@ def drain(
     if done_at is not None:
         out["drain_s"] = round(wall, 2)
         out["drain_per_s"] = round(backlog / wall)
+        # What the figure would be with a core to itself: CPU time per reading, not wall time.
+        cpu_s = out["agent_cpu_cores"] * (time.monotonic() - t0)
+        out["agent_cpu_s_per_million"] = round(cpu_s / backlog * 1e6, 2)
+        out["load_avg_during"] = os.getloadavg()[0]
     else:
         out["left_after_watch"] = left
         out["watched_s"] = watch_s

@@ -7,7 +7,18 @@ Each command group lives in its own module under `edge_agent/cli/` and exposes
 import typer
 
 from edge_agent import __version__
-from edge_agent.cli import browse, opcua, probe, simulate, validate
+from edge_agent.cli import (
+    browse,
+    buffer,
+    init,
+    opcua,
+    probe,
+    run,
+    service,
+    simulate,
+    status,
+    validate,
+)
 
 __all__ = ["app", "main"]
 
@@ -49,6 +60,11 @@ simulate.register(app)
 opcua.register(app)
 browse.register(app)
 probe.register(app)
+init.register(app)
+run.register(app)
+status.register(app)
+buffer.register(app)
+service.register(app)
 
 
 def main() -> None:

@@ -224,7 +224,10 @@ class Publisher:
             batches = await self.buffer.due(s.receipt_timeout, limit=s.inflight)
             republish = bool(batches)
             if not batches:
-                batches = await self.buffer.claim_backlog(s.max_batch, limit=8)
+                # Claim a window's worth at once: one writer round trip per many batches.
+                batches = await self.buffer.claim_backlog(
+                    s.max_batch, limit=max(1, s.inflight // 4)
+                )
             if not batches:
                 await asyncio.sleep(0.2)
                 continue

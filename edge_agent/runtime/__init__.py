@@ -8,6 +8,7 @@ from edge_agent.runtime.agent import Agent
 from edge_agent.runtime.contract import WireContract
 from edge_agent.runtime.health import DeviceHealth
 from edge_agent.runtime.ingest import to_readings
+from edge_agent.runtime.logsetup import setup_logging
 from edge_agent.runtime.main import buffer_path, run_agent, state_dir
 from edge_agent.runtime.sources import Source, SyntheticSource
 from edge_agent.runtime.status import build_status, status_state
@@ -21,6 +22,7 @@ __all__ = [
     "buffer_path",
     "build_status",
     "run_agent",
+    "setup_logging",
     "state_dir",
     "status_state",
     "to_readings",

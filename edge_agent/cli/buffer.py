@@ -1,0 +1,154 @@
+"""`edge-agent buffer stats | export | purge`: look into and manage the local buffer."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from edge_agent.buffer import decode_body
+from edge_agent.cli.localstate import (
+    agent_running,
+    buffer_summary,
+    now,
+    open_buffer_readonly,
+    read_status,
+)
+from edge_agent.cli.opcua import load_or_exit
+from edge_agent.runtime import buffer_path
+
+__all__ = ["buffer_app", "parse_since", "register"]
+
+buffer_app = typer.Typer(
+    name="buffer",
+    help="""The local store-and-forward buffer: what it holds, export it, empty it.
+
+Examples:
+
+\b
+    $ edge-agent buffer stats agent.yaml
+    $ edge-agent buffer export agent.yaml --since 2026-11-23T03:00 night.jsonl
+    $ edge-agent buffer purge agent.yaml
+""",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+
+ConfigArg = Annotated[Path, typer.Argument(help="Agent config file.")]
+
+
+def parse_since(text: str) -> int:
+    """`2026-11-23T03:00` (UTC unless an offset is given) or epoch ms → epoch ms."""
+    if text.isdigit():
+        return int(text)
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise typer.BadParameter("write an ISO time like 2026-11-23T03:00 or epoch ms") from exc
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return int(when.timestamp() * 1000)
+
+
+@buffer_app.command("stats")
+def stats(
+    config: ConfigArg,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Readings, bytes, oldest age and drop counts per device."""
+    loaded = load_or_exit(config)
+    conn = open_buffer_readonly(loaded)
+    if conn is None:
+        typer.echo(f"no buffer yet at {buffer_path(loaded.config, loaded.path)}")
+        return
+    with conn:
+        summary = buffer_summary(conn, now())
+    if as_json:
+        typer.echo(json.dumps(summary, indent=1))
+        return
+    typer.echo(
+        f"{buffer_path(loaded.config, loaded.path)}: {summary['readings']} readings, "
+        f"{summary['bytes'] / 1e6:.1f} MB"
+    )
+    for name, d in sorted(summary["devices"].items()):
+        age = "-" if d["oldest_age_s"] is None else f"{d['oldest_age_s']:.0f} s"
+        typer.echo(
+            f"  {name:20} {d['readings']:>10} readings  oldest {age:>8}  in flight {d['in_flight']}"
+            f"  dropped {d.get('dropped', 0)}  downsampled {d.get('downsampled', 0)}"
+        )
+
+
+@buffer_app.command("export")
+def export(
+    config: ConfigArg,
+    out: Annotated[Path, typer.Argument(help="Output file: one JSON reading per line.")],
+    since: Annotated[
+        str,
+        typer.Option(help="Only readings at or after this time (ISO, UTC default, or epoch ms)."),
+    ] = "0",
+) -> None:
+    """Write buffered readings to FILE as JSON lines: machine, tag, ts, v, q."""
+    loaded = load_or_exit(config)
+    since_ms = parse_since(since)
+    conn = open_buffer_readonly(loaded)
+    if conn is None:
+        typer.echo("no buffer yet; nothing to export")
+        raise typer.Exit(1)
+    count = 0
+    with conn, out.open("w") as f:
+        rows = conn.execute("SELECT count(*) FROM chunk").fetchone()[0]
+        cursor = conn.execute("SELECT device, body FROM chunk ORDER BY id")
+        with typer.progressbar(cursor, length=rows, label="exporting", file=None) as progress:
+            for device, body in progress:
+                for r in decode_body(body):
+                    if r.ts >= since_ms:
+                        f.write(
+                            json.dumps(
+                                {"machine": device, "tag": r.tag, "ts": r.ts, "v": r.v, "q": r.q}
+                            )
+                            + "\n"
+                        )
+                        count += 1
+    typer.echo(f"exported {count} readings to {out}")
+
+
+@buffer_app.command("purge")
+def purge(
+    config: ConfigArg,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Delete every buffered reading (asks first; refuses while the agent runs)."""
+    loaded = load_or_exit(config)
+    if agent_running(read_status(loaded), loaded, now()):
+        typer.echo(
+            "error: the agent is running; stop it first (e.g. systemctl stop edge-agent)", err=True
+        )
+        raise typer.Exit(1)
+    path = buffer_path(loaded.config, loaded.path)
+    conn = open_buffer_readonly(loaded)
+    if conn is None:
+        typer.echo("no buffer; nothing to purge")
+        return
+    with conn:
+        summary = buffer_summary(conn, now())
+    conn.close()
+    if not yes:
+        typer.confirm(
+            f"Delete {summary['readings']} buffered readings from {path}? They were never "
+            "confirmed by the hub and will be lost",
+            abort=True,
+        )
+    from edge_agent.buffer import BufferDB  # noqa: PLC0415 -- opened for writing only here
+
+    db = BufferDB(path, now_ms=int(now() * 1000))
+    deleted = db.purge()
+    db.close()
+    typer.echo(f"purged {deleted} readings")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `buffer` command group to the CLI."""
+    app.add_typer(buffer_app)

@@ -1,0 +1,74 @@
+"""What `status` and `buffer` read while the agent may be running: its status file and buffer."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from typing import Any
+
+from edge_agent.config import LoadedConfig
+from edge_agent.runtime import buffer_path, state_dir
+
+__all__ = ["agent_running", "buffer_summary", "now", "open_buffer_readonly", "read_status"]
+
+
+def read_status(loaded: LoadedConfig) -> dict[str, Any] | None:
+    """The last status the agent wrote, or None if it never ran here."""
+    path = state_dir(loaded.config, loaded.path) / "agent-status.json"
+    try:
+        doc: dict[str, Any] = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return doc
+
+
+def agent_running(status: dict[str, Any] | None, loaded: LoadedConfig, now: float) -> bool:
+    """True if the status file is fresh (the agent rewrites it every status interval)."""
+    if status is None:
+        return False
+    interval = loaded.config.mqtt.status_interval.total_seconds()
+    return bool(now - status.get("ts", 0) / 1000 < 3 * interval + 5)
+
+
+def open_buffer_readonly(loaded: LoadedConfig) -> sqlite3.Connection | None:
+    """A read-only connection to the buffer (safe next to a running agent: WAL mode)."""
+    path = buffer_path(loaded.config, loaded.path)
+    if not path.exists():
+        return None
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+    conn.execute("PRAGMA query_only=1")
+    return conn
+
+
+def buffer_summary(conn: sqlite3.Connection, now: float) -> dict[str, Any]:
+    """Depth, bytes and age per device, and drop counts, straight from the database."""
+    devices: dict[str, dict[str, Any]] = {}
+    for device, n, nbytes, oldest, claimed in conn.execute(
+        "SELECT device, sum(n), sum(nbytes), min(first_ts), "
+        "sum(CASE WHEN seq IS NULL THEN 0 ELSE n END) FROM chunk GROUP BY device"
+    ):
+        devices[device] = {
+            "readings": n,
+            "bytes": nbytes,
+            "oldest_age_s": round(now - oldest / 1000, 1),
+            "in_flight": claimed,
+        }
+    for device, dropped, downsampled in conn.execute(
+        "SELECT device, dropped, downsampled FROM drops"
+    ):
+        d = devices.setdefault(
+            device, {"readings": 0, "bytes": 0, "oldest_age_s": None, "in_flight": 0}
+        )
+        d["dropped"] = dropped
+        d["downsampled"] = downsampled
+    return {
+        "readings": sum(d["readings"] for d in devices.values()),
+        "bytes": sum(d["bytes"] for d in devices.values()),
+        "devices": devices,
+    }
+
+
+def now() -> float:
+    """Wall clock (one place, so the pure helpers above take it as a parameter)."""
+    return time.time()

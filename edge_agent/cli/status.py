@@ -1,0 +1,100 @@
+"""`edge-agent status CONFIG`: how the agent on this PC is doing, even when it runs as a service."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from edge_agent.cli.localstate import (
+    agent_running,
+    buffer_summary,
+    now,
+    open_buffer_readonly,
+    read_status,
+)
+from edge_agent.cli.opcua import load_or_exit
+
+__all__ = ["format_status", "register", "status"]
+
+_HELP = """Show the agent's state from this PC's files: broker connection, devices, buffer depth
+and age, backlog and drain ETA, dropped readings. Works while the agent runs (as a service
+or not) and after it stopped (then it shows the last state it recorded).
+
+Examples:
+
+\b
+    $ edge-agent status /etc/millstream/agent.yaml
+    $ edge-agent status agent.yaml --json | jq .buffer
+"""
+
+
+def _age(ms: int | None) -> str:
+    if ms is None:
+        return "-"
+    s = ms / 1000
+    return f"{s:.0f} s" if s < 120 else f"{s / 60:.0f} min" if s < 7200 else f"{s / 3600:.1f} h"
+
+
+def format_status(doc: dict[str, Any], running: bool) -> str:
+    """The status document as a technician reads it."""
+    lines = [
+        f"agent {doc['agent']} {doc['version']}: "
+        f"{doc['state'] if running else 'not running (last recorded state below)'}",
+    ]
+    if doc.get("why"):
+        lines.append(f"  why: {doc['why']}")
+    lines.append(
+        f"  broker {doc['broker']}: {'connected' if doc['connected'] else 'not connected'}"
+    )
+    buf, backlog, pub = doc["buffer"], doc["backlog"], doc["publish"]
+    lines.append(
+        f"  buffer: {buf['readings']} readings, {buf['bytes'] / 1e6:.1f} MB, oldest "
+        f"{_age(buf['oldest_age_ms'])}, {buf['in_flight']} awaiting receipt, "
+        f"{buf['dropped']} dropped, {buf['downsampled']} downsampled"
+    )
+    eta = f", ETA {backlog['eta_s']:.0f} s" if backlog["eta_s"] is not None else ""
+    lines.append(
+        f"  backlog: {backlog['readings']} unsent, draining {backlog['drain_rate']:.0f}/s{eta}; "
+        f"publishing {pub['rate']:.0f} readings/s"
+    )
+    lines.append("  devices:")
+    for name, d in doc["devices"].items():
+        lines.append(
+            f"    {name:20} {'online ' if d['online'] else 'OFFLINE'} "
+            f"{d['readings_per_min']:>9.0f}/min  errors {d['errors']}  dropped {d['dropped']}"
+            + (f"  last error: {d['last_error']}" if d.get("last_error") else "")
+        )
+    return "\n".join(lines)
+
+
+def status(
+    config: Annotated[Path, typer.Argument(help="Agent config file.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")] = False,
+) -> None:
+    """Show the local agent's state."""
+    loaded = load_or_exit(config)
+    doc = read_status(loaded)
+    running = agent_running(doc, loaded, now())
+    conn = open_buffer_readonly(loaded)
+    buffer = buffer_summary(conn, now()) if conn is not None else None
+    if conn is not None:
+        conn.close()
+    if as_json:
+        typer.echo(json.dumps({"running": running, "status": doc, "buffer_file": buffer}, indent=1))
+        return
+    if doc is None:
+        typer.echo(f"agent {loaded.config.agent.id}: has not run with this config yet")
+    else:
+        typer.echo(format_status(doc, running))
+    if buffer is not None and not running:
+        typer.echo(
+            f"  buffer file now: {buffer['readings']} readings, {buffer['bytes'] / 1e6:.1f} MB"
+        )
+
+
+def register(app: typer.Typer) -> None:
+    """Add `status` to the CLI."""
+    app.command("status", help=_HELP)(status)

@@ -1,0 +1,73 @@
+"""Prometheus metrics of the agent, fed from the status document, served on 127.0.0.1 only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Gauge, start_http_server
+
+__all__ = ["AgentMetrics"]
+
+
+class AgentMetrics:
+    """Gauges mirroring the agent status; `update(status)` is the `on_status` callback."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.connected = Gauge(
+            "millstream_agent_connected", "1 when connected to the broker", registry=r
+        )
+        self.buffer_readings = Gauge(
+            "millstream_agent_buffer_readings", "Readings buffered", registry=r
+        )
+        self.buffer_bytes = Gauge("millstream_agent_buffer_bytes", "Bytes buffered", registry=r)
+        self.oldest_age = Gauge(
+            "millstream_agent_buffer_oldest_age_seconds",
+            "Age of the oldest buffered reading",
+            registry=r,
+        )
+        self.backlog = Gauge(
+            "millstream_agent_backlog_readings", "Readings never sent yet", registry=r
+        )
+        self.publish_rate = Gauge(
+            "millstream_agent_publish_rate", "Readings published per second", registry=r
+        )
+        self.published = Gauge(
+            "millstream_agent_published_readings", "Readings published since start", registry=r
+        )
+        labels = ["device"]
+        self.dropped = Gauge(
+            "millstream_agent_dropped_readings",
+            "Readings dropped by buffer bounds",
+            labels,
+            registry=r,
+        )
+        self.errors = Gauge(
+            "millstream_agent_device_errors", "Device read errors", labels, registry=r
+        )
+        self.per_min = Gauge(
+            "millstream_agent_readings_per_minute",
+            "Readings produced per minute",
+            labels,
+            registry=r,
+        )
+
+    def serve(self, port: int) -> None:
+        """Serve /metrics on 127.0.0.1:`port` (a background thread)."""
+        start_http_server(port, addr="127.0.0.1", registry=self.registry)
+
+    def update(self, status: dict[str, Any]) -> None:
+        """Copy one status document into the gauges."""
+        buf = status["buffer"]
+        self.connected.set(1 if status["connected"] else 0)
+        self.buffer_readings.set(buf["readings"])
+        self.buffer_bytes.set(buf["bytes"])
+        self.oldest_age.set((buf["oldest_age_ms"] or 0) / 1000)
+        self.backlog.set(status["backlog"]["readings"])
+        self.publish_rate.set(status["publish"]["rate"])
+        self.published.set(status["publish"]["published_readings"])
+        for name, dev in status["devices"].items():
+            self.dropped.labels(name).set(dev["dropped"])
+            self.errors.labels(name).set(dev["errors"])
+            self.per_min.labels(name).set(dev["readings_per_min"])
