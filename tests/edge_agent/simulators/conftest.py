@@ -11,11 +11,17 @@ from edge_agent.simulators import Simulator, SimulatorOptions
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def sim(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Simulator]:
-    """One machine of each type on free ports, with a truth file and a control interface."""
+async def sim(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Simulator]:
+    """One machine of each type on free ports, with a truth file and a control interface.
+
+    A module sets SIM_MACHINES = 4 to skip the CNC and with it the OPC-UA server's start-up.
+    """
     truth = tmp_path_factory.mktemp("sim") / "truth.jsonl"
+    machines = getattr(request.module, "SIM_MACHINES", 5)
     options = SimulatorOptions(
-        machines=5, seed=11, modbus_port=0, opcua_port=0, control_port=0, truth=truth
+        machines=machines, seed=11, modbus_port=0, opcua_port=0, control_port=0, truth=truth
     )
     async with Simulator(options) as s:
         yield s

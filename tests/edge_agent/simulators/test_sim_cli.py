@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +16,7 @@ from edge_agent.config import load_agent_config
 from edge_agent.simulators import Simulator
 
 runner = CliRunner()
+SIM_MACHINES = 4  # no OPC-UA server needed
 
 
 def test_help_names_the_machines_and_the_subcommands() -> None:
@@ -71,3 +75,41 @@ async def test_inject_fault_and_clear_reach_the_running_simulator(sim: Simulator
     assert "cleared 1" in await asyncio.to_thread(cli, "clear")
     assert "cleared 1" in await asyncio.to_thread(cli, "clear", "--faults")
     assert '"sim_time"' in await asyncio.to_thread(cli, "status")
+
+
+def test_the_command_prints_where_machines_listen_and_stops_on_ctrl_c() -> None:
+    exe = Path(sys.executable).with_name("edge-agent")
+    proc = subprocess.Popen(
+        [
+            str(exe),
+            "simulate",
+            "--machines",
+            "2",
+            "--modbus-port",
+            "0",
+            "--opcua-port",
+            "0",
+            "--control-port",
+            "0",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        lines = []
+        while not lines or not lines[-1].startswith("control: 127.0.0.1:"):
+            line = proc.stdout.readline()
+            assert line, "".join(lines)
+            lines.append(line)
+        assert any(line.split()[:3] == ["press-01", "hydraulic-press", "modbus"] for line in lines)
+        assert any("conveyor-01" in line and "unit 1" in line for line in lines)
+        proc.send_signal(signal.SIGINT)
+        rest, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0
+    assert "simulator stopped" in rest
+    assert "Traceback" not in rest

@@ -13,6 +13,7 @@ from pymodbus.exceptions import ModbusIOException
 from edge_agent.simulators import Simulator, request
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
+SIM_MACHINES = 4  # the Modbus machines only: no OPC-UA server to start
 
 MODBUS_MACHINES = ["press-01", "conveyor-01", "oven-01", "compressor-01"]
 
