@@ -9,7 +9,6 @@ and no exception leaves a poll loop, so one failing device or tag never stops th
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import time
@@ -142,7 +141,10 @@ class ModbusDriver:
     async def batches(self) -> AsyncIterator[list[Sample]]:
         """One list of samples per poll of one interval, until `close()`."""
         self._start()
-        while (batch := await self._queue.get()) is not None:
+        while not (self._closed and self._queue.empty()):
+            batch = await self._queue.get()
+            if batch is None:
+                return
             yield batch
 
     async def close(self) -> None:
@@ -152,13 +154,17 @@ class ModbusDriver:
         self._closed = True
         if self._supervisor is not None:
             self._supervisor.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._supervisor
+            # wait(), not await: our own cancellation must propagate, the supervisor's not.
+            await asyncio.wait([self._supervisor])
+            failure = None if self._supervisor.cancelled() else self._supervisor.exception()
+            if failure is not None:
+                _log.error("device %s: poll loops failed", self.device, exc_info=failure)
         if self._bus is not None:
             self._pool.release(self._bus)
             self._bus = None
-        # Wake a consumer blocked in batches(); if the queue is full it is not blocked.
-        with contextlib.suppress(asyncio.QueueFull):
+        # Wake a consumer blocked in batches(). Only an empty queue can block it; a consumer
+        # with batches left drains them, then sees the driver closed.
+        if self._queue.empty():
             self._queue.put_nowait(None)
 
     # -- poll loops ---------------------------------------------------------------------------
@@ -181,7 +187,9 @@ class ModbusDriver:
         loop = asyncio.get_running_loop()
         period = poll_ms / 1000
         due = loop.time()
-        while True:
+        # The flag, not only the cancellation, ends the loop: Python 3.11's wait_for (inside
+        # pymodbus) can swallow a cancel that arrives together with a response.
+        while not self._closed:
             delay = period
             try:
                 await self.connect()
