@@ -131,6 +131,11 @@ class ModbusDevice:
         listener: asyncio.Server = server.transport  # type: ignore[assignment]
         self.port = listener.sockets[0].getsockname()[1]
 
+    @property
+    def listening(self) -> bool:
+        """False while the device is stopped or offline."""
+        return self._server is not None
+
     async def stop(self) -> None:
         """Stop listening and close every connection."""
         if self._server is not None:

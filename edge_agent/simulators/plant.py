@@ -66,14 +66,18 @@ class Plant:
         for anomaly in anomalies:
             self.add_anomaly(anomaly)
 
-    def tag(self, machine: str, tag: str) -> ModbusTag | OpcuaTag:
-        """The spec of one tag; ValueError naming what exists when it does not."""
+    def machine(self, name: str) -> Machine:
+        """One machine; ValueError naming the machines when there is no such one."""
         try:
-            m = self.machines[machine]
+            return self.machines[name]
         except KeyError:
             raise ValueError(
-                f"no machine {machine!r}; machines are {', '.join(self.machines)}"
+                f"no machine {name!r}; machines are {', '.join(self.machines)}"
             ) from None
+
+    def tag(self, machine: str, tag: str) -> ModbusTag | OpcuaTag:
+        """The spec of one tag; ValueError naming what exists when it does not."""
+        m = self.machine(machine)
         for spec in m.tags:
             if spec.name == tag:
                 return spec

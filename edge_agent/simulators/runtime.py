@@ -13,17 +13,18 @@ import asyncio
 import datetime as dt
 import socket
 import time
+from collections.abc import Coroutine
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, cast
 
 from pymodbus.constants import ExcCodes
 
 from edge_agent.simulators.anomalies import Anomaly
 from edge_agent.simulators.control import ControlServer
-from edge_agent.simulators.faults import DEFAULT_FAULT_S, FAULT_KINDS, Fault, FaultBook
+from edge_agent.simulators.faults import DEFAULT_FAULT_S, FAULT_KINDS, Fault, FaultBook, FaultKind
 from edge_agent.simulators.modbus_server import UNIT_ID, ModbusDevice
 from edge_agent.simulators.opcua_server import OpcuaHost, browse_path, node_id
 from edge_agent.simulators.plant import Plant
@@ -274,7 +275,7 @@ class Simulator:
         machine, kind = str(req["machine"]), str(req["kind"])
         if kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault kind {kind!r}; use one of {FAULT_KINDS}")
-        self.plant.tag(machine, "model")  # raises a helpful error for an unknown machine
+        self.plant.machine(machine)  # a helpful error for an unknown machine
         duration = float(req.get("duration") or DEFAULT_FAULT_S[kind])
         now = time.monotonic()
         if machine not in self.devices:
@@ -285,16 +286,17 @@ class Simulator:
                 )
             if kind == "drop":
                 return {"machine": machine, "kind": kind, "closed": self.opcua.drop_connections()}
-            task = self._spawn(
+            self._spawn(
                 self.opcua.restart(duration, bool(req.get("renumber"))), "sim-opcua-restart"
             )
-            del task
             return {"machine": machine, "kind": kind, "duration": duration, "url": self.opcua.url}
         device = self.devices[machine]
         tag = req.get("tag")
         if kind == "drop":
             return {"machine": machine, "kind": kind, "closed": device.drop_connections()}
         if kind in ("offline", "restart"):
+            if not device.listening:
+                raise ValueError(f"{machine} is already offline")
             self._spawn(device.go_offline(duration), f"sim-offline-{machine}")
             return {"machine": machine, "kind": kind, "duration": duration}
         code = 0
@@ -304,11 +306,11 @@ class Simulator:
             code = int(req.get("code") or (2 if tag else 6))
             ExcCodes(code)  # ValueError for codes Modbus does not define
         delay_s = float(req.get("delay_ms") or 2000) / 1000 if kind == "slow" else 0.0
-        fault = Fault(machine, kind, now, now + duration, delay_s, code, tag)  # type: ignore[arg-type]
+        fault = Fault(machine, cast(FaultKind, kind), now, now + duration, delay_s, code, tag)
         self.faults.add(fault)
         return fault.to_json()
 
-    def _spawn(self, coro: Any, name: str) -> asyncio.Task[None]:
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
         task: asyncio.Task[None] = self._tg.create_task(coro, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

@@ -263,7 +263,10 @@ async def test_drop_closes_the_open_connection(sim: Simulator) -> None:
 async def test_offline_refuses_connections_then_comes_back(sim: Simulator) -> None:
     dev = sim.devices["oven-01"]
     await control(sim, cmd="fault", machine="oven-01", kind="offline", duration=1.0)
-    await sim.next_tick()
+    assert sim.control is not None
+    again = {"cmd": "fault", "machine": "oven-01", "kind": "offline"}
+    answer = await request(sim.control.host, sim.control.port, again)
+    assert answer == {"ok": False, "error": "oven-01 is already offline"}
     with pytest.raises(ConnectionRefusedError):
         await asyncio.open_connection(dev.host, dev.port)
 
