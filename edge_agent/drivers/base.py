@@ -34,7 +34,7 @@ class Driver(Protocol):
         """Open the connection; raise `DeviceUnavailable` when the device cannot be reached."""
 
     async def read(self) -> list[Sample]:
-        """Read every configured point once; failed points come back with quality `bad`."""
+        """Read every point once; refused points come back `bad`, a silent device raises."""
         ...
 
     async def close(self) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -67,10 +68,18 @@ def _client(link: TcpLink | SerialLink, timeout_s: float) -> Any:
     )
 
 
+def _quiet_pymodbus() -> None:
+    # pymodbus logs every failed connect and timeout itself (a log storm from one dead device).
+    # Every failure reaches the driver as our exception, logged once per streak and counted,
+    # so the library's own log is reduced to what would be a bug in it.
+    logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
+
+
 class ModbusBus:
     """A link's client and bus lock; reads one span at a time and maps failures to our errors."""
 
     def __init__(self, link: TcpLink | SerialLink, timeout_s: float) -> None:
+        _quiet_pymodbus()
         self.link = link
         self.timeout_s = timeout_s
         self.lock = asyncio.Lock()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import Counter
 from collections.abc import Callable
 
@@ -211,3 +212,22 @@ async def test_rejected_tag_in_poll_loop_keeps_other_tags_flowing() -> None:
     assert next(s for s in got if s.tag == "missing").quality == "bad"
     assert {s.value for s in got if s.tag == "ok2"} == {6}
     assert driver.health.counters["errors"] == 0
+
+
+async def test_failing_device_warns_once_then_counts(caplog: pytest.LogCaptureFixture) -> None:
+    points = [ModbusPoint("a", "holding", 0, "uint16", poll_ms=10)]
+    driver = ModbusDriver("gone", endpoint(free_port(), timeout_ms=100), points, backoff=FAST)
+    got: list[Sample] = []
+    with caplog.at_level(logging.DEBUG, logger="edge_agent.drivers.modbus"):
+        task = asyncio.create_task(_collect(driver, got))
+        try:
+            await _until(lambda: driver.health.counters["errors"] >= 5)
+        finally:
+            await driver.close()
+            await task
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1
+    assert "gone unavailable" in warnings[0].getMessage()
+    assert got == []
+    assert driver.health.failing
+    assert "cannot open 127.0.0.1" in driver.health.last_error

@@ -1,0 +1,19 @@
+"""Reconnect backoff: exponential, capped, jittered within [half, full] of the base delay."""
+
+from __future__ import annotations
+
+import random
+
+from edge_agent.drivers.backoff import Backoff
+
+
+def test_delays_grow_exponentially_up_to_the_cap_with_jitter() -> None:
+    backoff = Backoff(initial_s=0.5, factor=2.0, cap_s=30.0, rng=random.Random(7))
+    delays = [backoff.next_delay() for _ in range(12)]
+    bases = [min(30.0, 0.5 * 2**n) for n in range(12)]
+    for delay, base in zip(delays, bases, strict=True):
+        assert base / 2 <= delay <= base
+    assert max(delays) <= 30.0
+    assert len(set(delays)) == len(delays)  # jittered: no two agents march in step
+    backoff.reset()
+    assert backoff.next_delay() <= 0.5
