@@ -285,6 +285,8 @@ def main() -> None:
                 "python": platform.python_version(),
                 "platform": platform.platform(),
                 "postgresql": "fsync=off (tests/harness)",
+                # Other work on the machine skews the figures; recorded so they can be judged.
+                "load_avg_1m_at_end": round(os.getloadavg()[0], 2),
             },
             "recorded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }

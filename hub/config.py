@@ -49,7 +49,7 @@ class MqttConfig(_Frozen):
     share_group: str = Field(default="hub", pattern=r"^[A-Za-z0-9_-]{1,64}$")
     # MQTT v5 Receive Maximum: unacknowledged messages the broker may have in flight to us. It is
     # the hub's bounded in-memory window when storage is slow (each message ≤ 1 MiB by contract).
-    receive_maximum: int = Field(default=1000, ge=1, le=65535)
+    receive_maximum: int = Field(default=256, ge=1, le=65535)
     session_expiry_s: int = Field(default=7 * 24 * 3600, ge=0)
     keepalive_s: int = Field(default=30, ge=5, le=3600)
 

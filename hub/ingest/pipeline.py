@@ -1,5 +1,8 @@
 """Ingest pipeline: classify on arrival, commit in batches of up to `flush_ms`, ack after commit.
 
+Up to two transactions are in flight at once (so PostgreSQL can use a second core), but PUBACKs
+go out strictly in receive order, each only after its own transaction is durable.
+
 The window between "received" and "acknowledged" is the hub's only in-memory state. It is
 bounded by the broker (MQTT v5 Receive Maximum: it sends no more unacknowledged messages than
 that), so when storage is down the hub simply stops acknowledging, the window fills, the broker
@@ -93,6 +96,7 @@ class IngestPipeline:
         flush_ms: int = 50,
         max_messages: int = 1000,
         max_readings: int = 50_000,
+        max_concurrent_commits: int = 2,
     ) -> None:
         self._storage = storage
         self._classify = classify
@@ -107,11 +111,16 @@ class IngestPipeline:
         self._wake = asyncio.Event()
         self._stopping = False
         self._storage_ok = True
+        self._slots = asyncio.Semaphore(max_concurrent_commits)
+        self._inflight: deque[asyncio.Task[list[_Item]]] = deque()
+        self._inflight_count = 0
+        self._landed = asyncio.Event()
+        self._taking_done = False
 
     @property
     def backlog(self) -> int:
         """Messages received and not yet acknowledged."""
-        return len(self._items)
+        return len(self._items) + self._inflight_count
 
     @property
     def storage_ok(self) -> bool:
@@ -131,7 +140,7 @@ class IngestPipeline:
         self._items.append(_Item(msg, result, asyncio.get_running_loop().time()))
         if isinstance(result, TelemetryBatch):
             self._readings += len(result.readings)
-        self._metrics.backlog.set(len(self._items))
+        self._metrics.backlog.set(self.backlog)
         self._wake.set()
 
     def stop(self) -> None:
@@ -144,6 +153,14 @@ class IngestPipeline:
 
     async def run(self) -> None:
         """Commit batches until `stop()` and the queue is empty."""
+        async with asyncio.TaskGroup() as tg:
+            acker = tg.create_task(self._ack_in_order(), name="ingest-ack")
+            await self._take_batches(tg)
+            self._taking_done = True
+            self._landed.set()
+            await acker
+
+    async def _take_batches(self, tg: asyncio.TaskGroup) -> None:
         loop = asyncio.get_running_loop()
         while True:
             if not self._items:
@@ -160,38 +177,51 @@ class IngestPipeline:
                         await self._wake.wait()
                 except TimeoutError:
                     break
-            await self._flush_once()
+            # While both commit slots are busy, messages keep arriving and the next batch grows.
+            await self._slots.acquire()
+            items = self._take()
+            self._inflight.append(tg.create_task(self._commit(items), name="ingest-commit"))
+            self._landed.set()
 
     def _take(self) -> list[_Item]:
         taken: list[_Item] = []
         readings = 0
-        for item in self._items:
+        while self._items:
+            item = self._items[0]
             n = len(item.result.readings) if isinstance(item.result, TelemetryBatch) else 0
             if taken and (len(taken) >= self._max_messages or readings + n > self._max_readings):
                 break
-            taken.append(item)
+            taken.append(self._items.popleft())
             readings += n
+        self._readings -= readings
+        self._inflight_count += len(taken)
         return taken
 
-    async def _flush_once(self) -> None:
-        items = self._take()
-        committed = await self._commit(items)
-        for _ in items:
-            item = self._items.popleft()
-            if isinstance(item.result, TelemetryBatch):
-                self._readings -= len(item.result.readings)
-        # PUBACKs in receive order, only now that the transaction is durable.
-        self._ack([i.msg for i in committed])
-        self._metrics.backlog.set(len(self._items))
-        telemetry = [i.result for i in committed if isinstance(i.result, TelemetryBatch)]
-        for item in committed:
-            if item.result is _IGNORED:
+    async def _ack_in_order(self) -> None:
+        # Commits may overlap (two transactions in flight), but PUBACKs go out strictly in
+        # receive order, each only once its own transaction is durable.
+        while True:
+            if not self._inflight:
+                if self._taking_done:
+                    return
+                self._landed.clear()
+                await self._landed.wait()
                 continue
-            self._metrics.messages.labels(_KIND[type(item.result)]).inc()
-            if isinstance(item.result, DeadLetter):
-                self._metrics.dead_letters.labels(item.result.reason).inc()
-        if telemetry:
-            self._on_committed(telemetry)
+            committed = await self._inflight[0]
+            self._inflight.popleft()
+            self._slots.release()
+            self._ack([i.msg for i in committed])
+            self._inflight_count -= len(committed)
+            self._metrics.backlog.set(self.backlog)
+            telemetry = [i.result for i in committed if isinstance(i.result, TelemetryBatch)]
+            for item in committed:
+                if item.result is _IGNORED:
+                    continue
+                self._metrics.messages.labels(_KIND[type(item.result)]).inc()
+                if isinstance(item.result, DeadLetter):
+                    self._metrics.dead_letters.labels(item.result.reason).inc()
+            if telemetry:
+                self._on_committed(telemetry)
 
     async def _commit(self, items: list[_Item]) -> list[_Item]:
         """Write items in one transaction, retrying while storage is down; returns what was
