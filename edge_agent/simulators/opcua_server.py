@@ -27,6 +27,7 @@ _VARIANT = {
     "Boolean": ua.VariantType.Boolean,
 }
 _INITIAL: dict[str, Value] = {"Double": 0.0, "UInt32": 0, "String": "", "Boolean": False}
+_WRITES_PER_YIELD = 50
 _BAD = ua.StatusCode(ua.UInt32(ua.StatusCodes.BadSensorFailure))
 _GOOD = ua.StatusCode(ua.UInt32(ua.StatusCodes.Good))
 
@@ -174,4 +175,8 @@ class OpcuaHost:
             await server.write_attribute_value(nid, dv)
             self._served[(machine, tag)] = dv
             changed.append((machine, tag, value, is_bad))
+            if len(changed) % _WRITES_PER_YIELD == 0:
+                # Writes feed subscriptions and are the costly part of a tick: let Modbus
+                # requests in between batches instead of holding them for the whole tick.
+                await asyncio.sleep(0)
         return changed
