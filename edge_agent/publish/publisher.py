@@ -169,6 +169,9 @@ class Publisher:
             self._note_error(f"clean disconnect failed: {exc}")
 
     async def _session(self, client: aiomqtt.Client) -> None:
+        # What was committed while we were away is backlog, not live: leave it to the paced
+        # backlog lane (it is all in SQLite), so fresh readings go first from now on.
+        self.buffer.take_live()
         if self.settings.receipts:
             await client.subscribe(self.contract.receipt_topic, qos=1)
             _recheck_cancel()

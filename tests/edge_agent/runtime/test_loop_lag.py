@@ -1,0 +1,50 @@
+"""The event loop is never blocked long: SQLite and encoding stay off it (asyncio's detector)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+import pytest
+from mqtt_harness import Broker, Responder
+
+from edge_agent.config import AgentConfig
+from edge_agent.runtime import Agent, SyntheticSource, run_agent
+
+SLOW = 0.25  # seconds; a callback this long on a shared 2-core test box means a blocking call
+
+
+async def test_event_loop_never_blocked(
+    broker: Broker, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = AgentConfig.model_validate(
+        {
+            "agent": {"id": "lag-agent", "site": "plant", "line": "l1"},
+            "mqtt": {"url": broker.url, "status_interval": "1s"},
+            "buffer": {"path": str(tmp_path / "buffer.db")},
+            "devices": [
+                {"machine": f"m{i}", "profile": "synthetic", "modbus": {"host": "127.0.0.1"}}
+                for i in range(4)
+            ],
+        }
+    )
+    sources = {f"m{i}": SyntheticSource(f"m{i}", tags=20, rate=2500) for i in range(4)}
+    loop = asyncio.get_running_loop()
+    loop.set_debug(True)
+    loop.slow_callback_duration = SLOW
+    ready: asyncio.Future[Agent] = loop.create_future()
+    try:
+        async with Responder(broker) as hub:
+            with caplog.at_level(logging.WARNING, logger="asyncio"):
+                task = asyncio.create_task(
+                    run_agent(config, tmp_path / "agent.yaml", sources, on_ready=ready.set_result)  # type: ignore[arg-type]
+                )
+                agent = await ready
+                await hub.wait_for(lambda: hub.total() > 30_000, within=60)
+                agent.stop()
+                await task
+    finally:
+        loop.set_debug(False)
+    slow = [r.getMessage() for r in caplog.records if "took" in r.getMessage()]
+    assert not slow, slow
