@@ -201,3 +201,62 @@ def catalog() -> tuple[list[tuple[ModbusPoint, object]], dict[str, RegisterMap]]
         cases.append((ModbusPoint(f"coil{i}", "coil", i, "bool"), bool(bit)))
         cases.append((ModbusPoint(f"di{i + 3}", "discrete", i + 3, "bool"), not bit))
     return cases, tables
+
+
+class FlakyProxy:
+    """A TCP proxy in front of a device that can fail at the socket edge, mid-request.
+
+    `cut_next_request()`: the next request that arrives closes the connection instead of being
+    forwarded (a device or gateway dropping the link in the middle of a poll).
+    """
+
+    def __init__(self, upstream_port: int) -> None:
+        self.upstream_port = upstream_port
+        self.port = 0
+        self.cuts = 0
+        self.connections = 0
+        self._cut_next = False
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def __aenter__(self) -> FlakyProxy:
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._server.wait_closed()
+
+    def cut_next_request(self) -> None:
+        """Drop the connection when the next request arrives."""
+        self._cut_next = True
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+
+        async def upstream_to_client() -> None:
+            while data := await up_reader.read(4096):
+                writer.write(data)
+                await writer.drain()
+
+        back = asyncio.create_task(upstream_to_client())
+        self._tasks.add(back)
+        try:
+            while data := await reader.read(4096):
+                if self._cut_next:
+                    self._cut_next = False
+                    self.cuts += 1
+                    break
+                up_writer.write(data)
+                await up_writer.drain()
+        finally:
+            back.cancel()
+            self._tasks.discard(back)
+            for w in (writer, up_writer):
+                w.close()

@@ -8,7 +8,7 @@ from collections import Counter
 from collections.abc import Callable
 
 import pytest
-from modbus_harness import Gate, catalog, free_port, sim_device, tcp_server
+from modbus_harness import FlakyProxy, Gate, catalog, free_port, sim_device, tcp_server
 
 from edge_agent.drivers.backoff import Backoff
 from edge_agent.drivers.base import Driver, Sample, SubscribingDriver
@@ -231,3 +231,38 @@ async def test_failing_device_warns_once_then_counts(caplog: pytest.LogCaptureFi
     assert got == []
     assert driver.health.failing
     assert "cannot open 127.0.0.1" in driver.health.last_error
+
+
+async def test_connection_dropped_mid_poll_recovers_and_others_flow() -> None:
+    # Three separate spans per poll, so the cut lands in the middle of a poll.
+    regs = {0: 1, 20: 2, 40: 3}
+    points = [ModbusPoint(f"r{a}", "holding", a, "uint16", poll_ms=20) for a in regs]
+    got_a: list[Sample] = []
+    got_b: list[Sample] = []
+    async with (
+        tcp_server([sim_device(1, holding=regs)]) as port_a,
+        tcp_server([sim_device(1, holding=regs)]) as port_b,
+        FlakyProxy(port_a) as proxy,
+    ):
+        a = ModbusDriver("a", endpoint(proxy.port), points, max_gap=0, backoff=FAST)
+        b = ModbusDriver("b", endpoint(port_b), points, max_gap=0, backoff=FAST)
+        assert len(a.requests) == 3
+        tasks = [asyncio.create_task(_collect(a, got_a)), asyncio.create_task(_collect(b, got_b))]
+        try:
+            await _until(lambda: len(got_a) >= 6)
+            for _ in range(3):
+                proxy.cut_next_request()
+                cuts = proxy.cuts
+                await _until(lambda: proxy.cuts > cuts)  # noqa: B023 -- evaluated in this iteration
+                seen_a, seen_b = len(got_a), len(got_b)
+                await _until(lambda: len(got_a) >= seen_a + 6 and len(got_b) >= seen_b + 6)  # noqa: B023
+        finally:
+            await a.close()
+            await b.close()
+            await asyncio.gather(*tasks)
+    assert proxy.connections >= 4  # the first one and one reconnect per cut
+    assert a.health.counters["errors"] >= 3
+    assert b.health.counters["errors"] == 0
+    for sample in got_a + got_b:
+        assert sample.quality == "good"
+        assert sample.value == regs[int(sample.tag[1:])]
