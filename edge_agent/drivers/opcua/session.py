@@ -54,6 +54,8 @@ class SessionOptions:
     # Keep-alive period floor: a keep-alive every 100 ms for a 100 ms subscription is waste.
     keepalive_s: float = 1.0
     stale_min_s: float = 1.0
+    items_per_subscription: int = 1000
+    publish_requests: int = 4
     # The server drops our session this long after we vanish, freeing its session slots quickly.
     session_timeout_ms: int = 60_000
     clock_ms: Callable[[], int] = wall_clock_ms
@@ -92,6 +94,7 @@ class OpcuaSession:
         self._lost_reason = ""
         self.nodes: dict[str, ua.NodeId] = {}
         self.unresolved: dict[str, str] = {}
+        self.deadband_refused: list[str] = []
         self._subscriptions: list[_Subscription] = []
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -113,7 +116,13 @@ class OpcuaSession:
     async def open(self, *, subscribe: bool = True) -> None:
         """Connect, check the server certificate pin, log in, resolve nodes, subscribe."""
         spec = parse_security(self.endpoint.security)
-        client = Client(self.endpoint.url, timeout=self.options.timeout_s)
+        # asyncua probes the server state every `watchdog_intervall` with that as its timeout;
+        # a 1 s default declares a busy PLC dead, so probe at the request timeout instead.
+        client = Client(
+            self.endpoint.url,
+            timeout=self.options.timeout_s,
+            watchdog_intervall=self.options.timeout_s,
+        )
         client.name = client.description = f"Millstream edge agent ({self.device})"
         client.product_uri = "urn:millstream:edge-agent"
         client.session_timeout = self.options.session_timeout_ms
@@ -129,6 +138,7 @@ class OpcuaSession:
             await self.resolve()
             if subscribe:
                 await self._create_subscriptions()
+            self._log_problems()
         except BaseException as exc:
             await self.aclose()
             if isinstance(exc, asyncio.CancelledError | KeyboardInterrupt):
@@ -157,6 +167,10 @@ class OpcuaSession:
                     group.create_task(
                         self._poll_loop(interval_ms, points),
                         name=f"opcua-poll-{self.device}-{interval_ms}ms",
+                    )
+                for n in range(self._extra_publish_loops()):
+                    group.create_task(
+                        self._publish_loop(), name=f"opcua-publish-{self.device}-{n + 2}"
                     )
         except* _SessionLost as lost:
             reasons.extend(str(exc) for exc in lost.exceptions)
@@ -234,8 +248,26 @@ class OpcuaSession:
                     self.nodes[point.tag] = result.Targets[0].TargetId
                 else:
                     self.unresolved[point.tag] = f"browse path not found ({result.StatusCode.name})"
-        for tag, reason in self.unresolved.items():
-            _log.warning("%s: tag %s: %s", self.device, tag, reason)
+
+    def _log_problems(self) -> None:
+        # One line per session, not per tag: 5,000 broken tags must not flood the log.
+        if self.unresolved:
+            shown = ", ".join(f"{t} ({r})" for t, r in list(self.unresolved.items())[:5])
+            more = len(self.unresolved) - 5
+            _log.warning(
+                "%s: %d tags unavailable: %s%s",
+                self.device,
+                len(self.unresolved),
+                shown,
+                f" and {more} more" if more > 0 else "",
+            )
+        if self.deadband_refused:
+            _log.warning(
+                "%s: server refused the deadband of %d tags (e.g. %s); subscribed without it",
+                self.device,
+                len(self.deadband_refused),
+                self.deadband_refused[0],
+            )
 
     # -- subscriptions -----------------------------------------------------------------------
 
@@ -245,7 +277,10 @@ class OpcuaSession:
             if point.mode == "subscribe" and point.tag in self.nodes:
                 groups.setdefault(point.sampling_ms, []).append(point)
         for interval_ms, points in sorted(groups.items()):
-            await self._subscribe_group(float(max(interval_ms, 10)), points)
+            # Servers cap notifications per publish response (node-opcua: 1,000) and send one
+            # response per subscription per interval, so large groups are split.
+            for chunk in _chunks(points, self.options.items_per_subscription):
+                await self._subscribe_group(float(max(interval_ms, 10)), list(chunk))
 
     async def _subscribe_group(self, interval_ms: float, points: list[OpcuaPoint]) -> None:
         keepalive = max(1, math.ceil(self.options.keepalive_s * 1000 / interval_ms))
@@ -297,18 +332,12 @@ class OpcuaSession:
                 result.StatusCode
             ):
                 # Percent deadbands need an EURange the node may lack: keep values, drop the filter.
-                _log.warning(
-                    "%s: tag %s: deadband refused (%s), subscribing without it",
-                    self.device,
-                    tag,
-                    result.StatusCode.name,
-                )
+                self.deadband_refused.append(tag)
                 request.RequestedParameters.Filter = None
                 retry.append(request)
             else:
                 del sub.handles[request.RequestedParameters.ClientHandle]
                 self.unresolved[tag] = f"cannot monitor ({result.StatusCode.name})"
-                _log.warning("%s: tag %s: %s", self.device, tag, self.unresolved[tag])
         if retry:
             await self._create_items(sub, retry)
 
@@ -368,6 +397,23 @@ class OpcuaSession:
             # Fixed-rate schedule; after a stall skip the missed ticks instead of bursting.
             next_at = max(next_at + period, time.monotonic())
             await asyncio.sleep(next_at - time.monotonic())
+
+    def _extra_publish_loops(self) -> int:
+        # asyncua keeps one Publish request in flight; a response then costs a round trip, so
+        # with several subscriptions the server holds ready notifications while we wait. More
+        # requests in flight (OPC 10000-4 §5.13.5 recommends it) keep data flowing.
+        if not self._subscriptions or self._client is None:
+            return 0
+        session = self._client.uaclient.session
+        if not hasattr(session, "_publish_loop"):
+            return 0
+        return min(len(self._subscriptions), self.options.publish_requests) - 1
+
+    async def _publish_loop(self) -> None:
+        assert self._client is not None
+        # asyncua's own loop body, run again: it sends Publish, dispatches to our callbacks and
+        # acknowledges; it returns when the session closes.
+        await self._client.uaclient.session._publish_loop()
 
     # -- loss detection ----------------------------------------------------------------------
 
