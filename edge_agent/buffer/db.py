@@ -233,7 +233,8 @@ class BufferDB:
         seqs = [
             r[0]
             for r in self.conn.execute(
-                "SELECT DISTINCT seq FROM chunk WHERE seq IS NOT NULL AND sent_ms <= ? "
+                "SELECT DISTINCT seq FROM chunk INDEXED BY chunk_inflight "
+                "WHERE seq IS NOT NULL AND sent_ms <= ? "
                 "ORDER BY seq LIMIT ?",
                 (now_ms - timeout_ms, limit),
             )

@@ -29,6 +29,8 @@ CREATE TABLE IF NOT EXISTS chunk (
     sent_ms INTEGER
 );
 CREATE INDEX IF NOT EXISTS chunk_seq ON chunk(seq) WHERE seq IS NOT NULL;
+-- The republish check runs on every backlog round; it must not read the rows in flight.
+CREATE INDEX IF NOT EXISTS chunk_inflight ON chunk(sent_ms, seq) WHERE seq IS NOT NULL;
 -- The age bound deletes by source time; without this index that is a scan of the whole buffer.
 CREATE INDEX IF NOT EXISTS chunk_first_ts ON chunk(first_ts);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
