@@ -244,8 +244,7 @@ class ModbusDriver:
             _log.info("device %s: tag %s readable again", self.device, request.points[0].name)
             self.learned.mark_good(request.points[0])
             self._plan = self._make_plan()
-        for point in request.points:
-            start, stop = request.slice_for(point)
+        for point, (start, stop) in zip(request.points, request.slices, strict=True):
             out.append(reading_of(point, regs[start:stop], ts))
         return False
 

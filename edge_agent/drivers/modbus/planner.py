@@ -39,6 +39,15 @@ class ReadRequest:
     count: int
     poll_ms: int
     points: tuple[ModbusPoint, ...]
+    # (start, stop) of each point in the response, computed once rather than on every poll.
+    slices: tuple[tuple[int, int], ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        slices = []
+        for p in self.points:
+            start = p.address - self.address
+            slices.append((start, start + point_span(p)))
+        object.__setattr__(self, "slices", tuple(slices))
 
     @property
     def end(self) -> int:

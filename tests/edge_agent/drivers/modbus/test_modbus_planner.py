@@ -46,7 +46,8 @@ def _check(requests: list[ReadRequest], points: list[ModbusPoint]) -> None:
     for r in requests:
         limit = MAX_BITS if r.table in ("coil", "discrete") else MAX_REGISTERS
         assert 1 <= r.count <= limit
-        for p in r.points:
+        for p, cached in zip(r.points, r.slices, strict=True):
+            assert cached == r.slice_for(p)
             assert p.table == r.table
             assert p.poll_ms == r.poll_ms
             start, stop = r.slice_for(p)
