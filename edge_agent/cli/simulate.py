@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from edge_agent.simulators import Simulator, SimulatorOptions, load_schedule, request_sync
+from edge_agent.simulators import Plant, Simulator, SimulatorOptions, load_schedule, request_sync
 from edge_agent.simulators.anomalies import ANOMALY_KINDS
 from edge_agent.simulators.faults import FAULT_KINDS
 from edge_agent.simulators.profiles import agent_config, profile_name
@@ -83,8 +83,9 @@ def simulate(  # noqa: PLR0917 - typer maps options to parameters
         return
     try:
         schedule = tuple(load_schedule(anomalies)) if anomalies else ()
+        Plant(machines, seed, schedule)  # every entry names a machine and tag of this plant
     except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--anomalies") from exc
+        raise typer.BadParameter(f"{anomalies}: {exc}", param_hint="--anomalies") from exc
     options = SimulatorOptions(
         machines=machines,
         seed=seed,

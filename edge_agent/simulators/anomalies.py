@@ -96,19 +96,22 @@ class Anomaly:
 
 def load_schedule(path: Path) -> list[Anomaly]:
     """Read an anomaly schedule: a YAML list of {at, machine, tag, kind, duration?, magnitude?}."""
-    doc = yaml.safe_load(path.read_text(encoding="utf-8")) or []
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or []
+    except yaml.YAMLError as exc:
+        raise ValueError(f"not valid YAML: {exc}") from exc
     items = doc.get("anomalies", []) if isinstance(doc, dict) else doc
     if not isinstance(items, list):
         raise ValueError(  # noqa: TRY004 - a config error, not a programming error
-            f"{path}: expected a list of anomalies (or a mapping with 'anomalies:')"
+            "expected a list of anomalies (or a mapping with 'anomalies:')"
         )
     out: list[Anomaly] = []
     for i, item in enumerate(items):
         if not isinstance(item, dict):
-            raise ValueError(f"{path}: anomalies[{i}] is not a mapping")  # noqa: TRY004
+            raise ValueError(f"anomalies[{i}] is not a mapping")  # noqa: TRY004
         unknown = set(item) - {"at", "machine", "tag", "kind", "duration", "magnitude"}
         if unknown:
-            raise ValueError(f"{path}: anomalies[{i}] has unknown keys {sorted(unknown)}")
+            raise ValueError(f"anomalies[{i}] has unknown keys {sorted(unknown)}")
         try:
             out.append(
                 Anomaly(
@@ -121,5 +124,5 @@ def load_schedule(path: Path) -> list[Anomaly]:
                 )
             )
         except KeyError as exc:
-            raise ValueError(f"{path}: anomalies[{i}] is missing {exc.args[0]!r}") from exc
+            raise ValueError(f"anomalies[{i}] is missing {exc.args[0]!r}") from exc
     return out
