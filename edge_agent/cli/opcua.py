@@ -7,6 +7,8 @@ Also holds the glue from a loaded config to the OPC-UA driver (`opcua_device`), 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -17,13 +19,23 @@ import typer
 from cryptography import x509
 
 from edge_agent.config import LoadedConfig, OpcUaProfile, load_agent_config, opcua_points
+from edge_agent.drivers.base import Sample
 from edge_agent.drivers.opcua.certs import ensure_app_certificate, first_certificate, thumbprints
 from edge_agent.drivers.opcua.points import OpcuaEndpoint, OpcuaPoint
 from edge_agent.drivers.opcua.security import parse_security
 from edge_agent.drivers.opcua.trust import PinStore
 from edge_agent.errors import ConfigError, ConfigProblem, MillstreamAgentError
 
-__all__ = ["OpcuaDevice", "fail", "load_or_exit", "opcua_device", "register", "state_dir"]
+__all__ = [
+    "OpcuaDevice",
+    "fail",
+    "is_opcua_device",
+    "load_or_exit",
+    "opcua_device",
+    "probe_opcua",
+    "register",
+    "state_dir",
+]
 
 opcua_app = typer.Typer(
     name="opcua",
@@ -80,6 +92,54 @@ def opcua_device(
         )
     names = ", ".join(d.device.machine for d in loaded.devices) or "none"
     raise _problem(loaded, machine, "no such device", f"devices in this config: {names}")
+
+
+def is_opcua_device(loaded: LoadedConfig, machine: str) -> bool:
+    """True when `machine` is configured with an `opcua:` connection."""
+    return any(d.device.machine == machine and d.device.opcua is not None for d in loaded.devices)
+
+
+def probe_opcua(loaded: LoadedConfig, machine: str, *, as_json: bool) -> None:
+    """`edge-agent probe` for an OPC-UA device: read every tag once, table or `--json`."""
+    try:
+        dev = opcua_device(loaded, machine)
+        rows = asyncio.run(_probe_once(dev))
+    except MillstreamAgentError as exc:
+        raise fail(exc) from exc
+    if as_json:
+        # Same shape as for Modbus; `raw` is the node id the tag resolved to (null if none).
+        payload = [
+            {"tag": s.tag, "value": s.value, "quality": s.quality, "raw": node}
+            for s, node, _ in rows
+        ]
+        typer.echo(json.dumps(payload, ensure_ascii=False))
+    else:
+        width = max((len(s.tag) for s, _, _ in rows), default=3)
+        for sample, node, note in rows:
+            when = dt.datetime.fromtimestamp(sample.ts / 1000, dt.UTC).isoformat(
+                timespec="milliseconds"
+            )
+            typer.echo(
+                f"{sample.tag:<{width}}  {sample.value!r:<20}  {sample.quality:<9}  {when}  "
+                f"{node or '-'}{f'  ({note})' if note else ''}"
+            )
+    if rows and all(s.quality != "good" for s, _, _ in rows):
+        raise typer.Exit(1)
+
+
+async def _probe_once(dev: OpcuaDevice) -> list[tuple[Sample, str | None, str]]:
+    from edge_agent.drivers.opcua.session import OpcuaSession, SessionOptions  # noqa: PLC0415
+
+    options = SessionOptions(state_dir=dev.state_dir, timeout_s=dev.timeout_s)
+    session = OpcuaSession(dev.name, dev.endpoint, dev.points, options)
+    # No subscriptions: probe reads once, like a poll.
+    await session.open(subscribe=False)
+    try:
+        samples = await session.read()
+    finally:
+        await session.aclose()
+    nodes = {tag: node.to_string() for tag, node in session.nodes.items()}
+    return [(s, nodes.get(s.tag), session.unresolved.get(s.tag, "")) for s in samples]
 
 
 def _problem(loaded: LoadedConfig, machine: str, message: str, hint: str) -> ConfigError:

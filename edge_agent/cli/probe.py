@@ -16,7 +16,7 @@ from typing import Annotated, Any
 
 import typer
 
-from edge_agent.cli.opcua import fail, load_or_exit
+from edge_agent.cli.opcua import fail, is_opcua_device, load_or_exit, probe_opcua
 from edge_agent.config import LoadedConfig, ModbusConnection, ModbusProfile, modbus_points
 from edge_agent.drivers.modbus.codec import (
     MULTI_REGISTER_NUMERIC,
@@ -176,6 +176,9 @@ def probe(
 ) -> None:
     """Read one Modbus device once and print every tag with raw registers and all orders."""
     loaded = load_or_exit(config)
+    if is_opcua_device(loaded, device):
+        probe_opcua(loaded, device, as_json=as_json)
+        return
     # The table says what went wrong per tag; library chatter would only bury it.
     logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
     logging.getLogger("edge_agent.drivers").setLevel(logging.ERROR)

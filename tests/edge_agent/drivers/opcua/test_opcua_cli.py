@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 import yaml
@@ -133,3 +134,20 @@ async def test_browse_unknown_device_lists_the_devices(tmp_path: Path, cnc: CncS
     code, out = await invoke("browse", str(config), "--device", "nope")
     assert code == 1
     assert "devices in this config: mill-01" in out
+
+
+async def test_probe_json_reads_every_tag_of_an_opcua_device(
+    tmp_path: Path, cnc: CncServer
+) -> None:
+    config = write_config(tmp_path, cnc)
+    code, out = await invoke("probe", str(config), "--device", "mill-01", "--json")
+    assert code == 0, out
+    rows = json.loads(out)
+    assert rows == [
+        {"tag": "spindle_speed", "value": 1200.0, "quality": "good", "raw": "ns=2;s=Spindle.Speed"},
+        {"tag": "state", "value": "RUN", "quality": "good", "raw": "ns=2;s=Machine.State"},
+    ]
+    code, table = await invoke("probe", str(config), "--device", "mill-01")
+    assert code == 0, table
+    assert "spindle_speed" in table
+    assert "1200.0" in table
