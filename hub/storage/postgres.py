@@ -169,6 +169,9 @@ class PostgresStorage:
             max_size=self._max_connections,
             command_timeout=self._timeout,
             init=self._init_connection,
+            # Sorting and aggregating a batch must stay in memory (the default 4 MB spills to disk
+            # from ~40,000 readings); a connection-level default survives the pool's RESET ALL.
+            server_settings={"work_mem": "32MB", "application_name": "millstream-hub"},
         )
         return self
 

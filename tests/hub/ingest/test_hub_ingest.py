@@ -299,3 +299,29 @@ async def test_status_messages_update_machines_and_agents(
         assert detail[0][0] == "E42 spindle"
         dead = await pg_fetch(pg_dsn, "SELECT reason FROM dead_letters WHERE topic = $1", m1)
         assert [r[0] for r in dead] == ["bad_field"]
+
+
+async def test_a_value_postgresql_refuses_is_dead_lettered_and_the_rest_stored(
+    mosquitto: Any, pg_dsn: str, mqtt_client: MqttTestClient
+) -> None:
+    # Valid on the wire, but PostgreSQL text cannot hold NUL: the transaction fails as a whole,
+    # the hub retries message by message and dead-letters only the one it cannot store.
+    await migrate(pg_dsn)
+    site, src = unique("s"), unique("src")
+    topic = f"ms/v1/{site}/l1/m1/telemetry"
+    now = now_ms()
+    nul = json.dumps(
+        {"v": 1, "src": src, "seq": 2, "readings": [{"tag": "s", "ts": now, "v": "a\u0000b"}]}
+    ).encode()
+    async with running_hub(hub_config(mosquitto.url, pg_dsn, flush_ms=200)):
+        await mqtt_client.apublish(topic, telemetry(src, 1, now - 1000, 10))
+        await mqtt_client.apublish(topic, nul)
+        await mqtt_client.apublish(topic, telemetry(src, 3, now - 2000, 10))
+
+        async def done() -> bool:
+            dead = await pg_fetch(pg_dsn, "SELECT reason FROM dead_letters")
+            return len(dead) == 1 and await count_readings(pg_dsn, site) == 20
+
+        await eventually(done)
+    (row,) = await pg_fetch(pg_dsn, "SELECT reason, src, payload FROM dead_letters")
+    assert (row["reason"], row["src"], bytes(row["payload"])) == ("storage_rejected", src, nul)
