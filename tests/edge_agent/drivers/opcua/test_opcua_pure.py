@@ -1,0 +1,174 @@
+"""The pure core of the OPC-UA driver: no sockets, no clock."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import random
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from edge_agent.drivers.opcua.backoff import Backoff
+from edge_agent.drivers.opcua.browse_path import format_browse_path, parse_browse_path
+from edge_agent.drivers.opcua.certs import first_certificate, thumbprints
+from edge_agent.drivers.opcua.points import OpcuaPoint
+from edge_agent.drivers.opcua.quality import quality_of
+from edge_agent.drivers.opcua.samples import sample_from_datavalue
+from edge_agent.drivers.opcua.security import SecuritySpec, parse_security
+from edge_agent.drivers.opcua.trust import PinDecision, PinStore, decide
+from edge_agent.drivers.opcua.values import epoch_ms, wire_value
+from edge_agent.drivers.opcua.watchdog import StaleWatchdog
+
+
+@pytest.mark.parametrize(
+    ("status", "quality"),
+    [
+        (0x00000000, "good"),  # Good
+        (0x00A20000, "good"),  # GoodLocalOverride
+        (0x40000000, "uncertain"),  # Uncertain
+        (0x408F0000, "uncertain"),  # UncertainLastUsableValue... family
+        (0x80000000, "bad"),  # Bad
+        (0x80340000, "bad"),  # BadNodeIdUnknown
+        (0xC0000000, "bad"),  # reserved severity 11: treat as bad (Part 4 §7.39)
+    ],
+)
+def test_status_code_severity_maps_to_quality(status: int, quality: str) -> None:
+    assert quality_of(status) == quality
+
+
+@pytest.mark.parametrize(
+    ("text", "spec"),
+    [
+        ("None", SecuritySpec("None")),
+        ("none", SecuritySpec("None")),
+        ("Sign/Basic256Sha256", SecuritySpec("Sign", "Basic256Sha256")),
+        ("SignAndEncrypt/Basic256Sha256", SecuritySpec("SignAndEncrypt", "Basic256Sha256")),
+        ("Sign/Aes128_Sha256_RsaOaep", SecuritySpec("Sign", "Aes128Sha256RsaOaep")),
+        (
+            "SignAndEncrypt/Aes128Sha256RsaOaep",
+            SecuritySpec("SignAndEncrypt", "Aes128Sha256RsaOaep"),
+        ),
+    ],
+)
+def test_security_strings(text: str, spec: SecuritySpec) -> None:
+    assert parse_security(text) == spec
+
+
+@pytest.mark.parametrize("text", ["Encrypt/Basic256Sha256", "Sign/Basic128Rsa15", "Sign", ""])
+def test_bad_security_strings_have_a_hint(text: str) -> None:
+    with pytest.raises(ValueError, match="Basic256Sha256 or Aes128_Sha256_RsaOaep"):
+        parse_security(text)
+
+
+def test_browse_path_parsing() -> None:
+    steps = parse_browse_path("/Objects/2:Machine/2:Spindle/2:Speed")
+    assert steps == [(0, "Objects"), (2, "Machine"), (2, "Spindle"), (2, "Speed")]
+    assert format_browse_path(steps) == "/Objects/2:Machine/2:Spindle/2:Speed"
+    with pytest.raises(ValueError, match="must start at the root"):
+        parse_browse_path("Objects/2:Machine")
+    with pytest.raises(ValueError, match="empty segment"):
+        parse_browse_path("/Objects//2:Machine")
+
+
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 9), st.from_regex(r"[A-Za-z][A-Za-z0-9_.]{0,10}", fullmatch=True)),
+        min_size=1,
+    )
+)
+def test_browse_path_round_trip(steps: list[tuple[int, str]]) -> None:
+    assert parse_browse_path(format_browse_path(steps)) == steps
+
+
+def test_backoff_grows_jitters_and_caps() -> None:
+    backoff = Backoff(initial_s=0.5, factor=2.0, cap_s=8.0, rng=random.Random(1))
+    delays = [backoff.next_delay() for _ in range(10)]
+    bases = [min(8.0, 0.5 * 2**n) for n in range(10)]
+    assert all(b / 2 <= d <= b for d, b in zip(delays, bases, strict=True))
+    assert max(delays) <= 8.0
+    backoff.reset()
+    assert backoff.next_delay() <= 0.5
+
+
+def test_watchdog_needs_three_silent_keepalive_periods() -> None:
+    dog = StaleWatchdog(publishing_interval_s=0.5, keepalive_count=2, min_s=0.1)
+    dog.feed(100.0)
+    assert dog.limit_s == 3.0
+    assert not dog.is_stale(102.9)
+    assert dog.is_stale(103.1)
+    dog.feed(103.1)
+    assert not dog.is_stale(104.0)
+
+
+def test_watchdog_floor_protects_fast_subscriptions() -> None:
+    dog = StaleWatchdog(publishing_interval_s=0.05, keepalive_count=1, min_s=1.0)
+    assert dog.limit_s == 1.0
+
+
+def test_pin_decisions_and_store(tmp_path: Path) -> None:
+    assert decide(None, "AA") is PinDecision.FIRST_USE
+    assert decide("AA", "AA") is PinDecision.MATCH
+    assert decide("AA", "BB") is PinDecision.CHANGED
+    store = PinStore(tmp_path)
+    assert store.pinned("mill-01") is None
+    sha = store.pin("mill-01", b"\x30\x03\x02\x01\x01", "opc.tcp://plc:4840")
+    assert store.pinned("mill-01") == sha == thumbprints(b"\x30\x03\x02\x01\x01")[0]
+    assert store.pinned("mill-02") is None
+
+
+def test_first_certificate_peels_a_chain() -> None:
+    leaf = b"\x30\x82\x00\x02\xaa\xbb"
+    assert first_certificate(leaf + b"\x30\x82\x00\x01\xcc") == leaf
+    assert first_certificate(leaf) == leaf
+
+
+@pytest.mark.parametrize(
+    ("value", "wire"),
+    [
+        (1.5, 1.5),
+        (7, 7),
+        (True, True),
+        ("RUN", "RUN"),
+        (None, None),
+        (math.nan, None),
+        (math.inf, None),
+        (b"\x01\xff", "01ff"),
+        ([1, 2.5], "[1, 2.5]"),
+        (SimpleNamespace(Text="Auto", Locale="en"), "Auto"),
+        ("x" * 2000, "x" * 1024),
+    ],
+)
+def test_wire_values(value: object, wire: object) -> None:
+    assert wire_value(value) == wire
+
+
+def test_sample_prefers_source_then_server_timestamp() -> None:
+    source = dt.datetime(2026, 1, 2, 3, 4, 5, 600_000, tzinfo=dt.UTC)
+    server = dt.datetime(2026, 1, 2, 3, 4, 6, tzinfo=dt.UTC)
+
+    def dv(src: object, srv: object, status: int = 0) -> SimpleNamespace:
+        return SimpleNamespace(
+            Value=SimpleNamespace(Value=42.0),
+            StatusCode=SimpleNamespace(value=status),
+            SourceTimestamp=src,
+            ServerTimestamp=srv,
+        )
+
+    assert sample_from_datavalue("t", dv(source, server), 1).ts == epoch_ms(source)
+    assert sample_from_datavalue("t", dv(None, server), 1).ts == epoch_ms(server)
+    assert sample_from_datavalue("t", dv(None, None), 1).ts == 1
+    assert sample_from_datavalue("t", dv(source, None, 0x80000000), 1).quality == "bad"
+    naive = dt.datetime(2026, 1, 2, 3, 4, 5, 600_000)  # asyncua decodes UTC as naive
+    assert epoch_ms(naive) == epoch_ms(source)
+
+
+def test_point_needs_exactly_one_address() -> None:
+    with pytest.raises(ValueError, match="exactly one of node or browse_path"):
+        OpcuaPoint("x")
+    with pytest.raises(ValueError, match="exactly one of node or browse_path"):
+        OpcuaPoint("x", node="ns=2;s=A", browse_path="/Objects/2:A")
+    assert OpcuaPoint("x", browse_path="/Objects/2:A").address == "/Objects/2:A"
