@@ -56,8 +56,10 @@ class ModbusPoint:
         if self.type == "string" and (self.length is None or not 1 <= self.length <= 125):
             # One read carries at most 125 registers (Modbus Application Protocol §6.3).
             raise ValueError(f"{self.name}: type string needs length 1..125 (registers)")
-        if self.bit is not None and not 0 <= self.bit <= 15:
-            raise ValueError(f"{self.name}: bit {self.bit} outside 0..15")
+        if self.bit is not None and not (
+            0 <= self.bit <= 15 and self.type == "bool" and not self.is_bit
+        ):
+            raise ValueError(f"{self.name}: bit 0..15 picks from a register, for type bool only")
         if self.poll_ms <= 0:
             raise ValueError(f"{self.name}: poll_ms must be > 0")
 

@@ -158,3 +158,23 @@ def test_all_orders_finds_the_plausible_one() -> None:
     assert implausibility(1e-40, "float32") == "denormal"
     assert implausibility(230.5) is None
     assert implausibility(True) is None
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"table": "coil", "type": "uint16"}, "holds bits"),
+        ({"type": "string"}, "needs length"),
+        ({"type": "string", "length": 126}, "needs length"),
+        ({"type": "uint16", "bit": 3}, "for type bool only"),
+        ({"type": "bool", "bit": 16}, "for type bool only"),
+        ({"table": "coil", "type": "bool", "bit": 1}, "for type bool only"),
+        ({"type": "uint16", "address": 65536}, "outside 0..65535"),
+        ({"type": "uint16", "poll_ms": 0}, "poll_ms"),
+    ],
+)
+def test_point_rejects_what_cannot_be_read(kwargs: dict[str, object], message: str) -> None:
+    fields: dict[str, object] = {"name": "p", "table": "holding", "address": 0}
+    fields.update(kwargs)
+    with pytest.raises(ValueError, match=message):
+        ModbusPoint(**fields)  # type: ignore[arg-type]
