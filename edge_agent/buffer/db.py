@@ -91,6 +91,9 @@ class BufferDB:
         # Batches claimed before a restart have an unknown fate: publish them again at once.
         self.conn.execute("UPDATE chunk SET sent_ms = 0 WHERE seq IS NOT NULL")
         self.in_txn = False
+        # Every row below this id is claimed (or gone): claims only ever move forward, and a
+        # claimed row never becomes unclaimed again, so the backlog scan starts here.
+        self._backlog_from = 0
         self.commit_requested = False  # set by an operation that needs the group committed now
 
     # -- transactions ------------------------------------------------------------------------
@@ -205,11 +208,14 @@ class BufferDB:
         bound = below_id if below_id is not None else 1 << 62
         while len(out) < limit:
             first = self.conn.execute(
-                "SELECT id, device FROM chunk WHERE seq IS NULL AND id < ? ORDER BY id LIMIT 1",
-                (bound,),
+                "SELECT id, device FROM chunk WHERE seq IS NULL AND id >= ? AND id < ? "
+                "ORDER BY id LIMIT 1",
+                (self._backlog_from, bound),
             ).fetchone()
             if first is None:
                 break
+            # Claimed rows stay until their receipt; never scan past them again.
+            self._backlog_from = first[0]
             ids: list[int] = []
             total = 0
             nbytes = 0
@@ -367,6 +373,7 @@ class BufferDB:
         n = self.totals.readings
         self.conn.execute("DELETE FROM chunk")
         self.commit()
+        self._backlog_from = 0
         t = self.totals
         self.totals = Totals(dropped=t.dropped, downsampled=t.downsampled, rejected=t.rejected)
         return n

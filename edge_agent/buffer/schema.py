@@ -29,6 +29,8 @@ CREATE TABLE IF NOT EXISTS chunk (
     sent_ms INTEGER
 );
 CREATE INDEX IF NOT EXISTS chunk_seq ON chunk(seq) WHERE seq IS NOT NULL;
+-- The backlog lane gathers one device's unsent chunks; interleaved devices would be a scan.
+CREATE INDEX IF NOT EXISTS chunk_unclaimed ON chunk(device, id) WHERE seq IS NULL;
 -- The republish check runs on every backlog round; it must not read the rows in flight.
 CREATE INDEX IF NOT EXISTS chunk_inflight ON chunk(sent_ms, seq) WHERE seq IS NOT NULL;
 -- The age bound deletes by source time; without this index that is a scan of the whole buffer.
