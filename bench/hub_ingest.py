@@ -138,6 +138,7 @@ class Sampler(threading.Thread):
 
 
 def hub_cpu_seconds(proc: psutil.Process) -> float:
+    """User + system CPU seconds of a process and its children."""
     t = proc.cpu_times()
     total = t.user + t.system
     for child in proc.children(recursive=True):
@@ -184,6 +185,7 @@ def main() -> None:
         else:
             raise RuntimeError("hub never became ready")
         proc = psutil.Process(hub.pid)
+        pg_proc = psutil.Process(pg.pid)
         sampler = Sampler(hub.pid)
         sampler.start()
         client = Client(broker.host, broker.port)
@@ -197,13 +199,14 @@ def main() -> None:
 
         # 1. saturation
         batches = make_batches(args.batches, now_ms() - 1_800_000, "sat")
-        cpu0 = hub_cpu_seconds(proc)
+        cpu0, pg0 = hub_cpu_seconds(proc), hub_cpu_seconds(pg_proc)
         start = time.perf_counter()
         for topic, _, payload in batches:
             client.publish(topic, payload)
         last = wait_receipts(client, [s for _, s, _ in batches], 300)
         sat_seconds = last - start
         sat_cpu = (hub_cpu_seconds(proc) - cpu0) / sat_seconds
+        sat_pg_cpu = (hub_cpu_seconds(pg_proc) - pg0) / sat_seconds
         sat_rate = args.batches * READINGS_PER_BATCH / sat_seconds
 
         # 2. paced
@@ -211,7 +214,7 @@ def main() -> None:
         count = int(per_s * args.seconds)
         paced = make_batches(count, now_ms() - 900_000, "paced")
         sent: dict[str, float] = {}
-        cpu0 = hub_cpu_seconds(proc)
+        cpu0, pg0 = hub_cpu_seconds(proc), hub_cpu_seconds(pg_proc)
         start = time.perf_counter()
         for i, (topic, src, payload) in enumerate(paced):
             due = start + i / per_s
@@ -223,6 +226,7 @@ def main() -> None:
         last = wait_receipts(client, list(sent), 120)
         paced_seconds = last - start
         paced_cpu = (hub_cpu_seconds(proc) - cpu0) / paced_seconds
+        paced_pg_cpu = (hub_cpu_seconds(pg_proc) - pg0) / paced_seconds
         lat = sorted((client.receipts[s] - t) * 1000 for s, t in sent.items())
         sampler.stop.set()
 
@@ -255,6 +259,7 @@ def main() -> None:
                 "seconds": round(sat_seconds, 2),
                 "readings_per_s": round(sat_rate),
                 "hub_cpu_cores": round(sat_cpu, 2),
+                "postgresql_cpu_cores": round(sat_pg_cpu, 2),
             },
             "paced": {
                 "target_readings_per_s": args.rate,
@@ -264,6 +269,7 @@ def main() -> None:
                 "publish_to_receipt_ms_p99": round(lat[int(len(lat) * 0.99) - 1], 1),
                 "publish_to_receipt_ms_max": round(lat[-1], 1),
                 "hub_cpu_cores": round(paced_cpu, 2),
+                "postgresql_cpu_cores": round(paced_pg_cpu, 2),
             },
             "hub_rss_peak_mib": round(sampler.rss_peak / 2**20, 1),
             "commits": int(hub_stats.get("millstream_commit_seconds_count", 0)),

@@ -325,3 +325,30 @@ async def test_a_value_postgresql_refuses_is_dead_lettered_and_the_rest_stored(
         await eventually(done)
     (row,) = await pg_fetch(pg_dsn, "SELECT reason, src, payload FROM dead_letters")
     assert (row["reason"], row["src"], bytes(row["payload"])) == ("storage_rejected", src, nul)
+
+
+async def test_embedded_sqlite_backend_end_to_end(
+    mosquitto: Any, tmp_path: Any, mqtt_client: MqttTestClient
+) -> None:
+    from hub.storage import SeriesKey, open_storage  # noqa: PLC0415
+
+    url = f"sqlite:///{tmp_path / 'hub.db'}"
+    await migrate(url)
+    site, src = unique("s"), unique("src")
+    topic = f"ms/v1/{site}/l1/m1/telemetry"
+    mqtt_client.subscribe_receipts(src)
+    t0 = now_ms() - 5000
+    async with running_hub(hub_config(mosquitto.url, url)):
+        for seq in range(5):
+            await mqtt_client.apublish(topic, telemetry(src, seq, t0 + seq * 100, 100))
+        await mqtt_client.apublish(topic, telemetry(src, 0, t0, 100))  # a replay
+        await mqtt_client.apublish(topic, b"nope")
+
+        async def receipted() -> bool:
+            return set(range(5)) <= mqtt_client.receipted(src)
+
+        await eventually(receipted)
+    async with open_storage(url) as storage:
+        rows = await storage.read_readings(SeriesKey(site, "l1", "m1", "temp"), 0, 2**62)
+        assert len(rows) == 500
+        assert [d["reason"] for d in await storage.read_dead_letters()] == ["bad_json"]
