@@ -223,6 +223,8 @@ def main() -> None:
             "python": platform.python_version(),
             "platform": platform.platform(),
             "processor": platform.processor() or platform.machine(),
+            # The machine may be shared: a load above the core count starves both processes.
+            "load_average_1m_after": round(os.getloadavg()[0], 2),
         },
         "recorded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
