@@ -46,13 +46,10 @@ _KIND = {
 }
 
 
-_IGNORED = AgentStatusUpdate("", "", None, None, None, None, "", 0)  # marker: ack, don't store
-
-
 @dataclass(slots=True)
 class _Item:
     msg: Incoming
-    result: Classified
+    result: Classified | None  # None: acknowledge in order, store nothing
     arrived: float  # loop.time(), for the flush window
 
 
@@ -60,7 +57,7 @@ def _build(items: Sequence[_Item]) -> WriteBatch:
     telemetry, dead, machines, agents = [], [], [], []
     for item in items:
         r = item.result
-        if r is _IGNORED:
+        if r is None:
             continue
         if isinstance(r, TelemetryBatch):
             telemetry.append(r)
@@ -134,9 +131,6 @@ class IngestPipeline:
         except Exception as exc:  # a classifier bug must not lose or block the message
             log.exception("classifier failed on %s", msg.topic)
             result = DeadLetter(msg.topic, msg.payload, "internal", str(exc), msg.received_at)
-        if result is None:
-            # Nothing to store, but it must still be acknowledged in receive order.
-            result = _IGNORED
         self._items.append(_Item(msg, result, asyncio.get_running_loop().time()))
         if isinstance(result, TelemetryBatch):
             self._readings += len(result.readings)
@@ -215,7 +209,7 @@ class IngestPipeline:
             self._metrics.backlog.set(self.backlog)
             telemetry = [i.result for i in committed if isinstance(i.result, TelemetryBatch)]
             for item in committed:
-                if item.result is _IGNORED:
+                if item.result is None:
                     continue
                 self._metrics.messages.labels(_KIND[type(item.result)]).inc()
                 if isinstance(item.result, DeadLetter):
