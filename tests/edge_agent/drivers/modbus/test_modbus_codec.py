@@ -178,3 +178,15 @@ def test_point_rejects_what_cannot_be_read(kwargs: dict[str, object], message: s
     fields.update(kwargs)
     with pytest.raises(ValueError, match=message):
         ModbusPoint(**fields)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("scale", [0.1, 0.01, 0.5, 2.0, 0.3, 1.0])
+@given(raw=st.integers(-(2**15), 2**15 - 1))
+def test_unscale_inverts_scale_for_integers(scale: float, raw: int) -> None:
+    point = ModbusPoint("p", "holding", 0, "int16", scale=scale, offset=-40.0)
+    assert (
+        decode_registers(
+            encode_point(decode_point(encode_value(raw, "int16"), point), point), "int16"
+        )
+        == raw
+    )
