@@ -46,8 +46,19 @@ async function main() {
     dataType: "Double",
     minimumSamplingInterval: 50,
   });
+  // An AnalogItem has an EURange, which a percent deadband needs (OPC 10000-8 §5.3.2).
+  const feedVar = ns.addAnalogDataItem({
+    componentOf: spindle,
+    browseName: "Feed",
+    nodeId: "s=Spindle.Feed",
+    dataType: "Double",
+    engineeringUnitsRange: { low: 0, high: 10000 },
+    minimumSamplingInterval: 50,
+  });
   const publish = () => {
-    speedVar.setValueFromSource(new Variant({ dataType: DataType.Double, value: speed }), StatusCodes.Good, new Date());
+    const now = new Date();
+    speedVar.setValueFromSource(new Variant({ dataType: DataType.Double, value: speed }), StatusCodes.Good, now);
+    feedVar.setValueFromSource(new Variant({ dataType: DataType.Double, value: speed }), StatusCodes.Good, now);
     process.stdout.write(JSON.stringify({ speed }) + "\n");
   };
   publish();

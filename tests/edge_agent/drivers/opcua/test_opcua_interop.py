@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import itertools
 import json
 import shutil
 import subprocess
@@ -21,7 +22,13 @@ import pytest_asyncio
 from opcua_harness import free_port, until
 
 from edge_agent.drivers.base import Sample
-from edge_agent.drivers.opcua import OpcuaDriver, OpcuaEndpoint, OpcuaPoint, SessionOptions
+from edge_agent.drivers.opcua import (
+    Deadband,
+    OpcuaDriver,
+    OpcuaEndpoint,
+    OpcuaPoint,
+    SessionOptions,
+)
 from edge_agent.drivers.opcua.backoff import Backoff
 
 INTEROP = Path(__file__).resolve().parents[3] / "interop" / "opcua"
@@ -195,3 +202,37 @@ async def test_node_opcua_restart_with_renumbered_node_resumes_within_10_s(
         first.stop()
         if second is not None:
             second.stop()
+
+
+async def test_percent_deadband_filters_and_falls_back_without_eu_range(
+    node_server: NodeServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    points = [
+        # EURange 0..10,000: 0.05 % is 5 units; the value climbs by 1 every 100 ms.
+        OpcuaPoint(
+            "feed",
+            node="ns=1;s=Spindle.Feed",
+            sampling_ms=50,
+            deadband=Deadband("percent", 0.05),
+        ),
+        # No EURange on Speed: node-opcua refuses the filter; values must flow regardless.
+        OpcuaPoint(
+            "spindle_speed",
+            node="ns=1;s=Spindle.Speed",
+            sampling_ms=50,
+            deadband=Deadband("percent", 0.05),
+        ),
+    ]
+    driver = OpcuaDriver(
+        "mill-node", OpcuaEndpoint(node_server.url), points, SessionOptions(tmp_path / "state")
+    )
+    async with driver:
+        collector = Collector(driver)
+        await until(lambda: len(collector.values("feed")) >= 3, timeout_s=30)
+        await until(lambda: len(collector.values("spindle_speed")) >= 10, timeout_s=30)
+        await collector.stop()
+    feed = [float(v) for v in collector.values("feed")]  # type: ignore[arg-type]
+    assert all(b - a > 5.0 for a, b in itertools.pairwise(feed))
+    speeds = [float(v) for v in collector.values("spindle_speed")]  # type: ignore[arg-type]
+    assert any(b - a < 5.0 for a, b in itertools.pairwise(speeds))
+    assert "server refused the deadband of 1 tags (e.g. spindle_speed)" in caplog.text
