@@ -81,6 +81,7 @@ def hub_config(mqtt_url: str, storage: str, **kw: Any) -> HubConfig:
         client_id=kw.pop("client_id", unique("hub-")),
         share_group=kw.pop("share_group", unique("g")),
         session_expiry_s=300,
+        receive_maximum=kw.pop("receive_maximum", 256),
     )
     return HubConfig(mqtt=mqtt, storage=storage, flush_ms=kw.pop("flush_ms", 20), **kw)
 

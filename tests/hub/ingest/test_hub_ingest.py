@@ -228,7 +228,8 @@ async def test_storage_restart_loses_nothing_and_receipts_follow_commits(
     topic = f"ms/v1/{site}/l1/m1/telemetry"
     mqtt_client.subscribe_receipts(src)
     t0 = now_ms() - 200_000
-    async with running_hub(hub_config(mosquitto.url, dsn)) as hub:
+    # A small window, so the test can see the bound hold while PostgreSQL is away.
+    async with running_hub(hub_config(mosquitto.url, dsn, receive_maximum=8)) as hub:
         for seq in range(30):
             await mqtt_client.apublish(topic, telemetry(src, seq, t0 + seq * 100, 100))
 
@@ -244,9 +245,13 @@ async def test_storage_restart_loses_nothing_and_receipts_follow_commits(
             return hub.metrics.registry.get_sample_value("millstream_storage_up") == 0
 
         await eventually(holding)
-        # Nothing is committed while PostgreSQL is down, so nothing may be receipted.
+        # Nothing is committed while PostgreSQL is down, so nothing may be receipted, and the
+        # broker holds everything beyond the hub's window (Receive Maximum).
         await asyncio.sleep(1.0)
         assert not (set(range(30, 60)) & mqtt_client.receipted(src))
+        backlog = hub.metrics.registry.get_sample_value("millstream_ingest_backlog_messages")
+        assert backlog is not None
+        assert 0 < backlog <= 8
         await asyncio.to_thread(pg.start)
         for seq in range(60, 90):
             await mqtt_client.apublish(topic, telemetry(src, seq, t0 + seq * 100, 100))
