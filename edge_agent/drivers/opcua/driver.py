@@ -59,6 +59,7 @@ class OpcuaDriver:
         self._queue: asyncio.Queue[list[Sample]] = asyncio.Queue(maxsize=queue_batches)
         self._session: OpcuaSession | None = None
         self._supervisor: asyncio.Task[None] | None = None
+        self._closed = False
 
     async def __aenter__(self) -> OpcuaDriver:
         await self.connect()
@@ -76,6 +77,7 @@ class OpcuaDriver:
         """Open the first session (errors go to the caller), then keep it alive in background."""
         if self._supervisor is not None:
             return
+        self._closed = False
         session = await self._open_session()
         self._supervisor = asyncio.create_task(
             self._supervise(session), name=f"opcua-supervisor-{self.device}"
@@ -90,15 +92,17 @@ class OpcuaDriver:
 
     async def subscribe(self) -> AsyncIterator[Sample]:
         """Samples from subscriptions and poll loops, across reconnects, until `close()`."""
-        while True:
-            batch = await self._queue.get()
+        async for batch in self.batches():
             for sample in batch:
                 yield sample
 
     async def batches(self) -> AsyncIterator[list[Sample]]:
         """Like `subscribe()`, one list per publish response or poll: cheaper for a writer."""
         while True:
-            yield await self._queue.get()
+            batch = await self._queue.get()
+            if not batch and self._closed:
+                return  # the wake-up `close()` sends; sessions never deliver empty lists
+            yield batch
 
     async def close(self) -> None:
         """Stop reconnecting and close the session."""
@@ -110,6 +114,8 @@ class OpcuaDriver:
         session, self._session = self._session, None
         if session is not None:
             await session.aclose()
+        self._closed = True
+        self._deliver([])
 
     # -- internals ---------------------------------------------------------------------------
 

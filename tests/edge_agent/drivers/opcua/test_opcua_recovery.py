@@ -105,3 +105,21 @@ async def test_silent_network_loss_is_detected_and_recovered(
         link.restore()
         await until(lambda: collector.seen("spindle_speed", 3100.0), timeout_s=15.0)
         await collector.stop()
+
+
+async def test_subscribe_ends_when_the_driver_closes(
+    cnc: CncServer, options: SessionOptions
+) -> None:
+    driver = make_driver(endpoint(cnc).url, options)
+    await driver.connect()
+    seen: list[Sample] = []
+
+    async def consume() -> None:
+        async for sample in driver.subscribe():
+            seen.append(sample)
+
+    consumer = asyncio.create_task(consume(), name="test-consumer")
+    await until(lambda: bool(seen))
+    await driver.close()
+    async with asyncio.timeout(10):
+        await consumer  # returns by itself: no cancellation needed
