@@ -316,8 +316,9 @@ def main() -> None:
         try:
             time.sleep(1)
             if "sustained" in only:
-                results["sustained"] = sustained(tmp, port, args.rate, args.seconds)
-                print("sustained:", results["sustained"], flush=True)
+                key = f"sustained_{int(args.rate)}"
+                results[key] = sustained(tmp, port, args.rate, args.seconds)
+                print(f"{key}:", results[key], flush=True)
             if "drain" in only:
                 results["drain"] = drain(tmp, port, args.backlog, "drain")
                 print("drain:", results["drain"], flush=True)
