@@ -14,11 +14,19 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from hub.errors import ConfigError, ConfigProblem
 
-__all__ = ["ENV_PREFIX", "HttpConfig", "HubConfig", "MqttConfig", "TlsConfig", "load_config"]
+__all__ = [
+    "ENV_PREFIX",
+    "ApiConfig",
+    "HttpConfig",
+    "HubConfig",
+    "MqttConfig",
+    "TlsConfig",
+    "load_config",
+]
 
 ENV_PREFIX = "MILLSTREAM_"
 
@@ -93,6 +101,18 @@ class HttpConfig(_Frozen):
     port: int = Field(default=8000, ge=0, le=65535)
 
 
+class ApiConfig(_Frozen):
+    """REST/WebSocket API: token lifetimes, CORS, rate limits (docs/api.md)."""
+
+    access_token_ttl_s: int = Field(default=900, ge=30, le=86_400)
+    refresh_token_ttl_s: int = Field(default=14 * 86_400, ge=300)
+    # Closed by default: the dashboard is served from the hub's own origin.
+    cors_origins: tuple[str, ...] = ()
+    requests_per_minute: int = Field(default=1200, ge=1)
+    # Strict: guessing passwords at 10 a minute per IP and per user name is hopeless.
+    logins_per_minute: int = Field(default=10, ge=1)
+
+
 class HubConfig(_Frozen):
     """The hub's whole configuration."""
 
@@ -102,6 +122,15 @@ class HubConfig(_Frozen):
     flush_ms: int = Field(default=50, ge=1, le=10_000)
     retention_days: int = Field(default=90, ge=1)
     dead_letter_retention_days: int = Field(default=30, ge=1)
+    # HS256 signing key of API access tokens; no default (MILLSTREAM_JWT_SECRET, >= 32 bytes).
+    jwt_secret: SecretStr | None = None
+    api: ApiConfig = ApiConfig()
+
+    @field_validator("jwt_secret", mode="before")
+    @classmethod
+    def _secret_text(cls, value: object) -> object:
+        # Environment values are parsed as YAML scalars; a secret is always the literal text.
+        return value if value is None or isinstance(value, str | SecretStr) else str(value)
 
     @field_validator("storage")
     @classmethod
