@@ -14,7 +14,15 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from hub.errors import ConfigError, ConfigProblem
 
@@ -23,7 +31,9 @@ __all__ = [
     "ApiConfig",
     "HttpConfig",
     "HubConfig",
+    "KafkaConfig",
     "MqttConfig",
+    "RedisConfig",
     "TlsConfig",
     "load_config",
 ]
@@ -113,6 +123,36 @@ class ApiConfig(_Frozen):
     logins_per_minute: int = Field(default=10, ge=1)
 
 
+class KafkaConfig(_Frozen):
+    """The Kafka bridge (docs/kafka.md): outbox relay settings and the topics `kafka init` makes."""
+
+    bootstrap: str = Field(pattern=r"^[^,\s]+:\d+(,[^,\s]+:\d+)*$")
+    # Stable across restarts and shared by every hub instance: a relay that takes over fences the
+    # previous one (Kafka aborts its open transaction), and it names the relay's cursor record.
+    transactional_id: str = Field(default="millstream-relay", min_length=1, max_length=200)
+    # serve runs the relay in-process (one instance at a time relays: a PostgreSQL advisory lock).
+    relay_in_process: bool = True
+    telemetry_topic: str = "millstream.telemetry"
+    state_topic: str = "millstream.relay-state"
+    deadletter_topic: str = "millstream.deadletter"
+    partitions: int = Field(default=12, ge=1, le=10_000)
+    # None = the cluster's default.replication.factor (3 on a production cluster, 1 on a dev node).
+    replication_factor: int | None = Field(default=None, ge=1, le=15)
+    retention_ms: int = Field(default=7 * 24 * 3600 * 1000, ge=-1)
+    batch_readings: int = Field(default=50_000, ge=1, le=1_000_000)
+    linger_ms: int = Field(default=20, ge=0, le=5_000)
+    compression: str = Field(default="lz4", pattern=r"^(none|gzip|snappy|lz4|zstd)$")
+    transaction_timeout_s: float = Field(default=60.0, gt=0, le=900)
+
+
+class RedisConfig(_Frozen):
+    """Redis for latest values and live fan-out between hub instances (docs/kafka.md)."""
+
+    url: str = Field(pattern=r"^rediss?://")
+    channel: str = "ms:live"
+    key_prefix: str = "ms:latest:"
+
+
 class HubConfig(_Frozen):
     """The hub's whole configuration."""
 
@@ -125,6 +165,15 @@ class HubConfig(_Frozen):
     # HS256 signing key of API access tokens; no default (MILLSTREAM_JWT_SECRET, >= 32 bytes).
     jwt_secret: SecretStr | None = None
     api: ApiConfig = ApiConfig()
+    kafka: KafkaConfig | None = None  # absent: no Kafka bridge
+    redis: RedisConfig | None = None  # absent: no Redis (live views stay in-process)
+
+    @model_validator(mode="after")
+    def _kafka_needs_postgres(self) -> HubConfig:
+        # The outbox is written in the PostgreSQL ingest transaction; SQLite has no outbox.
+        if self.kafka is not None and urlsplit(self.storage).scheme == "sqlite":
+            raise ValueError("the Kafka bridge needs PostgreSQL storage (remove `kafka:`)")
+        return self
 
     @field_validator("jwt_secret", mode="before")
     @classmethod
