@@ -179,7 +179,8 @@ class OpcuaSession:
     # -- security ----------------------------------------------------------------------------
 
     async def _configure_security(self, client: Client, spec: SecuritySpec) -> None:
-        cert = ensure_app_certificate(self.options.state_dir)
+        # RSA key generation on first use takes a while: keep it off the event loop.
+        cert = await asyncio.to_thread(ensure_app_certificate, self.options.state_dir)
         client.application_uri = cert.application_uri
         if not spec.secure:
             return
