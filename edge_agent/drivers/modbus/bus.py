@@ -92,11 +92,11 @@ class ModbusBus:
         """True while the link is open."""
         return self._client is not None and bool(self._client.connected)
 
-    async def connect(self) -> None:
-        """Open the link unless it is open; raise `DeviceUnavailable` when that fails."""
+    async def connect(self) -> bool:
+        """Open the link unless it is open (True if this call opened it); `DeviceUnavailable`."""
         async with self.lock:
             if self.connected:
-                return
+                return False
             self._close_client()
             client = _client(self.link, self.timeout_s)
             self._client = client
@@ -108,6 +108,7 @@ class ModbusBus:
             if not ok:
                 raise DeviceUnavailable(f"cannot open {self._where()}")
             self.connects += 1
+            return True
 
     async def read(
         self, table: str, address: int, count: int, unit: int, timeout_s: float

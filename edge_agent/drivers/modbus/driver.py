@@ -102,9 +102,17 @@ class ModbusDriver:
     @property
     def bus(self) -> ModbusBus:
         """The link this device is on (shared with the other devices on it)."""
+        if self._closed:
+            # A closed driver gave its link back; taking it again would leak it.
+            raise DeviceUnavailable("driver is closed", device=self.device)
         if self._bus is None:
             self._bus = self._pool.acquire(self.endpoint.link, self.endpoint.timeout_s)
         return self._bus
+
+    @property
+    def closed(self) -> bool:
+        """True once `close()` has been called."""
+        return self._closed
 
     @property
     def online(self) -> bool:
@@ -119,8 +127,8 @@ class ModbusDriver:
     async def connect(self) -> None:
         """Open the link (shared with other devices on it); raise `DeviceUnavailable` on failure."""
         bus = self.bus
-        if not bus.connected:
-            await bus.connect()
+        # Another device on the link may open it first; count only the connects we made.
+        if not bus.connected and await bus.connect():
             self.health.count("reconnects")
 
     async def read(self) -> list[Sample]:
@@ -194,10 +202,9 @@ class ModbusDriver:
             try:
                 await self.connect()
                 readings = await self._poll([r for r in self._plan if r.poll_ms == poll_ms])
-            except DeviceUnavailable as exc:
-                self.health.failed(exc)
-                delay = max(period, self._backoff.next_delay())
-            except Exception as exc:  # a poll loop must survive anything
+            except Exception as exc:  # a poll loop must survive anything (DeviceUnavailable first)
+                if self.closed:
+                    return  # the failure is our own close() pulling the link away
                 self.health.failed(exc)
                 delay = max(period, self._backoff.next_delay())
             else:

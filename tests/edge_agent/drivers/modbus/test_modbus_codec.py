@@ -6,7 +6,7 @@ import math
 import struct
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edge_agent.drivers.modbus.codec import (
@@ -35,6 +35,7 @@ orders = st.sampled_from(ORDERS)
 
 
 @pytest.mark.parametrize("type_", sorted(INT_RANGES))
+@settings(deadline=None)  # a loaded CI machine must not turn into a flaky test
 @given(data=st.data(), order=orders)
 def test_integers_round_trip(type_: str, data: st.DataObject, order: str) -> None:
     low, high = INT_RANGES[type_]
@@ -45,11 +46,13 @@ def test_integers_round_trip(type_: str, data: st.DataObject, order: str) -> Non
     assert decode_registers(regs, type_, order) == value  # type: ignore[arg-type]
 
 
+@settings(deadline=None)  # a loaded CI machine must not turn into a flaky test
 @given(value=st.floats(width=32, allow_nan=False), order=orders)
 def test_float32_round_trips(value: float, order: str) -> None:
     assert decode_registers(encode_value(value, "float32", order), "float32", order) == value  # type: ignore[arg-type]
 
 
+@settings(deadline=None)  # a loaded CI machine must not turn into a flaky test
 @given(value=st.floats(allow_nan=False), order=orders)
 def test_float64_round_trips(value: float, order: str) -> None:
     assert decode_registers(encode_value(value, "float64", order), "float64", order) == value  # type: ignore[arg-type]
@@ -63,6 +66,7 @@ def test_nan_round_trips_as_nan(type_: str, order: str) -> None:
     assert math.isnan(decoded)
 
 
+@settings(deadline=None)  # a loaded CI machine must not turn into a flaky test
 @given(
     text=st.text(st.characters(min_codepoint=33, max_codepoint=126), max_size=20),
     length=st.integers(10, 20),
@@ -74,6 +78,7 @@ def test_strings_round_trip(text: str, length: int, order: str) -> None:
     assert decode_registers(regs, "string", order) == text  # type: ignore[arg-type]
 
 
+@settings(deadline=None)  # a loaded CI machine must not turn into a flaky test
 @given(value=st.booleans(), order=orders)
 def test_bool_round_trips(value: bool, order: str) -> None:
     assert decode_registers(encode_value(value, "bool", order), "bool", order) is value  # type: ignore[arg-type]
@@ -181,6 +186,7 @@ def test_point_rejects_what_cannot_be_read(kwargs: dict[str, object], message: s
 
 
 @pytest.mark.parametrize("scale", [0.1, 0.01, 0.5, 2.0, 0.3, 1.0])
+@settings(deadline=None)  # a loaded CI machine must not turn into a flaky test
 @given(raw=st.integers(-(2**15), 2**15 - 1))
 def test_unscale_inverts_scale_for_integers(scale: float, raw: int) -> None:
     point = ModbusPoint("p", "holding", 0, "int16", scale=scale, offset=-40.0)

@@ -12,6 +12,7 @@ from modbus_harness import FlakyProxy, Gate, catalog, free_port, sim_device, tcp
 
 from edge_agent.drivers.backoff import Backoff
 from edge_agent.drivers.base import Driver, Sample, SubscribingDriver
+from edge_agent.drivers.modbus.bus import BusPool
 from edge_agent.drivers.modbus.driver import ModbusDriver
 from edge_agent.drivers.modbus.endpoint import ModbusEndpoint, TcpLink
 from edge_agent.drivers.modbus.points import ModbusPoint
@@ -266,3 +267,27 @@ async def test_connection_dropped_mid_poll_recovers_and_others_flow() -> None:
     for sample in got_a + got_b:
         assert sample.quality == "good"
         assert sample.value == regs[int(sample.tag[1:])]
+
+
+async def test_units_behind_one_gateway_share_one_connection() -> None:
+    points = [ModbusPoint("v", "holding", 0, "uint16", poll_ms=10)]
+    pool = BusPool()
+    got: list[Sample] = []
+    async with tcp_server(
+        [sim_device(1, holding={0: 101}), sim_device(2, holding={0: 202})]
+    ) as port:
+        one = ModbusDriver("one", endpoint(port, unit=1), points, pool=pool)
+        two = ModbusDriver("two", endpoint(port, unit=2), points, pool=pool)
+        shared = one.bus
+        assert shared is two.bus
+        tasks = [asyncio.create_task(_collect(d, got)) for d in (one, two)]
+        try:
+            await _until(lambda: len(got) >= 40)
+        finally:
+            await one.close()
+            await two.close()
+            await asyncio.gather(*tasks)
+    assert pool.buses() == []  # the last driver to close gave the link back
+    assert one.health.counters["reconnects"] + two.health.counters["reconnects"] == 1
+    assert shared.connects == 1
+    assert {s.value for s in got} == {101, 202}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edge_agent.drivers.modbus.codec import register_count
@@ -54,11 +54,13 @@ def _check(requests: list[ReadRequest], points: list[ModbusPoint]) -> None:
             assert 0 <= start < stop <= r.count
 
 
+@settings(deadline=None)  # a loaded CI machine must not turn into a flaky test
 @given(points=points_strategy(), max_gap=st.integers(0, 20))
 def test_plan_covers_every_point_within_limits(points: list[ModbusPoint], max_gap: int) -> None:
     _check(plan_reads(points, max_gap=max_gap), points)
 
 
+@settings(deadline=None)  # a loaded CI machine must not turn into a flaky test
 @given(
     start=st.integers(0, 60000),
     types=st.lists(st.sampled_from(REGISTER_TYPES), min_size=1, max_size=40),
@@ -137,6 +139,7 @@ def test_split_divides_at_the_widest_gap() -> None:
         split_request(ReadRequest("holding", 0, 1, 1000, points[:1]))
 
 
+@settings(deadline=None)  # a loaded CI machine must not turn into a flaky test
 @given(points=points_strategy())
 def test_split_keeps_every_point(points: list[ModbusPoint]) -> None:
     for request in plan_reads(points):
