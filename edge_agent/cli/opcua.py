@@ -115,6 +115,8 @@ def probe_opcua(loaded: LoadedConfig, machine: str, *, as_json: bool) -> None:
         typer.echo(json.dumps(payload, ensure_ascii=False))
     else:
         width = max((len(s.tag) for s, _, _ in rows), default=3)
+        header = f"{'tag':<{width}}  {'value':<20}  {'quality':<9}  {'source time (UTC)':<29}  node"
+        typer.echo(header)
         for sample, node, note in rows:
             when = dt.datetime.fromtimestamp(sample.ts / 1000, dt.UTC).isoformat(
                 timespec="milliseconds"
