@@ -6,6 +6,7 @@ import asyncio
 
 from modbus_harness import serial_server, sim_device
 
+from edge_agent.drivers.backoff import Backoff
 from edge_agent.drivers.base import Sample
 from edge_agent.drivers.modbus.bus import BusPool
 from edge_agent.drivers.modbus.driver import ModbusDriver
@@ -75,3 +76,42 @@ async def test_two_units_on_one_serial_line_share_one_client_and_bus_lock(
             assert sample.value == expected[sample.tag], (name, sample)
     assert one.health.counters["errors"] == 0
     assert two.health.counters["errors"] == 0
+
+
+async def test_failing_unit_on_the_line_does_not_stop_its_neighbour(
+    pty_pair: tuple[str, str],
+) -> None:
+    # Unit 9 is configured but not on the line: the server answers it with exception 4 every
+    # time. Its poll loop backs off; unit 1 on the same line and bus lock keeps flowing.
+    server_end, agent_end = pty_pair
+    link = SerialLink(agent_end, baudrate=115200)
+    pool = BusPool()
+    got: list[Sample] = []
+
+    async def collect(driver: ModbusDriver) -> None:
+        async for sample in driver.subscribe():
+            got.append(sample)
+
+    async with serial_server([_device(1)], server_end):  # type: ignore[list-item]
+        alive = ModbusDriver("alive", ModbusEndpoint(link, unit=1), POINTS, pool=pool)
+        failing = ModbusDriver(
+            "failing",
+            ModbusEndpoint(link, unit=9),
+            POINTS,
+            pool=pool,
+            backoff=Backoff(initial_s=0.05, cap_s=0.2),
+        )
+        tasks = [asyncio.create_task(collect(alive)), asyncio.create_task(collect(failing))]
+        try:
+            async with asyncio.timeout(20):
+                while failing.health.counters["errors"] < 3 or len(got) < 30:  # noqa: ASYNC110
+                    await asyncio.sleep(0.02)
+        finally:
+            await alive.close()
+            await failing.close()
+            await asyncio.gather(*tasks)
+    assert {s.tag for s in got} == {p.name for p in POINTS}
+    assert all(s.quality == "good" for s in got)
+    assert alive.health.counters["errors"] == 0
+    assert failing.health.counters["polls"] == 0
+    assert "exception 4" in failing.health.last_error
