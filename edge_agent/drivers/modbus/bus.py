@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -19,7 +20,7 @@ from pymodbus.exceptions import ModbusException
 from edge_agent.drivers.modbus.endpoint import SerialLink, TcpLink
 from edge_agent.errors import ConfigError, ConfigProblem, DecodeError, DeviceUnavailable
 
-__all__ = ["EXCEPTION_NAMES", "BusPool", "ModbusBus", "RequestRejected"]
+__all__ = ["EXCEPTION_NAMES", "BusPool", "ModbusBus", "RequestRejected", "default_pool"]
 
 # Modbus Application Protocol §7: exception codes a device may answer with.
 EXCEPTION_NAMES = {
@@ -205,3 +206,19 @@ class BusPool:
     def buses(self) -> list[ModbusBus]:
         """The buses currently open or in use."""
         return list(self._buses.values())
+
+
+# One pool per event loop: drivers built without an explicit pool still share a serial port
+# (and a gateway connection), and no lock outlives the loop it belongs to.
+_DEFAULT_POOLS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, BusPool] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def default_pool() -> BusPool:
+    """The running event loop's shared pool."""
+    loop = asyncio.get_running_loop()
+    pool = _DEFAULT_POOLS.get(loop)
+    if pool is None:
+        pool = _DEFAULT_POOLS[loop] = BusPool()
+    return pool

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from edge_agent.drivers.backoff import Backoff
 from edge_agent.drivers.base import Sample
-from edge_agent.drivers.modbus.bus import BusPool, ModbusBus, RequestRejected
+from edge_agent.drivers.modbus.bus import BusPool, ModbusBus, RequestRejected, default_pool
 from edge_agent.drivers.modbus.codec import decode_point
 from edge_agent.drivers.modbus.deadband import DeadbandFilter
 from edge_agent.drivers.modbus.endpoint import ModbusEndpoint
@@ -79,7 +79,8 @@ class ModbusDriver:
         self.max_gap = max_gap
         self.learned = Learned()
         self.health = DeviceHealth(device, _log)
-        self._pool = pool if pool is not None else BusPool()
+        # None: the event loop's default pool, so devices on one serial port share it anyway.
+        self._pool = pool
         self._bus: ModbusBus | None = None
         self._backoff = backoff or Backoff()
         self._clock = clock
@@ -93,6 +94,8 @@ class ModbusDriver:
         self._closed = False
 
     async def __aenter__(self) -> ModbusDriver:
+        if self._closed:
+            self._reopen()
         await self.connect()
         return self
 
@@ -106,6 +109,8 @@ class ModbusDriver:
             # A closed driver gave its link back; taking it again would leak it.
             raise DeviceUnavailable("driver is closed", device=self.device)
         if self._bus is None:
+            if self._pool is None:
+                self._pool = default_pool()
             self._bus = self._pool.acquire(self.endpoint.link, self.endpoint.timeout_s)
         return self._bus
 
@@ -167,13 +172,20 @@ class ModbusDriver:
             failure = None if self._supervisor.cancelled() else self._supervisor.exception()
             if failure is not None:
                 _log.error("device %s: poll loops failed", self.device, exc_info=failure)
-        if self._bus is not None:
+        if self._bus is not None and self._pool is not None:
             self._pool.release(self._bus)
             self._bus = None
         # Wake a consumer blocked in batches(). Only an empty queue can block it; a consumer
         # with batches left drains them, then sees the driver closed.
         if self._queue.empty():
             self._queue.put_nowait(None)
+
+    def _reopen(self) -> None:
+        # A runtime may enter the same driver again after leaving it (retrying a device);
+        # what it learned about the device (bad tags, cuts) is kept.
+        self._closed = False
+        self._supervisor = None
+        self._queue = asyncio.Queue(maxsize=self._queue.maxsize)
 
     # -- poll loops ---------------------------------------------------------------------------
 

@@ -291,3 +291,23 @@ async def test_units_behind_one_gateway_share_one_connection() -> None:
     assert one.health.counters["reconnects"] + two.health.counters["reconnects"] == 1
     assert shared.connects == 1
     assert {s.value for s in got} == {101, 202}
+
+
+async def test_default_pool_shares_links_and_a_closed_driver_can_be_entered_again() -> None:
+    points = [ModbusPoint("v", "holding", 0, "uint16"), ModbusPoint("gap", "holding", 3, "uint16")]
+    gateway = [sim_device(1, holding={0: 101}), sim_device(2, holding={0: 202})]
+    async with tcp_server(gateway) as port:
+        # Built the way the runtime builds them: no pool given.
+        one = ModbusDriver("one", endpoint(port, unit=1), points)
+        two = ModbusDriver("two", endpoint(port, unit=2), points)
+        async with one, two:
+            assert one.bus is two.bus
+            first = {s.tag: s for s in await one.read()}
+            second = {s.tag: s for s in await two.read()}
+        assert one.closed
+        async with one:  # a runtime retrying a device enters the same driver again
+            again = {s.tag: s for s in await one.read()}
+            assert one.learned.bad == {"gap"}  # what it learned survives the re-entry
+    assert first["v"].value == again["v"].value == 101
+    assert second["v"].value == 202
+    assert again["gap"].quality == "bad"
