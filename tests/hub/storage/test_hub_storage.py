@@ -226,3 +226,26 @@ async def test_rollups_equal_aggregates_of_raw_rows(storage: Storage, batches) -
             ]
             for g, e in zip(got, expected, strict=True):
                 assert g.sum == pytest.approx(e[4], rel=1e-9, abs=1e-6)
+
+
+async def test_postgresql_day_partitions_ahead_and_retention(pg_dsn: str) -> None:
+    import asyncpg  # noqa: PLC0415
+
+    async with open_storage(pg_dsn, retention_days=7) as st_:
+        await st_.migrate()
+        await st_.write(WriteBatch(telemetry=[tb([R("t", NOW - 9 * DAY, 1.0), R("t", NOW, 2.0)])]))
+        await st_.maintain(NOW)
+    conn = await asyncpg.connect(pg_dsn)
+    try:
+        names = {
+            r[0]
+            for r in await conn.fetch(
+                "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+                " WHERE i.inhparent = 'readings'::regclass"
+            )
+        }
+    finally:
+        await conn.close()
+    # NOW is 2025-11-23 (UTC): today and two days ahead exist, the 9-day-old day is dropped.
+    assert {"readings_20251123", "readings_20251124", "readings_20251125"} <= names
+    assert "readings_20251114" not in names
