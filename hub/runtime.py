@@ -14,10 +14,12 @@ import random
 import socket
 import time
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import uvicorn
 
 from hub.api import create_app
+from hub.bridge import Bridges
 from hub.config import HubConfig
 from hub.errors import MillstreamHubError, StorageUnavailable
 from hub.ingest.classify import classify
@@ -65,6 +67,8 @@ class Hub:
     ) -> None:
         self.config = config
         self.metrics = HubMetrics()
+        # Kafka outbox + relay and Redis live values, each on only when configured (issue 8).
+        self.bridges = Bridges(config, self.metrics.registry)
         self._hooks = hooks
         self._serve_http = serve_http
         self._storage: Storage | None = None
@@ -76,6 +80,10 @@ class Hub:
     def broker_connected(self) -> bool:
         """True while the broker connection is up."""
         return self._session is not None and self._session.connected
+
+    def bridge_health(self) -> dict[str, Any]:
+        """Kafka relay / Redis detail for `/health/ready` (never makes the hub unready)."""
+        return self.bridges.health()
 
     async def ping_storage(self) -> None:
         """Raise `StorageUnavailable` unless storage answers."""
@@ -113,7 +121,7 @@ class Hub:
             cfg.storage,
             retention_days=cfg.retention_days,
             dead_letter_retention_days=cfg.dead_letter_retention_days,
-            hooks=self._hooks,
+            hooks=[*self._hooks, *self.bridges.hooks],
         )
         async with storage:
             self._storage = storage
@@ -124,6 +132,7 @@ class Hub:
             def committed(batches: Sequence[TelemetryBatch]) -> None:
                 for b in batches:
                     tracker.add(b.src, b.seq)
+                self.bridges.on_committed(batches)
 
             session: MqttSession
             pipeline = IngestPipeline(
@@ -148,6 +157,7 @@ class Hub:
                     ),
                     tg.create_task(self._maintain(storage), name="maintenance"),
                     tg.create_task(self._watch_broker(session), name="broker-gauge"),
+                    tg.create_task(self.bridges.run(stop), name="bridges"),
                 ]
                 server: _Server | None = None
                 if self._serve_http:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Protocol
+from typing import Any, Protocol
 
 from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
@@ -42,8 +42,17 @@ def create_app(health: HealthSource, metrics: HubMetrics) -> FastAPI:
             storage = f"unavailable: {exc}"[:300]
         broker = "ok" if health.broker_connected else "disconnected"
         ok = storage == "ok" and broker == "ok"
+        body: dict[str, Any] = {
+            "status": "ok" if ok else "unavailable",
+            "storage": storage,
+            "broker": broker,
+        }
+        # Kafka relay lag and Redis state (issue 8): detail only, they never make the hub unready.
+        bridge_health = getattr(health, "bridge_health", None)
+        if bridge_health is not None:
+            body.update(bridge_health())
         return JSONResponse(
-            {"status": "ok" if ok else "unavailable", "storage": storage, "broker": broker},
+            body,
             status_code=200 if ok else 503,
         )
 

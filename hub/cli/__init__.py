@@ -7,7 +7,7 @@ this module only assembles them.
 import typer
 
 from hub import __version__
-from hub.cli import migrate, serve
+from hub.cli import kafka, migrate, serve
 
 __all__ = ["app", "main"]
 
@@ -42,6 +42,7 @@ def _root(
 # Command modules register themselves here, one line each (see module docstring).
 serve.register(app)
 migrate.register(app)
+kafka.register(app)
 
 
 def main() -> None:

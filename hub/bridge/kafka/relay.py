@@ -1,0 +1,342 @@
+"""The relay: drains the outbox into Kafka in id order, exactly once, with a transactional producer.
+
+Each Kafka transaction carries the records of a run of outbox rows *and* the relay's cursor (the
+last row id) on the compacted relay-state topic; either both are committed or neither. On start,
+`init_transactions` fences any earlier relay with the same `transactional.id` (its open
+transaction is aborted), then the cursor is read back with `read_committed`; relaying resumes
+after it. A `read_committed` consumer therefore sees each outbox row's records exactly once, however
+the relay dies. Rows up to the committed cursor are deleted from the outbox.
+
+Any failure (Kafka down, a transaction that fails, PostgreSQL gone) ends the session: the producer
+is dropped and the next session starts from the cursor in Kafka, after a backoff. Only one relay
+is active at a time: it holds a PostgreSQL advisory lock for its session; others stand by.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import asyncpg
+from confluent_kafka import KafkaException, Producer
+
+from hub.bridge.backoff import Backoff
+from hub.bridge.kafka.cursor import read_cursor
+from hub.bridge.kafka.outbox import (
+    NOTIFY_CHANNEL,
+    RELAY_LOCK,
+    OutboxLag,
+    fetch_rows,
+    outbox_lag,
+    prune,
+)
+from hub.bridge.kafka.records import (
+    KIND_TELEMETRY,
+    OutboxRow,
+    encode_cursor,
+    machine_key,
+    record_values,
+    split_batch,
+)
+from hub.bridge.kafka.topics import check_topics
+from hub.bridge.metrics import BridgeMetrics
+from hub.config import KafkaConfig
+from hub.errors import KafkaTopicsMissing, KafkaUnavailable, StorageUnavailable
+
+__all__ = ["KafkaRelay", "producer_config"]
+
+log = logging.getLogger(__name__)
+
+MAX_ROWS = 5_000  # outbox rows fetched per query (a transaction also stops at batch_readings)
+IDLE_POLL_S = 1.0  # NOTIFY wakes the relay at once; this is the fallback
+STANDBY_POLL_S = 5.0
+LAG_INTERVAL_S = 2.0
+PG_TIMEOUT_S = 30.0
+
+_PG_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+)
+
+
+_LAG_ERRORS: tuple[type[BaseException], ...] = (StorageUnavailable, *_PG_ERRORS)
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def producer_config(cfg: KafkaConfig) -> dict[str, Any]:
+    """librdkafka settings of the relay's transactional producer (pure)."""
+    timeout_ms = int(cfg.transaction_timeout_s * 1000)
+    return {
+        "bootstrap.servers": cfg.bootstrap,
+        "transactional.id": cfg.transactional_id,
+        "enable.idempotence": True,
+        "acks": "all",
+        "linger.ms": cfg.linger_ms,
+        "compression.type": cfg.compression,
+        "transaction.timeout.ms": timeout_ms,
+        # librdkafka requires message.timeout.ms <= transaction.timeout.ms.
+        "message.timeout.ms": timeout_ms,
+        # Java clients' partitioner: a key lands on the same partition whoever produces it.
+        "partitioner": "murmur2_random",
+        # A transaction holds up to batch_readings records before commit flushes them.
+        "queue.buffering.max.messages": max(100_000, 2 * cfg.batch_readings),
+    }
+
+
+class KafkaRelay:
+    """Outbox → Kafka (see module docstring); `await relay.run(stop)` until `stop` is set."""
+
+    def __init__(
+        self,
+        cfg: KafkaConfig,
+        dsn: str,
+        *,
+        metrics: BridgeMetrics | None = None,
+        topics_fatal: bool = False,
+        clock: Callable[[], int] = _now_ms,
+    ) -> None:
+        self.cfg = cfg
+        self._dsn = dsn
+        self.metrics = metrics or BridgeMetrics()
+        self._topics_fatal = topics_fatal
+        self._clock = clock
+        self.state = "starting"
+        self.lag: OutboxLag | None = None
+        self.cursor: int | None = None
+        self._failing = False
+
+    def health(self) -> dict[str, Any]:
+        """Detail for `/health/ready`: relay state and outbox lag."""
+        lag = self.lag
+        return {
+            "relay": self.state,
+            "outbox_rows": None if lag is None else lag.rows,
+            "outbox_readings": None if lag is None else lag.readings,
+            "outbox_oldest_age_s": None if lag is None else round(lag.age_s(self._clock()), 3),
+        }
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Relay until `stop`; Kafka/PostgreSQL failures are retried with backoff."""
+        backoff = Backoff(0.5, 30.0)
+        while not stop.is_set():
+            try:
+                await self._session(stop, backoff)
+            except KafkaTopicsMissing as exc:
+                self._fail(str(exc), error=True)
+                if self._topics_fatal:
+                    raise
+            except (KafkaUnavailable, StorageUnavailable) as exc:
+                self._fail(str(exc))
+            else:
+                continue
+            await _wait(stop, backoff.delay())
+        self.metrics.relay_up.set(0)
+
+    def _fail(self, why: str, *, error: bool = False) -> None:
+        self.state = f"unavailable: {why}"[:300]
+        self.metrics.relay_up.set(0)
+        self.metrics.relay_errors.inc()
+        if not self._failing:
+            # Once per outage, then quietly (the counter and /health/ready keep telling).
+            log.log(logging.ERROR if error else logging.WARNING, "kafka relay: %s", why)
+        self._failing = True
+
+    def _ok(self) -> None:
+        if self._failing:
+            log.info("kafka relay: relaying again from outbox id %s", self.cursor)
+        self._failing = False
+        self.state = "ok"
+        self.metrics.relay_up.set(1)
+
+    async def _connect(self) -> asyncpg.Connection:
+        try:
+            async with asyncio.timeout(PG_TIMEOUT_S):
+                conn: asyncpg.Connection = await asyncpg.connect(self._dsn)
+        except _PG_ERRORS as exc:
+            raise StorageUnavailable(f"relay cannot reach PostgreSQL: {exc}") from exc
+        return conn
+
+    async def _session(self, stop: asyncio.Event, backoff: Backoff) -> None:
+        conn = await self._connect()
+        try:
+            try:
+                if not await self._lead(conn, stop):
+                    return
+                await self._relay(conn, stop, backoff)
+            except _PG_ERRORS as exc:
+                raise StorageUnavailable(f"relay lost PostgreSQL: {exc}") from exc
+        finally:
+            with contextlib.suppress(*_PG_ERRORS):
+                await conn.close(timeout=5)
+
+    async def _lead(self, conn: asyncpg.Connection, stop: asyncio.Event) -> bool:
+        # Session-level lock: released when this connection ends (also when the process dies).
+        while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", RELAY_LOCK):
+            self.state = "standby: another hub instance relays"
+            self.metrics.relay_up.set(0)
+            await _wait(stop, STANDBY_POLL_S)
+            if stop.is_set():
+                return False
+        return True
+
+    async def _relay(self, conn: asyncpg.Connection, stop: asyncio.Event, backoff: Backoff) -> None:
+        cfg = self.cfg
+        deadletters = await asyncio.to_thread(check_topics, cfg)
+        producer = await asyncio.to_thread(self._open_producer)
+        try:
+            cursor = await asyncio.to_thread(
+                read_cursor, cfg.bootstrap, cfg.state_topic, cfg.transactional_id
+            )
+            self.cursor = cursor
+            wake = asyncio.Event()
+            await conn.add_listener(NOTIFY_CHANNEL, lambda *_: wake.set())
+            async with asyncio.timeout(PG_TIMEOUT_S):
+                await prune(conn, cursor)
+            self._ok()
+            backoff.reset()
+            rows: list[OutboxRow] = []
+            while not stop.is_set():
+                if not rows:
+                    wake.clear()
+                    async with asyncio.timeout(PG_TIMEOUT_S):
+                        rows = await fetch_rows(conn, cursor, MAX_ROWS)
+                    if not rows:
+                        await _wait_any(wake, stop, IDLE_POLL_S)
+                        continue
+                take = split_batch(rows, cfg.batch_readings)
+                batch, rows = rows[:take], rows[take:]
+                # Read the next rows from PostgreSQL while Kafka commits this transaction.
+                ahead = None
+                if not rows:
+                    ahead = asyncio.create_task(
+                        fetch_rows(conn, batch[-1].id, MAX_ROWS), name="outbox-read-ahead"
+                    )
+                try:
+                    await asyncio.to_thread(self._transact, producer, batch, deadletters)
+                except BaseException:
+                    if ahead is not None:
+                        ahead.cancel()
+                        with contextlib.suppress(BaseException):
+                            await ahead
+                    raise
+                cursor = self.cursor = batch[-1].id
+                self._ok()
+                if ahead is not None:
+                    async with asyncio.timeout(PG_TIMEOUT_S):
+                        rows = await ahead
+                async with asyncio.timeout(PG_TIMEOUT_S):
+                    await prune(conn, cursor)
+        finally:
+            await asyncio.to_thread(_close, producer)
+
+    def _open_producer(self) -> Producer:
+        producer = Producer(producer_config(self.cfg))
+        try:
+            # Fences any earlier relay with our transactional.id and settles its open transaction.
+            producer.init_transactions(self.cfg.transaction_timeout_s)
+        except KafkaException as exc:
+            _close(producer)
+            raise KafkaUnavailable(f"init_transactions: {exc}") from exc
+        return producer
+
+    def _transact(self, producer: Producer, rows: Sequence[OutboxRow], deadletters: bool) -> None:
+        """One Kafka transaction: the rows' records plus the new cursor (runs in a thread)."""
+        cfg = self.cfg
+        topic = cfg.telemetry_topic
+        counts = {topic: 0, cfg.deadletter_topic: 0}
+        try:
+            producer.begin_transaction()
+            for row in rows:
+                if row.kind == KIND_TELEMETRY:
+                    key = machine_key(row.site or "", row.line or "", row.machine or "")
+                    headers: list[tuple[str, str | bytes | None]] = [
+                        ("src", (row.src or "").encode()),
+                        ("seq", str(row.seq).encode()),
+                    ]
+                    for value in record_values(row):
+                        _produce(producer, topic, value, key, headers)
+                    counts[topic] += row.n
+                elif deadletters:
+                    key = (row.src or "").encode()
+                    _produce(producer, cfg.deadletter_topic, row.body, key, None)
+                    counts[cfg.deadletter_topic] += 1
+            cursor = encode_cursor(rows[-1].id, self._clock())
+            _produce(producer, cfg.state_topic, cursor, cfg.transactional_id.encode(), None)
+            producer.commit_transaction(cfg.transaction_timeout_s)
+        except KafkaException as exc:
+            with contextlib.suppress(KafkaException):
+                producer.abort_transaction(5.0)
+            raise KafkaUnavailable(f"Kafka transaction failed: {exc}") from exc
+        for name, n in counts.items():
+            if n:
+                self.metrics.relayed.labels(name).inc(n)
+        self.metrics.transactions.inc()
+
+    async def watch_lag(self, stop: asyncio.Event) -> None:
+        """Measure the outbox every few seconds into metrics and `health()` (any instance)."""
+        conn: asyncpg.Connection | None = None
+        while not stop.is_set():
+            try:
+                if conn is None or conn.is_closed():
+                    conn = await self._connect()
+                async with asyncio.timeout(PG_TIMEOUT_S):
+                    self.lag = lag = await outbox_lag(conn)
+                self.metrics.outbox_rows.set(lag.rows)
+                self.metrics.outbox_readings.set(lag.readings)
+                self.metrics.outbox_age.set(lag.age_s(self._clock()))
+            except _LAG_ERRORS:
+                if conn is not None:
+                    conn.terminate()
+                conn = None
+            await _wait(stop, LAG_INTERVAL_S)
+        if conn is not None:
+            with contextlib.suppress(*_PG_ERRORS):
+                await conn.close(timeout=5)
+
+
+def _produce(
+    producer: Producer,
+    topic: str,
+    value: str | bytes,
+    key: bytes,
+    headers: list[tuple[str, str | bytes | None]] | None,
+) -> None:
+    while True:
+        try:
+            producer.produce(topic, value, key, headers=headers)
+        except BufferError:
+            # Local queue full: serve delivery reports until librdkafka has room again.
+            producer.poll(0.05)
+        else:
+            return
+
+
+def _close(producer: Producer) -> None:
+    # Drop whatever is queued (an aborted or fenced transaction's records) without waiting.
+    with contextlib.suppress(KafkaException, RuntimeError):
+        producer.purge()
+        producer.flush(0)
+
+
+async def _wait(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            await stop.wait()
+
+
+async def _wait_any(wake: asyncio.Event, stop: asyncio.Event, seconds: float) -> None:
+    waiters = [asyncio.ensure_future(wake.wait()), asyncio.ensure_future(stop.wait())]
+    try:
+        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waiters:
+            w.cancel()

@@ -1,0 +1,228 @@
+"""Redis shell for live views: latest values per series, and per-commit updates over pub/sub.
+
+`publish(batches)` is called as batches commit; it only merges them into an in-memory map of
+pending latest values (bounded by the number of series) and never waits on Redis, so Redis being
+slow or down cannot hold up ingest. A writer task flushes that map to Redis (one forward-only
+script call per machine, then one PUBLISH per machine); while Redis is down the map keeps only
+the newest value per series and is written when Redis returns.
+
+Every hub instance subscribes to the channel once and fans updates out to its local subscribers
+(`subscribe_updates()`), so a WebSocket client sees updates whichever instance stored the batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from hub.bridge.backoff import Backoff
+from hub.bridge.metrics import BridgeMetrics
+from hub.bridge.redis.model import (
+    Latest,
+    Pending,
+    Update,
+    coalesce,
+    decode_latest,
+    decode_update,
+    encode_latest,
+    encode_update,
+    merge,
+)
+from hub.config import RedisConfig
+from hub.errors import LiveUnavailable
+from hub.storage.model import TelemetryBatch
+
+__all__ = ["RedisLive"]
+
+log = logging.getLogger(__name__)
+
+REDIS_TIMEOUT_S = 5.0
+SUBSCRIBER_QUEUE = 1_000  # updates buffered per local subscriber; a slow one loses the oldest
+
+# Forward-only HSET: a field is replaced unless the stored reading is newer (ts from its JSON).
+# KEYS[1] the machine's hash; ARGV = tag, ts, value JSON, tag, ts, value JSON, …
+_FORWARD_HSET = """
+local n = 0
+for i = 1, #ARGV, 3 do
+  local cur = redis.call('HGET', KEYS[1], ARGV[i])
+  local older = true
+  if cur then
+    local ts = tonumber(string.match(cur, '"ts":(%-?%d+)'))
+    if ts and ts > tonumber(ARGV[i + 1]) then older = false end
+  end
+  if older then
+    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 2])
+    n = n + 1
+  end
+end
+return n
+"""
+
+_REDIS_ERRORS: tuple[type[BaseException], ...] = (RedisError, OSError, TimeoutError)
+
+
+class RedisLive:
+    """Latest values and live updates through Redis; `await live.run(stop)` runs the shell."""
+
+    def __init__(self, cfg: RedisConfig, metrics: BridgeMetrics | None = None) -> None:
+        self.cfg = cfg
+        self.metrics = metrics or BridgeMetrics()
+        self._client: aioredis.Redis = aioredis.from_url(
+            cfg.url,
+            socket_timeout=REDIS_TIMEOUT_S,
+            socket_connect_timeout=REDIS_TIMEOUT_S,
+            health_check_interval=10,
+        )
+        self._script = self._client.register_script(_FORWARD_HSET)
+        self._pending: Pending = {}
+        self._dirty = asyncio.Event()
+        self._queues: set[asyncio.Queue[Update]] = set()
+        self.writer_ok = False
+        self.subscribed = asyncio.Event()
+
+    def health(self) -> dict[str, Any]:
+        """Detail for `/health/ready`."""
+        return {
+            "latest_writer": "ok" if self.writer_ok else "unavailable",
+            "subscribed": self.subscribed.is_set(),
+            "pending_machines": len(self._pending),
+        }
+
+    # -- ingest side ------------------------------------------------------------------------------
+
+    def publish(self, batches: Sequence[TelemetryBatch]) -> None:
+        """Record committed batches for Redis (never blocks; called as batches commit)."""
+        if batches:
+            coalesce(batches, self._pending)
+            self._dirty.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Write latest values and relay pub/sub updates until `stop` (reconnects by itself)."""
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(self._write_loop(stop), name="redis-latest")
+                tg.create_task(self._subscribe_loop(stop), name="redis-subscribe")
+        finally:
+            with contextlib.suppress(*_REDIS_ERRORS):
+                async with asyncio.timeout(REDIS_TIMEOUT_S):
+                    await self._client.aclose()
+
+    async def _write_loop(self, stop: asyncio.Event) -> None:
+        backoff = Backoff(0.2, 10.0)
+        while not stop.is_set():
+            await _wait_any(self._dirty, stop, 1.0)
+            if not self._pending:
+                continue
+            batch, self._pending = self._pending, {}
+            self._dirty.clear()
+            try:
+                async with asyncio.timeout(REDIS_TIMEOUT_S * 2):
+                    await self._write(batch)
+            except _REDIS_ERRORS as exc:
+                # Keep the newest value per series for the next attempt: what arrived meanwhile
+                # wins over what failed unless it is older.
+                self._pending = merge(batch, self._pending)
+                self._dirty.set()
+                self.metrics.redis_errors.inc()
+                self.metrics.redis_up.set(0)
+                if self.writer_ok:
+                    log.warning("redis: latest values not written, retrying: %s", exc)
+                self.writer_ok = False
+                await _wait(stop, backoff.delay())
+                continue
+            if not self.writer_ok:
+                log.info("redis: writing latest values")
+            self.writer_ok = True
+            self.metrics.redis_up.set(1)
+            backoff.reset()
+
+    async def _write(self, batch: Pending) -> None:
+        prefix, channel = self.cfg.key_prefix, self.cfg.channel
+        async with self._client.pipeline(transaction=False) as pipe:
+            for machine, values in batch.items():
+                args: list[str | int] = []
+                for tag, latest in values.items():
+                    args += [tag, latest.ts, encode_latest(latest)]
+                await self._script(keys=[prefix + machine], args=args, client=pipe)
+                pipe.publish(channel, encode_update(machine, values))
+            await pipe.execute()
+
+    # -- live side --------------------------------------------------------------------------------
+
+    async def _subscribe_loop(self, stop: asyncio.Event) -> None:
+        backoff = Backoff(0.2, 10.0)
+        while not stop.is_set():
+            pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+            try:
+                async with asyncio.timeout(REDIS_TIMEOUT_S):
+                    await pubsub.subscribe(self.cfg.channel)
+                self.subscribed.set()
+                backoff.reset()
+                while not stop.is_set():
+                    msg = await pubsub.get_message(timeout=1.0)
+                    if msg is not None and msg.get("type") == "message":
+                        update = decode_update(msg["data"])
+                        if update is not None:
+                            self._fan_out(update)
+            except _REDIS_ERRORS as exc:
+                if self.subscribed.is_set():
+                    log.warning("redis: live updates interrupted, resubscribing: %s", exc)
+                self.subscribed.clear()
+                self.metrics.redis_errors.inc()
+                await _wait(stop, backoff.delay())
+            finally:
+                with contextlib.suppress(*_REDIS_ERRORS):
+                    async with asyncio.timeout(REDIS_TIMEOUT_S):
+                        await pubsub.aclose()  # type: ignore[no-untyped-call]
+        self.subscribed.clear()
+
+    def _fan_out(self, update: Update) -> None:
+        for queue in self._queues:
+            if queue.full():
+                queue.get_nowait()  # a slow client loses the oldest update, not the newest
+            queue.put_nowait(update)
+
+    async def subscribe_updates(self) -> AsyncIterator[Update]:
+        """Every live update from any hub instance, from now on, until the caller stops."""
+        queue: asyncio.Queue[Update] = asyncio.Queue(SUBSCRIBER_QUEUE)
+        self._queues.add(queue)
+        try:
+            while True:
+                yield await queue.get()
+        finally:
+            self._queues.discard(queue)
+
+    async def latest(self, site: str, line: str, machine: str) -> dict[str, Latest]:
+        """Latest value per tag of one machine; raises `LiveUnavailable` if Redis is down."""
+        try:
+            async with asyncio.timeout(REDIS_TIMEOUT_S):
+                raw = await self._client.hgetall(f"{self.cfg.key_prefix}{site}/{line}/{machine}")
+        except _REDIS_ERRORS as exc:
+            raise LiveUnavailable(f"redis: {exc}") from exc
+        out: dict[str, Latest] = {}
+        for tag, value in raw.items():
+            latest = decode_latest(value)
+            if latest is not None:
+                out[tag.decode() if isinstance(tag, bytes) else str(tag)] = latest
+        return out
+
+
+async def _wait(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            await stop.wait()
+
+
+async def _wait_any(a: asyncio.Event, b: asyncio.Event, seconds: float) -> None:
+    waiters = [asyncio.ensure_future(a.wait()), asyncio.ensure_future(b.wait())]
+    try:
+        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waiters:
+            w.cancel()

@@ -1,0 +1,82 @@
+"""`millstream-hub kafka init` (create the topics) and `millstream-hub kafka-relay`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+import typer
+
+from hub.cli.migrate import ConfigOption
+from hub.config import HubConfig, KafkaConfig, load_config
+from hub.errors import ConfigError, MillstreamHubError
+
+__all__ = ["register"]
+
+log = logging.getLogger("hub")
+
+kafka_app = typer.Typer(help="Kafka bridge administration.", no_args_is_help=True)
+
+
+def _kafka_config(config: ConfigOption) -> tuple[HubConfig, KafkaConfig]:
+    try:
+        cfg = load_config(config)
+    except ConfigError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from exc
+    if cfg.kafka is None:
+        typer.echo(
+            "no `kafka:` section in the config (e.g. kafka: {bootstrap: host:9092})", err=True
+        )
+        raise typer.Exit(1)
+    return cfg, cfg.kafka
+
+
+@kafka_app.command("init")
+def init(config: ConfigOption = None) -> None:
+    """Create the bridge's topics (telemetry, compacted relay-state, dead letters) if missing."""
+    from hub.bridge.kafka import create_topics  # noqa: PLC0415 -- keep CLI start-up light
+
+    _, kcfg = _kafka_config(config)
+    try:
+        outcome = create_topics(kcfg)
+    except MillstreamHubError as exc:
+        typer.echo(f"kafka init failed: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    for name, what in outcome.items():
+        typer.echo(f"{name}: {what}")
+
+
+async def _relay(cfg: HubConfig, kcfg: KafkaConfig) -> None:
+    from hub.bridge.kafka import KafkaRelay  # noqa: PLC0415
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    relay = KafkaRelay(kcfg, cfg.storage, topics_fatal=True)
+    async with asyncio.TaskGroup() as tg:
+        tg.create_task(relay.run(stop), name="kafka-relay")
+        tg.create_task(relay.watch_lag(stop), name="outbox-lag")
+
+
+def relay(config: ConfigOption = None) -> None:
+    """Drain the PostgreSQL outbox into Kafka (exactly once) until SIGTERM/SIGINT."""
+    from hub.log import setup_logging  # noqa: PLC0415
+
+    setup_logging()
+    cfg, kcfg = _kafka_config(config)
+    try:
+        asyncio.run(_relay(cfg, kcfg))
+    except* MillstreamHubError as group:
+        for err in group.exceptions:
+            log.critical("fatal: %s", err)
+        raise typer.Exit(1) from None
+    log.info("relay stopped")
+
+
+def register(app: typer.Typer) -> None:
+    """Add `kafka init` and `kafka-relay`."""
+    app.add_typer(kafka_app, name="kafka")
+    app.command("kafka-relay")(relay)
