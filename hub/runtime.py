@@ -19,6 +19,8 @@ from typing import Any
 import uvicorn
 
 from hub.api import create_app
+from hub.api.v1.wiring import ApiWiring
+from hub.auth import jwt_secret
 from hub.bridge import Bridges
 from hub.config import HubConfig
 from hub.errors import MillstreamHubError, StorageUnavailable
@@ -69,6 +71,8 @@ class Hub:
         self.metrics = HubMetrics()
         # Kafka outbox + relay and Redis live values, each on only when configured (issue 8).
         self.bridges = Bridges(config, self.metrics.registry)
+        # REST API, auth and the WebSocket live stream (issue 9; docs/api.md).
+        self.api = ApiWiring(config, self.metrics.registry, self.bridges.live)
         self._hooks = hooks
         self._serve_http = serve_http
         self._storage: Storage | None = None
@@ -117,6 +121,8 @@ class Hub:
     async def run(self, stop: asyncio.Event) -> None:
         """Serve until `stop` is set; raises `MillstreamHubError` on fatal problems."""
         cfg = self.config
+        if self._serve_http:
+            jwt_secret(cfg)  # refuse a missing or weak signing secret before anything starts
         storage = open_storage(
             cfg.storage,
             retention_days=cfg.retention_days,
@@ -133,6 +139,7 @@ class Hub:
                 for b in batches:
                     tracker.add(b.src, b.seq)
                 self.bridges.on_committed(batches)
+                self.api.on_committed(batches)
 
             session: MqttSession
             pipeline = IngestPipeline(
@@ -148,7 +155,7 @@ class Hub:
             )
             self._session = session
             self._started.set()
-            async with session, asyncio.TaskGroup() as tg:
+            async with session, contextlib.AsyncExitStack() as api_stack, asyncio.TaskGroup() as tg:
                 ingest = tg.create_task(pipeline.run(), name="ingest")
                 others = [
                     tg.create_task(
@@ -158,12 +165,15 @@ class Hub:
                     tg.create_task(self._maintain(storage), name="maintenance"),
                     tg.create_task(self._watch_broker(session), name="broker-gauge"),
                     tg.create_task(self.bridges.run(stop), name="bridges"),
+                    tg.create_task(self.api.run(stop), name="live"),
                 ]
                 server: _Server | None = None
                 if self._serve_http:
+                    app = create_app(self, self.metrics)
+                    await api_stack.enter_async_context(self.api.mounted(app))
                     server = _Server(
                         uvicorn.Config(
-                            create_app(self, self.metrics),
+                            app,
                             host=cfg.http.host,
                             port=cfg.http.port,
                             log_config=None,

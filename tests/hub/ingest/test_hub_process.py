@@ -35,6 +35,8 @@ def write_config(tmp_path: Path, mqtt_url: str, storage: str) -> tuple[Path, int
         f"storage: '{storage}'\n"
         f"http: {{host: 127.0.0.1, port: {port}}}\n"
         f"flush_ms: 20\n"
+        # The HTTP API refuses to start without a signing secret (issue 9).
+        f"jwt_secret: {'t' * 48}\n"
     )
     return path, port
 

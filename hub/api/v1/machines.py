@@ -1,0 +1,82 @@
+"""`/machines`, a machine's latest values and its completeness per minute."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Path, Query
+
+from hub.api.v1.deps import requires
+from hub.api.v1.schemas import CompletenessOut, LatestOut, MachineOut, MinuteOut
+from hub.api.v1.services import ApiServices
+from hub.auth import Role
+from hub.errors import LiveUnavailable
+from hub.query import completeness
+
+__all__ = ["machines_router"]
+
+Segment = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+EpochMs = Annotated[int | None, Query(ge=0, le=2**53)]
+MAX_COMPLETENESS_MS = 24 * 3_600_000
+
+
+def machines_router(services: ApiServices) -> APIRouter:
+    """Machine-level routes (viewer)."""
+    router = APIRouter(
+        tags=["machines"],
+        dependencies=[Depends(requires(services, Role.VIEWER))],
+        responses={401: {}, 403: {}, 429: {}},
+    )
+
+    @router.get("/machines")
+    async def machines() -> list[MachineOut]:
+        """Every machine with its state and when it was last seen (epoch ms)."""
+        return [MachineOut(**m) for m in await services.queries.machines()]
+
+    @router.get("/machines/{site}/{line}/{machine}/latest")
+    async def latest(site: Segment, line: Segment, machine: Segment) -> list[LatestOut]:
+        """The newest stored value of every tag of one machine."""
+        if services.redis_latest is not None:
+            try:
+                values = await services.redis_latest(site, line, machine)
+            except LiveUnavailable:
+                pass  # Redis down: PostgreSQL has every committed reading too
+            else:
+                ids = await services.queries.machine_series(site, line, machine)
+                return [
+                    LatestOut(series_id=ids[tag], tag=tag, ts=x.ts, v=x.v, q=x.q)
+                    for tag, x in sorted(values.items())
+                    if tag in ids
+                ]
+        rows = await services.queries.latest(site, line, machine)
+        return [LatestOut(**r) for r in rows]
+
+    @router.get("/machines/{site}/{line}/{machine}/completeness", responses={422: {}})
+    async def machine_completeness(
+        site: Segment,
+        line: Segment,
+        machine: Segment,
+        from_ms: Annotated[int | None, Query(alias="from", ge=0, le=2**53)] = None,
+        to_ms: Annotated[int | None, Query(alias="to", ge=0, le=2**53)] = None,
+    ) -> CompletenessOut:
+        """Readings stored vs expected per minute (default: the last hour, at most 24 h)."""
+        end = to_ms if to_ms is not None else services.now_ms()
+        start = from_ms if from_ms is not None else end - 3_600_000
+        if not 0 < end - start <= MAX_COMPLETENESS_MS:
+            raise HTTPException(422, "need from < to and a window of at most 24 h")
+        counts = await services.queries.minute_counts(site, line, machine, start, end)
+        minutes = completeness(counts, start, end)
+        agents = await services.queries.agents()
+        return CompletenessOut(
+            machine=f"{site}/{line}/{machine}",
+            from_ms=start,
+            to_ms=end,
+            expected_per_minute=minutes[0].expected if minutes else 0,
+            minutes=[
+                MinuteOut(minute=m.minute, stored=m.stored, expected=m.expected, ratio=m.ratio)
+                for m in minutes
+            ],
+            agents_dropped={a["agent_id"]: a["dropped"] or 0 for a in agents},
+        )
+
+    return router

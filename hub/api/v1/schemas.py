@@ -1,0 +1,194 @@
+"""Request and response bodies of `/api/v1` (the OpenAPI document is generated from these)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "AgentOut",
+    "BucketOut",
+    "CompletenessOut",
+    "DeadLetterOut",
+    "DeviceOut",
+    "HistoryOut",
+    "LatestOut",
+    "LoginIn",
+    "MachineOut",
+    "MeOut",
+    "MinuteOut",
+    "RawPointOut",
+    "RefreshIn",
+    "SeriesOut",
+    "TokenOut",
+]
+
+Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.@-]{1,64}$")]
+Value = float | bool | str | None
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class LoginIn(_In):
+    """User name and password."""
+
+    username: Name
+    password: Annotated[str, Field(min_length=1, max_length=1024)]
+
+
+class RefreshIn(_In):
+    """A refresh token from login or an earlier refresh."""
+
+    refresh_token: Annotated[str, Field(min_length=1, max_length=256)]
+
+
+class TokenOut(BaseModel):
+    """A short-lived access token and the next refresh token (the old one is now spent)."""
+
+    access_token: str
+    refresh_token: str
+    token_type: Literal["bearer"] = "bearer"  # noqa: S105 -- OAuth 2 token type
+    expires_in: int
+
+
+class MeOut(BaseModel):
+    """Who the credentials belong to."""
+
+    subject: str
+    role: str
+    kind: str
+
+
+class MachineOut(BaseModel):
+    """A machine, as seen by status messages and telemetry."""
+
+    site: str
+    line: str
+    machine: str
+    state: str
+    detail: str | None = None
+    series: int
+    last_seen_ms: int | None
+    last_reading_ms: int | None
+
+
+class SeriesOut(BaseModel):
+    """A series (one tag of one machine)."""
+
+    id: int
+    site: str
+    line: str
+    machine: str
+    tag: str
+    unit: str | None = None
+
+
+class LatestOut(BaseModel):
+    """The newest reading of one series."""
+
+    series_id: int
+    tag: str
+    ts: int
+    v: Value
+    q: str
+
+
+class RawPointOut(BaseModel):
+    """One stored reading."""
+
+    ts: int
+    v: Value
+    q: str
+
+
+class BucketOut(BaseModel):
+    """One downsampled bucket: [ts, ts + bucket_ms)."""
+
+    ts: int
+    min: float
+    max: float
+    avg: float
+    count: int
+    last: float
+
+
+class HistoryOut(BaseModel):
+    """History of one series: `raw` points, or `buckets` of `bucket_ms`."""
+
+    series: SeriesOut
+    from_ms: int
+    to_ms: int
+    resolution: Literal["raw", "minute", "hour"]
+    bucket_ms: int | None
+    truncated: bool = False
+    raw: list[RawPointOut] = []
+    buckets: list[BucketOut] = []
+
+
+class AgentOut(BaseModel):
+    """An agent's last reported health."""
+
+    agent_id: str
+    state: str
+    status_ts: int | None
+    last_seen_ms: int
+    version: str | None
+    buffer_depth: int | None
+    buffer_age_ms: int | None
+    dropped: int | None
+    publish_rate: float | None
+    drain_eta_s: float | None
+    poll_errors: dict[str, int]
+
+
+class DeviceOut(BaseModel):
+    """A device polled by an agent, with its poll error count."""
+
+    agent_id: str
+    device: str
+    poll_errors: int
+    agent_state: str
+    last_seen_ms: int
+
+
+class MinuteOut(BaseModel):
+    """One minute of one machine."""
+
+    minute: int
+    stored: int
+    expected: int
+    ratio: float
+
+
+class CompletenessOut(BaseModel):
+    """Readings stored vs expected per minute (expected is approximated, see docs/api.md)."""
+
+    machine: str
+    from_ms: int
+    to_ms: int
+    expected_per_minute: int
+    minutes: list[MinuteOut]
+    agents_dropped: dict[str, int]
+
+
+class DeadLetterOut(BaseModel):
+    """A refused message."""
+
+    id: int
+    received_at: int
+    topic: str
+    payload_size: int
+    payload_preview: str
+    reason: str
+    message: str
+    src: str | None
+
+    model_config = ConfigDict(extra="ignore")
+
+    @classmethod
+    def of(cls, row: dict[str, Any]) -> DeadLetterOut:
+        """From a query row."""
+        return cls.model_validate(row)

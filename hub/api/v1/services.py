@@ -1,0 +1,70 @@
+"""What the API's handlers need, opened together: database, auth, queries, limiter, clock."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+from hub.auth import AuthService, AuthStore, MemoryRateLimiter, RateLimited, RateLimiter, jwt_secret
+from hub.bridge.redis.model import Latest
+from hub.config import HubConfig
+from hub.live import Fanout
+from hub.query import ReadQueries
+from hub.sql import open_database
+
+__all__ = ["ApiServices", "RedisLatest", "open_api_services"]
+
+# RedisLive.latest: (site, line, machine) -> {tag: Latest}; raises LiveUnavailable.
+RedisLatest = Callable[[str, str, str], Awaitable[Mapping[str, Latest]]]
+
+
+@dataclass
+class ApiServices:
+    """Handles the routers close over."""
+
+    config: HubConfig
+    auth: AuthService
+    queries: ReadQueries
+    fanout: Fanout
+    limiter: RateLimiter = field(default_factory=MemoryRateLimiter)
+    clock: Callable[[], float] = time.time
+    redis_latest: RedisLatest | None = None
+
+    def now_ms(self) -> int:
+        """Wall clock in epoch ms (from the injected clock)."""
+        return int(self.clock() * 1000)
+
+    async def limit(self, key: str, per_minute: int) -> None:
+        """Spend one request of `key`'s budget or raise `RateLimited`."""
+        # Burst: ten seconds' worth (at least 5), so a dashboard opening many charts at once
+        # is not refused while a sustained flood is.
+        burst = max(5, per_minute // 6)
+        wait = await self.limiter.hit(key, self.clock(), per_minute, burst)
+        if wait > 0:
+            raise RateLimited(wait)
+
+
+@asynccontextmanager
+async def open_api_services(
+    config: HubConfig,
+    fanout: Fanout,
+    *,
+    limiter: RateLimiter | None = None,
+    clock: Callable[[], float] = time.time,
+    redis_latest: RedisLatest | None = None,
+) -> AsyncIterator[ApiServices]:
+    """Open the API's own database connections; `ConfigError` for a missing/weak JWT secret."""
+    secret = jwt_secret(config)  # refuse to start before opening anything
+    async with open_database(config.storage) as db:
+        auth = AuthService(AuthStore(db), secret, config.api, clock)
+        yield ApiServices(
+            config,
+            auth,
+            ReadQueries(db),
+            fanout,
+            limiter if limiter is not None else MemoryRateLimiter(),
+            clock,
+            redis_latest,
+        )

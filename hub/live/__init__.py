@@ -1,0 +1,22 @@
+"""Live data: the in-process fan-out of committed readings and the WebSocket endpoint."""
+
+from hub.live.buffer import ClientBuffer, Update, make_update
+from hub.live.fanout import Fanout, Subscriber, machine_key, updates_from_batches
+from hub.live.metrics import LiveMetrics
+from hub.live.protocol import ClientMessage, ProtocolError, parse_client_message
+from hub.live.ws import LiveEndpoint
+
+__all__ = [
+    "ClientBuffer",
+    "ClientMessage",
+    "Fanout",
+    "LiveEndpoint",
+    "LiveMetrics",
+    "ProtocolError",
+    "Subscriber",
+    "Update",
+    "machine_key",
+    "make_update",
+    "parse_client_message",
+    "updates_from_batches",
+]

@@ -1,0 +1,102 @@
+"""In-process fan-out of committed readings to live subscribers, indexed by machine.
+
+The ingest announces every committed batch (`publish`, on the event loop, after commit); each
+subscriber's `ClientBuffer` receives the updates for machines it subscribed to. `publish` never
+waits on a client: delivering is appending to a bounded buffer and setting an event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from hub.live.buffer import ClientBuffer, Update, make_update
+from hub.storage import TelemetryBatch
+
+__all__ = ["Fanout", "Subscriber", "machine_key", "updates_from_batches"]
+
+
+def machine_key(site: str, line: str, machine: str) -> str:
+    """The `site/line/machine` string clients subscribe with."""
+    return f"{site}/{line}/{machine}"
+
+
+def updates_from_batches(batches: Iterable[TelemetryBatch]) -> list[Update]:
+    """One update per committed telemetry batch, readings in wire form."""
+    out = []
+    for b in batches:
+        readings: list[dict[str, Any]] = [
+            {"tag": r.tag, "ts": r.ts, "v": r.v, "q": r.q} for r in b.readings
+        ]
+        if readings:
+            out.append(make_update(machine_key(b.site, b.line, b.machine), readings))
+    return out
+
+
+class Subscriber:
+    """One live client: what it subscribed to, its pending buffer, and a wake-up event."""
+
+    def __init__(self, max_readings: int = 10_000) -> None:
+        self.buffer = ClientBuffer(max_readings)
+        self.ready = asyncio.Event()
+        # machine -> tags wanted (None: every tag of the machine)
+        self.machines: dict[str, frozenset[str] | None] = {}
+
+    def deliver(self, update: Update) -> None:
+        """Queue an update this subscriber asked for and wake its sender."""
+        if update.machine in self.machines:
+            self.buffer.add(update, self.machines[update.machine])
+            self.ready.set()
+
+
+class Fanout:
+    """Subscribers by machine; `publish` hands each committed batch to those who want it."""
+
+    def __init__(self) -> None:
+        self._by_machine: dict[str, set[Subscriber]] = {}
+        self._subscribers: set[Subscriber] = set()
+
+    @property
+    def clients(self) -> int:
+        """Connected subscribers."""
+        return len(self._subscribers)
+
+    def add(self, sub: Subscriber) -> None:
+        """Register a subscriber (with no machines yet)."""
+        self._subscribers.add(sub)
+
+    def remove(self, sub: Subscriber) -> None:
+        """Forget a subscriber and all its subscriptions."""
+        self._subscribers.discard(sub)
+        for machine in list(sub.machines):
+            self.unsubscribe(sub, machine)
+
+    def subscribe(self, sub: Subscriber, machine: str, tags: frozenset[str] | None) -> None:
+        """Send `machine`'s updates (only `tags`, or all when None) to `sub`."""
+        current = sub.machines.get(machine, frozenset())
+        if tags is None or (machine in sub.machines and current is None):
+            sub.machines[machine] = None
+        else:
+            sub.machines[machine] = (current or frozenset()) | tags
+        self._by_machine.setdefault(machine, set()).add(sub)
+
+    def unsubscribe(self, sub: Subscriber, machine: str) -> None:
+        """Stop sending `machine`'s updates to `sub`."""
+        sub.machines.pop(machine, None)
+        subs = self._by_machine.get(machine)
+        if subs is not None:
+            subs.discard(sub)
+            if not subs:
+                del self._by_machine[machine]
+
+    def deliver(self, updates: Sequence[Update]) -> None:
+        """Hand updates to their machines' subscribers (from this or another hub instance)."""
+        for update in updates:
+            for sub in self._by_machine.get(update.machine, ()):
+                sub.deliver(update)
+
+    def publish(self, batches: Sequence[TelemetryBatch]) -> None:
+        """The ingest's commit hook: announce committed telemetry batches."""
+        if self._by_machine:
+            self.deliver(updates_from_batches(batches))

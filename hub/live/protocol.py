@@ -1,0 +1,68 @@
+"""The WebSocket protocol's client messages (pure parsing; docs/api.md).
+
+```
+{"type": "auth", "token": "…"}                        first message, unless ?token= was given
+{"type": "subscribe", "machines": ["site/line/machine", …], "series": [12, 13]}
+{"type": "unsubscribe", "machines": […], "series": […]}
+{"type": "ping"}
+```
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+__all__ = ["ClientMessage", "ProtocolError", "parse_client_message"]
+
+_MACHINE = re.compile(r"^[A-Za-z0-9_-]{1,64}/[A-Za-z0-9_-]{1,64}/[A-Za-z0-9_-]{1,64}$")
+MAX_ITEMS = 10_000
+
+
+class ProtocolError(ValueError):
+    """A client message the server cannot act on; answered with an error message."""
+
+
+@dataclass(frozen=True, slots=True)
+class ClientMessage:
+    """One parsed client message."""
+
+    type: Literal["auth", "subscribe", "unsubscribe", "ping"]
+    token: str = ""
+    machines: tuple[str, ...] = ()
+    series: tuple[int, ...] = ()
+
+
+def parse_client_message(text: str) -> ClientMessage:
+    """Parse and validate one client text frame."""
+    try:
+        doc = json.loads(text)
+    except ValueError as exc:
+        raise ProtocolError("not JSON") from exc
+    if not isinstance(doc, dict):
+        raise ProtocolError("expected a JSON object")
+    kind = doc.get("type")
+    if kind == "ping":
+        return ClientMessage("ping")
+    if kind == "auth":
+        token = doc.get("token")
+        if not isinstance(token, str) or not token:
+            raise ProtocolError("auth needs a token")
+        return ClientMessage("auth", token=token)
+    if kind in ("subscribe", "unsubscribe"):
+        machines = doc.get("machines", [])
+        series = doc.get("series", [])
+        if not isinstance(machines, list) or not all(
+            isinstance(m, str) and _MACHINE.match(m) for m in machines
+        ):
+            raise ProtocolError("machines must be a list of 'site/line/machine' strings")
+        if not isinstance(series, list) or not all(
+            isinstance(s, int) and not isinstance(s, bool) for s in series
+        ):
+            raise ProtocolError("series must be a list of series ids")
+        if len(machines) + len(series) > MAX_ITEMS:
+            raise ProtocolError(f"at most {MAX_ITEMS} machines and series per message")
+        return ClientMessage(kind, machines=tuple(machines), series=tuple(series))
+    raise ProtocolError("type must be auth, subscribe, unsubscribe or ping")

@@ -1,0 +1,175 @@
+"""WebSocket `/ws`: authenticated live readings, coalesced per client (docs/api.md).
+
+Each client has one sender task, the only writer to its socket: it sleeps until its buffer has
+something, sends it, then waits `COALESCE_S` before the next send, so a client gets at most ten
+messages per machine per second whatever the ingest rate. A client that cannot keep up only
+delays its own sender; its buffer collapses to newest values (`ClientBuffer`), and a send that
+stays blocked for `SEND_TIMEOUT_S` closes the connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fastapi import WebSocket, WebSocketDisconnect
+
+from hub.auth import NotAuthenticated, Principal
+from hub.live.fanout import Fanout, Subscriber, machine_key
+from hub.live.metrics import LiveMetrics
+from hub.live.protocol import ClientMessage, ProtocolError, parse_client_message
+from hub.query import SeriesInfo
+
+__all__ = ["COALESCE_S", "HEARTBEAT_S", "LiveEndpoint"]
+
+log = logging.getLogger(__name__)
+
+COALESCE_S = 0.1
+HEARTBEAT_S = 15.0
+SEND_TIMEOUT_S = 10.0
+AUTH_TIMEOUT_S = 5.0
+# Close codes in the private range (RFC 6455 §7.4.2), mirroring HTTP statuses.
+CLOSE_UNAUTHORIZED = 4401
+CLOSE_PROTOCOL = 4400
+
+
+def _dump(doc: dict[str, Any]) -> str:
+    return json.dumps(doc, separators=(",", ":"))
+
+
+class _Client(Subscriber):
+    def __init__(self) -> None:
+        super().__init__()
+        self.control: list[str] = []
+
+    def say(self, doc: dict[str, Any]) -> None:
+        self.control.append(_dump(doc))
+        self.ready.set()
+
+
+class LiveEndpoint:
+    """The `/ws` handler: `app.add_api_websocket_route("/ws", LiveEndpoint(...))`."""
+
+    def __init__(
+        self,
+        fanout: Fanout,
+        authenticate: Callable[[str], Awaitable[Principal]],
+        resolve_series: Callable[[int], Awaitable[SeriesInfo | None]],
+        metrics: LiveMetrics,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._fanout = fanout
+        self._authenticate = authenticate
+        self._resolve = resolve_series
+        self._metrics = metrics
+        self._clock = clock
+
+    async def __call__(self, websocket: WebSocket) -> None:
+        """Serve one client until it disconnects."""
+        await websocket.accept()
+        principal = await self._login(websocket)
+        if principal is None:
+            return
+        client = _Client()
+        self._fanout.add(client)
+        self._metrics.clients.inc()
+        client.say({"type": "welcome", "user": principal.subject, "coalesce_ms": 100})
+        try:
+            async with asyncio.TaskGroup() as tg:
+                sender = tg.create_task(self._send_loop(websocket, client), name="ws-send")
+                receiver = tg.create_task(self._receive_loop(websocket, client), name="ws-recv")
+                await asyncio.wait({sender, receiver}, return_when="FIRST_COMPLETED")
+                for task in (sender, receiver):
+                    task.cancel()
+        except* (WebSocketDisconnect, OSError, RuntimeError, TimeoutError) as group:
+            log.debug("websocket closed: %r", group.exceptions[0])
+        finally:
+            self._fanout.remove(client)
+            self._metrics.clients.dec()
+            self._metrics.coalesced.inc(client.buffer.coalesced)
+            with contextlib.suppress(Exception):
+                await websocket.close()
+
+    async def _login(self, websocket: WebSocket) -> Principal | None:
+        token = websocket.query_params.get("token")
+        try:
+            if not token:
+                token = await self._first_message_token(websocket)
+            return await self._authenticate(token)
+        except (NotAuthenticated, ProtocolError, TimeoutError) as exc:
+            self._metrics.refused.inc()
+            with contextlib.suppress(Exception):
+                await websocket.send_text(_dump({"type": "error", "error": str(exc)}))
+                await websocket.close(CLOSE_UNAUTHORIZED, "unauthorized")
+            return None
+        except WebSocketDisconnect:
+            return None
+
+    @staticmethod
+    async def _first_message_token(websocket: WebSocket) -> str:
+        async with asyncio.timeout(AUTH_TIMEOUT_S):
+            msg = parse_client_message(await websocket.receive_text())
+        if msg.type != "auth":
+            raise NotAuthenticated("first message must be auth")
+        return msg.token
+
+    async def _send_loop(self, websocket: WebSocket, client: _Client) -> None:
+        while True:
+            try:
+                async with asyncio.timeout(HEARTBEAT_S):
+                    await client.ready.wait()
+            except TimeoutError:
+                messages = [_dump({"type": "heartbeat", "ts": int(self._clock() * 1000)})]
+                kind = "heartbeat"
+            else:
+                client.ready.clear()
+                messages = client.control + client.buffer.take()
+                client.control = []
+                kind = "readings"
+            for text in messages:
+                async with asyncio.timeout(SEND_TIMEOUT_S):
+                    await websocket.send_text(text)
+            self._metrics.messages.labels(kind).inc(len(messages))
+            if kind == "readings":
+                await asyncio.sleep(COALESCE_S)
+
+    async def _receive_loop(self, websocket: WebSocket, client: _Client) -> None:
+        while True:
+            text = await websocket.receive_text()
+            try:
+                msg = parse_client_message(text)
+            except ProtocolError as exc:
+                client.say({"type": "error", "error": str(exc)})
+                continue
+            if msg.type == "ping":
+                client.say({"type": "pong", "ts": int(self._clock() * 1000)})
+            elif msg.type in ("subscribe", "unsubscribe"):
+                await self._subscription(client, msg)
+
+    async def _subscription(self, client: _Client, msg: ClientMessage) -> None:
+        targets: list[tuple[str, frozenset[str] | None]] = [(m, None) for m in msg.machines]
+        unknown = []
+        for series_id in msg.series:
+            info = await self._resolve(series_id)
+            if info is None:
+                unknown.append(series_id)
+            else:
+                key = machine_key(info.site, info.line, info.machine)
+                targets.append((key, frozenset({info.tag})))
+        for machine, tags in targets:
+            if msg.type == "subscribe":
+                self._fanout.subscribe(client, machine, tags)
+            else:
+                self._fanout.unsubscribe(client, machine)
+        reply: dict[str, Any] = {
+            "type": f"{msg.type}d",
+            "machines": sorted(client.machines),
+        }
+        if unknown:
+            reply["unknown_series"] = unknown
+        client.say(reply)

@@ -1,0 +1,261 @@
+"""The API's read-side queries over a `Database` (PostgreSQL, or SQLite for the demo)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from hub.query.downsample import HOUR_MS
+from hub.sql import Database
+from hub.storage.model import RollupRow, StoredReading
+
+__all__ = ["QUALITY_NAMES", "ReadQueries", "SeriesInfo", "wire_value"]
+
+QUALITY_NAMES = ("good", "uncertain", "bad")
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesInfo:
+    """A series: id and identity."""
+
+    id: int
+    site: str
+    line: str
+    machine: str
+    tag: str
+
+
+def _payload(text: object) -> dict[str, Any]:
+    try:
+        doc = json.loads(str(text))
+    except (TypeError, ValueError):
+        return {}
+    return doc if isinstance(doc, dict) else {}
+
+
+_LATEST_PG = """
+SELECT s.id, s.tag, r.ts, r.value, r.value_text, r.quality
+FROM series s
+CROSS JOIN LATERAL (
+    SELECT ts, value, value_text, quality FROM readings
+    WHERE series_id = s.id ORDER BY ts DESC LIMIT 1
+) r
+WHERE s.site = $1 AND s.line = $2 AND s.machine = $3
+ORDER BY s.tag
+"""
+
+_LATEST_SQLITE = """
+SELECT s.id, s.tag, r.ts, r.value, r.value_text, r.quality
+FROM series s JOIN readings r ON r.series_id = s.id
+ AND r.ts = (SELECT max(ts) FROM readings WHERE series_id = s.id)
+WHERE s.site = $1 AND s.line = $2 AND s.machine = $3
+ORDER BY s.tag
+"""
+
+
+class ReadQueries:
+    """Every query the REST API runs; rows come back as plain dicts or storage models."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def ping(self) -> None:
+        """Raise `StorageUnavailable` unless the database answers."""
+        await self._db.fetch("SELECT 1 AS ok")
+
+    async def machines(self) -> list[dict[str, Any]]:
+        """Machines seen by status or telemetry, with state and last seen (ms)."""
+        status = await self._db.fetch(
+            "SELECT site, line, machine, state, detail, status_ts, last_seen FROM machines"
+        )
+        seen = await self._db.fetch(
+            "SELECT s.site, s.line, s.machine, count(*) AS series,"
+            " max((SELECT h.last_ts FROM rollup_hour h WHERE h.series_id = s.id"
+            "      ORDER BY h.bucket DESC LIMIT 1)) AS last_reading"
+            " FROM series s GROUP BY s.site, s.line, s.machine"
+        )
+        out: dict[tuple[str, str, str], dict[str, Any]] = {}
+        for r in seen:
+            key = (r["site"], r["line"], r["machine"])
+            out[key] = {
+                "site": key[0],
+                "line": key[1],
+                "machine": key[2],
+                "state": "unknown",
+                "detail": None,
+                "series": int(r["series"]),
+                "last_reading_ms": r["last_reading"],
+                "last_seen_ms": r["last_reading"],
+            }
+        for r in status:
+            key = (r["site"], r["line"], r["machine"])
+            item = out.setdefault(
+                key,
+                {
+                    "site": key[0],
+                    "line": key[1],
+                    "machine": key[2],
+                    "series": 0,
+                    "last_reading_ms": None,
+                    "last_seen_ms": None,
+                },
+            )
+            item["state"] = r["state"]
+            item["detail"] = r["detail"]
+            candidates = [t for t in (item["last_seen_ms"], r["last_seen"]) if t is not None]
+            item["last_seen_ms"] = max(candidates) if candidates else None
+        return [out[k] for k in sorted(out)]
+
+    async def series(self, site: str | None = None, machine: str | None = None) -> list[SeriesInfo]:
+        """Every series, optionally of one site and/or machine name."""
+        rows = await self._db.fetch(
+            "SELECT id, site, line, machine, tag FROM series"
+            " WHERE ($1::text IS NULL OR site = $1) AND ($2::text IS NULL OR machine = $2)"
+            " ORDER BY site, line, machine, tag"
+            if self._db.dialect == "postgresql"
+            else "SELECT id, site, line, machine, tag FROM series"
+            " WHERE ($1 IS NULL OR site = $1) AND ($2 IS NULL OR machine = $2)"
+            " ORDER BY site, line, machine, tag",
+            site,
+            machine,
+        )
+        return [SeriesInfo(**r) for r in rows]
+
+    async def series_by_id(self, series_id: int) -> SeriesInfo | None:
+        """One series, if it exists."""
+        rows = await self._db.fetch(
+            "SELECT id, site, line, machine, tag FROM series WHERE id = $1", series_id
+        )
+        return SeriesInfo(**rows[0]) if rows else None
+
+    async def machine_series(self, site: str, line: str, machine: str) -> dict[str, int]:
+        """Series ids of one machine by tag."""
+        rows = await self._db.fetch(
+            "SELECT id, tag FROM series WHERE site = $1 AND line = $2 AND machine = $3",
+            site,
+            line,
+            machine,
+        )
+        return {str(r["tag"]): int(r["id"]) for r in rows}
+
+    async def latest(self, site: str, line: str, machine: str) -> list[dict[str, Any]]:
+        """The newest stored reading of every series of one machine."""
+        sql = _LATEST_PG if self._db.dialect == "postgresql" else _LATEST_SQLITE
+        rows = await self._db.fetch(sql, site, line, machine)
+        return [
+            {
+                "series_id": r["id"],
+                "tag": r["tag"],
+                "ts": r["ts"],
+                "v": wire_value(r["value"], r["value_text"]),
+                "q": QUALITY_NAMES[r["quality"]] if 0 <= r["quality"] < 3 else "bad",
+            }
+            for r in rows
+        ]
+
+    async def readings_upper_bound(self, series_id: int, start_ms: int, end_ms: int) -> int:
+        """Numeric readings in the hours covering the range (never fewer than in the range)."""
+        rows = await self._db.fetch(
+            "SELECT coalesce(sum(count), 0) AS n FROM rollup_hour"
+            " WHERE series_id = $1 AND bucket >= $2 AND bucket < $3",
+            series_id,
+            start_ms - start_ms % HOUR_MS,
+            end_ms,
+        )
+        return int(rows[0]["n"])
+
+    async def raw(
+        self, series_id: int, start_ms: int, end_ms: int, limit: int
+    ) -> list[StoredReading]:
+        """Readings with start_ms <= ts < end_ms, oldest first, at most `limit`."""
+        rows = await self._db.fetch(
+            "SELECT ts, value, value_text, quality FROM readings"
+            " WHERE series_id = $1 AND ts >= $2 AND ts < $3 ORDER BY ts LIMIT $4",
+            series_id,
+            start_ms,
+            end_ms,
+            limit,
+        )
+        return [StoredReading(r["ts"], r["value"], r["value_text"], r["quality"]) for r in rows]
+
+    async def rollups(
+        self, series_id: int, source: Literal["minute", "hour"], start_ms: int, end_ms: int
+    ) -> list[RollupRow]:
+        """Rollup rows of one series with start_ms <= bucket < end_ms, in order."""
+        table = "rollup_hour" if source == "hour" else "rollup_minute"
+        rows = await self._db.fetch(
+            f"SELECT bucket, min, max, sum, count, last_ts, last_value FROM {table}"  # noqa: S608
+            " WHERE series_id = $1 AND bucket >= $2 AND bucket < $3 ORDER BY bucket",
+            series_id,
+            start_ms,
+            end_ms,
+        )
+        return [RollupRow(**r) for r in rows]
+
+    async def agents(self) -> list[dict[str, Any]]:
+        """Agent status rows with the health fields of their last status payload."""
+        rows = await self._db.fetch(
+            "SELECT agent_id, state, status_ts, version, buffer_depth, drops, payload, last_seen"
+            " FROM agents ORDER BY agent_id"
+        )
+        out = []
+        for r in rows:
+            doc = _payload(r["payload"])
+            depth, rate = r["buffer_depth"], doc.get("publish_rate")
+            out.append(
+                {
+                    "agent_id": r["agent_id"],
+                    "state": r["state"],
+                    "status_ts": r["status_ts"],
+                    "last_seen_ms": r["last_seen"],
+                    "version": r["version"],
+                    "buffer_depth": depth,
+                    "buffer_age_ms": doc.get("buffer_age_ms"),
+                    "dropped": r["drops"],
+                    "publish_rate": rate,
+                    # Approximation: the backlog drains at no less than the current publish rate.
+                    "drain_eta_s": round(depth / rate, 1) if depth and rate else None,
+                    "poll_errors": doc.get("poll_errors") or {},
+                }
+            )
+        return out
+
+    async def dead_letters(self, limit: int, before_id: int | None) -> list[dict[str, Any]]:
+        """Most recent dead letters first, with a text preview of the payload."""
+        rows = await self._db.fetch(
+            "SELECT id, received_at, topic, substr(payload, 1, 512) AS head, payload_size,"
+            " reason, message, src FROM dead_letters WHERE id < $1 ORDER BY id DESC LIMIT $2",
+            before_id if before_id is not None else 2**62,
+            limit,
+        )
+        for r in rows:
+            head = r.pop("head")
+            r["payload_preview"] = bytes(head).decode("utf-8", errors="replace")
+        return rows
+
+    async def minute_counts(
+        self, site: str, line: str, machine: str, start_ms: int, end_ms: int
+    ) -> dict[int, int]:
+        """Numeric readings stored per minute for one machine (from the minute rollups)."""
+        rows = await self._db.fetch(
+            "SELECT b.bucket, sum(b.count) AS n FROM rollup_minute b"
+            " JOIN series s ON s.id = b.series_id"
+            " WHERE s.site = $1 AND s.line = $2 AND s.machine = $3"
+            " AND b.bucket >= $4 AND b.bucket < $5 GROUP BY b.bucket",
+            site,
+            line,
+            machine,
+            start_ms - start_ms % 60_000,
+            end_ms,
+        )
+        return {int(r["bucket"]): int(r["n"]) for r in rows}
+
+
+def wire_value(value: float | None, text: str | None) -> float | bool | str | None:
+    """The wire value back from (value, value_text): bools were stored as 1/0 + 'true'/'false'."""
+    if text is not None:
+        if value is not None and text in ("true", "false"):
+            return text == "true"
+        return text
+    return value
