@@ -151,3 +151,19 @@ async def test_probe_json_reads_every_tag_of_an_opcua_device(
     assert code == 0, table
     assert "spindle_speed" in table
     assert "1200.0" in table
+
+
+async def test_validate_names_the_allowed_security_strings(tmp_path: Path, cnc: CncServer) -> None:
+    config = write_config(tmp_path, cnc, "Encrypt/Basic128Rsa15")
+    code, out = await invoke("validate", str(config))
+    assert code == 1
+    assert "unknown security 'Encrypt/Basic128Rsa15'" in out
+    assert "SignAndEncrypt/Aes128_Sha256_RsaOaep" in out
+
+
+async def test_probe_of_an_unreachable_server_fails_clearly(tmp_path: Path, cnc: CncServer) -> None:
+    config = write_config(tmp_path, cnc)
+    await cnc.stop()  # nothing listens on the port any more
+    code, out = await invoke("probe", str(config), "--device", "mill-01")
+    assert code == 1
+    assert out.startswith("error: mill-01: ")
