@@ -6,13 +6,12 @@ from typing import Annotated
 
 from pydantic import StringConstraints
 
+from wire.limits import RESERVED_SITES, SEGMENT_PATTERN
+
 __all__ = ["NAME_PATTERN", "RESERVED_SITES", "Name"]
 
-# Wire contract v1 (ARCHITECTURE.md): topic segments match this, so names are checked at load
-# time instead of producing topics the hub rejects later.
-NAME_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
-
-# `ms/v1/agents/...` and `ms/v1/receipts/...` share the site position of the topic tree.
-RESERVED_SITES = frozenset({"agents", "receipts"})
+# The wire contract owns the segment rule; checking it at load time means a config can never
+# produce a topic the hub rejects later.
+NAME_PATTERN = f"^{SEGMENT_PATTERN}$"
 
 Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
