@@ -7,7 +7,7 @@ this module only assembles them.
 import typer
 
 from hub import __version__
-from hub.cli import kafka, migrate, serve
+from hub.cli import kafka, migrate, serve, users
 
 __all__ = ["app", "main"]
 
@@ -43,6 +43,7 @@ def _root(
 serve.register(app)
 migrate.register(app)
 kafka.register(app)
+users.register(app)
 
 
 def main() -> None:
