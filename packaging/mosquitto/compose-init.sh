@@ -8,10 +8,13 @@
 #   - adds or updates the hub's and the simulated agent's passwords from .env in the password file,
 #     keeping any other users added since (`mosquitto_passwd /mosquitto/secrets/passwd NAME`);
 #   - gives the healthcheck user a random password of its own.
+# The three paths can be moved with INIT_CERTS, INIT_SECRETS and INIT_ACL (tests/packaging runs
+# this script against a real broker outside a container).
 set -eu
 
-src=/certs
-dst=/mosquitto/secrets
+src=${INIT_CERTS:-/certs}
+dst=${INIT_SECRETS:-/mosquitto/secrets}
+acl=${INIT_ACL:-/mosquitto/config/millstream.acl}
 
 for f in ca.crt server.crt server.key; do
   if [ ! -s "$src/$f" ]; then
@@ -24,7 +27,7 @@ done
 
 mkdir -p "$dst"
 cp "$src/ca.crt" "$src/server.crt" "$src/server.key" "$dst/"
-cp /mosquitto/config/millstream.acl "$dst/acl"
+cp "$acl" "$dst/acl"
 
 passwd="$dst/passwd"
 [ -f "$passwd" ] || : > "$passwd"
@@ -36,7 +39,8 @@ health=$(od -An -N18 -tx1 /dev/urandom | tr -d ' \n')
 mosquitto_passwd -b "$passwd" healthcheck "$health"
 printf '%s\n' "$health" > "$dst/healthcheck.pw"
 
-chown -R mosquitto:mosquitto "$dst"
+# The broker starts as root and drops to user mosquitto before it reads these files.
+[ "$(id -u)" -ne 0 ] || chown -R mosquitto:mosquitto "$dst"
 chmod 0700 "$dst"
 chmod 0600 "$dst"/*
 chmod 0644 "$dst/ca.crt" "$dst/server.crt"
