@@ -14,6 +14,8 @@ again without restarting the agent.
 
 from __future__ import annotations
 
+import socket
+
 from asyncua.ua import uaerrors
 
 from edge_agent.errors import DeviceUnavailable, MillstreamAgentError
@@ -54,7 +56,7 @@ _CERT_ERRORS = (
 )
 
 
-def map_error(
+def map_error(  # noqa: PLR0911 -- one return per failure family, in order of precedence
     exc: BaseException, device: str, *, username: str | None = None
 ) -> MillstreamAgentError:
     """Translate an asyncua/socket exception into our tree with a message that says what to do."""
@@ -74,6 +76,13 @@ def map_error(
             "(on many servers: move it from the rejected to the trusted folder)",
             device=device,
         )
+    if isinstance(exc, ConnectionRefusedError):
+        return DeviceUnavailable(
+            "connection refused: is the OPC-UA server running, and are host and port right?",
+            device=device,
+        )
+    if isinstance(exc, socket.gaierror):
+        return DeviceUnavailable(f"cannot resolve the host name in the URL ({exc})", device=device)
     if isinstance(exc, TimeoutError):
         return DeviceUnavailable("no answer in time (timeout)", device=device)
     if isinstance(exc, uaerrors.UaStatusCodeError):

@@ -166,4 +166,4 @@ async def test_probe_of_an_unreachable_server_fails_clearly(tmp_path: Path, cnc:
     await cnc.stop()  # nothing listens on the port any more
     code, out = await invoke("probe", str(config), "--device", "mill-01")
     assert code == 1
-    assert out.startswith("error: mill-01: ")
+    assert out.startswith("error: mill-01: connection refused: is the OPC-UA server running")
