@@ -9,6 +9,7 @@ from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from hub.dashboard import install_dashboard
 from hub.errors import StorageUnavailable
 from hub.metrics import HubMetrics
 
@@ -60,4 +61,6 @@ def create_app(health: HealthSource, metrics: HubMetrics) -> FastAPI:
     async def prometheus() -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
+    # The web dashboard (docs/dashboard.md) answers whatever no route above or mounted later does.
+    install_dashboard(app)
     return app
