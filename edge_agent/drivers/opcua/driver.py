@@ -34,6 +34,7 @@ class DriverStats:
     failed_attempts: int = 0
     dropped_samples: int = 0
     last_error: str = ""
+    last_loss: str = ""  # why the last working session ended
 
 
 class OpcuaDriver:
@@ -132,12 +133,12 @@ class OpcuaDriver:
             if session is not None:
                 try:
                     reason = await session.run_until_lost()
+                    self.stats.last_error = self.stats.last_loss = reason
+                    _log.warning("%s: session lost (%s); reconnecting", self.device, reason)
                 finally:
                     self._session = None
                     await session.aclose()
                 session = None
-                _log.warning("%s: session lost (%s); reconnecting", self.device, reason)
-                self.stats.last_error = reason
             await asyncio.sleep(self._backoff.next_delay())
             try:
                 session = await self._open_session()

@@ -101,6 +101,7 @@ async def test_silent_network_loss_is_detected_and_recovered(
         link.cut()
         # Sockets stay open but nothing flows: only the watchdog and timeouts can notice.
         await until(lambda: not driver.connected, timeout_s=15.0)
+        assert "no data and no keep-alive" in driver.stats.last_loss
         await cnc.write("speed", 3100.0)
         link.restore()
         await until(lambda: collector.seen("spindle_speed", 3100.0), timeout_s=15.0)
