@@ -213,6 +213,8 @@ class BufferDB:
                 (self._backlog_from, bound),
             ).fetchone()
             if first is None:
+                # Nothing unsent past the mark; start from the top next time (cheap when idle).
+                self._backlog_from = 0
                 break
             # Claimed rows stay until their receipt; never scan past them again.
             self._backlog_from = first[0]

@@ -17,8 +17,10 @@ SCHEMA_VERSION = 1
 # readings/s a row per reading costs an index entry and a B-tree insert each; chunks cost one
 # per ~100–1000 readings and make deletion on receipt a range delete.
 _SCHEMA = """
+-- AUTOINCREMENT: ids never come back after the newest rows are deleted, so id order is
+-- arrival order for good and the backlog lane can remember how far it has claimed.
 CREATE TABLE IF NOT EXISTS chunk (
-    id INTEGER PRIMARY KEY,
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
     device TEXT NOT NULL,
     n INTEGER NOT NULL,
     nbytes INTEGER NOT NULL,

@@ -171,3 +171,17 @@ async def test_readings_the_hub_would_refuse_are_counted_not_buffered(tmp_path: 
         stats = await buf.stats()
         assert stats.readings == 1
         assert stats.rejected == {"m1": 2}
+
+
+async def test_backlog_finds_chunks_written_after_the_buffer_emptied(tmp_path: Path) -> None:
+    """Ids must not be reused: the backlog lane remembers how far it claimed."""
+    async with Buffer(tmp_path / "b.db", bounds=NO_AGE) as buf:
+        for i in range(5):
+            buf.append("m1", readings(i * 10, 10))
+        await buf.flush()
+        first = await buf.claim_backlog(10, limit=10)
+        await buf.ack([(b.seq, b.seq) for b in first])
+        buf.append("m1", readings(1000, 10))
+        await buf.flush()
+        (again,) = await buf.claim_backlog(10, limit=10)
+        assert decode_readings(again.payload) == readings(1000, 10)

@@ -46,5 +46,6 @@ async def test_event_loop_never_blocked(
                 await task
     finally:
         loop.set_debug(False)
-    slow = [r.getMessage() for r in caplog.records if "took" in r.getMessage()]
+    # The stand-in hub shares this loop; it is test code, so only the agent's callbacks count.
+    slow = [m for r in caplog.records if "took" in (m := r.getMessage()) and "Responder" not in m]
     assert not slow, slow
