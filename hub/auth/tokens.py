@@ -65,7 +65,13 @@ def read_access_token(secret: bytes, token: str, now_s: int) -> Principal:
             secret,
             algorithms=[_ALGORITHM],  # never "none", never an algorithm the token picks
             issuer=_ISSUER,
-            options={"verify_exp": False, "require": ["exp", "sub", "role", "iss"]},
+            # Time claims are checked below against the caller's `now`, not PyJWT's clock.
+            options={
+                "verify_exp": False,
+                "verify_iat": False,
+                "verify_nbf": False,
+                "require": ["exp", "sub", "role", "iss"],
+            },
         )
     except jwt.PyJWTError as exc:
         raise NotAuthenticated(f"invalid access token: {exc}") from exc

@@ -1,0 +1,1 @@
+"""Fixtures for API tests (helpers live in apitest.py)."""
