@@ -31,7 +31,13 @@ STATEFUL = {
     "redis": "/data",
     "agent": "/var/lib/millstream",
 }
-SECRETS = ("POSTGRES_PASSWORD", "MQTT_HUB_PASSWORD", "MQTT_AGENT_PASSWORD", "REDIS_PASSWORD")
+SECRETS = (
+    "POSTGRES_PASSWORD",
+    "MQTT_HUB_PASSWORD",
+    "MQTT_AGENT_PASSWORD",
+    "REDIS_PASSWORD",
+    "HUB_JWT_SECRET",
+)
 
 
 def _compose() -> str:
@@ -66,7 +72,7 @@ def filled_env(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """.env.example with the required secrets filled in, as an operator's .env would be."""
     env = _env_example()
     for name in SECRETS:
-        env[name] = f"test-{name.lower()}"
+        env[name] = f"test-{name.lower()}-0123456789abcdef0123456789"
     path = tmp_path_factory.mktemp("env") / ".env"
     path.write_text("".join(f"{k}={v}\n" for k, v in env.items()))
     return path
@@ -205,7 +211,13 @@ def test_hub_config_loads_with_the_compose_environment(resolved: dict[str, Any])
     assert "@postgres:" in cfg.storage
     assert cfg.mqtt.password_env is not None
     assert cfg.mqtt.password_env in env
-    assert env["PGPASSWORD"] == "test-postgres_password"
+    assert env["PGPASSWORD"].startswith("test-postgres_password")
+    assert cfg.jwt_secret is not None
+    assert cfg.kafka is not None
+    assert cfg.kafka.bootstrap == "kafka:9092"
+    assert cfg.redis is not None
+    assert cfg.redis.url.startswith("redis://:test-redis_password")
+    assert cfg.redis.url.endswith("@redis:6379/0")
 
 
 def test_agent_config_loads_and_points_at_the_stack(resolved: dict[str, Any]) -> None:
