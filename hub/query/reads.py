@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from hub.query.downsample import HOUR_MS
+from hub.query.downsample import HOUR_MS, MINUTE_MS
 from hub.sql import Database
 from hub.storage.model import RollupRow, StoredReading
 
@@ -155,12 +155,17 @@ class ReadQueries:
         ]
 
     async def readings_upper_bound(self, series_id: int, start_ms: int, end_ms: int) -> int:
-        """Numeric readings in the hours covering the range (never fewer than in the range)."""
+        """Numeric readings in the buckets covering the range (never fewer than in the range)."""
+        # Minute buckets are tight enough to answer "raw" for short ranges; over days a few
+        # hundred hour buckets are cheaper to sum and the answer is buckets anyway.
+        width, table = (MINUTE_MS, "rollup_minute")
+        if end_ms - start_ms > 3 * 86_400_000:
+            width, table = (HOUR_MS, "rollup_hour")
         rows = await self._db.fetch(
-            "SELECT coalesce(sum(count), 0) AS n FROM rollup_hour"
+            f"SELECT coalesce(sum(count), 0) AS n FROM {table}"  # noqa: S608 -- fixed names
             " WHERE series_id = $1 AND bucket >= $2 AND bucket < $3",
             series_id,
-            start_ms - start_ms % HOUR_MS,
+            start_ms - start_ms % width,
             end_ms,
         )
         return int(rows[0]["n"])
