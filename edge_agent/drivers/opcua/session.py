@@ -29,7 +29,7 @@ from edge_agent.drivers.opcua.samples import bad_sample, sample_from_datavalue
 from edge_agent.drivers.opcua.security import SecuritySpec, parse_security
 from edge_agent.drivers.opcua.trust import PinDecision, PinStore, decide
 from edge_agent.drivers.opcua.watchdog import StaleWatchdog
-from edge_agent.errors import DeviceUnavailable
+from edge_agent.errors import DeviceUnavailable, MillstreamAgentError
 
 __all__ = ["OpcuaSession", "SessionOptions", "wall_clock_ms"]
 
@@ -141,7 +141,7 @@ class OpcuaSession:
             self._log_problems()
         except BaseException as exc:
             await self.aclose()
-            if isinstance(exc, asyncio.CancelledError | KeyboardInterrupt):
+            if isinstance(exc, asyncio.CancelledError | KeyboardInterrupt | MillstreamAgentError):
                 raise
             raise map_error(exc, self.device, username=self.endpoint.username) from exc
 
