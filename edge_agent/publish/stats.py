@@ -18,7 +18,7 @@ class Rate:
         """Record `count` events at `now`."""
         second = int(now)
         self._buckets[second] = self._buckets.get(second, 0) + count
-        for old in [s for s in self._buckets if s <= second - self.window]:
+        for old in [s for s in self._buckets if s < second - self.window]:
             del self._buckets[old]
 
     def per_second(self, now: float) -> float:
