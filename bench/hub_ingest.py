@@ -40,6 +40,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import wire
+from hub.config import HubConfig
 from tests.harness import Mosquitto, Postgres, free_port
 
 RESULTS = Path(__file__).parent / "results" / "hub_ingest.json"
@@ -174,7 +175,10 @@ def main() -> None:
         exe = [str(Path(sys.executable).with_name("millstream-hub"))]
         subprocess.run([*exe, "migrate", "--config", str(config)], check=True)
         log = (workdir / "hub.log").open("wb")
-        hub = subprocess.Popen([*exe, "serve", "--config", str(config)], stderr=log)
+        env = dict(os.environ)
+        if "jwt_secret" in HubConfig.model_fields:  # the API's auth (later issue) needs a secret
+            env.setdefault("MILLSTREAM_JWT_SECRET", "bench-" + os.urandom(24).hex())
+        hub = subprocess.Popen([*exe, "serve", "--config", str(config)], stderr=log, env=env)
         for _ in range(300):
             try:
                 if httpx.get(f"http://127.0.0.1:{http_port}/health/ready").status_code == 200:

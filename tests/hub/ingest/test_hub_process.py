@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import subprocess
 import sys
@@ -15,11 +16,20 @@ import httpx
 import pytest
 from hubtest import MqttTestClient, count_readings, eventually, pg_fetch, telemetry, unique
 
+from hub.config import HubConfig
 from tests.harness import free_port
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 HUB = str(Path(sys.executable).with_name("millstream-hub"))
+
+
+def hub_env() -> dict[str, str]:
+    """The environment for hub subprocesses (the API's auth, when present, needs a secret)."""
+    env = dict(os.environ)
+    if "jwt_secret" in HubConfig.model_fields:
+        env.setdefault("MILLSTREAM_JWT_SECRET", "test-" + os.urandom(24).hex())
+    return env
 
 
 def now_ms() -> int:
@@ -46,7 +56,9 @@ class HubProcess:
 
     def __init__(self, config: Path, log: Path) -> None:
         self._log = log.open("ab")
-        self.proc = subprocess.Popen([HUB, "serve", "--config", str(config)], stderr=self._log)
+        self.proc = subprocess.Popen(
+            [HUB, "serve", "--config", str(config)], stderr=self._log, env=hub_env()
+        )
 
     def log_text(self) -> str:
         self._log.flush()
@@ -82,7 +94,9 @@ async def wait_ready(port: int, hub: HubProcess) -> None:
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([HUB, *args], capture_output=True, text=True, timeout=60, check=False)
+    return subprocess.run(
+        [HUB, *args], capture_output=True, text=True, timeout=60, check=False, env=hub_env()
+    )
 
 
 async def test_migrate_serve_health_metrics_and_graceful_sigterm(
