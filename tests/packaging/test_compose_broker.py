@@ -245,18 +245,18 @@ def _wait(what: str, check: Callable[[], bool], logs: list[Path], tries: int = 6
     pytest.fail(f"{what} did not happen\n{tails}", pytrace=False)
 
 
-def _readings(dsn: str) -> int:
-    async def count() -> int:
+def _machines_with_readings(dsn: str) -> set[str]:
+    async def query() -> set[str]:
         conn = await asyncpg.connect(dsn)
         try:
-            return int(await conn.fetchval("SELECT count(*) FROM readings"))
+            rows = await conn.fetch(
+                "SELECT DISTINCT s.machine FROM series s JOIN readings r ON r.series_id = s.id"
+            )
+            return {row["machine"] for row in rows}
         finally:
             await conn.close()
 
-    try:
-        return asyncio.run(count())
-    except (OSError, asyncpg.PostgresError):
-        return 0  # not migrated yet
+    return asyncio.run(query())
 
 
 def _http_ok(url: str) -> bool:
@@ -305,7 +305,15 @@ def test_stack_configs_carry_data_end_to_end(broker: Broker, pg_dsn: str, tmp_pa
         procs.append(
             _start(
                 [
-                    *(str(bindir / "edge-agent"), "simulate", "--host", "127.0.0.1"),
+                    # As in docker-compose.yml: every interface, five machines.
+                    *(
+                        str(bindir / "edge-agent"),
+                        "simulate",
+                        "--host",
+                        "0.0.0.0",
+                        "--machines",
+                        "5",
+                    ),
                     *("--modbus-port", str(modbus), "--opcua-port", str(opcua)),
                     *("--control-port", str(control)),
                 ],
@@ -331,7 +339,31 @@ def test_stack_configs_carry_data_end_to_end(broker: Broker, pg_dsn: str, tmp_pa
                 logs[2],
             )
         )
-        _wait("readings in PostgreSQL", lambda: _readings(pg_dsn) > 0, logs)
+        # The simulator's healthcheck command in docker-compose.yml.
+        _wait(
+            "simulator answers `simulate status`",
+            lambda: (
+                subprocess.run(
+                    [
+                        str(bindir / "edge-agent"),
+                        "simulate",
+                        "status",
+                        "--control-port",
+                        str(control),
+                    ],
+                    capture_output=True,
+                    check=False,
+                ).returncode
+                == 0
+            ),
+            logs,
+        )
+        machines = {"press-01", "conveyor-01", "oven-01", "compressor-01", "cnc-01"}
+        _wait(
+            "readings of all five machines in PostgreSQL",
+            lambda: _machines_with_readings(pg_dsn) == machines,
+            logs,
+        )
 
         def receipted() -> bool:
             status = subprocess.run(
