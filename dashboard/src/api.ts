@@ -1,0 +1,254 @@
+// REST client for the hub's /api/v1 (docs/api.md): bearer tokens from /auth/login, one silent
+// refresh on 401 (refresh tokens rotate: the old one stops working once used).
+
+export interface Machine {
+  site: string;
+  line: string;
+  machine: string;
+  state: string;
+  detail: string | null;
+  series: number;
+  last_seen_ms: number | null;
+  last_reading_ms: number | null;
+}
+
+export interface Agent {
+  agent_id: string;
+  state: string;
+  status_ts: number | null;
+  last_seen_ms: number;
+  version: string | null;
+  buffer_depth: number | null;
+  buffer_age_ms: number | null;
+  dropped: number | null;
+  publish_rate: number | null;
+  drain_eta_s: number | null;
+  poll_errors: Record<string, number>;
+}
+
+export interface Series {
+  id: number;
+  site: string;
+  line: string;
+  machine: string;
+  tag: string;
+  unit?: string | null;
+}
+
+export type Value = number | boolean | string | null;
+export type Quality = "good" | "uncertain" | "bad";
+
+export interface Latest {
+  series_id: number;
+  tag: string;
+  ts: number;
+  v: Value;
+  q: Quality;
+}
+
+export interface RawPoint {
+  ts: number;
+  v: Value;
+  q: Quality;
+}
+
+export interface Bucket {
+  ts: number;
+  min: number;
+  max: number;
+  avg: number;
+  count: number;
+  last: number;
+}
+
+export interface History {
+  series: Series;
+  from_ms: number;
+  to_ms: number;
+  resolution: "raw" | "minute" | "hour";
+  bucket_ms: number | null;
+  truncated: boolean;
+  raw: RawPoint[];
+  buckets: Bucket[];
+}
+
+export interface Minute {
+  minute: number;
+  stored: number;
+  expected: number;
+  ratio: number;
+}
+
+export interface Completeness {
+  machine: string;
+  from_ms: number;
+  to_ms: number;
+  expected_per_minute: number;
+  minutes: Minute[];
+  agents_dropped: Record<string, number>;
+}
+
+export interface DeadLetter {
+  id: number;
+  received_at: number;
+  topic: string;
+  payload_size: number;
+  payload_preview: string;
+  reason: string;
+  message: string;
+  src: string | null;
+}
+
+export interface Me {
+  subject: string;
+  role: string;
+  kind: string;
+}
+
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+const BASE = "/api/v1";
+const STORE = "millstream.tokens";
+
+interface Tokens {
+  access_token: string;
+  refresh_token: string;
+}
+
+let tokens: Tokens | null = load();
+let refreshing: Promise<boolean> | null = null;
+let onLoggedOut: () => void = () => {};
+
+function load(): Tokens | null {
+  try {
+    const raw = sessionStorage.getItem(STORE);
+    return raw ? (JSON.parse(raw) as Tokens) : null;
+  } catch {
+    return null;
+  }
+}
+
+function save(t: Tokens | null): void {
+  tokens = t;
+  if (t) sessionStorage.setItem(STORE, JSON.stringify(t));
+  else sessionStorage.removeItem(STORE);
+}
+
+export function whenLoggedOut(fn: () => void): void {
+  onLoggedOut = fn;
+}
+
+export function loggedIn(): boolean {
+  return tokens !== null;
+}
+
+export function accessToken(): string | null {
+  return tokens?.access_token ?? null;
+}
+
+function detail(body: unknown, fallback: string): string {
+  if (body && typeof body === "object" && "detail" in body) {
+    const d = (body as { detail: unknown }).detail;
+    if (typeof d === "string") return d;
+    if (Array.isArray(d)) return d.map((e) => (e as { msg?: string }).msg ?? "").join("; ");
+  }
+  return fallback;
+}
+
+async function post<T>(path: string, body: unknown): Promise<T> {
+  const r = await fetch(BASE + path, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify(body),
+  });
+  const doc: unknown = await r.json().catch(() => null);
+  if (!r.ok) throw new ApiError(r.status, detail(doc, r.statusText));
+  return doc as T;
+}
+
+export async function login(username: string, password: string): Promise<void> {
+  try {
+    save(await post<Tokens>("/auth/login", { username, password }));
+  } catch (e) {
+    if (e instanceof ApiError) {
+      if (e.status === 401 || e.status === 422) throw new ApiError(e.status, "Wrong user name or password.");
+      if (e.status === 429) throw new ApiError(429, "Too many attempts; wait a minute and try again.");
+    }
+    throw e;
+  }
+}
+
+export function logout(): void {
+  save(null);
+  onLoggedOut();
+}
+
+/** Exchange the refresh token for a new pair (once at a time); false when the session is over. */
+export function refresh(): Promise<boolean> {
+  if (!tokens) return Promise.resolve(false);
+  if (!refreshing) {
+    const spent = tokens.refresh_token;
+    refreshing = post<Tokens>("/auth/refresh", { refresh_token: spent })
+      .then((t) => {
+        save(t);
+        return true;
+      })
+      .catch((e: unknown) => {
+        if (e instanceof ApiError && (e.status === 401 || e.status === 422)) save(null);
+        return false;
+      })
+      .finally(() => {
+        refreshing = null;
+      });
+  }
+  return refreshing;
+}
+
+export async function get<T>(path: string, params?: Record<string, string | number>): Promise<T> {
+  const qs = params ? "?" + new URLSearchParams(Object.entries(params).map(([k, v]) => [k, String(v)])) : "";
+  for (let attempt = 0; ; attempt++) {
+    const token = tokens?.access_token;
+    if (!token) {
+      onLoggedOut();
+      throw new ApiError(401, "not logged in");
+    }
+    const r = await fetch(BASE + path + qs, { headers: { Authorization: `Bearer ${token}` } });
+    if (r.status === 401 && attempt === 0 && (await refresh())) continue;
+    const doc: unknown = await r.json().catch(() => null);
+    if (r.status === 401) {
+      save(null);
+      onLoggedOut();
+    }
+    if (!r.ok) throw new ApiError(r.status, detail(doc, r.statusText));
+    return doc as T;
+  }
+}
+
+export const api = {
+  me: () => get<Me>("/auth/me"),
+  machines: () => get<Machine[]>("/machines"),
+  agents: () => get<Agent[]>("/agents"),
+  series: (machine: string) => get<Series[]>("/series", { machine }),
+  latest: (m: Machine) => get<Latest[]>(`/machines/${m.site}/${m.line}/${m.machine}/latest`),
+  history: (id: number, from: number, to: number, maxPoints: number) =>
+    get<History>(`/series/${id}/readings`, { from, to, max_points: maxPoints }),
+  completeness: (m: Machine, from: number, to: number) =>
+    get<Completeness>(`/machines/${m.site}/${m.line}/${m.machine}/completeness`, { from, to }),
+  deadLetters: (limit: number) => get<DeadLetter[]>("/dead-letters", { limit }),
+  /** Alerts are not part of the API yet: null when the hub has no such endpoint. */
+  alerts: async (): Promise<unknown[] | null> => {
+    try {
+      return await get<unknown[]>("/alerts");
+    } catch (e) {
+      if (e instanceof ApiError && (e.status === 404 || e.status === 405)) return null;
+      throw e;
+    }
+  },
+};

@@ -1,0 +1,167 @@
+// One uPlot chart per tag: a value line, the min–max band of downsampled buckets, and
+// bad / uncertain readings drawn as red / amber points. Data live in plain arrays that grow
+// at the end; redraws are coalesced to one per animation frame, so ten charts of 10,000 points
+// each stay smooth while readings stream in.
+import uPlot from "uplot";
+import type { History, Quality } from "./api";
+
+export const MAX_POINTS = 10_000;
+
+type Col = (number | null)[];
+
+export interface ChartHooks {
+  onZoom(min: number, max: number): void;
+  onReset(): void;
+}
+
+export class TagChart {
+  readonly el: HTMLElement;
+  private xs: number[] = [];
+  private ys: Col = [];
+  private lo: Col = [];
+  private hi: Col = [];
+  private unc: Col = [];
+  private bad: Col = [];
+  private u: uPlot;
+  private frame = 0;
+  private window: [number, number] | null = null;
+
+  constructor(
+    parent: HTMLElement,
+    readonly tag: string,
+    unit: string | null,
+    hooks: ChartHooks,
+  ) {
+    this.el = parent;
+    const opts: uPlot.Options = {
+      width: Math.max(280, parent.clientWidth || 600),
+      height: 190,
+      ms: 1,
+      pxAlign: 0,
+      legend: { show: true, live: true },
+      cursor: {
+        drag: { x: true, y: false, setScale: false },
+        bind: { dblclick: () => null },
+      },
+      scales: { x: { time: true } },
+      axes: [
+        { stroke: "#57606a", grid: { stroke: "#eaeef2" }, ticks: { stroke: "#d0d7de" } },
+        { stroke: "#57606a", size: 64, label: unit ?? undefined, grid: { stroke: "#eaeef2" }, ticks: { stroke: "#d0d7de" } },
+      ],
+      series: [
+        {},
+        { label: unit ? `${tag} (${unit})` : tag, stroke: "#0969da", width: 1.5, points: { show: false } },
+        { label: "min", stroke: "rgba(9,105,218,0.35)", width: 1, points: { show: false } },
+        { label: "max", stroke: "rgba(9,105,218,0.35)", width: 1, points: { show: false } },
+        { label: "uncertain", stroke: "#bf8700", fill: "#d4a72c", paths: () => null, points: { show: true, size: 7, width: 1, stroke: "#9a6700", fill: "#d4a72c" } },
+        { label: "bad", stroke: "#cf222e", fill: "#cf222e", paths: () => null, points: { show: true, size: 8, width: 1, stroke: "#a40e26", fill: "#cf222e" } },
+      ],
+      bands: [{ series: [3, 2], fill: "rgba(9,105,218,0.12)" }],
+      hooks: {
+        setSelect: [
+          (u) => {
+            if (u.select.width > 4) {
+              const min = u.posToVal(u.select.left, "x");
+              const max = u.posToVal(u.select.left + u.select.width, "x");
+              hooks.onZoom(min, max);
+            }
+            u.setSelect({ left: 0, top: 0, width: 0, height: 0 }, false);
+          },
+        ],
+        ready: [(u) => u.over.addEventListener("dblclick", () => hooks.onReset())],
+      },
+    };
+    this.u = new uPlot(opts, this.data(), parent);
+  }
+
+  private data(): uPlot.AlignedData {
+    return [this.xs, this.ys, this.lo, this.hi, this.unc, this.bad] as unknown as uPlot.AlignedData;
+  }
+
+  /** Replace everything with a history answer (raw points, or buckets with min/max). */
+  setHistory(hist: History): void {
+    const n = hist.raw.length + hist.buckets.length;
+    this.xs = new Array<number>(n);
+    this.ys = new Array<number | null>(n);
+    this.lo = new Array<number | null>(n);
+    this.hi = new Array<number | null>(n);
+    this.unc = new Array<number | null>(n);
+    this.bad = new Array<number | null>(n);
+    let i = 0;
+    for (const p of hist.raw) {
+      const y = numeric(p.v);
+      this.xs[i] = p.ts;
+      this.ys[i] = y;
+      this.lo[i] = null;
+      this.hi[i] = null;
+      this.unc[i] = p.q === "uncertain" ? y : null;
+      this.bad[i] = p.q === "bad" ? (y ?? 0) : null;
+      i++;
+    }
+    for (const b of hist.buckets) {
+      this.xs[i] = b.ts;
+      this.ys[i] = b.avg;
+      this.lo[i] = b.min;
+      this.hi[i] = b.max;
+      this.unc[i] = null;
+      this.bad[i] = null;
+      i++;
+    }
+    this.schedule();
+  }
+
+  /** Append one live reading (older than what is shown: ignored). */
+  push(ts: number, v: unknown, q: Quality): void {
+    const n = this.xs.length;
+    if (n && ts <= this.xs[n - 1]) return;
+    const y = numeric(v);
+    this.xs.push(ts);
+    this.ys.push(y);
+    this.lo.push(null);
+    this.hi.push(null);
+    this.unc.push(q === "uncertain" ? y : null);
+    this.bad.push(q === "bad" ? (y ?? 0) : null);
+    if (this.xs.length > MAX_POINTS + 500) {
+      const cut = this.xs.length - MAX_POINTS;
+      for (const col of [this.xs, this.ys, this.lo, this.hi, this.unc, this.bad]) col.splice(0, cut);
+    }
+    this.schedule();
+  }
+
+  /** Show [min, max] (a sliding live window or a zoom); null = fit the data. */
+  setWindow(w: [number, number] | null): void {
+    this.window = w;
+    this.schedule();
+  }
+
+  get points(): number {
+    return this.xs.length;
+  }
+
+  resize(width: number): void {
+    this.u.setSize({ width: Math.max(280, width), height: 190 });
+  }
+
+  destroy(): void {
+    cancelAnimationFrame(this.frame);
+    this.u.destroy();
+  }
+
+  private schedule(): void {
+    if (this.frame) return;
+    this.frame = requestAnimationFrame(() => {
+      this.frame = 0;
+      const w = this.window;
+      this.u.batch(() => {
+        this.u.setData(this.data(), w === null);
+        if (w) this.u.setScale("x", { min: w[0], max: w[1] });
+      });
+    });
+  }
+}
+
+export function numeric(v: unknown): number | null {
+  if (typeof v === "number") return Number.isFinite(v) ? v : null;
+  if (typeof v === "boolean") return v ? 1 : 0;
+  return null;
+}

@@ -1,0 +1,76 @@
+// WebSocket /ws client (docs/api.md): authenticates with ?token=, subscribes to machines, and
+// reconnects with backoff (refreshing the access token when the server says 4401).
+import { accessToken, refresh, type Quality, type Value } from "./api";
+
+export interface LiveReading {
+  tag: string;
+  ts: number;
+  v: Value;
+  q: Quality;
+}
+
+type Listener = (machine: string, readings: LiveReading[]) => void;
+type StatusListener = (state: "connecting" | "live" | "down") => void;
+
+export class LiveStream {
+  private ws: WebSocket | null = null;
+  private machines = new Set<string>();
+  private backoff = 500;
+  private closed = false;
+  private timer: number | undefined;
+
+  constructor(
+    private readonly onReadings: Listener,
+    private readonly onStatus: StatusListener = () => {},
+  ) {}
+
+  subscribe(machines: string[]): void {
+    machines.forEach((m) => this.machines.add(m));
+    if (!this.ws) this.connect();
+    else this.send({ type: "subscribe", machines });
+  }
+
+  close(): void {
+    this.closed = true;
+    window.clearTimeout(this.timer);
+    this.ws?.close();
+    this.ws = null;
+  }
+
+  private send(doc: unknown): void {
+    if (this.ws?.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(doc));
+  }
+
+  private connect(): void {
+    const token = accessToken();
+    if (!token || this.closed) return;
+    this.onStatus("connecting");
+    const proto = location.protocol === "https:" ? "wss:" : "ws:";
+    const ws = new WebSocket(`${proto}//${location.host}/ws?token=${encodeURIComponent(token)}`);
+    this.ws = ws;
+    ws.onopen = () => {
+      this.backoff = 500;
+      this.send({ type: "subscribe", machines: [...this.machines] });
+    };
+    ws.onmessage = (ev: MessageEvent<string>) => {
+      let doc: { type?: string; machine?: string; readings?: LiveReading[] };
+      try {
+        doc = JSON.parse(ev.data) as typeof doc;
+      } catch {
+        return;
+      }
+      if (doc.type === "subscribed") this.onStatus("live");
+      else if (doc.type === "readings" && doc.machine && doc.readings) this.onReadings(doc.machine, doc.readings);
+    };
+    ws.onclose = (ev: CloseEvent) => {
+      if (this.ws !== ws) return;
+      this.ws = null;
+      if (this.closed) return;
+      this.onStatus("down");
+      const again = () => this.connect();
+      if (ev.code === 4401) void refresh().then((ok) => ok && again());
+      else this.timer = window.setTimeout(again, this.backoff);
+      this.backoff = Math.min(this.backoff * 2, 10_000);
+    };
+  }
+}
