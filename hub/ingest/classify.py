@@ -10,7 +10,13 @@ import re
 
 import wire
 from hub.ingest.message import Incoming
-from hub.storage import AgentStatusUpdate, DeadLetter, MachineStatusUpdate, TelemetryBatch
+from hub.storage import (
+    AgentStatusUpdate,
+    DeadLetter,
+    MachineStatusUpdate,
+    Sample,
+    TelemetryBatch,
+)
 
 __all__ = ["classify", "guess_src"]
 
@@ -43,7 +49,9 @@ def classify(msg: Incoming) -> Classified | None:
     try:
         if msg.topic.endswith("/telemetry"):
             t = wire.parse_telemetry(msg.topic, msg.payload, msg.received_at)
-            return TelemetryBatch(t.site, t.line, t.machine, t.src, t.seq, t.readings)
+            # Compact tuples: the window may hold 256 batches of up to 10,000 readings each.
+            readings = [Sample(r.tag, r.ts, r.v, r.q) for r in t.readings]
+            return TelemetryBatch(t.site, t.line, t.machine, t.src, t.seq, readings)
         if not msg.payload:
             # A zero-length retained PUBLISH is how MQTT clears a retained status: not an error.
             return None

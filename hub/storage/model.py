@@ -17,6 +17,7 @@ __all__ = [
     "MachineStatusUpdate",
     "ReadingLike",
     "RollupRow",
+    "Sample",
     "SeriesKey",
     "StoredReading",
     "TelemetryBatch",
@@ -44,6 +45,15 @@ class ReadingLike(Protocol):
     def v(self) -> float | int | bool | str: ...
     @property
     def q(self) -> str: ...
+
+
+class Sample(NamedTuple):
+    """A validated reading in compact form (a tuple, not a model: the window holds many)."""
+
+    tag: str
+    ts: int
+    v: float | int | bool | str
+    q: str
 
 
 class SeriesKey(NamedTuple):
