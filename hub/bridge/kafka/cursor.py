@@ -29,6 +29,7 @@ def read_cursor(bootstrap: str, topic: str, key: str, timeout_s: float = 30.0) -
             "isolation.level": "read_committed",
             # EOF is reported at the last stable offset: everything committed has been read.
             "enable.partition.eof": True,
+            "log_level": 2,  # failures reach us as errors; no reconnect log on stderr
         }
     )
     wanted = key.encode()

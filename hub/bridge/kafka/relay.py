@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -56,6 +57,7 @@ IDLE_POLL_S = 1.0  # NOTIFY wakes the relay at once; this is the fallback
 STANDBY_POLL_S = 5.0
 LAG_INTERVAL_S = 2.0
 PG_TIMEOUT_S = 30.0
+LIBRDKAFKA_LOG_LEVEL = 2  # syslog levels: 2 = critical; errors reach us as exceptions
 
 _PG_ERRORS: tuple[type[BaseException], ...] = (
     OSError,
@@ -89,6 +91,8 @@ def producer_config(cfg: KafkaConfig) -> dict[str, Any]:
         "partitioner": "murmur2_random",
         # A transaction holds up to batch_readings records before commit flushes them.
         "queue.buffering.max.messages": max(100_000, 2 * cfg.batch_readings),
+        # librdkafka logs every failed reconnect to stderr; the relay reports an outage once itself.
+        "log_level": LIBRDKAFKA_LOG_LEVEL,
     }
 
 
@@ -197,6 +201,7 @@ class KafkaRelay:
                 read_cursor, cfg.bootstrap, cfg.state_topic, cfg.transactional_id
             )
             self.cursor = cursor
+            log.info("kafka relay: active, relaying outbox rows after id %d", cursor)
             wake = asyncio.Event()
             await conn.add_listener(NOTIFY_CHANNEL, lambda *_: wake.set())
             async with asyncio.timeout(PG_TIMEOUT_S):
@@ -236,7 +241,12 @@ class KafkaRelay:
                 async with asyncio.timeout(PG_TIMEOUT_S):
                     await prune(conn, cursor)
         finally:
-            await asyncio.to_thread(_close, producer)
+            # Closing may wait on an unreachable broker; it must not delay the next session (which
+            # fences this producer anyway), so it runs on its own and holds the last reference.
+            threading.Thread(
+                target=_close, args=(producer,), name="kafka-close", daemon=True
+            ).start()
+            del producer
 
     def _open_producer(self) -> Producer:
         producer = Producer(producer_config(self.cfg))
@@ -321,8 +331,9 @@ def _produce(
 
 
 def _close(producer: Producer) -> None:
-    # Drop whatever is queued (an aborted or fenced transaction's records) without waiting.
-    with contextlib.suppress(KafkaException, RuntimeError):
+    # Drop whatever is queued (an aborted or fenced transaction's records); the handle is
+    # destroyed when this, the last reference, goes. Best effort: a dead broker may refuse.
+    with contextlib.suppress(Exception):
         producer.purge()
         producer.flush(0)
 

@@ -50,7 +50,10 @@ def topic_specs(cfg: KafkaConfig) -> list[TopicSpec]:
 
 
 def _admin(cfg: KafkaConfig) -> AdminClient:
-    return AdminClient({"bootstrap.servers": cfg.bootstrap, "socket.timeout.ms": 10_000})
+    return AdminClient(
+        # log_level 2: failures reach us as exceptions; no reconnect log on stderr.
+        {"bootstrap.servers": cfg.bootstrap, "socket.timeout.ms": 10_000, "log_level": 2}
+    )
 
 
 def _existing(admin: AdminClient, timeout_s: float) -> set[str]:
