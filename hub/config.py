@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import yaml
@@ -65,6 +65,9 @@ class MqttConfig(_Frozen):
     # resume its own session (and get its in-flight messages redelivered). None = hostname based.
     client_id: str | None = None
     share_group: str = Field(default="hub", pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    # mqttv311 is for brokers without MQTT v5 (the demo's embedded broker): no shared subscription
+    # (run one instance), no Receive Maximum; the session persists through clean_session=false.
+    protocol: Literal["mqttv5", "mqttv311"] = "mqttv5"
     # MQTT v5 Receive Maximum: unacknowledged messages the broker may have in flight to us. It is
     # the hub's bounded in-memory window when storage is slow (each message ≤ 1 MiB by contract).
     receive_maximum: int = Field(default=256, ge=1, le=65535)

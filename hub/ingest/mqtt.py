@@ -32,8 +32,16 @@ __all__ = ["MqttSession", "subscriptions"]
 log = logging.getLogger(__name__)
 
 
-def subscriptions(share_group: str) -> list[tuple[str, SubscribeOptions]]:
+def subscriptions(share_group: str, *, shared: bool = True) -> list[tuple[str, SubscribeOptions]]:
     """Topic filters: telemetry shared across hub instances, status seen by every instance."""
+    if not shared:
+        # MQTT 3.1.1 has neither shared subscriptions nor retain handling options.
+        plain = SubscribeOptions(qos=1)
+        return [
+            ("ms/v1/+/+/+/telemetry", plain),
+            ("ms/v1/+/+/+/status", plain),
+            ("ms/v1/agents/+/status", plain),
+        ]
     # Retained status is only wanted once per new subscription, not on every reconnect.
     status = SubscribeOptions(qos=1, retainHandling=SubscribeOptions.RETAIN_SEND_IF_NEW_SUB)
     return [
@@ -64,12 +72,23 @@ class MqttSession:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._up = asyncio.Event()
         self._subscribed = asyncio.Event()
-        self._client = paho.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=client_id,
-            protocol=MQTTProtocolVersion.MQTTv5,
-            manual_ack=True,
-        )
+        self._v5 = config.protocol == "mqttv5"
+        if self._v5:
+            self._client = paho.Client(
+                CallbackAPIVersion.VERSION2,
+                client_id=client_id,
+                protocol=MQTTProtocolVersion.MQTTv5,
+                manual_ack=True,
+            )
+        else:
+            # MQTT 3.1.1 keeps the session (and our unacknowledged messages) via clean_session.
+            self._client = paho.Client(
+                CallbackAPIVersion.VERSION2,
+                client_id=client_id,
+                clean_session=False,
+                protocol=MQTTProtocolVersion.MQTTv311,
+                manual_ack=True,
+            )
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.on_message = self._on_message
@@ -93,17 +112,22 @@ class MqttSession:
 
     async def __aenter__(self) -> Self:
         self._loop = asyncio.get_running_loop()
-        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-        props.SessionExpiryInterval = self._config.session_expiry_s
-        props.ReceiveMaximum = self._config.receive_maximum
         # connect_async never blocks on DNS/TCP; paho's thread connects and reconnects.
-        self._client.connect_async(
-            self._config.host,
-            self._config.port,
-            keepalive=self._config.keepalive_s,
-            clean_start=False,
-            properties=props,
-        )
+        if self._v5:
+            props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+            props.SessionExpiryInterval = self._config.session_expiry_s
+            props.ReceiveMaximum = self._config.receive_maximum
+            self._client.connect_async(
+                self._config.host,
+                self._config.port,
+                keepalive=self._config.keepalive_s,
+                clean_start=False,
+                properties=props,
+            )
+        else:
+            self._client.connect_async(
+                self._config.host, self._config.port, keepalive=self._config.keepalive_s
+            )
         self._client.loop_start()
         return self
 
@@ -169,7 +193,12 @@ class MqttSession:
             flags.session_present,
         )
         if self._subscribe:
-            client.subscribe(subscriptions(self._config.share_group))
+            subs = subscriptions(self._config.share_group, shared=self._v5)
+            if self._v5:
+                client.subscribe(subs)
+            else:
+                # paho takes (topic, qos) pairs for MQTT 3.1.1: options are a v5 thing.
+                client.subscribe([(topic, opts.QoS) for topic, opts in subs])
 
     def _on_subscribe(
         self,

@@ -1,0 +1,128 @@
+"""Components run as child processes: started in their own session, stopped by PID.
+
+Each child gets its own process session so a Ctrl-C in the terminal reaches only the
+supervisor, which then stops the children one by one in the right order (agent before broker).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Self
+
+__all__ = ["Child", "python_argv", "run_once"]
+
+# How each component's CLI is reached from this interpreter: works in a venv, a system install
+# or an editable checkout, without depending on where pip put the console scripts.
+_ENTRY = {
+    "millstream-hub": "hub.cli",
+    "edge-agent": "edge_agent.cli",
+}
+_RUN = "import sys; sys.argv[0] = {name!r}; from {module} import main; main()"
+
+
+def python_argv(program: str, *args: str) -> list[str]:
+    """argv running `program` (millstream-hub, edge-agent or a `-m` module) with this Python."""
+    if program in _ENTRY:
+        code = _RUN.format(name=program, module=_ENTRY[program])
+        return [sys.executable, "-c", code, *args]
+    return [sys.executable, "-m", program, *args]
+
+
+class Child:
+    """A long-running component process; leaving the context stops it (SIGTERM, then SIGKILL)."""
+
+    def __init__(
+        self,
+        name: str,
+        argv: Sequence[str],
+        log_path: Path,
+        env: Mapping[str, str] | None = None,
+        stop_timeout_s: float = 15.0,
+    ) -> None:
+        self.name = name
+        self.log_path = log_path
+        self._argv = list(argv)
+        self._env = dict(env) if env is not None else None
+        self._stop_timeout_s = stop_timeout_s
+        self._log: IO[bytes] | None = None
+        self._process: asyncio.subprocess.Process | None = None
+
+    @property
+    def process(self) -> asyncio.subprocess.Process:
+        """The running process (only inside the context)."""
+        if self._process is None:
+            raise RuntimeError(f"{self.name} is not started")
+        return self._process
+
+    async def __aenter__(self) -> Self:
+        self._log = self.log_path.open("ab")
+        self._process = await asyncio.create_subprocess_exec(
+            *self._argv,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=self._env,
+            start_new_session=True,
+        )
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            await self.stop()
+        finally:
+            if self._log is not None:
+                self._log.close()
+
+    async def stop(self) -> int:
+        """SIGTERM this process (by PID) and wait; SIGKILL if it does not exit in time."""
+        proc = self.process
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                async with asyncio.timeout(self._stop_timeout_s):
+                    await proc.wait()
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
+        return proc.returncode if proc.returncode is not None else -1
+
+
+async def run_once(
+    argv: Sequence[str],
+    log_path: Path,
+    env: Mapping[str, str] | None = None,
+    stdin: bytes | None = None,
+    timeout_s: float = 120.0,
+) -> tuple[int, str]:
+    """Run a short command to completion; returns (exit code, its output), output also logged."""
+    proc = await asyncio.create_subprocess_exec(
+        *argv,
+        stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=dict(env) if env is not None else None,
+        start_new_session=True,
+    )
+    try:
+        async with asyncio.timeout(timeout_s):
+            out, _ = await proc.communicate(stdin)
+    except BaseException:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        raise
+    text = out.decode("utf-8", "replace")
+    with log_path.open("a", encoding="utf-8") as fh:
+        fh.write(text)
+    return (proc.returncode if proc.returncode is not None else -1), text

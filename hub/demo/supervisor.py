@@ -1,0 +1,294 @@
+"""Start the demo's components in order, watch them, stop them in reverse order.
+
+Start: broker → hub (migrate, admin user, serve, ready) → simulated plant (in this process) →
+agent. Stop (SIGINT/SIGTERM or a component dying): agent first, so it commits and flushes
+while the broker and hub still listen, then the plant, the hub and the broker last.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import sqlite3
+import time
+from collections.abc import Callable
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from edge_agent.simulators import Simulator, SimulatorOptions
+from hub.demo.children import Child, python_argv, run_once
+from hub.demo.layout import DemoLayout, agent_config, ensure_secret, hub_config
+from hub.errors import MillstreamHubError
+
+__all__ = ["ADMIN_USER", "DemoError", "DemoOptions", "run_demo"]
+
+ADMIN_USER = "admin"
+STARTUP_TIMEOUT_S = 60.0
+FIRST_DATA_TIMEOUT_S = 60.0
+
+log = logging.getLogger(__name__)
+
+
+class DemoError(MillstreamHubError):
+    """The demo could not start or a component died: the message says what to do."""
+
+
+@dataclass(frozen=True, slots=True)
+class DemoOptions:
+    """What `millstream demo` was asked for."""
+
+    data_dir: Path = Path("millstream-demo")
+    port: int = 8000
+    machines: int = 5
+    seed: int = 0
+
+
+@dataclass(slots=True)
+class _Running:
+    children: list[Child] = field(default_factory=list)
+    failure: str | None = None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _check_port_free(port: int) -> None:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError as exc:
+            raise DemoError(
+                f"127.0.0.1:{port} is in use (another demo or hub?); pass --port with a free port"
+            ) from exc
+
+
+def _child_env(jwt_secret: str) -> dict[str, str]:
+    # Stray MILLSTREAM_… variables would override the generated configs; the demo owns them.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MILLSTREAM_")}
+    env["MILLSTREAM_JWT_SECRET"] = jwt_secret
+    return env
+
+
+def _count_readings(db: Path) -> tuple[int, int]:
+    """(readings stored, machines with readings) from the hub's SQLite file, read-only."""
+    if not db.exists():
+        return 0, 0
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)) as c:
+            rows = c.execute("SELECT count(*) FROM readings").fetchone()[0]
+            machines = c.execute(
+                "SELECT count(DISTINCT s.machine) FROM series s"
+                " WHERE EXISTS (SELECT 1 FROM readings r WHERE r.series_id = s.id)"
+            ).fetchone()[0]
+    except sqlite3.Error:
+        return 0, 0  # schema not there yet, or the writer holds a lock
+    return int(rows), int(machines)
+
+
+async def _wait_ready(url: str, hub: Child) -> None:
+    async with httpx.AsyncClient(timeout=2.0) as client:
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if hub.process.returncode is not None:
+                raise DemoError(
+                    f"the hub exited (code {hub.process.returncode}); see {hub.log_path}"
+                )
+            with contextlib.suppress(httpx.HTTPError):
+                if (await client.get(f"{url}/health/ready")).status_code == 200:
+                    return
+            await asyncio.sleep(0.25)
+    raise DemoError(
+        f"the hub did not become ready in {STARTUP_TIMEOUT_S:.0f} s; see {hub.log_path}"
+    )
+
+
+async def _wait_port(port: int, child: Child) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if child.process.returncode is not None:
+            raise DemoError(f"the {child.name} exited; see {child.log_path}")
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError:
+            await asyncio.sleep(0.1)
+            continue
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+        return
+    raise DemoError(f"the {child.name} did not listen in time; see {child.log_path}")
+
+
+async def _ensure_admin(layout: DemoLayout, env: dict[str, str], password: str, new: bool) -> None:
+    cfg = str(layout.hub_config)
+    hub_log = layout.logs / "hub.log"
+    code, out = await run_once(
+        python_argv("millstream-hub", "migrate", "--config", cfg), hub_log, env
+    )
+    if code != 0:
+        raise DemoError(f"migrating hub.db failed: {out.strip()[-500:]}")
+    add = ("users", "add", ADMIN_USER, "--role", "admin", "--password-stdin", "--config", cfg)
+    code, out = await run_once(
+        python_argv("millstream-hub", *add), hub_log, env, stdin=password.encode() + b"\n"
+    )
+    if code == 0 or ("already exists" in out and not new):
+        return
+    if "already exists" in out:
+        # The password file was removed but the user kept: the new password becomes theirs.
+        change = ("users", "passwd", ADMIN_USER, "--password-stdin", "--config", cfg)
+        code, out = await run_once(
+            python_argv("millstream-hub", *change), hub_log, env, stdin=password.encode() + b"\n"
+        )
+        if code == 0:
+            return
+    raise DemoError(f"creating the {ADMIN_USER} login failed: {out.strip()[-500:]}")
+
+
+async def _start(
+    opts: DemoOptions,
+    layout: DemoLayout,
+    stack: AsyncExitStack,
+    run: _Running,
+    say: Callable[[str], None],
+) -> str:
+    password, new_password = ensure_secret(layout.admin_password, 12)
+    jwt_secret, _ = ensure_secret(layout.jwt_secret, 48)
+    env = _child_env(jwt_secret)
+    url = f"http://127.0.0.1:{opts.port}"
+
+    broker_port = _free_port()
+    say(f"starting the MQTT broker (amqtt) on 127.0.0.1:{broker_port}")
+    broker = Child(
+        "broker", python_argv("hub.demo.broker", str(broker_port)), layout.logs / "broker.log", env
+    )
+    run.children.append(await stack.enter_async_context(broker))
+    await _wait_port(broker_port, broker)
+
+    layout.hub_config.write_text(hub_config(layout, broker_port, opts.port), encoding="utf-8")
+    say(f"preparing the hub database {layout.hub_db}")
+    await _ensure_admin(layout, env, password, new_password)
+
+    say(f"starting the hub (SQLite storage, dashboard on {url})")
+    hub = Child(
+        "hub",
+        python_argv("millstream-hub", "serve", "--config", str(layout.hub_config)),
+        layout.logs / "hub.log",
+        env,
+    )
+    run.children.append(await stack.enter_async_context(hub))
+
+    say(f"starting the simulated plant ({opts.machines} machines, Modbus TCP and OPC-UA)")
+    sim = await stack.enter_async_context(
+        Simulator(
+            SimulatorOptions(
+                machines=opts.machines, seed=opts.seed, modbus_port=0, opcua_port=0, control_port=0
+            )
+        )
+    )
+    control = sim.control.port if sim.control is not None else None
+    await _wait_ready(url, hub)
+
+    text, profiles = agent_config(sim.endpoints(), broker_port, opts.machines)
+    for name, body in profiles.items():
+        (layout.agent_dir / name).write_text(body, encoding="utf-8")
+    layout.agent_config.write_text(text, encoding="utf-8")
+    before, _ = await asyncio.to_thread(_count_readings, layout.hub_db)
+    say("starting the edge agent")
+    agent = Child(
+        "agent",
+        python_argv("edge-agent", "run", str(layout.agent_config)),
+        layout.logs / "agent.log",
+        env,
+    )
+    run.children.append(await stack.enter_async_context(agent))
+
+    say("waiting for the first readings to reach the hub")
+    deadline = time.monotonic() + FIRST_DATA_TIMEOUT_S
+    while time.monotonic() < deadline:
+        rows, machines = await asyncio.to_thread(_count_readings, layout.hub_db)
+        if rows > before and machines >= min(opts.machines, 5):
+            say(f"data is flowing: {rows} readings stored from {machines} machines")
+            break
+        if agent.process.returncode is not None:
+            raise DemoError(
+                f"the agent exited (code {agent.process.returncode}); see {agent.log_path}"
+            )
+        await asyncio.sleep(0.5)
+    else:
+        say(f"no readings from every machine yet; see {layout.logs}/agent.log")
+
+    say("")
+    say("Millstream demo is running.")
+    say(f"  dashboard:  {url}")
+    say(f"  login:      {ADMIN_USER} / {password}")
+    say(f"  data:       {layout.root} (logs in {layout.logs})")
+    if control is not None:
+        say(f"  simulator:  edge-agent simulate status --control-port {control}")
+    say("Press Ctrl-C to stop.")
+    return url
+
+
+async def _watch(child: Child, run: _Running, stop: asyncio.Event) -> None:
+    code = await child.process.wait()
+    if not stop.is_set():
+        run.failure = f"the {child.name} exited unexpectedly (code {code}); see {child.log_path}"
+        stop.set()
+
+
+async def run_demo(opts: DemoOptions, say: Callable[[str], None]) -> None:
+    """Run the demo until SIGINT/SIGTERM; raises DemoError when it cannot run or a part died."""
+    layout = DemoLayout(opts.data_dir.resolve())
+    layout.prepare()
+    _check_port_free(opts.port)
+    # The in-process simulator logs (pymodbus, asyncua) go to a file, not the console.
+    handler = logging.FileHandler(layout.logs / "simulator.log", encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.WARNING)
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        loop.add_signal_handler(sig, stop.set)
+    run = _Running()
+    try:
+        async with AsyncExitStack() as stack:
+            start = asyncio.create_task(_start(opts, layout, stack, run, say), name="demo-start")
+            stopped = asyncio.create_task(stop.wait(), name="demo-stop-signal")
+            await asyncio.wait({start, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            if not start.done():
+                start.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await start  # raises DemoError if starting failed
+            if not stop.is_set():
+                async with asyncio.TaskGroup() as tg:
+                    watchers = [
+                        tg.create_task(_watch(c, run, stop), name=f"watch-{c.name}")
+                        for c in run.children
+                    ]
+                    await stopped
+                    for task in watchers:
+                        task.cancel()
+            stopped.cancel()
+            say("stopping: agent, plant, hub, broker")
+        # Leaving the stack stopped them in reverse start order.
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            loop.remove_signal_handler(sig)
+        root.removeHandler(handler)
+        handler.close()
+    if run.failure is not None:
+        raise DemoError(run.failure)
+    say("stopped")
