@@ -46,6 +46,7 @@ class Buffer:
         encoder: Encoder | None = None,
         clock: Callable[[], float] = time.time,
         live_capacity: int = 10_000,
+        queue_high: int = 100_000,
     ) -> None:
         if not 0 < commit_interval <= 0.2:
             # 200 ms is the promise: at most that much is lost on power failure.
@@ -59,6 +60,13 @@ class Buffer:
         # and the backlog lane finds it, so a long outage costs no memory here.
         self.live: deque[ChunkRef] = deque(maxlen=live_capacity)
         self.live_ready = asyncio.Event()
+        # Backpressure: readings handed to the writer but not yet written. Above the high mark
+        # producers wait (`wait_room`), so a writer starved of CPU slows polling down instead
+        # of growing an unbounded queue in memory.
+        self.queued = 0
+        self.queue_high = queue_high
+        self._room = asyncio.Event()
+        self._room.set()
         self._writer: WriterThread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.moved_aside: Path | None = None
@@ -107,8 +115,32 @@ class Buffer:
 
     def append(self, device: str, readings: list[Reading]) -> None:
         """Queue readings of one device as one chunk; durable within `commit_interval`."""
-        if readings:
-            self.writer.post(lambda db: db.append(device, readings))
+        if not readings:
+            return
+        n = len(readings)
+        self.queued += n
+        if self.queued > self.queue_high:
+            self._room.clear()
+        loop = self._loop
+        assert loop is not None
+
+        def write(db: BufferDB) -> ChunkRef | None:
+            try:
+                return db.append(device, readings)
+            finally:
+                if not loop.is_closed():
+                    loop.call_soon_threadsafe(self._written, n)
+
+        self.writer.post(write)
+
+    def _written(self, n: int) -> None:
+        self.queued -= n
+        if self.queued <= self.queue_high // 2:
+            self._room.set()
+
+    async def wait_room(self) -> None:
+        """Return when the writer has room again (immediately unless it is far behind)."""
+        await self._room.wait()
 
     async def flush(self) -> None:
         """Wait until everything queued so far is committed."""

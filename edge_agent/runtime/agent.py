@@ -101,6 +101,7 @@ class Agent:
                         health.record(readings, skipped, now)
                         for group in self.batcher.add(name, readings, now):
                             self.buffer.append(name, group)
+                        await self.buffer.wait_room()
                         delay = 1.0
             except MillstreamAgentError as exc:
                 # Drivers retry internally; reaching here means the source gave up this round.

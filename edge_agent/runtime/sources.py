@@ -72,7 +72,9 @@ class SyntheticSource:
         while True:
             await asyncio.sleep(self.tick)
             now = time.monotonic()
-            owed += (now - last) * self.rate
+            # A consumer that made us wait (backpressure) does not get a burst of catch-up
+            # samples: like a real device, what was not polled was not read.
+            owed = min(owed + (now - last) * self.rate, self.rate * self.tick * 10)
             last = now
             count = int(owed)
             owed -= count

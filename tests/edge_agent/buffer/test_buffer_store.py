@@ -185,3 +185,15 @@ async def test_backlog_finds_chunks_written_after_the_buffer_emptied(tmp_path: P
         await buf.flush()
         (again,) = await buf.claim_backlog(10, limit=10)
         assert decode_readings(again.payload) == readings(1000, 10)
+
+
+async def test_producers_wait_when_the_writer_is_far_behind(tmp_path: Path) -> None:
+    async with Buffer(tmp_path / "b.db", bounds=NO_AGE, queue_high=100) as buf:
+        buf.append("m1", readings(0, 150))
+        assert buf.queued == 150
+        waiter = asyncio.create_task(buf.wait_room())
+        async with asyncio.timeout(5):
+            await waiter  # released once the writer has caught up
+        assert buf.queued <= 50
+        await buf.flush()
+        assert (await buf.stats()).readings == 150
