@@ -1,5 +1,5 @@
 // An independent OPC-UA server (node-opcua) with a tiny CNC address space, for interop tests.
-// Usage: node server.js PORT PKI_DIR [SPEED_NODE]
+// Usage: node server.js PORT PKI_DIR [SPEED_NODE] [SPEED_START]
 // Prints one JSON line {"ready": true, ...} when listening, then {"speed": v} for every value
 // it serves, so the test can check that what the agent received is what the server served.
 "use strict";
@@ -38,7 +38,7 @@ async function main() {
   const machine = ns.addObject({ organizedBy: addressSpace.rootFolder.objects, browseName: "Machine", nodeId: "s=Machine" });
   const spindle = ns.addObject({ componentOf: machine, browseName: "Spindle", nodeId: "s=Spindle" });
 
-  let speed = 1000.0;
+  let speed = parseFloat(process.argv[5] || "1000");
   const speedVar = ns.addVariable({
     componentOf: spindle,
     browseName: "Speed",

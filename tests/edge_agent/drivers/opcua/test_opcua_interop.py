@@ -45,12 +45,14 @@ POINTS = [
 class NodeServer:
     """One node-opcua server process; collects the values it reports serving."""
 
-    def __init__(self, port: int, pki: Path, speed_node: str = "Spindle.Speed") -> None:
+    def __init__(
+        self, port: int, pki: Path, speed_node: str = "Spindle.Speed", start: float = 1000.0
+    ) -> None:
         self.port = port
         self.served: set[float] = set()
         self._ready = threading.Event()
         self._proc = subprocess.Popen(
-            ["node", str(INTEROP / "server.js"), str(port), str(pki), speed_node],
+            ["node", str(INTEROP / "server.js"), str(port), str(pki), speed_node, str(start)],
             cwd=INTEROP,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -187,13 +189,16 @@ async def test_node_opcua_restart_with_renumbered_node_resumes_within_10_s(
             first.stop()
             before = len(collector.samples)
             # The PLC comes back after a download: same browse path, new node id.
-            second = NodeServer(port, tmp_path / "node-pki", speed_node="Spindle.Speed.v2")
+            # Counting from 90,000: any value from it can only come from the restarted server.
+            second = NodeServer(
+                port, tmp_path / "node-pki", speed_node="Spindle.Speed.v2", start=90_000.0
+            )
             await second.wait_ready()
 
             def resumed() -> bool:
                 assert second is not None
                 fresh = {s.value for s in collector.samples[before:] if s.tag == "spindle_speed"}
-                return bool(fresh & second.served - first.served)
+                return bool(fresh & second.served)
 
             await until(resumed, timeout_s=10)
             await collector.stop()
