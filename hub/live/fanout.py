@@ -56,11 +56,17 @@ class Fanout:
     def __init__(self) -> None:
         self._by_machine: dict[str, set[Subscriber]] = {}
         self._subscribers: set[Subscriber] = set()
+        self._coalesced_gone = 0  # skipped by clients that have disconnected
 
     @property
     def clients(self) -> int:
         """Connected subscribers."""
         return len(self._subscribers)
+
+    @property
+    def coalesced(self) -> int:
+        """Readings clients skipped because they were behind (newest kept), since start."""
+        return self._coalesced_gone + sum(s.buffer.coalesced for s in self._subscribers)
 
     def add(self, sub: Subscriber) -> None:
         """Register a subscriber (with no machines yet)."""
@@ -68,7 +74,9 @@ class Fanout:
 
     def remove(self, sub: Subscriber) -> None:
         """Forget a subscriber and all its subscriptions."""
-        self._subscribers.discard(sub)
+        if sub in self._subscribers:
+            self._subscribers.discard(sub)
+            self._coalesced_gone += sub.buffer.coalesced
         for machine in list(sub.machines):
             self.unsubscribe(sub, machine)
 

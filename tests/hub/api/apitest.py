@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import socket
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -13,8 +16,9 @@ from prometheus_client import CollectorRegistry
 import wire
 from hub.api.v1 import ApiServices, mount_api, open_api_services
 from hub.auth import Role, hash_password, make_api_key
-from hub.config import ApiConfig, HubConfig
+from hub.config import ApiConfig, HttpConfig, HubConfig, MqttConfig
 from hub.live import Fanout
+from hub.runtime import Hub
 from hub.storage import TelemetryBatch, WriteBatch, open_storage
 
 SECRET = "s" * 48
@@ -95,3 +99,55 @@ async def running_api(
                     out.tokens[role] = pair.access_token
                     out.refresh[role] = pair.refresh_token
             yield out
+
+
+def free_port() -> int:
+    """A port nothing listens on right now (127.0.0.1)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def unique(prefix: str) -> str:
+    """A name no other test uses on the shared broker."""
+    return f"{prefix}{uuid.uuid4().hex[:10]}"
+
+
+@asynccontextmanager
+async def running_hub(mqtt_url: str, storage: str) -> AsyncIterator[tuple[Hub, str]]:
+    """A whole hub (ingest + HTTP API + /ws) on a free port; yields it and its base URL."""
+    port = free_port()
+    config = HubConfig(
+        mqtt=MqttConfig(
+            url=mqtt_url,
+            client_id=unique("hub-"),
+            share_group=unique("g"),
+            session_expiry_s=300,
+        ),
+        storage=storage,
+        http=HttpConfig(host="127.0.0.1", port=port),
+        flush_ms=10,
+        jwt_secret=SECRET,
+    )
+    hub = Hub(config)
+    stop = asyncio.Event()
+    task = asyncio.create_task(hub.run(stop), name="hub-under-test")
+    ready = asyncio.create_task(hub.wait_ready(30))
+    done, _ = await asyncio.wait({task, ready}, return_when=asyncio.FIRST_COMPLETED)
+    if task in done:
+        ready.cancel()
+        await task
+    await ready
+    base = f"http://127.0.0.1:{port}"
+    async with httpx.AsyncClient() as client:
+        for _ in range(200):
+            try:
+                (await client.get(f"{base}/health/live")).raise_for_status()
+                break
+            except httpx.HTTPError:
+                await asyncio.sleep(0.05)
+    try:
+        yield hub, base
+    finally:
+        stop.set()
+        await task

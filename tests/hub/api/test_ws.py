@@ -1,0 +1,180 @@
+"""WebSocket `/ws` over real sockets: Mosquitto → hub ingest → PostgreSQL → fan-out → client."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+import paho.mqtt.client as paho
+import pytest
+from apitest import PASSWORD, migrate, running_hub, unique
+from paho.mqtt.enums import CallbackAPIVersion
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+import wire
+from hub.auth import AuthStore, Role, hash_password
+from hub.runtime import Hub
+from hub.sql import open_database
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+# The issue's figure: a reading published to MQTT reaches a subscriber within 1 s.
+LIVE_TIMEOUT_S = 1.0
+
+
+class Publisher:
+    """A plain MQTT publisher (QoS 1, waits for PUBACK)."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id=unique("pub-"))
+        self.client.connect(host, port)
+        self.client.loop_start()
+        self.seq = 0
+
+    def _publish(self, topic: str, payload: bytes) -> None:
+        self.client.publish(topic, payload, qos=1).wait_for_publish(10)
+
+    async def telemetry(self, machine: str, readings: list[wire.Reading]) -> None:
+        self.seq += 1
+        payload = wire.encode_telemetry("pub", self.seq, readings)
+        await asyncio.to_thread(self._publish, f"ms/v1/{machine}/telemetry", payload)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+async def _token(base: str) -> str:
+    async with httpx.AsyncClient() as http:
+        r = await http.post(
+            f"{base}/api/v1/auth/login", json={"username": "watcher", "password": PASSWORD}
+        )
+        r.raise_for_status()
+        return str(r.json()["access_token"])
+
+
+async def _next(ws: ClientConnection, kind: str, within: float = 10.0) -> dict[str, Any]:
+    async with asyncio.timeout(within):
+        while True:
+            msg = json.loads(await ws.recv())
+            if msg["type"] == kind:
+                return msg  # type: ignore[no-any-return]
+
+
+@asynccontextmanager
+async def live_hub(mosquitto: Any, pg_dsn: str) -> AsyncIterator[tuple[str, str, Publisher, Hub]]:
+    await migrate(pg_dsn)
+    async with open_database(pg_dsn) as db:
+        await AuthStore(db).add_user("watcher", Role.VIEWER, hash_password(PASSWORD), 0)
+    publisher = Publisher(mosquitto.host, mosquitto.port)
+    try:
+        async with running_hub(mosquitto.url, pg_dsn) as (hub, base):
+            token = await _token(base)
+            yield base.replace("http://", "ws://") + "/ws", token, publisher, hub
+    finally:
+        publisher.close()
+
+
+async def test_a_reading_published_to_mqtt_reaches_a_subscriber(
+    mosquitto: Any, pg_dsn: str
+) -> None:
+    machine = f"{unique('s')}/l1/m1"
+    async with (
+        live_hub(mosquitto, pg_dsn) as (url, token, publisher, _hub),
+        connect(f"{url}?token={token}", proxy=None) as ws,
+    ):
+        assert (await _next(ws, "welcome"))["user"] == "watcher"
+        await ws.send(json.dumps({"type": "subscribe", "machines": [machine]}))
+        assert (await _next(ws, "subscribed"))["machines"] == [machine]
+        ts = now_ms()
+        await publisher.telemetry(machine, [wire.Reading(tag="temp", ts=ts, v=21.5, q="good")])
+        msg = await _next(ws, "readings", LIVE_TIMEOUT_S)
+        assert msg == {
+            "type": "readings",
+            "machine": machine,
+            "readings": [{"tag": "temp", "ts": ts, "v": 21.5, "q": "good"}],
+        }
+        # Other machines are not sent; unsubscribe stops this one.
+        await ws.send(json.dumps({"type": "unsubscribe", "machines": [machine]}))
+        assert (await _next(ws, "unsubscribed"))["machines"] == []
+        await ws.send(json.dumps({"type": "ping"}))
+        assert (await _next(ws, "pong"))["ts"] > 0
+
+
+async def test_tokens_are_required(mosquitto: Any, pg_dsn: str) -> None:
+    async with live_hub(mosquitto, pg_dsn) as (url, token, _publisher, _hub):
+        for query in ("", "?token=forged"):
+            async with connect(url + query, proxy=None) as ws:
+                if not query:
+                    await ws.send(json.dumps({"type": "subscribe", "machines": ["a/b/c"]}))
+                with pytest.raises(ConnectionClosed) as closed:
+                    await _next(ws, "welcome")
+                assert closed.value.rcvd is not None
+                assert closed.value.rcvd.code == 4401
+        # The token may come as the first message instead of in the URL.
+        async with connect(url, proxy=None) as ws:
+            await ws.send(json.dumps({"type": "auth", "token": token}))
+            assert (await _next(ws, "welcome"))["user"] == "watcher"
+
+
+async def test_a_stalled_client_does_not_delay_another(mosquitto: Any, pg_dsn: str) -> None:
+    machine = f"{unique('s')}/l1/m1"
+    subscribe = json.dumps({"type": "subscribe", "machines": [machine]})
+    # The stalled client stops reading after its first messages (max_queue=1: the client
+    # library then stops reading the socket), and a tiny receive buffer without compression
+    # keeps the kernel from absorbing the backlog, so the hub's sends to it really block.
+    async with live_hub(mosquitto, pg_dsn) as (url, token, publisher, hub):
+        host, port = url.removeprefix("ws://").split("/")[0].split(":")
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.connect((host, int(port)))
+        sock.setblocking(False)
+        stalled_ws = connect(
+            f"{url}?token={token}",
+            sock=sock,
+            proxy=None,
+            max_queue=1,
+            max_size=None,
+            compression=None,
+        )
+        healthy_ws = connect(f"{url}?token={token}", proxy=None, max_size=None)
+        async with stalled_ws as stalled, healthy_ws as healthy:
+            for ws in (stalled, healthy):
+                await _next(ws, "welcome")
+                await ws.send(subscribe)
+                await _next(ws, "subscribed")
+            base = now_ms() - 60_000
+            # Megabytes of readings: far more than the socket buffers hold for the stalled one.
+            for round_no in range(25):
+                readings = [
+                    wire.Reading(
+                        tag=f"t{i % 50}", ts=base + round_no * 1000 + i // 50, v=float(i), q="good"
+                    )
+                    for i in range(5000)
+                ]
+                await publisher.telemetry(machine, readings)
+                # The healthy client keeps receiving while the other is stalled.
+                marker_ts = now_ms()
+                marker = wire.Reading(tag="marker", ts=marker_ts, v=float(round_no), q="good")
+                await publisher.telemetry(machine, [marker])
+                async with asyncio.timeout(LIVE_TIMEOUT_S * 5):
+                    while True:
+                        msg = await _next(healthy, "readings")
+                        if any(
+                            r["tag"] == "marker" and r["v"] == round_no for r in msg["readings"]
+                        ):
+                            break
+            # The stalled client really was behind: the hub skipped history for it (and closes
+            # it once a send has been blocked for SEND_TIMEOUT_S).
+            assert hub.api.fanout.coalesced > 0
