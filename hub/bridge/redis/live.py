@@ -19,7 +19,9 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
+from redis.retry import Retry
 
 from hub.bridge.backoff import Backoff
 from hub.bridge.metrics import BridgeMetrics
@@ -78,6 +80,9 @@ class RedisLive:
             socket_timeout=REDIS_TIMEOUT_S,
             socket_connect_timeout=REDIS_TIMEOUT_S,
             health_check_interval=10,
+            # No retries inside redis-py (its default backs off up to 10 s per call, several
+            # times): the writer and subscriber loops own reconnecting, with their own backoff.
+            retry=Retry(NoBackoff(), 0),
         )
         self._script = self._client.register_script(_FORWARD_HSET)
         self._pending: Pending = {}
@@ -114,7 +119,7 @@ class RedisLive:
                     await self._client.aclose()
 
     async def _write_loop(self, stop: asyncio.Event) -> None:
-        backoff = Backoff(0.2, 10.0)
+        backoff = Backoff(0.2, 5.0)
         while not stop.is_set():
             await _wait_any(self._dirty, stop, 1.0)
             if not self._pending:
@@ -156,7 +161,7 @@ class RedisLive:
     # -- live side --------------------------------------------------------------------------------
 
     async def _subscribe_loop(self, stop: asyncio.Event) -> None:
-        backoff = Backoff(0.2, 10.0)
+        backoff = Backoff(0.2, 5.0)
         while not stop.is_set():
             pubsub = self._client.pubsub(ignore_subscribe_messages=True)
             try:
