@@ -85,7 +85,8 @@ async def test_server_restart_with_moved_node_resumes_within_10_s(
             await until(lambda: collector.seen("spindle_speed", 4242.0), timeout_s=10.0)
             await restarted.write("load", 88)
             await until(lambda: collector.seen("spindle_load", 88), timeout_s=10.0)
-            assert driver.stats.reconnects >= 1
+            # Samples can arrive while the new session is still being set up; then it counts.
+            await until(lambda: driver.stats.reconnects >= 1)
         finally:
             await collector.stop()
             await driver.close()
