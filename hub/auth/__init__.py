@@ -3,7 +3,12 @@ API keys, rate limits."""
 
 from hub.auth.errors import AuthError, Forbidden, NotAuthenticated, RateLimited
 from hub.auth.passwords import hash_password, verify_password
-from hub.auth.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from hub.auth.ratelimit import (
+    FallbackRateLimiter,
+    MemoryRateLimiter,
+    RateLimiter,
+    RedisRateLimiter,
+)
 from hub.auth.roles import Role, allows
 from hub.auth.secret import MIN_SECRET_BYTES, jwt_secret
 from hub.auth.service import AuthService, TokenPair
@@ -15,6 +20,7 @@ __all__ = [
     "AuthError",
     "AuthService",
     "AuthStore",
+    "FallbackRateLimiter",
     "Forbidden",
     "MemoryRateLimiter",
     "NotAuthenticated",

@@ -6,13 +6,17 @@ takes one token or is refused with the time until one is back.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+log = logging.getLogger(__name__)
+
 __all__ = [
     "Bucket",
+    "FallbackRateLimiter",
     "MemoryRateLimiter",
     "RateLimiter",
     "RedisRateLimiter",
@@ -96,3 +100,30 @@ class RedisRateLimiter:
         raw = await self._script(keys=[self._prefix + key], args=[now, per_minute / 60.0, burst])
         wait = float(raw)
         return 0.0 if wait <= 0 or math.isnan(wait) else wait
+
+
+class FallbackRateLimiter:
+    """Redis first; while Redis fails, this instance's memory (limits never turn into 500s)."""
+
+    def __init__(
+        self,
+        primary: RateLimiter,
+        fallback: RateLimiter,
+        errors: tuple[type[BaseException], ...],
+    ) -> None:
+        self._primary = primary
+        self._fallback = fallback
+        self._errors = errors
+        self._failing = False
+
+    async def hit(self, key: str, now: float, per_minute: int, burst: int) -> float:
+        """Spend one token in Redis, or in memory while Redis is unreachable."""
+        try:
+            wait = await self._primary.hit(key, now, per_minute, burst)
+        except self._errors as exc:
+            if not self._failing:  # once per outage, not per request
+                log.warning("rate limits fall back to per-instance memory: %s", exc)
+                self._failing = True
+            return await self._fallback.hit(key, now, per_minute, burst)
+        self._failing = False
+        return wait

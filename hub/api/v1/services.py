@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
-from hub.auth import AuthService, AuthStore, MemoryRateLimiter, RateLimited, RateLimiter, jwt_secret
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from hub.auth import (
+    AuthService,
+    AuthStore,
+    FallbackRateLimiter,
+    MemoryRateLimiter,
+    RateLimited,
+    RateLimiter,
+    RedisRateLimiter,
+    jwt_secret,
+)
 from hub.bridge.redis.model import Latest
 from hub.config import HubConfig
 from hub.live import Fanout
@@ -57,14 +70,26 @@ async def open_api_services(
 ) -> AsyncIterator[ApiServices]:
     """Open the API's own database connections; `ConfigError` for a missing/weak JWT secret."""
     secret = jwt_secret(config)  # refuse to start before opening anything
-    async with open_database(config.storage) as db:
+    redis_client = None
+    if limiter is None:
+        limiter = MemoryRateLimiter()
+        if config.redis is not None:
+            # Shared buckets across hub instances; memory while Redis is down.
+            redis_client = aioredis.from_url(config.redis.url, socket_timeout=1.0)
+            limiter = FallbackRateLimiter(
+                RedisRateLimiter(redis_client), limiter, (RedisError, OSError, TimeoutError)
+            )
+    async with contextlib.AsyncExitStack() as stack:
+        if redis_client is not None:
+            stack.push_async_callback(redis_client.aclose)
+        db = await stack.enter_async_context(open_database(config.storage))
         auth = AuthService(AuthStore(db), secret, config.api, clock)
         yield ApiServices(
             config,
             auth,
             ReadQueries(db),
             fanout,
-            limiter if limiter is not None else MemoryRateLimiter(),
+            limiter,
             clock,
             redis_latest,
         )
