@@ -60,6 +60,8 @@ class AgentProcess:
 
     def start(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
+        # A status file left by a previous run would make this one look started already.
+        self.status_file.unlink(missing_ok=True)
         cfg = self.workdir / "agent.json"
         cfg.write_text(json.dumps(self.config()))
         with (self.workdir / "agent.log").open("ab") as log:
