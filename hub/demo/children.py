@@ -15,7 +15,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Self
 
-__all__ = ["Child", "python_argv", "run_once"]
+__all__ = ["Child", "python_argv"]
 
 # How each component's CLI is reached from this interpreter: works in a venv, a system install
 # or an editable checkout, without depending on where pip put the console scripts.
@@ -96,33 +96,3 @@ class Child:
                 proc.kill()
                 await proc.wait()
         return proc.returncode if proc.returncode is not None else -1
-
-
-async def run_once(
-    argv: Sequence[str],
-    log_path: Path,
-    env: Mapping[str, str] | None = None,
-    stdin: bytes | None = None,
-    timeout_s: float = 120.0,
-) -> tuple[int, str]:
-    """Run a short command to completion; returns (exit code, its output), output also logged."""
-    proc = await asyncio.create_subprocess_exec(
-        *argv,
-        stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        env=dict(env) if env is not None else None,
-        start_new_session=True,
-    )
-    try:
-        async with asyncio.timeout(timeout_s):
-            out, _ = await proc.communicate(stdin)
-    except BaseException:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-        raise
-    text = out.decode("utf-8", "replace")
-    with log_path.open("a", encoding="utf-8") as fh:
-        fh.write(text)
-    return (proc.returncode if proc.returncode is not None else -1), text

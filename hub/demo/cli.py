@@ -9,7 +9,6 @@ from typing import Annotated
 import typer
 
 from hub import __version__
-from hub.demo.supervisor import DemoError, DemoOptions, run_demo
 
 __all__ = ["app", "main"]
 
@@ -58,6 +57,10 @@ def demo(
     ] = 5,
 ) -> None:
     """Run a simulated plant, an edge agent, an MQTT broker and the hub with its dashboard."""
+    typer.echo(f"millstream demo: starting (state in {data_dir.resolve()})")
+    # Imported after the first line: loading the simulator, hub and drivers takes a moment.
+    from hub.demo.supervisor import DemoError, DemoOptions, run_demo  # noqa: PLC0415
+
     options = DemoOptions(data_dir=data_dir, port=port, machines=machines)
     try:
         asyncio.run(run_demo(options, typer.echo))

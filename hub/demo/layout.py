@@ -123,7 +123,12 @@ def agent_config(
         devices.append(device)
     doc = {
         "agent": {"id": AGENT_ID, "site": SITE, "line": LINE},
-        "mqtt": {"url": f"mqtt://127.0.0.1:{broker_port}"},
+        # A short receipt timeout: batches published before the hub subscribed come again soon.
+        "mqtt": {
+            "url": f"mqtt://127.0.0.1:{broker_port}",
+            "receipt_timeout": "5s",
+            "status_interval": "5s",
+        },
         "buffer": {"path": "./buffer.db", "max_bytes": "1GiB", "max_age": "7d"},
         "devices": devices,
     }

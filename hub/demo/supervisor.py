@@ -23,9 +23,12 @@ from pathlib import Path
 import httpx
 
 from edge_agent.simulators import Simulator, SimulatorOptions
-from hub.demo.children import Child, python_argv, run_once
+from hub.auth import AuthStore, Role, hash_password
+from hub.demo.children import Child, python_argv
 from hub.demo.layout import DemoLayout, agent_config, ensure_secret, hub_config
 from hub.errors import MillstreamHubError
+from hub.sql import open_database
+from hub.storage import open_storage
 
 __all__ = ["ADMIN_USER", "DemoError", "DemoOptions", "run_demo"]
 
@@ -130,29 +133,44 @@ async def _wait_port(port: int, child: Child) -> None:
     raise DemoError(f"the {child.name} did not listen in time; see {child.log_path}")
 
 
-async def _ensure_admin(layout: DemoLayout, env: dict[str, str], password: str, new: bool) -> None:
-    cfg = str(layout.hub_config)
-    hub_log = layout.logs / "hub.log"
-    code, out = await run_once(
-        python_argv("millstream-hub", "migrate", "--config", cfg), hub_log, env
-    )
-    if code != 0:
-        raise DemoError(f"migrating hub.db failed: {out.strip()[-500:]}")
-    add = ("users", "add", ADMIN_USER, "--role", "admin", "--password-stdin", "--config", cfg)
-    code, out = await run_once(
-        python_argv("millstream-hub", *add), hub_log, env, stdin=password.encode() + b"\n"
-    )
-    if code == 0 or ("already exists" in out and not new):
-        return
-    if "already exists" in out:
-        # The password file was removed but the user kept: the new password becomes theirs.
-        change = ("users", "passwd", ADMIN_USER, "--password-stdin", "--config", cfg)
-        code, out = await run_once(
-            python_argv("millstream-hub", *change), hub_log, env, stdin=password.encode() + b"\n"
-        )
-        if code == 0:
+async def _prepare_database(layout: DemoLayout, password: str, new_password: bool) -> None:
+    """Migrate hub.db and make sure the admin login exists with the stored password."""
+    url = f"sqlite:///{layout.hub_db}"
+    now_ms = time.time_ns() // 1_000_000
+    # In this process rather than via `millstream-hub migrate` / `users add`: two fewer
+    # interpreter start-ups on the way to the 30 s promise.
+    async with open_storage(url) as storage:
+        await storage.migrate()
+        await storage.check_schema()
+    hashed = await asyncio.to_thread(hash_password, password)
+    async with open_database(url, max_connections=1) as db:
+        store = AuthStore(db)
+        if await store.add_user(ADMIN_USER, Role.ADMIN, hashed, now_ms):
             return
-    raise DemoError(f"creating the {ADMIN_USER} login failed: {out.strip()[-500:]}")
+        if new_password:
+            # The password file was removed but the user kept: the new password becomes theirs.
+            await store.set_password(ADMIN_USER, hashed, now_ms)
+
+
+async def _start_hub(
+    *,
+    layout: DemoLayout,
+    password: str,
+    new_password: bool,
+    broker: Child,
+    broker_port: int,
+    env: dict[str, str],
+    stack: AsyncExitStack,
+    run: _Running,
+    say: Callable[[str], None],
+) -> Child:
+    await _prepare_database(layout, password, new_password)
+    await _wait_port(broker_port, broker)
+    say("starting the hub")
+    hub_argv = python_argv("millstream-hub", "serve", "--config", str(layout.hub_config))
+    hub = Child("hub", hub_argv, layout.logs / "hub.log", env)
+    run.children.append(await stack.enter_async_context(hub))
+    return hub
 
 
 async def _start(
@@ -170,48 +188,52 @@ async def _start(
     broker_port = _free_port()
     say(f"starting the MQTT broker (amqtt) on 127.0.0.1:{broker_port}")
     broker = Child(
-        "broker", python_argv("hub.demo.broker", str(broker_port)), layout.logs / "broker.log", env
+        "broker",
+        python_argv("hub.demo.broker", str(broker_port)),
+        layout.logs / "broker.log",
+        env,
     )
     run.children.append(await stack.enter_async_context(broker))
-    await _wait_port(broker_port, broker)
 
     layout.hub_config.write_text(hub_config(layout, broker_port, opts.port), encoding="utf-8")
     say(f"preparing the hub database {layout.hub_db}")
-    await _ensure_admin(layout, env, password, new_password)
-
-    say(f"starting the hub (SQLite storage, dashboard on {url})")
-    hub = Child(
-        "hub",
-        python_argv("millstream-hub", "serve", "--config", str(layout.hub_config)),
-        layout.logs / "hub.log",
-        env,
-    )
-    run.children.append(await stack.enter_async_context(hub))
-
     say(f"starting the simulated plant ({opts.machines} machines, Modbus TCP and OPC-UA)")
-    sim = await stack.enter_async_context(
-        Simulator(
-            SimulatorOptions(
-                machines=opts.machines, seed=opts.seed, modbus_port=0, opcua_port=0, control_port=0
-            )
-        )
+    sim_options = SimulatorOptions(
+        machines=opts.machines, seed=opts.seed, modbus_port=0, opcua_port=0, control_port=0
     )
+    # The plant builds (here: its servers belong to this task) while the database is prepared
+    # and the hub child boots.
+    async with asyncio.TaskGroup() as tg:
+        hub_task = tg.create_task(
+            _start_hub(
+                layout=layout,
+                password=password,
+                new_password=new_password,
+                broker=broker,
+                broker_port=broker_port,
+                env=env,
+                stack=stack,
+                run=run,
+                say=say,
+            ),
+            name="hub-start",
+        )
+        sim = await stack.enter_async_context(Simulator(sim_options))
+    hub = hub_task.result()
     control = sim.control.port if sim.control is not None else None
-    await _wait_ready(url, hub)
 
     text, profiles = agent_config(sim.endpoints(), broker_port, opts.machines)
     for name, body in profiles.items():
         (layout.agent_dir / name).write_text(body, encoding="utf-8")
     layout.agent_config.write_text(text, encoding="utf-8")
     before, _ = await asyncio.to_thread(_count_readings, layout.hub_db)
+    # The agent starts while the hub may still be starting: it buffers, and republishes what
+    # the hub missed before subscribing after its (short, demo) receipt timeout.
     say("starting the edge agent")
-    agent = Child(
-        "agent",
-        python_argv("edge-agent", "run", str(layout.agent_config)),
-        layout.logs / "agent.log",
-        env,
-    )
+    agent_argv = python_argv("edge-agent", "run", str(layout.agent_config))
+    agent = Child("agent", agent_argv, layout.logs / "agent.log", env)
     run.children.append(await stack.enter_async_context(agent))
+    await _wait_ready(url, hub)
 
     say("waiting for the first readings to reach the hub")
     deadline = time.monotonic() + FIRST_DATA_TIMEOUT_S
@@ -221,9 +243,8 @@ async def _start(
             say(f"data is flowing: {rows} readings stored from {machines} machines")
             break
         if agent.process.returncode is not None:
-            raise DemoError(
-                f"the agent exited (code {agent.process.returncode}); see {agent.log_path}"
-            )
+            code = agent.process.returncode
+            raise DemoError(f"the agent exited (code {code}); see {agent.log_path}")
         await asyncio.sleep(0.5)
     else:
         say(f"no readings from every machine yet; see {layout.logs}/agent.log")
