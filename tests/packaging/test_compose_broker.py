@@ -235,7 +235,7 @@ def _start(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[
         return subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
 
 
-def _wait(what: str, check: Callable[[], bool], logs: list[Path], tries: int = 600) -> None:
+def _wait(what: str, check: Callable[[], bool], logs: list[Path], tries: int = 1500) -> None:
     """Poll until check() holds; on giving up, fail with the processes' logs."""
     for _ in range(tries):
         if check():
