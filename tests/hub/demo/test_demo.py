@@ -117,6 +117,9 @@ def run_demo(data_dir: Path, port: int) -> Iterator[Demo]:
                     child.kill()
             proc.kill()
             proc.wait(10)
+        pump.join(10)
+        assert proc.stdout is not None
+        proc.stdout.close()
 
 
 def stored(db: Path) -> tuple[int, set[str]]:
