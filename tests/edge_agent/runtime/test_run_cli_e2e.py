@@ -1,0 +1,93 @@
+"""`edge-agent run` as a service runs it: simulated plant, real drivers, Mosquitto, stand-in hub."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+import pytest
+from mqtt_harness import Broker, Responder, eventually, free_port
+
+EDGE_AGENT = str(Path(sys.executable).with_name("edge-agent"))
+
+
+@pytest.fixture
+def plant(tmp_path: Path, broker: Broker) -> Iterator[Path]:
+    """Two simulated machines (press on Modbus TCP, conveyor on Modbus TCP) and their config."""
+    modbus = free_port()
+    args = ["--machines", "2", "--modbus-port", str(modbus), "--opcua-port", str(free_port())]
+    subprocess.run(
+        [
+            EDGE_AGENT,
+            "simulate",
+            "config",
+            "--machines",
+            "2",
+            "--out",
+            str(tmp_path / "plant"),
+            "--modbus-port",
+            str(modbus),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    with (tmp_path / "sim.log").open("ab") as log:
+        sim = subprocess.Popen(
+            [EDGE_AGENT, "simulate", *args, "--control-port", str(free_port())],
+            stdout=log,
+            stderr=log,
+        )
+    config = tmp_path / "plant" / "plant.yaml"
+    text = config.read_text().replace("mqtt://127.0.0.1:1883", broker.url)
+    config.write_text(text.replace("id: sim-line-pc", "id: e2e-pc"))
+    yield config
+    os.kill(sim.pid, signal.SIGKILL)
+    sim.wait()
+
+
+@pytest.fixture
+def run_log(tmp_path: Path) -> Iterator[IO[bytes]]:
+    with (tmp_path / "run.log").open("w+b") as f:
+        yield f
+
+
+async def test_run_publishes_every_device_and_stops_cleanly(
+    plant: Path, broker: Broker, run_log: IO[bytes]
+) -> None:
+    async with Responder(broker) as hub:
+        agent = await asyncio.create_subprocess_exec(
+            EDGE_AGENT,
+            "run",
+            str(plant),
+            "--log-level",
+            "info",
+            stdout=run_log,
+            stderr=run_log,
+        )
+        try:
+            await hub.wait_for(lambda: len(hub.readings) == 2 and hub.total() > 50, within=60)
+
+            async def status_connected() -> bool:
+                status = await asyncio.create_subprocess_exec(
+                    EDGE_AGENT, "status", str(plant), "--json", stdout=asyncio.subprocess.PIPE
+                )
+                out, _ = await status.communicate()
+                return b'"connected": true' in out
+
+            await eventually(status_connected, within=30)
+        finally:
+            agent.send_signal(signal.SIGTERM)
+            async with asyncio.timeout(15):
+                await agent.wait()
+        run_log.seek(0)
+        assert agent.returncode == 0, run_log.read().decode()[-3000:]
+        assert set(hub.readings) == {"press-01", "conveyor-01"}
+        await hub.wait_for(
+            lambda: any(s.get("state") == "offline" for s in hub.statuses), within=10
+        )
