@@ -355,6 +355,14 @@ class BufferDB:
         row = self.conn.execute("SELECT first_ts FROM chunk ORDER BY id LIMIT 1").fetchone()
         return None if row is None else int(row[0])
 
+    def oldest_unsent_ts(self) -> int | None:
+        """Timestamp of the oldest chunk not yet in any batch (the head of the backlog)."""
+        row = self.conn.execute(
+            "SELECT first_ts FROM chunk WHERE seq IS NULL AND id >= ? ORDER BY id LIMIT 1",
+            (self._backlog_from,),
+        ).fetchone()
+        return None if row is None else int(row[0])
+
     def unclaimed(self) -> int:
         """Readings not yet in any batch (the backlog)."""
         return self.totals.readings - self.totals.claimed

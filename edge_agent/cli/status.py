@@ -56,8 +56,10 @@ def format_status(doc: dict[str, Any], running: bool) -> str:
         f"{buf['dropped']} dropped, {buf['downsampled']} downsampled"
     )
     eta = f", ETA {backlog['eta_s']:.0f} s" if backlog["eta_s"] is not None else ""
+    oldest = _age(backlog.get("oldest_unsent_age_ms"))
     lines.append(
-        f"  backlog: {backlog['readings']} unsent, draining {backlog['drain_rate']:.0f}/s{eta}; "
+        f"  backlog: {backlog['readings']} unsent (oldest {oldest}), "
+        f"draining {backlog['drain_rate']:.0f}/s{eta}; "
         f"publishing {pub['rate']:.0f} readings/s"
     )
     lines.append("  devices:")

@@ -137,7 +137,9 @@ class Agent:
 
     async def _snapshot(self, now: float) -> dict[str, Any]:
         buf = await self.buffer.stats()
-        backlog = await self.buffer.call(lambda db: db.unclaimed())
+        backlog, oldest_unsent = await self.buffer.call(
+            lambda db: (db.unclaimed(), db.oldest_unsent_ts())
+        )
         s = self.publisher.settings
         return build_status(
             agent_id=self.agent_id,
@@ -146,6 +148,7 @@ class Agent:
             devices=self.health,
             buf=buf,
             backlog=backlog,
+            oldest_unsent_ts=oldest_unsent,
             pub=self.publisher.stats,
             receipt_timeout=s.receipt_timeout,
             receipts=s.receipts,

@@ -38,6 +38,7 @@ def build_status(
     buf: BufferStats,
     backlog: int,
     pub: PublishStats,
+    oldest_unsent_ts: int | None = None,
     receipt_timeout: float,
     receipts: bool,
     broker: str,
@@ -79,6 +80,9 @@ def build_status(
         },
         "backlog": {
             "readings": backlog,
+            "oldest_unsent_age_ms": (
+                None if oldest_unsent_ts is None else max(0, now_ms - oldest_unsent_ts)
+            ),
             "drain_rate": round(drain, 1),
             "eta_s": round(backlog / drain, 1) if drain > 0 else None,
         },

@@ -77,4 +77,9 @@ def test_status_document_fields() -> None:
     assert doc["devices"]["m1"]["dropped"] == 3
     assert doc["devices"]["m1"]["produced"] == 42
     assert doc["buffer"]["oldest_age_ms"] == 9_000
-    assert doc["backlog"] == {"readings": 2000, "drain_rate": 50.0, "eta_s": 40.0}
+    assert doc["backlog"] == {
+        "readings": 2000,
+        "oldest_unsent_age_ms": None,
+        "drain_rate": 50.0,
+        "eta_s": 40.0,
+    }
