@@ -12,7 +12,14 @@ from hub.auth.ratelimit import take
 from hub.auth.tokens import issue_access_token, make_api_key, parse_api_key, read_access_token
 from hub.config import HubConfig
 from hub.errors import ConfigError
-from hub.live import ClientBuffer, ProtocolError, make_update, parse_client_message
+from hub.live import (
+    ClientBuffer,
+    Fanout,
+    ProtocolError,
+    Subscriber,
+    make_update,
+    parse_client_message,
+)
 from hub.query import merge_buckets, plan_history
 from hub.query.downsample import HOUR_MS, MINUTE_MS
 from hub.storage import RollupRow
@@ -158,3 +165,23 @@ def test_protocol_parsing() -> None:
     ):
         with pytest.raises(ProtocolError):
             parse_client_message(bad)
+
+
+def test_fanout_routes_by_machine_and_tag() -> None:
+    fanout = Fanout()
+    everything, one_tag, other = Subscriber(), Subscriber(), Subscriber()
+    for sub in (everything, one_tag, other):
+        fanout.add(sub)
+    fanout.subscribe(everything, "s/l/m", None)
+    fanout.subscribe(one_tag, "s/l/m", frozenset({"b"}))
+    fanout.subscribe(other, "s/l/x", None)
+    fanout.deliver([make_update("s/l/m", _readings("a", 1) + _readings("b", 1))])
+    assert len(everything.buffer) == 2
+    assert len(one_tag.buffer) == 1
+    assert len(other.buffer) == 0
+    assert not other.ready.is_set()
+    fanout.unsubscribe(everything, "s/l/m")
+    fanout.remove(one_tag)
+    fanout.deliver([make_update("s/l/m", _readings("b", 1))])
+    assert len(everything.buffer) == 2
+    assert fanout.clients == 2
