@@ -25,6 +25,11 @@ export class TagChart {
   private u: uPlot;
   private frame = 0;
   private window: [number, number] | null = null;
+  private dragging = false;
+  private readonly release = () => {
+    this.dragging = false;
+    this.schedule();
+  };
 
   constructor(
     parent: HTMLElement,
@@ -46,7 +51,14 @@ export class TagChart {
       scales: { x: { time: true } },
       axes: [
         { stroke: "#57606a", grid: { stroke: "#eaeef2" }, ticks: { stroke: "#d0d7de" } },
-        { stroke: "#57606a", size: 64, label: unit ?? undefined, grid: { stroke: "#eaeef2" }, ticks: { stroke: "#d0d7de" } },
+        {
+          stroke: "#57606a",
+          // Wide enough for the longest tick label (large counters, long decimals).
+          size: (_u, values) => 18 + 7 * Math.max(3, ...(values ?? []).map((v) => String(v).length)),
+          label: unit ?? undefined,
+          grid: { stroke: "#eaeef2" },
+          ticks: { stroke: "#d0d7de" },
+        },
       ],
       series: [
         {},
@@ -68,7 +80,14 @@ export class TagChart {
             u.setSelect({ left: 0, top: 0, width: 0, height: 0 }, false);
           },
         ],
-        ready: [(u) => u.over.addEventListener("dblclick", () => hooks.onReset())],
+        ready: [
+          (u) => {
+            u.over.addEventListener("dblclick", () => hooks.onReset());
+            // A redraw while the user drags would drop the selection: hold them until mouseup.
+            u.over.addEventListener("mousedown", () => (this.dragging = true));
+            document.addEventListener("mouseup", this.release);
+          },
+        ],
       },
     };
     this.u = new uPlot(opts, this.data(), parent);
@@ -144,6 +163,7 @@ export class TagChart {
 
   destroy(): void {
     cancelAnimationFrame(this.frame);
+    document.removeEventListener("mouseup", this.release);
     this.u.destroy();
   }
 
@@ -151,6 +171,7 @@ export class TagChart {
     if (this.frame) return;
     this.frame = requestAnimationFrame(() => {
       this.frame = 0;
+      if (this.dragging) return; // `release` schedules again
       const w = this.window;
       this.u.batch(() => {
         this.u.setData(this.data(), w === null);

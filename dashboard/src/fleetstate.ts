@@ -13,8 +13,45 @@ export const STALE_MS = 60_000;
 /** Agents refresh their retained status every 10 s by default; 3 missed refreshes ⇒ stale. */
 export const AGENT_STALE_MS = 45_000;
 
+// Which agent polls which machine, remembered across polls and reloads: an agent's `offline`
+// status (its last will, or its goodbye on shutdown) carries no poll_errors, so at the very
+// moment its machines go dark the API no longer says whose they were.
+const OWNERS = "millstream.machine-owners";
+let owners: Record<string, string> = readOwners();
+
+function readOwners(): Record<string, string> {
+  try {
+    return JSON.parse(localStorage.getItem(OWNERS) ?? "{}") as Record<string, string>;
+  } catch {
+    return {};
+  }
+}
+
+/** Note which agent reports which machine (call with every fresh /agents answer). */
+export function learnOwners(agents: Agent[]): void {
+  let changed = false;
+  for (const a of agents) {
+    for (const machine of Object.keys(a.poll_errors)) {
+      if (owners[machine] !== a.agent_id) {
+        owners = { ...owners, [machine]: a.agent_id };
+        changed = true;
+      }
+    }
+  }
+  if (changed) {
+    try {
+      localStorage.setItem(OWNERS, JSON.stringify(owners));
+    } catch {
+      /* private mode: remembered for this page only */
+    }
+  }
+}
+
 export function agentOf(m: Machine, agents: Agent[]): Agent | undefined {
-  return agents.find((a) => Object.prototype.hasOwnProperty.call(a.poll_errors, m.machine));
+  const reporting = agents.find((a) => Object.prototype.hasOwnProperty.call(a.poll_errors, m.machine));
+  if (reporting) return reporting;
+  const id = owners[m.machine];
+  return id === undefined ? undefined : agents.find((a) => a.agent_id === id);
 }
 
 export function agentState(a: Agent, now: number): State {
@@ -30,6 +67,7 @@ export interface Judged {
 }
 
 export function machineState(m: Machine, agents: Agent[], now: number): Judged {
+  learnOwners(agents);
   const agent = agentOf(m, agents);
   if (agent) {
     const as = agentState(agent, now);

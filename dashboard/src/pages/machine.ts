@@ -157,7 +157,11 @@ export function machinePage(root: HTMLElement, [site, line, name]: string[]): ()
     let chart = charts.get(tag);
     if (!chart && numeric(v) !== null) {
       const s = series.find((x) => x.tag === tag);
-      const box = h("div", { class: "chart card", "data-chart": tag });
+      const box = h(
+        "div",
+        { class: "chart card", "data-chart": tag },
+        h("div", { class: "chart-title" }, tag, s?.unit ? h("span", { class: "muted" }, ` (${s.unit})`) : null),
+      );
       chartsBox.append(box);
       const sorted = [...chartsBox.children].sort((a, b) => ((a as HTMLElement).dataset.chart ?? "").localeCompare((b as HTMLElement).dataset.chart ?? ""));
       chartsBox.replaceChildren(...sorted);
