@@ -109,6 +109,12 @@ class Agent:
                 log.warning("device %s: %s; retrying in %.0f s", name, exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 60.0)
+            except Exception as exc:
+                # A bug in one driver must not stop the other devices or the publisher.
+                health.failed(f"internal error: {exc!r}")
+                log.exception("device %s: unexpected error; restarting it in %.0f s", name, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 60.0)
 
     async def _flush_loop(self) -> None:
         while True:
