@@ -10,10 +10,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import multiprocessing as mp
+import os
 import random
 import socket
 import time
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 import uvicorn
@@ -25,6 +28,7 @@ from hub.bridge import Bridges
 from hub.config import HubConfig
 from hub.errors import MillstreamHubError, StorageUnavailable
 from hub.ingest.classify import classify
+from hub.ingest.message import Incoming
 from hub.ingest.mqtt import MqttSession
 from hub.ingest.pipeline import IngestPipeline
 from hub.metrics import HubMetrics
@@ -66,8 +70,13 @@ class Hub:
         *,
         hooks: Sequence[TransactionHook] = (),
         serve_http: bool = True,
+        parse_workers: int | None = None,
     ) -> None:
         self.config = config
+        # Processes that validate payloads (the hub's main CPU cost), so ingest is not bound to
+        # the one core the event loop runs on. None: one less than the CPUs, at most 4; 0: inline.
+        cpus = os.cpu_count() or 1
+        self._parse_workers = min(4, cpus - 1) if parse_workers is None else parse_workers
         self.metrics = HubMetrics()
         # Kafka outbox + relay and Redis live values, each on only when configured (issue 8).
         self.bridges = Bridges(config, self.metrics.registry)
@@ -78,6 +87,7 @@ class Hub:
         self._storage: Storage | None = None
         self._session: MqttSession | None = None
         self._started = asyncio.Event()
+        self._parser: ProcessPoolExecutor | None = None
 
     # HealthSource for the API
     @property
@@ -141,62 +151,88 @@ class Hub:
                 self.bridges.on_committed(batches)
                 self.api.on_committed(batches)
 
-            session: MqttSession
-            pipeline = IngestPipeline(
-                storage,
-                classify=classify,
-                ack=lambda messages: session.ack(messages),  # noqa: PLW0108 -- bound later
-                on_committed=committed,
-                metrics=self.metrics,
-                flush_ms=cfg.flush_ms,
-            )
-            session = MqttSession(
-                cfg.mqtt, cfg.mqtt.client_id or default_client_id(), pipeline.submit
-            )
-            self._session = session
-            self._started.set()
-            async with session, contextlib.AsyncExitStack() as api_stack, asyncio.TaskGroup() as tg:
-                ingest = tg.create_task(pipeline.run(), name="ingest")
-                others = [
-                    tg.create_task(
-                        publish_receipts(tracker, session, self.metrics, now_ms),
-                        name="receipts",
-                    ),
-                    tg.create_task(self._maintain(storage), name="maintenance"),
-                    tg.create_task(self._watch_broker(session), name="broker-gauge"),
-                    tg.create_task(self.bridges.run(stop), name="bridges"),
-                    tg.create_task(self.api.run(stop), name="live"),
-                ]
-                server: _Server | None = None
-                if self._serve_http:
-                    app = create_app(self, self.metrics)
-                    await api_stack.enter_async_context(self.api.mounted(app))
-                    server = _Server(
-                        uvicorn.Config(
-                            app,
-                            host=cfg.http.host,
-                            port=cfg.http.port,
-                            log_config=None,
-                            lifespan="off",
-                            access_log=False,
+            parser = await self._start_parser()
+            try:
+                session: MqttSession
+                pipeline = IngestPipeline(
+                    storage,
+                    classify=classify,
+                    ack=lambda messages: session.ack(messages),  # noqa: PLW0108 -- bound later
+                    on_committed=committed,
+                    metrics=self.metrics,
+                    flush_ms=cfg.flush_ms,
+                    parser=parser,
+                )
+                session = MqttSession(
+                    cfg.mqtt, cfg.mqtt.client_id or default_client_id(), pipeline.submit
+                )
+                self._session = session
+                self._started.set()
+                async with (
+                    session,
+                    contextlib.AsyncExitStack() as api_stack,
+                    asyncio.TaskGroup() as tg,
+                ):
+                    ingest = tg.create_task(pipeline.run(), name="ingest")
+                    others = [
+                        tg.create_task(
+                            publish_receipts(tracker, session, self.metrics, now_ms),
+                            name="receipts",
+                        ),
+                        tg.create_task(self._maintain(storage), name="maintenance"),
+                        tg.create_task(self._watch_broker(session), name="broker-gauge"),
+                        tg.create_task(self.bridges.run(stop), name="bridges"),
+                        tg.create_task(self.api.run(stop), name="live"),
+                    ]
+                    server: _Server | None = None
+                    if self._serve_http:
+                        app = create_app(self, self.metrics)
+                        await api_stack.enter_async_context(self.api.mounted(app))
+                        server = _Server(
+                            uvicorn.Config(
+                                app,
+                                host=cfg.http.host,
+                                port=cfg.http.port,
+                                log_config=None,
+                                lifespan="off",
+                                access_log=False,
+                            )
                         )
-                    )
-                    others.append(tg.create_task(self._serve(server), name="http"))
-                await stop.wait()
-                log.info("stopping: committing %d received messages", pipeline.backlog)
-                pipeline.stop()
-                try:
-                    async with asyncio.timeout(DRAIN_TIMEOUT_S):
-                        await ingest
-                except TimeoutError:
-                    log.warning("drain timed out; unacknowledged messages stay with the broker")
-                if server is not None:
-                    server.should_exit = True
-                for task in others:
-                    if task.get_name() != "http":
-                        task.cancel()
-            self._session = None
+                        others.append(tg.create_task(self._serve(server), name="http"))
+                    await stop.wait()
+                    log.info("stopping: committing %d received messages", pipeline.backlog)
+                    pipeline.stop()
+                    try:
+                        async with asyncio.timeout(DRAIN_TIMEOUT_S):
+                            await ingest
+                    except TimeoutError:
+                        log.warning("drain timed out; unacknowledged messages stay with the broker")
+                    if server is not None:
+                        server.should_exit = True
+                    for task in others:
+                        if task.get_name() != "http":
+                            task.cancel()
+            finally:
+                self._session = None
+                if parser is not None:
+                    # Off the loop: shutdown joins the worker processes.
+                    await asyncio.to_thread(parser.shutdown, True, cancel_futures=True)
+                    self._parser = None
         self._storage = None
+
+    async def _start_parser(self) -> ProcessPoolExecutor | None:
+        if self._parse_workers <= 0:
+            return None
+        # spawn, not fork: this process already runs threads (paho, asyncpg's executor).
+        pool = ProcessPoolExecutor(self._parse_workers, mp_context=mp.get_context("spawn"))
+        loop = asyncio.get_running_loop()
+        warm = Incoming("ms/v1/s/l/m/status", b"", 0, 0, 0)
+        # Start the workers and import wire there now, not on the first real message.
+        await asyncio.gather(
+            *(loop.run_in_executor(pool, classify, warm) for _ in range(self._parse_workers))
+        )
+        self._parser = pool
+        return pool
 
     async def _serve(self, server: _Server) -> None:
         try:

@@ -12,11 +12,13 @@ holds the rest, and nothing acknowledged is ever lost.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import random
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass
 
 from hub.errors import StorageUnavailable
@@ -51,6 +53,8 @@ class _Item:
     msg: Incoming
     result: Classified | None  # None: acknowledge in order, store nothing
     arrived: float  # loop.time(), for the flush window
+    parsed: bool = True  # False while a parse worker still has it
+    parsing: asyncio.Future[Classified | None] | None = None
 
 
 def _build(items: Sequence[_Item]) -> WriteBatch:
@@ -94,8 +98,11 @@ class IngestPipeline:
         max_messages: int = 1000,
         max_readings: int = 50_000,
         max_concurrent_commits: int = 2,
+        parser: Executor | None = None,
     ) -> None:
         self._storage = storage
+        # Validation is the hub's main CPU cost; worker processes let it use more than one core.
+        self._parser = parser
         self._classify = classify
         self._ack = ack
         self._on_committed = on_committed
@@ -124,16 +131,44 @@ class IngestPipeline:
         """False while commits are failing and being retried."""
         return self._storage_ok
 
-    def submit(self, msg: Incoming) -> None:
-        """Accept one message from the broker (event-loop thread); never raises on bad input."""
+    def _classify_here(self, msg: Incoming) -> Classified | None:
         try:
-            result = self._classify(msg)
+            return self._classify(msg)
         except Exception as exc:  # a classifier bug must not lose or block the message
             log.exception("classifier failed on %s", msg.topic)
-            result = DeadLetter(msg.topic, msg.payload, "internal", str(exc), msg.received_at)
-        self._items.append(_Item(msg, result, asyncio.get_running_loop().time()))
-        if isinstance(result, TelemetryBatch):
-            self._readings += len(result.readings)
+            return DeadLetter(msg.topic, msg.payload, "internal", str(exc), msg.received_at)
+
+    def submit(self, msg: Incoming) -> None:
+        """Accept one message from the broker (event-loop thread); never raises on bad input."""
+        loop = asyncio.get_running_loop()
+        if self._parser is None:
+            self._accept(_Item(msg, self._classify_here(msg), loop.time()))
+            return
+        item = _Item(msg, None, loop.time(), parsed=False)
+        try:
+            item.parsing = loop.run_in_executor(self._parser, self._classify, msg)
+        except RuntimeError:  # pool shut down or broken: validate here instead
+            item.result, item.parsed = self._classify_here(msg), True
+            self._accept(item)
+            return
+        item.parsing.add_done_callback(lambda fut: self._parsed(item, fut))
+        self._accept(item)
+
+    def _parsed(self, item: _Item, fut: asyncio.Future[Classified | None]) -> None:
+        if fut.cancelled() or fut.exception() is not None:
+            # A dead worker must not turn valid data into a dead letter: validate here.
+            item.result = self._classify_here(item.msg)
+        else:
+            item.result = fut.result()
+        item.parsed = True
+        if isinstance(item.result, TelemetryBatch):
+            self._readings += len(item.result.readings)
+        self._wake.set()
+
+    def _accept(self, item: _Item) -> None:
+        self._items.append(item)
+        if item.parsed and isinstance(item.result, TelemetryBatch):
+            self._readings += len(item.result.readings)
         self._metrics.backlog.set(self.backlog)
         self._wake.set()
 
@@ -171,9 +206,21 @@ class IngestPipeline:
                         await self._wake.wait()
                 except TimeoutError:
                     break
+            # Everything received by the deadline belongs in this batch: wait for its validation
+            # (workers finish in any order; commits and PUBACKs stay in receive order).
+            pending = [
+                i.parsing
+                for i in itertools.islice(self._items, self._max_messages)
+                if not i.parsed and i.parsing is not None
+            ]
+            if pending:
+                await asyncio.wait(pending)
             # While both commit slots are busy, messages keep arriving and the next batch grows.
             await self._slots.acquire()
             items = self._take()
+            if not items:
+                self._slots.release()
+                continue
             self._inflight.append(tg.create_task(self._commit(items), name="ingest-commit"))
             self._landed.set()
 
@@ -182,6 +229,8 @@ class IngestPipeline:
         readings = 0
         while self._items:
             item = self._items[0]
+            if not item.parsed:
+                break
             n = len(item.result.readings) if isinstance(item.result, TelemetryBatch) else 0
             if taken and (len(taken) >= self._max_messages or readings + n > self._max_readings):
                 break
