@@ -92,9 +92,9 @@ async def migrate(url: str) -> None:
 
 
 @asynccontextmanager
-async def running_hub(config: HubConfig) -> AsyncIterator[Hub]:
+async def running_hub(config: HubConfig, parse_workers: int | None = None) -> AsyncIterator[Hub]:
     """An in-process hub, ready (subscribed) when the block starts, drained when it ends."""
-    hub = Hub(config, serve_http=False)
+    hub = Hub(config, serve_http=False, parse_workers=parse_workers)
     stop = asyncio.Event()
     task = asyncio.create_task(hub.run(stop), name="hub-under-test")
     ready = asyncio.create_task(hub.wait_ready(30))
