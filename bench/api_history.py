@@ -139,7 +139,7 @@ def main() -> None:
     try:
         now = time.time_ns() // 1_000_000
         t0 = (now // DAY_MS - DAYS) * DAY_MS + (now % DAY_MS)  # 7 days ending now
-        t0 -= t0 % 1000
+        t0 -= t0 % 60_000  # minute-aligned, so each day's rollup pass owns whole buckets
         print("generating 7 days x 50 series x 1 Hz ...", flush=True)
         gen = asyncio.run(generate(pg.dsn, t0))
         print(gen, flush=True)
