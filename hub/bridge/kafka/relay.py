@@ -131,6 +131,9 @@ class KafkaRelay:
     async def run(self, stop: asyncio.Event) -> None:
         """Relay until `stop`; Kafka/PostgreSQL failures are retried with backoff."""
         backoff = Backoff(0.5, 30.0)
+        if self._topics_fatal:
+            # The standalone relay says at once when the topics are missing (Kafka reachable).
+            await self._check_topics_at_start(stop, backoff)
         while not stop.is_set():
             try:
                 await self._session(stop, backoff)
@@ -144,6 +147,18 @@ class KafkaRelay:
                 continue
             await _wait(stop, backoff.delay())
         self.metrics.relay_up.set(0)
+
+    async def _check_topics_at_start(self, stop: asyncio.Event, backoff: Backoff) -> None:
+        while not stop.is_set():
+            try:
+                await asyncio.to_thread(check_topics, self.cfg)
+            except KafkaTopicsMissing:
+                raise
+            except KafkaUnavailable as exc:
+                self._fail(str(exc))
+                await _wait(stop, backoff.delay())
+            else:
+                return
 
     def _fail(self, why: str, *, error: bool = False) -> None:
         self.state = f"unavailable: {why}"[:300]
