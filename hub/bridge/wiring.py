@@ -24,6 +24,8 @@ class Bridges:
         self.metrics = BridgeMetrics(registry)
         self.relay = KafkaRelay(cfg.kafka, cfg.storage, metrics=self.metrics) if cfg.kafka else None
         self._relay_in_process = cfg.kafka is not None and cfg.kafka.relay_in_process
+        if self.relay is not None and not self._relay_in_process:
+            self.relay.state = "not in this process (millstream-hub kafka-relay runs it)"
         self.live = RedisLive(cfg.redis, self.metrics) if cfg.redis else None
 
     @property
