@@ -15,8 +15,11 @@ from typing import Any
 
 import pytest
 import yaml
+from typer.testing import CliRunner
 
+from edge_agent.cli import app as agent_app
 from edge_agent.config import load_agent_config
+from hub.cli import app as hub_app
 from hub.config import load_config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -136,11 +139,16 @@ def test_every_service_is_health_checked_or_awaited(resolved: dict[str, Any]) ->
             if how["condition"] in {"service_healthy", "service_completed_successfully"}:
                 awaited.add(dep)
     for name, svc in services.items():
-        has_check = "healthcheck" in svc and not svc["healthcheck"].get("disable", False)
-        assert has_check or name in awaited, f"{name}: no healthcheck, nobody waits for it"
-    # A one-shot that others wait for must be a one-shot.
-    for name in awaited - {n for n, s in services.items() if "healthcheck" in s}:
-        assert services[name].get("restart", "no") == "no", name
+        if "healthcheck" in svc and not svc["healthcheck"].get("disable", False):
+            continue
+        # Without a healthcheck only a one-shot is allowed: it runs, exits, and is not restarted.
+        assert svc.get("restart", "no") == "no", f"{name}: long-running without a healthcheck"
+        if name in awaited:
+            continue
+        # A one-shot nobody waits for (kafka-init: Kafka must never hold up ingest) must itself
+        # start only once what it works on is healthy.
+        conditions = {how["condition"] for how in svc.get("depends_on", {}).values()}
+        assert conditions == {"service_healthy"}, f"{name}: no healthcheck, nobody waits for it"
 
 
 def test_published_ports_bind_loopback(resolved: dict[str, Any]) -> None:
@@ -190,7 +198,7 @@ def test_kafka_image_is_the_tested_version(resolved: dict[str, Any]) -> None:
 
 
 def test_hub_instances_have_distinct_session_ids(resolved: dict[str, Any]) -> None:
-    hubs = {n: s for n, s in resolved["services"].items() if n.startswith("hub")}
+    hubs = {n: s for n, s in resolved["services"].items() if n in {"hub", "hub-2"}}
     assert len(hubs) >= 2
     ids = [s["environment"]["MILLSTREAM_MQTT__CLIENT_ID"] for s in hubs.values()]
     assert len(set(ids)) == len(ids)
@@ -284,3 +292,21 @@ def test_broker_configs_share_persistence_and_queue_limits() -> None:
         assert compose.get(key) == production.get(key), key
     assert compose["persistence"] == "true"
     assert compose["allow_anonymous"] == "false"
+
+
+def test_commands_in_the_stack_exist(resolved: dict[str, Any]) -> None:
+    # Every millstream command a service or healthcheck runs, asked for --help in this checkout.
+    apps = {"millstream-hub": hub_app, "edge-agent": agent_app}
+    texts = []
+    for svc in resolved["services"].values():
+        texts.append(" ".join(map(str, svc.get("command") or [])))
+        texts.append(" ".join(map(str, svc.get("healthcheck", {}).get("test") or [])))
+    found = set()
+    for text in texts:
+        for exe, words in re.findall(r"\b(millstream-hub|edge-agent)((?: [a-z][a-z-]*)*)", text):
+            found.add((exe, *words.split()))
+    assert ("millstream-hub", "kafka", "init") in found
+    assert ("edge-agent", "run") in found
+    for exe, *words in sorted(found):
+        result = CliRunner().invoke(apps[exe], [*words, "--help"])
+        assert result.exit_code == 0, f"{exe} {' '.join(words)}: {result.output}"

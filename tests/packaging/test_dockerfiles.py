@@ -123,3 +123,7 @@ def test_wheel_from_the_copied_files_is_complete(tmp_path: Path) -> None:
     for package in ("wire/__init__.py", "edge_agent/cli/__init__.py", "hub/cli/__init__.py"):
         assert package in names
     assert "edge_agent/device_profiles/sim-cnc-mill.yaml" in names
+    # The dashboard's built assets are committed under hub/ and must reach the hub image.
+    for asset in (ROOT / "hub" / "dashboard" / "static").rglob("*"):
+        if asset.is_file():
+            assert asset.relative_to(ROOT).as_posix() in names
