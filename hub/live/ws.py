@@ -20,6 +20,8 @@ from typing import Any
 from fastapi import WebSocket, WebSocketDisconnect
 
 from hub.auth import NotAuthenticated, Principal
+from hub.errors import MillstreamHubError
+from hub.live.buffer import make_update
 from hub.live.fanout import Fanout, Subscriber, machine_key
 from hub.live.metrics import LiveMetrics
 from hub.live.protocol import ClientMessage, ProtocolError, parse_client_message
@@ -61,6 +63,8 @@ class LiveEndpoint:
         authenticate: Callable[[str], Awaitable[Principal]],
         resolve_series: Callable[[int], Awaitable[SeriesInfo | None]],
         metrics: LiveMetrics,
+        *,
+        latest: Callable[[str, str, str], Awaitable[list[dict[str, Any]]]] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._fanout = fanout
@@ -68,6 +72,7 @@ class LiveEndpoint:
         self._resolve = resolve_series
         self._metrics = metrics
         self._clock = clock
+        self._latest = latest
 
     async def __call__(self, websocket: WebSocket) -> None:
         """Serve one client until it disconnects."""
@@ -173,3 +178,24 @@ class LiveEndpoint:
         if unknown:
             reply["unknown_series"] = unknown
         client.say(reply)
+        if msg.type == "subscribe":
+            await self._snapshot(client, targets)
+
+    async def _snapshot(
+        self, client: _Client, targets: list[tuple[str, frozenset[str] | None]]
+    ) -> None:
+        # A new subscriber gets the newest value of every tag at once, then live updates; a
+        # dashboard never shows an empty tile while waiting for the next change.
+        if self._latest is None:
+            return
+        for machine, tags in targets:
+            site, line, name = machine.split("/")
+            try:
+                rows = await self._latest(site, line, name)
+            except MillstreamHubError as exc:
+                log.warning("no snapshot for %s: %s", machine, exc)
+                continue
+            readings = [{"tag": r["tag"], "ts": r["ts"], "v": r["v"], "q": r["q"]} for r in rows]
+            if readings:
+                client.buffer.add(make_update(machine, readings), tags)
+                client.ready.set()

@@ -69,7 +69,8 @@ def mount_api(app: FastAPI, services: ApiServices, registry: CollectorRegistry) 
         services.auth.authenticate,
         services.queries.series_by_id,
         LiveMetrics(registry),
-        services.clock,
+        latest=services.latest,
+        clock=services.clock,
     )
     app.add_api_websocket_route("/ws", live)
     origins = list(services.config.api.cors_origins)

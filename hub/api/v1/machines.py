@@ -10,7 +10,6 @@ from hub.api.v1.deps import requires
 from hub.api.v1.schemas import CompletenessOut, LatestOut, MachineOut, MinuteOut
 from hub.api.v1.services import ApiServices
 from hub.auth import Role
-from hub.errors import LiveUnavailable
 from hub.query import completeness
 
 __all__ = ["machines_router"]
@@ -36,20 +35,7 @@ def machines_router(services: ApiServices) -> APIRouter:
     @router.get("/machines/{site}/{line}/{machine}/latest")
     async def latest(site: Segment, line: Segment, machine: Segment) -> list[LatestOut]:
         """The newest stored value of every tag of one machine."""
-        if services.redis_latest is not None:
-            try:
-                values = await services.redis_latest(site, line, machine)
-            except LiveUnavailable:
-                pass  # Redis down: PostgreSQL has every committed reading too
-            else:
-                ids = await services.queries.machine_series(site, line, machine)
-                return [
-                    LatestOut(series_id=ids[tag], tag=tag, ts=x.ts, v=x.v, q=x.q)
-                    for tag, x in sorted(values.items())
-                    if tag in ids
-                ]
-        rows = await services.queries.latest(site, line, machine)
-        return [LatestOut(**r) for r in rows]
+        return [LatestOut(**r) for r in await services.latest(site, line, machine)]
 
     @router.get("/machines/{site}/{line}/{machine}/completeness", responses={422: {}})
     async def machine_completeness(

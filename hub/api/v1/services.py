@@ -7,6 +7,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -23,6 +24,7 @@ from hub.auth import (
 )
 from hub.bridge.redis.model import Latest
 from hub.config import HubConfig
+from hub.errors import LiveUnavailable
 from hub.live import Fanout
 from hub.query import ReadQueries
 from hub.sql import open_database
@@ -44,6 +46,22 @@ class ApiServices:
     limiter: RateLimiter = field(default_factory=MemoryRateLimiter)
     clock: Callable[[], float] = time.time
     redis_latest: RedisLatest | None = None
+
+    async def latest(self, site: str, line: str, machine: str) -> list[dict[str, Any]]:
+        """Newest reading per tag of one machine: Redis when configured and up, else storage."""
+        if self.redis_latest is not None:
+            try:
+                values = await self.redis_latest(site, line, machine)
+            except LiveUnavailable:
+                pass  # Redis down: storage has every committed reading too
+            else:
+                ids = await self.queries.machine_series(site, line, machine)
+                return [
+                    {"series_id": ids[tag], "tag": tag, "ts": x.ts, "v": x.v, "q": x.q}
+                    for tag, x in sorted(values.items())
+                    if tag in ids
+                ]
+        return await self.queries.latest(site, line, machine)
 
     def now_ms(self) -> int:
         """Wall clock in epoch ms (from the injected clock)."""

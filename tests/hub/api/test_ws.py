@@ -105,7 +105,13 @@ async def test_a_reading_published_to_mqtt_reaches_a_subscriber(
             "machine": machine,
             "readings": [{"tag": "temp", "ts": ts, "v": 21.5, "q": "good"}],
         }
-        # Other machines are not sent; unsubscribe stops this one.
+        # A later subscriber gets the newest values at once (a snapshot), then live data.
+        async with connect(f"{url}?token={token}", proxy=None) as late:
+            await _next(late, "welcome")
+            await late.send(json.dumps({"type": "subscribe", "machines": [machine]}))
+            snapshot = await _next(late, "readings")
+            assert snapshot["readings"] == msg["readings"]
+        # Unsubscribe stops this machine.
         await ws.send(json.dumps({"type": "unsubscribe", "machines": [machine]}))
         assert (await _next(ws, "unsubscribed"))["machines"] == []
         await ws.send(json.dumps({"type": "ping"}))
