@@ -86,7 +86,7 @@ export function fleetPage(root: HTMLElement): () => void {
         ? h("p", { class: "muted" }, "No machine has reported yet. Start an agent (edge-agent run) pointed at this hub's broker.")
         : problems.length
           ? h("ul", { class: "problems" }, ...problems)
-          : h("p", { class: "ok-text" }, `Every machine is online and every agent has delivered its buffer.`),
+          : h("p", { class: "ok-text" }, "Every machine is online and no agent holds a backlog."),
     );
 
     // Sites → lines → machines.
@@ -154,7 +154,7 @@ export function fleetPage(root: HTMLElement): () => void {
                     h("td", { class: "num" }, fmtNum(a.buffer_depth)),
                     h("td", { class: "num" }, a.buffer_depth ? fmtAge(a.buffer_age_ms) : "–"),
                     h("td", { class: "num" }, fmtNum(a.publish_rate)),
-                    h("td", { class: "num" }, a.drain_eta_s ? fmtAge(a.drain_eta_s * 1000) : a.buffer_depth ? "?" : "–"),
+                    h("td", { class: "num" }, a.drain_eta_s !== null ? fmtAge(a.drain_eta_s * 1000) : a.buffer_depth ? "?" : "–"),
                     h("td", { class: `num ${a.dropped ? "bad-text" : ""}` }, fmtNum(a.dropped)),
                     h("td", { class: "num", title: Object.entries(a.poll_errors).map(([k, v]) => `${k}: ${v}`).join("\n") }, fmtNum(errors)),
                     h("td", null, a.version ?? "–"),

@@ -26,6 +26,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+from paho.mqtt.client import Client
+from paho.mqtt.enums import CallbackAPIVersion
 from playwright.async_api import BrowserContext, Page, async_playwright
 
 from edge_agent.simulators import Simulator, SimulatorOptions, request
@@ -120,6 +122,17 @@ def write_agent_config(tmp_path: Path, broker: Mosquitto, site: str, sim: Simula
     path.parent.mkdir()
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def publish_once(broker: Mosquitto, topic: str, payload: bytes) -> None:
+    client = Client(CallbackAPIVersion.VERSION2, client_id=f"t-{uuid.uuid4().hex[:8]}")
+    client.connect(broker.host, broker.port)
+    client.loop_start()
+    try:
+        client.publish(topic, payload, qos=1).wait_for_publish(10)
+    finally:
+        client.disconnect()
+        client.loop_stop()
 
 
 async def wait_ready(base: str, hub: Proc) -> None:
@@ -288,9 +301,27 @@ async def test_engineer_sees_fleet_live_values_and_an_agent_going_offline(
             await page.evaluate("window.scrollTo(0, 0)")
             await page.screenshot(path=str(shots / "machine.png"), full_page=True)
 
+            # Completeness per minute, and the dead letter a broken publisher leaves.
+            await asyncio.to_thread(
+                publish_once, broker, f"ms/v1/{site}/{LINE}/press-01/telemetry", b"{not json"
+            )
+            await page.click("nav >> text=Completeness")
+            for key in machines:
+                await page.locator(f'tr[data-machine="{key}"] .cell.c-full').first.wait_for()
+            await page.screenshot(path=str(shots / "completeness.png"), full_page=True)
+            await page.click("nav >> text=Dead letters")
+            await page.locator("#dead-letters code", has_text="bad_json").wait_for(timeout=10_000)
+            await page.screenshot(path=str(shots / "dead-letters.png"), full_page=True)
+
+            # A shop-floor tablet: the fleet view fits its width.
+            await page.click("nav >> text=Fleet")
+            await page.set_viewport_size({"width": 768, "height": 1024})
+            await page.locator(f'tr[data-machine="{machines[0]}"]').wait_for()
+            await page.screenshot(path=str(shots / "fleet-tablet.png"), full_page=True)
+            width = await page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+            assert width[0] <= width[1], width
+
             # Stop the agent: its machines turn offline within 30 s.
-            await page.click("a.back")
-            await page.wait_for_url(base + "/")
             agent.proc.send_signal(signal.SIGTERM)
             assert await asyncio.to_thread(agent.proc.wait, 30) == 0, agent.text()
             for key in machines:
