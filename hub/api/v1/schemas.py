@@ -22,6 +22,7 @@ __all__ = [
     "RefreshIn",
     "SeriesOut",
     "TokenOut",
+    "UserOut",
 ]
 
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.@-]{1,64}$")]
@@ -60,6 +61,14 @@ class MeOut(BaseModel):
     subject: str
     role: str
     kind: str
+
+
+class UserOut(BaseModel):
+    """An API user (never the hash)."""
+
+    name: str
+    role: str
+    disabled: bool
 
 
 class MachineOut(BaseModel):

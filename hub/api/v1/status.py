@@ -1,4 +1,4 @@
-"""`/agents`, `/devices` (viewer) and `/dead-letters` (admin)."""
+"""`/agents`, `/devices` (viewer); `/dead-letters` and `/users` (admin)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 
 from hub.api.v1.deps import requires
-from hub.api.v1.schemas import AgentOut, DeadLetterOut, DeviceOut
+from hub.api.v1.schemas import AgentOut, DeadLetterOut, DeviceOut, UserOut
 from hub.api.v1.services import ApiServices
 from hub.auth import Role
 
@@ -49,5 +49,13 @@ def status_router(services: ApiServices) -> APIRouter:
         """Refused messages, newest first (page with before_id)."""
         rows = await services.queries.dead_letters(limit, before_id)
         return [DeadLetterOut.of(r) for r in rows]
+
+    @router.get("/users", dependencies=[Depends(requires(services, Role.ADMIN))])
+    async def users() -> list[UserOut]:
+        """API users with role and state (manage them with `millstream-hub users`)."""
+        return [
+            UserOut(name=u.name, role=u.role.value, disabled=u.disabled)
+            for u in await services.auth.store.list_users()
+        ]
 
     return router

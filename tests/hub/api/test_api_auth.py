@@ -24,6 +24,7 @@ ENDPOINTS = [
     ("/api/v1/agents", Role.VIEWER),
     ("/api/v1/devices", Role.VIEWER),
     ("/api/v1/dead-letters", Role.ADMIN),
+    ("/api/v1/users", Role.ADMIN),
 ]
 
 
