@@ -1,8 +1,9 @@
 """Start the demo's components in order, watch them, stop them in reverse order.
 
-Start: broker → hub (migrate, admin user, serve, ready) → simulated plant (in this process) →
-agent. Stop (SIGINT/SIGTERM or a component dying): agent first, so it commits and flushes
-while the broker and hub still listen, then the plant, the hub and the broker last.
+Start: broker → (hub database, then `millstream-hub serve`) alongside the simulated plant (in
+this process) → agent → wait for the hub to be ready and the first readings to be stored.
+Stop (SIGINT/SIGTERM or a component dying): agent first, so it commits and flushes while the
+broker and hub still listen, then the plant, the hub and the broker last.
 """
 
 from __future__ import annotations
@@ -36,8 +37,6 @@ ADMIN_USER = "admin"
 STARTUP_TIMEOUT_S = 60.0
 FIRST_DATA_TIMEOUT_S = 60.0
 
-log = logging.getLogger(__name__)
-
 
 class DemoError(MillstreamHubError):
     """The demo could not start or a component died: the message says what to do."""
@@ -68,6 +67,8 @@ def _free_port() -> int:
 
 def _check_port_free(port: int) -> None:
     with socket.socket() as s:
+        # As uvicorn binds: connections of a previous run in TIME_WAIT do not count as in use.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
         except OSError as exc:
@@ -280,29 +281,38 @@ async def run_demo(opts: DemoOptions, say: Callable[[str], None]) -> None:
     root.setLevel(logging.WARNING)
 
     stop = asyncio.Event()
+    main = asyncio.current_task()
+    starting = True
+
+    def on_signal() -> None:
+        stop.set()
+        # While starting, interrupt whatever start-up step is waiting (in this task, so the
+        # plant's servers are entered and left by the same task).
+        if starting and main is not None:
+            main.cancel()
+
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, on_signal)
     run = _Running()
     try:
         async with AsyncExitStack() as stack:
-            start = asyncio.create_task(_start(opts, layout, stack, run, say), name="demo-start")
-            stopped = asyncio.create_task(stop.wait(), name="demo-stop-signal")
-            await asyncio.wait({start, stopped}, return_when=asyncio.FIRST_COMPLETED)
-            if not start.done():
-                start.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await start  # raises DemoError if starting failed
+            try:
+                await _start(opts, layout, stack, run, say)
+            except asyncio.CancelledError:
+                if not stop.is_set() or main is None:
+                    raise
+                main.uncancel()  # our own interruption: go on to stop what has started
+            starting = False
             if not stop.is_set():
                 async with asyncio.TaskGroup() as tg:
                     watchers = [
                         tg.create_task(_watch(c, run, stop), name=f"watch-{c.name}")
                         for c in run.children
                     ]
-                    await stopped
+                    await stop.wait()
                     for task in watchers:
                         task.cancel()
-            stopped.cancel()
             say("stopping: agent, plant, hub, broker")
         # Leaving the stack stopped them in reverse start order.
     finally:
