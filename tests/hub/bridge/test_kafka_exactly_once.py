@@ -34,6 +34,19 @@ def _start_relay(config: Path, log: Path) -> subprocess.Popen[bytes]:
         )  # fmt: skip
 
 
+def _text(log: Path) -> str:
+    return log.read_text(errors="replace")
+
+
+async def _active(log: Path, starts: int, timeout_s: float = 90.0) -> None:
+    """Wait until the relay has logged `starts` times that it is active."""
+    for _ in range(int(timeout_s / 0.05)):
+        if _text(log).count("kafka relay: active") >= starts:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"relay start {starts} never became active:\n{_text(log)[-3000:]}")
+
+
 async def _drained(dsn: str, timeout_s: float = 120.0) -> None:
     for _ in range(int(timeout_s / 0.2)):
         if await pg_value(dsn, "SELECT count(*) FROM kafka_outbox") == 0:
@@ -66,14 +79,18 @@ async def test_read_committed_consumer_sees_every_reading_once_across_sigkills(
                 m = seq % MACHINES
                 start = t0 + (seq // MACHINES) * 500
                 await write(storage, batch(site, f"m{m}", "ag", seq, start, 500, ("a", "b")))
-                await asyncio.sleep(0.08)
+                await asyncio.sleep(0.15)
 
         ingesting = asyncio.create_task(ingest())
         relay = _start_relay(config, log)
         kills = 0
         try:
-            for _ in range(3):
-                await asyncio.sleep(rng.uniform(1.5, 3.5))
+            for n in range(1, 4):
+                # Kill only a relay that is relaying (start-up on a busy machine takes seconds),
+                # at a random moment while ingest keeps the outbox busy.
+                await _active(log, n)
+                await asyncio.sleep(rng.uniform(0.1, 1.2))
+                assert not ingesting.done(), "ingest finished before the kills"
                 relay.send_signal(signal.SIGKILL)
                 await asyncio.to_thread(relay.wait)
                 kills += 1
