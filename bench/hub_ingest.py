@@ -264,6 +264,11 @@ def main() -> None:
                 "readings_per_s": round(sat_rate),
                 "hub_cpu_cores": round(sat_cpu, 2),
                 "postgresql_cpu_cores": round(sat_pg_cpu, 2),
+                # Throughput per CPU-second the hub (with its parse workers) and PostgreSQL got:
+                # the load-independent cost figure when the machine is shared.
+                "readings_per_cpu_second_hub_and_postgresql": round(
+                    sat_rate / max(sat_cpu + sat_pg_cpu, 1e-9)
+                ),
             },
             "paced": {
                 "target_readings_per_s": args.rate,
