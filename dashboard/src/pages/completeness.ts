@@ -25,8 +25,10 @@ export function completenessPage(root: HTMLElement): () => void {
     " partial ",
     h("span", { class: "cell c-gap" }),
     " gap (nothing stored) ",
+    h("span", { class: "cell c-live" }),
+    " minute in progress ",
     h("span", { class: "cell c-none" }),
-    " nothing expected",
+    " nothing expected / not reporting yet",
   );
   root.append(
     h("div", { class: "page-head" }, h("h1", null, "Completeness")),
@@ -49,13 +51,43 @@ export function completenessPage(root: HTMLElement): () => void {
     void load();
   }
 
+  // Did the machine store anything before `from`? If not, the empty minutes before its first
+  // reading are "not reporting yet", not gaps (the hub's expected count cannot tell them apart).
+  const existedBefore = new Map<string, boolean>();
+  async function before(m: Machine, from: number): Promise<boolean> {
+    const key = `${m.site}/${m.line}/${m.machine}/${from}`;
+    let known = existedBefore.get(key);
+    if (known === undefined) {
+      const series = (await api.series(m.machine)).filter((s) => s.site === m.site && s.line === m.line);
+      known = false;
+      for (const s of series.slice(0, 3)) {
+        const h = await api.history(s.id, 0, from, 1);
+        if (h.raw.length || h.buckets.length) {
+          known = true;
+          break;
+        }
+      }
+      existedBefore.set(key, known);
+    }
+    return known;
+  }
+
   async function load(): Promise<void> {
     try {
       const machines = await api.machines();
       const to = Date.now();
       const from = to - span;
       const results = await Promise.all(
-        machines.map(async (m) => [m, await api.completeness(m, from, to).catch(() => null)] as const),
+        machines.map(async (m) => {
+          const c = await api.completeness(m, from, to).catch(() => null);
+          let firstData: number | null = null;
+          if (c && c.minutes.length && c.minutes[0].stored === 0) {
+            const first = c.minutes.find((x) => x.stored > 0);
+            const fromWhole = c.minutes[0].minute;
+            if (first && !(await before(m, fromWhole).catch(() => true))) firstData = first.minute;
+          }
+          return [m, c, firstData] as const;
+        }),
       );
       if (!alive) return;
       draw(results);
@@ -66,28 +98,37 @@ export function completenessPage(root: HTMLElement): () => void {
     }
   }
 
-  function draw(results: (readonly [Machine, Completeness | null])[]): void {
+  function draw(results: (readonly [Machine, Completeness | null, number | null])[]): void {
     if (!results.length) {
       clear(body, h("p", { class: "muted" }, "No machines yet."));
       return;
     }
     const dropped = new Map<string, number>();
-    const rows = results.map(([m, c]) => {
+    const now = Date.now();
+    const rows = results.map(([m, c, firstData]) => {
       const path = `/machines/${m.site}/${m.line}/${m.machine}`;
       const name = h("a", { href: path, onclick: linkHandler(path) }, `${m.site}/${m.line}/${m.machine}`);
       if (!c) return h("tr", null, h("th", null, name), h("td", { colspan: 3, class: "error" }, "not available"));
       Object.entries(c.agents_dropped).forEach(([a, n]) => dropped.set(a, n));
-      const stored = c.minutes.reduce((n, x) => n + x.stored, 0);
-      const expected = c.minutes.reduce((n, x) => n + x.expected, 0);
-      const gaps = c.minutes.filter((x) => x.expected > 0 && x.stored === 0).length;
-      const partial = c.minutes.filter((x) => x.expected > 0 && x.stored > 0 && x.ratio < 0.98).length;
+      // Minutes that count: after the machine's first reading, and not the one still running.
+      const judged = c.minutes.map((x) => {
+        const pending = x.minute + 60_000 > now;
+        const notYet = firstData !== null && x.minute < firstData;
+        const cls = notYet || x.expected === 0 ? "c-none" : pending ? "c-live" : x.stored === 0 ? "c-gap" : x.ratio < 0.98 ? "c-part" : "c-full";
+        const note = notYet ? " — not reporting yet" : pending ? " — minute in progress" : "";
+        return { x, cls, note, counts: !notYet && !pending && x.expected > 0 };
+      });
+      const counted = judged.filter((j) => j.counts).map((j) => j.x);
+      const stored = counted.reduce((n, x) => n + x.stored, 0);
+      const expected = counted.reduce((n, x) => n + x.expected, 0);
+      const gaps = counted.filter((x) => x.stored === 0).length;
+      const partial = counted.filter((x) => x.stored > 0 && x.ratio < 0.98).length;
       const strip = h("div", { class: "strip", style: `--n:${c.minutes.length}` });
-      for (const x of c.minutes) {
-        const cls = x.expected === 0 ? "c-none" : x.stored === 0 ? "c-gap" : x.ratio < 0.98 ? "c-part" : "c-full";
+      for (const { x, cls, note } of judged) {
         strip.append(
           h("span", {
             class: `cell ${cls}`,
-            title: `${fmtTime(x.minute)} — stored ${x.stored} of ${x.expected} expected (${Math.round(x.ratio * 100)} %)`,
+            title: `${fmtTime(x.minute)} — stored ${x.stored} of ${x.expected} expected (${Math.round(x.ratio * 100)} %)${note}`,
           }),
         );
       }
