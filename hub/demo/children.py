@@ -7,6 +7,8 @@ supervisor, which then stops the children one by one in the right order (agent b
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import signal
 import subprocess
 import sys
@@ -95,4 +97,9 @@ class Child:
             except TimeoutError:
                 proc.kill()
                 await proc.wait()
+        # What the child started itself (the hub's worker pool, multiprocessing's resource
+        # tracker) outlives it when it died abruptly; they are in the process group this child
+        # leads (its own session), so that group, named by the child's PID, is ended too.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGTERM)
         return proc.returncode if proc.returncode is not None else -1

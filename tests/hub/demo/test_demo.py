@@ -4,7 +4,8 @@ The command runs as a subprocess exactly as the README shows it (plus --data-dir
 can run side by side). Within 30 s of the command readings of all five machine types are in the
 hub's SQLite file; the dashboard, logged in with the printed credentials in Debian's headless
 Chromium, shows every machine online and live values; SIGINT stops everything (exit 0, no child
-left); a second run on the same folder prints the same login and stores more readings.
+left); a second run on the same folder prints the same login and stores more readings; when a
+component dies the demo stops the rest and exits 1 naming it.
 """
 
 from __future__ import annotations
@@ -226,4 +227,12 @@ async def test_demo_shows_live_data_stops_cleanly_and_continues(tmp_path: Path) 
                 "/api/v1/auth/login", json={"username": user, "password": password}
             )
             assert answer.status_code == 200, answer.text
-        stop(again)
+
+        # A component that dies takes the demo down with a message, and nothing is left over.
+        children = psutil.Process(again.proc.pid).children(recursive=True)
+        hub = next(c for c in children if "serve" in c.cmdline())
+        hub.kill()
+        assert again.proc.wait(60) == 1
+        assert "the hub exited unexpectedly" in again.output()
+        _, alive = psutil.wait_procs(children, timeout=5)
+        assert alive == [], alive
