@@ -154,6 +154,7 @@ def main() -> None:
     ap.add_argument("--rate", type=int, default=50_000, help="paced phase, readings/s")
     ap.add_argument("--seconds", type=float, default=15.0, help="paced phase duration")
     ap.add_argument("--flush-ms", type=int, default=50)
+    ap.add_argument("--out", type=Path, default=RESULTS, help="where to write the JSON")
     args = ap.parse_args()
 
     broker, pg = Mosquitto(), Postgres()
@@ -306,8 +307,8 @@ def main() -> None:
             "recorded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
         print(json.dumps(result, indent=2))
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=2) + "\n")
     finally:
         if client is not None:
             client.close()
