@@ -31,6 +31,7 @@ from wire.limits import (
 from wire.models import (
     AgentStatus,
     AgentStatusBody,
+    DeviceHealth,
     Quality,
     Reading,
     Receipt,
@@ -84,6 +85,7 @@ __all__ = [
     "AgentStatus",
     "AgentStatusBody",
     "AgentTopic",
+    "DeviceHealth",
     "MachineTopic",
     "PayloadError",
     "Quality",

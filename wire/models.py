@@ -34,6 +34,7 @@ from wire.limits import (
 __all__ = [
     "AgentStatus",
     "AgentStatusBody",
+    "DeviceHealth",
     "Quality",
     "Reading",
     "Receipt",
@@ -152,15 +153,40 @@ class Status(_MachineState):
     machine: Segment
 
 
+Rate = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+
+# How many minutes of per-minute production an agent repeats in each status message: a status
+# is sent every 10 s, so a minute is reported several times and one lost message loses nothing.
+MAX_PRODUCED_MINUTES = 60
+
+
+class DeviceHealth(_Model):
+    """One device (machine) as its agent sees it; every field optional for older agents."""
+
+    online: StrictBool | None = None
+    last_good_ts: Ts | None = None  # source timestamp of the newest good reading
+    errors: Count | None = None  # failed polls/reads since the agent started
+    dropped: Count | None = None  # readings dropped by buffer bounds since the agent started
+    # [minute start (epoch ms, by reading ts), readings produced in it]: the hub compares this
+    # with what it stored per minute to show completeness.
+    produced: Annotated[tuple[tuple[Ts, Count], ...], Field(max_length=MAX_PRODUCED_MINUTES)] = ()
+
+
 class _AgentHealth(_Model):
     state: State
     ts: Ts
     version: Annotated[str, Field(strict=True, max_length=64)] | None = None
     buffer_depth: Count | None = None  # readings buffered and not yet receipted
     buffer_age_ms: Count | None = None  # age of the oldest buffered reading
+    buffer_bytes: Count | None = None  # bytes the buffer file holds for unreceipted readings
     dropped: Count | None = None  # readings dropped by buffer bounds since the agent started
     poll_errors: Mapping[Segment, Count] = Field(default_factory=dict, max_length=10_000)
-    publish_rate: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = None  # readings/s
+    publish_rate: Rate | None = None  # readings/s
+    backlog: Count | None = None  # readings waiting to be published (not yet sent)
+    backlog_age_ms: Count | None = None  # age of the oldest unsent reading
+    drain_rate: Rate | None = None  # backlog readings/s published
+    eta_s: Rate | None = None  # seconds until the backlog is drained at the current rate
+    devices: Mapping[Segment, DeviceHealth] = Field(default_factory=dict, max_length=10_000)
 
 
 class AgentStatusBody(_AgentHealth):

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from wire.errors import PayloadError, shorten
 from wire.limits import VERSION
-from wire.models import AgentStatus, AgentStatusBody, State, Status, StatusBody
+from wire.models import AgentStatus, AgentStatusBody, DeviceHealth, State, Status, StatusBody
 from wire.topics import AgentTopic, MachineTopic, parse_topic
 from wire.validation import payload_error, validate_payload
 
@@ -55,6 +55,12 @@ def encode_agent_status(
     dropped: int | None = None,
     poll_errors: Mapping[str, int] | None = None,
     publish_rate: float | None = None,
+    buffer_bytes: int | None = None,
+    backlog: int | None = None,
+    backlog_age_ms: int | None = None,
+    drain_rate: float | None = None,
+    eta_s: float | None = None,
+    devices: Mapping[str, DeviceHealth] | None = None,
 ) -> bytes:
     """Serialise an agent's health (state='offline' with only `ts` for the last will)."""
     try:
@@ -68,6 +74,12 @@ def encode_agent_status(
             dropped=dropped,
             poll_errors=poll_errors or {},
             publish_rate=publish_rate,
+            buffer_bytes=buffer_bytes,
+            backlog=backlog,
+            backlog_age_ms=backlog_age_ms,
+            drain_rate=drain_rate,
+            eta_s=eta_s,
+            devices=devices or {},
         )
     except ValidationError as exc:
         raise payload_error(exc) from None
@@ -82,7 +94,9 @@ def parse_agent_status(topic: str, payload: bytes) -> AgentStatus:
             "bad_topic", f"topic: {shorten(topic)} is not an agent status topic", "topic"
         )
     body = validate_payload(AgentStatusBody, payload)
-    return AgentStatus.model_construct(agent_id=where.agent_id, **body.model_dump(exclude={"v"}))
+    # Attributes, not model_dump(): nested DeviceHealth models must stay models.
+    fields = {name: getattr(body, name) for name in type(body).model_fields if name != "v"}
+    return AgentStatus.model_construct(agent_id=where.agent_id, **fields)
 
 
 def _dump(body: StatusBody | AgentStatusBody) -> bytes:

@@ -174,6 +174,21 @@ class Agent:
                 dropped=status["buffer"]["dropped"],
                 poll_errors={name: d["errors"] for name, d in status["devices"].items()},
                 publish_rate=status["publish"]["rate"],
+                buffer_bytes=status["buffer"]["bytes"],
+                backlog=status["backlog"]["readings"],
+                backlog_age_ms=status["backlog"]["oldest_unsent_age_ms"],
+                drain_rate=status["backlog"]["drain_rate"],
+                eta_s=status["backlog"]["eta_s"],
+                devices={
+                    name: wire.DeviceHealth(
+                        online=d["online"],
+                        last_good_ts=d["last_good_ts"],
+                        errors=d["errors"],
+                        dropped=d["dropped"],
+                        produced=tuple((m, n) for m, n in d["produced_minutes"]),
+                    )
+                    for name, d in status["devices"].items()
+                },
             )
         )
         if self.on_status is not None:

@@ -7,7 +7,12 @@ from dataclasses import dataclass, field
 from edge_agent.buffer import Reading
 from edge_agent.publish import Rate
 
-__all__ = ["DeviceHealth"]
+__all__ = ["PRODUCED_MINUTES", "DeviceHealth"]
+
+# Minutes of per-minute production repeated in every status message (sent every 10 s): a
+# minute is reported many times, so the hub's completeness view survives lost status messages.
+PRODUCED_MINUTES = 10
+_MINUTE_MS = 60_000
 
 
 @dataclass
@@ -20,11 +25,19 @@ class DeviceHealth:
     produced: int = 0
     online: bool = False
     _per_minute: Rate = field(default_factory=lambda: Rate(window=60))
+    _minutes: dict[int, int] = field(default_factory=dict)
 
     def record(self, readings: list[Reading], skipped: int, now: float) -> None:
         """Account one delivery of samples."""
         self.produced += len(readings)
         self._per_minute.add(len(readings), now)
+        minutes = self._minutes
+        for r in readings:
+            start = r.ts - r.ts % _MINUTE_MS
+            minutes[start] = minutes.get(start, 0) + 1
+        if len(minutes) > PRODUCED_MINUTES:
+            for start in sorted(minutes)[:-PRODUCED_MINUTES]:
+                del minutes[start]
         self.errors += skipped
         good = [r.ts for r in readings if r.q == "good"]
         if good:
@@ -40,3 +53,7 @@ class DeviceHealth:
     def per_minute(self, now: float) -> float:
         """Readings produced over the last minute (the hub's completeness view)."""
         return self._per_minute.per_second(now) * 60
+
+    def produced_minutes(self) -> tuple[tuple[int, int], ...]:
+        """(minute start ms, readings produced) for the newest minutes, by reading timestamp."""
+        return tuple(sorted(self._minutes.items()))

@@ -66,6 +66,7 @@ def build_status(
                 "readings_per_min": round(h.per_minute(now), 1),
                 "dropped": buf.dropped.get(name, 0),
                 "downsampled": buf.downsampled.get(name, 0),
+                "produced_minutes": [list(m) for m in h.produced_minutes()],
             }
             for name, h in sorted(devices.items())
         },

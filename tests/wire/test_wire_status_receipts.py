@@ -101,6 +101,53 @@ def test_agent_status_round_trips() -> None:
     )
 
 
+def test_agent_status_carries_backlog_and_per_device_health() -> None:
+    minute = NOW - NOW % 60_000
+    devices = {
+        "press-01": wire.DeviceHealth(
+            online=True,
+            last_good_ts=NOW - 50,
+            errors=2,
+            dropped=7,
+            produced=((minute - 60_000, 600), (minute, 412)),
+        ),
+        "oven-01": wire.DeviceHealth(online=False, errors=9),
+    }
+    payload = wire.encode_agent_status(
+        "online",
+        NOW,
+        buffer_bytes=65_536,
+        backlog=30_000,
+        backlog_age_ms=90_000,
+        drain_rate=1_500.0,
+        eta_s=20.0,
+        devices=devices,
+    )
+    status = wire.parse_agent_status(AGENT_TOPIC, payload)
+    assert (status.buffer_bytes, status.backlog, status.backlog_age_ms) == (65_536, 30_000, 90_000)
+    assert (status.drain_rate, status.eta_s) == (1_500.0, 20.0)
+    assert dict(status.devices) == devices
+    assert status.devices["press-01"].produced[1] == (minute, 412)
+
+
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        (b'{"v":1,"state":"online","ts":1,"devices":{"a/b":{}}}', "devices.a/b"),
+        (b'{"v":1,"state":"online","ts":1,"devices":{"m":{"online":1}}}', "devices.m.online"),
+        (
+            b'{"v":1,"state":"online","ts":1,"devices":{"m":{"produced":[[60000,-1]]}}}',
+            "devices.m.produced[0][1]",
+        ),
+        (b'{"v":1,"state":"online","ts":1,"devices":{"m":{"colour":"red"}}}', "devices.m.colour"),
+    ],
+)
+def test_bad_device_health_is_refused(payload: bytes, field: str) -> None:
+    with pytest.raises(wire.PayloadError) as caught:
+        wire.parse_agent_status(AGENT_TOPIC, payload)
+    assert (caught.value.reason, caught.value.field) == ("bad_field", field), str(caught.value)
+
+
 def test_agent_last_will_needs_only_state_and_ts() -> None:
     payload = wire.encode_agent_status("offline", NOW)
     assert payload == b'{"v":1,"state":"offline","ts":%d}' % NOW

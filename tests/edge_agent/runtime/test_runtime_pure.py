@@ -4,6 +4,7 @@ from edge_agent.buffer import BufferStats, Reading
 from edge_agent.drivers.base import Sample
 from edge_agent.publish import PublishStats
 from edge_agent.runtime import DeviceHealth, build_status, status_state, to_readings
+from edge_agent.runtime.health import PRODUCED_MINUTES
 
 
 def stats(**kw: object) -> BufferStats:
@@ -45,6 +46,19 @@ def test_health_tracks_last_good_read_errors_and_rate() -> None:
     h.failed("timed out")
     assert not h.online
     assert h.last_error == "timed out"
+
+
+def test_health_counts_production_per_minute_of_reading_time() -> None:
+    h = DeviceHealth()
+    # Late readings (a backlog read after an outage) count in the minute they were taken.
+    h.record([Reading("a", 59_999, 1.0), Reading("a", 60_000, 2.0)], 0, now=500.0)
+    h.record([Reading("a", 61_000, 1.0), Reading("b", 5_000, 1.0, "bad")], 0, now=501.0)
+    assert h.produced_minutes() == ((0, 2), (60_000, 2))
+    for minute in range(2, 2 + PRODUCED_MINUTES):
+        h.record([Reading("a", minute * 60_000, 1.0)], 0, now=600.0)
+    kept = h.produced_minutes()
+    assert len(kept) == PRODUCED_MINUTES
+    assert kept[0] == (2 * 60_000, 1)
 
 
 def test_state_says_why_when_receipts_stop() -> None:
