@@ -176,6 +176,9 @@ class _AgentHealth(_Model):
     state: State
     ts: Ts
     version: Annotated[str, Field(strict=True, max_length=64)] | None = None
+    # Where the agent's machines live: `devices` keys are machine names within this site/line.
+    site: Site | None = None
+    line: Segment | None = None
     buffer_depth: Count | None = None  # readings buffered and not yet receipted
     buffer_age_ms: Count | None = None  # age of the oldest buffered reading
     buffer_bytes: Count | None = None  # bytes the buffer file holds for unreceipted readings

@@ -34,6 +34,8 @@ class Agent:
         *,
         agent_id: str,
         sources: dict[str, Source],
+        site: str | None = None,
+        line: str | None = None,
         buffer: Buffer,
         publisher: Publisher,
         batcher: Batcher,
@@ -43,6 +45,8 @@ class Agent:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.agent_id = agent_id
+        self.site = site
+        self.line = line
         self.sources = sources
         self.buffer = buffer
         self.publisher = publisher
@@ -169,6 +173,8 @@ class Agent:
                 "faulted" if status["state"] == "faulted" else "online",
                 status["ts"],
                 version=__version__,
+                site=self.site,
+                line=self.line,
                 buffer_depth=status["buffer"]["readings"],
                 buffer_age_ms=status["buffer"]["oldest_age_ms"],
                 dropped=status["buffer"]["dropped"],

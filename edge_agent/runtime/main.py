@@ -56,6 +56,8 @@ async def run_agent(
     ) as buffer:
         agent = Agent(
             agent_id=config.agent.id,
+            site=config.agent.site,
+            line=config.agent.line,
             sources=sources,
             buffer=buffer,
             publisher=Publisher(settings, buffer, contract),

@@ -116,6 +116,8 @@ def test_agent_status_carries_backlog_and_per_device_health() -> None:
     payload = wire.encode_agent_status(
         "online",
         NOW,
+        site="plant-a",
+        line="line-3",
         buffer_bytes=65_536,
         backlog=30_000,
         backlog_age_ms=90_000,
@@ -124,6 +126,7 @@ def test_agent_status_carries_backlog_and_per_device_health() -> None:
         devices=devices,
     )
     status = wire.parse_agent_status(AGENT_TOPIC, payload)
+    assert (status.site, status.line) == ("plant-a", "line-3")
     assert (status.buffer_bytes, status.backlog, status.backlog_age_ms) == (65_536, 30_000, 90_000)
     assert (status.drain_rate, status.eta_s) == (1_500.0, 20.0)
     assert dict(status.devices) == devices
@@ -134,6 +137,7 @@ def test_agent_status_carries_backlog_and_per_device_health() -> None:
     ("payload", "field"),
     [
         (b'{"v":1,"state":"online","ts":1,"devices":{"a/b":{}}}', "devices.a/b"),
+        (b'{"v":1,"state":"online","ts":1,"site":"receipts"}', "site"),
         (b'{"v":1,"state":"online","ts":1,"devices":{"m":{"online":1}}}', "devices.m.online"),
         (
             b'{"v":1,"state":"online","ts":1,"devices":{"m":{"produced":[[60000,-1]]}}}',

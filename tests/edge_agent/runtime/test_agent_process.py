@@ -104,3 +104,12 @@ async def test_buffer_bound_drops_oldest_counts_exact_memory_flat(
     assert buf["readings"] + buf["dropped"] == served
     per_device = {name: d["dropped"] for name, d in status_doc["devices"].items()}
     assert sum(per_device.values()) == buf["dropped"]
+    # The status published over MQTT carries the same per-device view to the hub, with where
+    # the machines live and what each produced per minute (the hub's completeness view).
+    published = [s for s in hub.statuses if s.get("devices")]
+    assert published, hub.statuses
+    last = published[-1]
+    assert (last["site"], last["line"]) == ("plant", "l1")
+    assert set(last["devices"]) == set(status_doc["devices"])
+    produced = sum(n for d in last["devices"].values() for _, n in d.get("produced", []))
+    assert 0 < produced <= served
