@@ -13,8 +13,8 @@ from collections.abc import Callable
 
 import aiomqtt
 
+from edge_agent.backoff import backoff_delay
 from edge_agent.buffer import Batch, Buffer
-from edge_agent.publish.backoff import backoff_delay
 from edge_agent.publish.contract import Contract
 from edge_agent.publish.ratelimit import TokenBucket
 from edge_agent.publish.settings import PublisherSettings

@@ -15,7 +15,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 
-from edge_agent.drivers.backoff import Backoff
+from edge_agent.backoff import Backoff
 from edge_agent.drivers.base import Sample
 from edge_agent.drivers.modbus.bus import BusPool, ModbusBus, RequestRejected, default_pool
 from edge_agent.drivers.modbus.codec import decode_point

@@ -14,8 +14,8 @@ import logging
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
+from edge_agent.backoff import Backoff
 from edge_agent.drivers.base import Sample
-from edge_agent.drivers.opcua.backoff import Backoff
 from edge_agent.drivers.opcua.points import OpcuaEndpoint, OpcuaPoint
 from edge_agent.drivers.opcua.session import OpcuaSession, SessionOptions
 from edge_agent.errors import DeviceUnavailable

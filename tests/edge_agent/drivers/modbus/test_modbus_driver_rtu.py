@@ -6,7 +6,7 @@ import asyncio
 
 from modbus_harness import serial_server, sim_device
 
-from edge_agent.drivers.backoff import Backoff
+from edge_agent.backoff import Backoff
 from edge_agent.drivers.base import Sample
 from edge_agent.drivers.modbus.bus import BusPool
 from edge_agent.drivers.modbus.driver import ModbusDriver

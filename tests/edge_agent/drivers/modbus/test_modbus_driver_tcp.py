@@ -10,7 +10,7 @@ from collections.abc import Callable
 import pytest
 from modbus_harness import FlakyProxy, Gate, catalog, free_port, sim_device, tcp_server
 
-from edge_agent.drivers.backoff import Backoff
+from edge_agent.backoff import Backoff
 from edge_agent.drivers.base import Driver, Sample, SubscribingDriver
 from edge_agent.drivers.modbus.bus import BusPool
 from edge_agent.drivers.modbus.driver import ModbusDriver

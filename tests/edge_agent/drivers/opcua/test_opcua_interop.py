@@ -21,6 +21,7 @@ import pytest
 import pytest_asyncio
 from opcua_harness import free_port, until
 
+from edge_agent.backoff import Backoff
 from edge_agent.drivers.base import Sample
 from edge_agent.drivers.opcua import (
     Deadband,
@@ -29,7 +30,6 @@ from edge_agent.drivers.opcua import (
     OpcuaPoint,
     SessionOptions,
 )
-from edge_agent.drivers.opcua.backoff import Backoff
 
 INTEROP = Path(__file__).resolve().parents[3] / "interop" / "opcua"
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import random
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -12,7 +11,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from edge_agent.drivers.opcua.backoff import Backoff
 from edge_agent.drivers.opcua.browse_path import format_browse_path, parse_browse_path
 from edge_agent.drivers.opcua.certs import first_certificate, thumbprints
 from edge_agent.drivers.opcua.points import OpcuaPoint
@@ -82,16 +80,6 @@ def test_browse_path_parsing() -> None:
 )
 def test_browse_path_round_trip(steps: list[tuple[int, str]]) -> None:
     assert parse_browse_path(format_browse_path(steps)) == steps
-
-
-def test_backoff_grows_jitters_and_caps() -> None:
-    backoff = Backoff(initial_s=0.5, factor=2.0, cap_s=8.0, rng=random.Random(1))
-    delays = [backoff.next_delay() for _ in range(10)]
-    bases = [min(8.0, 0.5 * 2**n) for n in range(10)]
-    assert all(b / 2 <= d <= b for d, b in zip(delays, bases, strict=True))
-    assert max(delays) <= 8.0
-    backoff.reset()
-    assert backoff.next_delay() <= 0.5
 
 
 def test_watchdog_needs_three_silent_keepalive_periods() -> None:

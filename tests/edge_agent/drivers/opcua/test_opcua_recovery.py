@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest_asyncio
 from opcua_harness import CncServer, FlakyLink, endpoint, until
 
+from edge_agent.backoff import Backoff
 from edge_agent.drivers.base import Sample
 from edge_agent.drivers.opcua import OpcuaDriver, OpcuaEndpoint, OpcuaPoint, SessionOptions
-from edge_agent.drivers.opcua.backoff import Backoff
 
 POINTS = [
     OpcuaPoint("spindle_speed", browse_path="/Objects/2:Machine/2:Spindle/2:Speed", sampling_ms=50),

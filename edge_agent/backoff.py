@@ -1,0 +1,43 @@
+"""Reconnect delays for every peer the agent talks to (PLCs, OPC-UA servers, the MQTT broker).
+
+Exponential, capped and jittered so a plant of agents that lost a peer together does not
+stampede it when it returns.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+__all__ = ["Backoff", "backoff_delay"]
+
+
+def backoff_delay(attempt: int, base: float, cap: float, rnd: float) -> float:
+    """Delay before reconnect `attempt` (0-based); `rnd` in [0, 1) supplies the jitter.
+
+    "Equal jitter": half the exponential step is fixed, half random, so the delay never
+    collapses to zero and the cap still means "back off", yet peers that dropped together
+    spread out.
+    """
+    step = min(cap, base * (2.0 ** min(attempt, 64)))
+    return step / 2 + step / 2 * rnd
+
+
+@dataclass(slots=True)
+class Backoff:
+    """Stateful `backoff_delay`: one per connection, `reset()` after a success."""
+
+    initial_s: float = 0.5
+    cap_s: float = 30.0
+    rng: random.Random = field(default_factory=random.Random)
+    attempt: int = 0
+
+    def next_delay(self) -> float:
+        """The delay before the next attempt; advances the sequence."""
+        delay = backoff_delay(self.attempt, self.initial_s, self.cap_s, self.rng.random())
+        self.attempt += 1
+        return delay
+
+    def reset(self) -> None:
+        """Start over after a successful connection."""
+        self.attempt = 0
