@@ -8,7 +8,7 @@ from edge_agent.buffer.batcher import Batcher
 from edge_agent.buffer.db import Batch, BufferDB, ChunkRef
 from edge_agent.buffer.downsample import downsample
 from edge_agent.buffer.readings import Encoder, Reading, decode_body, wire_encoder
-from edge_agent.buffer.seqs import SeqAllocator, merge_ranges, to_ranges
+from edge_agent.buffer.seqs import SeqAllocator
 from edge_agent.buffer.store import Buffer, BufferStats
 from edge_agent.buffer.writer import Bounds
 
@@ -25,7 +25,5 @@ __all__ = [
     "SeqAllocator",
     "decode_body",
     "downsample",
-    "merge_ranges",
-    "to_ranges",
     "wire_encoder",
 ]

@@ -1,4 +1,4 @@
-"""Batch sequence numbers: reservation blocks persisted ahead of use, and range helpers (pure).
+"""Batch sequence numbers: reservation blocks persisted ahead of use (pure).
 
 Seqs are handed out from memory and only the *reservation ceiling* is written durably before a
 seq above it is used, so claiming a batch never waits for an fsync. After a crash the next seq
@@ -7,9 +7,7 @@ starts at the ceiling: strictly increasing across restarts, with gaps, which rec
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
-__all__ = ["SeqAllocator", "merge_ranges", "to_ranges"]
+__all__ = ["SeqAllocator"]
 
 
 class SeqAllocator:
@@ -28,20 +26,3 @@ class SeqAllocator:
             self.ceiling = seq + self.block
             return seq, self.ceiling
         return seq, None
-
-
-def merge_ranges(ranges: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
-    """Sort and merge overlapping or adjacent inclusive ranges."""
-    out: list[tuple[int, int]] = []
-    for first, last in sorted(ranges):
-        if out and first <= out[-1][1] + 1:
-            if last > out[-1][1]:
-                out[-1] = (out[-1][0], last)
-        else:
-            out.append((first, last))
-    return out
-
-
-def to_ranges(seqs: Iterable[int]) -> list[tuple[int, int]]:
-    """Compress seqs into inclusive ranges."""
-    return merge_ranges((s, s) for s in seqs)

@@ -1,12 +1,10 @@
 """Pure parts of the buffer: batching, seq ranges, downsampling, codec."""
 
-import itertools
-
 from hypothesis import given
 from hypothesis import strategies as st
 
 import wire
-from edge_agent.buffer import Batcher, Reading, SeqAllocator, downsample, merge_ranges, to_ranges
+from edge_agent.buffer import Batcher, Reading, SeqAllocator, downsample
 from edge_agent.buffer.downsample import AVG_SUFFIX
 from edge_agent.buffer.readings import assemble, decode_body, encode_body, wire_encoder
 
@@ -19,18 +17,6 @@ def test_batcher_flushes_on_size_and_delay() -> None:
     assert b.next_deadline() == 0.1
     assert b.due(0.1) == [("m1", rs[6:])]
     assert b.drain() == []
-
-
-@given(st.lists(st.integers(0, 200), max_size=60))
-def test_to_ranges_covers_exactly(seqs: list[int]) -> None:
-    ranges = to_ranges(seqs)
-    covered = {s for a, b in ranges for s in range(a, b + 1)}
-    assert covered == set(seqs)
-    assert all(b2[0] > b1[1] + 1 for b1, b2 in itertools.pairwise(ranges))
-
-
-def test_merge_ranges_adjacent() -> None:
-    assert merge_ranges([(5, 6), (1, 2), (3, 4), (10, 10)]) == [(1, 6), (10, 10)]
 
 
 def test_seq_allocator_persists_ceiling_before_use() -> None:
