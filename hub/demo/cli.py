@@ -58,8 +58,12 @@ def demo(
 ) -> None:
     """Run a simulated plant, an edge agent, an MQTT broker and the hub with its dashboard."""
     typer.echo(f"millstream demo: starting (state in {data_dir.resolve()})")
-    # Imported after the first line: loading the simulator, hub and drivers takes a moment.
-    from hub.demo.supervisor import DemoError, DemoOptions, run_demo  # noqa: PLC0415
+    try:
+        # Imported after the first line: loading the simulator, hub and drivers takes a moment.
+        from hub.demo.supervisor import DemoError, DemoOptions, run_demo  # noqa: PLC0415
+    except KeyboardInterrupt:
+        # Ctrl-C before anything started (run_demo handles it from then on).
+        raise typer.Exit(130) from None
 
     options = DemoOptions(data_dir=data_dir, port=port, machines=machines)
     try:
