@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from hub.query.downsample import HOUR_MS, MINUTE_MS
+from hub.query.downsample import merge_buckets
 from hub.sql import Database
 from hub.storage.model import RollupRow, StoredReading
 
@@ -59,6 +59,9 @@ class ReadQueries:
 
     def __init__(self, db: Database) -> None:
         self._db = db
+        # A series' identity never changes once created: cache it (bounded) to save a round trip
+        # per history request.
+        self._series_cache: dict[int, SeriesInfo] = {}
 
     async def ping(self) -> None:
         """Raise `StorageUnavailable` unless the database answers."""
@@ -124,10 +127,18 @@ class ReadQueries:
 
     async def series_by_id(self, series_id: int) -> SeriesInfo | None:
         """One series, if it exists."""
+        cached = self._series_cache.get(series_id)
+        if cached is not None:
+            return cached
         rows = await self._db.fetch(
             "SELECT id, site, line, machine, tag FROM series WHERE id = $1", series_id
         )
-        return SeriesInfo(**rows[0]) if rows else None
+        if not rows:
+            return None
+        if len(self._series_cache) >= 100_000:
+            self._series_cache.clear()
+        info = self._series_cache[series_id] = SeriesInfo(**rows[0])
+        return info
 
     async def machine_series(self, site: str, line: str, machine: str) -> dict[str, int]:
         """Series ids of one machine by tag."""
@@ -154,22 +165,6 @@ class ReadQueries:
             for r in rows
         ]
 
-    async def readings_upper_bound(self, series_id: int, start_ms: int, end_ms: int) -> int:
-        """Numeric readings in the buckets covering the range (never fewer than in the range)."""
-        # Minute buckets are tight enough to answer "raw" for short ranges; over days a few
-        # hundred hour buckets are cheaper to sum and the answer is buckets anyway.
-        width, table = (MINUTE_MS, "rollup_minute")
-        if end_ms - start_ms > 3 * 86_400_000:
-            width, table = (HOUR_MS, "rollup_hour")
-        rows = await self._db.fetch(
-            f"SELECT coalesce(sum(count), 0) AS n FROM {table}"  # noqa: S608 -- fixed names
-            " WHERE series_id = $1 AND bucket >= $2 AND bucket < $3",
-            series_id,
-            start_ms - start_ms % width,
-            end_ms,
-        )
-        return int(rows[0]["n"])
-
     async def raw(
         self, series_id: int, start_ms: int, end_ms: int, limit: int
     ) -> list[StoredReading]:
@@ -195,6 +190,33 @@ class ReadQueries:
             series_id,
             start_ms,
             end_ms,
+        )
+        return [RollupRow(**r) for r in rows]
+
+    async def buckets(
+        self,
+        series_id: int,
+        source: Literal["minute", "hour"],
+        width_ms: int,
+        start_ms: int,
+        end_ms: int,
+    ) -> list[RollupRow]:
+        """`source` rollups with start_ms <= bucket < end_ms merged into `width_ms` buckets."""
+        if self._db.dialect != "postgresql":
+            return merge_buckets(await self.rollups(series_id, source, start_ms, end_ms), width_ms)
+        # PostgreSQL merges them itself: the API handles at most max_points rows, not every
+        # minute of the range (10,080 for a week).
+        table = "rollup_hour" if source == "hour" else "rollup_minute"
+        rows = await self._db.fetch(
+            "SELECT bucket - bucket % $4 AS bucket, min(min) AS min, max(max) AS max,"  # noqa: S608
+            " sum(sum) AS sum, sum(count)::bigint AS count, max(last_ts) AS last_ts,"
+            " (array_agg(last_value ORDER BY last_ts DESC))[1] AS last_value"
+            f" FROM {table} WHERE series_id = $1 AND bucket >= $2 AND bucket < $3"
+            " GROUP BY 1 ORDER BY 1",
+            series_id,
+            start_ms,
+            end_ms,
+            width_ms,
         )
         return [RollupRow(**r) for r in rows]
 
