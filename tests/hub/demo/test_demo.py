@@ -162,6 +162,13 @@ def stop(demo: Demo) -> str:
     return out
 
 
+def artifacts(tmp_path: Path) -> Path:
+    """Where screenshots go: `$ARTIFACTS_DIR`, else the test's tmp dir."""
+    out = Path(os.environ.get("ARTIFACTS_DIR") or tmp_path / "artifacts")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
 @asynccontextmanager
 async def chromium(profile: Path) -> AsyncIterator[BrowserContext]:
     """Debian's Chromium with a fresh profile (never a downloaded browser)."""
@@ -213,6 +220,8 @@ async def test_demo_shows_live_data_stops_cleanly_and_continues(tmp_path: Path) 
                 timeout=15_000,
             )
             assert errors == []
+            shot = artifacts(tmp_path) / "demo-machine.png"
+            await page.screenshot(path=str(shot), full_page=True)
         stop(demo)
     rows, _ = stored(data / "hub.db")
 
