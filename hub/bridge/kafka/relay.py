@@ -199,13 +199,15 @@ class KafkaRelay:
 
     async def _lead(self, conn: asyncpg.Connection, stop: asyncio.Event) -> bool:
         # Session-level lock: released when this connection ends (also when the process dies).
-        while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", RELAY_LOCK):
+        while True:
+            async with asyncio.timeout(PG_TIMEOUT_S):
+                if await conn.fetchval("SELECT pg_try_advisory_lock($1)", RELAY_LOCK):
+                    return True
             self.state = "standby: another hub instance relays"
             self.metrics.relay_up.set(0)
             await _wait(stop, STANDBY_POLL_S)
             if stop.is_set():
                 return False
-        return True
 
     async def _relay(self, conn: asyncpg.Connection, stop: asyncio.Event, backoff: Backoff) -> None:
         cfg = self.cfg
