@@ -6,6 +6,8 @@ import uPlot from "uplot";
 import type { History, Quality } from "./api";
 
 export const MAX_POINTS = 10_000;
+/** Share of the main thread all live charts together may spend redrawing. */
+const DRAW_BUDGET = 0.1;
 
 type Col = (number | null)[];
 
@@ -26,6 +28,10 @@ export class TagChart {
   private frame = 0;
   private window: [number, number] | null = null;
   private dragging = false;
+  private timer = 0;
+  private drawn = 0;
+  private cost = 0;
+  private static live = new Set<TagChart>();
   private readonly release = () => {
     this.dragging = false;
     this.schedule();
@@ -91,6 +97,7 @@ export class TagChart {
       },
     };
     this.u = new uPlot(opts, this.data(), parent);
+    TagChart.live.add(this);
   }
 
   private data(): uPlot.AlignedData {
@@ -153,6 +160,11 @@ export class TagChart {
     this.schedule();
   }
 
+  /** Smoothed time one redraw takes (ms). */
+  get drawCost(): number {
+    return this.cost;
+  }
+
   get points(): number {
     return this.xs.length;
   }
@@ -163,20 +175,38 @@ export class TagChart {
 
   destroy(): void {
     cancelAnimationFrame(this.frame);
+    window.clearTimeout(this.timer);
+    TagChart.live.delete(this);
     document.removeEventListener("mouseup", this.release);
     this.u.destroy();
   }
 
   private schedule(): void {
-    if (this.frame) return;
+    if (this.frame || this.timer) return;
+    // Redraw at most as often as keeps all live charts together under DRAW_BUDGET of the main
+    // thread: a chart that costs 5 ms to draw, with 10 on the page, redraws every ~500 ms; a cheap
+    // one every frame (canvas paint costs ~2x the measured JS again: hence the low budget).
+    // Scrolling, the cursor and the values table (updated per reading) stay responsive.
+    const gap = (this.cost * TagChart.live.size) / DRAW_BUDGET;
+    const wait = this.drawn + gap - performance.now();
+    if (wait > 0) {
+      this.timer = window.setTimeout(() => {
+        this.timer = 0;
+        this.schedule();
+      }, wait);
+      return;
+    }
     this.frame = requestAnimationFrame(() => {
       this.frame = 0;
       if (this.dragging) return; // `release` schedules again
       const w = this.window;
+      const t0 = performance.now();
       this.u.batch(() => {
         this.u.setData(this.data(), w === null);
         if (w) this.u.setScale("x", { min: w[0], max: w[1] });
       });
+      this.drawn = performance.now();
+      this.cost = 0.7 * this.cost + 0.3 * (this.drawn - t0);
     });
   }
 }

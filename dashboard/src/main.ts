@@ -9,6 +9,7 @@ import { fleetPage } from "./pages/fleet";
 import { machinePage } from "./pages/machine";
 import { completenessPage } from "./pages/completeness";
 import { deadLettersPage } from "./pages/deadletters";
+import { chartBenchPage } from "./pages/chartbench";
 
 type Cleanup = () => void;
 type Page = (root: HTMLElement, params: string[], me: Me | null) => Cleanup | void;
@@ -40,6 +41,11 @@ async function render(): Promise<void> {
   if (cleanup) cleanup();
   cleanup = undefined;
   const path = location.pathname;
+  if (path === "/bench/charts") {
+    clear(app);
+    chartBenchPage(app);
+    return;
+  }
   if (path === "/login" || !loggedIn()) {
     me = null;
     if (path !== "/login") history.replaceState(null, "", "/login");
