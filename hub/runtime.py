@@ -15,7 +15,7 @@ import os
 import random
 import socket
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
@@ -34,7 +34,7 @@ from hub.ingest.pipeline import IngestPipeline
 from hub.metrics import HubMetrics
 from hub.receipts.publisher import publish_receipts
 from hub.receipts.tracker import ReceiptTracker
-from hub.storage import Storage, TelemetryBatch, TransactionHook, open_storage
+from hub.storage import DeadLetter, Storage, TelemetryBatch, TransactionHook, open_storage
 
 __all__ = ["Hub", "default_client_id"]
 
@@ -128,6 +128,26 @@ class Hub:
             backoff = min(backoff * 2, 10.0)
         return False
 
+    def _commit_callbacks(
+        self, tracker: ReceiptTracker
+    ) -> tuple[Callable[[Sequence[TelemetryBatch]], None], Callable[[Sequence[DeadLetter]], None]]:
+        """What runs after each commit: receipts, bridges and live fan-out."""
+
+        def committed(batches: Sequence[TelemetryBatch]) -> None:
+            for b in batches:
+                tracker.add(b.src, b.seq)
+            self.bridges.on_committed(batches)
+            self.api.on_committed(batches)
+
+        def dead_lettered(letters: Sequence[DeadLetter]) -> None:
+            # Set aside is committed too: without a receipt the agent would resend a batch the
+            # hub will always refuse (e.g. timestamps older than 30 days) forever.
+            for d in letters:
+                if d.src is not None and d.seq is not None:
+                    tracker.add(d.src, d.seq)
+
+        return committed, dead_lettered
+
     async def run(self, stop: asyncio.Event) -> None:
         """Serve until `stop` is set; raises `MillstreamHubError` on fatal problems."""
         cfg = self.config
@@ -145,11 +165,7 @@ class Hub:
                 return
             tracker = ReceiptTracker(interval_ms=200)
 
-            def committed(batches: Sequence[TelemetryBatch]) -> None:
-                for b in batches:
-                    tracker.add(b.src, b.seq)
-                self.bridges.on_committed(batches)
-                self.api.on_committed(batches)
+            committed, dead_lettered = self._commit_callbacks(tracker)
 
             parser = await self._start_parser()
             try:
@@ -159,6 +175,7 @@ class Hub:
                     classify=classify,
                     ack=lambda messages: session.ack(messages),  # noqa: PLW0108 -- bound later
                     on_committed=committed,
+                    on_dead_letters=dead_lettered,
                     metrics=self.metrics,
                     flush_ms=cfg.flush_ms,
                     parser=parser,

@@ -18,13 +18,14 @@ from hub.storage import (
     TelemetryBatch,
 )
 
-__all__ = ["classify", "guess_src"]
+__all__ = ["classify", "guess_seq", "guess_src"]
 
 Classified = TelemetryBatch | DeadLetter | MachineStatusUpdate | AgentStatusUpdate
 
 # Only to attribute a refused payload to its publisher in the dead-letter table; never used to
 # accept data. Bounded: looks at the first 4 KiB only.
 _SRC = re.compile(rb'"src"\s*:\s*"([A-Za-z0-9_-]{1,64})"')
+_SEQ = re.compile(rb'"seq"\s*:\s*(\d{1,18})\s*[,}]')
 
 
 def guess_src(payload: bytes) -> str | None:
@@ -33,14 +34,23 @@ def guess_src(payload: bytes) -> str | None:
     return found.group(1).decode("ascii") if found else None
 
 
+def guess_seq(payload: bytes) -> int | None:
+    """Best-effort batch seq of a payload that failed validation (to receipt its dead letter)."""
+    found = _SEQ.search(payload[:4096])
+    return int(found.group(1)) if found else None
+
+
 def _dead(msg: Incoming, exc: wire.PayloadError) -> DeadLetter:
+    src = guess_src(msg.payload)
+    telemetry = msg.topic.endswith("/telemetry")
     return DeadLetter(
         topic=msg.topic,
         payload=msg.payload,
         reason=exc.reason,
         message=str(exc)[:2000],
         received_at=msg.received_at,
-        src=guess_src(msg.payload),
+        src=src,
+        seq=guess_seq(msg.payload) if telemetry and src is not None else None,
     )
 
 

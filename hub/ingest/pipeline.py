@@ -76,9 +76,11 @@ def _build(items: Sequence[_Item]) -> WriteBatch:
 
 def _rejected(item: _Item, exc: Exception) -> _Item:
     msg = item.msg
-    src = item.result.src if isinstance(item.result, TelemetryBatch | DeadLetter) else None
+    src = seq = None
+    if isinstance(item.result, TelemetryBatch | DeadLetter):
+        src, seq = item.result.src, item.result.seq
     dead = DeadLetter(
-        msg.topic, msg.payload, "storage_rejected", str(exc)[:1000], msg.received_at, src
+        msg.topic, msg.payload, "storage_rejected", str(exc)[:1000], msg.received_at, src, seq
     )
     return _Item(msg, dead, item.arrived)
 
@@ -94,6 +96,7 @@ class IngestPipeline:
         ack: Callable[[Sequence[Incoming]], object],
         on_committed: Callable[[Sequence[TelemetryBatch]], None],
         metrics: HubMetrics,
+        on_dead_letters: Callable[[Sequence[DeadLetter]], None] | None = None,
         flush_ms: int = 50,
         max_messages: int = 1000,
         max_readings: int = 50_000,
@@ -106,6 +109,7 @@ class IngestPipeline:
         self._classify = classify
         self._ack = ack
         self._on_committed = on_committed
+        self._on_dead_letters = on_dead_letters
         self._metrics = metrics
         self._flush_s = flush_ms / 1000
         self._max_messages = max_messages
@@ -257,6 +261,7 @@ class IngestPipeline:
             self._inflight_count -= len(committed)
             self._metrics.backlog.set(self.backlog)
             telemetry = [i.result for i in committed if isinstance(i.result, TelemetryBatch)]
+            dead = [i.result for i in committed if isinstance(i.result, DeadLetter)]
             for item in committed:
                 if item.result is None:
                     continue
@@ -265,6 +270,8 @@ class IngestPipeline:
                     self._metrics.dead_letters.labels(item.result.reason).inc()
             if telemetry:
                 self._on_committed(telemetry)
+            if dead and self._on_dead_letters is not None:
+                self._on_dead_letters(dead)
 
     async def _commit(self, items: list[_Item]) -> list[_Item]:
         """Write items in one transaction, retrying while storage is down; returns what was

@@ -87,6 +87,9 @@ class DeadLetter:
     message: str
     received_at: int
     src: str | None = None
+    # The refused batch's seq when it can be read: a committed dead letter is receipted like a
+    # stored batch, so the publisher stops resending what the hub has set aside.
+    seq: int | None = None
 
     @property
     def payload_size(self) -> int:

@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import wire
-from hub.ingest.classify import classify, guess_src
+from hub.ingest.classify import classify, guess_seq, guess_src
 from hub.ingest.message import Incoming
 from hub.storage import AgentStatusUpdate, DeadLetter, MachineStatusUpdate, TelemetryBatch
 
@@ -38,7 +38,21 @@ def test_telemetry_status_agent_and_dead_letters() -> None:
     assert classify(msg("ms/v1/s/l/m/status", b"")) is None
     d = classify(msg("ms/v1/s/l/m/telemetry", b'{"v":1,"src":"pub-7","seq":1,"readings":[{'))
     assert isinstance(d, DeadLetter)
-    assert (d.reason, d.src, d.received_at) == ("bad_json", "pub-7", NOW)
+    assert (d.reason, d.src, d.seq, d.received_at) == ("bad_json", "pub-7", 1, NOW)
+    # A dead letter without a publisher, or on a status topic, is never receipted.
+    d = classify(msg("ms/v1/s/l/m/telemetry", b'{"v":1,"seq":3,"readings":[]}'))
+    assert isinstance(d, DeadLetter)
+    assert (d.src, d.seq) == (None, None)
+    d = classify(msg("ms/v1/s/l/m/status", b'{"src":"a","seq":3}'))
+    assert isinstance(d, DeadLetter)
+    assert d.seq is None
+
+
+def test_guess_seq_reads_a_plain_integer_only() -> None:
+    assert guess_seq(b'{"seq": 1842, "src": "a"}') == 1842
+    assert guess_seq(b'{"seq": "1842"}') is None
+    assert guess_seq(b'{"seq": 1.5}') is None
+    assert guess_seq(b'{"seq": -3}') is None
 
 
 def test_guess_src_only_looks_at_the_start() -> None:

@@ -202,6 +202,28 @@ async def test_malformed_corpus_goes_to_dead_letters_and_valid_traffic_is_stored
     assert stored[(corpus[13][0], corpus[13][1])]["src"] == src
 
 
+async def test_a_dead_lettered_batch_is_receipted_so_its_publisher_stops_resending(
+    mosquitto: Any, pg_dsn: str, mqtt_client: MqttTestClient
+) -> None:
+    await migrate(pg_dsn)
+    site, src = unique("s"), unique("src")
+    topic = f"ms/v1/{site}/l1/m1/telemetry"
+    mqtt_client.subscribe_receipts(src)
+    now = now_ms()
+    year_old = now - 365 * 24 * 3600 * 1000  # e.g. a backlog held past the 30-day window
+    async with running_hub(hub_config(mosquitto.url, pg_dsn)):
+        await mqtt_client.apublish(topic, telemetry(src, 5, year_old, 3))
+        await mqtt_client.apublish(topic, telemetry(src, 6, now - 1_000, 3))
+
+        async def both_receipted() -> bool:
+            return {5, 6} <= mqtt_client.receipted(src)
+
+        await eventually(both_receipted)
+    rows = await pg_fetch(pg_dsn, "SELECT reason, src FROM dead_letters")
+    assert [(r["reason"], r["src"]) for r in rows] == [("ts_out_of_range", src)]
+    assert await count_readings(pg_dsn, site) == 3
+
+
 async def test_two_hubs_on_the_shared_subscription_split_the_load(
     mosquitto: Any, pg_dsn: str, mqtt_client: MqttTestClient
 ) -> None:
