@@ -2,7 +2,9 @@
 
 Environment overrides use `__` between nesting levels and are parsed as YAML scalars:
 `MILLSTREAM_STORAGE=postgresql://…`, `MILLSTREAM_MQTT__URL=mqtts://broker:8883`,
-`MILLSTREAM_FLUSH_MS=100`. Loading reports every problem at once with file, path and a hint.
+`MILLSTREAM_FLUSH_MS=100`. Variables whose first part names no config section are left alone
+(a password variable named by `mqtt.password_env` may share the prefix). Loading reports every
+problem at once with file, path and a hint.
 """
 
 from __future__ import annotations
@@ -213,7 +215,9 @@ def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
         if not name.startswith(ENV_PREFIX) or name == f"{ENV_PREFIX}CONFIG":
             continue
         keys = [k.lower() for k in name[len(ENV_PREFIX) :].split("__") if k]
-        if not keys:
+        # Only variables naming a config section are overrides: others with the prefix (say
+        # MILLSTREAM_MQTT_PASSWORD, named by mqtt.password_env) belong to the operator.
+        if not keys or keys[0] not in HubConfig.model_fields:
             continue
         node = tree
         for key in keys[:-1]:

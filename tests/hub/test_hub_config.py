@@ -72,6 +72,15 @@ def test_password_from_environment_variable(tmp_path: Path) -> None:
     assert cfg.mqtt.password_env == "HUB_PW"
 
 
+def test_password_variable_may_share_the_override_prefix(tmp_path: Path) -> None:
+    path = tmp_path / "hub.yaml"
+    path.write_text("mqtt: {username: hub, password_env: MILLSTREAM_MQTT_PASSWORD}\n")
+    env = {"MILLSTREAM_MQTT_PASSWORD": "s3cret", "MILLSTREAM_FLUSH_MS": "75"}
+    cfg = load_config(path, env)
+    assert cfg.flush_ms == 75
+    assert cfg.mqtt.password_env == "MILLSTREAM_MQTT_PASSWORD"
+
+
 def test_cli_prints_problems_and_exits_1(tmp_path: Path) -> None:
     path = tmp_path / "hub.yaml"
     path.write_text("storage: mysql://x\nbogus: 1\n")
