@@ -173,8 +173,13 @@ def main() -> None:
         }
         result["recorded_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         print(json.dumps(result, indent=2))
+        # One entry per client count, so runs at several scales sit side by side.
+        previous = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+        if "clients" in previous:  # an older single-run file
+            previous = {f"clients_{previous['clients']}": previous}
+        previous[f"clients_{args.clients}"] = result
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+        RESULTS.write_text(json.dumps(previous, indent=2) + "\n")
     finally:
         if hub is not None:
             hub.terminate()
