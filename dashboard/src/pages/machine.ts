@@ -103,7 +103,10 @@ export function machinePage(root: HTMLElement, [site, line, name]: string[]): ()
     await Promise.all(
       [...charts].map(async ([tag, chart]) => {
         const s = series.find((x) => x.tag === tag);
-        if (!s) return;
+        if (!s) {
+          chart.setWindow([from, to]); // a tag seen live only so far: no id to ask history for
+          return;
+        }
         const width = Math.max(200, Math.min(4000, chart.el.clientWidth || 1000));
         try {
           const hist = await api.history(s.id, fromI, toI, width);
@@ -171,8 +174,19 @@ export function machinePage(root: HTMLElement, [site, line, name]: string[]): ()
     return chart;
   }
 
+  let seriesStale = false;
   function onReadings(machine: string, readings: LiveReading[]): void {
     if (machine !== key || !alive) return;
+    if (!seriesStale && readings.some((r) => !series.some((x) => x.tag === r.tag))) {
+      seriesStale = true; // a new tag: learn its series id (history, zoom) once it is stored
+      window.setTimeout(() => {
+        void api
+          .series(name)
+          .then((all) => (series = all.filter((s) => s.site === site && s.line === line)))
+          .catch(() => {})
+          .finally(() => (seriesStale = false));
+      }, 1000);
+    }
     for (const r of readings) {
       show(r.tag, { ts: r.ts, v: r.v, q: r.q });
       const chart = ensureChart(r.tag, r.v);

@@ -30,6 +30,7 @@ from paho.mqtt.client import Client
 from paho.mqtt.enums import CallbackAPIVersion
 from playwright.async_api import BrowserContext, Page, async_playwright
 
+import wire
 from edge_agent.simulators import Simulator, SimulatorOptions, request
 from tests.harness import Mosquitto, free_port
 
@@ -283,6 +284,22 @@ async def test_engineer_sees_fleet_live_values_and_an_agent_going_offline(
                 "'tr[data-tag=\"pressure\"] td.value')?.dataset.value) > 300",
                 timeout=2_000,
             )
+            # Quality: a device publishing straight to MQTT marks readings uncertain and bad.
+            t = int(time.time() * 1000)
+            marked = [
+                wire.Reading(tag="probe_temp", ts=t - 3000 + 500 * i, v=40.0 + i, q=q)
+                for i, q in enumerate(["good", "uncertain", "good", "good", "good", "bad"])
+            ]
+            await asyncio.to_thread(
+                publish_once,
+                broker,
+                f"ms/v1/{site}/{LINE}/press-01/telemetry",
+                wire.encode_telemetry("probe-1", 1, marked),
+            )
+            probe = page.locator('tr[data-tag="probe_temp"]')
+            await probe.locator(".badge", has_text="bad").wait_for(timeout=5_000)
+            assert await probe.locator("td.value.q-bad").inner_text() == "45"
+            await page.locator('[data-chart="probe_temp"] canvas').first.wait_for()
             await asyncio.sleep(2)  # let the spike draw
 
             # Zoom: drag across the span that has data; every chart shows it from the API.
