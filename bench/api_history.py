@@ -152,6 +152,8 @@ def main() -> None:
             # One client timing sequential requests: the per-user limit is not the subject here.
             "api: {requests_per_minute: 1000000}\n"
         )
+        # Migrations added while the data was generated (a shared working tree) apply here.
+        subprocess.run([HUB, "migrate", "-c", config], check=True)
         subprocess.run(
             [HUB, "users", "add", "bench", "--role", "viewer", "--password-stdin", "-c", config],
             input=PASSWORD.encode(),
