@@ -80,8 +80,7 @@ export function machinePage(root: HTMLElement, [site, line, name]: string[]): ()
   function setRange(ms: number): void {
     range = ms;
     for (const b of rangeBar.querySelectorAll("button")) b.classList.toggle("on", b.dataset.range === RANGES.find(([, r]) => r === ms)?.[0]);
-    zoom = null;
-    void loadHistory();
+    setZoom(null);
   }
 
   function setZoom(w: [number, number] | null): void {

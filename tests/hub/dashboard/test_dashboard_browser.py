@@ -318,6 +318,15 @@ async def test_engineer_sees_fleet_live_values_and_an_agent_going_offline(
             await page.evaluate("window.scrollTo(0, 0)")
             await page.screenshot(path=str(shots / "machine.png"), full_page=True)
 
+            # History over a longer range: every chart asks the API for at most its width.
+            async with page.expect_response(
+                lambda r: "/readings?" in r.url and "max_points=" in r.url and r.ok
+            ) as history:
+                await page.click('button[data-range="7 d"]')
+            answer = await (await history.value).json()
+            assert answer["to_ms"] - answer["from_ms"] > 7 * 86_400_000 - 5_000
+            assert await page.get_by_role("button", name="Reset zoom").is_hidden()
+
             # Completeness per minute, and the dead letter a broken publisher leaves.
             await asyncio.to_thread(
                 publish_once, broker, f"ms/v1/{site}/{LINE}/press-01/telemetry", b"{not json"
