@@ -76,6 +76,13 @@ def classify(msg: Incoming) -> Classified | None:
                 drops=a.dropped,
                 payload=msg.payload.decode("utf-8"),
                 received_at=msg.received_at,
+                site=a.site,
+                line=a.line,
+                produced=tuple(
+                    (machine, minute, count)
+                    for machine, device in a.devices.items()
+                    for minute, count in device.produced
+                ),
             )
         s = wire.parse_status(msg.topic, msg.payload)
         return MachineStatusUpdate(

@@ -1,6 +1,6 @@
 """Read-side queries for the API: machines, series, latest values, downsampled history."""
 
-from hub.query.completeness import MinuteCompleteness, completeness
+from hub.query.completeness import MinuteCompleteness, completeness, median_rate
 from hub.query.downsample import Plan, merge_buckets, plan_history
 from hub.query.reads import ReadQueries, SeriesInfo
 
@@ -10,6 +10,7 @@ __all__ = [
     "ReadQueries",
     "SeriesInfo",
     "completeness",
+    "median_rate",
     "merge_buckets",
     "plan_history",
 ]

@@ -1,10 +1,10 @@
 """Completeness per machine per minute (pure): readings stored vs readings expected.
 
-What is approximated (docs/api.md): the wire contract's agent status carries a publish rate and
-drop counts per *agent*, not per machine, and storage does not record which agent published a
-machine. So a machine's expected readings per minute are estimated from its own history: the
-median of its non-empty minutes in the window (a steady poller stores the same count each
-minute). Minutes below that are gaps; drops agents reported are listed next to them.
+`expected` comes from the machine's agent where it reported production for that minute (agent
+status `devices.{machine}.produced`, stored in `produced_minutes`): the agent knows exactly how
+many readings it made. Minutes without a report (older agents, or the agent was down) fall back to
+an estimate from the machine's own history: the median of its non-empty stored minutes in the
+window (a steady poller stores the same count each minute). Minutes below `expected` are gaps.
 """
 
 from __future__ import annotations
@@ -13,18 +13,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from statistics import median
 
-__all__ = ["MinuteCompleteness", "completeness"]
+__all__ = ["MinuteCompleteness", "completeness", "median_rate"]
 
 MINUTE_MS = 60_000
 
 
 @dataclass(frozen=True, slots=True)
 class MinuteCompleteness:
-    """One minute of one machine."""
+    """One minute of one machine; `reported` says whether `expected` came from the agent."""
 
     minute: int
     stored: int
     expected: int
+    reported: bool = False
 
     @property
     def ratio(self) -> float:
@@ -32,14 +33,31 @@ class MinuteCompleteness:
         return 1.0 if self.expected == 0 else min(1.0, self.stored / self.expected)
 
 
-def completeness(
-    stored_per_minute: Mapping[int, int], start_ms: int, end_ms: int
-) -> list[MinuteCompleteness]:
-    """Every whole minute in [start_ms, end_ms), with the machine's median rate as expected."""
+def median_rate(stored_per_minute: Mapping[int, int]) -> int:
+    """The machine's median count over its non-empty stored minutes (0 if none)."""
     nonzero = [c for c in stored_per_minute.values() if c > 0]
-    expected = round(median(nonzero)) if nonzero else 0
+    return round(median(nonzero)) if nonzero else 0
+
+
+def completeness(
+    stored_per_minute: Mapping[int, int],
+    start_ms: int,
+    end_ms: int,
+    reported_per_minute: Mapping[int, int] | None = None,
+) -> list[MinuteCompleteness]:
+    """Every whole minute in [start_ms, end_ms): agent-reported production, else median rate."""
+    estimate = median_rate(stored_per_minute)
+    reported = reported_per_minute or {}
     first = start_ms - start_ms % MINUTE_MS
-    return [
-        MinuteCompleteness(m, stored_per_minute.get(m, 0), expected)
-        for m in range(first, end_ms, MINUTE_MS)
-    ]
+    out = []
+    for m in range(first, end_ms, MINUTE_MS):
+        produced = reported.get(m)
+        out.append(
+            MinuteCompleteness(
+                m,
+                stored_per_minute.get(m, 0),
+                estimate if produced is None else produced,
+                produced is not None,
+            )
+        )
+    return out

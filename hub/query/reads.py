@@ -278,6 +278,21 @@ class ReadQueries:
         )
         return {int(r["bucket"]): int(r["n"]) for r in rows}
 
+    async def produced_counts(
+        self, site: str, line: str, machine: str, start_ms: int, end_ms: int
+    ) -> dict[int, int]:
+        """Readings the machine's agent reported producing per minute (`produced_minutes`)."""
+        rows = await self._db.fetch(
+            "SELECT minute, produced FROM produced_minutes"
+            " WHERE site = $1 AND line = $2 AND machine = $3 AND minute >= $4 AND minute < $5",
+            site,
+            line,
+            machine,
+            start_ms - start_ms % 60_000,
+            end_ms,
+        )
+        return {int(r["minute"]): int(r["produced"]) for r in rows}
+
 
 def wire_value(value: float | None, text: str | None) -> float | bool | str | None:
     """The wire value back from (value, value_text): bools were stored as 1/0 + 'true'/'false'."""

@@ -123,6 +123,11 @@ class AgentStatusUpdate:
     drops: int | None
     payload: str
     received_at: int
+    # Where the agent's machines live; None from older agents, whose production is not stored.
+    site: str | None = None
+    line: str | None = None
+    # (machine, minute start ms, readings produced) as reported: completeness's `expected`.
+    produced: Sequence[tuple[str, int, int]] = ()
 
 
 @dataclass(frozen=True, slots=True)

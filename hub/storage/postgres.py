@@ -28,7 +28,7 @@ from hub.storage.model import (
     WriteBatch,
     WriteResult,
 )
-from hub.storage.rows import DAY_MS, SeriesIds, missing_series, to_rows
+from hub.storage.rows import DAY_MS, SeriesIds, missing_series, produced_rows, to_rows
 
 __all__ = ["PostgresStorage", "TransactionHook"]
 
@@ -111,6 +111,16 @@ ON CONFLICT (agent_id) DO UPDATE SET
     buffer_depth = excluded.buffer_depth, drops = excluded.drops, payload = excluded.payload,
     last_seen = greatest(a.last_seen, excluded.last_seen)
 WHERE a.status_ts IS NULL OR excluded.status_ts IS NULL OR excluded.status_ts >= a.status_ts
+"""
+
+# A minute is reported again in every status with a count that only grows; a late or replayed
+# status must not lower it.
+_PRODUCED_UPSERT = """
+INSERT INTO produced_minutes AS p (site, line, machine, minute, produced, agent_id, updated_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
+ON CONFLICT (site, line, machine, minute) DO UPDATE SET
+    produced = greatest(p.produced, excluded.produced), agent_id = excluded.agent_id,
+    updated_at = greatest(p.updated_at, excluded.updated_at)
 """
 
 _READ_ROLLUP = """
@@ -380,6 +390,8 @@ class PostgresStorage:
                             for a in batch.agents
                         ],
                     )
+                if produced := produced_rows(batch.agents):
+                    await conn.executemany(_PRODUCED_UPSERT, produced)
                 result = WriteResult(inserted, len(records) - inserted)
                 for hook in self._hooks:
                     await hook(conn, batch, result)
@@ -388,7 +400,7 @@ class PostgresStorage:
         return await self._call(run)
 
     async def maintain(self, now_ms: int) -> None:
-        """Create partitions ahead, drop day partitions and dead letters past retention."""
+        """Create partitions ahead; drop partitions, production and dead letters past retention."""
         today = now_ms // DAY_MS
         await self._ensure_partitions(set(range(today, today + PARTITIONS_AHEAD_DAYS + 1)))
         cutoff_day = today - self._retention_days
@@ -406,6 +418,9 @@ class PostgresStorage:
                     await conn.execute(f"DROP TABLE IF EXISTS {name}")
                     self._partitions.discard(day_no)
             await conn.execute("DELETE FROM dead_letters WHERE received_at < $1", dl_cutoff)
+            await conn.execute(
+                "DELETE FROM produced_minutes WHERE minute < $1", cutoff_day * DAY_MS
+            )
 
         await self._call(run)
 
@@ -442,6 +457,25 @@ class PostgresStorage:
                 end_ms,
             )
             return [RollupRow(*r) for r in rows]
+
+        return await self._call(run)
+
+    async def read_produced(
+        self, site: str, line: str, machine: str, start_ms: int, end_ms: int
+    ) -> dict[int, int]:
+        """Readings agents reported producing per minute (start_ms <= minute < end_ms)."""
+
+        async def run(conn: asyncpg.Connection) -> dict[int, int]:
+            rows = await conn.fetch(
+                "SELECT minute, produced FROM produced_minutes WHERE site = $1 AND line = $2"
+                " AND machine = $3 AND minute >= $4 AND minute < $5",
+                site,
+                line,
+                machine,
+                start_ms,
+                end_ms,
+            )
+            return {int(r[0]): int(r[1]) for r in rows}
 
         return await self._call(run)
 

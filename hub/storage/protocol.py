@@ -51,7 +51,7 @@ class Storage(Protocol):
         ...
 
     async def maintain(self, now_ms: int) -> None:
-        """Create partitions ahead and apply retention to readings and dead letters."""
+        """Create partitions ahead; apply retention to readings, production and dead letters."""
         ...
 
     async def read_readings(
@@ -64,6 +64,12 @@ class Storage(Protocol):
         self, key: SeriesKey, resolution: Resolution, start_ms: int, end_ms: int
     ) -> list[RollupRow]:
         """Rollup buckets of one series with start_ms <= bucket < end_ms, in order."""
+        ...
+
+    async def read_produced(
+        self, site: str, line: str, machine: str, start_ms: int, end_ms: int
+    ) -> dict[int, int]:
+        """Readings agents reported producing per minute (start_ms <= minute < end_ms)."""
         ...
 
     async def read_dead_letters(self, limit: int = 100) -> list[dict[str, Any]]:

@@ -4,14 +4,27 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from hub.storage.model import QUALITY_CODES, SeriesKey, TelemetryBatch
+from hub.storage.model import QUALITY_CODES, AgentStatusUpdate, SeriesKey, TelemetryBatch
 
-__all__ = ["DAY_MS", "Row", "SeriesIds", "missing_series", "to_rows"]
+__all__ = [
+    "DAY_MS",
+    "MINUTE_MS",
+    "ProducedRow",
+    "Row",
+    "SeriesIds",
+    "missing_series",
+    "produced_rows",
+    "to_rows",
+]
 
 DAY_MS = 86_400_000
+MINUTE_MS = 60_000
 
 # (series_id, ts, value, value_text, quality)
 Row = tuple[int, int, float | None, str | None, int]
+
+# (site, line, machine, minute, produced, agent_id, updated_at)
+ProducedRow = tuple[str, str, str, int, int, str, int]
 
 # (site, line, machine) → tag → series id: one dict lookup per reading instead of a key tuple.
 SeriesIds = dict[tuple[str, str, str], dict[str, int]]
@@ -58,3 +71,20 @@ def to_rows(batches: Iterable[TelemetryBatch], ids: SeriesIds) -> tuple[list[Row
         if lo is not None and hi is not None:
             days.update(range(lo // DAY_MS, hi // DAY_MS + 1))
     return rows, days
+
+
+def produced_rows(agents: Iterable[AgentStatusUpdate]) -> list[ProducedRow]:
+    """`produced_minutes` rows of these statuses: one per machine minute, max count, key order."""
+    best: dict[tuple[str, str, str, int], ProducedRow] = {}
+    for a in agents:
+        # Older agents send no site/line: their machines cannot be named, so nothing is stored.
+        if a.site is None or a.line is None:
+            continue
+        for machine, minute, count in a.produced:
+            # The wire does not require aligned minutes; completeness looks them up aligned.
+            key = (a.site, a.line, machine, minute - minute % MINUTE_MS)
+            held = best.get(key)
+            if held is None or count > held[4]:
+                best[key] = (*key, count, a.agent_id, a.received_at)
+    # Sorted: concurrent transactions upsert the same rows in the same order (no deadlock).
+    return [best[k] for k in sorted(best)]

@@ -26,7 +26,7 @@ from hub.storage.model import (
     WriteResult,
 )
 from hub.storage.rollup import BUCKET_MS, aggregate
-from hub.storage.rows import DAY_MS, SeriesIds, missing_series, to_rows
+from hub.storage.rows import DAY_MS, SeriesIds, missing_series, produced_rows, to_rows
 
 __all__ = ["SqliteStorage"]
 
@@ -63,6 +63,15 @@ ON CONFLICT (agent_id) DO UPDATE SET
     buffer_depth = excluded.buffer_depth, drops = excluded.drops, payload = excluded.payload,
     last_seen = max(a.last_seen, excluded.last_seen)
 WHERE a.status_ts IS NULL OR excluded.status_ts IS NULL OR excluded.status_ts >= a.status_ts
+"""
+
+# A minute is reported again in every status with a count that only grows; keep the greatest.
+_PRODUCED_UPSERT = """
+INSERT INTO produced_minutes AS p (site, line, machine, minute, produced, agent_id, updated_at)
+VALUES (?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (site, line, machine, minute) DO UPDATE SET
+    produced = max(p.produced, excluded.produced), agent_id = excluded.agent_id,
+    updated_at = max(p.updated_at, excluded.updated_at)
 """
 
 
@@ -263,6 +272,7 @@ class SqliteStorage:
                     for a in batch.agents
                 ],
             )
+            db.executemany(_PRODUCED_UPSERT, produced_rows(batch.agents))
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
@@ -277,13 +287,14 @@ class SqliteStorage:
         return await self._run(lambda: self._write(batch))
 
     async def maintain(self, now_ms: int) -> None:
-        """Apply retention to readings and dead letters (SQLite has no partitions to create)."""
+        """Apply retention to readings, production and dead letters (no partitions here)."""
         cutoff = (now_ms // DAY_MS - self._retention_days) * DAY_MS
         dl_cutoff = now_ms - self._dl_retention_days * DAY_MS
 
         def run() -> None:
             self._db.execute("DELETE FROM readings WHERE ts < ?", (cutoff,))
             self._db.execute("DELETE FROM dead_letters WHERE received_at < ?", (dl_cutoff,))
+            self._db.execute("DELETE FROM produced_minutes WHERE minute < ?", (cutoff,))
 
         await self._run(run)
 
@@ -313,6 +324,21 @@ class SqliteStorage:
         def run() -> list[RollupRow]:
             rows = self._db.execute(sql, (*key, start_ms, end_ms)).fetchall()
             return [RollupRow(*r) for r in rows]
+
+        return await self._run(run)
+
+    async def read_produced(
+        self, site: str, line: str, machine: str, start_ms: int, end_ms: int
+    ) -> dict[int, int]:
+        """Readings agents reported producing per minute (start_ms <= minute < end_ms)."""
+
+        def run() -> dict[int, int]:
+            rows = self._db.execute(
+                "SELECT minute, produced FROM produced_minutes WHERE site = ? AND line = ?"
+                " AND machine = ? AND minute >= ? AND minute < ?",
+                (site, line, machine, start_ms, end_ms),
+            ).fetchall()
+            return {int(r[0]): int(r[1]) for r in rows}
 
         return await self._run(run)
 

@@ -10,7 +10,7 @@ from hub.api.v1.deps import requires
 from hub.api.v1.schemas import CompletenessOut, LatestOut, MachineOut, MinuteOut
 from hub.api.v1.services import ApiServices
 from hub.auth import Role
-from hub.query import completeness
+from hub.query import completeness, median_rate
 
 __all__ = ["machines_router"]
 
@@ -51,13 +51,15 @@ def machines_router(services: ApiServices) -> APIRouter:
         if not 0 < end - start <= MAX_COMPLETENESS_MS:
             raise HTTPException(422, "need from < to and a window of at most 24 h")
         counts = await services.queries.minute_counts(site, line, machine, start, end)
-        minutes = completeness(counts, start, end)
+        produced = await services.queries.produced_counts(site, line, machine, start, end)
+        minutes = completeness(counts, start, end, produced)
         agents = await services.queries.agents()
         return CompletenessOut(
             machine=f"{site}/{line}/{machine}",
             from_ms=start,
             to_ms=end,
-            expected_per_minute=minutes[0].expected if minutes else 0,
+            # The median estimate; minutes the agent reported carry their own `expected`.
+            expected_per_minute=median_rate(counts),
             minutes=[
                 MinuteOut(minute=m.minute, stored=m.stored, expected=m.expected, ratio=m.ratio)
                 for m in minutes

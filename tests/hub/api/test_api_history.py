@@ -121,3 +121,42 @@ async def test_machines_latest_completeness_and_agents(pg_dsn: str) -> None:
         assert agent["drain_eta_s"] == 2.0
         [device] = (await api.client.get("/api/v1/devices", headers=h)).json()
         assert (device["device"], device["poll_errors"]) == ("press", 3)
+
+
+async def test_completeness_expects_what_the_agent_reported(pg_dsn: str) -> None:
+    await migrate(pg_dsn)
+    now = 1_800_000_000_000
+    start = now - 5 * 60_000
+    # Five minutes at 1 Hz with minute 2 missing 15 readings; the agent reports minutes 1 and 2.
+    points = [(start + i * 1000, float(i)) for i in range(300) if not 120 <= i < 135]
+    await store_readings(pg_dsn, "s", "m4", "speed", points)
+    m1, m2 = start + 60_000, start + 120_000
+    async with open_storage(pg_dsn) as storage:
+        for count in (30, 60):  # the same minute again, later, with a greater count
+            status = AgentStatusUpdate(
+                "line4-pc",
+                "online",
+                now,
+                "1.0",
+                0,
+                0,
+                "{}",
+                now,
+                site="s",
+                line="l1",
+                produced=[("m4", m1, 70), ("m4", m2, count)],
+            )
+            await storage.write(WriteBatch(agents=[status]))
+    async with running_api(pg_dsn) as api:
+        r = await api.client.get(
+            "/api/v1/machines/s/l1/m4/completeness",
+            params={"from": start, "to": now},
+            headers=api.auth(Role.VIEWER),
+        )
+        body = r.json()
+        minutes = [(m["stored"], m["expected"]) for m in body["minutes"]]
+        # Reported minutes expect what the agent produced (70: a gap of 10 the median hides;
+        # 60 vs 45 stored: a gap of 15); the rest fall back to the median of stored minutes.
+        assert minutes == [(60, 60), (60, 70), (45, 60), (60, 60), (60, 60)]
+        assert body["expected_per_minute"] == 60
+        assert [m["ratio"] for m in body["minutes"]][1:3] == [60 / 70, 0.75]

@@ -11,6 +11,7 @@ from hub.ingest.message import Incoming
 from hub.storage import AgentStatusUpdate, DeadLetter, MachineStatusUpdate, TelemetryBatch
 
 NOW = 1_763_900_000_000
+M = NOW - NOW % 60_000  # a minute start
 
 
 def msg(topic: str, payload: bytes) -> Incoming:
@@ -46,6 +47,27 @@ def test_telemetry_status_agent_and_dead_letters() -> None:
     d = classify(msg("ms/v1/s/l/m/status", b'{"src":"a","seq":3}'))
     assert isinstance(d, DeadLetter)
     assert d.seq is None
+
+
+def test_agent_status_carries_site_line_and_production() -> None:
+    payload = wire.encode_agent_status(
+        "online",
+        NOW,
+        site="s",
+        line="l",
+        devices={
+            "press": wire.DeviceHealth(produced=((M, 60), (M + 60_000, 12))),
+            "oven": wire.DeviceHealth(online=True),
+        },
+    )
+    a = classify(msg("ms/v1/agents/ag/status", payload))
+    assert isinstance(a, AgentStatusUpdate)
+    assert (a.site, a.line) == ("s", "l")
+    assert list(a.produced) == [("press", M, 60), ("press", M + 60_000, 12)]
+    # An older agent: no site/line, nothing produced; the dataclass defaults apply.
+    old = classify(msg("ms/v1/agents/ag/status", wire.encode_agent_status("online", NOW)))
+    assert isinstance(old, AgentStatusUpdate)
+    assert (old.site, old.line, tuple(old.produced)) == (None, None, ())
 
 
 def test_guess_seq_reads_a_plain_integer_only() -> None:

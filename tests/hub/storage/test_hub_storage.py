@@ -186,6 +186,42 @@ async def test_retention(storage: Storage) -> None:
     assert (await storage.write(WriteBatch(telemetry=[tb([R("t", NOW + DAY, 3.0)])]))).inserted
 
 
+def agent(
+    ts: int, produced: list[tuple[str, int, int]], site: str | None = "s1", line: str | None = "l1"
+) -> AgentStatusUpdate:
+    return AgentStatusUpdate(
+        "ag1", "online", ts, "1.0", 0, 0, "{}", ts, site=site, line=line, produced=produced
+    )
+
+
+async def test_reported_production_keeps_the_greatest_count(storage: Storage) -> None:
+    m0, m1 = NOW - NOW % 60_000, NOW - NOW % 60_000 + 60_000
+    # Every status repeats the newest minutes with growing counts; one arrives late (lower).
+    for i, (c0, c1) in enumerate([(20, 0), (40, 5), (60, 15), (55, 10)]):
+        await storage.write(
+            WriteBatch(agents=[agent(NOW + i * 10_000, [("m1", m0, c0), ("m1", m1, c1)])])
+        )
+    assert await storage.read_produced("s1", "l1", "m1", 0, 2**62) == {m0: 60, m1: 15}
+    # Same minute twice in one batch (two statuses): still the greatest.
+    await storage.write(
+        WriteBatch(agents=[agent(NOW, [("m2", m0, 7)]), agent(NOW + 1, [("m2", m0, 9)])])
+    )
+    assert await storage.read_produced("s1", "l1", "m2", 0, 2**62) == {m0: 9}
+    assert await storage.read_produced("s1", "l1", "m1", m1, 2**62) == {m1: 15}
+    # An older agent names no site/line: its status is stored, its production is not.
+    await storage.write(WriteBatch(agents=[agent(NOW + 60_000, [("m3", m0, 5)], None, None)]))
+    assert await storage.read_produced("s1", "l1", "m3", 0, 2**62) == {}
+    assert [a["status_ts"] for a in (await storage.read_status())["agents"]] == [NOW + 60_000]
+
+
+async def test_reported_production_retention(storage: Storage) -> None:
+    old, fresh = NOW - 10 * DAY, NOW - NOW % 60_000
+    old -= old % 60_000
+    await storage.write(WriteBatch(agents=[agent(NOW, [("m1", old, 3), ("m1", fresh, 4)])]))
+    await storage.maintain(NOW)
+    assert await storage.read_produced("s1", "l1", "m1", 0, 2**62) == {fresh: 4}
+
+
 batches_strategy = st.lists(
     st.lists(
         st.tuples(
