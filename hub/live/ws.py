@@ -1,8 +1,8 @@
 """WebSocket `/ws`: authenticated live readings, coalesced per client (docs/api.md).
 
 Each client has one sender task, the only writer to its socket: it sleeps until its buffer has
-something, sends it, then waits `COALESCE_S` before the next send, so a client gets at most ten
-messages per machine per second whatever the ingest rate. A client that cannot keep up only
+something and sends it in the next free slot; slots are `COALESCE_S` apart, so a client gets at
+most ten messages per machine per second whatever the ingest rate. A client that cannot keep up only
 delays its own sender; its buffer collapses to newest values (`ClientBuffer`), and a send that
 stays blocked for `SEND_TIMEOUT_S` closes the connection.
 """
@@ -124,6 +124,11 @@ class LiveEndpoint:
         return msg.token
 
     async def _send_loop(self, websocket: WebSocket, client: _Client) -> None:
+        # Send slots are COALESCE_S apart on a schedule, not COALESCE_S after each send ends:
+        # sleeping after every send would let the slot drift behind a steady 10 Hz source by
+        # the send time each round, until every update waited a whole period.
+        loop = asyncio.get_running_loop()
+        next_slot = 0.0
         while True:
             try:
                 async with asyncio.timeout(HEARTBEAT_S):
@@ -132,6 +137,11 @@ class LiveEndpoint:
                 messages = [_dump({"type": "heartbeat", "ts": int(self._clock() * 1000)})]
                 kind = "heartbeat"
             else:
+                now = loop.time()
+                if now < next_slot:
+                    await asyncio.sleep(next_slot - now)
+                    now = next_slot
+                next_slot = now + COALESCE_S
                 client.ready.clear()
                 messages = client.control + client.buffer.take()
                 client.control = []
@@ -140,8 +150,6 @@ class LiveEndpoint:
                 async with asyncio.timeout(SEND_TIMEOUT_S):
                     await websocket.send_text(text)
             self._metrics.messages.labels(kind).inc(len(messages))
-            if kind == "readings":
-                await asyncio.sleep(COALESCE_S)
 
     async def _receive_loop(self, websocket: WebSocket, client: _Client) -> None:
         while True:
