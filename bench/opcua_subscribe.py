@@ -35,6 +35,7 @@ from edge_agent.drivers.opcua import (
     OpcuaPoint,
     SessionOptions,
 )
+from edge_agent.drivers.opcua.session import PUBLISH_REQUESTS
 
 RESULTS = Path(__file__).parent / "results" / "opcua_subscribe.json"
 
@@ -152,7 +153,7 @@ def main() -> None:
     parser.add_argument("--sampling-ms", type=int, default=100)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--per-subscription", type=int, default=1000)
-    parser.add_argument("--publish-requests", type=int, default=4)
+    parser.add_argument("--publish-requests", type=int, default=PUBLISH_REQUESTS)
     parser.add_argument(
         "--node-server",
         action="store_true",
