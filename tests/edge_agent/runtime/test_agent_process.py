@@ -99,7 +99,8 @@ async def test_buffer_bound_drops_oldest_counts_exact_memory_flat(
     served = len(agent.served())
     buf = status_doc["buffer"]
     assert buf["bytes"] <= 300_000
-    assert status_doc["state"] in ("faulted", "online")
+    # Read after the clean stop: the last document written may already say offline.
+    assert status_doc["state"] in ("faulted", "online", "offline")
     # Exact accounting: every served reading is either still buffered or counted as dropped.
     assert buf["readings"] + buf["dropped"] == served
     per_device = {name: d["dropped"] for name, d in status_doc["devices"].items()}

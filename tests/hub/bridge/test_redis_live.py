@@ -107,11 +107,17 @@ async def test_redis_down_ingest_side_never_blocks_and_latest_recovers(
         await _until(
             lambda: _latest_is(
                 other, m, {"a": Latest(199.0, 199, "good"), "b": Latest(-199.0, 199, "good")}
-            )
+            ),
+            timeout_s=60,
         )
-        # The subscriber came back by itself too.
-        live.publish([_batch(m, 300, {"a": (300, 0.5)})])
-        await _until(lambda: _received(seen, m, "a", 300))
+
+        # The subscriber came back by itself too. Pub/sub keeps nothing for a subscriber that
+        # is still reconnecting, so publish until one update lands.
+        async def resubscribed() -> bool:
+            live.publish([_batch(m, 300, {"a": (300, 0.5)})])
+            return await _received(seen, m, "a", 300)
+
+        await _until(resubscribed, timeout_s=60)
         collector.cancel()
 
 
