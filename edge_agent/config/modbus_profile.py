@@ -39,6 +39,7 @@ __all__ = [
     "PollMs",
     "Table",
     "duplicate_issues",
+    "validate_tag_list",
 ]
 
 Table = Literal["holding", "input", "coil", "discrete"]
@@ -353,6 +354,21 @@ class ModbusTag(_Model):
         return issues
 
 
+def validate_tag_list(title: str, value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+    """Validate a profile's tags, adding duplicate names and an empty list to the problems."""
+    # Checked on the raw list so duplicates are reported even when other tags are broken.
+    problems = duplicate_issues(value, "name", "tag name", "tags")
+    if isinstance(value, list | tuple) and not value:
+        # Not Field(min_length=1): pydantic would also count broken tags as missing ones.
+        problems.append(Issue((), "a profile needs at least one tag", "add tags: - name: ..."))
+    try:
+        tags = handler(value)
+    except ValidationError as exc:
+        reraise_with(title, exc, problems)
+    raise_issues(title, problems)
+    return tags
+
+
 class ModbusProfile(_Model):
     """A machine type spoken to over Modbus: its register map and decoding rules."""
 
@@ -367,16 +383,4 @@ class ModbusProfile(_Model):
     @field_validator("tags", mode="wrap")
     @classmethod
     def _unique_names(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
-        # Checked on the raw list so duplicates are reported even when other tags are broken.
-        duplicates = duplicate_issues(value, "name", "tag name", "tags")
-        if isinstance(value, list | tuple) and not value:
-            # Not Field(min_length=1): pydantic would also count broken tags as missing ones.
-            duplicates.append(
-                Issue((), "a profile needs at least one tag", "add tags: - name: ...")
-            )
-        try:
-            tags = handler(value)
-        except ValidationError as exc:
-            reraise_with("ModbusProfile", exc, duplicates)
-        raise_issues("ModbusProfile", duplicates)
-        return tags
+        return validate_tag_list("ModbusProfile", value, handler)

@@ -9,14 +9,13 @@ from pydantic import (
     ConfigDict,
     Field,
     FiniteFloat,
-    ValidationError,
     ValidatorFunctionWrapHandler,
     field_validator,
     model_validator,
 )
 
-from edge_agent.config.issues import Issue, raise_issues, reraise_with
-from edge_agent.config.modbus_profile import duplicate_issues
+from edge_agent.config.issues import Issue, raise_issues
+from edge_agent.config.modbus_profile import validate_tag_list
 from edge_agent.config.names import Name
 
 __all__ = ["OpcUaDeadband", "OpcUaDefaults", "OpcUaProfile", "OpcUaTag"]
@@ -82,14 +81,4 @@ class OpcUaProfile(_Model):
     @field_validator("tags", mode="wrap")
     @classmethod
     def _unique_names(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
-        duplicates = duplicate_issues(value, "name", "tag name", "tags")
-        if isinstance(value, list | tuple) and not value:
-            duplicates.append(
-                Issue((), "a profile needs at least one tag", "add tags: - name: ...")
-            )
-        try:
-            tags = handler(value)
-        except ValidationError as exc:
-            reraise_with("OpcUaProfile", exc, duplicates)
-        raise_issues("OpcUaProfile", duplicates)
-        return tags
+        return validate_tag_list("OpcUaProfile", value, handler)
