@@ -1,25 +1,31 @@
-"""WebSocket fan-out: 1,000 clients × 10 updates/s; MQTT publish → client socket latency
-(target p99 ≤ 100 ms) and hub RSS.
+"""WebSocket fan-out: 10, 200 and 1,000 clients × 10 updates/s; MQTT publish → client socket
+latency (target p99 ≤ 100 ms at 1,000 clients), hub RSS and the CPU of every process.
 
-Starts a private PostgreSQL and Mosquitto (tests/harness), runs `millstream-hub serve`
-(in-process fan-out, no Redis) as a subprocess, opens `--clients` WebSocket connections from
-this process, each subscribed to one of `--machines` machines, then publishes one batch per
-machine every 1/`--rate` s (10 tags each). Every reading carries its publish time (ns) as its
-value, so a client's receive time minus the value is the MQTT → socket latency of that reading
-(same host, same clock). Client-side parsing shares the machine's two cores with the hub,
-PostgreSQL and Mosquitto, so the figure is an upper bound.
+Three kinds of process, so each one's CPU is its own: a private PostgreSQL and Mosquitto
+(tests/harness); `millstream-hub serve` (in-process fan-out, no Redis); and `--procs` Node.js
+processes running the clients (bench/ws_clients/clients.js, Node's `ws`, installed into
+bench/ws_clients/node_modules by `npm install` on first run). This process only publishes: one
+batch per machine every 1/`--rate` s, 10 tags each, every reading carrying its publish time (ns)
+as its value. A client's receive time minus that value is the MQTT publish → socket latency of
+the reading (same host, same clock). Clients offer permessage-deflate, as browsers do.
 
-    .venv/bin/python bench/ws_fanout.py [--clients 1000] [--machines 10] [--rate 10] [--seconds 20]
+Scenarios run in turn on one hub (RSS is recorded before and after each). Each scenario has a
+3 s warm-up, then `--seconds` measured; readings published in the window count.
+
+    .venv/bin/python bench/ws_fanout.py [--clients 10,200,1000] [--seconds 12] [--procs 2]
+        [--machines 10] [--rate 10] [--flush-ms 20] [--plain]
+
+About 90 s in all with the defaults. Results: bench/results/ws_fanout.json, one entry per
+client count (`clients_1000`, …), each with the load average before and after.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import platform
-import statistics
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -31,155 +37,268 @@ import httpx
 import paho.mqtt.client as paho
 import psutil
 from paho.mqtt.enums import CallbackAPIVersion
-from websockets.asyncio.client import ClientConnection, connect
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import wire
 from tests.harness import Mosquitto, Postgres, free_port
 
-RESULTS = Path(__file__).parent / "results" / "ws_fanout.json"
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results" / "ws_fanout.json"
+CLIENTS_JS = HERE / "ws_clients" / "clients.js"
 HUB = str(Path(sys.executable).with_name("millstream-hub"))
 SECRET = "bench-" + "x" * 48
 PASSWORD = "bench-password"
 TAGS = 10
+WARMUP_S = 3.0
 
 
-async def client_loop(ws: ClientConnection, lat: list[float], stop: asyncio.Event) -> None:
-    while not stop.is_set():
+def ensure_node_clients() -> None:
+    if not shutil.which("node"):
+        sys.exit("bench/ws_fanout.py needs Node.js (node) for its load-generating clients")
+    if not (CLIENTS_JS.parent / "node_modules" / "ws").is_dir():
+        subprocess.run(
+            ["npm", "install", "--no-audit", "--no-fund"], cwd=CLIENTS_JS.parent, check=True
+        )
+
+
+def percentile(sorted_values: list[float], q: float) -> float:
+    return round(sorted_values[min(len(sorted_values) - 1, int(len(sorted_values) * q))], 1)
+
+
+def cpu_seconds(procs: list[psutil.Process]) -> float:
+    total = 0.0
+    for p in procs:
         try:
-            async with asyncio.timeout(1):
-                raw = await ws.recv()
-        except TimeoutError:
-            continue
-        now = time.time_ns()
-        msg = json.loads(raw)
-        if msg["type"] == "readings":
-            lat.extend((now - int(r["v"])) / 1e6 for r in msg["readings"] if r["tag"] == "t0")
+            t = p.cpu_times()
+            total += t.user + t.system + t.children_user + t.children_system
+        except psutil.NoSuchProcess:
+            pass
+    return total
 
 
-async def run(args: argparse.Namespace, url: str, token: str, broker: Mosquitto) -> dict[str, Any]:
-    machines = [f"plant/l1/m{i}" for i in range(args.machines)]
-    lat: list[float] = []
-    stop = asyncio.Event()
-    conns = []
-    for i in range(args.clients):
-        ws = await connect(f"{url}?token={token}", proxy=None, compression=None, max_size=None)
-        json.loads(await ws.recv())  # welcome
-        await ws.send(json.dumps({"type": "subscribe", "machines": [machines[i % len(machines)]]}))
-        json.loads(await ws.recv())  # subscribed
-        conns.append(ws)
-    print(f"{len(conns)} clients connected and subscribed", flush=True)
-    tasks = [asyncio.create_task(client_loop(ws, lat, stop)) for ws in conns]
+def tree(pid: int) -> list[psutil.Process]:
+    root = psutil.Process(pid)
+    return [root, *root.children(recursive=True)]
 
-    pub = paho.Client(CallbackAPIVersion.VERSION2, client_id="bench-pub")
-    pub.connect(broker.host, broker.port)
-    pub.loop_start()
-    seq = 0
-    period = 1 / args.rate
-    started = time.perf_counter()
-    warmup_until = started + 3
-    next_at = started
-    while time.perf_counter() - started < args.seconds:
-        if time.perf_counter() >= warmup_until and warmup_until:
-            lat.clear()  # drop the warm-up's figures
-            warmup_until = 0
-        for m in machines:
-            seq += 1
-            ts = time.time_ns()
-            readings = [
-                wire.Reading(tag=f"t{k}", ts=ts // 1_000_000, v=ts, q="good") for k in range(TAGS)
-            ]
-            pub.publish(
-                f"ms/v1/{m}/telemetry", wire.encode_telemetry("bench", seq, readings), qos=1
+
+class Publisher:
+    """One MQTT batch per machine per tick, each reading's value its publish time in ns."""
+
+    def __init__(self, broker: Mosquitto, machines: list[str]) -> None:
+        self.machines = machines
+        self.seq = 0
+        self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id="bench-pub")
+        self.client.connect(broker.host, broker.port)
+        self.client.loop_start()
+
+    def run(self, seconds: float, rate: float) -> None:
+        period = 1 / rate
+        started = time.perf_counter()
+        next_at = started
+        while time.perf_counter() - started < seconds:
+            for m in self.machines:
+                self.seq += 1
+                ts = time.time_ns()
+                readings = [
+                    wire.Reading(tag=f"t{k}", ts=ts // 1_000_000, v=ts, q="good")
+                    for k in range(TAGS)
+                ]
+                self.client.publish(
+                    f"ms/v1/{m}/telemetry",
+                    wire.encode_telemetry("bench", self.seq, readings),
+                    qos=1,
+                )
+            next_at += period
+            time.sleep(max(0.0, next_at - time.perf_counter()))
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def scenario(
+    args: argparse.Namespace, clients: int, url: str, hub: psutil.Process, pub: Publisher
+) -> dict[str, Any]:
+    tmp = Path(tempfile.mkdtemp(prefix="bench-ws-clients-"))
+    nprocs = max(1, min(args.procs, clients // 100))
+    procs: list[subprocess.Popen[str]] = []
+    outs = []
+    for i in range(nprocs):
+        n = clients // nprocs + (1 if i < clients % nprocs else 0)
+        out = tmp / f"clients{i}.json"
+        outs.append(out)
+        procs.append(
+            subprocess.Popen(
+                [
+                    "node",
+                    str(CLIENTS_JS),
+                    url,
+                    str(n),
+                    ",".join(pub.machines),
+                    str(out),
+                    "plain" if args.plain else "deflate",
+                ],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
             )
-        next_at += period
-        await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
-    await asyncio.sleep(1)
-    stop.set()
-    await asyncio.gather(*tasks)
-    pub.disconnect()
-    pub.loop_stop()
-    for ws in conns:
-        await ws.close()
-    expected = args.clients * args.rate * (args.seconds - 3)
+        )
+    try:
+        for p in procs:
+            assert p.stdout is not None
+            line = p.stdout.readline()
+            if not line.startswith("ready"):
+                raise SystemExit(f"client process failed before ready: {line!r}")
+        print(f"{clients} clients connected and subscribed ({nprocs} processes)", flush=True)
+        client_ps = [psutil.Process(p.pid) for p in procs]
+        rss_before = hub.memory_info().rss
+        load_before = os.getloadavg()
+        pub.run(WARMUP_S, args.rate)
+        window_from_ms = time.time() * 1000
+        hub_cpu0, clients_cpu0 = cpu_seconds(tree(hub.pid)), cpu_seconds(client_ps)
+        psutil.cpu_percent(None)
+        t0 = time.perf_counter()
+        pub.run(args.seconds, args.rate)
+        elapsed = time.perf_counter() - t0
+        window_to_ms = time.time() * 1000
+        hub_cpu = cpu_seconds(tree(hub.pid)) - hub_cpu0
+        clients_cpu = cpu_seconds(client_ps) - clients_cpu0
+        system_cpu = psutil.cpu_percent(None)
+        rss_after = hub.memory_info().rss
+        time.sleep(1.0)  # the window's last updates land
+        for p in procs:
+            assert p.stdin is not None
+            p.stdin.write("stop\n")
+            p.stdin.flush()
+        for p in procs:
+            p.wait(60)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    lat: list[float] = []
+    totals: dict[str, int] = {}
+    for out in outs:
+        doc = json.loads(out.read_text())
+        lat.extend(
+            v
+            for t, v in zip(doc["ts"], doc["lat"], strict=True)
+            if window_from_ms <= t < window_to_ms
+        )
+        for key in ("messages", "readings_messages", "heartbeats", "errors", "closed", "deflate"):
+            totals[key] = totals.get(key, 0) + doc[key]
+    shutil.rmtree(tmp, ignore_errors=True)
     lat.sort()
+    expected = clients * args.rate * args.seconds
     return {
-        "clients": args.clients,
-        "machines": args.machines,
+        "clients": clients,
+        "machines": len(pub.machines),
         "updates_per_s_per_client": args.rate,
-        "seconds_measured": args.seconds - 3,
+        "seconds_measured": round(elapsed, 1),
         "updates_received": len(lat),
-        "updates_expected_approx": expected,
-        "latency_ms_p50": round(statistics.median(lat), 1),
-        "latency_ms_p95": round(lat[int(len(lat) * 0.95)], 1),
-        "latency_ms_p99": round(lat[int(len(lat) * 0.99)], 1),
-        "latency_ms_max": round(lat[-1], 1),
+        "updates_expected_approx": round(expected),
+        "latency_ms_p50": percentile(lat, 0.50) if lat else None,
+        "latency_ms_p95": percentile(lat, 0.95) if lat else None,
+        "latency_ms_p99": percentile(lat, 0.99) if lat else None,
+        "latency_ms_max": round(lat[-1], 1) if lat else None,
+        "hub_rss_mib_before": round(rss_before / 2**20, 1),
+        "hub_rss_mib_after": round(rss_after / 2**20, 1),
+        "hub_cpu_cores": round(hub_cpu / elapsed, 2),
+        "clients_cpu_cores": round(clients_cpu / elapsed, 2),
+        "client_processes": nprocs,
+        "system_cpu_percent_of_all_cores": system_cpu,
+        "client_stats": totals,
+        "load_avg_before": [round(x, 2) for x in load_before],
+        "load_avg_after": [round(x, 2) for x in os.getloadavg()],
+        "flush_ms": args.flush_ms,
+        "clients_offer_deflate": not args.plain,
+        "target": "p99 <= 100 ms at 1,000 clients",
     }
+
+
+def start_hub(
+    args: argparse.Namespace, pg: Postgres, broker: Mosquitto, tmp: Path
+) -> tuple[subprocess.Popen[bytes], str, str]:
+    port = free_port()
+    config = tmp / "hub.yaml"
+    config.write_text(
+        f"mqtt: {{url: '{broker.url}'}}\nstorage: '{pg.dsn}'\n"
+        f"http: {{host: 127.0.0.1, port: {port}}}\njwt_secret: '{SECRET}'\n"
+        f"flush_ms: {args.flush_ms}\n"
+    )
+    subprocess.run([HUB, "migrate", "-c", config], check=True)
+    subprocess.run(
+        [HUB, "users", "add", "bench", "--role", "viewer", "--password-stdin", "-c", config],
+        input=PASSWORD.encode(),
+        check=True,
+    )
+    log = (tmp / "hub.log").open("wb")
+    hub = subprocess.Popen([HUB, "serve", "--config", str(config)], stderr=log)
+    base = f"http://127.0.0.1:{port}"
+    with httpx.Client(base_url=base, timeout=30) as client:
+        for _ in range(300):
+            try:
+                if client.get("/health/ready").status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        token = client.post(
+            "/api/v1/auth/login", json={"username": "bench", "password": PASSWORD}
+        ).json()["access_token"]
+    return hub, f"ws://127.0.0.1:{port}/ws?token={token}", str(tmp / "hub.log")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--clients", type=int, default=1000)
+    parser.add_argument("--clients", default="10,200,1000", help="comma-separated client counts")
+    parser.add_argument("--seconds", type=float, default=12, help="measured seconds per scenario")
+    parser.add_argument("--procs", type=int, default=2, help="client processes (at most)")
     parser.add_argument("--machines", type=int, default=10)
-    parser.add_argument("--rate", type=float, default=10)
-    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--rate", type=float, default=10, help="updates per machine per second")
+    parser.add_argument("--flush-ms", type=int, default=20, help="the hub's ingest flush_ms")
+    parser.add_argument("--plain", action="store_true", help="clients do not offer deflate")
     args = parser.parse_args()
+    ensure_node_clients()
+    counts = [int(c) for c in args.clients.split(",")]
     pg, broker = Postgres(), Mosquitto()
     hub: subprocess.Popen[bytes] | None = None
     pg.start()
     broker.start()
     try:
         tmp = Path(tempfile.mkdtemp(prefix="bench-ws-"))
-        port = free_port()
-        config = tmp / "hub.yaml"
-        config.write_text(
-            f"mqtt: {{url: '{broker.url}'}}\nstorage: '{pg.dsn}'\n"
-            f"http: {{host: 127.0.0.1, port: {port}}}\njwt_secret: '{SECRET}'\nflush_ms: 20\n"
-        )
-        subprocess.run([HUB, "migrate", "-c", config], check=True)
-        subprocess.run(
-            [HUB, "users", "add", "bench", "--role", "viewer", "--password-stdin", "-c", config],
-            input=PASSWORD.encode(),
-            check=True,
-        )
-        log = (tmp / "hub.log").open("wb")
-        hub = subprocess.Popen([HUB, "serve", "--config", str(config)], stderr=log)
-        base = f"http://127.0.0.1:{port}"
-        with httpx.Client(base_url=base, timeout=30) as client:
-            for _ in range(300):
-                try:
-                    if client.get("/health/ready").status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                time.sleep(0.1)
-            token = client.post(
-                "/api/v1/auth/login", json={"username": "bench", "password": PASSWORD}
-            ).json()["access_token"]
+        hub, url, hub_log = start_hub(args, pg, broker, tmp)
         proc = psutil.Process(hub.pid)
         rss_idle = proc.memory_info().rss
-        result = asyncio.run(run(args, base.replace("http", "ws") + "/ws", token, broker))
-        result["hub_rss_mib_idle"] = round(rss_idle / 2**20, 1)
-        result["hub_rss_mib_after"] = round(proc.memory_info().rss / 2**20, 1)
-        result["flush_ms"] = 20
-        result["target"] = "p99 <= 100 ms"
-        result["machine"] = {
-            "cpu_count": os.cpu_count(),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-            "clients": "same process, same machine (shares the CPU with the hub)",
-            "load_avg_1m_at_end": round(os.getloadavg()[0], 2),
-        }
-        result["recorded_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        print(json.dumps(result, indent=2))
-        # One entry per client count, so runs at several scales sit side by side.
+        pub = Publisher(broker, [f"plant/l1/m{i}" for i in range(args.machines)])
+        results = {}
+        for n in counts:
+            result = scenario(args, n, url, proc, pub)
+            result["hub_rss_mib_idle"] = round(rss_idle / 2**20, 1)
+            result["machine"] = {
+                "cpu_count": os.cpu_count(),
+                "python": platform.python_version(),
+                "platform": platform.platform(),
+                "processes": "hub, PostgreSQL, Mosquitto, Node clients and the publisher are "
+                "separate processes on one machine",
+            }
+            result["recorded_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+            print(json.dumps({k: v for k, v in result.items() if k != "machine"}), flush=True)
+            results[f"clients_{n}"] = result
+        pub.close()
+        # One entry per client count, so a run of one scale keeps the others' figures.
         previous = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-        if "clients" in previous:  # an older single-run file
-            previous = {f"clients_{previous['clients']}": previous}
-        previous[f"clients_{args.clients}"] = result
+        previous.update(results)
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
         RESULTS.write_text(json.dumps(previous, indent=2) + "\n")
+        for key, r in results.items():
+            print(
+                f"{key}: p50 {r['latency_ms_p50']} ms, p99 {r['latency_ms_p99']} ms, "
+                f"hub {r['hub_cpu_cores']} cores, RSS {r['hub_rss_mib_after']} MiB, "
+                f"clients {r['clients_cpu_cores']} cores, load {r['load_avg_after'][0]}"
+            )
+        print(f"hub log: {hub_log}")
     finally:
         if hub is not None:
             hub.terminate()
