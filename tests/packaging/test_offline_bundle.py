@@ -123,6 +123,15 @@ def test_installs_and_runs_with_no_network(bundle: Path, tmp_path: Path) -> None
     )
     assert validate.returncode == 0, validate.stdout + validate.stderr
 
+    # The unit template travels inside the wheel, and the bundle's unit is that template rendered.
+    unit = subprocess.run(
+        [str(prefix / "bin" / "edge-agent"), "service", "show"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert unit.stdout == (bundle / "millstream-agent.service").read_text()
+
 
 def test_refuses_a_damaged_bundle(bundle: Path, tmp_path: Path) -> None:
     copy = tmp_path / "bundle"

@@ -1,4 +1,4 @@
-"""init, status, buffer stats|export|purge and service install against real files."""
+"""init, status and buffer stats|export|purge against real files (service: test_service.py)."""
 
 from __future__ import annotations
 
@@ -110,38 +110,3 @@ def test_status_before_first_run_and_from_status_file(tmp_path: Path) -> None:
     first = runner.invoke(app, ["status", str(cfg)])
     assert first.exit_code == 0
     assert "has not run" in first.output
-
-
-def test_service_unit_is_hardened(tmp_path: Path) -> None:
-    cfg = make_config(tmp_path)
-    units = tmp_path / "units"
-    result = runner.invoke(
-        app,
-        [
-            "service",
-            "install",
-            str(cfg),
-            "--unit-dir",
-            str(units),
-            "--no-systemctl",
-            "--metrics-port",
-            "9108",
-        ],
-    )
-    assert result.exit_code == 0, result.output
-    unit = (units / "edge-agent.service").read_text()
-    for line in [
-        "NoNewPrivileges=yes",
-        "ProtectSystem=strict",
-        "CapabilityBoundingSet=",
-        "Restart=always",
-        "KillSignal=SIGTERM",
-        f"ReadWritePaths={tmp_path}",
-    ]:
-        assert line in unit
-    assert f"run {cfg.resolve()} --metrics-port 9108" in unit
-    removed = runner.invoke(
-        app, ["service", "uninstall", "--unit-dir", str(units), "--no-systemctl"]
-    )
-    assert removed.exit_code == 0
-    assert not (units / "edge-agent.service").exists()
