@@ -130,10 +130,11 @@ def install(
 
     The unit runs `edge-agent run CONFIG` as USER, restarts it whatever happens and starts it at
     boot. The agent may write only /var/lib/millstream and the buffer and state folders CONFIG
-    names (created if missing); keep those under /var/lib/millstream. Afterwards: `journalctl -u millstream-agent -f` shows its log, `edge-agent status
-    CONFIG` its buffer and devices, `systemctl restart millstream-agent` applies a changed
-    config. With --no-systemctl it only writes the file; then run `systemctl daemon-reload &&
-    systemctl enable --now millstream-agent` yourself.
+    names (created if missing); keep those under /var/lib/millstream. Afterwards: `journalctl
+    -u millstream-agent -f` shows its log, `edge-agent status CONFIG` its buffer and devices,
+    `systemctl restart millstream-agent` applies a changed config. With --no-systemctl it only
+    writes the file; then run `systemctl daemon-reload && systemctl enable --now
+    millstream-agent` yourself.
     """
     values = _values(config, user, metrics_port)
     problems = _problems(values)
