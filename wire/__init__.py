@@ -12,26 +12,33 @@ no clock reads: callers pass `now_ms`. Every parser raises `PayloadError` (with 
     telemetry.py   parse_telemetry / encode_telemetry
     receipts.py    parse_receipt / encode_receipt / coalesce_seqs
     status.py      machine and agent status codecs
+    meta.py        machine tag metadata (units, descriptions) codec
 """
 
 from wire.errors import REASONS, PayloadError, Reason
 from wire.limits import (
+    MAX_DESCRIPTION_CHARS,
     MAX_FUTURE_MS,
+    MAX_META_TAGS,
     MAX_PAST_MS,
     MAX_PAYLOAD_BYTES,
     MAX_READINGS,
     MAX_SEQ,
     MAX_STRING_BYTES,
     MAX_TS,
+    MAX_UNIT_CHARS,
     RESERVED_SITES,
     SEGMENT_PATTERN,
     TAG_PATTERN,
     VERSION,
 )
+from wire.meta import encode_meta, parse_meta
 from wire.models import (
     AgentStatus,
     AgentStatusBody,
     DeviceHealth,
+    Meta,
+    MetaBody,
     Quality,
     Reading,
     Receipt,
@@ -39,6 +46,7 @@ from wire.models import (
     State,
     Status,
     StatusBody,
+    TagMeta,
     Telemetry,
     TelemetryBody,
     Value,
@@ -48,6 +56,7 @@ from wire.status import encode_agent_status, encode_status, parse_agent_status, 
 from wire.telemetry import ReadingLike, encode_telemetry, parse_telemetry
 from wire.topics import (
     AGENT_STATUS_FILTER,
+    MACHINE_META_FILTER,
     MACHINE_STATUS_FILTER,
     PREFIX,
     TELEMETRY_FILTER,
@@ -59,6 +68,7 @@ from wire.topics import (
     check_segment,
     cmd_result_topic,
     cmd_topic,
+    meta_topic,
     parse_topic,
     receipt_topic,
     status_topic,
@@ -67,14 +77,18 @@ from wire.topics import (
 
 __all__ = [
     "AGENT_STATUS_FILTER",
+    "MACHINE_META_FILTER",
     "MACHINE_STATUS_FILTER",
+    "MAX_DESCRIPTION_CHARS",
     "MAX_FUTURE_MS",
+    "MAX_META_TAGS",
     "MAX_PAST_MS",
     "MAX_PAYLOAD_BYTES",
     "MAX_READINGS",
     "MAX_SEQ",
     "MAX_STRING_BYTES",
     "MAX_TS",
+    "MAX_UNIT_CHARS",
     "PREFIX",
     "REASONS",
     "RESERVED_SITES",
@@ -87,6 +101,8 @@ __all__ = [
     "AgentTopic",
     "DeviceHealth",
     "MachineTopic",
+    "Meta",
+    "MetaBody",
     "PayloadError",
     "Quality",
     "Reading",
@@ -98,6 +114,7 @@ __all__ = [
     "State",
     "Status",
     "StatusBody",
+    "TagMeta",
     "Telemetry",
     "TelemetryBody",
     "Topic",
@@ -108,10 +125,13 @@ __all__ = [
     "cmd_topic",
     "coalesce_seqs",
     "encode_agent_status",
+    "encode_meta",
     "encode_receipt",
     "encode_status",
     "encode_telemetry",
+    "meta_topic",
     "parse_agent_status",
+    "parse_meta",
     "parse_receipt",
     "parse_status",
     "parse_telemetry",

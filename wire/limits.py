@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 __all__ = [
+    "MAX_DESCRIPTION_CHARS",
     "MAX_FUTURE_MS",
+    "MAX_META_TAGS",
     "MAX_PAST_MS",
     "MAX_PAYLOAD_BYTES",
     "MAX_READINGS",
     "MAX_SEQ",
     "MAX_STRING_BYTES",
     "MAX_TS",
+    "MAX_UNIT_CHARS",
     "RESERVED_SITES",
     "SEGMENT_PATTERN",
     "TAG_PATTERN",
@@ -21,6 +24,12 @@ VERSION = 1
 MAX_READINGS = 10_000
 MAX_PAYLOAD_BYTES = 1024 * 1024
 MAX_STRING_BYTES = 1024  # UTF-8 bytes, not characters: what storage and Kafka actually carry
+
+# Tag metadata (`…/meta`): as many tags as a batch may carry readings; a unit is a short symbol
+# ("°C", "m³/h"), as a device profile allows; a description is one line for a tooltip.
+MAX_META_TAGS = 10_000
+MAX_UNIT_CHARS = 32
+MAX_DESCRIPTION_CHARS = 256
 
 # Readings older than the window are what a forgotten buffer replays; newer ones are a wrong clock.
 MAX_PAST_MS = 30 * 24 * 60 * 60 * 1000

@@ -21,10 +21,13 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from wire.limits import (
+    MAX_DESCRIPTION_CHARS,
+    MAX_META_TAGS,
     MAX_READINGS,
     MAX_SEQ,
     MAX_STRING_BYTES,
     MAX_TS,
+    MAX_UNIT_CHARS,
     RESERVED_SITES,
     SEGMENT_PATTERN,
     TAG_PATTERN,
@@ -35,6 +38,8 @@ __all__ = [
     "AgentStatus",
     "AgentStatusBody",
     "DeviceHealth",
+    "Meta",
+    "MetaBody",
     "Quality",
     "Reading",
     "Receipt",
@@ -42,6 +47,7 @@ __all__ = [
     "State",
     "Status",
     "StatusBody",
+    "TagMeta",
     "Telemetry",
     "TelemetryBody",
     "Value",
@@ -202,6 +208,39 @@ class AgentStatus(_AgentHealth):
     """An agent's health with its id taken from the topic."""
 
     agent_id: Segment
+
+
+class TagMeta(_Model):
+    """What a tag's values mean: engineering unit and a one-line description (both optional)."""
+
+    unit: Annotated[str, Field(strict=True, min_length=1, max_length=MAX_UNIT_CHARS)] | None = None
+    description: (
+        Annotated[str, Field(strict=True, min_length=1, max_length=MAX_DESCRIPTION_CHARS)] | None
+    ) = None
+
+
+TagMetas = Annotated[Mapping[Tag, TagMeta], Field(max_length=MAX_META_TAGS)]
+
+
+class MetaBody(_Model):
+    """Payload of `ms/v1/{site}/{line}/{machine}/meta` (retained): the machine's whole tag list.
+
+    Each message replaces the previous one: a tag left out has no unit or description any more.
+    """
+
+    v: Version
+    ts: Ts
+    tags: TagMetas
+
+
+class Meta(_Model):
+    """A machine's tag metadata with its identity taken from the topic."""
+
+    site: Site
+    line: Segment
+    machine: Segment
+    ts: Ts
+    tags: TagMetas
 
 
 class ReceiptBody(_Model):

@@ -2,7 +2,8 @@
 
 ms/v1/{site}/{line}/{machine}/telemetry     ms/v1/agents/{agent_id}/status
 ms/v1/{site}/{line}/{machine}/status        ms/v1/agents/{agent_id}/cmd
-ms/v1/receipts/{src}                        ms/v1/agents/{agent_id}/cmd/res
+ms/v1/{site}/{line}/{machine}/meta          ms/v1/agents/{agent_id}/cmd/res
+ms/v1/receipts/{src}
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from wire.limits import RESERVED_SITES, SEGMENT_PATTERN
 
 __all__ = [
     "AGENT_STATUS_FILTER",
+    "MACHINE_META_FILTER",
     "MACHINE_STATUS_FILTER",
     "PREFIX",
     "TELEMETRY_FILTER",
@@ -27,6 +29,7 @@ __all__ = [
     "check_segment",
     "cmd_result_topic",
     "cmd_topic",
+    "meta_topic",
     "parse_topic",
     "receipt_topic",
     "status_topic",
@@ -38,6 +41,7 @@ PREFIX = "ms/v1"
 # Subscription filters for the hub. `+` also matches the reserved sites; parse_topic rejects those.
 TELEMETRY_FILTER = f"{PREFIX}/+/+/+/telemetry"
 MACHINE_STATUS_FILTER = f"{PREFIX}/+/+/+/status"
+MACHINE_META_FILTER = f"{PREFIX}/+/+/+/meta"
 AGENT_STATUS_FILTER = f"{PREFIX}/agents/+/status"
 
 _SEGMENT = re.compile(SEGMENT_PATTERN)
@@ -46,9 +50,11 @@ _AGENT_KINDS: dict[str, Literal["status", "cmd", "cmd_res"]] = {
     "cmd": "cmd",
     "cmd/res": "cmd_res",
 }
-_MACHINE_KINDS: dict[str, Literal["telemetry", "status"]] = {
+MachineKind = Literal["telemetry", "status", "meta"]
+_MACHINE_KINDS: dict[str, MachineKind] = {
     "telemetry": "telemetry",
     "status": "status",
+    "meta": "meta",
 }
 
 
@@ -56,7 +62,7 @@ _MACHINE_KINDS: dict[str, Literal["telemetry", "status"]] = {
 class MachineTopic:
     """`ms/v1/{site}/{line}/{machine}/{kind}`."""
 
-    kind: Literal["telemetry", "status"]
+    kind: MachineKind
     site: str
     line: str
     machine: str
@@ -118,6 +124,11 @@ def telemetry_topic(site: str, line: str, machine: str) -> str:
 def status_topic(site: str, line: str, machine: str) -> str:
     """Topic of a machine's retained status (online/offline/faulted)."""
     return str(MachineTopic("status", *_machine(site, line, machine)))
+
+
+def meta_topic(site: str, line: str, machine: str) -> str:
+    """Topic of a machine's retained tag metadata (units, descriptions)."""
+    return str(MachineTopic("meta", *_machine(site, line, machine)))
 
 
 def agent_status_topic(agent_id: str) -> str:

@@ -119,6 +119,9 @@ def _describe(  # noqa: PLR0911
         return f"{_FIXED[reason]}, got {shorten(got)}"
     if reason == "string_too_long":
         ctx = first.get("ctx", {})
+        if ctx.get("max_length", MAX_STRING_BYTES) != MAX_STRING_BYTES and isinstance(got, str):
+            # Meta's unit and description are limited in characters, as profiles write them.
+            return f"is {len(got)} characters, the limit is {ctx['max_length']}"
         limit = ctx.get("limit", ctx.get("max_length", MAX_STRING_BYTES))
         size = len(got.encode()) if isinstance(got, str) else "too many"
         return f"is {size} bytes of UTF-8, the limit is {limit}"

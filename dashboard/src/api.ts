@@ -32,7 +32,9 @@ export interface Series {
   line: string;
   machine: string;
   tag: string;
+  /** From the machine's meta message (units in device profiles); null when none was published. */
   unit?: string | null;
+  description?: string | null;
 }
 
 export type Value = number | boolean | string | null;

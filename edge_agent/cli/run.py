@@ -14,7 +14,7 @@ from edge_agent.cli.opcua import fail, load_or_exit, opcua_device
 from edge_agent.cli.probe import modbus_device
 from edge_agent.config import LoadedConfig
 from edge_agent.errors import MillstreamAgentError
-from edge_agent.runtime import Source, run_agent, setup_logging
+from edge_agent.runtime import Source, profile_meta, run_agent, setup_logging
 
 __all__ = ["build_sources", "register", "run"]
 
@@ -76,7 +76,8 @@ def run(
             metrics.serve(metrics_port)
             on_status = metrics.update
             log.info("metrics on http://127.0.0.1:%d/metrics", metrics_port)
-        asyncio.run(run_agent(loaded.config, loaded.path, sources, on_status=on_status))
+        meta = profile_meta(loaded)
+        asyncio.run(run_agent(loaded.config, loaded.path, sources, on_status=on_status, meta=meta))
     except MillstreamAgentError as exc:
         raise fail(exc) from exc
 

@@ -9,7 +9,7 @@ import random
 import socket
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import aiomqtt
 
@@ -60,6 +60,8 @@ class Publisher:
         self._rnd = rnd
         self._status: bytes | None = None
         self._status_dirty = asyncio.Event()
+        self._retained: dict[str, bytes] = {}
+        self._retained_dirty = asyncio.Event()
         self._stop = asyncio.Event()
         self._window = asyncio.Semaphore(settings.inflight)
         # The backlog may use at most 3/4 of the window, so live batches always find a slot.
@@ -73,6 +75,12 @@ class Publisher:
         """Publish this agent status (retained) now if connected, else as birth on connect."""
         self._status = payload
         self._status_dirty.set()
+
+    def set_retained(self, messages: Mapping[str, bytes]) -> None:
+        """Retained messages (topic → payload, e.g. machine meta) to publish on every connect,
+        and now if connected."""
+        self._retained = dict(messages)
+        self._retained_dirty.set()
 
     def stop(self) -> None:
         """Ask `run()` to end: publish `offline` retained and disconnect cleanly."""
@@ -178,6 +186,7 @@ class Publisher:
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self._incoming(client), name="publish-incoming")
             tg.create_task(self._status_lane(client), name="publish-status")
+            tg.create_task(self._retained_lane(client), name="publish-retained")
             tg.create_task(self._live_lane(client, tg), name="publish-live")
             tg.create_task(self._backlog_lane(client, tg), name="publish-backlog")
             await self._stop.wait()
@@ -210,6 +219,16 @@ class Publisher:
             if self._status is not None:
                 await client.publish(self.contract.status_topic, self._status, qos=1, retain=True)
                 _recheck_cancel()
+
+    async def _retained_lane(self, client: aiomqtt.Client) -> None:
+        # Once per session, not only once: a broker without persistence forgets retained
+        # messages when it restarts.
+        while True:
+            self._retained_dirty.clear()
+            for topic, payload in list(self._retained.items()):
+                await client.publish(topic, payload, qos=1, retain=True)
+                _recheck_cancel()
+            await self._retained_dirty.wait()
 
     async def _live_lane(self, client: aiomqtt.Client, tg: asyncio.TaskGroup) -> None:
         while True:

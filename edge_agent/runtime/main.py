@@ -5,15 +5,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import wire
 from edge_agent.buffer import Batcher, Bounds, Buffer
 from edge_agent.config import AgentConfig
 from edge_agent.publish import Publisher, PublisherSettings
 from edge_agent.runtime.agent import Agent
 from edge_agent.runtime.contract import WireContract
+from edge_agent.runtime.meta import meta_messages
 from edge_agent.runtime.sources import Source
 
 __all__ = ["buffer_path", "run_agent", "state_dir"]
@@ -38,8 +41,13 @@ async def run_agent(
     *,
     on_status: Callable[[dict[str, Any]], None] | None = None,
     on_ready: Callable[[Agent], None] | None = None,
+    meta: Mapping[str, Mapping[str, wire.TagMeta]] | None = None,
 ) -> None:
-    """Run until SIGTERM or SIGINT, then shut down cleanly (flush, commit, status offline)."""
+    """Run until SIGTERM or SIGINT, then shut down cleanly (flush, commit, status offline).
+
+    `meta` (machine → tag → unit, see `profile_meta`) is published retained for every device
+    on each connect, so the hub shows units; None publishes no meta at all.
+    """
     mqtt, buf = config.mqtt, config.buffer
     contract = WireContract(config.agent.id, config.agent.site, config.agent.line)
     settings = PublisherSettings.from_config(mqtt, config.agent.id, config_file=str(config_file))
@@ -54,13 +62,26 @@ async def run_agent(
         commit_interval=buf.commit_interval.total_seconds(),
         encoder=contract.encode_batch,
     ) as buffer:
+        publisher = Publisher(settings, buffer, contract)
+        if meta is not None:
+            # Stamped once per start: a reconnect republishes the same message, which the hub
+            # takes as unchanged; a restart with a changed profile supersedes it.
+            publisher.set_retained(
+                meta_messages(
+                    config.agent.site,
+                    config.agent.line,
+                    sources,
+                    meta,
+                    int(time.time() * 1000),
+                )
+            )
         agent = Agent(
             agent_id=config.agent.id,
             site=config.agent.site,
             line=config.agent.line,
             sources=sources,
             buffer=buffer,
-            publisher=Publisher(settings, buffer, contract),
+            publisher=publisher,
             batcher=Batcher(mqtt.max_batch, mqtt.max_delay_ms / 1000),
             status_interval=mqtt.status_interval.total_seconds(),
             status_file=state / "agent-status.json",

@@ -1,4 +1,4 @@
-"""Turn one MQTT message into what storage commits: telemetry, status, or a dead letter (pure).
+"""Turn one MQTT message into what storage commits: telemetry, status, meta or a dead letter (pure).
 
 All topic and payload parsing is `wire`'s; this module only routes and maps. It never raises on
 input: anything `wire` refuses becomes a `DeadLetter` carrying wire's stable reason code.
@@ -13,6 +13,7 @@ from hub.ingest.message import Incoming
 from hub.storage import (
     AgentStatusUpdate,
     DeadLetter,
+    MachineMetaUpdate,
     MachineStatusUpdate,
     Sample,
     TelemetryBatch,
@@ -20,7 +21,9 @@ from hub.storage import (
 
 __all__ = ["classify", "guess_seq", "guess_src"]
 
-Classified = TelemetryBatch | DeadLetter | MachineStatusUpdate | AgentStatusUpdate
+Classified = (
+    TelemetryBatch | DeadLetter | MachineStatusUpdate | AgentStatusUpdate | MachineMetaUpdate
+)
 
 # Only to attribute a refused payload to its publisher in the dead-letter table; never used to
 # accept data. Bounded: looks at the first 4 KiB only.
@@ -65,6 +68,17 @@ def classify(msg: Incoming) -> Classified | None:
         if not msg.payload:
             # A zero-length retained PUBLISH is how MQTT clears a retained status: not an error.
             return None
+        if msg.topic.endswith("/meta"):
+            m = wire.parse_meta(msg.topic, msg.payload)
+            return MachineMetaUpdate(
+                site=m.site,
+                line=m.line,
+                machine=m.machine,
+                ts=m.ts,
+                tags=[(tag, t.unit, t.description) for tag, t in m.tags.items()],
+                payload=msg.payload.decode("utf-8"),
+                received_at=msg.received_at,
+            )
         if msg.topic.startswith("ms/v1/agents/"):
             a = wire.parse_agent_status(msg.topic, msg.payload)
             return AgentStatusUpdate(

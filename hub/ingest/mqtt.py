@@ -24,6 +24,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
+import wire
 from hub.config import MqttConfig
 from hub.ingest.message import Incoming
 
@@ -33,21 +34,23 @@ log = logging.getLogger(__name__)
 
 
 def subscriptions(share_group: str, *, shared: bool = True) -> list[tuple[str, SubscribeOptions]]:
-    """Topic filters: telemetry shared across hub instances, status seen by every instance."""
+    """Topic filters: telemetry shared across hub instances, status and meta seen by every one."""
     if not shared:
         # MQTT 3.1.1 has neither shared subscriptions nor retain handling options.
         plain = SubscribeOptions(qos=1)
         return [
-            ("ms/v1/+/+/+/telemetry", plain),
-            ("ms/v1/+/+/+/status", plain),
-            ("ms/v1/agents/+/status", plain),
+            (wire.TELEMETRY_FILTER, plain),
+            (wire.MACHINE_STATUS_FILTER, plain),
+            (wire.MACHINE_META_FILTER, plain),
+            (wire.AGENT_STATUS_FILTER, plain),
         ]
     # Retained status is only wanted once per new subscription, not on every reconnect.
     status = SubscribeOptions(qos=1, retainHandling=SubscribeOptions.RETAIN_SEND_IF_NEW_SUB)
     return [
-        (f"$share/{share_group}/ms/v1/+/+/+/telemetry", SubscribeOptions(qos=1)),
-        ("ms/v1/+/+/+/status", status),
-        ("ms/v1/agents/+/status", status),
+        (f"$share/{share_group}/{wire.TELEMETRY_FILTER}", SubscribeOptions(qos=1)),
+        (wire.MACHINE_STATUS_FILTER, status),
+        (wire.MACHINE_META_FILTER, status),
+        (wire.AGENT_STATUS_FILTER, status),
     ]
 
 

@@ -27,6 +27,7 @@ from hub.metrics import HubMetrics
 from hub.storage import (
     AgentStatusUpdate,
     DeadLetter,
+    MachineMetaUpdate,
     MachineStatusUpdate,
     Storage,
     TelemetryBatch,
@@ -38,13 +39,16 @@ __all__ = ["Classified", "IngestPipeline"]
 
 log = logging.getLogger(__name__)
 
-Classified = TelemetryBatch | DeadLetter | MachineStatusUpdate | AgentStatusUpdate
+Classified = (
+    TelemetryBatch | DeadLetter | MachineStatusUpdate | AgentStatusUpdate | MachineMetaUpdate
+)
 
 _KIND = {
     TelemetryBatch: "telemetry",
     DeadLetter: "dead_letter",
     MachineStatusUpdate: "machine_status",
     AgentStatusUpdate: "agent_status",
+    MachineMetaUpdate: "machine_meta",
 }
 
 
@@ -58,7 +62,7 @@ class _Item:
 
 
 def _build(items: Sequence[_Item]) -> WriteBatch:
-    telemetry, dead, machines, agents = [], [], [], []
+    telemetry, dead, machines, agents, metas = [], [], [], [], []
     for item in items:
         r = item.result
         if r is None:
@@ -69,9 +73,13 @@ def _build(items: Sequence[_Item]) -> WriteBatch:
             dead.append(r)
         elif isinstance(r, MachineStatusUpdate):
             machines.append(r)
+        elif isinstance(r, MachineMetaUpdate):
+            metas.append(r)
         else:
             agents.append(r)
-    return WriteBatch(telemetry=telemetry, dead_letters=dead, machines=machines, agents=agents)
+    return WriteBatch(
+        telemetry=telemetry, dead_letters=dead, machines=machines, agents=agents, metas=metas
+    )
 
 
 def _rejected(item: _Item, exc: Exception) -> _Item:

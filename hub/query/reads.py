@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -17,13 +18,24 @@ QUALITY_NAMES = ("good", "uncertain", "bad")
 
 @dataclass(frozen=True, slots=True)
 class SeriesInfo:
-    """A series: id and identity."""
+    """A series: id, identity, and the unit and description its machine's meta gives it."""
 
     id: int
     site: str
     line: str
     machine: str
     tag: str
+    unit: str | None = None
+    description: str | None = None
+
+
+_SERIES = (
+    "SELECT s.id, s.site, s.line, s.machine, s.tag, t.unit, t.description FROM series s"
+    " LEFT JOIN tag_meta t ON t.site = s.site AND t.line = s.line AND t.machine = s.machine"
+    " AND t.tag = s.tag"
+)
+# Units change only when a profile does: a history request may show one a minute old.
+SERIES_CACHE_S = 60.0
 
 
 def _payload(text: object) -> dict[str, Any]:
@@ -59,9 +71,9 @@ class ReadQueries:
 
     def __init__(self, db: Database) -> None:
         self._db = db
-        # A series' identity never changes once created: cache it (bounded) to save a round trip
-        # per history request.
-        self._series_cache: dict[int, SeriesInfo] = {}
+        # A series' identity never changes once created and its unit seldom does: cache it
+        # (bounded, for SERIES_CACHE_S) to save a round trip per history request.
+        self._series_cache: dict[int, tuple[float, SeriesInfo]] = {}
 
     async def ping(self) -> None:
         """Raise `StorageUnavailable` unless the database answers."""
@@ -112,14 +124,11 @@ class ReadQueries:
 
     async def series(self, site: str | None = None, machine: str | None = None) -> list[SeriesInfo]:
         """Every series, optionally of one site and/or machine name."""
+        cast = "::text" if self._db.dialect == "postgresql" else ""
         rows = await self._db.fetch(
-            "SELECT id, site, line, machine, tag FROM series"
-            " WHERE ($1::text IS NULL OR site = $1) AND ($2::text IS NULL OR machine = $2)"
-            " ORDER BY site, line, machine, tag"
-            if self._db.dialect == "postgresql"
-            else "SELECT id, site, line, machine, tag FROM series"
-            " WHERE ($1 IS NULL OR site = $1) AND ($2 IS NULL OR machine = $2)"
-            " ORDER BY site, line, machine, tag",
+            f"{_SERIES} WHERE ($1{cast} IS NULL OR s.site = $1)"
+            f" AND ($2{cast} IS NULL OR s.machine = $2)"
+            " ORDER BY s.site, s.line, s.machine, s.tag",
             site,
             machine,
         )
@@ -127,17 +136,17 @@ class ReadQueries:
 
     async def series_by_id(self, series_id: int) -> SeriesInfo | None:
         """One series, if it exists."""
+        now = time.monotonic()
         cached = self._series_cache.get(series_id)
-        if cached is not None:
-            return cached
-        rows = await self._db.fetch(
-            "SELECT id, site, line, machine, tag FROM series WHERE id = $1", series_id
-        )
+        if cached is not None and now - cached[0] < SERIES_CACHE_S:
+            return cached[1]
+        rows = await self._db.fetch(f"{_SERIES} WHERE s.id = $1", series_id)
         if not rows:
             return None
         if len(self._series_cache) >= 100_000:
             self._series_cache.clear()
-        info = self._series_cache[series_id] = SeriesInfo(**rows[0])
+        info = SeriesInfo(**rows[0])
+        self._series_cache[series_id] = (now, info)
         return info
 
     async def machine_series(self, site: str, line: str, machine: str) -> dict[str, int]:

@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 from hub.storage.model import (
     AgentStatusUpdate,
     DeadLetter,
+    MachineMetaUpdate,
     MachineStatusUpdate,
     RollupRow,
     Sample,
@@ -24,6 +25,7 @@ from hub.storage.sqlite import SqliteStorage
 __all__ = [
     "AgentStatusUpdate",
     "DeadLetter",
+    "MachineMetaUpdate",
     "MachineStatusUpdate",
     "PostgresStorage",
     "RollupRow",

@@ -14,6 +14,7 @@ __all__ = [
     "QUALITY_CODES",
     "AgentStatusUpdate",
     "DeadLetter",
+    "MachineMetaUpdate",
     "MachineStatusUpdate",
     "ReadingLike",
     "RollupRow",
@@ -112,6 +113,20 @@ class MachineStatusUpdate:
 
 
 @dataclass(frozen=True, slots=True)
+class MachineMetaUpdate:
+    """A machine's tag metadata from its retained meta topic; replaces the machine's previous."""
+
+    site: str
+    line: str
+    machine: str
+    ts: int
+    # (tag, unit, description) for every tag the message names.
+    tags: Sequence[tuple[str, str | None, str | None]]
+    payload: str
+    received_at: int
+
+
+@dataclass(frozen=True, slots=True)
 class AgentStatusUpdate:
     """An agent's health as published on `ms/v1/agents/{id}/status`."""
 
@@ -132,12 +147,13 @@ class AgentStatusUpdate:
 
 @dataclass(frozen=True, slots=True)
 class WriteBatch:
-    """Everything committed in one transaction: telemetry, dead letters and status updates."""
+    """Everything committed in one transaction: telemetry, dead letters, status and meta."""
 
     telemetry: Sequence[TelemetryBatch] = ()
     dead_letters: Sequence[DeadLetter] = ()
     machines: Sequence[MachineStatusUpdate] = ()
     agents: Sequence[AgentStatusUpdate] = ()
+    metas: Sequence[MachineMetaUpdate] = ()
     readings_count: int = field(default=0)
 
     def __post_init__(self) -> None:

@@ -20,6 +20,7 @@ from hub.errors import SchemaError, StorageRejected, StorageUnavailable
 from hub.storage.migrations import load_migrations
 from hub.storage.model import (
     DEAD_LETTER_PAYLOAD_LIMIT,
+    MachineMetaUpdate,
     Resolution,
     RollupRow,
     SeriesKey,
@@ -28,7 +29,14 @@ from hub.storage.model import (
     WriteBatch,
     WriteResult,
 )
-from hub.storage.rows import DAY_MS, SeriesIds, missing_series, produced_rows, to_rows
+from hub.storage.rows import (
+    DAY_MS,
+    SeriesIds,
+    missing_series,
+    newest_metas,
+    produced_rows,
+    to_rows,
+)
 
 __all__ = ["PostgresStorage", "TransactionHook"]
 
@@ -123,6 +131,17 @@ ON CONFLICT (site, line, machine, minute) DO UPDATE SET
     updated_at = greatest(p.updated_at, excluded.updated_at)
 """
 
+# A meta message replaces the machine's tag list unless an equal or newer one is already kept;
+# RETURNING says whether it was.
+_META_UPSERT = """
+INSERT INTO machine_meta AS m (site, line, machine, meta_ts, payload, received_at)
+VALUES ($1, $2, $3, $4, $5, $6)
+ON CONFLICT (site, line, machine) DO UPDATE SET
+    meta_ts = excluded.meta_ts, payload = excluded.payload, received_at = excluded.received_at
+WHERE excluded.meta_ts >= m.meta_ts
+RETURNING 1
+"""
+
 _READ_ROLLUP = """
 SELECT b.bucket, b.min, b.max, b.sum, b.count, b.last_ts, b.last_value
 FROM rollup_minute b JOIN series s ON s.id = b.series_id
@@ -146,6 +165,21 @@ _TRANSIENT: tuple[type[BaseException], ...] = (
 
 def _partition_name(day: int) -> str:
     return "readings_" + dt.datetime.fromtimestamp(day * 86_400, dt.UTC).strftime("%Y%m%d")
+
+
+async def _replace_meta(conn: asyncpg.Connection, m: MachineMetaUpdate) -> None:
+    key = (m.site, m.line, m.machine)
+    if await conn.fetchval(_META_UPSERT, *key, m.ts, m.payload, m.received_at) is None:
+        return  # an older message than the one kept
+    await conn.execute("DELETE FROM tag_meta WHERE site = $1 AND line = $2 AND machine = $3", *key)
+    if m.tags:
+        tags = sorted(m.tags)
+        await conn.execute(
+            "INSERT INTO tag_meta (site, line, machine, tag, unit, description)"
+            " SELECT $1, $2, $3, * FROM unnest($4::text[], $5::text[], $6::text[])",
+            *key,
+            *(list(col) for col in zip(*tags, strict=True)),
+        )
 
 
 class PostgresStorage:
@@ -392,6 +426,8 @@ class PostgresStorage:
                     )
                 if produced := produced_rows(batch.agents):
                     await conn.executemany(_PRODUCED_UPSERT, produced)
+                for meta in newest_metas(batch.metas):
+                    await _replace_meta(conn, meta)
                 result = WriteResult(inserted, len(records) - inserted)
                 for hook in self._hooks:
                     await hook(conn, batch, result)
@@ -476,6 +512,23 @@ class PostgresStorage:
                 end_ms,
             )
             return {int(r[0]): int(r[1]) for r in rows}
+
+        return await self._call(run)
+
+    async def read_tag_meta(
+        self, site: str, line: str, machine: str
+    ) -> dict[str, tuple[str | None, str | None]]:
+        """Tag → (unit, description) from the machine's newest meta message."""
+
+        async def run(conn: asyncpg.Connection) -> dict[str, tuple[str | None, str | None]]:
+            rows = await conn.fetch(
+                "SELECT tag, unit, description FROM tag_meta"
+                " WHERE site = $1 AND line = $2 AND machine = $3",
+                site,
+                line,
+                machine,
+            )
+            return {r[0]: (r[1], r[2]) for r in rows}
 
         return await self._call(run)
 

@@ -18,7 +18,7 @@ __all__ = ["Storage"]
 
 
 class Storage(Protocol):
-    """A system of record for readings, rollups, dead letters and status.
+    """A system of record for readings, rollups, dead letters, status and tag metadata.
 
     `write` is one transaction: everything in the batch is committed, or nothing is and it raises
     `StorageUnavailable`. Writing a reading that is already stored is a no-op (identity
@@ -70,6 +70,12 @@ class Storage(Protocol):
         self, site: str, line: str, machine: str, start_ms: int, end_ms: int
     ) -> dict[int, int]:
         """Readings agents reported producing per minute (start_ms <= minute < end_ms)."""
+        ...
+
+    async def read_tag_meta(
+        self, site: str, line: str, machine: str
+    ) -> dict[str, tuple[str | None, str | None]]:
+        """Tag → (unit, description) from the machine's newest meta message."""
         ...
 
     async def read_dead_letters(self, limit: int = 100) -> list[dict[str, Any]]:

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from hub.storage.model import QUALITY_CODES, AgentStatusUpdate, SeriesKey, TelemetryBatch
+from hub.storage.model import (
+    QUALITY_CODES,
+    AgentStatusUpdate,
+    MachineMetaUpdate,
+    SeriesKey,
+    TelemetryBatch,
+)
 
 __all__ = [
     "DAY_MS",
@@ -13,6 +19,7 @@ __all__ = [
     "Row",
     "SeriesIds",
     "missing_series",
+    "newest_metas",
     "produced_rows",
     "to_rows",
 ]
@@ -87,4 +94,16 @@ def produced_rows(agents: Iterable[AgentStatusUpdate]) -> list[ProducedRow]:
             if held is None or count > held[4]:
                 best[key] = (*key, count, a.agent_id, a.received_at)
     # Sorted: concurrent transactions upsert the same rows in the same order (no deadlock).
+    return [best[k] for k in sorted(best)]
+
+
+def newest_metas(metas: Iterable[MachineMetaUpdate]) -> list[MachineMetaUpdate]:
+    """The newest meta of each machine in a batch (last received wins a tie), in key order."""
+    best: dict[tuple[str, str, str], MachineMetaUpdate] = {}
+    for m in metas:
+        key = (m.site, m.line, m.machine)
+        held = best.get(key)
+        if held is None or m.ts >= held.ts:
+            best[key] = m
+    # Sorted: concurrent transactions lock the same rows in the same order (no deadlock).
     return [best[k] for k in sorted(best)]

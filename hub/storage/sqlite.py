@@ -18,6 +18,7 @@ from hub.errors import SchemaError, StorageRejected, StorageUnavailable
 from hub.storage.migrations import load_migrations
 from hub.storage.model import (
     DEAD_LETTER_PAYLOAD_LIMIT,
+    MachineMetaUpdate,
     Resolution,
     RollupRow,
     SeriesKey,
@@ -26,7 +27,14 @@ from hub.storage.model import (
     WriteResult,
 )
 from hub.storage.rollup import BUCKET_MS, aggregate
-from hub.storage.rows import DAY_MS, SeriesIds, missing_series, produced_rows, to_rows
+from hub.storage.rows import (
+    DAY_MS,
+    SeriesIds,
+    missing_series,
+    newest_metas,
+    produced_rows,
+    to_rows,
+)
 
 __all__ = ["SqliteStorage"]
 
@@ -72,6 +80,16 @@ VALUES (?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (site, line, machine, minute) DO UPDATE SET
     produced = max(p.produced, excluded.produced), agent_id = excluded.agent_id,
     updated_at = max(p.updated_at, excluded.updated_at)
+"""
+
+# See the PostgreSQL backend: replace the tag list unless an equal or newer one is kept.
+_META_UPSERT = """
+INSERT INTO machine_meta AS m (site, line, machine, meta_ts, payload, received_at)
+VALUES (?, ?, ?, ?, ?, ?)
+ON CONFLICT (site, line, machine) DO UPDATE SET
+    meta_ts = excluded.meta_ts, payload = excluded.payload, received_at = excluded.received_at
+WHERE excluded.meta_ts >= m.meta_ts
+RETURNING 1
 """
 
 
@@ -273,6 +291,8 @@ class SqliteStorage:
                 ],
             )
             db.executemany(_PRODUCED_UPSERT, produced_rows(batch.agents))
+            for meta in newest_metas(batch.metas):
+                self._replace_meta(meta)
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
@@ -281,6 +301,18 @@ class SqliteStorage:
                 self._series.get((key.site, key.line, key.machine), {}).pop(key.tag, None)
             raise
         return WriteResult(len(inserted_rows), len(records) - len(inserted_rows))
+
+    def _replace_meta(self, m: MachineMetaUpdate) -> None:
+        key = (m.site, m.line, m.machine)
+        kept = self._db.execute(_META_UPSERT, (*key, m.ts, m.payload, m.received_at)).fetchall()
+        if not kept:
+            return  # an older message than the one kept
+        self._db.execute("DELETE FROM tag_meta WHERE site = ? AND line = ? AND machine = ?", key)
+        self._db.executemany(
+            "INSERT INTO tag_meta (site, line, machine, tag, unit, description)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            [(*key, *tag) for tag in sorted(m.tags)],
+        )
 
     async def write(self, batch: WriteBatch) -> WriteResult:
         """Commit telemetry, dead letters and status updates in one transaction."""
@@ -339,6 +371,21 @@ class SqliteStorage:
                 (site, line, machine, start_ms, end_ms),
             ).fetchall()
             return {int(r[0]): int(r[1]) for r in rows}
+
+        return await self._run(run)
+
+    async def read_tag_meta(
+        self, site: str, line: str, machine: str
+    ) -> dict[str, tuple[str | None, str | None]]:
+        """Tag → (unit, description) from the machine's newest meta message."""
+
+        def run() -> dict[str, tuple[str | None, str | None]]:
+            rows = self._db.execute(
+                "SELECT tag, unit, description FROM tag_meta"
+                " WHERE site = ? AND line = ? AND machine = ?",
+                (site, line, machine),
+            ).fetchall()
+            return {r[0]: (r[1], r[2]) for r in rows}
 
         return await self._run(run)
 

@@ -162,12 +162,19 @@ def test_coalesced_ranges_cover_exactly_the_seqs(seqs: list[int]) -> None:
         assert all(seq in receipt for seq in seqs)
 
 
+# No deadline: four parsers per example, on a machine other test runs keep busy.
+@settings(deadline=None)
 @given(
     payload=st.binary(max_size=256)
     | json_values.map(lambda value: json.dumps(value).encode())
     | st.fixed_dictionaries(
         {"v": st.just(1) | json_values, "state": json_values, "ts": json_values},
-        optional={"detail": json_values, "poll_errors": json_values, "seqs": json_values},
+        optional={
+            "detail": json_values,
+            "poll_errors": json_values,
+            "seqs": json_values,
+            "tags": json_values,
+        },
     ).map(lambda value: json.dumps(value).encode())
 )
 def test_status_and_receipt_parsers_raise_only_payload_error(payload: bytes) -> None:
@@ -175,6 +182,7 @@ def test_status_and_receipt_parsers_raise_only_payload_error(payload: bytes) -> 
         lambda: wire.parse_status("ms/v1/p/l/m/status", payload),
         lambda: wire.parse_agent_status("ms/v1/agents/a/status", payload),
         lambda: wire.parse_receipt("ms/v1/receipts/a", payload),
+        lambda: wire.parse_meta("ms/v1/p/l/m/meta", payload),
     ]
     for parse in parsers:
         try:

@@ -10,6 +10,7 @@ import wire
 def test_builders_write_the_documented_topics() -> None:
     assert wire.telemetry_topic("plant1", "line3", "cnc7") == "ms/v1/plant1/line3/cnc7/telemetry"
     assert wire.status_topic("plant1", "line3", "cnc7") == "ms/v1/plant1/line3/cnc7/status"
+    assert wire.meta_topic("plant1", "line3", "cnc7") == "ms/v1/plant1/line3/cnc7/meta"
     assert wire.agent_status_topic("line3-pc") == "ms/v1/agents/line3-pc/status"
     assert wire.cmd_topic("line3-pc") == "ms/v1/agents/line3-pc/cmd"
     assert wire.cmd_result_topic("line3-pc") == "ms/v1/agents/line3-pc/cmd/res"
@@ -21,6 +22,7 @@ def test_builders_write_the_documented_topics() -> None:
     [
         ("ms/v1/p/l/m/telemetry", wire.MachineTopic("telemetry", "p", "l", "m")),
         ("ms/v1/p/l/m/status", wire.MachineTopic("status", "p", "l", "m")),
+        ("ms/v1/p/l/m/meta", wire.MachineTopic("meta", "p", "l", "m")),
         ("ms/v1/agents/a-1/status", wire.AgentTopic("status", "a-1")),
         ("ms/v1/agents/a_1/cmd", wire.AgentTopic("cmd", "a_1")),
         ("ms/v1/agents/A1/cmd/res", wire.AgentTopic("cmd_res", "A1")),
@@ -91,4 +93,5 @@ def test_builders_refuse_segments_the_hub_would_refuse(build: object, field: str
 def test_subscription_filters_cover_the_topics() -> None:
     assert wire.TELEMETRY_FILTER == "ms/v1/+/+/+/telemetry"
     assert wire.MACHINE_STATUS_FILTER == "ms/v1/+/+/+/status"
+    assert wire.MACHINE_META_FILTER == "ms/v1/+/+/+/meta"
     assert wire.AGENT_STATUS_FILTER == "ms/v1/agents/+/status"

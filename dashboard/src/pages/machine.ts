@@ -126,7 +126,7 @@ export function machinePage(root: HTMLElement, [site, line, name]: string[]): ()
       tr = h(
         "tr",
         { "data-tag": tag },
-        h("td", null, tag),
+        h("td", s?.description ? { title: s.description } : null, tag),
         h("td", { class: "num value" }),
         h("td", { class: "unit" }, s?.unit ?? "–"),
         h("td", { class: "quality" }),

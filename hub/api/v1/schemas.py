@@ -85,7 +85,7 @@ class MachineOut(BaseModel):
 
 
 class SeriesOut(BaseModel):
-    """A series (one tag of one machine)."""
+    """A series (one tag of one machine); unit and description from the machine's meta."""
 
     id: int
     site: str
@@ -93,6 +93,7 @@ class SeriesOut(BaseModel):
     machine: str
     tag: str
     unit: str | None = None
+    description: str | None = None
 
 
 class LatestOut(BaseModel):

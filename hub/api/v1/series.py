@@ -22,8 +22,16 @@ Filter = Annotated[str | None, Query(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 
 
 def _series_out(s: SeriesInfo) -> SeriesOut:
-    # Units are not part of wire v1; they appear here once profiles/devices report them.
-    return SeriesOut(id=s.id, site=s.site, line=s.line, machine=s.machine, tag=s.tag)
+    # unit/description come from the machine's retained meta message (docs/wire.md).
+    return SeriesOut(
+        id=s.id,
+        site=s.site,
+        line=s.line,
+        machine=s.machine,
+        tag=s.tag,
+        unit=s.unit,
+        description=s.description,
+    )
 
 
 async def history(

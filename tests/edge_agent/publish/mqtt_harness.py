@@ -104,6 +104,7 @@ class Responder:
         self.count = 0  # readings received including duplicates
         self.seqs_seen: list[int] = []
         self.statuses: list[dict[str, Any]] = []
+        self.metas: dict[str, dict[str, Any]] = {}  # machine → its newest meta message
         self.changed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._pending: set[asyncio.Task[None]] = set()
@@ -128,6 +129,7 @@ class Responder:
                 ) as client:
                     await client.subscribe("ms/v1/+/+/+/telemetry", qos=1)
                     await client.subscribe("ms/v1/agents/+/status", qos=1)
+                    await client.subscribe("ms/v1/+/+/+/meta", qos=1)
                     async for msg in client.messages:
                         self._handle(client, msg)
             except aiomqtt.MqttError:
@@ -141,6 +143,10 @@ class Responder:
             self.changed.set()
             return
         machine = str(msg.topic).split("/")[4]
+        if msg.topic.matches("ms/v1/+/+/+/meta"):
+            self.metas[machine] = body
+            self.changed.set()
+            return
         self.batches.append(body)
         self.seqs_seen.append(body["seq"])
         for r in body["readings"]:

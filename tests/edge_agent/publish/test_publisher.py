@@ -155,3 +155,40 @@ async def test_birth_status_and_clean_offline(broker: Broker, tmp_path: Path) ->
     assert msg.retain
     assert isinstance(msg.payload, bytes)
     assert json.loads(msg.payload)["state"] == "offline"
+
+
+async def retained(broker: Broker, topic: str) -> bytes | None:
+    """The retained payload on `topic` as a new subscriber gets it (None if there is none)."""
+    async with aiomqtt.Client("127.0.0.1", broker.port) as client:
+        await client.subscribe(topic, qos=1)
+        try:
+            async with asyncio.timeout(1):
+                async for msg in client.messages:
+                    # A message published while we subscribe arrives live, not as retained.
+                    if msg.retain and isinstance(msg.payload, bytes):
+                        return msg.payload
+        except TimeoutError:
+            pass
+    return None
+
+
+async def test_retained_messages_on_connect_on_change_and_after_broker_restart(
+    volatile_broker: Broker, tmp_path: Path
+) -> None:
+    topic = "ms/v1/s/l/m1/meta"
+    async with running(tmp_path / "r.db", settings(volatile_broker)) as (_buf, pub):
+        pub.set_retained({topic: b"first"})
+
+        async def holds(payload: bytes) -> Callable[[], Awaitable[bool]]:
+            async def check() -> bool:
+                return await retained(volatile_broker, topic) == payload
+
+            return check
+
+        await eventually(await holds(b"first"))
+        pub.set_retained({topic: b"second"})  # while connected: published now
+        await eventually(await holds(b"second"))
+        # A broker without persistence forgets retained messages; the next session resends.
+        volatile_broker.kill()
+        volatile_broker.start()
+        await eventually(await holds(b"second"))

@@ -14,6 +14,8 @@ from typing import IO
 import pytest
 from mqtt_harness import Broker, Responder, eventually, free_port
 
+from edge_agent.config import load_agent_config
+
 EDGE_AGENT = str(Path(sys.executable).with_name("edge-agent"))
 
 
@@ -49,6 +51,14 @@ def plant(tmp_path: Path, broker: Broker) -> Iterator[Path]:
     yield config
     os.kill(sim.pid, signal.SIGKILL)
     sim.wait()
+
+
+def _profile_units(config: Path) -> dict[str, dict[str, str]]:
+    """Machine → tag → unit, read from the generated config and its profiles."""
+    loaded = load_agent_config(config)
+    return {
+        d.device.machine: {t.name: t.unit for t in d.profile.tags if t.unit} for d in loaded.devices
+    }
 
 
 @pytest.fixture
@@ -88,6 +98,15 @@ async def test_run_publishes_every_device_and_stops_cleanly(
         run_log.seek(0)
         assert agent.returncode == 0, run_log.read().decode()[-3000:]
         assert set(hub.readings) == {"press-01", "conveyor-01"}
+        # Units from the generated profiles, published retained per machine (wire `…/meta`).
+        units = {
+            machine: {tag: m.get("unit") for tag, m in body["tags"].items()}
+            for machine, body in hub.metas.items()
+        }
+        assert set(units) == {"press-01", "conveyor-01"}
+        expected = _profile_units(plant)
+        assert units == expected
+        assert any(expected["press-01"].values())
         await hub.wait_for(
             lambda: any(s.get("state") == "offline" for s in hub.statuses), within=10
         )

@@ -265,6 +265,11 @@ async def test_engineer_sees_fleet_live_values_and_an_agent_going_offline(
             pressure = page.locator('tr[data-tag="pressure"] td.value')
             await pressure.wait_for(timeout=10_000)
             await page.locator('[data-chart="pressure"] canvas').first.wait_for(timeout=10_000)
+            # Units come from the press's profile, through the agent's retained meta message.
+            unit = page.locator('tr[data-tag="pressure"] td.unit')
+            assert await unit.inner_text() == "bar"
+            title = page.locator('[data-chart="pressure"] .chart-title')
+            assert "(bar)" in await title.inner_text()
             await asyncio.sleep(4)  # a few seconds of live chart before the anomaly
             # Normal pressure stays below ~210 bar; out_of_range serves 250 + 125.
             answer = await request(

@@ -72,6 +72,11 @@ def test_secrets_are_private_and_kept(tmp_path: Path) -> None:
 
 def test_mqtt_311_subscriptions_are_plain() -> None:
     topics = [t for t, _ in subscriptions("hub", shared=False)]
-    assert topics == ["ms/v1/+/+/+/telemetry", "ms/v1/+/+/+/status", "ms/v1/agents/+/status"]
+    assert topics == [
+        "ms/v1/+/+/+/telemetry",
+        "ms/v1/+/+/+/status",
+        "ms/v1/+/+/+/meta",
+        "ms/v1/agents/+/status",
+    ]
     assert all(opts.QoS == 1 for _, opts in subscriptions("hub", shared=False))
     assert subscriptions("hub")[0][0] == "$share/hub/ms/v1/+/+/+/telemetry"

@@ -8,7 +8,13 @@ from hypothesis import strategies as st
 import wire
 from hub.ingest.classify import classify, guess_seq, guess_src
 from hub.ingest.message import Incoming
-from hub.storage import AgentStatusUpdate, DeadLetter, MachineStatusUpdate, TelemetryBatch
+from hub.storage import (
+    AgentStatusUpdate,
+    DeadLetter,
+    MachineMetaUpdate,
+    MachineStatusUpdate,
+    TelemetryBatch,
+)
 
 NOW = 1_763_900_000_000
 M = NOW - NOW % 60_000  # a minute start
@@ -68,6 +74,24 @@ def test_agent_status_carries_site_line_and_production() -> None:
     old = classify(msg("ms/v1/agents/ag/status", wire.encode_agent_status("online", NOW)))
     assert isinstance(old, AgentStatusUpdate)
     assert (old.site, old.line, tuple(old.produced)) == (None, None, ())
+
+
+def test_meta_and_its_dead_letters() -> None:
+    payload = wire.encode_meta(NOW, {"temp": wire.TagMeta(unit="°C", description="Oil")})
+    m = classify(msg("ms/v1/s/l/m/meta", payload))
+    assert isinstance(m, MachineMetaUpdate)
+    assert (m.site, m.line, m.machine, m.ts) == ("s", "l", "m", NOW)
+    assert list(m.tags) == [("temp", "°C", "Oil")]
+    assert classify(msg("ms/v1/s/l/m/meta", b"")) is None  # a cleared retained meta
+    d = classify(
+        msg("ms/v1/s/l/m/meta", b'{"v":1,"ts":1,"tags":{"t":{"unit":"%s"}}}' % (b"x" * 33))
+    )
+    assert isinstance(d, DeadLetter)
+    assert d.reason == "string_too_long"
+    d = classify(msg("ms/v1/s/l/m/meta", b'{"v":1,"ts":1,"tags":{"t":{"units":"V"}}}'))
+    assert isinstance(d, DeadLetter)
+    assert (d.reason, d.seq) == ("bad_field", None)
+    assert "tags.t.units" in d.message
 
 
 def test_guess_seq_reads_a_plain_integer_only() -> None:

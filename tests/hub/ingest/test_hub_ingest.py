@@ -345,6 +345,34 @@ async def test_status_messages_update_machines_and_agents(
         assert [r[0] for r in dead] == ["bad_field"]
 
 
+async def test_meta_messages_store_units_and_bad_ones_are_dead_lettered(
+    mosquitto: Any, pg_dsn: str, mqtt_client: MqttTestClient
+) -> None:
+    import wire  # noqa: PLC0415 -- only these tests build meta payloads
+
+    await migrate(pg_dsn)
+    site = unique("s")
+    now = now_ms()
+    topic = wire.meta_topic(site, "l1", "oven")
+    good = wire.encode_meta(now, {"zone1_temp": wire.TagMeta(unit="°C", description="Zone 1")})
+    # Retained before the hub subscribes: the hub must get it on subscription.
+    await mqtt_client.apublish(topic, good, retain=True)
+    async with running_hub(hub_config(mosquitto.url, pg_dsn)):
+        await mqtt_client.apublish(topic, b'{"v":1,"ts":1,"tags":{"t":{"unit":7}}}')
+
+        async def stored() -> bool:
+            rows = await pg_fetch(
+                pg_dsn, "SELECT tag, unit, description FROM tag_meta WHERE site = $1", site
+            )
+            dead = await pg_fetch(pg_dsn, "SELECT reason FROM dead_letters WHERE topic = $1", topic)
+            return [tuple(r) for r in rows] == [("zone1_temp", "°C", "Zone 1")] and [
+                r[0] for r in dead
+            ] == ["bad_field"]
+
+        await eventually(stored)
+    await mqtt_client.apublish(topic, b"", retain=True)  # leave the shared broker clean
+
+
 async def test_a_value_postgresql_refuses_is_dead_lettered_and_the_rest_stored(
     mosquitto: Any, pg_dsn: str, mqtt_client: MqttTestClient
 ) -> None:

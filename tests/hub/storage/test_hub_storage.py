@@ -14,6 +14,7 @@ from hub.errors import SchemaError
 from hub.storage import (
     AgentStatusUpdate,
     DeadLetter,
+    MachineMetaUpdate,
     MachineStatusUpdate,
     SeriesKey,
     Storage,
@@ -220,6 +221,40 @@ async def test_reported_production_retention(storage: Storage) -> None:
     await storage.write(WriteBatch(agents=[agent(NOW, [("m1", old, 3), ("m1", fresh, 4)])]))
     await storage.maintain(NOW)
     assert await storage.read_produced("s1", "l1", "m1", 0, 2**62) == {fresh: 4}
+
+
+def meta(
+    ts: int, tags: list[tuple[str, str | None, str | None]], machine: str = "m1"
+) -> MachineMetaUpdate:
+    return MachineMetaUpdate("s1", "l1", machine, ts, tags, "{}", NOW)
+
+
+async def test_meta_replaces_the_tag_list_unless_older(storage: Storage) -> None:
+    await storage.write(
+        WriteBatch(metas=[meta(NOW, [("temp", "°C", "Oil temperature"), ("rpm", "rpm", None)])])
+    )
+    assert await storage.read_tag_meta("s1", "l1", "m1") == {
+        "temp": ("°C", "Oil temperature"),
+        "rpm": ("rpm", None),
+    }
+    # A newer message replaces the whole list: a tag it leaves out loses its unit.
+    await storage.write(WriteBatch(metas=[meta(NOW + 1, [("temp", "K", None)])]))
+    assert await storage.read_tag_meta("s1", "l1", "m1") == {"temp": ("K", None)}
+    # A late, older message (a replayed retained one) changes nothing.
+    await storage.write(WriteBatch(metas=[meta(NOW - 5, [("temp", "°F", None)])]))
+    assert await storage.read_tag_meta("s1", "l1", "m1") == {"temp": ("K", None)}
+    # Two in one batch: the newest wins, whatever the order; other machines are untouched.
+    await storage.write(
+        WriteBatch(
+            metas=[
+                meta(NOW + 9, [("p", "bar", None)], "m2"),
+                meta(NOW + 3, [("p", "psi", None)], "m2"),
+                meta(NOW + 2, []),
+            ]
+        )
+    )
+    assert await storage.read_tag_meta("s1", "l1", "m2") == {"p": ("bar", None)}
+    assert await storage.read_tag_meta("s1", "l1", "m1") == {}
 
 
 batches_strategy = st.lists(

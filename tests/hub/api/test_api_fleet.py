@@ -1,0 +1,136 @@
+"""A whole hub over real sockets (Mosquitto → ingest → PostgreSQL → REST): units from meta messages,
+and machines judged by their agent's state."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+import paho.mqtt.client as paho
+import pytest
+from apitest import PASSWORD, migrate, running_hub, unique
+from paho.mqtt.enums import CallbackAPIVersion
+
+import wire
+from hub.auth import AuthStore, Role, hash_password
+from hub.sql import open_database
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class Device:
+    """An MQTT device publishing straight to the broker (QoS 1, waits for PUBACK)."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id=unique("dev-"))
+        self.client.connect(host, port)
+        self.client.loop_start()
+        self.seq = 0
+
+    async def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> None:
+        def send() -> None:
+            self.client.publish(topic, payload, qos=1, retain=retain).wait_for_publish(10)
+
+        await asyncio.to_thread(send)
+
+    async def telemetry(self, site: str, machine: str, readings: list[wire.Reading]) -> None:
+        self.seq += 1
+        payload = wire.encode_telemetry("dev", self.seq, readings)
+        await self.publish(wire.telemetry_topic(site, "l1", machine), payload)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+@asynccontextmanager
+async def hub_and_device(
+    mosquitto: Any, pg_dsn: str
+) -> AsyncIterator[tuple[httpx.AsyncClient, Device]]:
+    await migrate(pg_dsn)
+    async with open_database(pg_dsn) as db:
+        await AuthStore(db).add_user("watcher", Role.VIEWER, hash_password(PASSWORD), 0)
+    device = Device(mosquitto.host, mosquitto.port)
+    try:
+        async with (
+            running_hub(mosquitto.url, pg_dsn) as (_hub, base),
+            httpx.AsyncClient(base_url=base) as http,
+        ):
+            r = await http.post(
+                "/api/v1/auth/login", json={"username": "watcher", "password": PASSWORD}
+            )
+            r.raise_for_status()
+            http.headers["Authorization"] = f"Bearer {r.json()['access_token']}"
+            yield http, device
+    finally:
+        device.close()
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], within: float = 30.0) -> None:
+    """Poll `check` until true (a liveness bound for a loaded machine, not a measurement)."""
+    async with asyncio.timeout(within):
+        while not await check():  # noqa: ASYNC110 -- the state is in another process's answer
+            await asyncio.sleep(0.1)
+
+
+async def test_series_carry_the_units_the_device_publishes(mosquitto: Any, pg_dsn: str) -> None:
+    site = unique("s")
+    async with hub_and_device(mosquitto, pg_dsn) as (http, device):
+        meta_topic = wire.meta_topic(site, "l1", "oven")
+        meta = {
+            "zone_temp": wire.TagMeta(unit="°C", description="Zone 1 air temperature"),
+            "door": wire.TagMeta(description="Door closed"),
+        }
+        await device.publish(meta_topic, wire.encode_meta(now_ms(), meta), retain=True)
+        ts = now_ms()
+        readings = [
+            wire.Reading(tag="zone_temp", ts=ts, v=181.5),
+            wire.Reading(tag="door", ts=ts, v=True),
+            wire.Reading(tag="recipe", ts=ts, v="bread"),
+        ]
+
+        async def units() -> dict[str, tuple[str | None, str | None]]:
+            await device.telemetry(site, "oven", readings)  # republished until it lands
+            r = await http.get("/api/v1/series", params={"site": site})
+            return {s["tag"]: (s["unit"], s["description"]) for s in r.json()}
+
+        async def arrived() -> bool:
+            got = await units()
+            return len(got) == 3 and got["zone_temp"][0] is not None
+
+        await eventually(arrived)
+        assert await units() == {
+            "zone_temp": ("°C", "Zone 1 air temperature"),
+            "door": (None, "Door closed"),
+            "recipe": (None, None),
+        }
+        # History carries the series with its unit too (what the chart title shows).
+        [temp] = [
+            s
+            for s in (await http.get("/api/v1/series", params={"site": site})).json()
+            if s["tag"] == "zone_temp"
+        ]
+        history = (await http.get(f"/api/v1/series/{temp['id']}/readings")).json()
+        assert history["series"]["unit"] == "°C"
+
+        # A new meta replaces the old: the unit changes, the description left out disappears.
+        await device.publish(
+            meta_topic,
+            wire.encode_meta(now_ms() + 1, {"zone_temp": wire.TagMeta(unit="K")}),
+            retain=True,
+        )
+
+        async def replaced() -> bool:
+            got = await units()
+            return got["zone_temp"] == ("K", None) and got["door"] == (None, None)
+
+        await eventually(replaced)
+        await device.publish(meta_topic, b"", retain=True)  # leave the shared broker clean
