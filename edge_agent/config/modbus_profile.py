@@ -3,7 +3,13 @@
 Addresses are 0-based PDU addresses (Modbus Application Protocol §4.4), the number that goes on
 the wire. Vendor documents often print 1-based "references" instead (40001 = holding register 0),
 which is the most common commissioning mistake; the checks here recognise them and say what to
-write instead.
+write instead. A profile's `addressing` says how its addresses are written:
+
+- `auto` (default): 0-based, and numbers that look like a reference for their table are refused;
+- `offset`: 0-based exactly as written, for maps that really live at 40000+ (SunSpec);
+- `reference`: 1-based references as the manual prints them (40001 = holding 0), converted.
+
+`ModbusTag.address` keeps the number as written; `ModbusTag.wire_address` is the PDU address.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from pydantic import (
     Field,
     FiniteFloat,
     ValidationError,
+    ValidationInfo,
     ValidatorFunctionWrapHandler,
     field_validator,
     model_validator,
@@ -31,6 +38,7 @@ __all__ = [
     "MULTI_REGISTER_TYPES",
     "REGISTER_SPAN",
     "REGISTER_TABLES",
+    "Addressing",
     "DataType",
     "ModbusDefaults",
     "ModbusProfile",
@@ -47,6 +55,7 @@ DataType = Literal[
     "bool", "int16", "uint16", "int32", "uint32", "int64", "uint64", "float32", "float64", "string"
 ]
 Order = Literal["ABCD", "CDAB", "BADC", "DCBA"]
+Addressing = Literal["auto", "offset", "reference"]
 # At least 10 ms: faster polling only floods the bus; at most a day so a typo like 10000000 shows.
 PollMs = Annotated[int, Field(ge=10, le=86_400_000)]
 
@@ -82,6 +91,23 @@ _REFERENCES: tuple[tuple[int, int, str, str], ...] = (
     (10001, 19999, "discrete", "1xxxx"),
 )
 _COIL_REFERENCE = re.compile(r"^0\d{4,5}$")
+# Every spelling of a reference per table under `addressing: reference`: (first, last), first
+# being address 0. Coils are 0xxxx/0xxxxx, i.e. 1..65536 once the leading zeros are gone.
+_REFERENCE_RANGES: dict[str, tuple[tuple[int, int], ...]] = {
+    "holding": ((40001, 49999), (400001, 465536)),
+    "input": ((30001, 39999), (300001, 365536)),
+    "discrete": ((10001, 19999), (100001, 165536)),
+    "coil": ((1, 65536),),
+}
+# The two ways out of the reference check, added to its hint; a six-digit number is beyond 65535,
+# so it can never be a real address and only the first applies.
+_KEEP_REFERENCES = (
+    "; or keep the manual's numbers with addressing: reference at the top of the profile"
+)
+_REALLY_THERE = (
+    "; if the device really uses address {address} (SunSpec maps start at 40000), put "
+    "addressing: offset at the top of the profile"
+)
 
 
 class _Model(BaseModel):
@@ -96,13 +122,45 @@ def _reference_issue(table: str, address: int) -> Issue | None:
             # there), so they are only taken for references when the table agrees.
             if len(digits) == 5 and table != ref_table:
                 return None
+            escapes = _KEEP_REFERENCES + (_REALLY_THERE if len(digits) == 5 else "")
             return Issue(
                 ("address",),
                 f"{address} looks like a {digits} reference",
-                f"use table: {ref_table}, address: {address - first}",
+                f"use table: {ref_table}, address: {address - first}"
+                + escapes.format(address=address),
                 address,
             )
     return None
+
+
+def _reference_base(table: str, address: int) -> int | None:
+    """The reference that stands for address 0 of `table`, if `address` is one of its spellings."""
+    for first, last in _REFERENCE_RANGES[table]:
+        if first <= address <= last:
+            return first
+    return None
+
+
+def _not_a_reference(table: str, address: int) -> Issue:
+    spellings = " or ".join(f"{a}..{b}" for a, b in _REFERENCE_RANGES[table])
+    first = _REFERENCE_RANGES[table][0][0]
+    # Not coils: every small number is a coil reference, and a small number here is far more
+    # likely a 0-based address than a coil.
+    other = next(
+        (
+            t
+            for t in ("holding", "input", "discrete")
+            if t != table and _reference_base(t, address) is not None
+        ),
+        None,
+    )
+    hint = (
+        f"with addressing: reference, {table} addresses are written {spellings} "
+        f"({first} = address 0)"
+        + (f"; {address} refers to the {other} table: use table: {other}" if other else "")
+        + "; for 0-based addresses set addressing: offset"
+    )
+    return Issue(("address",), f"{address} is not a {table} reference", hint, address)
 
 
 def duplicate_issues(items: Any, key: str, what: str, where: str) -> list[Issue]:
@@ -141,6 +199,9 @@ class ModbusTag(_Model):
 
     name: Name
     table: Table
+    # How `address` is written; the profile's `addressing` unless the tag sets its own. Declared
+    # before `address` so the address validator can see it.
+    addressing: Addressing = "auto"
     address: int = Field(ge=0)
     type: DataType
     length: int | None = None
@@ -154,22 +215,32 @@ class ModbusTag(_Model):
 
     @field_validator("address", mode="before")
     @classmethod
-    def _coil_reference(cls, value: Any) -> Any:
+    def _coil_reference(cls, value: Any, info: ValidationInfo) -> Any:
         # The YAML reader keeps `00017` as text (YAML 1.1 would read octal); that spelling is a
-        # 0xxxx coil reference.
+        # 0xxxx coil reference: welcome under `addressing: reference`, taken at face value under
+        # `offset`, a likely mistake otherwise.
         if isinstance(value, str) and _COIL_REFERENCE.match(value):
             number = int(value)
-            if number >= 1:
+            if number >= 1 and info.data.get("addressing", "auto") == "auto":
                 raise PydanticCustomError(
                     ERROR_TYPE,
                     "{message}",
                     {
                         "message": f"{value} looks like a 0xxxx coil reference",
-                        "hint": f"use table: coil, address: {number - 1}",
+                        "hint": f"use table: coil, address: {number - 1}, or keep the "
+                        "manual's numbers with addressing: reference at the top of the profile",
                     },
                 )
             return number
         return value
+
+    @property
+    def wire_address(self) -> int:
+        """The 0-based PDU address that goes on the wire, however `address` was written."""
+        if self.addressing == "reference":
+            # Validation refused any address that is not a reference of this table.
+            return self.address - (_reference_base(self.table, self.address) or 0)
+        return self.address
 
     @property
     def register_count(self) -> int:
@@ -188,19 +259,9 @@ class ModbusTag(_Model):
     def _issues(self) -> list[Issue]:
         issues: list[Issue] = []
         given = self.model_fields_set
-        reference = _reference_issue(self.table, self.address)
-        if reference is not None:
-            issues.append(reference)
-        elif self.address > _LAST_ADDRESS:
-            issues.append(
-                Issue(
-                    ("address",),
-                    f"{self.address} is beyond {_LAST_ADDRESS}, the last Modbus address",
-                    "addresses are 0-based PDU addresses 0..65535 as in the register map's hex "
-                    "column; a 1-based reference N is address N-1",
-                    self.address,
-                )
-            )
+        address_issue = self._address_issue()
+        if address_issue is not None:
+            issues.append(address_issue)
         if self.table in BIT_TABLES:
             if self.type != "bool":
                 issues.append(
@@ -243,8 +304,8 @@ class ModbusTag(_Model):
                     0,
                 )
             )
-        last = self.address + self.register_count - 1
-        if self.address <= _LAST_ADDRESS < last and reference is None:
+        last = self.wire_address + self.register_count - 1
+        if address_issue is None and last > _LAST_ADDRESS:
             issues.append(
                 Issue(
                     ("address",),
@@ -255,6 +316,26 @@ class ModbusTag(_Model):
                 )
             )
         return issues
+
+    def _address_issue(self) -> Issue | None:
+        """What is wrong with `address` under the tag's addressing, if anything."""
+        if self.addressing == "reference":
+            if _reference_base(self.table, self.address) is None:
+                return _not_a_reference(self.table, self.address)
+            return None
+        if self.addressing == "auto":
+            reference = _reference_issue(self.table, self.address)
+            if reference is not None:
+                return reference
+        if self.address > _LAST_ADDRESS:
+            return Issue(
+                ("address",),
+                f"{self.address} is beyond {_LAST_ADDRESS}, the last Modbus address",
+                "addresses are 0-based PDU addresses 0..65535 as in the register map's hex "
+                "column; a 1-based reference N is address N-1",
+                self.address,
+            )
+        return None
 
     def _register_issues(self) -> list[Issue]:
         issues: list[Issue] = []
@@ -377,10 +458,19 @@ class ModbusProfile(_Model):
     model: str = Field(min_length=1)
     protocol: Literal["modbus"]
     source: str = Field(min_length=1)
+    # How the tags' addresses are written (module docstring); declared before `tags` so the tag
+    # validator below can hand it to each tag.
+    addressing: Addressing = "auto"
     defaults: ModbusDefaults = ModbusDefaults()
     tags: tuple[ModbusTag, ...]
 
     @field_validator("tags", mode="wrap")
     @classmethod
-    def _unique_names(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+    def _tags(cls, value: Any, handler: ValidatorFunctionWrapHandler, info: ValidationInfo) -> Any:
+        addressing = info.data.get("addressing", "auto")
+        if addressing != "auto" and isinstance(value, list | tuple):
+            # A tag's own `addressing` wins over the profile's.
+            value = [
+                {"addressing": addressing, **tag} if isinstance(tag, dict) else tag for tag in value
+            ]
         return validate_tag_list("ModbusProfile", value, handler)

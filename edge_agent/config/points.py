@@ -15,7 +15,7 @@ def modbus_point(tag: ModbusTag, profile: ModbusProfile) -> ModbusPoint:
     return ModbusPoint(
         name=tag.name,
         table=tag.table,
-        address=tag.address,
+        address=tag.wire_address,
         type=tag.type,
         # The driver reads `length` for strings only; numeric spans follow from the type.
         length=tag.length if tag.type == "string" else None,

@@ -36,7 +36,8 @@ _MISSING_HINTS: dict[str, str] = {
     "url": 'e.g. "mqtt://127.0.0.1:1883" (opcua: "opc.tcp://HOST:4840")',
     "name": "the tag name: 1-64 letters, digits, _ or -, unique in the profile",
     "table": "one of holding, input, coil, discrete",
-    "address": "the 0-based register address from the register map (hex column; 4xxxx minus 40001)",
+    "address": "the 0-based register address from the register map (hex column; 4xxxx minus "
+    "40001), or the manual's 4xxxx number itself with addressing: reference in the profile",
     "type": "one of bool, int16, uint16, int32, uint32, int64, uint64, float32, float64, string",
     "protocol": "modbus or opcua",
     "vendor": "the manufacturer, e.g. Eastron",
