@@ -3,8 +3,9 @@
 A command is taken from README.md verbatim (asking for one the README does not show fails) and
 changed only where it must be to run in a test, always in the same visible ways:
 
-- a leading `sudo ` is dropped (tests run as root or as the owner of the sandbox);
-- the machine's folders move into the sandbox: `/etc/millstream/`, `/var/lib/millstream/`,
+- a leading `sudo ` or `sudo -u millstream ` is dropped (tests run as the sandbox's owner;
+  the account `millstream` does not exist on a test machine);
+- the machine's folders move into the sandbox: `/etc/millstream`, `/var/lib/millstream`,
   `/root/` and `/usr/local/bin/` become `<root>/etc/millstream/` and so on, and `/opt/millstream/`
   (where the offline bundle installs) is the project's `.venv/`, the agent installed the same way;
 - per call, `replace` swaps host ports and file names (e.g. 8000 for the hub's free port), and
@@ -78,10 +79,10 @@ class Shell:
         """The README command `readme` as it runs here (see the module docstring)."""
         assert readme in self.readme_commands, f"README.md no longer shows: {readme}"
         self.ran.add(readme)
-        text = readme.removeprefix("sudo ")
+        text = readme.removeprefix("sudo -u millstream ").removeprefix("sudo ")
         moves = {
-            "/etc/millstream/": f"{self.root}/etc/millstream/",
-            "/var/lib/millstream/": f"{self.root}/var/lib/millstream/",
+            "/etc/millstream": f"{self.root}/etc/millstream",
+            "/var/lib/millstream": f"{self.root}/var/lib/millstream",
             "/root/": f"{self.root}/root/",
             "/usr/local/bin/": f"{self.root}/usr/local/bin/",
             "/opt/millstream/": f"{VENV}/",

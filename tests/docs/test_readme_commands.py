@@ -15,10 +15,14 @@ REGISTRY assigns to it.
 from __future__ import annotations
 
 import ast
+import grp
 import json
+import os
+import pwd
 import re
 import signal
 import sqlite3
+import stat
 import tomllib
 import uuid
 from dataclasses import dataclass
@@ -111,7 +115,8 @@ REGISTRY: dict[str, Exercise] = {
         TECH
     ),
     "edge-agent opcua cert /etc/millstream/agent.yaml": Here(TECH),
-    "edge-agent run /etc/millstream/agent.yaml": Here(TECH),
+    "sudo install -d -o millstream -g millstream -m 0750 /var/lib/millstream": Here(TECH),
+    "sudo -u millstream edge-agent run /etc/millstream/agent.yaml": Here(TECH),
     "sudo useradd --system --home-dir /var/lib/millstream --shell /usr/sbin/nologin millstream": (
         CannotRun(
             "would add a system account to the machine running the tests; checked instead: "
@@ -132,7 +137,7 @@ REGISTRY: dict[str, Exercise] = {
     "edge-agent buffer export /etc/millstream/agent.yaml --since 2026-11-23T03:00 night.jsonl": (
         Here(TECH)
     ),
-    "edge-agent buffer purge /etc/millstream/agent.yaml": Here(TECH),
+    "sudo -u millstream edge-agent buffer purge /etc/millstream/agent.yaml": Here(TECH),
     # -- Operator guide
     "cp .env.example .env": Here(OPS),
     "packaging/mosquitto/make-certs.sh": ByTest(
@@ -181,7 +186,7 @@ REGISTRY: dict[str, Exercise] = {
     'sudo sqlite3 /var/lib/millstream/buffer.db ".backup /root/buffer-backup.db"': Here(TECH),
     "curl -s http://127.0.0.1:8000/health/ready": Here(OPS),
     "curl -s http://127.0.0.1:8000/metrics": Here(OPS),
-    "edge-agent run /etc/millstream/agent.yaml --metrics-port 9108": Here(TECH),
+    "sudo -u millstream edge-agent run /etc/millstream/agent.yaml --metrics-port 9108": Here(TECH),
     "curl -s http://127.0.0.1:9108/metrics": Here(TECH),
     # -- Troubleshooting
     "edge-agent opcua trust /etc/millstream/agent.yaml --device cnc-01": ByTest(
@@ -354,6 +359,14 @@ def test_technician_guide(tmp_path: Path, mosquitto_factory: Any) -> None:
         linked = tmp_path / "usr/local/bin/edge-agent"
         assert linked.resolve() == (VENV / "bin/edge-agent").resolve()
 
+        # The service's folder, owned by the sandbox's owner instead of the missing account.
+        me = f"-o {pwd.getpwuid(os.getuid()).pw_name} -g {grp.getgrgid(os.getgid()).gr_name}"
+        sh.ok(
+            "sudo install -d -o millstream -g millstream -m 0750 /var/lib/millstream",
+            replace={"-o millstream -g millstream": me},
+        )
+        assert stat.S_IMODE((tmp_path / "var/lib/millstream").stat().st_mode) == 0o750
+
         # Rehearsal: the README's simulator, on free ports (the defaults may be taken here).
         sim_log = tmp_path / "simulate.log"
         sim = sh.start(
@@ -394,7 +407,7 @@ def test_technician_guide(tmp_path: Path, mosquitto_factory: Any) -> None:
 
         # run: data is read, committed and published; status shows it, stats count it.
         run_log = tmp_path / "run.log"
-        agent = sh.start(f"edge-agent run {cfg}", run_log)
+        agent = sh.start(f"sudo -u millstream edge-agent run {cfg}", run_log)
 
         def running() -> str | None:
             text = sh.ok(f"edge-agent status {cfg}")
@@ -412,7 +425,9 @@ def test_technician_guide(tmp_path: Path, mosquitto_factory: Any) -> None:
         port = str(free_port())
         metrics_log = tmp_path / "run-metrics.log"
         agent = sh.start(
-            f"edge-agent run {cfg} --metrics-port 9108", metrics_log, replace={"9108": port}
+            f"sudo -u millstream edge-agent run {cfg} --metrics-port 9108",
+            metrics_log,
+            replace={"9108": port},
         )
         body = wait_until(
             "the agent's metrics",
@@ -446,7 +461,7 @@ def test_technician_guide(tmp_path: Path, mosquitto_factory: Any) -> None:
         buffer = tmp_path / "var/lib/millstream/buffer.db"
         assert _tables(tmp_path / "root/buffer-backup.db") == _tables(buffer)
 
-        sh.ok(f"edge-agent buffer purge {cfg}", stdin="y\n")
+        sh.ok(f"sudo -u millstream edge-agent buffer purge {cfg}", stdin="y\n")
         after = json.loads(sh.ok(f"edge-agent buffer stats {cfg}", extra="--json"))
         assert _readings(after) == 0, after
 
@@ -600,3 +615,32 @@ def test_development_commands(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert re.search(r"\d+ passed", done.stdout), done.stdout[-2000:]
     assert sh.ran == _assigned(DEV)
+
+
+# -- links ---------------------------------------------------------------------------------------
+
+
+def _slug(heading: str) -> str:
+    """GitHub's anchor for a heading: lower case, punctuation dropped, spaces to hyphens."""
+    text = re.sub(r"[^\w\- ]", "", heading.strip().lower().replace("`", ""))
+    return text.replace(" ", "-")
+
+
+def _anchors(path: Path) -> set[str]:
+    text = re.sub(r"```.*?```", "", path.read_text(), flags=re.S)
+    return {_slug(m.group(1)) for m in re.finditer(r"^#+ (.+)$", text, re.M)}
+
+
+def test_readme_and_troubleshooting_links_resolve() -> None:
+    """Every relative link in README.md and docs/troubleshooting.md names a file and heading."""
+    broken: list[str] = []
+    for page in (README, REPO / "docs/troubleshooting.md"):
+        for target in re.findall(r"\]\(([^)\s]+)\)|src=\"([^\"]+)\"", page.read_text()):
+            link = target[0] or target[1]
+            if link.startswith(("http://", "https://")):
+                continue
+            file, _, anchor = link.partition("#")
+            path = (page.parent / file).resolve() if file else page
+            if not path.exists() or (anchor and anchor not in _anchors(path)):
+                broken.append(f"{page.name}: {link}")
+    assert not broken, broken
