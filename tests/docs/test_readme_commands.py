@@ -233,8 +233,9 @@ def test_every_readme_command_is_registered() -> None:
 
 def test_fences_say_what_they_hold() -> None:
     """Commands only in ```sh; output and config in ```text/```yaml/```json; no bare fences."""
-    for block in blocks(_readme()):
-        where = f"README.md line {block.first_line}"
+    pages = (README, REPO / "docs/troubleshooting.md")
+    for page, block in ((page, block) for page in pages for block in blocks(read(page))):
+        where = f"{page.name} line {block.first_line}"
         assert block.language in {"sh", "text", "yaml", "json"}, (
             f"{where}: fence ```{block.language}"
         )
@@ -644,3 +645,10 @@ def test_readme_and_troubleshooting_links_resolve() -> None:
             if not path.exists() or (anchor and anchor not in _anchors(path)):
                 broken.append(f"{page.name}: {link}")
     assert not broken, broken
+
+
+def test_troubleshooting_page_shows_only_readme_commands() -> None:
+    """docs/troubleshooting.md repeats README commands only, so the guide tests cover it too."""
+    page = sh_commands(read(REPO / "docs/troubleshooting.md"))
+    assert page
+    assert [c for c in page if c not in _commands()] == []
