@@ -234,7 +234,7 @@ def test_every_readme_command_is_registered() -> None:
 def test_fences_say_what_they_hold() -> None:
     """Commands only in ```sh; output and config in ```text/```yaml/```json; no bare fences."""
     pages = (README, REPO / "docs/troubleshooting.md")
-    for page, block in ((page, block) for page in pages for block in blocks(read(page))):
+    for page, block in ((p, b) for p in pages for b in blocks(read(p))):
         where = f"{page.name} line {block.first_line}"
         assert block.language in {"sh", "text", "yaml", "json"}, (
             f"{where}: fence ```{block.language}"
