@@ -5,8 +5,15 @@ export interface Machine {
   site: string;
   line: string;
   machine: string;
+  /** Judged by the hub: online / offline / stale / faulted / unknown, and why in `reason`. */
   state: string;
+  reason: string;
+  /** What the machine's own status topic says, and its detail. */
+  status: string | null;
   detail: string | null;
+  /** The agent that polls it, and that agent's last reported state. */
+  agent: string | null;
+  agent_state: string | null;
   series: number;
   last_seen_ms: number | null;
   last_reading_ms: number | null;

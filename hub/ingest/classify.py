@@ -97,6 +97,7 @@ def classify(msg: Incoming) -> Classified | None:
                     for machine, device in a.devices.items()
                     for minute, count in device.produced
                 ),
+                devices=tuple(sorted(a.devices.keys() | a.poll_errors.keys())),
             )
         s = wire.parse_status(msg.topic, msg.payload)
         return MachineStatusUpdate(

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from hub.query.downsample import merge_buckets
+from hub.query.fleet import MachineFacts, judge
 from hub.sql import Database
 from hub.storage.model import RollupRow, StoredReading
 
@@ -79,8 +80,8 @@ class ReadQueries:
         """Raise `StorageUnavailable` unless the database answers."""
         await self._db.fetch("SELECT 1 AS ok")
 
-    async def machines(self) -> list[dict[str, Any]]:
-        """Machines seen by status or telemetry, with state and last seen (ms)."""
+    async def machines(self, now_ms: int) -> list[dict[str, Any]]:
+        """Every machine known from status, telemetry or an agent, judged (hub/query/fleet.py)."""
         status = await self._db.fetch(
             "SELECT site, line, machine, state, detail, status_ts, last_seen FROM machines"
         )
@@ -90,36 +91,61 @@ class ReadQueries:
             "      ORDER BY h.bucket DESC LIMIT 1)) AS last_reading"
             " FROM series s GROUP BY s.site, s.line, s.machine"
         )
+        owners = await self._db.fetch(
+            "SELECT o.site, o.line, o.machine, o.agent_id, a.state, a.payload"
+            " FROM machine_agents o LEFT JOIN agents a ON a.agent_id = o.agent_id"
+        )
         out: dict[tuple[str, str, str], dict[str, Any]] = {}
-        for r in seen:
+
+        def item(r: dict[str, Any]) -> dict[str, Any]:
             key = (r["site"], r["line"], r["machine"])
-            out[key] = {
-                "site": key[0],
-                "line": key[1],
-                "machine": key[2],
-                "state": "unknown",
-                "detail": None,
-                "series": int(r["series"]),
-                "last_reading_ms": r["last_reading"],
-                "last_seen_ms": r["last_reading"],
-            }
-        for r in status:
-            key = (r["site"], r["line"], r["machine"])
-            item = out.setdefault(
+            return out.setdefault(
                 key,
                 {
                     "site": key[0],
                     "line": key[1],
                     "machine": key[2],
+                    "status": None,
+                    "detail": None,
+                    "agent": None,
+                    "agent_state": None,
+                    "poll_errors": 0,
                     "series": 0,
                     "last_reading_ms": None,
                     "last_seen_ms": None,
                 },
             )
-            item["state"] = r["state"]
-            item["detail"] = r["detail"]
-            candidates = [t for t in (item["last_seen_ms"], r["last_seen"]) if t is not None]
-            item["last_seen_ms"] = max(candidates) if candidates else None
+
+        for r in seen:
+            m = item(r)
+            m["series"] = int(r["series"])
+            m["last_reading_ms"] = m["last_seen_ms"] = r["last_reading"]
+        for r in status:
+            m = item(r)
+            m["status"], m["detail"] = r["state"], r["detail"]
+            candidates = [t for t in (m["last_seen_ms"], r["last_seen"]) if t is not None]
+            m["last_seen_ms"] = max(candidates) if candidates else None
+        errors: dict[str, dict[str, Any]] = {}
+        for r in owners:
+            m = item(r)
+            m["agent"], m["agent_state"] = r["agent_id"], r["state"]
+            if r["agent_id"] not in errors:
+                errors[r["agent_id"]] = _payload(r["payload"]).get("poll_errors") or {}
+            count = errors[r["agent_id"]].get(r["machine"])
+            m["poll_errors"] = count if isinstance(count, int) else 0
+        for m in out.values():
+            # Rollups hold numeric readings only: a text-only machine is judged by its status.
+            last = m["last_reading_ms"]
+            facts = MachineFacts(
+                status=m["status"],
+                detail=m["detail"],
+                last_ms=m["last_seen_ms"] if last is None else last,
+                agent=m["agent"],
+                agent_state=m["agent_state"],
+                poll_errors=m.pop("poll_errors"),
+            )
+            judged = judge(facts, now_ms)
+            m["state"], m["reason"] = judged.state, judged.reason
         return [out[k] for k in sorted(out)]
 
     async def series(self, site: str | None = None, machine: str | None = None) -> list[SeriesInfo]:

@@ -143,6 +143,8 @@ class AgentStatusUpdate:
     line: str | None = None
     # (machine, minute start ms, readings produced) as reported: completeness's `expected`.
     produced: Sequence[tuple[str, int, int]] = ()
+    # Machines the agent names (its `devices` and `poll_errors`): which agent polls which machine.
+    devices: Sequence[str] = ()
 
 
 @dataclass(frozen=True, slots=True)

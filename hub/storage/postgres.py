@@ -34,6 +34,7 @@ from hub.storage.rows import (
     SeriesIds,
     missing_series,
     newest_metas,
+    owner_rows,
     produced_rows,
     to_rows,
 )
@@ -101,13 +102,16 @@ h AS (
 SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM m), (SELECT count(*) FROM h)
 """  # noqa: S608 -- built from constants only
 
+# Statuses are ordered by when the hub received them, not by their `ts`: a last will carries the
+# time its connection began, so a will ordered by `ts` would lose to the statuses it outlived.
+# Two commits may land out of order; the receive time still orders them.
 _MACHINE_UPSERT = """
 INSERT INTO machines AS m (site, line, machine, state, status_ts, detail, payload, last_seen)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
 ON CONFLICT (site, line, machine) DO UPDATE SET
     state = excluded.state, status_ts = excluded.status_ts, detail = excluded.detail,
     payload = excluded.payload, last_seen = greatest(m.last_seen, excluded.last_seen)
-WHERE m.status_ts IS NULL OR excluded.status_ts IS NULL OR excluded.status_ts >= m.status_ts
+WHERE excluded.last_seen >= m.last_seen
 """
 
 _AGENT_UPSERT = """
@@ -118,7 +122,7 @@ ON CONFLICT (agent_id) DO UPDATE SET
     state = excluded.state, status_ts = excluded.status_ts, version = excluded.version,
     buffer_depth = excluded.buffer_depth, drops = excluded.drops, payload = excluded.payload,
     last_seen = greatest(a.last_seen, excluded.last_seen)
-WHERE a.status_ts IS NULL OR excluded.status_ts IS NULL OR excluded.status_ts >= a.status_ts
+WHERE excluded.last_seen >= a.last_seen
 """
 
 # A minute is reported again in every status with a count that only grows; a late or replayed
@@ -129,6 +133,15 @@ VALUES ($1, $2, $3, $4, $5, $6, $7)
 ON CONFLICT (site, line, machine, minute) DO UPDATE SET
     produced = greatest(p.produced, excluded.produced), agent_id = excluded.agent_id,
     updated_at = greatest(p.updated_at, excluded.updated_at)
+"""
+
+# The agent that named a machine most recently polls it now (a machine may move to another PC).
+_OWNER_UPSERT = """
+INSERT INTO machine_agents AS o (site, line, machine, agent_id, updated_at)
+VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (site, line, machine) DO UPDATE SET
+    agent_id = excluded.agent_id, updated_at = excluded.updated_at
+WHERE excluded.updated_at >= o.updated_at
 """
 
 # A meta message replaces the machine's tag list unless an equal or newer one is already kept;
@@ -426,6 +439,8 @@ class PostgresStorage:
                     )
                 if produced := produced_rows(batch.agents):
                     await conn.executemany(_PRODUCED_UPSERT, produced)
+                if owners := owner_rows(batch.agents):
+                    await conn.executemany(_OWNER_UPSERT, owners)
                 for meta in newest_metas(batch.metas):
                     await _replace_meta(conn, meta)
                 result = WriteResult(inserted, len(records) - inserted)
@@ -551,6 +566,11 @@ class PostgresStorage:
         async def run(conn: asyncpg.Connection) -> dict[str, list[dict[str, Any]]]:
             machines = await conn.fetch("SELECT * FROM machines ORDER BY site, line, machine")
             agents = await conn.fetch("SELECT * FROM agents ORDER BY agent_id")
-            return {"machines": [dict(r) for r in machines], "agents": [dict(r) for r in agents]}
+            owners = await conn.fetch("SELECT * FROM machine_agents ORDER BY site, line, machine")
+            return {
+                "machines": [dict(r) for r in machines],
+                "agents": [dict(r) for r in agents],
+                "machine_agents": [dict(r) for r in owners],
+            }
 
         return await self._call(run)

@@ -83,5 +83,5 @@ class Storage(Protocol):
         ...
 
     async def read_status(self) -> dict[str, list[dict[str, Any]]]:
-        """Current rows of `machines` and `agents`."""
+        """Current rows of `machines`, `agents` and `machine_agents` (which agent polls what)."""
         ...

@@ -15,11 +15,13 @@ from hub.storage.model import (
 __all__ = [
     "DAY_MS",
     "MINUTE_MS",
+    "OwnerRow",
     "ProducedRow",
     "Row",
     "SeriesIds",
     "missing_series",
     "newest_metas",
+    "owner_rows",
     "produced_rows",
     "to_rows",
 ]
@@ -32,6 +34,9 @@ Row = tuple[int, int, float | None, str | None, int]
 
 # (site, line, machine, minute, produced, agent_id, updated_at)
 ProducedRow = tuple[str, str, str, int, int, str, int]
+
+# (site, line, machine, agent_id, updated_at)
+OwnerRow = tuple[str, str, str, str, int]
 
 # (site, line, machine) → tag → series id: one dict lookup per reading instead of a key tuple.
 SeriesIds = dict[tuple[str, str, str], dict[str, int]]
@@ -106,4 +111,19 @@ def newest_metas(metas: Iterable[MachineMetaUpdate]) -> list[MachineMetaUpdate]:
         if held is None or m.ts >= held.ts:
             best[key] = m
     # Sorted: concurrent transactions lock the same rows in the same order (no deadlock).
+    return [best[k] for k in sorted(best)]
+
+
+def owner_rows(agents: Iterable[AgentStatusUpdate]) -> list[OwnerRow]:
+    """`machine_agents` rows of these statuses: the agent that last named each machine."""
+    best: dict[tuple[str, str, str], OwnerRow] = {}
+    for a in agents:
+        # The last will names no site, line or machines: the mapping outlives the agent's session.
+        if a.site is None or a.line is None:
+            continue
+        for machine in a.devices:
+            key = (a.site, a.line, machine)
+            held = best.get(key)
+            if held is None or a.received_at >= held[4]:
+                best[key] = (*key, a.agent_id, a.received_at)
     return [best[k] for k in sorted(best)]

@@ -32,6 +32,7 @@ from hub.storage.rows import (
     SeriesIds,
     missing_series,
     newest_metas,
+    owner_rows,
     produced_rows,
     to_rows,
 )
@@ -53,13 +54,16 @@ ON CONFLICT (series_id, bucket) DO UPDATE SET
     last_ts = max(r.last_ts, excluded.last_ts)
 """
 
+# Statuses are ordered by when the hub received them, not by their `ts`: a last will carries the
+# time its connection began, so a will ordered by `ts` would lose to the statuses it outlived.
+# Two commits may land out of order; the receive time still orders them.
 _MACHINE_UPSERT = """
 INSERT INTO machines AS m (site, line, machine, state, status_ts, detail, payload, last_seen)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (site, line, machine) DO UPDATE SET
     state = excluded.state, status_ts = excluded.status_ts, detail = excluded.detail,
     payload = excluded.payload, last_seen = max(m.last_seen, excluded.last_seen)
-WHERE m.status_ts IS NULL OR excluded.status_ts IS NULL OR excluded.status_ts >= m.status_ts
+WHERE excluded.last_seen >= m.last_seen
 """
 
 _AGENT_UPSERT = """
@@ -70,7 +74,7 @@ ON CONFLICT (agent_id) DO UPDATE SET
     state = excluded.state, status_ts = excluded.status_ts, version = excluded.version,
     buffer_depth = excluded.buffer_depth, drops = excluded.drops, payload = excluded.payload,
     last_seen = max(a.last_seen, excluded.last_seen)
-WHERE a.status_ts IS NULL OR excluded.status_ts IS NULL OR excluded.status_ts >= a.status_ts
+WHERE excluded.last_seen >= a.last_seen
 """
 
 # A minute is reported again in every status with a count that only grows; keep the greatest.
@@ -80,6 +84,15 @@ VALUES (?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (site, line, machine, minute) DO UPDATE SET
     produced = max(p.produced, excluded.produced), agent_id = excluded.agent_id,
     updated_at = max(p.updated_at, excluded.updated_at)
+"""
+
+# The agent that named a machine most recently polls it now (a machine may move to another PC).
+_OWNER_UPSERT = """
+INSERT INTO machine_agents AS o (site, line, machine, agent_id, updated_at)
+VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (site, line, machine) DO UPDATE SET
+    agent_id = excluded.agent_id, updated_at = excluded.updated_at
+WHERE excluded.updated_at >= o.updated_at
 """
 
 # See the PostgreSQL backend: replace the tag list unless an equal or newer one is kept.
@@ -291,6 +304,7 @@ class SqliteStorage:
                 ],
             )
             db.executemany(_PRODUCED_UPSERT, produced_rows(batch.agents))
+            db.executemany(_OWNER_UPSERT, owner_rows(batch.agents))
             for meta in newest_metas(batch.metas):
                 self._replace_meta(meta)
             db.execute("COMMIT")
@@ -415,6 +429,7 @@ class SqliteStorage:
             return {
                 "machines": rows("SELECT * FROM machines ORDER BY site, line, machine"),
                 "agents": rows("SELECT * FROM agents ORDER BY agent_id"),
+                "machine_agents": rows("SELECT * FROM machine_agents ORDER BY site, line, machine"),
             }
 
         return await self._run(run)

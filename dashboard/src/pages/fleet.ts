@@ -50,7 +50,7 @@ export function fleetPage(root: HTMLElement): () => void {
 
   function draw(machines: Machine[], agents: Agent[], alerts: unknown[] | null): void {
     const now = Date.now();
-    const judged = machines.map((m) => ({ m, j: machineState(m, agents, now), agent: agentOf(m, agents) }));
+    const judged = machines.map((m) => ({ m, j: machineState(m), agent: agentOf(m, agents) }));
     const count = (s: State) => judged.filter((x) => x.j.state === s).length;
     const agentStates = agents.map((a) => agentState(a, now));
     const buffered = agents.reduce((n, a) => n + (a.buffer_depth ?? 0), 0);
@@ -109,7 +109,7 @@ export function fleetPage(root: HTMLElement): () => void {
             h("td", { class: "state" }, badge(j.state)),
             h("td", null, fmtTime(last), h("span", { class: "muted" }, last ? ` (${fmtAge(now - last)} ago)` : "")),
             h("td", { class: "num hide-narrow" }, m.series),
-            h("td", { class: "hide-narrow" }, agent?.agent_id ?? "–"),
+            h("td", { class: "hide-narrow" }, agent?.agent_id ?? m.agent ?? "–"),
             h("td", { class: "why" }, j.why),
           );
         });

@@ -200,12 +200,12 @@ export function machinePage(root: HTMLElement, [site, line, name]: string[]): ()
 
   async function refreshState(): Promise<void> {
     try {
-      const [machines, agents] = await Promise.all([api.machines(), api.agents()]);
+      const machines = await api.machines();
       const m = machines.find((x: Machine) => x.site === site && x.line === line && x.machine === name);
       if (!alive) return;
       if (!m) clear(stateBox, badge("unknown", "not reported"));
       else {
-        const j = machineState(m, agents, Date.now());
+        const j = machineState(m);
         const last = m.last_reading_ms ?? m.last_seen_ms;
         clear(stateBox, badge(j.state), h("span", { class: "muted" }, ` ${j.why}; last value ${last ? fmtAge(Date.now() - last) + " ago" : "never"}`));
       }

@@ -29,8 +29,8 @@ def machines_router(services: ApiServices) -> APIRouter:
 
     @router.get("/machines")
     async def machines() -> list[MachineOut]:
-        """Every machine with its state and when it was last seen (epoch ms)."""
-        return [MachineOut(**m) for m in await services.queries.machines()]
+        """Every machine with its state and why, its agent, and when it was last seen (ms)."""
+        return [MachineOut(**m) for m in await services.queries.machines(services.now_ms())]
 
     @router.get("/machines/{site}/{line}/{machine}/latest")
     async def latest(site: Segment, line: Segment, machine: Segment) -> list[LatestOut]:

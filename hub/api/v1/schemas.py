@@ -72,13 +72,17 @@ class UserOut(BaseModel):
 
 
 class MachineOut(BaseModel):
-    """A machine, as seen by status messages and telemetry."""
+    """A machine, judged from its status, its agent's state and its newest value."""
 
     site: str
     line: str
     machine: str
-    state: str
-    detail: str | None = None
+    state: Literal["online", "offline", "stale", "faulted", "unknown"]
+    reason: str  # why, in words: "agent line3-pc is offline", "no reading for 75 s", …
+    status: str | None = None  # what its own status topic says (None if it never published)
+    detail: str | None = None  # that status's detail
+    agent: str | None = None  # the agent that polls it (from agent status `devices`)
+    agent_state: str | None = None  # that agent's last reported state
     series: int
     last_seen_ms: int | None
     last_reading_ms: int | None

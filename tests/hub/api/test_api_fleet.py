@@ -1,5 +1,5 @@
-"""A whole hub over real sockets (Mosquitto → ingest → PostgreSQL → REST): units from meta messages,
-and machines judged by their agent's state."""
+"""A whole hub over real sockets (Mosquitto → ingest → PostgreSQL → REST): units from meta
+messages, and machines judged by their agent's state."""
 
 from __future__ import annotations
 
@@ -134,3 +134,76 @@ async def test_series_carry_the_units_the_device_publishes(mosquitto: Any, pg_ds
 
         await eventually(replaced)
         await device.publish(meta_topic, b"", retain=True)  # leave the shared broker clean
+
+
+class FakeAgent:
+    """An MQTT client that speaks for an agent: status with its machines, and the agent's will."""
+
+    def __init__(self, host: str, port: int, agent_id: str) -> None:
+        self.topic = wire.agent_status_topic(agent_id)
+        self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id=unique("agent-"))
+        self.client.will_set(self.topic, wire.encode_agent_status("offline", now_ms()), 1, True)
+        self.client.connect(host, port, keepalive=60)
+        self.client.loop_start()
+
+    async def online(self, site: str, machines: list[str]) -> None:
+        payload = wire.encode_agent_status(
+            "online",
+            now_ms(),
+            site=site,
+            line="l1",
+            poll_errors={machines[0]: 2},
+            devices={m: wire.DeviceHealth(online=True) for m in machines},
+        )
+
+        def send() -> None:
+            self.client.publish(self.topic, payload, qos=1, retain=True).wait_for_publish(10)
+
+        await asyncio.to_thread(send)
+
+    def die(self) -> None:
+        """Drop the connection without DISCONNECT, as a killed process does: the will goes out."""
+        self.client.loop_stop()
+        sock = self.client.socket()
+        assert sock is not None
+        sock.close()
+
+
+async def test_a_dead_agents_machines_are_offline_with_the_reason(
+    mosquitto: Any, pg_dsn: str
+) -> None:
+    site, agent_id = unique("s"), unique("pc-")
+    async with hub_and_device(mosquitto, pg_dsn) as (http, device):
+        agent = FakeAgent(mosquitto.host, mosquitto.port, agent_id)
+        try:
+
+            async def fleet() -> dict[str, dict[str, Any]]:
+                machines = (await http.get("/api/v1/machines")).json()
+                return {m["machine"]: m for m in machines if m["site"] == site}
+
+            async def all_online() -> bool:
+                await agent.online(site, ["press", "oven"])  # republished until it lands
+                for name in ("press", "oven"):
+                    await device.telemetry(site, name, [wire.Reading(tag="t", ts=now_ms(), v=1.0)])
+                got = await fleet()
+                return len(got) == 2 and all(m["state"] == "online" for m in got.values())
+
+            await eventually(all_online)
+            got = await fleet()
+            assert {m["agent"] for m in got.values()} == {agent_id}
+            assert got["press"]["reason"] == "2 poll errors since agent start"
+            assert got["oven"]["reason"] == "data flowing"
+
+            agent.die()
+
+            async def all_offline() -> bool:
+                got = await fleet()
+                return all(m["state"] == "offline" for m in got.values())
+
+            await eventually(all_offline, within=30)
+            got = await fleet()
+            assert {m["reason"] for m in got.values()} == {f"agent {agent_id} is offline"}
+            assert {m["agent"] for m in got.values()} == {agent_id}
+            assert {m["agent_state"] for m in got.values()} == {"offline"}
+        finally:
+            await device.publish(agent.topic, b"", retain=True)  # leave the shared broker clean

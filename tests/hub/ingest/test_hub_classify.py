@@ -70,10 +70,11 @@ def test_agent_status_carries_site_line_and_production() -> None:
     assert isinstance(a, AgentStatusUpdate)
     assert (a.site, a.line) == ("s", "l")
     assert list(a.produced) == [("press", M, 60), ("press", M + 60_000, 12)]
+    assert tuple(a.devices) == ("oven", "press")  # the machines this agent polls
     # An older agent: no site/line, nothing produced; the dataclass defaults apply.
     old = classify(msg("ms/v1/agents/ag/status", wire.encode_agent_status("online", NOW)))
     assert isinstance(old, AgentStatusUpdate)
-    assert (old.site, old.line, tuple(old.produced)) == (None, None, ())
+    assert (old.site, old.line, tuple(old.produced), tuple(old.devices)) == (None, None, (), ())
 
 
 def test_meta_and_its_dead_letters() -> None:

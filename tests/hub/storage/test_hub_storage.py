@@ -143,14 +143,15 @@ async def test_dead_letters_and_status(storage: Storage) -> None:
             agents=[AgentStatusUpdate("ag1", "online", NOW, "0.1.0", 5, 0, "{}", NOW)],
         )
     )
-    # An older status arriving late must not overwrite the newer one.
+    # A status received before the stored one (its commit landed later) must not overwrite it.
     await storage.write(
         WriteBatch(
             machines=[
-                MachineStatusUpdate("s1", "l1", "m1", "offline", NOW - 5, None, "{}", NOW + 2),
+                MachineStatusUpdate("s1", "l1", "m1", "offline", NOW + 5, None, "{}", NOW - 2),
                 MachineStatusUpdate("s1", "l1", "m2", "faulted", NOW, "E42", "{}", NOW + 2),
             ],
-            agents=[AgentStatusUpdate("ag1", "offline", NOW + 9, None, None, None, "{}", NOW)],
+            # A last will: its ts is when the connection began, older than the status it ends.
+            agents=[AgentStatusUpdate("ag1", "offline", NOW - 60_000, None, None, None, "{}", NOW)],
         )
     )
     dls = await storage.read_dead_letters()
