@@ -299,19 +299,24 @@ class ReadQueries:
     async def minute_counts(
         self, site: str, line: str, machine: str, start_ms: int, end_ms: int
     ) -> dict[int, int]:
-        """Numeric readings stored per minute for one machine (from the minute rollups)."""
-        rows = await self._db.fetch(
-            "SELECT b.bucket, sum(b.count) AS n FROM rollup_minute b"
-            " JOIN series s ON s.id = b.series_id"
-            " WHERE s.site = $1 AND s.line = $2 AND s.machine = $3"
-            " AND b.bucket >= $4 AND b.bucket < $5 GROUP BY b.bucket",
-            site,
-            line,
-            machine,
-            start_ms - start_ms % 60_000,
-            end_ms,
-        )
-        return {int(r["bucket"]): int(r["n"]) for r in rows}
+        """Readings stored per minute for one machine: numbers and bools from the minute
+        rollups, text from `text_minute`."""
+        counts: dict[int, int] = {}
+        for table in ("rollup_minute", "text_minute"):
+            rows = await self._db.fetch(
+                f"SELECT b.bucket, sum(b.count) AS n FROM {table} b"  # noqa: S608 -- constants
+                " JOIN series s ON s.id = b.series_id"
+                " WHERE s.site = $1 AND s.line = $2 AND s.machine = $3"
+                " AND b.bucket >= $4 AND b.bucket < $5 GROUP BY b.bucket",
+                site,
+                line,
+                machine,
+                start_ms - start_ms % 60_000,
+                end_ms,
+            )
+            for r in rows:
+                counts[int(r["bucket"])] = counts.get(int(r["bucket"]), 0) + int(r["n"])
+        return counts
 
     async def produced_counts(
         self, site: str, line: str, machine: str, start_ms: int, end_ms: int

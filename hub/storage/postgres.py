@@ -98,6 +98,15 @@ h AS (
     FROM mb GROUP BY 1, 2 ORDER BY 1, 2
     {_MERGE}
     RETURNING 1
+),
+-- Text readings have no rollup; completeness counts them per minute here. A data-modifying
+-- CTE always runs to completion, whether or not the final SELECT reads it.
+t AS (
+    INSERT INTO text_minute AS c (series_id, bucket, count)
+    SELECT series_id, ts - ts % 60000, count(*) FROM ins WHERE value IS NULL
+    GROUP BY 1, 2 ORDER BY 1, 2
+    ON CONFLICT (series_id, bucket) DO UPDATE SET count = c.count + excluded.count
+    RETURNING 1
 )
 SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM m), (SELECT count(*) FROM h)
 """  # noqa: S608 -- built from constants only
@@ -451,7 +460,8 @@ class PostgresStorage:
         return await self._call(run)
 
     async def maintain(self, now_ms: int) -> None:
-        """Create partitions ahead; drop partitions, production and dead letters past retention."""
+        """Create partitions ahead; drop readings, rollups, production and dead letters past
+        retention."""
         today = now_ms // DAY_MS
         await self._ensure_partitions(set(range(today, today + PARTITIONS_AHEAD_DAYS + 1)))
         cutoff_day = today - self._retention_days
@@ -472,6 +482,12 @@ class PostgresStorage:
             await conn.execute(
                 "DELETE FROM produced_minutes WHERE minute < $1", cutoff_day * DAY_MS
             )
+            # Rollups follow the readings they summarise (hour buckets are day-aligned too).
+            for table in ("rollup_minute", "rollup_hour", "text_minute"):
+                await conn.execute(
+                    f"DELETE FROM {table} WHERE bucket < $1",  # noqa: S608 -- constant names
+                    cutoff_day * DAY_MS,
+                )
 
         await self._call(run)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-__all__ = ["BUCKET_MS", "Bucket", "aggregate"]
+__all__ = ["BUCKET_MS", "Bucket", "aggregate", "text_counts"]
 
 BUCKET_MS = {"minute": 60_000, "hour": 3_600_000}
 
@@ -33,3 +33,13 @@ def aggregate(rows: Iterable[tuple[int, int, float | None]], bucket_ms: int) -> 
         (sid, b, float(c[0]), float(c[1]), float(c[2]), int(c[3]), int(c[4]), float(c[5]))
         for (sid, b), c in sorted(acc.items())
     ]
+
+
+def text_counts(rows: Iterable[tuple[int, int, float | None]]) -> list[tuple[int, int, int]]:
+    """(series_id, minute, count) of the rows without a numeric value, sorted (completeness)."""
+    counts: dict[tuple[int, int], int] = {}
+    for series_id, ts, value in rows:
+        if value is None:
+            key = (series_id, ts - ts % BUCKET_MS["minute"])
+            counts[key] = counts.get(key, 0) + 1
+    return [(sid, b, n) for (sid, b), n in sorted(counts.items())]

@@ -26,7 +26,7 @@ from hub.storage.model import (
     WriteBatch,
     WriteResult,
 )
-from hub.storage.rollup import BUCKET_MS, aggregate
+from hub.storage.rollup import BUCKET_MS, aggregate, text_counts
 from hub.storage.rows import (
     DAY_MS,
     SeriesIds,
@@ -93,6 +93,12 @@ VALUES (?, ?, ?, ?, ?)
 ON CONFLICT (site, line, machine) DO UPDATE SET
     agent_id = excluded.agent_id, updated_at = excluded.updated_at
 WHERE excluded.updated_at >= o.updated_at
+"""
+
+# Text readings per series per minute: completeness counts them (rollups hold numbers only).
+_TEXT_UPSERT = """
+INSERT INTO text_minute AS c (series_id, bucket, count) VALUES (?, ?, ?)
+ON CONFLICT (series_id, bucket) DO UPDATE SET count = c.count + excluded.count
 """
 
 # See the PostgreSQL backend: replace the tag list unless an equal or newer one is kept.
@@ -264,6 +270,7 @@ class SqliteStorage:
                     _ROLLUP_UPSERT.replace("rollup_minute", f"rollup_{resolution}"),
                     aggregate(inserted_rows, width),
                 )
+            db.executemany(_TEXT_UPSERT, text_counts(inserted_rows))
             db.executemany(
                 "INSERT INTO dead_letters (received_at, topic, payload, payload_size, reason,"
                 " message, src) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -333,7 +340,7 @@ class SqliteStorage:
         return await self._run(lambda: self._write(batch))
 
     async def maintain(self, now_ms: int) -> None:
-        """Apply retention to readings, production and dead letters (no partitions here)."""
+        """Apply retention to readings, rollups, production and dead letters (no partitions)."""
         cutoff = (now_ms // DAY_MS - self._retention_days) * DAY_MS
         dl_cutoff = now_ms - self._dl_retention_days * DAY_MS
 
@@ -341,6 +348,8 @@ class SqliteStorage:
             self._db.execute("DELETE FROM readings WHERE ts < ?", (cutoff,))
             self._db.execute("DELETE FROM dead_letters WHERE received_at < ?", (dl_cutoff,))
             self._db.execute("DELETE FROM produced_minutes WHERE minute < ?", (cutoff,))
+            for table in ("rollup_minute", "rollup_hour", "text_minute"):
+                self._db.execute(f"DELETE FROM {table} WHERE bucket < ?", (cutoff,))  # noqa: S608
 
         await self._run(run)
 

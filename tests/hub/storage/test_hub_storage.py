@@ -179,9 +179,15 @@ async def test_retention(storage: Storage) -> None:
             ],
         )
     )
+    key = SeriesKey("s1", "l1", "m1", "t")
+    assert len(await storage.read_rollups(key, "minute", 0, 2**62)) == 2
     await storage.maintain(NOW)
-    rows = await storage.read_readings(SeriesKey("s1", "l1", "m1", "t"), 0, 2**62)
+    rows = await storage.read_readings(key, 0, 2**62)
     assert [r.ts for r in rows] == [NOW]
+    # Rollups of dropped readings go with them; the fresh minute and hour stay.
+    for resolution in ("minute", "hour"):
+        buckets = await storage.read_rollups(key, resolution, 0, 2**62)
+        assert [(b.count, b.last_ts) for b in buckets] == [(1, NOW)], resolution
     assert [d["received_at"] for d in await storage.read_dead_letters()] == [NOW]
     await storage.maintain(NOW)  # idempotent
     # Writing after maintenance still works (partitions ahead exist / are created on demand).
