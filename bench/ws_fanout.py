@@ -179,8 +179,10 @@ def scenario(
                 p.kill()
     lat: list[float] = []
     totals: dict[str, int] = {}
+    window_messages = 0  # client updates (t0 readings) published in the window
     for out in outs:
         doc = json.loads(out.read_text())
+        window_messages += sum(1 for t in doc["ts"] if window_from_ms <= t < window_to_ms)
         lat.extend(
             v
             for t, v in zip(doc["ts"], doc["lat"], strict=True)
@@ -205,6 +207,7 @@ def scenario(
         "hub_rss_mib_before": round(rss_before / 2**20, 1),
         "hub_rss_mib_after": round(rss_after / 2**20, 1),
         "hub_cpu_cores": round(hub_cpu / elapsed, 2),
+        "hub_cpu_us_per_update": round(hub_cpu / max(1, window_messages) * 1e6, 1),
         "clients_cpu_cores": round(clients_cpu / elapsed, 2),
         "client_processes": nprocs,
         "system_cpu_percent_of_all_cores": system_cpu,

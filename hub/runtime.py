@@ -213,6 +213,10 @@ class Hub:
                                 log_config=None,
                                 lifespan="off",
                                 access_log=False,
+                                # Compressing each live message for each client cost a
+                                # fifth of the hub's CPU at 1,000 clients; the messages are
+                                # small and mostly go over a LAN (bench/ws_fanout.py).
+                                ws_per_message_deflate=False,
                             )
                         )
                         others.append(tg.create_task(self._serve(server), name="http"))

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["ClientBuffer", "Update", "make_update"]
+__all__ = ["ClientBuffer", "Update", "filtered", "make_update"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,15 +23,22 @@ class Update:
     machine: str
     readings: tuple[dict[str, Any], ...]
     body: str  # the readings as JSON array items, comma-separated, without brackets
+    message: str  # the whole `readings` message, sent as is to every client that takes it alone
+
+
+def _message(machine: str, bodies: str) -> str:
+    return f'{{"type":"readings","machine":{json.dumps(machine)},"readings":[{bodies}]}}'
 
 
 def make_update(machine: str, readings: Sequence[dict[str, Any]]) -> Update:
     """An update for `machine` (readings as {"tag","ts","v","q"} dicts)."""
     items = tuple(readings)
-    return Update(machine, items, ",".join(json.dumps(r, separators=(",", ":")) for r in items))
+    body = json.dumps(items, separators=(",", ":"))[1:-1] if items else ""
+    return Update(machine, items, body, _message(machine, body))
 
 
-def _filtered(update: Update, tags: frozenset[str] | None) -> Update | None:
+def filtered(update: Update, tags: frozenset[str] | None) -> Update | None:
+    """`update` with only `tags` (all when None); None when no reading is left."""
     if tags is None:
         return update
     kept = [r for r in update.readings if r["tag"] in tags]
@@ -52,7 +59,7 @@ class ClientBuffer:
 
     def add(self, update: Update, tags: frozenset[str] | None = None) -> None:
         """Queue an update (only `tags` of it when given); compact if over the bound."""
-        kept = _filtered(update, tags)
+        kept = filtered(update, tags)
         if kept is None:
             return
         self._pending.setdefault(kept.machine, []).append(kept)
@@ -77,10 +84,12 @@ class ClientBuffer:
 
     def take(self) -> list[str]:
         """Every pending update as one `readings` message per machine; empties the buffer."""
+        # A machine with one pending update (the usual case: the client keeps up) sends the
+        # update's own message, built once for every subscriber.
         messages = [
-            f'{{"type":"readings","machine":{json.dumps(machine)},"readings":['
-            + ",".join(u.body for u in updates if u.body)
-            + "]}"
+            updates[0].message
+            if len(updates) == 1
+            else _message(machine, ",".join(u.body for u in updates if u.body))
             for machine, updates in self._pending.items()
         ]
         self._pending.clear()

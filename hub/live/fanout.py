@@ -8,10 +8,10 @@ waits on a client: delivering is appending to a bounded buffer and setting an ev
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Sequence
+from collections.abc import Container, Iterable, Sequence
 from typing import Any
 
-from hub.live.buffer import ClientBuffer, Update, make_update
+from hub.live.buffer import ClientBuffer, Update, filtered, make_update
 from hub.storage import TelemetryBatch
 
 __all__ = ["Fanout", "Subscriber", "machine_key", "updates_from_batches"]
@@ -22,15 +22,20 @@ def machine_key(site: str, line: str, machine: str) -> str:
     return f"{site}/{line}/{machine}"
 
 
-def updates_from_batches(batches: Iterable[TelemetryBatch]) -> list[Update]:
-    """One update per committed telemetry batch, readings in wire form."""
+def updates_from_batches(
+    batches: Iterable[TelemetryBatch], wanted: Container[str] | None = None
+) -> list[Update]:
+    """One update per committed telemetry batch (of `wanted` machines), readings in wire form."""
     out = []
     for b in batches:
+        key = machine_key(b.site, b.line, b.machine)
+        if wanted is not None and key not in wanted:
+            continue
         readings: list[dict[str, Any]] = [
             {"tag": r.tag, "ts": r.ts, "v": r.v, "q": r.q} for r in b.readings
         ]
         if readings:
-            out.append(make_update(machine_key(b.site, b.line, b.machine), readings))
+            out.append(make_update(key, readings))
     return out
 
 
@@ -101,10 +106,25 @@ class Fanout:
     def deliver(self, updates: Sequence[Update]) -> None:
         """Hand updates to their machines' subscribers (from this or another hub instance)."""
         for update in updates:
-            for sub in self._by_machine.get(update.machine, ()):
-                sub.deliver(update)
+            subs = self._by_machine.get(update.machine)
+            if not subs:
+                continue
+            # Subscribers of whole machines share the update (and its encoded message); those
+            # wanting some tags share one filtered copy per distinct tag set.
+            views: dict[frozenset[str], Update | None] = {}
+            for sub in subs:
+                tags = sub.machines.get(update.machine)
+                if tags is None:
+                    view: Update | None = update
+                elif tags in views:
+                    view = views[tags]
+                else:
+                    view = views[tags] = filtered(update, tags)
+                if view is not None:
+                    sub.buffer.add(view)
+                    sub.ready.set()
 
     def publish(self, batches: Sequence[TelemetryBatch]) -> None:
         """The ingest's commit hook: announce committed telemetry batches."""
         if self._by_machine:
-            self.deliver(updates_from_batches(batches))
+            self.deliver(updates_from_batches(batches, self._by_machine))

@@ -1,10 +1,12 @@
 """WebSocket `/ws`: authenticated live readings, coalesced per client (docs/api.md).
 
 Each client has one sender task, the only writer to its socket: it sleeps until its buffer has
-something and sends it in the next free slot; slots are `COALESCE_S` apart, so a client gets at
-most ten messages per machine per second whatever the ingest rate. A client that cannot keep up only
+something and sends it at once if the client's token bucket allows (one send per `COALESCE_S` on
+average, `SEND_BURST` banked), so a client gets at most ten messages per machine per second
+whatever the ingest rate. A client that cannot keep up only
 delays its own sender; its buffer collapses to newest values (`ClientBuffer`), and a send that
-stays blocked for `SEND_TIMEOUT_S` closes the connection.
+stays blocked for `SEND_TIMEOUT_S` closes the connection (one watchdog task checks every
+client each second, and sends heartbeats to idle ones).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from hub.errors import MillstreamHubError
 from hub.live.buffer import make_update
 from hub.live.fanout import Fanout, Subscriber, machine_key
 from hub.live.metrics import LiveMetrics
+from hub.live.pacing import Pacer
 from hub.live.protocol import ClientMessage, ProtocolError, parse_client_message
 from hub.query import SeriesInfo
 
@@ -34,6 +37,10 @@ log = logging.getLogger(__name__)
 COALESCE_S = 0.1
 HEARTBEAT_S = 15.0
 SEND_TIMEOUT_S = 10.0
+CLOSE_TIMEOUT_S = 2.0
+WATCH_S = 1.0
+# Sends a client may make back to back after a quiet spell (`Pacer`).
+SEND_BURST = 2.0
 AUTH_TIMEOUT_S = 5.0
 # Close codes in the private range (RFC 6455 §7.4.2), mirroring HTTP statuses.
 CLOSE_UNAUTHORIZED = 4401
@@ -45,9 +52,13 @@ def _dump(doc: dict[str, Any]) -> str:
 
 
 class _Client(Subscriber):
-    def __init__(self) -> None:
+    def __init__(self, now: float) -> None:
         super().__init__()
         self.control: list[str] = []
+        self.last_sent = now  # loop time of the last send (for heartbeats)
+        self.sending_since: float | None = None  # loop time the current send began
+        self.heartbeat_due = False
+        self.sender: asyncio.Task[None] | None = None
 
     def say(self, doc: dict[str, Any]) -> None:
         self.control.append(_dump(doc))
@@ -66,6 +77,8 @@ class LiveEndpoint:
         *,
         latest: Callable[[str, str, str], Awaitable[list[dict[str, Any]]]] | None = None,
         clock: Callable[[], float] = time.time,
+        heartbeat_s: float = HEARTBEAT_S,
+        send_timeout_s: float = SEND_TIMEOUT_S,
     ) -> None:
         self._fanout = fanout
         self._authenticate = authenticate
@@ -73,6 +86,10 @@ class LiveEndpoint:
         self._metrics = metrics
         self._clock = clock
         self._latest = latest
+        self._heartbeat_s = heartbeat_s
+        self._send_timeout_s = send_timeout_s
+        self._clients: set[_Client] = set()
+        self._watchdog: asyncio.Task[None] | None = None
 
     async def __call__(self, websocket: WebSocket) -> None:
         """Serve one client until it disconnects."""
@@ -80,13 +97,17 @@ class LiveEndpoint:
         principal = await self._login(websocket)
         if principal is None:
             return
-        client = _Client()
+        client = _Client(asyncio.get_running_loop().time())
         self._fanout.add(client)
+        self._clients.add(client)
+        if self._watchdog is None or self._watchdog.done():
+            self._watchdog = asyncio.create_task(self._watch(), name="ws-watchdog")
         self._metrics.clients.inc()
         client.say({"type": "welcome", "user": principal.subject, "coalesce_ms": 100})
         try:
             async with asyncio.TaskGroup() as tg:
                 sender = tg.create_task(self._send_loop(websocket, client), name="ws-send")
+                client.sender = sender
                 receiver = tg.create_task(self._receive_loop(websocket, client), name="ws-recv")
                 await asyncio.wait({sender, receiver}, return_when="FIRST_COMPLETED")
                 for task in (sender, receiver):
@@ -95,10 +116,30 @@ class LiveEndpoint:
             log.debug("websocket closed: %r", group.exceptions[0])
         finally:
             self._fanout.remove(client)
+            self._clients.discard(client)
             self._metrics.clients.dec()
             self._metrics.coalesced.inc(client.buffer.coalesced)
+            # A stalled client's socket may never take the close frame: don't wait for it.
             with contextlib.suppress(Exception):
-                await websocket.close()
+                async with asyncio.timeout(CLOSE_TIMEOUT_S):
+                    await websocket.close()
+
+    async def _watch(self) -> None:
+        # One timer for every client instead of two per message: heartbeats for idle clients,
+        # and closing a client whose send has been blocked for SEND_TIMEOUT_S.
+        loop = asyncio.get_running_loop()
+        while self._clients:
+            await asyncio.sleep(WATCH_S)
+            now = loop.time()
+            for client in list(self._clients):
+                since = client.sending_since
+                if since is not None and now - since > self._send_timeout_s:
+                    log.info("closing a websocket client blocked for %.0f s", now - since)
+                    if client.sender is not None:
+                        client.sender.cancel()
+                elif since is None and now - client.last_sent >= self._heartbeat_s:
+                    client.heartbeat_due = True
+                    client.ready.set()
 
     async def _login(self, websocket: WebSocket) -> Principal | None:
         token = websocket.query_params.get("token")
@@ -124,32 +165,31 @@ class LiveEndpoint:
         return msg.token
 
     async def _send_loop(self, websocket: WebSocket, client: _Client) -> None:
-        # Send slots are COALESCE_S apart on a schedule, not COALESCE_S after each send ends:
-        # sleeping after every send would let the slot drift behind a steady 10 Hz source by
-        # the send time each round, until every update waited a whole period.
         loop = asyncio.get_running_loop()
-        next_slot = 0.0
+        readings_sent = self._metrics.messages.labels("readings")
+        heartbeats_sent = self._metrics.messages.labels("heartbeat")
+        pacer = Pacer(COALESCE_S, SEND_BURST, loop.time())
         while True:
-            try:
-                async with asyncio.timeout(HEARTBEAT_S):
-                    await client.ready.wait()
-            except TimeoutError:
+            await client.ready.wait()
+            delay = pacer.wait(loop.time())
+            if delay > 0:
+                await asyncio.sleep(delay)
+            now = loop.time()
+            pacer.spend(now)
+            client.ready.clear()
+            messages = client.control + client.buffer.take()
+            client.control = []
+            if messages:
+                readings_sent.inc(len(messages))
+            elif client.heartbeat_due:
                 messages = [_dump({"type": "heartbeat", "ts": int(self._clock() * 1000)})]
-                kind = "heartbeat"
-            else:
-                now = loop.time()
-                if now < next_slot:
-                    await asyncio.sleep(next_slot - now)
-                    now = next_slot
-                next_slot = now + COALESCE_S
-                client.ready.clear()
-                messages = client.control + client.buffer.take()
-                client.control = []
-                kind = "readings"
+                heartbeats_sent.inc()
+            client.heartbeat_due = False
+            client.sending_since = now
             for text in messages:
-                async with asyncio.timeout(SEND_TIMEOUT_S):
-                    await websocket.send_text(text)
-            self._metrics.messages.labels(kind).inc(len(messages))
+                await websocket.send_text(text)
+            client.sending_since = None
+            client.last_sent = now
 
     async def _receive_loop(self, websocket: WebSocket, client: _Client) -> None:
         while True:
