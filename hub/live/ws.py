@@ -168,23 +168,31 @@ class LiveEndpoint:
         loop = asyncio.get_running_loop()
         readings_sent = self._metrics.messages.labels("readings")
         heartbeats_sent = self._metrics.messages.labels("heartbeat")
+        control_sent = self._metrics.messages.labels("control")
         pacer = Pacer(COALESCE_S, SEND_BURST, loop.time())
         while True:
             await client.ready.wait()
-            delay = pacer.wait(loop.time())
-            if delay > 0:
-                await asyncio.sleep(delay)
+            # Only readings are paced. Replies (welcome, subscribed, pong) spending tokens would
+            # start a client in debt, and a source exactly at the pacing rate (10 Hz) never pays
+            # a debt back: every update would then wait most of a period.
+            if len(client.buffer):
+                delay = pacer.wait(loop.time())
+                if delay > 0:
+                    await asyncio.sleep(delay)
             now = loop.time()
-            pacer.spend(now)
             client.ready.clear()
-            messages = client.control + client.buffer.take()
-            client.control = []
-            if messages:
-                readings_sent.inc(len(messages))
-            elif client.heartbeat_due:
-                messages = [_dump({"type": "heartbeat", "ts": int(self._clock() * 1000)})]
+            control, client.control = client.control, []
+            readings = client.buffer.take()
+            if readings:
+                pacer.spend(now)
+                readings_sent.inc(len(readings))
+            if control:
+                control_sent.inc(len(control))
+            elif client.heartbeat_due and not readings:
+                control = [_dump({"type": "heartbeat", "ts": int(self._clock() * 1000)})]
                 heartbeats_sent.inc()
             client.heartbeat_due = False
+            messages = control + readings
             client.sending_since = now
             for text in messages:
                 await websocket.send_text(text)

@@ -229,3 +229,26 @@ async def test_a_client_that_stops_reading_is_closed_and_others_carry_on() -> No
             assert closed, "a client blocked for send_timeout_s was not closed"
             with pytest.raises(ConnectionClosed):
                 await _drain(stalled)
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_a_source_at_the_pacing_rate_is_not_delayed_by_replies() -> None:
+    # welcome and subscribed go out first; if they spent send tokens, a 10 Hz source would
+    # start (and stay) in debt and every update would wait most of a 100 ms period.
+    fanout = Fanout()
+    endpoint = LiveEndpoint(fanout, _authenticate, _no_series, LiveMetrics(CollectorRegistry()))
+    async with _serve(endpoint) as url, connect(url, proxy=None) as ws:
+        await _next(ws, "welcome")
+        await ws.send(json.dumps({"type": "subscribe", "machines": ["s/l/m"]}))
+        await _next(ws, "subscribed")
+        loop = asyncio.get_running_loop()
+        delays = []
+        for k in range(20):
+            sent = loop.time()
+            fanout.deliver([make_update("s/l/m", _readings("a", ts=k))])
+            msg = await _next(ws, "readings", within=5)
+            assert msg["readings"][-1]["ts"] == k
+            delays.append(loop.time() - sent)
+            await asyncio.sleep(max(0.0, sent + 0.1 - loop.time()))
+        delays.sort()
+        assert delays[len(delays) // 2] < 0.04, delays
