@@ -19,6 +19,7 @@ from edge_agent.cli.localstate import (
 )
 from edge_agent.cli.opcua import load_or_exit
 from edge_agent.runtime import buffer_path
+from edge_agent.runtime.lock import AgentAlreadyRunning, hold_agent_lock
 
 __all__ = ["buffer_app", "parse_since", "register"]
 
@@ -124,7 +125,8 @@ def purge(
     loaded = load_or_exit(config)
     if agent_running(read_status(loaded), loaded, now()):
         typer.echo(
-            "error: the agent is running; stop it first (e.g. systemctl stop edge-agent)", err=True
+            "error: the agent is running; stop it first (e.g. systemctl stop millstream-agent)",
+            err=True,
         )
         raise typer.Exit(1)
     path = buffer_path(loaded.config, loaded.path)
@@ -143,9 +145,16 @@ def purge(
         )
     from edge_agent.buffer import BufferDB  # noqa: PLC0415 -- opened for writing only here
 
-    db = BufferDB(path, now_ms=int(now() * 1000))
-    deleted = db.purge()
-    db.close()
+    # Held while purging: an agent starting meanwhile is refused (systemd starts it again
+    # later) instead of publishing from a half-deleted buffer.
+    try:
+        with hold_agent_lock(path):
+            db = BufferDB(path, now_ms=int(now() * 1000))
+            deleted = db.purge()
+            db.close()
+    except AgentAlreadyRunning as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
     typer.echo(f"purged {deleted} readings")
 
 

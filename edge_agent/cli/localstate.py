@@ -9,6 +9,7 @@ from typing import Any
 
 from edge_agent.config import LoadedConfig
 from edge_agent.runtime import buffer_path, state_dir
+from edge_agent.runtime.lock import lock_holder
 
 __all__ = ["agent_running", "buffer_summary", "now", "open_buffer_readonly", "read_status"]
 
@@ -24,7 +25,15 @@ def read_status(loaded: LoadedConfig) -> dict[str, Any] | None:
 
 
 def agent_running(status: dict[str, Any] | None, loaded: LoadedConfig, now: float) -> bool:
-    """True if the status file is fresh (the agent rewrites it every status interval)."""
+    """True while an agent holds this config's buffer lock (exact, even right after a stop).
+
+    Without read access to the lock file, falls back to the status file's age (the agent
+    rewrites it every status interval).
+    """
+    try:
+        return lock_holder(buffer_path(loaded.config, loaded.path)) is not None
+    except OSError:
+        pass
     if status is None:
         return False
     interval = loaded.config.mqtt.status_interval.total_seconds()

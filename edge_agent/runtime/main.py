@@ -16,6 +16,7 @@ from edge_agent.config import AgentConfig
 from edge_agent.publish import Publisher, PublisherSettings
 from edge_agent.runtime.agent import Agent
 from edge_agent.runtime.contract import WireContract
+from edge_agent.runtime.lock import hold_agent_lock
 from edge_agent.runtime.meta import meta_messages
 from edge_agent.runtime.sources import Source
 
@@ -48,6 +49,32 @@ async def run_agent(
     `meta` (machine → tag → unit, see `profile_meta`) is published retained for every device
     on each connect, so the hub shows units; None publishes no meta at all.
     """
+    # One agent per buffer (edge_agent/runtime/lock.py): held before the buffer is opened.
+    state = state_dir(config, config_file)
+    state.mkdir(parents=True, exist_ok=True)
+    buffer_file = buffer_path(config, config_file)
+    with hold_agent_lock(buffer_file):
+        await _run(
+            config,
+            config_file,
+            sources=sources,
+            buffer_file=buffer_file,
+            on_status=on_status,
+            on_ready=on_ready,
+            meta=meta,
+        )
+
+
+async def _run(
+    config: AgentConfig,
+    config_file: Path,
+    *,
+    sources: dict[str, Source],
+    buffer_file: Path,
+    on_status: Callable[[dict[str, Any]], None] | None,
+    on_ready: Callable[[Agent], None] | None,
+    meta: Mapping[str, Mapping[str, wire.TagMeta]] | None,
+) -> None:
     mqtt, buf = config.mqtt, config.buffer
     contract = WireContract(config.agent.id, config.agent.site, config.agent.line)
     settings = PublisherSettings.from_config(mqtt, config.agent.id, config_file=str(config_file))
@@ -55,9 +82,8 @@ async def run_agent(
         max_bytes=buf.max_bytes, max_age=buf.max_age.total_seconds(), on_full=buf.on_full
     )
     state = state_dir(config, config_file)
-    state.mkdir(parents=True, exist_ok=True)
     async with Buffer(
-        buffer_path(config, config_file),
+        buffer_file,
         bounds=bounds,
         commit_interval=buf.commit_interval.total_seconds(),
         encoder=contract.encode_batch,

@@ -21,9 +21,9 @@ def status_state(
         last = stats.last_receipt_at
         silent = None if last is None else now - last
         if silent is None or silent > 2 * receipt_timeout:
-            since = "ever" if silent is None else f"{silent:.0f} s"
+            since = "since the agent started" if silent is None else f"for {silent:.0f} s"
             return "faulted", (
-                f"no receipt from the hub for {since}; {buf.readings} readings stay buffered "
+                f"no receipt from the hub {since}; {buf.readings} readings stay buffered "
                 "(is the hub running and subscribed?)"
             )
     return "online", None

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -97,12 +99,37 @@ def test_buffer_stats_export_and_purge_with_confirmation(tmp_path: Path) -> None
 def test_purge_refuses_while_the_agent_runs(tmp_path: Path) -> None:
     cfg = make_config(tmp_path)
     fill(tmp_path, 100)
-    state = tmp_path / "state"
-    state.mkdir()
-    (state / "agent-status.json").write_text(json.dumps({"ts": int(time.time() * 1000)}))
-    result = runner.invoke(app, ["buffer", "purge", str(cfg), "--yes"])
-    assert result.exit_code == 1
-    assert "running" in result.output
+    # Another process holds the buffer's lock, as a running agent does.
+    with subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from pathlib import Path; "
+            "from edge_agent.runtime.lock import hold_agent_lock\n"
+            "with hold_agent_lock(Path(sys.argv[1])):\n"
+            "    print('held', flush=True); sys.stdin.read()",
+            str(tmp_path / "buffer.db"),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as holder:
+        try:
+            assert holder.stdout is not None
+            assert holder.stdout.readline().strip() == "held"
+            result = runner.invoke(app, ["buffer", "purge", str(cfg), "--yes"])
+            assert result.exit_code == 1
+            assert "systemctl stop millstream-agent" in result.output
+            status = runner.invoke(app, ["status", str(cfg), "--json"])
+            assert json.loads(status.output)["running"] is True
+        finally:
+            holder.kill()  # kill -9: no clean-up runs; the kernel drops the lock with the process
+            holder.wait(30)
+    status = runner.invoke(app, ["status", str(cfg), "--json"])
+    assert json.loads(status.output)["running"] is False
+    purged = runner.invoke(app, ["buffer", "purge", str(cfg), "--yes"])
+    assert purged.exit_code == 0, purged.output
+    assert "purged 100 readings" in purged.output
 
 
 def test_status_before_first_run_and_from_status_file(tmp_path: Path) -> None:

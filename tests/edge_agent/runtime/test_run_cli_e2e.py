@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -61,6 +62,17 @@ def _profile_units(config: Path) -> dict[str, dict[str, str]]:
     }
 
 
+async def _cli(*args: str) -> tuple[int, str, str]:
+    """Run `edge-agent ARGS` to the end: exit code, stdout, stderr."""
+    proc = await asyncio.create_subprocess_exec(
+        EDGE_AGENT, *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    async with asyncio.timeout(60):
+        out, err = await proc.communicate()
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
 @pytest.fixture
 def run_log(tmp_path: Path) -> Iterator[IO[bytes]]:
     with (tmp_path / "run.log").open("w+b") as f:
@@ -91,12 +103,26 @@ async def test_run_publishes_every_device_and_stops_cleanly(
                 return b'"connected": true' in out
 
             await eventually(status_connected, within=30)
+
+            # A second agent on the same buffer would reuse src/seq numbers and delete the
+            # first one's batches on receipt: it is refused, naming the running one.
+            code, _, err = await _cli("run", str(plant))
+            assert code != 0
+            assert "another edge-agent is running on the buffer" in err
+            assert f"(pid {agent.pid})" in err
         finally:
             agent.send_signal(signal.SIGTERM)
             async with asyncio.timeout(15):
                 await agent.wait()
         run_log.seek(0)
         assert agent.returncode == 0, run_log.read().decode()[-3000:]
+        # At once after the stop (not one status interval later): not running, purge allowed.
+        code, out, err = await _cli("status", str(plant), "--json")
+        assert code == 0, err
+        assert json.loads(out)["running"] is False
+        code, out, err = await _cli("buffer", "purge", str(plant), "--yes")
+        assert code == 0, err
+        assert "purged" in out
         assert set(hub.readings) == {"press-01", "conveyor-01"}
         # Units from the generated profiles, published retained per machine (wire `…/meta`).
         units = {

@@ -69,6 +69,11 @@ def test_state_says_why_when_receipts_stop() -> None:
     assert why is not None
     assert "no receipt from the hub for 100 s" in why
     assert status_state(pub, stats(), 30.0, now=200.0, receipts=False)[0] == "online"
+    never = PublishStats(connected=True)
+    state, why = status_state(never, stats(), 30.0, now=200.0, receipts=True)
+    assert state == "faulted"
+    assert why is not None
+    assert "no receipt from the hub since the agent started" in why
     assert status_state(PublishStats(), stats(), 30.0, now=1.0, receipts=True)[0] == "offline"
 
 
