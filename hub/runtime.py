@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import multiprocessing as mp
 import os
 import random
 import socket
@@ -31,6 +30,7 @@ from hub.ingest.classify import classify
 from hub.ingest.message import Incoming
 from hub.ingest.mqtt import MqttSession
 from hub.ingest.pipeline import IngestPipeline
+from hub.ingest.workers import worker_pool
 from hub.metrics import HubMetrics
 from hub.receipts.publisher import publish_receipts
 from hub.receipts.tracker import ReceiptTracker
@@ -244,8 +244,7 @@ class Hub:
     async def _start_parser(self) -> ProcessPoolExecutor | None:
         if self._parse_workers <= 0:
             return None
-        # spawn, not fork: this process already runs threads (paho, asyncpg's executor).
-        pool = ProcessPoolExecutor(self._parse_workers, mp_context=mp.get_context("spawn"))
+        pool = worker_pool(self._parse_workers)
         loop = asyncio.get_running_loop()
         warm = Incoming("ms/v1/s/l/m/status", b"", 0, 0, 0)
         # Start the workers and import wire there now, not on the first real message.

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 import pytest
 from hubtest import MqttTestClient, count_readings, eventually, pg_fetch, telemetry, unique
 
@@ -167,8 +168,13 @@ async def test_sigkill_mid_stream_then_restart_loses_nothing(
             await client.apublish(topic, telemetry(src, seq, t0 + seq * 200, 200))
             if seq == 150:
                 # Mid-stream, with messages received but not yet committed and acknowledged.
+                workers = psutil.Process(hub.proc.pid).children(recursive=True)
                 hub.proc.kill()
                 await asyncio.to_thread(hub.proc.wait, 10)
+        # Its validation workers do not outlive it (they would idle for ever, one set per crash).
+        assert workers, "the hub started no parse workers"
+        _, alive = await asyncio.to_thread(psutil.wait_procs, workers, 15)
+        assert not alive, f"workers outlived the killed hub: {alive}"
         restarted = HubProcess(config, tmp_path / "hub2.log")
         hub_processes.append(restarted)
         await wait_ready(port, restarted)
