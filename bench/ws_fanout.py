@@ -12,7 +12,7 @@ the reading (same host, same clock). Clients offer permessage-deflate, as browse
 Scenarios run in turn on one hub (RSS is recorded before and after each). Each scenario has a
 3 s warm-up, then `--seconds` measured; readings published in the window count.
 
-    .venv/bin/python bench/ws_fanout.py [--clients 10,200,1000] [--seconds 12] [--procs 2]
+    .venv/bin/python bench/ws_fanout.py [--clients 10,200,1000] [--seconds 12] [--procs 1]
         [--machines 10] [--rate 10] [--flush-ms 20] [--plain]
 
 About 90 s in all with the defaults. Results: bench/results/ws_fanout.json, one entry per
@@ -257,7 +257,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", default="10,200,1000", help="comma-separated client counts")
     parser.add_argument("--seconds", type=float, default=12, help="measured seconds per scenario")
-    parser.add_argument("--procs", type=int, default=2, help="client processes (at most)")
+    # One client process: at 1,000 clients it uses ~0.4 of a core, and a second one only adds
+    # a runnable process competing with the hub for the same two cores at each burst (p99 at
+    # 1,000 clients: 92-236 ms with one, 189-503 ms with two, on this machine).
+    parser.add_argument("--procs", type=int, default=1, help="client processes (at most)")
     parser.add_argument("--machines", type=int, default=10)
     parser.add_argument("--rate", type=float, default=10, help="updates per machine per second")
     parser.add_argument("--flush-ms", type=int, default=20, help="the hub's ingest flush_ms")
