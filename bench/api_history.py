@@ -31,15 +31,13 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.hubproc import start_hub, stop_hub
 from hub.storage import open_storage
-from tests.harness import Mosquitto, Postgres, free_port
+from tests.harness import Mosquitto, Postgres
 
 RESULTS = Path(__file__).parent / "results" / "api_history.json"
-HUB = str(Path(sys.executable).with_name("millstream-hub"))
 DAY_MS = 86_400_000
 MACHINES, TAGS, DAYS = 5, 10, 7
-SECRET = "bench-" + "x" * 48
-PASSWORD = "bench-password"
 
 
 def _partition(day: int) -> str:
@@ -144,36 +142,18 @@ def main() -> None:
         gen = asyncio.run(generate(pg.dsn, t0))
         print(gen, flush=True)
         tmp = Path(tempfile.mkdtemp(prefix="bench-api-"))
-        port = free_port()
-        config = tmp / "hub.yaml"
-        config.write_text(
-            f"mqtt: {{url: '{broker.url}'}}\nstorage: '{pg.dsn}'\n"
-            f"http: {{host: 127.0.0.1, port: {port}}}\njwt_secret: '{SECRET}'\n"
-            # One client timing sequential requests: the per-user limit is not the subject here.
-            "api: {requests_per_minute: 1000000}\n"
-        )
         # Migrations added while the data was generated (a shared working tree) apply here.
-        subprocess.run([HUB, "migrate", "-c", config], check=True)
-        subprocess.run(
-            [HUB, "users", "add", "bench", "--role", "viewer", "--password-stdin", "-c", config],
-            input=PASSWORD.encode(),
-            check=True,
+        # One client timing sequential requests: the per-user limit is not the subject here.
+        bench_hub = start_hub(
+            tmp,
+            broker.url,
+            pg.dsn,
+            "api: {requests_per_minute: 1000000}\n",
+            ready_path="/health/live",
         )
-        log = (tmp / "hub.log").open("wb")
-        hub = subprocess.Popen([HUB, "serve", "--config", str(config)], stderr=log)
-        base = f"http://127.0.0.1:{port}"
-        with httpx.Client(base_url=base, timeout=30) as client:
-            for _ in range(300):
-                try:
-                    if client.get("/health/live").status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                time.sleep(0.1)
-            token = client.post(
-                "/api/v1/auth/login", json={"username": "bench", "password": PASSWORD}
-            ).json()["access_token"]
-            client.headers["Authorization"] = f"Bearer {token}"
+        hub = bench_hub.proc
+        with httpx.Client(base_url=bench_hub.base, timeout=30) as client:
+            client.headers["Authorization"] = f"Bearer {bench_hub.token}"
             series = client.get("/api/v1/series", params={"machine": "m3"}).json()
             sid = series[4]["id"]
             day = {"from": now - DAY_MS, "to": now, "max_points": 1000}
@@ -222,11 +202,7 @@ def main() -> None:
         RESULTS.write_text(json.dumps(result, indent=2) + "\n")
     finally:
         if hub is not None:
-            hub.terminate()
-            try:
-                hub.wait(20)
-            except subprocess.TimeoutExpired:
-                hub.kill()
+            stop_hub(hub)
         broker.cleanup()
         pg.cleanup()
 

@@ -33,7 +33,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 import paho.mqtt.client as paho
 import psutil
 from paho.mqtt.enums import CallbackAPIVersion
@@ -41,14 +40,12 @@ from paho.mqtt.enums import CallbackAPIVersion
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import wire
-from tests.harness import Mosquitto, Postgres, free_port
+from bench.hubproc import start_hub, stop_hub
+from tests.harness import Mosquitto, Postgres
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "ws_fanout.json"
 CLIENTS_JS = HERE / "ws_clients" / "clients.js"
-HUB = str(Path(sys.executable).with_name("millstream-hub"))
-SECRET = "bench-" + "x" * 48
-PASSWORD = "bench-password"
 TAGS = 10
 WARMUP_S = 3.0
 
@@ -220,39 +217,6 @@ def scenario(
     }
 
 
-def start_hub(
-    args: argparse.Namespace, pg: Postgres, broker: Mosquitto, tmp: Path
-) -> tuple[subprocess.Popen[bytes], str, str]:
-    port = free_port()
-    config = tmp / "hub.yaml"
-    config.write_text(
-        f"mqtt: {{url: '{broker.url}'}}\nstorage: '{pg.dsn}'\n"
-        f"http: {{host: 127.0.0.1, port: {port}}}\njwt_secret: '{SECRET}'\n"
-        f"flush_ms: {args.flush_ms}\n"
-    )
-    subprocess.run([HUB, "migrate", "-c", config], check=True)
-    subprocess.run(
-        [HUB, "users", "add", "bench", "--role", "viewer", "--password-stdin", "-c", config],
-        input=PASSWORD.encode(),
-        check=True,
-    )
-    log = (tmp / "hub.log").open("wb")
-    hub = subprocess.Popen([HUB, "serve", "--config", str(config)], stderr=log)
-    base = f"http://127.0.0.1:{port}"
-    with httpx.Client(base_url=base, timeout=30) as client:
-        for _ in range(300):
-            try:
-                if client.get("/health/ready").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        token = client.post(
-            "/api/v1/auth/login", json={"username": "bench", "password": PASSWORD}
-        ).json()["access_token"]
-    return hub, f"ws://127.0.0.1:{port}/ws?token={token}", str(tmp / "hub.log")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", default="10,200,1000", help="comma-separated client counts")
@@ -274,7 +238,9 @@ def main() -> None:
     broker.start()
     try:
         tmp = Path(tempfile.mkdtemp(prefix="bench-ws-"))
-        hub, url, hub_log = start_hub(args, pg, broker, tmp)
+        bench_hub = start_hub(tmp, broker.url, pg.dsn, f"flush_ms: {args.flush_ms}\n")
+        hub = bench_hub.proc
+        url = bench_hub.base.replace("http://", "ws://") + f"/ws?token={bench_hub.token}"
         proc = psutil.Process(hub.pid)
         rss_idle = proc.memory_info().rss
         pub = Publisher(broker, [f"plant/l1/m{i}" for i in range(args.machines)])
@@ -304,14 +270,10 @@ def main() -> None:
                 f"hub {r['hub_cpu_cores']} cores, RSS {r['hub_rss_mib_after']} MiB, "
                 f"clients {r['clients_cpu_cores']} cores, load {r['load_avg_after'][0]}"
             )
-        print(f"hub log: {hub_log}")
+        print(f"hub log: {bench_hub.log}")
     finally:
         if hub is not None:
-            hub.terminate()
-            try:
-                hub.wait(20)
-            except subprocess.TimeoutExpired:
-                hub.kill()
+            stop_hub(hub)
         broker.cleanup()
         pg.cleanup()
 
