@@ -14,29 +14,30 @@ Chromium is never downloaded: the test drives `/usr/bin/chromium` (scripts/servi
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import subprocess
-import sys
 import time
-import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-import httpx
 import pytest
-from paho.mqtt.client import Client
-from paho.mqtt.enums import CallbackAPIVersion
+from dashtest import (
+    ADMIN,
+    LINE,
+    PASSWORD,
+    Proc,
+    artifacts,
+    inject_high_pressure,
+    publish_once,
+    running_plant,
+)
 from playwright.async_api import BrowserContext, Page, async_playwright
 
 import wire
-from edge_agent.simulators import Simulator, SimulatorOptions, request
-from tests.harness import Mosquitto, free_port
+from tests.harness import Mosquitto
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
-BIN = Path(sys.executable).parent
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--headless",
@@ -48,106 +49,6 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-ADMIN, PASSWORD = "engineer", "pressing matters 42"
-LINE = "line-1"
-
-
-class Proc:
-    """A subprocess with its stderr in a file; stopped by PID at teardown."""
-
-    def __init__(self, argv: list[str], log: Path) -> None:
-        self.log = log
-        self._out = log.open("ab")
-        self.proc = subprocess.Popen(
-            argv, stdout=self._out, stderr=self._out, stdin=subprocess.DEVNULL
-        )
-
-    def text(self) -> str:
-        self._out.flush()
-        return self.log.read_text(errors="replace")[-4000:]
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
-        self._out.close()
-
-
-@pytest.fixture
-def procs() -> Iterator[list[Proc]]:
-    started: list[Proc] = []
-    yield started
-    for p in reversed(started):
-        p.close()
-
-
-def hub_cli(*args: str, stdin: str | None = None) -> None:
-    done = subprocess.run(
-        [str(BIN / "millstream-hub"), *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-
-
-def write_hub_config(tmp_path: Path, broker: Mosquitto, dsn: str, port: int) -> Path:
-    path = tmp_path / "hub.yaml"
-    path.write_text(
-        f"mqtt:\n  url: '{broker.url}'\n  client_id: hub-{uuid.uuid4().hex[:8]}\n"
-        f"storage: '{dsn}'\n"
-        f"http: {{host: 127.0.0.1, port: {port}}}\n"
-        "flush_ms: 20\n"
-        f"jwt_secret: {uuid.uuid4().hex}{uuid.uuid4().hex}\n"
-    )
-    return path
-
-
-def write_agent_config(tmp_path: Path, broker: Mosquitto, site: str, sim: Simulator) -> Path:
-    profiles = {"press": "sim-hydraulic-press", "conveyor": "sim-conveyor"}
-    lines = [
-        f"agent: {{id: pc-{site}, site: {site}, line: {LINE}}}",
-        f"mqtt: {{url: '{broker.url}', status_interval: 2s, receipt_timeout: 10s}}",
-        "buffer: {path: ./buffer.db, max_bytes: 64MiB, max_age: 1d}",
-        "devices:",
-    ]
-    for ep in sim.endpoints():
-        lines += [
-            f"  - machine: {ep['machine']}",
-            f"    profile: {profiles[ep['machine'].split('-')[0]]}",
-            f"    modbus: {{host: {ep['host']}, port: {ep['port']}, unit: {ep['unit']}}}",
-        ]
-    path = tmp_path / "agent" / "agent.yaml"
-    path.parent.mkdir()
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
-def publish_once(broker: Mosquitto, topic: str, payload: bytes) -> None:
-    client = Client(CallbackAPIVersion.VERSION2, client_id=f"t-{uuid.uuid4().hex[:8]}")
-    client.connect(broker.host, broker.port)
-    client.loop_start()
-    try:
-        client.publish(topic, payload, qos=1).wait_for_publish(10)
-    finally:
-        client.disconnect()
-        client.loop_stop()
-
-
-async def wait_ready(base: str, hub: Proc) -> None:
-    async with httpx.AsyncClient() as client:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            assert hub.proc.poll() is None, hub.text()
-            try:
-                if (await client.get(f"{base}/health/ready")).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            await asyncio.sleep(0.2)
-    pytest.fail(f"hub not ready: {hub.text()}")
 
 
 @asynccontextmanager
@@ -164,12 +65,6 @@ async def chromium(profile: Path) -> AsyncIterator[BrowserContext]:
             yield context
         finally:
             await context.close()
-
-
-def artifacts(tmp_path: Path) -> Path:
-    out = Path(os.environ.get("ARTIFACTS_DIR") or tmp_path / "artifacts")
-    out.mkdir(parents=True, exist_ok=True)
-    return out
 
 
 def watch(page: Page, base: str) -> Callable[[], list[str]]:
@@ -195,38 +90,9 @@ async def test_engineer_sees_fleet_live_values_and_an_agent_going_offline(
 ) -> None:
     # A private broker: retained statuses of other tests must not show up in this fleet.
     broker = mosquitto_factory(persistence=False)
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    site = f"s{uuid.uuid4().hex[:6]}"
     shots = artifacts(tmp_path)
-    config = write_hub_config(tmp_path, broker, pg_dsn, port)
-    await asyncio.to_thread(hub_cli, "migrate", "--config", str(config))
-    await asyncio.to_thread(
-        hub_cli,
-        "users",
-        "add",
-        ADMIN,
-        "--role",
-        "admin",
-        "--password-stdin",
-        "--config",
-        str(config),
-        stdin=PASSWORD + "\n",
-    )
-    options = SimulatorOptions(machines=2, seed=3, modbus_port=0, opcua_port=0, control_port=0)
-    async with Simulator(options) as sim:
-        assert sim.control is not None
-        machines = [f"{site}/{LINE}/{ep['machine']}" for ep in sim.endpoints()]
-        hub = Proc(
-            [str(BIN / "millstream-hub"), "serve", "--config", str(config)], tmp_path / "hub.log"
-        )
-        procs.append(hub)
-        agent_config = write_agent_config(tmp_path, broker, site, sim)
-        started = time.time()
-        agent = Proc([str(BIN / "edge-agent"), "run", str(agent_config)], tmp_path / "agent.log")
-        procs.append(agent)
-        await wait_ready(base, hub)
-
+    async with running_plant(broker, pg_dsn, tmp_path, procs, site_prefix="s", seed=3) as plant:
+        base, site, machines, agent = plant.base, plant.site, plant.machines, plant.agent
         async with chromium(tmp_path / "chromium-profile") as browser:
             page = await browser.new_page()
             problems = watch(page, base)
@@ -272,18 +138,7 @@ async def test_engineer_sees_fleet_live_values_and_an_agent_going_offline(
             assert "(bar)" in await title.inner_text()
             await asyncio.sleep(4)  # a few seconds of live chart before the anomaly
             # Normal pressure stays below ~210 bar; out_of_range serves 250 + 125.
-            answer = await request(
-                "127.0.0.1",
-                sim.control.port,
-                {
-                    "cmd": "inject",
-                    "machine": "press-01",
-                    "tag": "pressure",
-                    "kind": "out_of_range",
-                    "duration": 30,
-                },
-            )
-            assert answer["ok"], answer
+            await inject_high_pressure(plant.sim)
             await page.wait_for_function(
                 "() => Number(document.querySelector("
                 "'tr[data-tag=\"pressure\"] td.value')?.dataset.value) > 300",
@@ -312,7 +167,8 @@ async def test_engineer_sees_fleet_live_values_and_an_agent_going_offline(
             await over.scroll_into_view_if_needed()
             box = await over.bounding_box()
             assert box is not None
-            covered = (time.time() - started) / (15 * 60)  # the 15 min view's share with data
+            # the 15 min view's share with data
+            covered = (time.time() - plant.agent_started) / (15 * 60)
             y = box["y"] + box["height"] / 2
             await page.mouse.move(box["x"] + box["width"] * max(0.0, 1 - covered * 1.1), y)
             await page.mouse.down()

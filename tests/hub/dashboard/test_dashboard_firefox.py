@@ -1,7 +1,7 @@
 """The dashboard in a real Firefox (Debian's firefox-esr over WebDriver BiDi) on the real pipeline.
 
-The same pipeline and checks as test_dashboard_browser.py (Chromium), whose setup helpers this
-test imports: simulator (in-process, Modbus) → `edge-agent run` → Mosquitto → `millstream-hub
+The same pipeline and checks as test_dashboard_browser.py (Chromium), started by dashtest.py:
+simulator (in-process, Modbus) → `edge-agent run` → Mosquitto → `millstream-hub
 serve` → the dashboard at `/`. A wrong password is refused and gives no access; after logging in
 the fleet view renders every machine online; a machine's page shows the value an anomaly injected
 into the simulator produces within 2 s; stopping the agent turns its machines offline within
@@ -18,37 +18,16 @@ import asyncio
 import json
 import signal
 import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from dashtest import ADMIN, LINE, PASSWORD, Proc, artifacts, inject_high_pressure, running_plant
 
-from edge_agent.simulators import Simulator, SimulatorOptions, request
-from tests.harness import Mosquitto, free_port
+from tests.harness import Mosquitto
 from tests.harness.firefox import Firefox, firefox_path
-from tests.hub.dashboard.test_dashboard_browser import (
-    ADMIN,
-    BIN,
-    LINE,
-    PASSWORD,
-    Proc,
-    artifacts,
-    hub_cli,
-    wait_ready,
-    write_agent_config,
-    write_hub_config,
-)
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
-
-
-@pytest.fixture
-def started() -> Iterator[list[Proc]]:
-    procs: list[Proc] = []
-    yield procs
-    for p in reversed(procs):
-        p.close()
 
 
 def row(key: str, state: str) -> str:
@@ -71,34 +50,13 @@ async def test_engineer_in_firefox_sees_fleet_live_values_and_an_agent_going_off
     mosquitto_factory: Callable[..., Mosquitto],
     pg_dsn: str,
     tmp_path: Path,
-    started: list[Proc],
+    procs: list[Proc],
 ) -> None:
     firefox_path()  # fails (never skips) with the fix when Firefox is not installed
     broker = mosquitto_factory(persistence=False)  # no retained statuses of other tests
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    site = f"f{uuid.uuid4().hex[:6]}"
     shots = artifacts(tmp_path)
-    config = write_hub_config(tmp_path, broker, pg_dsn, port)
-    await asyncio.to_thread(hub_cli, "migrate", "--config", str(config))
-    await asyncio.to_thread(
-        hub_cli,
-        *("users", "add", ADMIN, "--role", "admin", "--password-stdin", "--config", str(config)),
-        stdin=PASSWORD + "\n",
-    )
-    options = SimulatorOptions(machines=2, seed=5, modbus_port=0, opcua_port=0, control_port=0)
-    async with Simulator(options) as sim:
-        assert sim.control is not None
-        machines = [f"{site}/{LINE}/{ep['machine']}" for ep in sim.endpoints()]
-        hub = Proc(
-            [str(BIN / "millstream-hub"), "serve", "--config", str(config)], tmp_path / "hub.log"
-        )
-        started.append(hub)
-        agent_config = write_agent_config(tmp_path, broker, site, sim)
-        agent = Proc([str(BIN / "edge-agent"), "run", str(agent_config)], tmp_path / "agent.log")
-        started.append(agent)
-        await wait_ready(base, hub)
-
+    async with running_plant(broker, pg_dsn, tmp_path, procs, site_prefix="f", seed=5) as plant:
+        base, site, machines, agent = plant.base, plant.site, plant.machines, plant.agent
         async with Firefox(tmp_path / "firefox-profile") as ff:
             # Wrong password: the error shows, and the fleet stays behind the login page.
             await ff.goto(base + "/")
@@ -159,18 +117,7 @@ async def test_engineer_in_firefox_sees_fleet_live_values_and_an_agent_going_off
             await ff.wait_for(
                 "document.querySelector('[data-chart=\"pressure\"] canvas')", what="the chart"
             )
-            answer = await request(
-                "127.0.0.1",
-                sim.control.port,
-                {
-                    "cmd": "inject",
-                    "machine": "press-01",
-                    "tag": "pressure",
-                    "kind": "out_of_range",
-                    "duration": 30,
-                },
-            )
-            assert answer["ok"], answer
+            await inject_high_pressure(plant.sim)
             injected = time.monotonic()
             after = await ff.wait_for(
                 f"Number({value}) > 300 && Number({value})", within=2, what="pressure > 300"
