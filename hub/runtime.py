@@ -131,13 +131,13 @@ class Hub:
     def _commit_callbacks(
         self, tracker: ReceiptTracker
     ) -> tuple[Callable[[Sequence[TelemetryBatch]], None], Callable[[Sequence[DeadLetter]], None]]:
-        """What runs after each commit: receipts, bridges and live fan-out."""
+        """What runs after each commit: receipts and bridges (the live fan-out runs earlier,
+        on validation)."""
 
         def committed(batches: Sequence[TelemetryBatch]) -> None:
             for b in batches:
                 tracker.add(b.src, b.seq)
             self.bridges.on_committed(batches)
-            self.api.on_committed(batches)
 
         def dead_lettered(letters: Sequence[DeadLetter]) -> None:
             # Set aside is committed too: without a receipt the agent would resend a batch the
@@ -176,6 +176,7 @@ class Hub:
                     ack=lambda messages: session.ack(messages),  # noqa: PLW0108 -- bound later
                     on_committed=committed,
                     on_dead_letters=dead_lettered,
+                    on_validated=self.api.on_validated,
                     metrics=self.metrics,
                     flush_ms=cfg.flush_ms,
                     parser=parser,

@@ -1,8 +1,10 @@
-"""In-process fan-out of committed readings to live subscribers, indexed by machine.
+"""In-process fan-out of validated readings to live subscribers, indexed by machine.
 
-The ingest announces every committed batch (`publish`, on the event loop, after commit); each
-subscriber's `ClientBuffer` receives the updates for machines it subscribed to. `publish` never
-waits on a client: delivering is appending to a bounded buffer and setting an event.
+The ingest announces every validated batch (`publish`, on the event loop, before its commit);
+each subscriber's `ClientBuffer` receives the updates for machines it subscribed to. `publish`
+never waits on a client: delivering is appending to a bounded buffer and setting an event.
+The fan-out also keeps the newest announced reading per tag, so a client subscribing while a
+batch is still on its way to storage starts from it rather than from the stored value before.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 
 from hub.live.buffer import ClientBuffer, Update, filtered, make_update
 from hub.storage import TelemetryBatch
+from wire import ReadingLike
 
 __all__ = ["Fanout", "Subscriber", "machine_key", "updates_from_batches"]
 
@@ -62,6 +65,7 @@ class Fanout:
         self._by_machine: dict[str, set[Subscriber]] = {}
         self._subscribers: set[Subscriber] = set()
         self._coalesced_gone = 0  # skipped by clients that have disconnected
+        self._newest: dict[str, dict[str, ReadingLike]] = {}  # machine -> tag -> reading
 
     @property
     def clients(self) -> int:
@@ -124,7 +128,20 @@ class Fanout:
                     sub.buffer.add(view)
                     sub.ready.set()
 
+    def newest(self, machine: str) -> list[dict[str, Any]]:
+        """The newest announced reading of each of `machine`'s tags, in wire form."""
+        return [
+            {"tag": r.tag, "ts": r.ts, "v": r.v, "q": r.q}
+            for r in self._newest.get(machine, {}).values()
+        ]
+
     def publish(self, batches: Sequence[TelemetryBatch]) -> None:
-        """The ingest's commit hook: announce committed telemetry batches."""
+        """The ingest's live hook: announce validated telemetry batches."""
+        for b in batches:
+            newest = self._newest.setdefault(machine_key(b.site, b.line, b.machine), {})
+            for r in b.readings:
+                cur = newest.get(r.tag)
+                if cur is None or r.ts >= cur.ts:
+                    newest[r.tag] = r
         if self._by_machine:
             self.deliver(updates_from_batches(batches, self._by_machine))

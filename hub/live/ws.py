@@ -241,17 +241,25 @@ class LiveEndpoint:
         self, client: _Client, targets: list[tuple[str, frozenset[str] | None]]
     ) -> None:
         # A new subscriber gets the newest value of every tag at once, then live updates; a
-        # dashboard never shows an empty tile while waiting for the next change.
-        if self._latest is None:
-            return
+        # dashboard never shows an empty tile while waiting for the next change. Stored values
+        # (this and other hub instances) merged with what this hub announced and may not have
+        # committed yet: newest per tag wins.
         for machine, tags in targets:
-            site, line, name = machine.split("/")
-            try:
-                rows = await self._latest(site, line, name)
-            except MillstreamHubError as exc:
-                log.warning("no snapshot for %s: %s", machine, exc)
-                continue
-            readings = [{"tag": r["tag"], "ts": r["ts"], "v": r["v"], "q": r["q"]} for r in rows]
+            newest: dict[str, dict[str, Any]] = {}
+            if self._latest is not None:
+                site, line, name = machine.split("/")
+                try:
+                    rows = await self._latest(site, line, name)
+                except MillstreamHubError as exc:
+                    log.warning("no stored snapshot for %s: %s", machine, exc)
+                    rows = []
+                for r in rows:
+                    newest[r["tag"]] = {"tag": r["tag"], "ts": r["ts"], "v": r["v"], "q": r["q"]}
+            for r in self._fanout.newest(machine):
+                stored = newest.get(r["tag"])
+                if stored is None or r["ts"] >= stored["ts"]:
+                    newest[r["tag"]] = r
+            readings = sorted(newest.values(), key=lambda r: (r["ts"], r["tag"]))
             if readings:
                 client.buffer.add(make_update(machine, readings), tags)
                 client.ready.set()

@@ -1,6 +1,6 @@
-"""What the hub runtime adds for the API: the live fan-out fed from commits (or from Redis
-pub/sub when Redis is configured, so updates from every hub instance arrive), and `/api/v1` +
-`/ws` mounted on its HTTP app for as long as the hub serves."""
+"""What the hub runtime adds for the API: the live fan-out fed from validated telemetry (or from
+Redis pub/sub when Redis is configured, so updates from every hub instance arrive), and `/api/v1`
++ `/ws` mounted on its HTTP app for as long as the hub serves."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ __all__ = ["ApiWiring"]
 
 
 class ApiWiring:
-    """Owned by `Hub`: `on_committed` from the commit path, `run` as a task, `mounted(app)`."""
+    """Owned by `Hub`: `on_validated` from the ingest, `run` as a task, `mounted(app)`."""
 
     def __init__(
         self, config: HubConfig, registry: CollectorRegistry, redis: RedisLive | None
@@ -32,10 +32,10 @@ class ApiWiring:
         self._registry = registry
         self._redis = redis
 
-    def on_committed(self, batches: Sequence[TelemetryBatch]) -> None:
-        """Commit hook: announce batches to local WebSocket clients (without Redis)."""
-        # With Redis every instance, this one included, gets updates back over pub/sub;
-        # delivering locally too would send them twice.
+    def on_validated(self, batches: Sequence[TelemetryBatch]) -> None:
+        """Ingest hook: announce validated batches to local WebSocket clients (without Redis)."""
+        # With Redis every instance, this one included, gets updates back over pub/sub (fed
+        # after commit, with the latest values); delivering locally too would send them twice.
         if self._redis is None:
             self.fanout.publish(batches)
 

@@ -114,7 +114,9 @@ def unique(prefix: str) -> str:
 
 
 @asynccontextmanager
-async def running_hub(mqtt_url: str, storage: str) -> AsyncIterator[tuple[Hub, str]]:
+async def running_hub(
+    mqtt_url: str, storage: str, flush_ms: int = 10
+) -> AsyncIterator[tuple[Hub, str]]:
     """A whole hub (ingest + HTTP API + /ws) on a free port; yields it and its base URL."""
     port = free_port()
     config = HubConfig(
@@ -126,7 +128,7 @@ async def running_hub(mqtt_url: str, storage: str) -> AsyncIterator[tuple[Hub, s
         ),
         storage=storage,
         http=HttpConfig(host="127.0.0.1", port=port),
-        flush_ms=10,
+        flush_ms=flush_ms,
         jwt_secret=SECRET,
     )
     hub = Hub(config)

@@ -40,7 +40,7 @@ async def test_updates_from_another_instance_reach_local_subscribers(redis: Any)
             await reader.subscribed.wait()
         readings = [wire.Reading(tag="temp", ts=1_799_990_000_000, v=21.5, q="good")]
         batch = TelemetryBatch("s", "l1", "m1", "src", 1, readings)
-        wiring_w.on_committed([batch])  # with Redis, nothing is delivered locally...
+        wiring_w.on_validated([batch])  # with Redis, nothing is delivered locally...
         writer.publish([batch])  # ...the bridge publishes it (the runtime calls both)
         async with asyncio.timeout(10):
             await sub.ready.wait()

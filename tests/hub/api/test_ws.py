@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import asyncpg
 import httpx
 import paho.mqtt.client as paho
 import pytest
@@ -73,13 +74,15 @@ async def _next(ws: ClientConnection, kind: str, within: float = 10.0) -> dict[s
 
 
 @asynccontextmanager
-async def live_hub(mosquitto: Any, pg_dsn: str) -> AsyncIterator[tuple[str, str, Publisher, Hub]]:
+async def live_hub(
+    mosquitto: Any, pg_dsn: str, flush_ms: int = 10
+) -> AsyncIterator[tuple[str, str, Publisher, Hub]]:
     await migrate(pg_dsn)
     async with open_database(pg_dsn) as db:
         await AuthStore(db).add_user("watcher", Role.VIEWER, hash_password(PASSWORD), 0)
     publisher = Publisher(mosquitto.host, mosquitto.port)
     try:
-        async with running_hub(mosquitto.url, pg_dsn) as (hub, base):
+        async with running_hub(mosquitto.url, pg_dsn, flush_ms) as (hub, base):
             token = await _token(base)
             yield base.replace("http://", "ws://") + "/ws", token, publisher, hub
     finally:
@@ -116,6 +119,45 @@ async def test_a_reading_published_to_mqtt_reaches_a_subscriber(
         assert (await _next(ws, "unsubscribed"))["machines"] == []
         await ws.send(json.dumps({"type": "ping"}))
         assert (await _next(ws, "pong"))["ts"] > 0
+
+
+async def _stored(pg_dsn: str, site: str) -> int:
+    conn = await asyncpg.connect(pg_dsn)
+    try:
+        sql = (
+            "SELECT count(*) FROM readings r JOIN series s ON s.id = r.series_id WHERE s.site = $1"
+        )
+        return int(await conn.fetchval(sql, site))
+    finally:
+        await conn.close()
+
+
+async def test_readings_go_live_before_their_commit_and_late_subscribers_start_from_them(
+    mosquitto: Any, pg_dsn: str
+) -> None:
+    site = unique("s")
+    machine = f"{site}/l1/m1"
+    # A flush window far longer than the live timeout: the reading can only arrive in time if
+    # it is announced on validation, not after its commit.
+    async with (
+        live_hub(mosquitto, pg_dsn, flush_ms=4000) as (url, token, publisher, _hub),
+        connect(f"{url}?token={token}", proxy=None) as ws,
+    ):
+        await _next(ws, "welcome")
+        await ws.send(json.dumps({"type": "subscribe", "machines": [machine]}))
+        await _next(ws, "subscribed")
+        ts = now_ms()
+        await publisher.telemetry(machine, [wire.Reading(tag="temp", ts=ts, v=7.5, q="good")])
+        msg = await _next(ws, "readings", LIVE_TIMEOUT_S)
+        assert msg["readings"] == [{"tag": "temp", "ts": ts, "v": 7.5, "q": "good"}]
+        # Not stored yet, so not in storage's latest values: the snapshot still has it.
+        async with connect(f"{url}?token={token}", proxy=None) as late:
+            await _next(late, "welcome")
+            await late.send(json.dumps({"type": "subscribe", "machines": [machine]}))
+            snapshot = await _next(late, "readings")
+        assert await _stored(pg_dsn, site) == 0
+        assert snapshot["readings"] == msg["readings"]
+    assert await _stored(pg_dsn, site) == 1  # committed when the hub stopped (it drains)
 
 
 async def test_tokens_are_required(mosquitto: Any, pg_dsn: str) -> None:

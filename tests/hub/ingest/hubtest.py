@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -23,6 +24,11 @@ from hub.storage import open_storage
 def unique(prefix: str) -> str:
     """A name no other test (or earlier run against the same broker) uses."""
     return f"{prefix}{uuid.uuid4().hex[:10]}"
+
+
+def now_ms() -> int:
+    """The wall clock in epoch ms, as readings carry it."""
+    return time.time_ns() // 1_000_000
 
 
 def telemetry(src: str, seq: int, t0: int, n: int, tag: str = "temp") -> bytes:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from typing import Any
 
 import pytest
@@ -14,6 +13,7 @@ from hubtest import (
     eventually,
     hub_config,
     migrate,
+    now_ms,
     pg_fetch,
     running_hub,
     telemetry,
@@ -23,10 +23,6 @@ from hubtest import (
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 DAY = 86_400_000
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 async def rollup_count(dsn: str, site: str, table: str = "rollup_minute") -> int:
