@@ -15,7 +15,7 @@ from hub.api.v1.services import ApiServices
 from hub.api.v1.status import status_router
 from hub.auth import Forbidden, NotAuthenticated, RateLimited
 from hub.errors import StorageUnavailable
-from hub.live import LiveEndpoint, LiveMetrics
+from hub.live import LiveEndpoint, LiveMetrics, mount_live
 
 __all__ = ["build_v1", "mount_api"]
 
@@ -72,7 +72,7 @@ def mount_api(app: FastAPI, services: ApiServices, registry: CollectorRegistry) 
         latest=services.latest,
         clock=services.clock,
     )
-    app.add_api_websocket_route("/ws", live)
+    mount_live(app, live)
     origins = list(services.config.api.cors_origins)
     if origins:  # closed by default: no CORS headers at all
         app.add_middleware(

@@ -24,7 +24,7 @@ from websockets.exceptions import ConnectionClosed
 
 import wire
 from hub.auth import NotAuthenticated, Principal, Role
-from hub.live import Fanout, LiveEndpoint, LiveMetrics, Subscriber, make_update
+from hub.live import Fanout, LiveEndpoint, LiveMetrics, Subscriber, make_update, mount_live
 from hub.live.fanout import updates_from_batches
 from hub.live.pacing import Pacer
 from hub.storage import TelemetryBatch
@@ -145,7 +145,7 @@ async def _no_series(series_id: int) -> None:
 @contextlib.asynccontextmanager
 async def _serve(endpoint: LiveEndpoint) -> AsyncIterator[str]:
     app = FastAPI()
-    app.add_api_websocket_route("/ws", endpoint)
+    mount_live(app, endpoint)
     port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(
