@@ -4,6 +4,8 @@ Not a fixed gap after each send: with a gap, a source exactly as fast as the per
 against 100 ms) makes every late update push all later sends back by its lateness, and the
 lateness only ever grows, until each update waits a whole period. With `burst` sends banked,
 the update after a late one goes out at once, and the long-run rate stays one per period.
+The bank must also cover such a source's hiccups: updates that arrive together after a pause
+spend banked sends, and the source never gives them back.
 """
 
 from __future__ import annotations
