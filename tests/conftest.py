@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from tests.harness import (
     Kafka,
@@ -28,6 +29,14 @@ from tests.harness import (
 )
 
 S = TypeVar("S", bound=Server)
+
+# Property tests assert behaviour, never speed (figures live in bench/). Hypothesis' default
+# 200 ms deadline and its too-slow check failed a correct test when a busy 2-core CI machine
+# stalled the process; print_blob lets a real failure be replayed exactly.
+settings.register_profile(
+    "millstream", deadline=None, suppress_health_check=[HealthCheck.too_slow], print_blob=True
+)
+settings.load_profile("millstream")
 
 
 def _serve(server: S) -> Iterator[S]:

@@ -15,6 +15,7 @@ import aiomqtt
 
 from edge_agent.backoff import backoff_delay
 from edge_agent.buffer import Batch, Buffer
+from edge_agent.cancel import recheck_cancel
 from edge_agent.publish.contract import Contract
 from edge_agent.publish.ratelimit import TokenBucket
 from edge_agent.publish.settings import PublisherSettings
@@ -23,17 +24,6 @@ from edge_agent.publish.stats import PublishStats
 __all__ = ["Publisher"]
 
 log = logging.getLogger(__name__)
-
-
-def _recheck_cancel() -> None:
-    """Re-raise a cancellation that aiomqtt's `asyncio.wait_for` swallowed.
-
-    On Python 3.11, `wait_for` drops a cancel that arrives as its future completes
-    (CPython gh-86296); the task then runs on while its TaskGroup waits for it forever.
-    """
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
-        raise asyncio.CancelledError
 
 
 class _Stop(Exception):  # noqa: N818 -- control flow, never escapes this module
@@ -99,6 +89,8 @@ class Publisher:
             else:
                 attempt = 0
                 await self._session_guarded(client)
+            # A cancel that met a connection error ended in `except*`, not here: honour it.
+            recheck_cancel()
             if self._stop.is_set():
                 return
             delay = backoff_delay(
@@ -182,7 +174,7 @@ class Publisher:
         self.buffer.take_live()
         if self.settings.receipts:
             await client.subscribe(self.contract.receipt_topic, qos=1)
-            _recheck_cancel()
+            recheck_cancel()
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self._incoming(client), name="publish-incoming")
             tg.create_task(self._status_lane(client), name="publish-status")
@@ -218,7 +210,7 @@ class Publisher:
             self._status_dirty.clear()
             if self._status is not None:
                 await client.publish(self.contract.status_topic, self._status, qos=1, retain=True)
-                _recheck_cancel()
+                recheck_cancel()
 
     async def _retained_lane(self, client: aiomqtt.Client) -> None:
         # Once per session, not only once: a broker without persistence forgets retained
@@ -227,7 +219,7 @@ class Publisher:
             self._retained_dirty.clear()
             for topic, payload in list(self._retained.items()):
                 await client.publish(topic, payload, qos=1, retain=True)
-                _recheck_cancel()
+                recheck_cancel()
             await self._retained_dirty.wait()
 
     async def _live_lane(self, client: aiomqtt.Client, tg: asyncio.TaskGroup) -> None:
@@ -275,7 +267,7 @@ class Publisher:
             topic = self.contract.telemetry_topic(batch.device)
             # A PUBACK that never comes means a dead link the keepalive has not noticed yet.
             await client.publish(topic, batch.payload, qos=1, timeout=self.settings.receipt_timeout)
-            _recheck_cancel()
+            recheck_cancel()
             self._unacked.discard(batch.seq)
             if not self._unacked:
                 self._drained.set()

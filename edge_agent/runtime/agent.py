@@ -14,6 +14,7 @@ from typing import Any
 import wire
 from edge_agent import __version__
 from edge_agent.buffer import Batcher, Buffer
+from edge_agent.cancel import cancel_and_wait
 from edge_agent.errors import MillstreamAgentError
 from edge_agent.publish import Publisher
 from edge_agent.runtime.health import DeviceHealth
@@ -75,9 +76,7 @@ class Agent:
             status = tg.create_task(self._status_loop(), name="status")
             await self._stop.wait()
             log.info("stopping: flushing buffered readings")
-            for task in [*acquire, flush]:
-                task.cancel()
-            await asyncio.gather(*acquire, flush, return_exceptions=True)
+            await cancel_and_wait([*acquire, flush])
             for device, readings in self.batcher.drain():
                 self.buffer.append(device, readings)
             await self.buffer.flush()
@@ -89,8 +88,7 @@ class Agent:
                     await publish
             except TimeoutError:
                 log.warning("publisher did not stop in time; the broker will send our last will")
-            status.cancel()
-            publish.cancel()
+            await cancel_and_wait([status, publish])
         log.info("stopped")
 
     async def _acquire(self, name: str, source: Source) -> None:

@@ -235,6 +235,22 @@ def _start(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[
         return subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
 
 
+def _stop_all(procs: list[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM everything at once, as `docker compose down` does; each must stop by itself."""
+    for proc in reversed(procs):
+        proc.terminate()
+    stuck = []
+    for proc in procs:
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            stuck.append(proc)
+    for proc in stuck:
+        proc.kill()
+        proc.wait()
+    assert not stuck, f"ignored SIGTERM for 30 s: {[proc.args for proc in stuck]}"
+
+
 def _wait(what: str, check: Callable[[], bool], logs: list[Path], tries: int = 1500) -> None:
     """Poll until check() holds; on giving up, fail with the processes' logs."""
     for _ in range(tries):
@@ -380,7 +396,4 @@ def test_stack_configs_carry_data_end_to_end(broker: Broker, pg_dsn: str, tmp_pa
         # The compose healthcheck's condition, and receipts through the ACL's %u pattern.
         _wait("receipts at the agent", receipted, logs)
     finally:
-        for proc in reversed(procs):
-            proc.terminate()
-        for proc in procs:
-            proc.wait(timeout=30)
+        _stop_all(procs)

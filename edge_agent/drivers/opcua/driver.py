@@ -107,6 +107,8 @@ class OpcuaDriver:
 
     async def close(self) -> None:
         """Stop reconnecting and close the session."""
+        # Set first: should the cancel below get lost, the supervisor still stops at its loop test.
+        self._closed = True
         task, self._supervisor = self._supervisor, None
         if task is not None:
             task.cancel()
@@ -115,7 +117,6 @@ class OpcuaDriver:
         session, self._session = self._session, None
         if session is not None:
             await session.aclose()
-        self._closed = True
         self._deliver([])
 
     # -- internals ---------------------------------------------------------------------------
@@ -129,7 +130,7 @@ class OpcuaDriver:
 
     async def _supervise(self, session: OpcuaSession | None) -> None:
         logged = ""
-        while True:
+        while not self._closed:
             if session is not None:
                 try:
                     reason = await session.run_until_lost()

@@ -20,6 +20,7 @@ from typing import TypeVar
 from asyncua import Client, ua
 from asyncua.crypto import security_policies
 
+from edge_agent.cancel import recheck_cancel
 from edge_agent.drivers.base import Sample
 from edge_agent.drivers.opcua.browse_path import parse_browse_path
 from edge_agent.drivers.opcua.certs import ensure_app_certificate, first_certificate, thumbprints
@@ -166,7 +167,6 @@ class OpcuaSession:
         reasons: list[str] = []
         try:
             async with asyncio.TaskGroup() as group:
-                group.create_task(self._wait_lost(), name=f"opcua-lost-{self.device}")
                 group.create_task(self._watch(), name=f"opcua-watchdog-{self.device}")
                 for interval_ms, points in _poll_groups(self.points).items():
                     group.create_task(
@@ -177,8 +177,14 @@ class OpcuaSession:
                     group.create_task(
                         self._publish_loop(), name=f"opcua-publish-{self.device}-{n + 2}"
                     )
+                # Waited for here, not in a child: on Python 3.11 a TaskGroup whose body has
+                # finished leaves its own cancel counted when a child fails, and then
+                # `recheck_cancel()` below could not tell it from a close().
+                await self._wait_lost()
         except* _SessionLost as lost:
             reasons.extend(str(exc) for exc in lost.exceptions)
+        # A close() that met a lost connection must still end the supervisor (edge_agent/cancel.py).
+        recheck_cancel()
         return reasons[0] if reasons else "session ended"
 
     # -- security ----------------------------------------------------------------------------

@@ -7,12 +7,19 @@ import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import pytest
 import pytest_asyncio
 from opcua_harness import CncServer, FlakyLink, endpoint, until
 
 from edge_agent.backoff import Backoff
 from edge_agent.drivers.base import Sample
-from edge_agent.drivers.opcua import OpcuaDriver, OpcuaEndpoint, OpcuaPoint, SessionOptions
+from edge_agent.drivers.opcua import (
+    OpcuaDriver,
+    OpcuaEndpoint,
+    OpcuaPoint,
+    OpcuaSession,
+    SessionOptions,
+)
 
 POINTS = [
     OpcuaPoint("spindle_speed", browse_path="/Objects/2:Machine/2:Spindle/2:Speed", sampling_ms=50),
@@ -125,3 +132,26 @@ async def test_subscribe_ends_when_the_driver_closes(
     await driver.close()
     async with asyncio.timeout(10):
         await consumer  # returns by itself: no cancellation needed
+
+
+async def test_a_cancel_that_meets_a_lost_session_still_cancels(
+    cnc: CncServer, options: SessionOptions
+) -> None:
+    """SIGTERM as the server goes away: Python 3.11's TaskGroup raises the children's errors
+    over the parent's cancel, and the supervisor took that for a lost session and reconnected
+    forever, so the agent never stopped. The loss is marked the way asyncua's connection-lost
+    callback marks it; the cancel follows 0-3 event-loop steps later, which covers it landing
+    before the session's loops are told to stop and while they are stopping."""
+    for steps in range(4):
+        async with OpcuaSession("mill-01", endpoint(cnc), POINTS, options) as session:
+            running = asyncio.create_task(session.run_until_lost(), name="test-run-until-lost")
+            await asyncio.sleep(0.3)  # the session's loops are up and polling
+            assert not running.done()
+            # What asyncua's connection-lost callback calls.
+            session._mark_lost("connection lost: test")
+            for _ in range(steps):
+                await asyncio.sleep(0)
+            running.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                async with asyncio.timeout(10):
+                    await running
