@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
+import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
+from websockets.asyncio.client import ClientConnection
 
 import wire
 from hub.api.v1 import ApiServices, mount_api, open_api_services
@@ -153,3 +157,18 @@ async def running_hub(
     finally:
         stop.set()
         await task
+
+
+def now_ms() -> int:
+    """Wall time in epoch milliseconds, as readings carry it."""
+    return time.time_ns() // 1_000_000
+
+
+async def next_message(ws: ClientConnection, kind: str, within: float = 15.0) -> dict[str, Any]:
+    """The next message of type `kind` on a live socket (others skipped); `within` only bounds a
+    broken test."""
+    async with asyncio.timeout(within):
+        while True:
+            msg = json.loads(await ws.recv())
+            if msg["type"] == kind:
+                return msg  # type: ignore[no-any-return]

@@ -4,7 +4,6 @@ messages, and machines judged by their agent's state."""
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -12,7 +11,7 @@ from typing import Any
 import httpx
 import paho.mqtt.client as paho
 import pytest
-from apitest import PASSWORD, migrate, running_hub, unique
+from apitest import PASSWORD, migrate, now_ms, running_hub, unique
 from paho.mqtt.enums import CallbackAPIVersion
 
 import wire
@@ -20,10 +19,6 @@ from hub.auth import AuthStore, Role, hash_password
 from hub.sql import open_database
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 class Device:

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 import uvicorn
-from apitest import free_port
+from apitest import free_port, next_message
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 from websockets.asyncio.client import ClientConnection, connect
@@ -177,14 +177,6 @@ async def _serve(endpoint: LiveEndpoint) -> AsyncIterator[str]:
         await task
 
 
-async def _next(ws: ClientConnection, kind: str, within: float = 15.0) -> dict[str, Any]:
-    async with asyncio.timeout(within):
-        while True:
-            msg = json.loads(await ws.recv())
-            if msg["type"] == kind:
-                return msg  # type: ignore[no-any-return]
-
-
 async def _drain(ws: ClientConnection) -> None:
     async with asyncio.timeout(30):
         while True:
@@ -197,9 +189,9 @@ async def test_an_idle_client_gets_heartbeats() -> None:
         Fanout(), _authenticate, _no_series, LiveMetrics(CollectorRegistry()), heartbeat_s=1.5
     )
     async with _serve(endpoint) as url, connect(url, proxy=None) as ws:
-        await _next(ws, "welcome")
-        first = await _next(ws, "heartbeat")
-        second = await _next(ws, "heartbeat")
+        await next_message(ws, "welcome")
+        first = await next_message(ws, "heartbeat")
+        second = await next_message(ws, "heartbeat")
         assert second["ts"] > first["ts"]
 
 
@@ -221,9 +213,9 @@ async def test_a_client_that_stops_reading_is_closed_and_others_carry_on() -> No
         stalled_conn = connect(url, sock=sock, proxy=None, max_queue=1, max_size=None)
         async with stalled_conn as stalled, connect(url, proxy=None, max_size=None) as healthy:
             for ws in (stalled, healthy):
-                await _next(ws, "welcome")
+                await next_message(ws, "welcome")
                 await ws.send(subscribe)
-                await _next(ws, "subscribed")
+                await next_message(ws, "subscribed")
             big = [f"tag{i}" for i in range(2000)]
             closed = False
             for round_no in range(200):
@@ -231,7 +223,7 @@ async def test_a_client_that_stops_reading_is_closed_and_others_carry_on() -> No
                 fanout.deliver([make_update("s/l/m", _readings("marker", ts=10_000 + round_no))])
                 async with asyncio.timeout(10):
                     while True:  # the healthy client keeps getting every round
-                        msg = await _next(healthy, "readings")
+                        msg = await next_message(healthy, "readings")
                         if any(r["ts"] == 10_000 + round_no for r in msg["readings"]):
                             break
                 if fanout.clients == 1:  # the hub dropped the stalled client
@@ -250,15 +242,15 @@ async def test_a_source_at_the_pacing_rate_is_not_delayed_by_replies() -> None:
     fanout = Fanout()
     endpoint = LiveEndpoint(fanout, _authenticate, _no_series, LiveMetrics(CollectorRegistry()))
     async with _serve(endpoint) as url, connect(url, proxy=None) as ws:
-        await _next(ws, "welcome")
+        await next_message(ws, "welcome")
         await ws.send(json.dumps({"type": "subscribe", "machines": ["s/l/m"]}))
-        await _next(ws, "subscribed")
+        await next_message(ws, "subscribed")
         loop = asyncio.get_running_loop()
         delays = []
         for k in range(20):
             sent = loop.time()
             fanout.deliver([make_update("s/l/m", _readings("a", ts=k))])
-            msg = await _next(ws, "readings", within=5)
+            msg = await next_message(ws, "readings", within=5)
             assert msg["readings"][-1]["ts"] == k
             delays.append(loop.time() - sent)
             await asyncio.sleep(max(0.0, sent + 0.1 - loop.time()))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -14,9 +13,9 @@ import asyncpg
 import httpx
 import paho.mqtt.client as paho
 import pytest
-from apitest import PASSWORD, migrate, running_hub, unique
+from apitest import PASSWORD, migrate, next_message, now_ms, running_hub, unique
 from paho.mqtt.enums import CallbackAPIVersion
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 import wire
@@ -52,10 +51,6 @@ class Publisher:
         self.client.loop_stop()
 
 
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
 async def _token(base: str) -> str:
     async with httpx.AsyncClient() as http:
         r = await http.post(
@@ -63,14 +58,6 @@ async def _token(base: str) -> str:
         )
         r.raise_for_status()
         return str(r.json()["access_token"])
-
-
-async def _next(ws: ClientConnection, kind: str, within: float = 10.0) -> dict[str, Any]:
-    async with asyncio.timeout(within):
-        while True:
-            msg = json.loads(await ws.recv())
-            if msg["type"] == kind:
-                return msg  # type: ignore[no-any-return]
 
 
 @asynccontextmanager
@@ -97,12 +84,12 @@ async def test_a_reading_published_to_mqtt_reaches_a_subscriber(
         live_hub(mosquitto, pg_dsn) as (url, token, publisher, _hub),
         connect(f"{url}?token={token}", proxy=None) as ws,
     ):
-        assert (await _next(ws, "welcome"))["user"] == "watcher"
+        assert (await next_message(ws, "welcome"))["user"] == "watcher"
         await ws.send(json.dumps({"type": "subscribe", "machines": [machine]}))
-        assert (await _next(ws, "subscribed"))["machines"] == [machine]
+        assert (await next_message(ws, "subscribed"))["machines"] == [machine]
         ts = now_ms()
         await publisher.telemetry(machine, [wire.Reading(tag="temp", ts=ts, v=21.5, q="good")])
-        msg = await _next(ws, "readings", LIVE_TIMEOUT_S)
+        msg = await next_message(ws, "readings", LIVE_TIMEOUT_S)
         assert msg == {
             "type": "readings",
             "machine": machine,
@@ -110,15 +97,15 @@ async def test_a_reading_published_to_mqtt_reaches_a_subscriber(
         }
         # A later subscriber gets the newest values at once (a snapshot), then live data.
         async with connect(f"{url}?token={token}", proxy=None) as late:
-            await _next(late, "welcome")
+            await next_message(late, "welcome")
             await late.send(json.dumps({"type": "subscribe", "machines": [machine]}))
-            snapshot = await _next(late, "readings")
+            snapshot = await next_message(late, "readings")
             assert snapshot["readings"] == msg["readings"]
         # Unsubscribe stops this machine.
         await ws.send(json.dumps({"type": "unsubscribe", "machines": [machine]}))
-        assert (await _next(ws, "unsubscribed"))["machines"] == []
+        assert (await next_message(ws, "unsubscribed"))["machines"] == []
         await ws.send(json.dumps({"type": "ping"}))
-        assert (await _next(ws, "pong"))["ts"] > 0
+        assert (await next_message(ws, "pong"))["ts"] > 0
 
 
 async def _stored(pg_dsn: str, site: str) -> int:
@@ -143,18 +130,18 @@ async def test_readings_go_live_before_their_commit_and_late_subscribers_start_f
         live_hub(mosquitto, pg_dsn, flush_ms=4000) as (url, token, publisher, _hub),
         connect(f"{url}?token={token}", proxy=None) as ws,
     ):
-        await _next(ws, "welcome")
+        await next_message(ws, "welcome")
         await ws.send(json.dumps({"type": "subscribe", "machines": [machine]}))
-        await _next(ws, "subscribed")
+        await next_message(ws, "subscribed")
         ts = now_ms()
         await publisher.telemetry(machine, [wire.Reading(tag="temp", ts=ts, v=7.5, q="good")])
-        msg = await _next(ws, "readings", LIVE_TIMEOUT_S)
+        msg = await next_message(ws, "readings", LIVE_TIMEOUT_S)
         assert msg["readings"] == [{"tag": "temp", "ts": ts, "v": 7.5, "q": "good"}]
         # Not stored yet, so not in storage's latest values: the snapshot still has it.
         async with connect(f"{url}?token={token}", proxy=None) as late:
-            await _next(late, "welcome")
+            await next_message(late, "welcome")
             await late.send(json.dumps({"type": "subscribe", "machines": [machine]}))
-            snapshot = await _next(late, "readings")
+            snapshot = await next_message(late, "readings")
         assert await _stored(pg_dsn, site) == 0
         assert snapshot["readings"] == msg["readings"]
     assert await _stored(pg_dsn, site) == 1  # committed when the hub stopped (it drains)
@@ -167,13 +154,13 @@ async def test_tokens_are_required(mosquitto: Any, pg_dsn: str) -> None:
                 if not query:
                     await ws.send(json.dumps({"type": "subscribe", "machines": ["a/b/c"]}))
                 with pytest.raises(ConnectionClosed) as closed:
-                    await _next(ws, "welcome")
+                    await next_message(ws, "welcome")
                 assert closed.value.rcvd is not None
                 assert closed.value.rcvd.code == 4401
         # The token may come as the first message instead of in the URL.
         async with connect(url, proxy=None) as ws:
             await ws.send(json.dumps({"type": "auth", "token": token}))
-            assert (await _next(ws, "welcome"))["user"] == "watcher"
+            assert (await next_message(ws, "welcome"))["user"] == "watcher"
 
 
 async def test_a_stalled_client_does_not_delay_another(mosquitto: Any, pg_dsn: str) -> None:
@@ -199,9 +186,9 @@ async def test_a_stalled_client_does_not_delay_another(mosquitto: Any, pg_dsn: s
         healthy_ws = connect(f"{url}?token={token}", proxy=None, max_size=None)
         async with stalled_ws as stalled, healthy_ws as healthy:
             for ws in (stalled, healthy):
-                await _next(ws, "welcome")
+                await next_message(ws, "welcome")
                 await ws.send(subscribe)
-                await _next(ws, "subscribed")
+                await next_message(ws, "subscribed")
             base = now_ms() - 60_000
             # Megabytes of readings: far more than the socket buffers hold for the stalled one.
             for round_no in range(25):
@@ -218,7 +205,7 @@ async def test_a_stalled_client_does_not_delay_another(mosquitto: Any, pg_dsn: s
                 await publisher.telemetry(machine, [marker])
                 async with asyncio.timeout(LIVE_TIMEOUT_S * 5):
                     while True:
-                        msg = await _next(healthy, "readings")
+                        msg = await next_message(healthy, "readings")
                         if any(
                             r["tag"] == "marker" and r["v"] == round_no for r in msg["readings"]
                         ):
