@@ -31,6 +31,7 @@ from hub.ingest.message import Incoming
 from hub.ingest.mqtt import MqttSession
 from hub.ingest.pipeline import IngestPipeline
 from hub.ingest.workers import worker_pool
+from hub.live import LiveWebSocketProtocol
 from hub.metrics import HubMetrics
 from hub.receipts.publisher import publish_receipts
 from hub.receipts.tracker import ReceiptTracker
@@ -218,6 +219,9 @@ class Hub:
                                 # fifth of the hub's CPU at 1,000 clients; the messages are
                                 # small and mostly go over a LAN (bench/ws_fanout.py).
                                 ws_per_message_deflate=False,
+                                # Writes each live update's prepared frame straight to the
+                                # sockets of clients that keep up (hub/live/server.py).
+                                ws=LiveWebSocketProtocol,
                             )
                         )
                         others.append(tg.create_task(self._serve(server), name="http"))

@@ -4,6 +4,7 @@ from hub.live.buffer import ClientBuffer, Update, make_update
 from hub.live.fanout import Fanout, Subscriber, machine_key, updates_from_batches
 from hub.live.metrics import LiveMetrics
 from hub.live.protocol import ClientMessage, ProtocolError, parse_client_message
+from hub.live.server import LiveWebSocketProtocol
 from hub.live.ws import LiveEndpoint, mount_live
 
 __all__ = [
@@ -12,6 +13,7 @@ __all__ = [
     "Fanout",
     "LiveEndpoint",
     "LiveMetrics",
+    "LiveWebSocketProtocol",
     "ProtocolError",
     "Subscriber",
     "Update",

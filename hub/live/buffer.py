@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from hub.live.frames import text_frame
+
 __all__ = ["ClientBuffer", "Update", "filtered", "make_update"]
 
 
@@ -24,6 +26,7 @@ class Update:
     readings: tuple[dict[str, Any], ...]
     body: str  # the readings as JSON array items, comma-separated, without brackets
     message: str  # the whole `readings` message, sent as is to every client that takes it alone
+    frame: bytes  # `message` as a WebSocket text frame, written as is to every such client
 
 
 def _message(machine: str, bodies: str) -> str:
@@ -34,7 +37,8 @@ def make_update(machine: str, readings: Sequence[dict[str, Any]]) -> Update:
     """An update for `machine` (readings as {"tag","ts","v","q"} dicts)."""
     items = tuple(readings)
     body = json.dumps(items, separators=(",", ":"))[1:-1] if items else ""
-    return Update(machine, items, body, _message(machine, body))
+    message = _message(machine, body)
+    return Update(machine, items, body, message, text_frame(message.encode()))
 
 
 def filtered(update: Update, tags: frozenset[str] | None) -> Update | None:

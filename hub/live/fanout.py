@@ -51,11 +51,13 @@ class Subscriber:
         # machine -> tags wanted (None: every tag of the machine)
         self.machines: dict[str, frozenset[str] | None] = {}
 
-    def deliver(self, update: Update) -> None:
-        """Queue an update this subscriber asked for and wake its sender."""
-        if update.machine in self.machines:
-            self.buffer.add(update, self.machines[update.machine])
-            self.ready.set()
+    def push(self, update: Update) -> None:
+        """Queue an update (already cut to this subscriber's tags) and wake its sender.
+
+        A subscriber that can send at once overrides this (the WebSocket client does).
+        """
+        self.buffer.add(update)
+        self.ready.set()
 
 
 class Fanout:
@@ -125,8 +127,7 @@ class Fanout:
                 else:
                     view = views[tags] = filtered(update, tags)
                 if view is not None:
-                    sub.buffer.add(view)
-                    sub.ready.set()
+                    sub.push(view)
 
     def newest(self, machine: str) -> list[dict[str, Any]]:
         """The newest announced reading of each of `machine`'s tags, in wire form."""

@@ -11,6 +11,7 @@ import contextlib
 import itertools
 import json
 import socket
+from collections import Counter
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -19,6 +20,7 @@ import uvicorn
 from apitest import free_port, next_message
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
+from starlette.types import Message, Receive, Scope, Send
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
@@ -27,6 +29,7 @@ from hub.auth import NotAuthenticated, Principal, Role
 from hub.live import Fanout, LiveEndpoint, LiveMetrics, Subscriber, make_update, mount_live
 from hub.live.fanout import updates_from_batches
 from hub.live.pacing import Pacer
+from hub.live.server import LiveWebSocketProtocol
 from hub.live.ws import SEND_BURST
 from hub.storage import TelemetryBatch
 
@@ -154,14 +157,44 @@ async def _no_series(series_id: int) -> None:
     return None
 
 
+# The endpoint under uvicorn's own protocol (every message through ASGI `send`) and under the
+# hub's, which writes the frames of clients that keep up straight to their sockets.
+PROTOCOLS = pytest.mark.parametrize(
+    "ws_protocol", ["websockets-sansio", LiveWebSocketProtocol], ids=["asgi", "frame-writer"]
+)
+
+
 @contextlib.asynccontextmanager
-async def _serve(endpoint: LiveEndpoint) -> AsyncIterator[str]:
+async def _serve(
+    endpoint: LiveEndpoint,
+    ws_protocol: str | type[asyncio.Protocol] = LiveWebSocketProtocol,
+    asgi_sends: Counter[str] | None = None,
+) -> AsyncIterator[str]:
+    """Serve `endpoint` at /ws; `asgi_sends` counts, by type, the messages that went through
+    the server's ASGI `send` (and so not through the frame writer)."""
     app = FastAPI()
     mount_live(app, endpoint)
+    asgi: Any = app
+    if asgi_sends is not None:
+
+        async def counting(scope: Scope, receive: Receive, send: Send) -> None:
+            async def counted(message: Message) -> None:
+                if message["type"] == "websocket.send":
+                    asgi_sends[json.loads(message["text"])["type"]] += 1
+                await send(message)
+
+            await app(scope, receive, counted)
+
+        asgi = counting
     port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(
-            app, host="127.0.0.1", port=port, log_config=None, ws_per_message_deflate=False
+            asgi,
+            host="127.0.0.1",
+            port=port,
+            log_config=None,
+            ws_per_message_deflate=False,
+            ws=ws_protocol,
         )
     )
     task = asyncio.create_task(server.serve())
@@ -183,26 +216,30 @@ async def _drain(ws: ClientConnection) -> None:
             await ws.recv()
 
 
+@PROTOCOLS
 @pytest.mark.asyncio(loop_scope="session")
-async def test_an_idle_client_gets_heartbeats() -> None:
+async def test_an_idle_client_gets_heartbeats(ws_protocol: str | type[asyncio.Protocol]) -> None:
     endpoint = LiveEndpoint(
         Fanout(), _authenticate, _no_series, LiveMetrics(CollectorRegistry()), heartbeat_s=1.5
     )
-    async with _serve(endpoint) as url, connect(url, proxy=None) as ws:
+    async with _serve(endpoint, ws_protocol) as url, connect(url, proxy=None) as ws:
         await next_message(ws, "welcome")
         first = await next_message(ws, "heartbeat")
         second = await next_message(ws, "heartbeat")
         assert second["ts"] > first["ts"]
 
 
+@PROTOCOLS
 @pytest.mark.asyncio(loop_scope="session")
-async def test_a_client_that_stops_reading_is_closed_and_others_carry_on() -> None:
+async def test_a_client_that_stops_reading_is_closed_and_others_carry_on(
+    ws_protocol: str | type[asyncio.Protocol],
+) -> None:
     fanout = Fanout()
     endpoint = LiveEndpoint(
         fanout, _authenticate, _no_series, LiveMetrics(CollectorRegistry()), send_timeout_s=2.0
     )
     subscribe = json.dumps({"type": "subscribe", "machines": ["s/l/m"]})
-    async with _serve(endpoint) as url:
+    async with _serve(endpoint, ws_protocol) as url:
         # A tiny receive buffer and a client library that stops reading after one message:
         # the hub's sends to it block once the kernel buffers are full.
         sock = socket.socket()
@@ -235,13 +272,16 @@ async def test_a_client_that_stops_reading_is_closed_and_others_carry_on() -> No
                 await _drain(stalled)
 
 
+@PROTOCOLS
 @pytest.mark.asyncio(loop_scope="session")
-async def test_a_source_at_the_pacing_rate_is_not_delayed_by_replies() -> None:
+async def test_a_source_at_the_pacing_rate_is_not_delayed_by_replies(
+    ws_protocol: str | type[asyncio.Protocol],
+) -> None:
     # welcome and subscribed go out first; if they spent send tokens, a 10 Hz source would
     # start (and stay) in debt and every update would wait most of a 100 ms period.
     fanout = Fanout()
     endpoint = LiveEndpoint(fanout, _authenticate, _no_series, LiveMetrics(CollectorRegistry()))
-    async with _serve(endpoint) as url, connect(url, proxy=None) as ws:
+    async with _serve(endpoint, ws_protocol) as url, connect(url, proxy=None) as ws:
         await next_message(ws, "welcome")
         await ws.send(json.dumps({"type": "subscribe", "machines": ["s/l/m"]}))
         await next_message(ws, "subscribed")
@@ -256,3 +296,26 @@ async def test_a_source_at_the_pacing_rate_is_not_delayed_by_replies() -> None:
             await asyncio.sleep(max(0.0, sent + 0.1 - loop.time()))
         delays.sort()
         assert delays[len(delays) // 2] < 0.04, delays
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_updates_to_a_client_that_keeps_up_skip_asgi_and_arrive_whole() -> None:
+    fanout = Fanout()
+    endpoint = LiveEndpoint(fanout, _authenticate, _no_series, LiveMetrics(CollectorRegistry()))
+    asgi_sends: Counter[str] = Counter()
+    async with (
+        _serve(endpoint, LiveWebSocketProtocol, asgi_sends) as url,
+        connect(url, proxy=None, max_size=None) as ws,
+    ):
+        await next_message(ws, "welcome")
+        await ws.send(json.dumps({"type": "subscribe", "machines": ["s/l/m"]}))
+        await next_message(ws, "subscribed")
+        # Frames of every length encoding (7-bit, 16-bit and 64-bit lengths).
+        for k, tags in enumerate([1, 10, 3000]):
+            update = make_update("s/l/m", _readings(*(f"t{i}" for i in range(tags)), ts=k))
+            fanout.deliver([update])
+            msg = await next_message(ws, "readings", within=5)
+            assert msg == json.loads(update.message)
+            await asyncio.sleep(0.1)  # one pacing period: the next update may go at once
+    assert asgi_sends["readings"] == 0
+    assert asgi_sends["welcome"] == asgi_sends["subscribed"] == 1
