@@ -93,12 +93,20 @@ class _Client(Subscriber):
             and not len(self.buffer)
         ):
             now = self._loop.time()
-            if self.pacer.wait(now) == 0.0 and self._write(update.frame):
+            if self.pacer.wait(now) == 0.0 and self._write_now(update.frame):
                 self.pacer.spend(now)
                 self.last_sent = now
                 self._sent["readings"] += 1
                 return
         super().push(update)
+
+    def _write_now(self, frame: bytes) -> bool:
+        assert self._write is not None
+        try:
+            return self._write(frame)
+        except Exception:  # one broken socket must not stop the fan-out to the others
+            log.debug("frame write failed; the sender will send and see why", exc_info=True)
+            return False
 
 
 class _WebSocketAt:
