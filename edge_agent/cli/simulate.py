@@ -77,6 +77,15 @@ def simulate(  # noqa: PLR0917 - typer maps options to parameters
     truth: Annotated[
         Path | None, typer.Option(dir_okay=False, help="Write every served value (JSON lines).")
     ] = None,
+    opcua_cert_dir: Annotated[
+        Path | None,
+        typer.Option(
+            file_okay=False,
+            help="Also serve Sign and SignAndEncrypt (Basic256Sha256) OPC-UA with a server "
+            "certificate kept in this folder (made on first use). Delete its files and restart "
+            "to rehearse a replaced PLC and `edge-agent opcua trust`.",
+        ),
+    ] = None,
 ) -> None:
     """Run the simulated plant until Ctrl-C (or use a subcommand to steer a running one)."""
     if ctx.invoked_subcommand is not None:
@@ -96,6 +105,7 @@ def simulate(  # noqa: PLR0917 - typer maps options to parameters
         speed=speed,
         anomalies=schedule,
         truth=truth,
+        opcua_cert_dir=opcua_cert_dir,
     )
     try:
         asyncio.run(_serve(options))

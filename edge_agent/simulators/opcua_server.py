@@ -10,11 +10,13 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+from pathlib import Path
 from typing import cast
 
 from asyncua import Server, ua
 
 from edge_agent.simulators.machines import Machine
+from edge_agent.simulators.opcua_cert import APPLICATION_URI, ensure_server_certificate
 from edge_agent.simulators.tags import OpcuaTag, Value
 
 __all__ = ["NAMESPACE_URI", "OpcuaHost", "browse_path", "node_id"]
@@ -50,10 +52,15 @@ def browse_path(machine: str, tag: OpcuaTag) -> str:
 class OpcuaHost:
     """The OPC-UA server of the simulated plant; `publish` writes values with source timestamps."""
 
-    def __init__(self, machines: list[Machine], host: str, port: int) -> None:
+    def __init__(
+        self, machines: list[Machine], host: str, port: int, cert_dir: Path | None = None
+    ) -> None:
         self.machines = machines
         self.host = host
         self.port = port
+        # With a folder: also Sign and SignAndEncrypt (Basic256Sha256) with the certificate kept
+        # there (opcua_cert.py); None: the unsecured endpoint only.
+        self.cert_dir = cert_dir
         self.generation = 0
         self.restarts = 0
         self._server: Server | None = None
@@ -82,7 +89,24 @@ class OpcuaHost:
         await server.init()
         server.set_endpoint(self.url)
         server.set_server_name("Millstream simulated plant")
-        server.set_security_policy([ua.SecurityPolicyType.NoSecurity])
+        if self.cert_dir is None:
+            server.set_security_policy([ua.SecurityPolicyType.NoSecurity])
+        else:
+            # Read again on every build: a restart after the files were deleted presents a new
+            # certificate, as a replaced PLC does.
+            cert_path, key_path = await asyncio.to_thread(
+                ensure_server_certificate, self.cert_dir, self.host
+            )
+            await server.set_application_uri(APPLICATION_URI)
+            await server.load_certificate(str(cert_path))
+            await server.load_private_key(str(key_path))
+            server.set_security_policy(
+                [
+                    ua.SecurityPolicyType.NoSecurity,
+                    ua.SecurityPolicyType.Basic256Sha256_Sign,
+                    ua.SecurityPolicyType.Basic256Sha256_SignAndEncrypt,
+                ]
+            )
         idx = await server.register_namespace(NAMESPACE_URI)
         self._nodes.clear()
         suffix = f"~{self.generation}" if self.generation else ""

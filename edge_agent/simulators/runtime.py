@@ -50,6 +50,7 @@ class SimulatorOptions:
     tick_s: float = 0.1
     anomalies: tuple[Anomaly, ...] = ()
     truth: Path | None = None
+    opcua_cert_dir: Path | None = None  # also serve secured OPC-UA with the certificate kept here
 
 
 @dataclass(slots=True)
@@ -100,7 +101,11 @@ class Simulator:
                 tags = tuple(t for t in m.tags if isinstance(t, ModbusTag))
                 self.devices[name] = ModbusDevice(name, tags, self.faults)
         opcua_machines = [m for m in self.plant.machines.values() if m.protocol == "opcua"]
-        self.opcua = OpcuaHost(opcua_machines, options.host, 0) if opcua_machines else None
+        self.opcua = (
+            OpcuaHost(opcua_machines, options.host, 0, options.opcua_cert_dir)
+            if opcua_machines
+            else None
+        )
         self.control: ControlServer | None = None
         self.truth: TruthWriter | None = None
         self._last: dict[str, dict[str, Any]] = {name: {} for name in self.devices}
