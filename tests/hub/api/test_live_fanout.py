@@ -169,6 +169,8 @@ async def _serve(
     endpoint: LiveEndpoint,
     ws_protocol: str | type[asyncio.Protocol] = LiveWebSocketProtocol,
     asgi_sends: Counter[str] | None = None,
+    *,
+    deflate: bool = False,
 ) -> AsyncIterator[str]:
     """Serve `endpoint` at /ws; `asgi_sends` counts, by type, the messages that went through
     the server's ASGI `send` (and so not through the frame writer)."""
@@ -193,7 +195,7 @@ async def _serve(
             host="127.0.0.1",
             port=port,
             log_config=None,
-            ws_per_message_deflate=False,
+            ws_per_message_deflate=deflate,
             ws=ws_protocol,
         )
     )
@@ -319,3 +321,25 @@ async def test_updates_to_a_client_that_keeps_up_skip_asgi_and_arrive_whole() ->
             await asyncio.sleep(0.1)  # one pacing period: the next update may go at once
     assert asgi_sends["readings"] == 0
     assert asgi_sends["welcome"] == asgi_sends["subscribed"] == 1
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_a_compressed_connection_gets_its_frames_from_the_protocol() -> None:
+    # With per-message deflate negotiated a prepared (uncompressed) frame is not what this
+    # client's protocol would send: every update goes through ASGI and arrives intact.
+    fanout = Fanout()
+    endpoint = LiveEndpoint(fanout, _authenticate, _no_series, LiveMetrics(CollectorRegistry()))
+    asgi_sends: Counter[str] = Counter()
+    async with (
+        _serve(endpoint, LiveWebSocketProtocol, asgi_sends, deflate=True) as url,
+        connect(url, proxy=None, compression="deflate") as ws,
+    ):
+        assert ws.protocol.extensions, "the client and server did not agree on deflate"
+        await next_message(ws, "welcome")
+        await ws.send(json.dumps({"type": "subscribe", "machines": ["s/l/m"]}))
+        await next_message(ws, "subscribed")
+        for k in range(3):
+            update = make_update("s/l/m", _readings("a", "b", ts=k))
+            fanout.deliver([update])
+            assert await next_message(ws, "readings", within=5) == json.loads(update.message)
+    assert asgi_sends["readings"] == 3
