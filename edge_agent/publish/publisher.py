@@ -89,10 +89,11 @@ class Publisher:
             else:
                 attempt = 0
                 await self._session_guarded(client)
-            # A cancel that met a connection error ended in `except*`, not here: honour it.
-            recheck_cancel()
             if self._stop.is_set():
                 return
+            # A cancel that met a connection error ended in `except*`, not here: honour it
+            # rather than reconnect.
+            recheck_cancel()
             delay = backoff_delay(
                 attempt, self.settings.reconnect_min, self.settings.reconnect_max, self._rnd()
             )

@@ -83,10 +83,9 @@ class Agent:
             log.info("buffer committed; disconnecting")
             await self._publish_status()
             self.publisher.stop()
-            try:
-                async with asyncio.timeout(3.5):
-                    await publish
-            except TimeoutError:
+            # Waited for, not awaited: however the publisher ends, the shutdown goes on.
+            _done, late = await asyncio.wait({publish}, timeout=3.5)
+            if late:
                 log.warning("publisher did not stop in time; the broker will send our last will")
             await cancel_and_wait([status, publish])
         log.info("stopped")

@@ -96,6 +96,8 @@ class AgentProcess:
             time.sleep(0.5)
             raise AssertionError(f"agent ignored SIGTERM:\n{self.log()[-6000:]}") from None
         self.proc = None
+        # The log says why, where a bare exit code would not.
+        assert code == 0, f"agent exited {code} on SIGTERM:\n{self.log()[-6000:]}"
         return code
 
     def served(self) -> set[tuple[str, str, int]]:
