@@ -9,9 +9,11 @@
 # Wheels are specific to a Python version and platform: build with the same Python minor version
 # and CPU architecture as the line PC (--python python3.11; an arm64 PC needs an arm64 build).
 #
-# Downloads go through pip's ordinary index settings (pip.conf, PIP_INDEX_URL) into a wheel cache
-# (--cache, default ~/.cache/millstream/wheels); once the cache holds everything, building needs
-# no network at all. --refresh asks the index again for newer versions.
+# The versions are the locked ones (requirements/agent.txt, requirements/build.txt), each wheel
+# checked against the lock's sha256 — the bundle ships what CI tested. Downloads go through pip's
+# ordinary index settings (pip.conf, PIP_INDEX_URL) into a wheel cache (--cache, default
+# ~/.cache/millstream/wheels); once the cache holds everything, building needs no network at all.
+# --refresh asks the index again even when the cache has them.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -25,7 +27,7 @@ while [ $# -gt 0 ]; do
     --out) out=$2; shift 2 ;;
     --cache) cache=$2; shift 2 ;;
     --refresh) refresh=1; shift ;;
-    -h | --help) sed -n '2,15s/^# \{0,1\}//p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,16s/^# \{0,1\}//p' "$0"; exit 0 ;;
     *) echo "offline-bundle: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -67,9 +69,8 @@ fetch() {
 
 say "bundle $name (Python $pyver, $platform), wheel cache $cache"
 
-say "[1/5] build tools and pip, for building here and installing on the line PC"
-fetch "$cache" "hatchling>=1.21"
-fetch "$wheels" pip
+say "[1/5] the build backend, locked, for building the project wheel here"
+fetch "$cache" --require-hashes --no-deps -r "$root/requirements/build.txt"
 
 say "[2/5] the millstream wheel"
 # The build backend comes from the cache, so a warm cache builds with no network.
@@ -77,8 +78,8 @@ fetch "$stage/project" --no-deps "$root"
 project=$(ls "$stage"/project/millstream-"$version"-*.whl)
 cp "$project" "$wheels/"
 
-say "[3/5] every wheel millstream[agent] needs"
-fetch "$wheels" "$project[agent]"
+say "[3/5] every wheel millstream[agent] needs, and pip to install them: the locked versions"
+fetch "$wheels" --require-hashes --no-deps -r "$root/requirements/agent.txt"
 rm -f "$cache"/millstream-*.whl  # the project itself is rebuilt every time, never cached
 count=$(ls "$wheels" | wc -l)
 for hub_only in fastapi asyncpg confluent_kafka uvicorn redis; do

@@ -19,9 +19,14 @@ COPY wire/ wire/
 COPY edge_agent/ edge_agent/
 COPY hub/ hub/
 COPY device_profiles/ device_profiles/
+COPY requirements/agent.txt requirements/build.txt requirements/
 # Every dependency has manylinux wheels (cryptography for OPC-UA security included), so the
 # runtime stage needs no compiler.
-RUN pip wheel --wheel-dir /wheels ".[agent]"
+# The locked versions, hash-checked (requirements/agent.txt: what CI tested), then the project
+# built by the locked backend with no isolated build env that could fetch another one.
+RUN pip install --require-hashes --no-deps -r requirements/build.txt \
+ && pip wheel --wheel-dir /wheels --require-hashes --no-deps -r requirements/agent.txt \
+ && pip wheel --wheel-dir /wheels --no-deps --no-build-isolation .
 
 # -- runtime ---------------------------------------------------------------------------------------
 FROM python:${PYTHON_VERSION}-slim AS runtime

@@ -15,9 +15,14 @@ COPY wire/ wire/
 COPY edge_agent/ edge_agent/
 COPY hub/ hub/
 COPY device_profiles/ device_profiles/
+COPY requirements/hub.txt requirements/build.txt requirements/
 # Every dependency has manylinux wheels (asyncpg, confluent-kafka with librdkafka inside, uvloop),
 # so the runtime stage needs no compiler.
-RUN pip wheel --wheel-dir /wheels ".[hub]"
+# The locked versions, hash-checked (requirements/hub.txt: what CI tested), then the project
+# built by the locked backend with no isolated build env that could fetch another one.
+RUN pip install --require-hashes --no-deps -r requirements/build.txt \
+ && pip wheel --wheel-dir /wheels --require-hashes --no-deps -r requirements/hub.txt \
+ && pip wheel --wheel-dir /wheels --no-deps --no-build-isolation .
 
 # -- runtime ---------------------------------------------------------------------------------------
 FROM python:${PYTHON_VERSION}-slim AS runtime

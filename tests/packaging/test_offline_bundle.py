@@ -8,12 +8,14 @@ virtualenv with every route to an index closed.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import tarfile
 from pathlib import Path
 
 import pytest
+from packaging.utils import canonicalize_name, parse_wheel_filename
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "packaging" / "offline-bundle.sh"
@@ -89,6 +91,20 @@ def test_bundle_holds_the_agent_and_nothing_of_the_hub(tarball: Path, bundle: Pa
         assert not any(n.lower().startswith(hub_only + "-") for n in names), hub_only
     for extra in ("install.sh", "SHA256SUMS", "millstream-agent.service", "agent.example.yaml"):
         assert (bundle / extra).is_file(), extra
+
+
+def test_bundle_ships_exactly_the_locked_versions(bundle: Path) -> None:
+    """Every wheel is the version requirements/agent.txt pins: what CI tested reaches a line PC."""
+    lock = (ROOT / "requirements" / "agent.txt").read_text()
+    pins = {
+        canonicalize_name(m[1]): m[2]
+        for m in re.finditer(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^ ;\\]+)", lock, re.M)
+    }
+    for wheel in (bundle / "wheels").iterdir():
+        name, version = parse_wheel_filename(wheel.name)[:2]
+        if name == "millstream":
+            continue
+        assert pins.get(name) == str(version), f"{wheel.name} is not the locked version"
 
 
 def test_installs_and_runs_with_no_network(bundle: Path, tmp_path: Path) -> None:

@@ -19,9 +19,9 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
-from redis.retry import Retry
 
 from hub.bridge.backoff import Backoff
 from hub.bridge.metrics import BridgeMetrics
@@ -82,6 +82,7 @@ class RedisLive:
             health_check_interval=10,
             # No retries inside redis-py (its default backs off up to 10 s per call, several
             # times): the writer and subscriber loops own reconnecting, with their own backoff.
+            # The asyncio Retry class: redis-py 8 warns when the synchronous one is passed.
             retry=Retry(NoBackoff(), 0),
         )
         self._script = self._client.register_script(_FORWARD_HSET)
@@ -184,7 +185,8 @@ class RedisLive:
             finally:
                 with contextlib.suppress(*_REDIS_ERRORS):
                     async with asyncio.timeout(REDIS_TIMEOUT_S):
-                        await pubsub.aclose()  # type: ignore[no-untyped-call]
+                        # Untyped before redis-py 8, typed since: the ignore serves both.
+                        await pubsub.aclose()  # type: ignore[no-untyped-call,unused-ignore]
         self.subscribed.clear()
 
     def _fan_out(self, update: Update) -> None:
