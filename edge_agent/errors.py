@@ -59,10 +59,15 @@ class ConfigError(MillstreamAgentError):
 
 
 class DeviceUnavailable(MillstreamAgentError):  # noqa: N818 -- names the state, as callers say it
-    """The device did not answer usefully (refused, timed out, dropped); retry with backoff."""
+    """The device did not answer usefully (refused, timed out, dropped); retry with backoff.
 
-    def __init__(self, message: str, *, device: str = "") -> None:
+    `hint` is what a technician checks next; the CLI prints it under the error. It stays out of
+    the message, which the agent's log, status and the dashboard show as the reason.
+    """
+
+    def __init__(self, message: str, *, device: str = "", hint: str = "") -> None:
         self.device = device
+        self.hint = hint
         super().__init__(f"{device}: {message}" if device else message)
 
 

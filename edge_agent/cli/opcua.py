@@ -24,7 +24,7 @@ from edge_agent.drivers.opcua.certs import ensure_app_certificate, first_certifi
 from edge_agent.drivers.opcua.points import OpcuaEndpoint, OpcuaPoint
 from edge_agent.drivers.opcua.security import parse_security
 from edge_agent.drivers.opcua.trust import PinStore
-from edge_agent.errors import ConfigError, ConfigProblem, MillstreamAgentError
+from edge_agent.errors import ConfigError, ConfigProblem, DeviceUnavailable, MillstreamAgentError
 
 __all__ = [
     "OpcuaDevice",
@@ -155,6 +155,8 @@ def fail(exc: MillstreamAgentError) -> typer.Exit:
             typer.echo(f"error: {problem}", err=True)
     else:
         typer.echo(f"error: {exc}", err=True)
+        if isinstance(exc, DeviceUnavailable) and exc.hint:
+            typer.echo(f"next: {exc.hint}", err=True)
     return typer.Exit(1)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -21,7 +22,8 @@ __all__ = ["format_status", "register", "status"]
 
 _HELP = """Show the agent's state from this PC's files: broker connection, devices, buffer depth
 and age, backlog and drain ETA, dropped readings. Works while the agent runs (as a service
-or not) and after it stopped (then it shows the last state it recorded).
+or not) and after it stopped (then it shows the last state it recorded, marked as such,
+with its age).
 
 Examples:
 
@@ -38,16 +40,24 @@ def _age(ms: int | None) -> str:
     return f"{s:.0f} s" if s < 120 else f"{s / 60:.0f} min" if s < 7200 else f"{s / 3600:.1f} h"
 
 
-def format_status(doc: dict[str, Any], running: bool) -> str:
-    """The status document as a technician reads it."""
-    lines = [
-        f"agent {doc['agent']} {doc['version']}: "
-        f"{doc['state'] if running else 'not running (last recorded state below)'}",
-    ]
+def format_status(doc: dict[str, Any], running: bool, now_s: float) -> str:
+    """The status document as a technician reads it.
+
+    A stopped agent's file is what it saw last: every line below the header is then worded as the
+    past ("was online"), with the record's age, so nobody reads it as the machines' state now.
+    """
+    if running:
+        header = doc["state"]
+    else:
+        recorded = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(doc["ts"] / 1000))
+        age = _age(max(0, round(now_s * 1000 - doc["ts"])))
+        header = f"NOT RUNNING; last known state, recorded {age} ago ({recorded}):"
+    was = "" if running else "was "
+    lines = [f"agent {doc['agent']} {doc['version']}: {header}"]
     if doc.get("why"):
         lines.append(f"  why: {doc['why']}")
     lines.append(
-        f"  broker {doc['broker']}: {'connected' if doc['connected'] else 'not connected'}"
+        f"  broker {doc['broker']}: {was}{'connected' if doc['connected'] else 'not connected'}"
     )
     buf, backlog, pub = doc["buffer"], doc["backlog"], doc["publish"]
     lines.append(
@@ -64,8 +74,13 @@ def format_status(doc: dict[str, Any], running: bool) -> str:
     )
     lines.append("  devices:")
     for name, d in doc["devices"].items():
+        state = (
+            ("online " if d["online"] else "OFFLINE")
+            if running
+            else ("was online " if d["online"] else "was OFFLINE")
+        )
         lines.append(
-            f"    {name:20} {'online ' if d['online'] else 'OFFLINE'} "
+            f"    {name:20} {state} "
             f"{d['readings_per_min']:>9.0f}/min  errors {d['errors']}  dropped {d['dropped']}"
             + (f"  last error: {d['last_error']}" if d.get("last_error") else "")
         )
@@ -85,12 +100,15 @@ def status(
     if conn is not None:
         conn.close()
     if as_json:
-        typer.echo(json.dumps({"running": running, "status": doc, "buffer_file": buffer}, indent=1))
+        # status_age_s: how old the record is; of a stopped agent it is the last known state.
+        age = None if doc is None else round(max(0.0, now() - doc["ts"] / 1000), 1)
+        out = {"running": running, "status_age_s": age, "status": doc, "buffer_file": buffer}
+        typer.echo(json.dumps(out, indent=1))
         return
     if doc is None:
         typer.echo(f"agent {loaded.config.agent.id}: has not run with this config yet")
     else:
-        typer.echo(format_status(doc, running))
+        typer.echo(format_status(doc, running, now()))
     if buffer is not None and not running:
         typer.echo(
             f"  buffer file now: {buffer['readings']} readings, {buffer['bytes'] / 1e6:.1f} MB"

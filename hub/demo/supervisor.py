@@ -117,20 +117,52 @@ async def _wait_ready(url: str, hub: Child) -> None:
     )
 
 
-async def _wait_port(port: int, child: Child) -> None:
+# MQTT 3.1.1 CONNECT (clean session, keep-alive 0, client id "demo-ready"), CONNACK and DISCONNECT
+# (§3.1, §3.2, §3.14): the readiness probe speaks MQTT, because a bare TCP connect that hangs up
+# before CONNECT makes amqtt log an alarming "Failed to initialize client session".
+_PROBE_ID = b"demo-ready"
+_CONNECT = (
+    bytes([0x10, 12 + len(_PROBE_ID)])
+    + b"\x00\x04MQTT\x04\x02\x00\x00"
+    + len(_PROBE_ID).to_bytes(2, "big")
+    + _PROBE_ID
+)
+_CONNACK_OK = b"\x20\x02\x00\x00"
+_DISCONNECT = b"\xe0\x00"
+
+
+async def _mqtt_ready(port: int) -> bool:
+    """True once the broker on `port` accepts an MQTT connection (then leaves it cleanly)."""
+    try:
+        async with asyncio.timeout(2.0):
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    except (OSError, TimeoutError):
+        return False
+    try:
+        async with asyncio.timeout(2.0):
+            writer.write(_CONNECT)
+            await writer.drain()
+            ok = await reader.readexactly(len(_CONNACK_OK)) == _CONNACK_OK
+            if ok:
+                writer.write(_DISCONNECT)
+                await writer.drain()
+            return ok
+    except (OSError, TimeoutError, asyncio.IncompleteReadError):
+        return False
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+
+
+async def _wait_broker(port: int, child: Child) -> None:
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
     while time.monotonic() < deadline:
         if child.process.returncode is not None:
             raise DemoError(f"the {child.name} exited; see {child.log_path}")
-        try:
-            _, writer = await asyncio.open_connection("127.0.0.1", port)
-        except OSError:
-            await asyncio.sleep(0.1)
-            continue
-        writer.close()
-        with contextlib.suppress(OSError):
-            await writer.wait_closed()
-        return
+        if await _mqtt_ready(port):
+            return
+        await asyncio.sleep(0.1)
     raise DemoError(f"the {child.name} did not listen in time; see {child.log_path}")
 
 
@@ -166,7 +198,7 @@ async def _start_hub(
     say: Callable[[str], None],
 ) -> Child:
     await _prepare_database(layout, password, new_password)
-    await _wait_port(broker_port, broker)
+    await _wait_broker(broker_port, broker)
     say("starting the hub")
     hub_argv = python_argv("millstream-hub", "serve", "--config", str(layout.hub_config))
     hub = Child("hub", hub_argv, layout.logs / "hub.log", env)
@@ -241,7 +273,9 @@ async def _start(
     while time.monotonic() < deadline:
         rows, machines = await asyncio.to_thread(_count_readings, layout.hub_db)
         if rows > before and machines >= min(opts.machines, 5):
-            say(f"data is flowing: {rows} readings stored from {machines} machines")
+            # A restarted demo keeps its database: count what arrived since this start.
+            stored = f" ({rows} stored in all)" if before else ""
+            say(f"data is flowing: {rows - before} new readings from {machines} machines{stored}")
             break
         if agent.process.returncode is not None:
             code = agent.process.returncode

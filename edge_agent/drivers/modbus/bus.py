@@ -50,6 +50,49 @@ class RequestRejected(DecodeError):  # noqa: N818 -- names what the device did
         super().__init__(f"{table} {address}+{count} rejected: exception {code} {name}")
 
 
+# What to check next for the exception codes that say "busy or broken", not "bad request"
+# (Modbus Application Protocol §7; 10 and 11 come from gateways in front of serial devices).
+_EXCEPTION_HINTS = {
+    4: "the device reports an internal failure (some devices, and servers holding several units, "
+    "also answer this for a unit id they do not have): check that `unit: {unit}` in the config is "
+    "the device's Modbus address, then its display or fault log",
+    5: "the device accepted a long operation; poll it less often (poll interval in the config)",
+    6: "the device is busy: raise the poll interval, or check that no other master polls it",
+    8: "the device reports a memory parity error: it needs service",
+    10: "the gateway has no path to unit {unit}: check `unit` in the config against the "
+    "gateway's routing table and its serial port settings",
+    11: "the gateway got no answer from unit {unit}: check that the device behind it is powered, "
+    "that {unit} is its Modbus address (`unit` in the config) and its serial wiring and baud "
+    "rate",
+}
+
+
+def _open_hint(link: TcpLink | SerialLink) -> str:
+    if isinstance(link, TcpLink):
+        return (
+            f"check that the machine is powered and on the network, that {link.host}:{link.port} "
+            "is its Modbus TCP address (host and port in the config; the standard port is 502) "
+            f"and that no firewall blocks it: nc -vz {link.host} {link.port}"
+        )
+    return (
+        f"check that {link.port} is the adapter's port (ls -l /dev/serial/by-id/), that this "
+        "account may open it (sudo usermod -aG dialout $USER, then log in again) and that no "
+        "other program holds it (fuser -v " + link.port + ")"
+    )
+
+
+def _silent_hint(link: TcpLink | SerialLink, unit: int) -> str:
+    if isinstance(link, TcpLink):
+        return (
+            f"the connection is open but unit {unit} did not answer: check `unit` in the config "
+            "(many devices answer only their own unit id) and that no other master is flooding it"
+        )
+    return (
+        f"no reply from unit {unit}: check `unit` (the device's Modbus address), baud rate, "
+        "parity and stop bits against the device's settings, and the A/B wiring and termination"
+    )
+
+
 def _client(link: TcpLink | SerialLink, timeout_s: float) -> Any:
     # retries=0 and reconnect_delay=0: the driver owns retrying and reconnecting (with backoff),
     # so a dead device costs one timeout per attempt, not four.
@@ -105,9 +148,11 @@ class ModbusBus:
                 async with asyncio.timeout(self.timeout_s + _GUARD_S):
                     ok = await client.connect()
             except (TimeoutError, OSError, ModbusException) as exc:
-                raise DeviceUnavailable(f"cannot open {self._where()}: {exc}") from exc
+                raise DeviceUnavailable(
+                    f"cannot open {self._where()}: {exc}", hint=_open_hint(self.link)
+                ) from exc
             if not ok:
-                raise DeviceUnavailable(f"cannot open {self._where()}")
+                raise DeviceUnavailable(f"cannot open {self._where()}", hint=_open_hint(self.link))
             self.connects += 1
             return True
 
@@ -131,14 +176,18 @@ class ModbusBus:
             except (TimeoutError, OSError, ModbusException) as exc:
                 raise DeviceUnavailable(
                     f"unit {unit} {table} {address}+{count} on {self._where()}: "
-                    f"{exc or type(exc).__name__}"
+                    f"{exc or type(exc).__name__}",
+                    hint=_silent_hint(self.link, unit),
                 ) from exc
         if response.isError():
             code = int(response.exception_code)
             if code in _REJECTING:
                 raise RequestRejected(code, table, address, count)
             name = EXCEPTION_NAMES.get(code, "UNKNOWN")
-            raise DeviceUnavailable(f"unit {unit} answered exception {code} {name}")
+            raise DeviceUnavailable(
+                f"unit {unit} answered exception {code} {name}",
+                hint=_EXCEPTION_HINTS.get(code, "").format(unit=unit),
+            )
         if table in ("coil", "discrete"):
             # Bits arrive padded to whole bytes; keep only the ones asked for.
             return [1 if b else 0 for b in response.bits[:count]]

@@ -80,11 +80,22 @@ def map_error(  # noqa: PLR0911 -- one return per failure family, in order of pr
         return DeviceUnavailable(
             "connection refused: is the OPC-UA server running, and are host and port right?",
             device=device,
+            hint="check that the PLC's OPC-UA server is enabled and that the endpoint URL in the "
+            "config has its host and port (the standard port is 4840): nc -vz HOST PORT",
         )
     if isinstance(exc, socket.gaierror):
-        return DeviceUnavailable(f"cannot resolve the host name in the URL ({exc})", device=device)
+        return DeviceUnavailable(
+            f"cannot resolve the host name in the URL ({exc})",
+            device=device,
+            hint="check the host name in the endpoint URL, or write the PLC's IP address instead",
+        )
     if isinstance(exc, TimeoutError):
-        return DeviceUnavailable("no answer in time (timeout)", device=device)
+        return DeviceUnavailable(
+            "no answer in time (timeout)",
+            device=device,
+            hint="check that the PLC is reachable from this PC (ping it) and that no firewall "
+            "drops the endpoint's port; a busy server may need a longer timeout in the config",
+        )
     if isinstance(exc, uaerrors.UaStatusCodeError):
         return DeviceUnavailable(f"server answered {exc}", device=device)
     return DeviceUnavailable(f"{type(exc).__name__}: {exc}", device=device)

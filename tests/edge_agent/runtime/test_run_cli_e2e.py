@@ -119,7 +119,19 @@ async def test_run_publishes_every_device_and_stops_cleanly(
         # At once after the stop (not one status interval later): not running, purge allowed.
         code, out, err = await _cli("status", str(plant), "--json")
         assert code == 0, err
-        assert json.loads(out)["running"] is False
+        stopped = json.loads(out)
+        assert stopped["running"] is False
+        assert 0 <= stopped["status_age_s"] < 60
+        # The text names the record as the last known state and words every line in the past,
+        # so a stopped agent's last record is not read as machines online now.
+        code, out, err = await _cli("status", str(plant))
+        assert code == 0, err
+        assert "NOT RUNNING; last known state, recorded" in out
+        assert "was connected" in out or "was not connected" in out
+        after = out.split("  devices:\n", 1)[1].splitlines()
+        devices = [line for line in after if line.startswith("    ")]
+        assert len(devices) == 2
+        assert all(" was online " in d or " was OFFLINE " in d for d in devices), devices
         code, out, err = await _cli("buffer", "purge", str(plant), "--yes")
         assert code == 0, err
         assert "purged" in out

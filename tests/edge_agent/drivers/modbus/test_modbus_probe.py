@@ -58,7 +58,7 @@ def meter_port() -> Iterator[int]:
         thread.join(timeout=10)
 
 
-def _config(tmp_path: Path, port: int) -> Path:
+def _config(tmp_path: Path, port: int, unit: int = 1) -> Path:
     (tmp_path / "probe-test.yaml").write_text(PROFILE)
     config = tmp_path / "agent.yaml"
     config.write_text(
@@ -67,7 +67,7 @@ def _config(tmp_path: Path, port: int) -> Path:
         "devices:\n"
         "  - machine: meter-01\n"
         "    profile: ./probe-test.yaml\n"
-        f"    modbus: {{host: 127.0.0.1, port: {port}, unit: 1, timeout_ms: 1000}}\n"
+        f"    modbus: {{host: 127.0.0.1, port: {port}, unit: {unit}, timeout_ms: 1000}}\n"
     )
     return config
 
@@ -130,3 +130,17 @@ def test_probe_unreachable_device_exits_1(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert "error:" in result.output
     assert "cannot open 127.0.0.1" in result.output
+    # Every CLI error names the next step.
+    assert "next: check that the machine is powered and on the network" in result.output
+    assert "nc -vz 127.0.0.1" in result.output
+
+
+def test_probe_of_a_unit_nobody_answers_for_says_what_to_check(
+    meter_port: int, tmp_path: Path
+) -> None:
+    config = _config(tmp_path, meter_port, unit=7)
+    result = CliRunner().invoke(app, ["probe", str(config), "--device", "meter-01"])
+    assert result.exit_code == 1
+    assert "unit 7" in result.output
+    assert "next:" in result.output
+    assert "`unit: 7` in the config" in result.output
