@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -17,7 +18,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Self
 
-__all__ = ["Child", "python_argv"]
+__all__ = ["Child", "python_argv", "typed_command"]
 
 # How each component's CLI is reached from this interpreter: works in a venv, a system install
 # or an editable checkout, without depending on where pip put the console scripts.
@@ -34,6 +35,25 @@ def python_argv(program: str, *args: str) -> list[str]:
         code = _RUN.format(name=program, module=_ENTRY[program])
         return [sys.executable, "-c", code, *args]
     return [sys.executable, "-m", program, *args]
+
+
+def typed_command(program: str) -> str:
+    """How a user types `program` (a console script of this install) in their shell, as is.
+
+    Bare when PATH finds this install's script (an activated venv, a system install); otherwise
+    its path, relative to the working folder when inside it (`.venv/bin/edge-agent` after the
+    Quickstart), so a banner or hint never prints a command that is `command not found`.
+    """
+    script = Path(sys.executable).parent / program
+    found = shutil.which(program)
+    if found is not None and Path(found).resolve() == script.resolve():
+        return program
+    if not script.exists():
+        return program
+    try:
+        return str(script.absolute().relative_to(Path.cwd()))
+    except ValueError:
+        return str(script.absolute())
 
 
 class Child:

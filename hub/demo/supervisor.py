@@ -25,7 +25,7 @@ import httpx
 
 from edge_agent.simulators import Simulator, SimulatorOptions
 from hub.auth import AuthStore, Role, hash_password
-from hub.demo.children import Child, python_argv
+from hub.demo.children import Child, python_argv, typed_command
 from hub.demo.layout import DemoLayout, agent_config, ensure_secret, hub_config
 from hub.errors import MillstreamHubError
 from hub.sql import open_database
@@ -290,9 +290,19 @@ async def _start(
     say(f"  login:      {ADMIN_USER} / {password}")
     say(f"  data:       {layout.root} (logs in {layout.logs})")
     if control is not None:
-        say(f"  simulator:  edge-agent simulate status --control-port {control}")
+        agent_cli = typed_command("edge-agent")
+        say(f"  simulator:  {agent_cli} simulate status --control-port {control}")
+        say(f"  agent:      {agent_cli} status {_shown(layout.agent_config)}")
     say("Press Ctrl-C to stop.")
     return url
+
+
+def _shown(path: Path) -> str:
+    """`path` relative to the working folder when inside it: shorter to type."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 async def _watch(child: Child, run: _Running, stop: asyncio.Event) -> None:
