@@ -201,6 +201,11 @@ REGISTRY: dict[str, Exercise] = {
     # -- Development
     "scripts/test tests/wire/test_wire_topics.py -q": Here(DEV),
     "scripts/check": ByCI(".ci/run runs `scripts/check` before the tests"),
+    "scripts/test-newest": ByCI(".ci/run runs `scripts/test-newest` before the locked suite"),
+    "scripts/lock": ByTest(
+        ("tests/packaging/test_locks.py::test_refresh_keeps_every_pin",),
+        "runs it in a copy of the checkout: with pyproject.toml unchanged, every pin stays",
+    ),
 }
 
 
@@ -288,6 +293,7 @@ def test_ci_runs_what_the_registry_says() -> None:
     ]
     assert steps[-1] == "scripts/test", "CI must end with the README's test command"
     assert "scripts/check" in steps
+    assert "scripts/test-newest" in steps
     assert "scripts/venv" in steps
     venv = (REPO / "scripts/venv").read_text()
     assert "python3 -m venv .venv" in venv

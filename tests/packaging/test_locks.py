@@ -7,7 +7,11 @@ everywhere), and carry a hash for every pin (pip --require-hashes).
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -89,3 +93,37 @@ def test_locks_name_no_index() -> None:
         text = lock.read_text()
         assert "://" not in text, lock.name
         assert "--index-url" not in text, lock.name
+
+
+def test_refresh_keeps_every_pin(tmp_path: Path) -> None:
+    """`scripts/lock` with pyproject.toml unchanged moves no version (it needs the package index).
+
+    Only versions are compared: the index may since carry another file of a pinned version, whose
+    hash a refresh rightly adds.
+    """
+    copy = tmp_path / "checkout"
+    for part in ("pyproject.toml", "requirements", "scripts"):
+        src = ROOT / part
+        if src.is_dir():
+            shutil.copytree(src, copy / part)
+        else:
+            copy.mkdir(exist_ok=True)
+            shutil.copy2(src, copy / part)
+    # The copy has no .venv: the running venv's uv (from requirements/dev.txt) does the work.
+    uv = Path(sys.executable).parent / "uv"
+    result = subprocess.run(
+        ["bash", str(copy / "scripts/lock")],
+        env={**os.environ, "UV": str(uv)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    for lock in sorted(LOCKS.glob("*.txt")):
+        refreshed = copy / "requirements" / lock.name
+        assert _pins_of(refreshed) == _pins_of(lock), f"{lock.name}: run scripts/lock"
+
+
+def _pins_of(path: Path) -> dict[str, str]:
+    return {m[1]: m[2] for m in map(PIN.match, path.read_text().splitlines()) if m}
