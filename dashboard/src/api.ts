@@ -251,13 +251,4 @@ export const api = {
   completeness: (m: Machine, from: number, to: number) =>
     get<Completeness>(`/machines/${m.site}/${m.line}/${m.machine}/completeness`, { from, to }),
   deadLetters: (limit: number) => get<DeadLetter[]>("/dead-letters", { limit }),
-  /** Alerts are not part of the API yet: null when the hub has no such endpoint. */
-  alerts: async (): Promise<unknown[] | null> => {
-    try {
-      return await get<unknown[]>("/alerts");
-    } catch (e) {
-      if (e instanceof ApiError && (e.status === 404 || e.status === 405)) return null;
-      throw e;
-    }
-  },
 };

@@ -24,6 +24,8 @@ export class TagChart {
   private hi: Col = [];
   private unc: Col = [];
   private bad: Col = [];
+  /** Points kept as live readings arrive: MAX_POINTS, or all of a larger raw history. */
+  private keep = MAX_POINTS;
   private u: uPlot;
   private frame = 0;
   private window: [number, number] | null = null;
@@ -107,6 +109,7 @@ export class TagChart {
   /** Replace everything with a history answer (raw points, or buckets with min/max). */
   setHistory(hist: History): void {
     const n = hist.raw.length + hist.buckets.length;
+    this.keep = Math.max(MAX_POINTS, n);
     this.xs = new Array<number>(n);
     this.ys = new Array<number | null>(n);
     this.lo = new Array<number | null>(n);
@@ -147,8 +150,8 @@ export class TagChart {
     this.hi.push(null);
     this.unc.push(q === "uncertain" ? y : null);
     this.bad.push(q === "bad" ? (y ?? 0) : null);
-    if (this.xs.length > MAX_POINTS + 500) {
-      const cut = this.xs.length - MAX_POINTS;
+    if (this.xs.length > this.keep + 500) {
+      const cut = this.xs.length - this.keep;
       for (const col of [this.xs, this.ys, this.lo, this.hi, this.unc, this.bad]) col.splice(0, cut);
     }
     this.schedule();

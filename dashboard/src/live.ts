@@ -1,5 +1,6 @@
-// WebSocket /ws client (docs/api.md): authenticates with ?token=, subscribes to machines, and
-// reconnects with backoff (refreshing the access token when the server says 4401).
+// WebSocket /ws client (docs/api.md): authenticates with its first message (never ?token=: a URL
+// ends up in proxy and server logs), subscribes to machines, and reconnects with backoff
+// (refreshing the access token when the server says 4401).
 import { accessToken, refresh, type Quality, type Value } from "./api";
 
 export interface LiveReading {
@@ -16,6 +17,7 @@ export class LiveStream {
   private ws: WebSocket | null = null;
   private machines = new Set<string>();
   private backoff = 500;
+  private refused = 0; // 4401 closes since the last welcome
   private closed = false;
   private timer: number | undefined;
 
@@ -46,10 +48,11 @@ export class LiveStream {
     if (!token || this.closed) return;
     this.onStatus("connecting");
     const proto = location.protocol === "https:" ? "wss:" : "ws:";
-    const ws = new WebSocket(`${proto}//${location.host}/ws?token=${encodeURIComponent(token)}`);
+    const ws = new WebSocket(`${proto}//${location.host}/ws`);
     this.ws = ws;
     ws.onopen = () => {
-      this.backoff = 500;
+      // The token read now, not at connect: a refresh may have replaced it meanwhile.
+      this.send({ type: "auth", token: accessToken() ?? token });
       this.send({ type: "subscribe", machines: [...this.machines] });
     };
     ws.onmessage = (ev: MessageEvent<string>) => {
@@ -59,7 +62,11 @@ export class LiveStream {
       } catch {
         return;
       }
-      if (doc.type === "subscribed") this.onStatus("live");
+      if (doc.type === "welcome") {
+        // Authenticated: the connection works.
+        this.backoff = 500;
+        this.refused = 0;
+      } else if (doc.type === "subscribed") this.onStatus("live");
       else if (doc.type === "readings" && doc.machine && doc.readings) this.onReadings(doc.machine, doc.readings);
     };
     ws.onclose = (ev: CloseEvent) => {
@@ -68,9 +75,18 @@ export class LiveStream {
       if (this.closed) return;
       this.onStatus("down");
       const again = () => this.connect();
-      if (ev.code === 4401) void refresh().then((ok) => ok && again());
-      else this.timer = window.setTimeout(again, this.backoff);
+      const delay = this.backoff;
       this.backoff = Math.min(this.backoff * 2, 10_000);
+      if (ev.code !== 4401) {
+        this.timer = window.setTimeout(again, delay);
+        return;
+      }
+      // The token was refused (expired): refresh it and retry, at once the first time; a token
+      // the hub keeps refusing backs off like any failure instead of looping through refreshes.
+      const wait = this.refused++ === 0 ? 0 : delay;
+      void refresh().then((ok) => {
+        if (ok) this.timer = window.setTimeout(again, wait);
+      });
     };
   }
 }

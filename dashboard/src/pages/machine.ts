@@ -16,6 +16,12 @@ const RANGES: [string, number][] = [
   ["30 d", 30 * 86_400_000],
 ];
 
+/** Windows up to this long are fetched as raw readings when they fit RAW_CAP: per-minute
+ * buckets would hide what a 15-minute view is for (a 200 ms press stroke). */
+const RAW_WINDOW_MS = 3_600_000;
+/** The API's largest max_points (docs/api.md): an hour of a 5 Hz tag (18,000 readings) fits. */
+const RAW_CAP = 20_000;
+
 interface Current {
   ts: number;
   v: Value;
@@ -106,9 +112,11 @@ export function machinePage(root: HTMLElement, [site, line, name]: string[]): ()
           chart.setWindow([from, to]); // a tag seen live only so far: no id to ask history for
           return;
         }
+        // Longer windows: one point (a bucket with its min and max) per pixel of the chart.
         const width = Math.max(200, Math.min(4000, chart.el.clientWidth || 1000));
+        const maxPoints = to - from <= RAW_WINDOW_MS ? RAW_CAP : width;
         try {
-          const hist = await api.history(s.id, fromI, toI, width);
+          const hist = await api.history(s.id, fromI, toI, maxPoints);
           if (!alive) return;
           chart.setHistory(hist);
           chart.setWindow([from, to]);
