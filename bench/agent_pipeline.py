@@ -74,7 +74,7 @@ def start_broker(workdir: Path) -> tuple[subprocess.Popen[bytes], int]:
 
 # -- responder: subscribes to telemetry, answers with coalesced receipts (like the hub) ---------
 async def responder(port: int) -> None:
-    pending: dict[str, list[int]] = {}
+    pending: dict[str, list[tuple[int, str]]] = {}
 
     async with aiomqtt.Client("127.0.0.1", port, identifier="bench-hub", clean_session=True) as c:
         await c.subscribe("ms/v1/+/+/+/telemetry", qos=1)
@@ -82,24 +82,25 @@ async def responder(port: int) -> None:
         async def flush() -> None:
             while True:
                 await asyncio.sleep(0.05)
-                for src, seqs in list(pending.items()):
-                    if seqs:
+                for src, batches in list(pending.items()):
+                    if batches:
                         pending[src] = []
+                        seqs = wire.coalesce_seqs(seq for seq, _ in batches)
                         await c.publish(
-                            wire.receipt_topic(src),
-                            wire.encode_receipt(wire.coalesce_seqs(seqs)),
-                            qos=1,
+                            wire.receipt_topic(src), wire.encode_receipt(seqs, batches), qos=1
                         )
 
         task = asyncio.create_task(flush())
         async for msg in c.messages:
             assert isinstance(msg.payload, bytes)
-            # Only src and seq are read: this bench measures the agent; what a real hub costs
-            # per reading is bench/hub_ingest.py's figure. On a shared 2-core box a stand-in
-            # that parses every reading would be the bottleneck being measured.
+            # Only src and seq are read (and the digest taken, as the hub does): this bench
+            # measures the agent; what a real hub costs per reading is bench/hub_ingest.py's
+            # figure. On a shared 2-core box a stand-in that parses every reading would be the
+            # bottleneck being measured.
             head = HEAD.match(msg.payload)
             assert head is not None
-            pending.setdefault(head["src"].decode(), []).append(int(head["seq"]))
+            batch = (int(head["seq"]), wire.batch_digest(msg.payload))
+            pending.setdefault(head["src"].decode(), []).append(batch)
         task.cancel()
 
 

@@ -137,7 +137,7 @@ class Hub:
 
         def committed(batches: Sequence[TelemetryBatch]) -> None:
             for b in batches:
-                tracker.add(b.src, b.seq)
+                tracker.add(b.src, b.seq, b.digest)
             self.bridges.on_committed(batches)
 
         def dead_lettered(letters: Sequence[DeadLetter]) -> None:
@@ -145,7 +145,7 @@ class Hub:
             # hub will always refuse (e.g. timestamps older than 30 days) forever.
             for d in letters:
                 if d.src is not None and d.seq is not None:
-                    tracker.add(d.src, d.seq)
+                    tracker.add(d.src, d.seq, d.digest)
 
         return committed, dead_lettered
 

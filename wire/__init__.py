@@ -10,7 +10,7 @@ no clock reads: callers pass `now_ms`. Every parser raises `PayloadError` (with 
     errors.py      PayloadError and its reason codes
     validation.py  bytes → model, pydantic errors → PayloadError
     telemetry.py   parse_telemetry / encode_telemetry
-    receipts.py    parse_receipt / encode_receipt / coalesce_seqs
+    receipts.py    parse_receipt / encode_receipt / coalesce_seqs / batch_digest
     status.py      machine and agent status codecs
     meta.py        machine tag metadata (units, descriptions) codec
 """
@@ -51,7 +51,7 @@ from wire.models import (
     TelemetryBody,
     Value,
 )
-from wire.receipts import coalesce_seqs, encode_receipt, parse_receipt
+from wire.receipts import batch_digest, coalesce_seqs, encode_receipt, parse_receipt
 from wire.status import encode_agent_status, encode_status, parse_agent_status, parse_status
 from wire.telemetry import ReadingLike, encode_telemetry, parse_telemetry
 from wire.topics import (
@@ -120,6 +120,7 @@ __all__ = [
     "Topic",
     "Value",
     "agent_status_topic",
+    "batch_digest",
     "check_segment",
     "cmd_result_topic",
     "cmd_topic",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 __all__ = [
+    "DIGEST_PATTERN",
     "MAX_DESCRIPTION_CHARS",
     "MAX_FUTURE_MS",
     "MAX_META_TAGS",
@@ -41,6 +42,9 @@ MAX_TS = 253_402_300_799_999
 MAX_SEQ = 2**63 - 1
 
 SEGMENT_PATTERN = r"[A-Za-z0-9_-]{1,64}"
+# A batch digest in a receipt: the first 128 bits of SHA-256 of the payload bytes, lower-case hex.
+# 128 bits: forging a payload with the same digest (a second preimage) stays out of reach.
+DIGEST_PATTERN = r"[0-9a-f]{32}"
 # Tags are not topic segments, so third-party dotted names ("inlet.temp") are allowed.
 TAG_PATTERN = r"[A-Za-z0-9_.-]{1,128}"
 

@@ -21,6 +21,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from wire.limits import (
+    DIGEST_PATTERN,
     MAX_DESCRIPTION_CHARS,
     MAX_META_TAGS,
     MAX_READINGS,
@@ -104,6 +105,10 @@ Value = (
 Quality = Literal["good", "uncertain", "bad"]
 State = Literal["online", "offline", "faulted"]
 SeqRanges = Annotated[tuple[tuple[Seq, Seq], ...], Field(min_length=1), AfterValidator(_ordered)]
+Digest = Annotated[str, Field(strict=True, pattern=f"^{DIGEST_PATTERN}$")]
+# (seq, digest of the payload stored for it); a seq may appear twice when two different payloads
+# claimed it (a republish is byte-identical, so that means someone else sent one).
+BatchDigests = tuple[tuple[Seq, Digest], ...]
 
 
 class _Model(BaseModel):
@@ -244,10 +249,16 @@ class Meta(_Model):
 
 
 class ReceiptBody(_Model):
-    """Payload of `ms/v1/receipts/{src}`: inclusive seq ranges now committed to PostgreSQL."""
+    """Payload of `ms/v1/receipts/{src}`: the batches of `src` now committed to PostgreSQL.
+
+    `seqs` are their numbers as inclusive ranges; `sha256` names each one with the digest of the
+    payload the hub stored for it, so a publisher deletes a batch only when the hub stored exactly
+    what it sent (docs/wire.md "Receipts").
+    """
 
     v: Version
     seqs: SeqRanges
+    sha256: BatchDigests = ()
 
 
 class Receipt(_Model):
@@ -255,6 +266,7 @@ class Receipt(_Model):
 
     src: Segment
     seqs: SeqRanges
+    sha256: BatchDigests = ()
 
     def __contains__(self, seq: object) -> bool:
         return isinstance(seq, int) and any(first <= seq <= last for first, last in self.seqs)

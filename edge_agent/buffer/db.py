@@ -20,6 +20,7 @@ from edge_agent.buffer.readings import (
 )
 from edge_agent.buffer.schema import open_database
 from edge_agent.buffer.seqs import SeqAllocator
+from wire import batch_digest
 
 __all__ = ["MAX_BATCH_BYTES", "Batch", "BufferDB", "ChunkRef", "Totals"]
 
@@ -44,6 +45,7 @@ class Batch:
     n: int
     payload: bytes
     oldest_ts: int
+    digest: str  # wire.batch_digest(payload): what the hub's receipt must name to delete it
 
 
 @dataclass
@@ -58,7 +60,12 @@ class Totals:
     dropped: Counter[str] = field(default_factory=Counter)
     rejected: Counter[str] = field(default_factory=Counter)  # refused by the wire contract
     downsampled: Counter[str] = field(default_factory=Counter)
+    # Receipts naming a seq this buffer holds with another payload's digest: kept, not deleted.
+    foreign_receipts: int = 0
 
+
+# Warn on the first foreign receipts, then every thousandth: a forger must not flood the log.
+_LOG_AT = frozenset({1, 10, 100})
 
 # Merged backlog batches stay well under the hub's 1 MiB payload limit.
 MAX_BATCH_BYTES = 900_000
@@ -175,14 +182,16 @@ class BufferDB:
         if not rows:
             return None
         seq = self._take_seq()
+        payload = assemble(self.encode, device, seq, [r[1] for r in rows])
+        digest = batch_digest(payload)
         self.begin()
         self.conn.executemany(
-            "UPDATE chunk SET seq=?, sent_ms=? WHERE id=?", [(seq, now_ms, r[0]) for r in rows]
+            "UPDATE chunk SET seq=?, sent_ms=?, digest=? WHERE id=?",
+            [(seq, now_ms, digest, r[0]) for r in rows],
         )
         n = sum(r[2] for r in rows)
         self.totals.claimed += n
-        payload = assemble(self.encode, device, seq, [r[1] for r in rows])
-        return Batch(seq, device, n, payload, min(r[3] for r in rows))
+        return Batch(seq, device, n, payload, min(r[3] for r in rows), digest)
 
     def claim_ids(self, refs: list[ChunkRef], max_batch: int, now_ms: int) -> list[Batch]:
         """Claim committed chunks for the live lane, merging per device up to `max_batch`."""
@@ -252,12 +261,16 @@ class BufferDB:
             rows = self.conn.execute(
                 "SELECT device, body, n, first_ts FROM chunk WHERE seq=? ORDER BY id", (seq,)
             ).fetchall()
-            self.begin()
-            self.conn.execute("UPDATE chunk SET sent_ms=? WHERE seq=?", (now_ms, seq))
             device = rows[0][0]
             payload = assemble(self.encode, device, seq, [r[1] for r in rows])
+            digest = batch_digest(payload)
+            self.begin()
+            # The same bytes as before, so the same digest (set here for version-1 buffers).
+            self.conn.execute(
+                "UPDATE chunk SET sent_ms=?, digest=? WHERE seq=?", (now_ms, digest, seq)
+            )
             n = sum(r[2] for r in rows)
-            out.append(Batch(seq, device, n, payload, min(r[3] for r in rows)))
+            out.append(Batch(seq, device, n, payload, min(r[3] for r in rows), digest))
         return out
 
     def unclaim(self, seqs: list[int]) -> None:
@@ -265,18 +278,40 @@ class BufferDB:
         self.begin()
         self.conn.executemany("UPDATE chunk SET sent_ms=0 WHERE seq=?", [(s,) for s in seqs])
 
-    def ack(self, ranges: list[tuple[int, int]]) -> int:
-        """Delete every chunk whose seq is in `ranges`; return readings deleted."""
+    def ack(self, batches: list[tuple[int, str]]) -> int:
+        """Delete each batch `seq` whose payload has `digest`; return readings deleted.
+
+        A (seq, digest) this buffer holds under another digest is someone else's payload that
+        reused our seq: the hub stored that, not ours, so ours stays and is sent again.
+        """
         self.begin()
         deleted = 0
-        for first, last in ranges:
-            for device, n, nbytes in self.conn.execute(
-                "DELETE FROM chunk WHERE seq BETWEEN ? AND ? RETURNING device, n, nbytes",
-                (first, last),
-            ).fetchall():
+        for seq, digest in batches:
+            rows = self.conn.execute(
+                "DELETE FROM chunk WHERE seq=? AND digest=? RETURNING device, n, nbytes",
+                (seq, digest),
+            ).fetchall()
+            for device, n, nbytes in rows:
                 self._count(device, n, nbytes, -1)
                 self.totals.claimed -= n
                 deleted += n
+            if (
+                not rows
+                and self.conn.execute("SELECT 1 FROM chunk WHERE seq=? LIMIT 1", (seq,)).fetchone()
+            ):
+                self.totals.foreign_receipts += 1
+                if (
+                    self.totals.foreign_receipts in _LOG_AT
+                    or self.totals.foreign_receipts % 1000 == 0
+                ):
+                    log.warning(
+                        "a receipt for batch %d names a payload this agent did not send "
+                        "(digest %s); the batch is kept and sent again. Another publisher is "
+                        "using this agent's src and seqs (%d such receipts so far)",
+                        seq,
+                        digest,
+                        self.totals.foreign_receipts,
+                    )
         return deleted
 
     # -- bounds ------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ __all__ = ["SCHEMA_VERSION", "open_database"]
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: chunk.digest
 
 # One row per chunk of readings (a batch as formed by the batcher), not per reading: at 20k+
 # readings/s a row per reading costs an index entry and a B-tree insert each; chunks cost one
@@ -28,7 +28,10 @@ CREATE TABLE IF NOT EXISTS chunk (
     ds INTEGER NOT NULL DEFAULT 0,
     body BLOB NOT NULL,
     seq INTEGER,
-    sent_ms INTEGER
+    sent_ms INTEGER,
+    -- wire.batch_digest of the payload published under `seq`: a receipt deletes the batch only
+    -- when it names this digest (docs/wire.md "Receipts").
+    digest TEXT
 );
 CREATE INDEX IF NOT EXISTS chunk_seq ON chunk(seq) WHERE seq IS NOT NULL;
 -- The backlog lane gathers one device's unsent chunks; interleaved devices would be a scan.
@@ -103,7 +106,12 @@ def open_database(path: Path, *, now_ms: int) -> tuple[sqlite3.Connection, Path 
         conn = _connect(path)
     assert conn is not None
     conn.executescript(_SCHEMA)
-    conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(chunk)")}
+    if "digest" not in columns:
+        # A version-1 buffer: its claimed batches get their digest when they are sent again
+        # (every claimed batch is republished at start).
+        conn.execute("ALTER TABLE chunk ADD COLUMN digest TEXT")
+    conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
     # A new (or recovered, or wiped) buffer has no seq ceiling; starting from the clock keeps seq
     # strictly increasing for this agent even then (an agent sends far fewer than 1000 batches/s).
     conn.execute("INSERT OR IGNORE INTO meta VALUES ('seq_ceiling', ?)", (max(1, now_ms),))

@@ -178,9 +178,9 @@ class Buffer:
         """Make these batches due for republishing now."""
         await self.call(lambda db: db.unclaim(seqs))
 
-    async def ack(self, ranges: list[tuple[int, int]]) -> int:
-        """Delete the batches whose seqs are in `ranges`."""
-        return await self.call(lambda db: db.ack(ranges))
+    async def ack(self, batches: list[tuple[int, str]]) -> int:
+        """Delete each batch (seq, digest) whose payload had that digest; readings deleted."""
+        return await self.call(lambda db: db.ack(batches))
 
     async def stats(self) -> BufferStats:
         """Snapshot of contents and drop counts."""

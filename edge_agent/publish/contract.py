@@ -30,8 +30,8 @@ class Contract(Protocol):
         """Telemetry batch payload."""
         ...
 
-    def parse_receipt(self, payload: bytes) -> list[tuple[int, int]]:
-        """Seq ranges confirmed by the hub; ValueError if the payload is not a receipt."""
+    def parse_receipt(self, payload: bytes) -> list[tuple[int, str]]:
+        """(seq, payload digest) of each batch the hub stored; ValueError if not a receipt."""
         ...
 
     def offline_status(self) -> bytes:

@@ -59,6 +59,7 @@ class Publisher:
         self._unacked: set[int] = set()  # seqs sent in this session without PUBACK yet
         self._drained = asyncio.Event()  # set while `_unacked` is empty
         self._drained.set()
+        self._warned_undigested = False
 
     # -- public ------------------------------------------------------------------------------
     def set_status(self, payload: bytes) -> None:
@@ -195,15 +196,22 @@ class Publisher:
         async for message in client.messages:
             raw = message.payload
             try:
-                ranges = self.contract.parse_receipt(
+                batches = self.contract.parse_receipt(
                     bytes(raw) if isinstance(raw, bytes | bytearray) else str(raw).encode()
                 )
             except ValueError as exc:
                 log.warning("ignoring malformed receipt on %s: %s", message.topic, exc)
                 continue
+            if not batches and not self._warned_undigested:
+                # Seqs alone prove nothing about whose payload was stored: nothing is deleted.
+                log.warning(
+                    "receipts name no batch digests: the hub is older than this agent and its "
+                    "receipts delete nothing; upgrade the hub (the buffer keeps everything)"
+                )
+                self._warned_undigested = True
             self.stats.receipts += 1
             self.stats.last_receipt_at = self._clock()
-            self.stats.acked_readings += await self.buffer.ack(ranges)
+            self.stats.acked_readings += await self.buffer.ack(batches)
 
     async def _status_lane(self, client: aiomqtt.Client) -> None:
         while True:
@@ -278,7 +286,7 @@ class Publisher:
             (self.stats.live if live else self.stats.backlog).add(batch.n, now)
             if not self.settings.receipts:
                 # Someone else's broker: the PUBACK is the only confirmation there will be.
-                await self.buffer.ack([(batch.seq, batch.seq)])
+                await self.buffer.ack([(batch.seq, batch.digest)])
         finally:
             self._window.release()
             if not live:

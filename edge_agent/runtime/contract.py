@@ -32,9 +32,12 @@ class WireContract:
         """Telemetry batch payload, validated by wire exactly as the hub will."""
         return wire.encode_telemetry(self.agent_id, seq, readings)
 
-    def parse_receipt(self, payload: bytes) -> list[tuple[int, int]]:
-        """Seq ranges of a receipt (wire.PayloadError is a ValueError)."""
-        return [tuple(r) for r in wire.parse_receipt(self.receipt_topic, payload).seqs]  # type: ignore[misc]
+    def parse_receipt(self, payload: bytes) -> list[tuple[int, str]]:
+        """(seq, digest) of each batch a receipt names (wire.PayloadError is a ValueError).
+
+        Its seq ranges alone delete nothing: only a digest proves the hub stored our payload.
+        """
+        return list(wire.parse_receipt(self.receipt_topic, payload).sha256)
 
     def offline_status(self) -> bytes:
         """The last will and the clean-shutdown status."""

@@ -54,6 +54,7 @@ def _dead(msg: Incoming, exc: wire.PayloadError) -> DeadLetter:
         received_at=msg.received_at,
         src=src,
         seq=guess_seq(msg.payload) if telemetry and src is not None else None,
+        digest=wire.batch_digest(msg.payload) if telemetry and src is not None else "",
     )
 
 
@@ -64,7 +65,8 @@ def classify(msg: Incoming) -> Classified | None:
             t = wire.parse_telemetry(msg.topic, msg.payload, msg.received_at)
             # Compact tuples: the window may hold 256 batches of up to 10,000 readings each.
             readings = [Sample(r.tag, r.ts, r.v, r.q) for r in t.readings]
-            return TelemetryBatch(t.site, t.line, t.machine, t.src, t.seq, readings)
+            digest = wire.batch_digest(msg.payload)
+            return TelemetryBatch(t.site, t.line, t.machine, t.src, t.seq, readings, digest)
         if not msg.payload:
             # A zero-length retained PUBLISH is how MQTT clears a retained status: not an error.
             return None

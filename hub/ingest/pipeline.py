@@ -95,10 +95,18 @@ def _build(items: Sequence[_Item]) -> WriteBatch:
 def _rejected(item: _Item, exc: Exception) -> _Item:
     msg = item.msg
     src = seq = None
+    digest = ""
     if isinstance(item.result, TelemetryBatch | DeadLetter):
-        src, seq = item.result.src, item.result.seq
+        src, seq, digest = item.result.src, item.result.seq, item.result.digest
     dead = DeadLetter(
-        msg.topic, msg.payload, "storage_rejected", str(exc)[:1000], msg.received_at, src, seq
+        msg.topic,
+        msg.payload,
+        "storage_rejected",
+        str(exc)[:1000],
+        msg.received_at,
+        src,
+        seq,
+        digest,
     )
     return _Item(msg, dead, item.arrived)
 

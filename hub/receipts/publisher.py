@@ -1,4 +1,4 @@
-"""Publishes receipts: `ms/v1/receipts/{src}` with the committed seq ranges, QoS 1."""
+"""Publishes receipts: `ms/v1/receipts/{src}` with the committed seqs and their digests, QoS 1."""
 
 from __future__ import annotations
 
@@ -31,8 +31,12 @@ async def publish_receipts(
 ) -> None:
     """Forever: publish whatever the tracker says is due."""
     while True:
-        for src, seqs in tracker.due(clock_ms()):
-            payload = wire.encode_receipt(wire.coalesce_seqs(seqs))
+        for src, batches in tracker.due(clock_ms()):
+            seqs = wire.coalesce_seqs(seq for seq, _ in batches)
+            # Every classified batch has a digest; one built without (tools, tests) is named by
+            # its seq alone rather than making the whole receipt invalid.
+            named = [(seq, digest) for seq, digest in batches if digest]
+            payload = wire.encode_receipt(seqs, named)
             publisher.publish(wire.receipt_topic(src), payload, qos=1)
             metrics.receipts.inc()
         await asyncio.sleep(TICK_S)

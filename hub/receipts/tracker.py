@@ -6,19 +6,20 @@ __all__ = ["ReceiptTracker"]
 
 
 class ReceiptTracker:
-    """Collects committed (src, seq) pairs; hands them out at most once per interval per src."""
+    """Collects committed (src, seq, digest); hands them out at most once per interval per src."""
 
     def __init__(self, interval_ms: int = 200) -> None:
         self._interval_ms = interval_ms
-        self._pending: dict[str, set[int]] = {}
+        self._pending: dict[str, set[tuple[int, str]]] = {}
         self._last_sent: dict[str, int] = {}
 
-    def add(self, src: str, seq: int) -> None:
-        """Record that batch `seq` of `src` is committed."""
-        self._pending.setdefault(src, set()).add(seq)
+    def add(self, src: str, seq: int, digest: str) -> None:
+        """Record that batch `seq` of `src`, whose payload has `digest`, is committed."""
+        self._pending.setdefault(src, set()).add((seq, digest))
 
-    def due(self, now_ms: int) -> list[tuple[str, list[int]]]:
-        """Pending seqs of every src not told within the interval, sorted; marks them sent."""
+    def due(self, now_ms: int) -> list[tuple[str, list[tuple[int, str]]]]:
+        """Pending (seq, digest) of every src not told within the interval, sorted; marks them
+        sent."""
         out = []
         for src in sorted(self._pending):
             if now_ms - self._last_sent.get(src, -self._interval_ms) < self._interval_ms:

@@ -76,6 +76,9 @@ class TelemetryBatch:
     src: str
     seq: int
     readings: Sequence[ReadingLike]
+    # wire.batch_digest of the payload as received: the receipt names the batch by it, so only
+    # the publisher that sent these very bytes deletes anything on it.
+    digest: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +94,7 @@ class DeadLetter:
     # The refused batch's seq when it can be read: a committed dead letter is receipted like a
     # stored batch, so the publisher stops resending what the hub has set aside.
     seq: int | None = None
+    digest: str = ""  # wire.batch_digest of the whole payload as received (for the receipt)
 
     @property
     def payload_size(self) -> int:

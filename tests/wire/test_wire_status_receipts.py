@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import pytest
@@ -205,9 +206,33 @@ def test_receipt_round_trips() -> None:
     assert 5 not in receipt
 
 
+def test_receipt_names_each_batch_by_its_digest() -> None:
+    batch = wire.encode_telemetry("line3-pc", 7, [wire.Reading(tag="t", ts=1, v=1.0)])
+    digest = wire.batch_digest(batch)
+    assert digest == hashlib.sha256(batch).hexdigest()[:32]
+    payload = wire.encode_receipt([(7, 7)], [(7, digest)])
+    assert payload == b'{"v":1,"seqs":[[7,7]],"sha256":[[7,"' + digest.encode() + b'"]]}'
+    receipt = wire.parse_receipt(RECEIPT_TOPIC, payload)
+    assert receipt.sha256 == ((7, digest),)
+    # One changed byte, another digest: a forged batch under the same seq is told apart.
+    assert wire.batch_digest(batch.replace(b"1.0", b"2.0")) != digest
+
+
 @pytest.mark.parametrize(
     ("topic", "payload", "reason", "field"),
     [
+        (
+            RECEIPT_TOPIC,
+            b'{"v":1,"seqs":[[1,1]],"sha256":[[1,"ABC"]]}',
+            "bad_field",
+            "sha256[0][1]",
+        ),
+        (
+            RECEIPT_TOPIC,
+            b'{"v":1,"seqs":[[1,1]],"sha256":[["1","' + b"a" * 32 + b'"]]}',
+            "bad_field",
+            "sha256[0][0]",
+        ),
         (RECEIPT_TOPIC, b'{"v":1,"seqs":[[9,3]]}', "bad_range", "seqs"),
         (RECEIPT_TOPIC, b'{"v":1,"seqs":[]}', "bad_field", "seqs"),
         (RECEIPT_TOPIC, b'{"v":1,"seqs":[[1]]}', "bad_field", "seqs[0][1]"),

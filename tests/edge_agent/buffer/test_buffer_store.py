@@ -42,7 +42,7 @@ async def test_committed_chunks_reach_live_lane_and_ack_deletes(tmp_path: Path) 
         # Claimed chunks are not claimed twice, by either lane.
         assert await buf.claim_live(refs, max_batch=1000) == []
         assert await buf.claim_backlog(1000) == []
-        deleted = await buf.ack([(batches[0].seq, batches[0].seq)])
+        deleted = await buf.ack([(batches[0].seq, batches[0].digest)])
         assert deleted == batches[0].n
         stats = await buf.stats()
         assert stats.readings == 15 - batches[0].n
@@ -77,7 +77,7 @@ async def test_receipt_timeout_republishes_same_seq(tmp_path: Path) -> None:
         now[0] += 0.2
         (again,) = await buf.due(receipt_timeout=3)
         assert (again.seq, again.payload) == (batch.seq, batch.payload)
-        await buf.ack([(batch.seq, batch.seq)])
+        await buf.ack([(batch.seq, batch.digest)])
         now[0] += 10
         assert await buf.due(receipt_timeout=3) == []
 
@@ -180,7 +180,7 @@ async def test_backlog_finds_chunks_written_after_the_buffer_emptied(tmp_path: P
             buf.append("m1", readings(i * 10, 10))
         await buf.flush()
         first = await buf.claim_backlog(10, limit=10)
-        await buf.ack([(b.seq, b.seq) for b in first])
+        await buf.ack([(b.seq, b.digest) for b in first])
         buf.append("m1", readings(1000, 10))
         await buf.flush()
         (again,) = await buf.claim_backlog(10, limit=10)

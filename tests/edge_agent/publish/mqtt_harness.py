@@ -154,16 +154,17 @@ class Responder:
         self.count += len(body["readings"])
         self.changed.set()
         if not self.suppress:
-            task = asyncio.create_task(self._receipt(client, body["src"], body["seq"]))
+            digest = wire.batch_digest(msg.payload)
+            task = asyncio.create_task(self._receipt(client, body["src"], body["seq"], digest))
             self._pending.add(task)
             task.add_done_callback(self._pending.discard)
 
-    async def _receipt(self, client: aiomqtt.Client, src: str, seq: int) -> None:
+    async def _receipt(self, client: aiomqtt.Client, src: str, seq: int, digest: str) -> None:
         if self.delay:
             await asyncio.sleep(self.delay)
         with contextlib.suppress(aiomqtt.MqttError):
             await client.publish(
-                f"ms/v1/receipts/{src}", json.dumps({"v": 1, "seqs": [[seq, seq]]}), qos=1
+                f"ms/v1/receipts/{src}", wire.encode_receipt([(seq, seq)], [(seq, digest)]), qos=1
             )
 
     def total(self) -> int:
@@ -190,8 +191,8 @@ class JsonContract:
     def encode_batch(self, device: str, seq: int, readings: list[Reading]) -> bytes:
         return wire.encode_telemetry(self.src, seq, readings)
 
-    def parse_receipt(self, payload: bytes) -> list[tuple[int, int]]:
-        return [(a, b) for a, b in json.loads(payload)["seqs"]]
+    def parse_receipt(self, payload: bytes) -> list[tuple[int, str]]:
+        return [(seq, digest) for seq, digest in json.loads(payload).get("sha256", [])]
 
     def offline_status(self) -> bytes:
         return json.dumps({"v": 1, "state": "offline"}).encode()
