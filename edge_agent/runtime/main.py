@@ -17,6 +17,7 @@ from edge_agent.publish import Publisher, PublisherSettings
 from edge_agent.runtime.agent import Agent
 from edge_agent.runtime.contract import WireContract
 from edge_agent.runtime.lock import hold_agent_lock
+from edge_agent.runtime.logsetup import hide_secret
 from edge_agent.runtime.meta import meta_messages
 from edge_agent.runtime.sources import Source
 
@@ -78,6 +79,7 @@ async def _run(
     mqtt, buf = config.mqtt, config.buffer
     contract = WireContract(config.agent.id, config.agent.site, config.agent.line)
     settings = PublisherSettings.from_config(mqtt, config.agent.id, config_file=str(config_file))
+    hide_secret(settings.password)  # whatever quotes it (a library's error), not in the log
     bounds = Bounds(
         max_bytes=buf.max_bytes, max_age=buf.max_age.total_seconds(), on_full=buf.on_full
     )

@@ -13,9 +13,9 @@ from collections.abc import Callable
 import typer
 
 from hub.cli.migrate import ConfigOption
-from hub.config import load_config
+from hub.config import HubConfig, load_config
 from hub.errors import ConfigError, MillstreamHubError
-from hub.log import setup_logging
+from hub.log import hide_secret, setup_logging
 from hub.runtime import Hub
 
 __all__ = ["register"]
@@ -59,6 +59,14 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     return factory
 
 
+def _hide_secrets(cfg: HubConfig) -> None:
+    # Whatever quotes them (a library's error, a URL in a traceback), they never reach the log.
+    if cfg.jwt_secret is not None:
+        hide_secret(cfg.jwt_secret.get_secret_value())
+    with contextlib.suppress(OSError):  # an unreadable file is reported when the hub connects
+        hide_secret(cfg.mqtt.password())
+
+
 def serve(config: ConfigOption = None) -> None:
     """Ingest MQTT telemetry into storage and serve health and metrics over HTTP."""
     setup_logging()
@@ -67,6 +75,7 @@ def serve(config: ConfigOption = None) -> None:
     except ConfigError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from exc
+    _hide_secrets(cfg)
     try:
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:
             runner.run(_serve(Hub(cfg)))

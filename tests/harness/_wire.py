@@ -25,15 +25,38 @@ def _recv_exact(sock: socket.socket, n: int) -> bytes:
     return buf
 
 
-def mqtt_connect(port: int, timeout: float) -> None:
+def _utf8(text: str) -> bytes:
+    # MQTT 3.1.1 §1.5.3: a UTF-8 string is prefixed by its two-byte length.
+    data = text.encode()
+    return struct.pack("!H", len(data)) + data
+
+
+def _remaining_length(n: int) -> bytes:
+    # MQTT 3.1.1 §2.2.3: seven bits per byte, high bit set while more bytes follow.
+    out = bytearray()
+    while True:
+        n, digit = divmod(n, 128)
+        out.append(digit | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def mqtt_connect(
+    port: int, timeout: float, username: str | None = None, password: str | None = None
+) -> None:
     """MQTT 3.1.1 CONNECT (clean session) and expect CONNACK 'accepted' (MQTT 3.1.1 §3.1, §3.2)."""
-    client_id = f"millstream-probe-{os.getpid()}-{os.urandom(3).hex()}".encode()
-    # Protocol name, level 4 (3.1.1), flags: clean session, keepalive 10 s.
-    variable = b"\x00\x04MQTT\x04\x02\x00\x0a"
-    payload = struct.pack("!H", len(client_id)) + client_id
+    client_id = f"millstream-probe-{os.getpid()}-{os.urandom(3).hex()}"
+    # Protocol name, level 4 (3.1.1), flags: clean session (+ user name, password), keepalive 10 s.
+    flags = 0x02 | (0x80 if username is not None else 0) | (0x40 if password is not None else 0)
+    variable = b"\x00\x04MQTT\x04" + bytes([flags]) + b"\x00\x0a"
+    payload = _utf8(client_id)
+    if username is not None:
+        payload += _utf8(username)
+    if password is not None:
+        payload += _utf8(password)
     body = variable + payload
     with socket.create_connection((HOST, port), timeout=timeout) as sock:
-        sock.sendall(bytes([0x10, len(body)]) + body)
+        sock.sendall(b"\x10" + _remaining_length(len(body)) + body)
         connack = _recv_exact(sock, 4)
         if connack[0] != 0x20 or connack[3] != 0:
             raise ProbeError(f"unexpected CONNACK {connack.hex()}")

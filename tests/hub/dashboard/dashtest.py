@@ -49,7 +49,8 @@ class Proc:
         self._out.close()
 
 
-def hub_cli(*args: str, stdin: str | None = None) -> None:
+def hub_cli(*args: str, stdin: str | None = None) -> str:
+    """Run `millstream-hub ARGS`; its stdout."""
     done = subprocess.run(
         [str(BIN / "millstream-hub"), *args],
         input=stdin,
@@ -59,25 +60,56 @@ def hub_cli(*args: str, stdin: str | None = None) -> None:
         check=False,
     )
     assert done.returncode == 0, done.stderr
+    return done.stdout
 
 
-def write_hub_config(tmp_path: Path, broker: Mosquitto, dsn: str, port: int) -> Path:
+@dataclass(frozen=True)
+class BrokerLogin:
+    """A broker user name and the file holding its password (`mqtt.password_file`)."""
+
+    username: str
+    password_file: Path
+
+    def yaml(self) -> str:
+        """The `mqtt` config keys, as YAML flow-mapping entries."""
+        return f"username: {self.username}, password_file: '{self.password_file}'"
+
+
+def write_hub_config(
+    tmp_path: Path,
+    broker: Mosquitto,
+    dsn: str,
+    port: int,
+    *,
+    jwt_secret: str | None = None,
+    login: BrokerLogin | None = None,
+) -> Path:
     path = tmp_path / "hub.yaml"
+    secret = jwt_secret or f"{uuid.uuid4().hex}{uuid.uuid4().hex}"
     path.write_text(
-        f"mqtt:\n  url: '{broker.url}'\n  client_id: hub-{uuid.uuid4().hex[:8]}\n"
+        f"mqtt: {{url: '{broker.url}', client_id: hub-{uuid.uuid4().hex[:8]}"
+        f"{', ' + login.yaml() if login else ''}}}\n"
         f"storage: '{dsn}'\n"
         f"http: {{host: 127.0.0.1, port: {port}}}\n"
         "flush_ms: 20\n"
-        f"jwt_secret: {uuid.uuid4().hex}{uuid.uuid4().hex}\n"
+        f"jwt_secret: {secret}\n"
     )
     return path
 
 
-def write_agent_config(tmp_path: Path, broker: Mosquitto, site: str, sim: Simulator) -> Path:
+def write_agent_config(
+    tmp_path: Path,
+    broker: Mosquitto,
+    site: str,
+    sim: Simulator,
+    *,
+    login: BrokerLogin | None = None,
+) -> Path:
     profiles = {"press": "sim-hydraulic-press", "conveyor": "sim-conveyor"}
     lines = [
         f"agent: {{id: pc-{site}, site: {site}, line: {LINE}}}",
-        f"mqtt: {{url: '{broker.url}', status_interval: 2s, receipt_timeout: 10s}}",
+        f"mqtt: {{url: '{broker.url}', status_interval: 2s, receipt_timeout: 10s"
+        f"{', ' + login.yaml() if login else ''}}}",
         "buffer: {path: ./buffer.db, max_bytes: 64MiB, max_age: 1d}",
         "devices:",
     ]
@@ -133,17 +165,30 @@ class Plant:
     hub: Proc
     agent: Proc
     agent_started: float  # wall clock just before the agent started
+    hub_config: Path
 
 
 @asynccontextmanager
 async def running_plant(
-    broker: Mosquitto, dsn: str, tmp_path: Path, procs: list[Proc], *, site_prefix: str, seed: int
+    broker: Mosquitto,
+    dsn: str,
+    tmp_path: Path,
+    procs: list[Proc],
+    *,
+    site_prefix: str,
+    seed: int,
+    jwt_secret: str | None = None,
+    hub_login: BrokerLogin | None = None,
+    agent_login: BrokerLogin | None = None,
 ) -> AsyncIterator[Plant]:
-    """Two simulated machines polled by an agent into a hub with one admin user, hub ready."""
+    """Two simulated machines polled by an agent into a hub with one admin user, hub ready.
+
+    A broker that takes only known users needs `hub_login` and `agent_login`.
+    """
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     site = f"{site_prefix}{uuid.uuid4().hex[:6]}"
-    config = write_hub_config(tmp_path, broker, dsn, port)
+    config = write_hub_config(tmp_path, broker, dsn, port, jwt_secret=jwt_secret, login=hub_login)
     await asyncio.to_thread(hub_cli, "migrate", "--config", str(config))
     await asyncio.to_thread(
         hub_cli,
@@ -158,12 +203,12 @@ async def running_plant(
             [str(BIN / "millstream-hub"), "serve", "--config", str(config)], tmp_path / "hub.log"
         )
         procs.append(hub)
-        agent_config = write_agent_config(tmp_path, broker, site, sim)
+        agent_config = write_agent_config(tmp_path, broker, site, sim, login=agent_login)
         agent_started = time.time()
         agent = Proc([str(BIN / "edge-agent"), "run", str(agent_config)], tmp_path / "agent.log")
         procs.append(agent)
         await wait_ready(base, hub)
-        yield Plant(base, site, machines, sim, hub, agent, agent_started)
+        yield Plant(base, site, machines, sim, hub, agent, agent_started, config)
 
 
 async def inject_high_pressure(sim: Simulator) -> None:
