@@ -9,7 +9,7 @@ no clock reads: callers pass `now_ms`. Every parser raises `PayloadError` (with 
     limits.py      the numbers: readings per batch, payload size, ts window, patterns
     errors.py      PayloadError and its reason codes
     validation.py  bytes → model, pydantic errors → PayloadError
-    telemetry.py   parse_telemetry / encode_telemetry
+    telemetry.py   parse_telemetry (strict) / parse_telemetry_partial (the hub's) / encode_telemetry
     receipts.py    parse_receipt / encode_receipt / coalesce_seqs / batch_digest
     status.py      machine and agent status codecs
     meta.py        machine tag metadata (units, descriptions) codec
@@ -17,6 +17,7 @@ no clock reads: callers pass `now_ms`. Every parser raises `PayloadError` (with 
 
 from wire.errors import REASONS, PayloadError, Reason
 from wire.limits import (
+    MAX_ABS_NUMBER,
     MAX_DESCRIPTION_CHARS,
     MAX_FUTURE_MS,
     MAX_META_TAGS,
@@ -53,7 +54,13 @@ from wire.models import (
 )
 from wire.receipts import batch_digest, coalesce_seqs, encode_receipt, parse_receipt
 from wire.status import encode_agent_status, encode_status, parse_agent_status, parse_status
-from wire.telemetry import ReadingLike, encode_telemetry, parse_telemetry
+from wire.telemetry import (
+    ReadingLike,
+    RefusedReading,
+    encode_telemetry,
+    parse_telemetry,
+    parse_telemetry_partial,
+)
 from wire.topics import (
     AGENT_STATUS_FILTER,
     MACHINE_META_FILTER,
@@ -79,6 +86,7 @@ __all__ = [
     "AGENT_STATUS_FILTER",
     "MACHINE_META_FILTER",
     "MACHINE_STATUS_FILTER",
+    "MAX_ABS_NUMBER",
     "MAX_DESCRIPTION_CHARS",
     "MAX_FUTURE_MS",
     "MAX_META_TAGS",
@@ -111,6 +119,7 @@ __all__ = [
     "Receipt",
     "ReceiptBody",
     "ReceiptTopic",
+    "RefusedReading",
     "State",
     "Status",
     "StatusBody",
@@ -136,6 +145,7 @@ __all__ = [
     "parse_receipt",
     "parse_status",
     "parse_telemetry",
+    "parse_telemetry_partial",
     "parse_topic",
     "receipt_topic",
     "status_topic",

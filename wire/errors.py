@@ -22,7 +22,8 @@ Reason = Literal[
     "bad_version",  # "v" is not the integer 1
     "bad_field",  # missing, unknown or mistyped field
     "too_many_readings",  # more than MAX_READINGS readings
-    "not_finite",  # NaN, Infinity or a number that overflows a double
+    "not_finite",  # NaN, Infinity or a number beyond ±MAX_ABS_NUMBER
+    "nul_in_string",  # a string holding U+0000, which PostgreSQL text cannot store
     "string_too_long",  # a string value over MAX_STRING_BYTES (UTF-8)
     "bad_quality",  # q not in good | uncertain | bad
     "ts_out_of_range",  # ts outside [now - 30 days, now + 5 min] (or not a plausible epoch ms)

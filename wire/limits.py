@@ -4,6 +4,7 @@ from __future__ import annotations
 
 __all__ = [
     "DIGEST_PATTERN",
+    "MAX_ABS_NUMBER",
     "MAX_DESCRIPTION_CHARS",
     "MAX_FUTURE_MS",
     "MAX_META_TAGS",
@@ -25,6 +26,10 @@ VERSION = 1
 MAX_READINGS = 10_000
 MAX_PAYLOAD_BYTES = 1024 * 1024
 MAX_STRING_BYTES = 1024  # UTF-8 bytes, not characters: what storage and Kafka actually carry
+# The largest magnitude of a number reading. A series holds at most 60,000 readings a minute and
+# 3.6 M an hour (one per millisecond: `ts` is part of a reading's identity), so the sums behind
+# the minute and hour averages stay below 3.6e306, inside a double: they can never overflow.
+MAX_ABS_NUMBER = 1e300
 
 # Tag metadata (`…/meta`): as many tags as a batch may carry readings; a unit is a short symbol
 # ("°C", "m³/h"), as a device profile allows; a description is one line for a tooltip.

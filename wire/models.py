@@ -22,6 +22,7 @@ from pydantic_core import PydanticCustomError
 
 from wire.limits import (
     DIGEST_PATTERN,
+    MAX_ABS_NUMBER,
     MAX_DESCRIPTION_CHARS,
     MAX_META_TAGS,
     MAX_READINGS,
@@ -53,6 +54,21 @@ __all__ = [
     "TelemetryBody",
     "Value",
 ]
+
+
+def _storable_number(number: float) -> float:
+    if not -MAX_ABS_NUMBER <= number <= MAX_ABS_NUMBER:
+        raise PydanticCustomError("not_finite", "is beyond ±1e300", {})
+    return number
+
+
+def _no_nul(text: str) -> str:
+    # C strings from PLCs arrive padded with NULs; PostgreSQL text cannot hold U+0000 at all.
+    if "\x00" in text:
+        raise PydanticCustomError(
+            "nul_in_string", "holds U+0000 (NUL) at character {at}", {"at": text.index("\x00")}
+        )
+    return text
 
 
 def _utf8_at_most(text: str) -> str:
@@ -89,7 +105,10 @@ Segment = Annotated[str, Field(strict=True, pattern=f"^{SEGMENT_PATTERN}$")]
 Site = Annotated[Segment, AfterValidator(_not_reserved)]
 Tag = Annotated[str, Field(strict=True, pattern=f"^{TAG_PATTERN}$")]
 Text = Annotated[
-    str, Field(strict=True, max_length=MAX_STRING_BYTES), AfterValidator(_utf8_at_most)
+    str,
+    Field(strict=True, max_length=MAX_STRING_BYTES),
+    AfterValidator(_utf8_at_most),
+    AfterValidator(_no_nul),
 ]
 Ts = Annotated[int, Field(strict=True, ge=0, le=MAX_TS)]
 Seq = Annotated[int, Field(strict=True, ge=0, le=MAX_SEQ)]
@@ -99,7 +118,7 @@ Version = Annotated[int, Field(strict=True, ge=VERSION, le=VERSION)]  # Literal[
 Value = (
     StrictBool
     | Annotated[int, Field(strict=True, ge=-(2**63), le=2**63 - 1)]
-    | Annotated[float, Field(strict=True, allow_inf_nan=False)]
+    | Annotated[float, Field(strict=True, allow_inf_nan=False), AfterValidator(_storable_number)]
     | Text
 )
 Quality = Literal["good", "uncertain", "bad"]
@@ -218,9 +237,21 @@ class AgentStatus(_AgentHealth):
 class TagMeta(_Model):
     """What a tag's values mean: engineering unit and a one-line description (both optional)."""
 
-    unit: Annotated[str, Field(strict=True, min_length=1, max_length=MAX_UNIT_CHARS)] | None = None
+    unit: (
+        Annotated[
+            str,
+            Field(strict=True, min_length=1, max_length=MAX_UNIT_CHARS),
+            AfterValidator(_no_nul),
+        ]
+        | None
+    ) = None
     description: (
-        Annotated[str, Field(strict=True, min_length=1, max_length=MAX_DESCRIPTION_CHARS)] | None
+        Annotated[
+            str,
+            Field(strict=True, min_length=1, max_length=MAX_DESCRIPTION_CHARS),
+            AfterValidator(_no_nul),
+        ]
+        | None
     ) = None
 
 

@@ -4,18 +4,26 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Annotated, Any, Protocol
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import from_json
 
 from wire.errors import PayloadError, shorten
 from wire.limits import MAX_FUTURE_MS, MAX_PAST_MS, MAX_READINGS, VERSION
-from wire.models import Telemetry, TelemetryBody
+from wire.models import Reading, Segment, Seq, Telemetry, TelemetryBody, Version
 from wire.topics import MachineTopic, parse_topic
-from wire.validation import validate_payload
+from wire.validation import payload_error, validate_payload
 
-__all__ = ["ReadingLike", "encode_telemetry", "parse_telemetry"]
+__all__ = [
+    "ReadingLike",
+    "RefusedReading",
+    "encode_telemetry",
+    "parse_telemetry",
+    "parse_telemetry_partial",
+]
 
 # Compact, UTF-8 as is (escaping non-ASCII only grows the payload), NaN refused at the source.
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
@@ -34,38 +42,141 @@ class ReadingLike(Protocol):
     def q(self) -> str: ...
 
 
+@dataclass(frozen=True, slots=True)
+class RefusedReading:
+    """A reading that breaks a per-reading rule, refused alone out of an otherwise good batch."""
+
+    index: int  # its position in the batch as sent
+    reading: object  # the reading as it arrived (parsed JSON)
+    error: PayloadError  # why; its field names the reading (`readings[3].v`)
+
+
+class _Envelope(BaseModel):
+    """A telemetry payload whose readings are not judged yet (the partial path)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    v: Version
+    src: Segment
+    seq: Seq
+    readings: Annotated[tuple[Any, ...], Field(min_length=1, max_length=MAX_READINGS)]
+
+
+class _OneReading(BaseModel):
+    """One reading in the place it has in a batch, so errors carry the batch's field paths."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    readings: tuple[Reading]
+
+
 def parse_telemetry(topic: str, payload: bytes, now_ms: int) -> Telemetry:
-    """Validate one telemetry message as received; raise PayloadError, never anything else."""
+    """Validate one telemetry message as received; raise PayloadError, never anything else.
+
+    Every reading must pass: the first that does not refuses the whole message.
+    """
+    telemetry, _ = _parse(topic, payload, now_ms, partial=False)
+    return telemetry
+
+
+def parse_telemetry_partial(
+    topic: str, payload: bytes, now_ms: int
+) -> tuple[Telemetry, tuple[RefusedReading, ...]]:
+    """Like `parse_telemetry`, but a reading that breaks a rule of its own (its value, tag,
+    quality or ts) is refused alone and the rest is kept, as the hub stores them.
+
+    Raises PayloadError when the message as a whole is bad (topic, JSON, envelope, count) or
+    when no reading is left.
+    """
+    return _parse(topic, payload, now_ms, partial=True)
+
+
+def _parse(
+    topic: str, payload: bytes, now_ms: int, *, partial: bool
+) -> tuple[Telemetry, tuple[RefusedReading, ...]]:
     where = parse_topic(topic)
     if not isinstance(where, MachineTopic) or where.kind != "telemetry":
         raise PayloadError(
             "bad_topic", f"topic: {shorten(topic)} is not a telemetry topic", "topic"
         )
+    refused: list[RefusedReading] = []
+    whole: tuple[Reading, ...] | None = None  # every reading passed its own rules
     try:
         body = validate_payload(TelemetryBody, payload)
+        src, seq, whole = body.src, body.seq, body.readings
+        numbered = list(enumerate(whole))
     except PayloadError as exc:
-        if exc.field is not None and exc.field.startswith("readings["):
-            _refuse_too_many(payload)
-        raise
+        if exc.field is None or not exc.field.startswith("readings["):
+            raise
+        _refuse_too_many(payload)
+        if not partial:
+            raise
+        src, seq, numbered, refused = _split(payload, exc)
     oldest, newest = now_ms - MAX_PAST_MS, now_ms + MAX_FUTURE_MS
-    for index, reading in enumerate(body.readings):
-        if not oldest <= reading.ts <= newest:
-            raise PayloadError(
-                "ts_out_of_range",
-                f"readings[{index}].ts: {reading.ts} ({_iso(reading.ts)}) is"
-                f" {_offset(reading.ts - now_ms)} the hub's clock; accepted: 30 days before to"
-                " 5 minutes after",
-                f"readings[{index}].ts",
-            )
+    kept: list[Reading] = []
+    for index, reading in numbered:
+        if oldest <= reading.ts <= newest:
+            kept.append(reading)
+            continue
+        error = PayloadError(
+            "ts_out_of_range",
+            f"readings[{index}].ts: {reading.ts} ({_iso(reading.ts)}) is"
+            f" {_offset(reading.ts - now_ms)} the hub's clock; accepted: 30 days before to"
+            " 5 minutes after",
+            f"readings[{index}].ts",
+        )
+        if not partial:
+            raise error
+        refused.append(RefusedReading(index, reading.model_dump(), error))
+    if not kept:
+        raise min(refused, key=lambda r: r.index).error
+    refused.sort(key=lambda r: r.index)
     # Everything was validated above; constructing again would double the cost of a batch.
-    return Telemetry.model_construct(
+    telemetry = Telemetry.model_construct(
         site=where.site,
         line=where.line,
         machine=where.machine,
-        src=body.src,
-        seq=body.seq,
-        readings=body.readings,
+        src=src,
+        seq=seq,
+        readings=whole if whole is not None and not refused else tuple(kept),
     )
+    return telemetry, tuple(refused)
+
+
+def _split(
+    payload: bytes, first: PayloadError
+) -> tuple[str, int, list[tuple[int, Reading]], list[RefusedReading]]:
+    """Judge each reading alone (error path only: a batch with a bad reading in it)."""
+    try:
+        envelope = _Envelope.model_validate_json(payload)
+    except ValidationError:
+        raise first from None  # the envelope is bad too: the message goes as a whole
+    kept: list[tuple[int, Reading]] = []
+    refused: list[RefusedReading] = []
+    for index, raw in enumerate(envelope.readings):
+        try:
+            text = json.dumps(raw)
+        except (TypeError, ValueError):  # cannot happen for parsed JSON; never raise here
+            text = "null"
+        try:
+            one = _OneReading.model_validate_json(f'{{"readings":[{text}]}}')
+        except ValidationError as exc:
+            error = payload_error(exc)
+            here = f"readings[{index}]"
+            refused.append(
+                RefusedReading(
+                    index,
+                    raw,
+                    PayloadError(
+                        error.reason,
+                        error.message.replace("readings[0]", here, 1),
+                        (error.field or "").replace("readings[0]", here, 1),
+                    ),
+                )
+            )
+            continue
+        kept.append((index, one.readings[0]))
+    return envelope.src, envelope.seq, kept, refused
 
 
 def encode_telemetry(src: str, seq: int, readings: Iterable[ReadingLike]) -> bytes:

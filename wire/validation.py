@@ -76,8 +76,10 @@ def _reason(path: tuple[str | int, ...], types: set[str]) -> Reason:  # noqa: PL
     last = path[-1] if path else None
     if path == ("v",):
         return "bad_version"
-    if "finite_number" in types:
+    if "finite_number" in types or "not_finite" in types:
         return "not_finite"
+    if "nul_in_string" in types:
+        return "nul_in_string"
     if "string_too_long" in types:
         return "string_too_long"
     if path == ("readings",) and "too_long" in types:
@@ -95,7 +97,9 @@ def _reason(path: tuple[str | int, ...], types: set[str]) -> Reason:  # noqa: PL
 _FIXED: dict[Reason, str] = {
     "bad_version": "must be the integer 1 (wire contract v1)",
     "bad_quality": "must be 'good', 'uncertain' or 'bad'",
-    "not_finite": "must be a finite number (no NaN or Infinity)",
+    "not_finite": "must be a finite number within ±1e300 (no NaN or Infinity)",
+    "nul_in_string": "must not hold U+0000 (NUL), which storage cannot keep: strip C-string"
+    " padding before sending",
     "ts_out_of_range": "must be epoch milliseconds UTC between 1970 and 9999",
 }
 _BY_TYPE = {"missing": "is required", "extra_forbidden": "is not a field of wire contract v1"}

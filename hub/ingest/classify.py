@@ -6,6 +6,7 @@ input: anything `wire` refuses becomes a `DeadLetter` carrying wire's stable rea
 
 from __future__ import annotations
 
+import json
 import re
 
 import wire
@@ -29,6 +30,7 @@ Classified = (
 # accept data. Bounded: looks at the first 4 KiB only.
 _SRC = re.compile(rb'"src"\s*:\s*"([A-Za-z0-9_-]{1,64})"')
 _SEQ = re.compile(rb'"seq"\s*:\s*(\d{1,18})\s*[,}]')
+_LISTED = 5  # refused readings named in a partial dead letter's message (all are in its payload)
 
 
 def guess_src(payload: bytes) -> str | None:
@@ -58,15 +60,41 @@ def _dead(msg: Incoming, exc: wire.PayloadError) -> DeadLetter:
     )
 
 
+def _refused_readings(
+    msg: Incoming,
+    batch: wire.Telemetry,
+    refused: tuple[wire.RefusedReading, ...],
+    digest: str,
+) -> DeadLetter:
+    """Only the readings the hub cannot store, as a batch of their own, with every reason."""
+    total = len(batch.readings) + len(refused)
+    reasons = "; ".join(str(r.error) for r in refused[:_LISTED])
+    more = f"; and {len(refused) - _LISTED} more" if len(refused) > _LISTED else ""
+    body = {"v": 1, "src": batch.src, "seq": batch.seq, "readings": [r.reading for r in refused]}
+    return DeadLetter(
+        topic=msg.topic,
+        payload=json.dumps(body, separators=(",", ":")).encode(),
+        reason=refused[0].error.reason,
+        message=f"{len(refused)} of {total} readings refused, the rest stored: {reasons}{more}"[
+            :2000
+        ],
+        received_at=msg.received_at,
+        src=batch.src,
+        seq=batch.seq,
+        digest=digest,
+    )
+
+
 def classify(msg: Incoming) -> Classified | None:
     """Validate `msg` against the wire contract (its receive time is `now`); None = ignore."""
     try:
         if msg.topic.endswith("/telemetry"):
-            t = wire.parse_telemetry(msg.topic, msg.payload, msg.received_at)
+            t, refused = wire.parse_telemetry_partial(msg.topic, msg.payload, msg.received_at)
             # Compact tuples: the window may hold 256 batches of up to 10,000 readings each.
             readings = [Sample(r.tag, r.ts, r.v, r.q) for r in t.readings]
             digest = wire.batch_digest(msg.payload)
-            return TelemetryBatch(t.site, t.line, t.machine, t.src, t.seq, readings, digest)
+            aside = _refused_readings(msg, t, refused, digest) if refused else None
+            return TelemetryBatch(t.site, t.line, t.machine, t.src, t.seq, readings, digest, aside)
         if not msg.payload:
             # A zero-length retained PUBLISH is how MQTT clears a retained status: not an error.
             return None

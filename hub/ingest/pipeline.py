@@ -79,6 +79,8 @@ def _build(items: Sequence[_Item]) -> WriteBatch:
             continue
         if isinstance(r, TelemetryBatch):
             telemetry.append(r)
+            if r.refused is not None:
+                dead.append(r.refused)
         elif isinstance(r, DeadLetter):
             dead.append(r)
         elif isinstance(r, MachineStatusUpdate):
@@ -308,12 +310,13 @@ class IngestPipeline:
             self._metrics.backlog.set(self.backlog)
             telemetry = [i.result for i in committed if isinstance(i.result, TelemetryBatch)]
             dead = [i.result for i in committed if isinstance(i.result, DeadLetter)]
+            dead += [t.refused for t in telemetry if t.refused is not None]
             for item in committed:
                 if item.result is None:
                     continue
                 self._metrics.messages.labels(_KIND[type(item.result)]).inc()
-                if isinstance(item.result, DeadLetter):
-                    self._metrics.dead_letters.labels(item.result.reason).inc()
+            for letter in dead:
+                self._metrics.dead_letters.labels(letter.reason).inc()
             if telemetry:
                 self._on_committed(telemetry)
             if dead and self._on_dead_letters is not None:

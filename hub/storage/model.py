@@ -79,6 +79,9 @@ class TelemetryBatch:
     # wire.batch_digest of the payload as received: the receipt names the batch by it, so only
     # the publisher that sent these very bytes deletes anything on it.
     digest: str = ""
+    # The readings of the same payload the hub cannot store (each breaks a rule of its own),
+    # committed to the dead-letter store in the same transaction as `readings`.
+    refused: DeadLetter | None = None
 
 
 @dataclass(frozen=True, slots=True)

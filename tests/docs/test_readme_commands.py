@@ -84,7 +84,9 @@ REGISTRY: dict[str, Exercise] = {
     # -- Quickstart
     "python3 -m venv .venv && .venv/bin/pip install --require-hashes -r requirements/demo.txt"
     " && .venv/bin/pip install --no-deps -e .": ByTest(
-        ("tests/packaging/test_quickstart_install.py::test_quickstart_install_gives_a_working_demo",),
+        (
+            "tests/packaging/test_quickstart_install.py::test_quickstart_install_gives_a_working_demo",
+        ),
         "runs the line as typed in a copy of the checkout, then the installed `millstream --help`",
     ),
     ".venv/bin/millstream demo": ByTest(

@@ -68,6 +68,7 @@ def _body(tags: object) -> bytes:
             "tags.t.description",
         ),
         (META_TOPIC, _body({"t": {"unit": ""}}), "bad_field", "tags.t.unit"),
+        (META_TOPIC, _body({"t": {"unit": "V\u0000"}}), "nul_in_string", "tags.t.unit"),
         (META_TOPIC, _body({"t": {"unit": 5}}), "bad_field", "tags.t.unit"),
         (META_TOPIC, _body({"t": {"colour": "red"}}), "bad_field", "tags.t.colour"),
         (META_TOPIC, _body({"t": "°C"}), "bad_field", "tags.t"),

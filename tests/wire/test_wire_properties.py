@@ -21,9 +21,10 @@ tags = st.from_regex(r"\A[A-Za-z0-9_.-]{1,128}\Z")
 values = st.one_of(
     st.booleans(),
     st.integers(min_value=-(2**63), max_value=2**63 - 1),
-    st.floats(allow_nan=False, allow_infinity=False),
-    # At most 4 bytes per character: 256 characters never exceed 1 KiB. Surrogates are excluded.
-    st.text(max_size=256),
+    st.floats(min_value=-wire.MAX_ABS_NUMBER, max_value=wire.MAX_ABS_NUMBER),
+    # At most 4 bytes per character: 256 characters never exceed 1 KiB. Surrogates and NUL are
+    # excluded (NUL is refused: storage cannot hold it).
+    st.text(st.characters(exclude_characters="\x00", exclude_categories=["Cs"]), max_size=256),
 )
 readings = st.builds(
     wire.Reading,

@@ -129,6 +129,10 @@ MALFORMED: list[tuple[str, str, Any, wire.Reason, str]] = [
     ("value-Infinity", TOPIC, raw_reading_v("Infinity"), "not_finite", "readings[1].v"),
     ("value-minus-Infinity", TOPIC, raw_reading_v("-Infinity"), "not_finite", "readings[1].v"),
     ("value-overflows-double", TOPIC, raw_reading_v("1e400"), "not_finite", "readings[1].v"),
+    # Rollup sums must not overflow: see wire.MAX_ABS_NUMBER.
+    ("value-beyond-1e300", TOPIC, raw_reading_v("1.7e308"), "not_finite", "readings[1].v"),
+    ("value-beyond-minus-1e300", TOPIC, raw_reading_v("-1e301"), "not_finite", "readings[1].v"),
+    ("string-with-nul", TOPIC, reading(v="O1234\u0000\u0000"), "nul_in_string", "readings[1].v"),
     ("string-1025-bytes", TOPIC, reading(v="x" * 1025), "string_too_long", "readings[1].v"),
     (
         "string-513-two-byte-chars",
@@ -201,7 +205,8 @@ def test_valid_batch_parses_with_identity_from_the_topic() -> None:
         pytest.param(reading(v=1), 1, id="int-stays-int"),
         pytest.param(reading(v=1.0), 1.0, id="float-stays-float"),
         pytest.param(reading(v=2**63 - 1), 2**63 - 1, id="int64-max"),
-        pytest.param(reading(v=1e308), 1e308, id="largest-doubles"),
+        pytest.param(reading(v=1e300), 1e300, id="largest-number"),
+        pytest.param(reading(v=-1e300), -1e300, id="smallest-number"),
         pytest.param(reading(tag="inlet.temp_2-a"), "inlet.temp_2-a", id="dotted-tag"),
         pytest.param(reading(tag="t" * 128), "t" * 128, id="tag-128-chars"),
     ],
@@ -310,4 +315,51 @@ def test_encode_refuses_what_the_hub_would_refuse(
 ) -> None:
     with pytest.raises(wire.PayloadError) as caught:
         wire.encode_telemetry(src, seq, readings)
+    assert caught.value.reason == reason
+
+
+def test_partial_parse_keeps_good_readings_and_refuses_each_bad_one_alone() -> None:
+    good = {"tag": "spindle_temp", "ts": NOW - 1000, "v": 85.4, "q": "good"}
+    readings = [
+        good,
+        {"tag": "program", "ts": NOW, "v": "O1234\u0000\u0000"},  # PLC C-string padding
+        {"tag": "flow", "ts": NOW, "v": "@@"},  # becomes 1.7e308 below
+        {"tag": "door_open", "ts": NOW, "v": True},
+        {"tag": "old", "ts": NOW - wire.MAX_PAST_MS - 1, "v": 1},
+        {"tag": "bad q", "ts": NOW, "v": 1},
+    ]
+    payload = dump(body(readings=readings)).replace(b'"@@"', b"1.7e308")
+    with pytest.raises(wire.PayloadError):
+        wire.parse_telemetry(TOPIC, payload, NOW)  # the strict parse refuses the whole batch
+    batch, refused = wire.parse_telemetry_partial(TOPIC, payload, NOW)
+    assert [r.tag for r in batch.readings] == ["spindle_temp", "door_open"]
+    assert [(r.index, r.error.reason, r.error.field) for r in refused] == [
+        (1, "nul_in_string", "readings[1].v"),
+        (2, "not_finite", "readings[2].v"),
+        (4, "ts_out_of_range", "readings[4].ts"),
+        (5, "bad_field", "readings[5].tag"),
+    ]
+    assert refused[0].reading == readings[1]
+    assert str(refused[0].error).startswith("readings[1].v: must not hold U+0000")
+    # A clean batch goes the fast way and refuses nothing.
+    batch, refused = wire.parse_telemetry_partial(TOPIC, VALID, NOW)
+    assert refused == ()
+    assert batch == wire.parse_telemetry(TOPIC, VALID, NOW)
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        (dump(body(seq=-1, readings=[{"tag": "t", "ts": NOW, "v": float("nan")}])), "bad_field"),
+        (reading(v="x\u0000").replace(b'"spindle_temp"', b'"bad tag"'), "bad_field"),
+        (dump(body(readings=[{"tag": "t", "ts": NOW, "v": "\u0000"}])), "nul_in_string"),
+        (b'{"v":1,"src":"a","seq":1,"readings":[{"tag":"t","ts":1,"v":1}],"x":1}', "bad_field"),
+    ],
+    ids=["bad-envelope", "no-reading-left", "only-reading-bad", "unknown-top-field"],
+)
+def test_partial_parse_refuses_the_whole_message_when_nothing_is_left_or_the_envelope_is_bad(
+    payload: bytes, reason: str
+) -> None:
+    with pytest.raises(wire.PayloadError) as caught:
+        wire.parse_telemetry_partial(TOPIC, payload, NOW)
     assert caught.value.reason == reason

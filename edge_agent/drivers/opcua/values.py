@@ -11,7 +11,7 @@ __all__ = ["WireValue", "epoch_ms", "wire_value"]
 
 WireValue = bool | int | float | str | None
 
-# Strings on the wire are limited to 1 KiB by the hub (ARCHITECTURE.md, wire contract v1).
+# Strings on the wire are limited to 1 KiB of UTF-8 by the hub (wire.MAX_STRING_BYTES).
 _MAX_TEXT = 1024
 
 
@@ -42,4 +42,10 @@ def wire_value(value: Any) -> WireValue:  # noqa: PLR0911 -- one return per OPC-
 
 
 def _clip(text: str) -> str:
-    return text if len(text) <= _MAX_TEXT else text[:_MAX_TEXT]
+    # PLC strings (S7 STRING behind OPC-UA, for one) arrive padded with NULs, and storage cannot
+    # hold U+0000: end the string at its first NUL, as the PLC's own C string does.
+    text = text.split("\x00", 1)[0]
+    if len(text) * 4 <= _MAX_TEXT:
+        return text
+    # The limit is in UTF-8 bytes; cut on a character boundary.
+    return text.encode()[:_MAX_TEXT].decode(errors="ignore")

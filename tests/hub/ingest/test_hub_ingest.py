@@ -369,30 +369,51 @@ async def test_meta_messages_store_units_and_bad_ones_are_dead_lettered(
     await mqtt_client.apublish(topic, b"", retain=True)  # leave the shared broker clean
 
 
-async def test_a_value_postgresql_refuses_is_dead_lettered_and_the_rest_stored(
+async def test_readings_storage_cannot_hold_are_dead_lettered_alone_and_the_rest_stored(
     mosquitto: Any, pg_dsn: str, mqtt_client: MqttTestClient
 ) -> None:
-    # Valid on the wire, but PostgreSQL text cannot hold NUL: the transaction fails as a whole,
-    # the hub retries message by message and dead-letters only the one it cannot store.
+    # Issue 18: a PLC string padded with NULs, or two huge numbers whose minute sum overflowed a
+    # double, used to turn a whole batch into one dead letter that was receipted (so deleted at
+    # the agent): every other reading of the batch vanished. Now each such reading is refused on
+    # its own, the rest is stored, and the receipt covers the batch.
     await migrate(pg_dsn)
     site, src = unique("s"), unique("src")
     topic = f"ms/v1/{site}/l1/m1/telemetry"
     now = now_ms()
-    nul = json.dumps(
-        {"v": 1, "src": src, "seq": 2, "readings": [{"tag": "s", "ts": now, "v": "a\u0000b"}]}
-    ).encode()
-    async with running_hub(hub_config(mosquitto.url, pg_dsn, flush_ms=200)):
-        await mqtt_client.apublish(topic, telemetry(src, 1, now - 1000, 10))
-        await mqtt_client.apublish(topic, nul)
-        await mqtt_client.apublish(topic, telemetry(src, 3, now - 2000, 10))
+    readings: list[dict[str, Any]] = [
+        {"tag": "temp", "ts": now - i, "v": float(i)} for i in range(50)
+    ]
+    readings[10] = {"tag": "program", "ts": now, "v": "O1234\u0000\u0000\u0000"}
+    readings[20] = {"tag": "flow", "ts": now, "v": 1.7e308}
+    readings[21] = {"tag": "flow", "ts": now - 1, "v": 1.7e308}
+    # The largest magnitudes the contract allows sum in a rollup without overflowing.
+    minute = now - now % 60_000
+    readings += [{"tag": "big", "ts": minute + i, "v": 1e300} for i in range(3)]
+    payload = json.dumps({"v": 1, "src": src, "seq": 7, "readings": readings}).encode()
+    mqtt_client.subscribe_receipts(src)
+    async with running_hub(hub_config(mosquitto.url, pg_dsn, flush_ms=50)):
+        await mqtt_client.apublish(topic, payload)
 
         async def done() -> bool:
             dead = await pg_fetch(pg_dsn, "SELECT reason FROM dead_letters")
-            return len(dead) == 1 and await count_readings(pg_dsn, site) == 20
+            return len(dead) == 1 and 7 in mqtt_client.receipted(src)
 
         await eventually(done)
-    (row,) = await pg_fetch(pg_dsn, "SELECT reason, src, payload FROM dead_letters")
-    assert (row["reason"], row["src"], bytes(row["payload"])) == ("storage_rejected", src, nul)
+    assert await count_readings(pg_dsn, site) == len(readings) - 3
+    (row,) = await pg_fetch(pg_dsn, "SELECT reason, src, message, payload FROM dead_letters")
+    assert (row["reason"], row["src"]) == ("nul_in_string", src)
+    assert row["message"].startswith("3 of 53 readings refused, the rest stored: readings[10].v")
+    assert "readings[20].v: must be a finite number within ±1e300" in row["message"]
+    # Only the bad part of the message is kept, as a batch of its own.
+    kept = json.loads(bytes(row["payload"]))
+    assert kept["readings"] == [readings[10], readings[20], readings[21]]
+    (big,) = await pg_fetch(
+        pg_dsn,
+        "SELECT r.sum, r.count FROM rollup_minute r JOIN series s ON s.id = r.series_id"
+        " WHERE s.tag = 'big'",
+    )
+    assert big["count"] == 3
+    assert big["sum"] == pytest.approx(3e300)
 
 
 async def test_embedded_sqlite_backend_end_to_end(

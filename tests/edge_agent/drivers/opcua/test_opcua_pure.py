@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import wire as wire_contract
 from edge_agent.drivers.opcua.browse_path import format_browse_path, parse_browse_path
 from edge_agent.drivers.opcua.certs import first_certificate, thumbprints
 from edge_agent.drivers.opcua.points import OpcuaPoint
@@ -128,10 +129,24 @@ def test_first_certificate_peels_a_chain() -> None:
         ([1, 2.5], "[1, 2.5]"),
         (SimpleNamespace(Text="Auto", Locale="en"), "Auto"),
         ("x" * 2000, "x" * 1024),
+        ("é" * 600, "é" * 512),  # 1 KiB of UTF-8, not 1,024 characters
+        ("O1234\x00\x00\x00", "O1234"),  # a PLC STRING padded with NULs
+        ("AB\x00CD", "AB"),  # a NUL ends the string, as in the PLC's C string
+        (SimpleNamespace(Text="Auto\x00", Locale="en"), "Auto"),
     ],
 )
 def test_wire_values(value: object, wire: object) -> None:
     assert wire_value(value) == wire
+
+
+@pytest.mark.parametrize("value", ["O1234\x00\x00", "é" * 600, "x\x00" * 700])
+def test_every_opcua_string_is_one_the_hub_stores(value: str) -> None:
+    text = wire_value(value)
+    assert isinstance(text, str)
+    encoded = wire_contract.encode_telemetry(
+        "pc", 1, [wire_contract.Reading(tag="t", ts=1, v=text)]
+    )
+    assert encoded  # encode_telemetry applies the hub's rules: no NUL, at most 1 KiB
 
 
 def test_sample_prefers_source_then_server_timestamp() -> None:
