@@ -25,6 +25,7 @@ from edge_agent.drivers.opcua.points import OpcuaEndpoint, OpcuaPoint
 from edge_agent.drivers.opcua.security import parse_security
 from edge_agent.drivers.opcua.trust import PinStore
 from edge_agent.errors import ConfigError, ConfigProblem, DeviceUnavailable, MillstreamAgentError
+from edge_agent.runtime.logsetup import hide_secret
 
 __all__ = [
     "OpcuaDevice",
@@ -82,6 +83,7 @@ def opcua_device(
                     f"environment variable {conn.password_env} is not set",
                     f"export {conn.password_env}=… (the OPC-UA password) before running",
                 )
+        hide_secret(password)  # whatever logs later (asyncua included) never shows it
         endpoint = OpcuaEndpoint(conn.url, conn.security, conn.username, password)
         return OpcuaDevice(
             machine,
