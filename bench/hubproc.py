@@ -7,6 +7,7 @@ stop_hub(hub.proc)
 
 from __future__ import annotations
 
+import secrets
 import subprocess
 import sys
 import time
@@ -20,7 +21,7 @@ from tests.harness import free_port
 __all__ = ["BenchHub", "start_hub", "stop_hub"]
 
 HUB = str(Path(sys.executable).with_name("millstream-hub"))
-SECRET = "bench-" + "x" * 48
+SECRET = "bench-" + secrets.token_hex(24)  # the hub refuses made-up secrets
 USER, PASSWORD = "bench", "bench-password"
 
 

@@ -114,6 +114,10 @@ class HttpConfig(_Frozen):
 
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
+    # Addresses of reverse proxies whose X-Forwarded-For / X-Forwarded-Proto the hub believes
+    # (the client address that rate limits and logs use). Empty: no one's; a client that sends
+    # the header itself cannot pose as another address.
+    trusted_proxies: tuple[str, ...] = ()
 
 
 class ApiConfig(_Frozen):

@@ -215,6 +215,10 @@ class Hub:
                                 log_config=None,
                                 lifespan="off",
                                 access_log=False,
+                                # uvicorn believes X-Forwarded-For from 127.0.0.1 by default,
+                                # which let any local client dodge the per-address login limit.
+                                proxy_headers=bool(cfg.http.trusted_proxies),
+                                forwarded_allow_ips=list(cfg.http.trusted_proxies),
                                 # Compressing each live message for each client cost a
                                 # fifth of the hub's CPU at 1,000 clients; the messages are
                                 # small and mostly go over a LAN (bench/ws_fanout.py).

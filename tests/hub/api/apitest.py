@@ -25,7 +25,7 @@ from hub.live import Fanout
 from hub.runtime import Hub
 from hub.storage import TelemetryBatch, WriteBatch, open_storage
 
-SECRET = "s" * 48
+SECRET = "test-signing-secret-" + "0123456789abcdef" * 2
 PASSWORD = "correct horse battery"
 
 

@@ -63,7 +63,12 @@ def test_secret_is_required_and_strong() -> None:
         jwt_secret(HubConfig())
     with pytest.raises(ConfigError, match="at least 32"):
         jwt_secret(HubConfig(jwt_secret="short"))
-    assert jwt_secret(HubConfig(jwt_secret="x" * MIN_SECRET_BYTES)) == b"x" * 32
+    good = "0123456789abcdef" * (MIN_SECRET_BYTES // 16)
+    assert jwt_secret(HubConfig(jwt_secret=good)) == good.encode()
+    # Long enough, but made up: one character, or a short pattern, repeated.
+    for weak in ("x" * MIN_SECRET_BYTES, "ab" * 24, "secret" * 8):
+        with pytest.raises(ConfigError, match="different characters"):
+            jwt_secret(HubConfig(jwt_secret=weak))
 
 
 def test_api_key_format() -> None:

@@ -47,7 +47,7 @@ def write_config(tmp_path: Path, mqtt_url: str, storage: str) -> tuple[Path, int
         f"http: {{host: 127.0.0.1, port: {port}}}\n"
         f"flush_ms: 20\n"
         # The HTTP API refuses to start without a signing secret (issue 9).
-        f"jwt_secret: {'t' * 48}\n"
+        f"jwt_secret: {os.urandom(24).hex()}\n"
     )
     return path, port
 
@@ -132,6 +132,21 @@ async def test_migrate_serve_health_metrics_and_graceful_sigterm(
         ready = await http.get(f"http://127.0.0.1:{port}/health/ready")
         assert ready.json()["storage"] == "ok"
         metrics = (await http.get(f"http://127.0.0.1:{port}/metrics")).text
+        # X-Forwarded-For is believed from no one unless http.trusted_proxies names them: wrong
+        # logins "from" twelve addresses come from one, and its login limit holds (believed,
+        # each address would get its own limit and all twelve would be a plain 401).
+        codes = [
+            (
+                await http.post(
+                    f"http://127.0.0.1:{port}/api/v1/auth/login",
+                    json={"username": f"user{i}", "password": "not-the-password"},
+                    headers={"X-Forwarded-For": f"203.0.113.{i}"},
+                )
+            ).status_code
+            for i in range(12)
+        ]
+    assert codes[0] == 401
+    assert codes[-1] == 429
     assert 'millstream_ingest_messages_total{kind="telemetry"}' in metrics
     assert 'millstream_dead_letters_total{reason="bad_json"} 1.0' in metrics
     assert "millstream_commit_seconds_bucket" in metrics
