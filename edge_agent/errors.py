@@ -5,6 +5,7 @@ MillstreamAgentError            root: catch this to catch anything the agent rai
 ├── ConfigError                 fatal: print every problem, exit 1, nothing runs
 ├── DeviceUnavailable           retry the device with exponential backoff and jitter
 ├── DecodeError                 mark that one point `bad`, keep polling the rest
+├── DiskFull                    the buffer cannot write now: keep running, retry; it recovers
 └── PublishError                keep the batch buffered, publish it again later
 ```
 
@@ -22,6 +23,7 @@ __all__ = [
     "ConfigProblem",
     "DecodeError",
     "DeviceUnavailable",
+    "DiskFull",
     "MillstreamAgentError",
     "PublishError",
 ]
@@ -69,6 +71,10 @@ class DeviceUnavailable(MillstreamAgentError):  # noqa: N818 -- names the state,
         self.device = device
         self.hint = hint
         super().__init__(f"{device}: {message}" if device else message)
+
+
+class DiskFull(MillstreamAgentError):  # noqa: N818 -- names the state, as callers say it
+    """The buffer's disk has no room for this write; the buffer goes on and recovers by itself."""
 
 
 class DecodeError(MillstreamAgentError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sqlite3
 from collections import Counter
@@ -18,11 +19,11 @@ from edge_agent.buffer.readings import (
     encode_body,
     wire_encoder,
 )
-from edge_agent.buffer.schema import open_database
+from edge_agent.buffer.schema import is_disk_full, open_database
 from edge_agent.buffer.seqs import SeqAllocator
 from wire import batch_digest
 
-__all__ = ["MAX_BATCH_BYTES", "Batch", "BufferDB", "ChunkRef", "Totals"]
+__all__ = ["MAX_BATCH_BYTES", "Batch", "BufferDB", "ChunkRef", "Totals", "is_disk_full"]
 
 log = logging.getLogger(__name__)
 
@@ -83,25 +84,43 @@ class BufferDB:
         ceiling = self.conn.execute("SELECT value FROM meta WHERE key='seq_ceiling'").fetchone()
         self.seqs = SeqAllocator(int(ceiling[0]))
         self.totals = Totals()
-        for device, n, count, nbytes in self.conn.execute(
-            "SELECT device, sum(n), count(*), sum(nbytes) FROM chunk GROUP BY device"
-        ):
-            self.totals.pending[device] = n
-            self.totals.readings += n
-            self.totals.chunks += count
-            self.totals.nbytes += nbytes + count * self.ROW_OVERHEAD
-        for device, dropped, ds in self.conn.execute("SELECT * FROM drops"):
-            self.totals.dropped[device] = dropped
-            self.totals.downsampled[device] = ds
-        row = self.conn.execute("SELECT coalesce(sum(n), 0) FROM chunk WHERE seq IS NOT NULL")
-        self.totals.claimed = int(row.fetchone()[0])
-        # Batches claimed before a restart have an unknown fate: publish them again at once.
-        self.conn.execute("UPDATE chunk SET sent_ms = 0 WHERE seq IS NOT NULL")
+        # Drops not yet written to the `drops` table (readings lost to a full disk): written
+        # with the next group that commits.
+        self._unsaved_drops: Counter[str] = Counter()
+        self._load_totals()
         self.in_txn = False
+        # Set while writes fail for lack of space (the writer thread manages it).
+        self.disk_full = False
+        try:
+            # Batches claimed before a restart have an unknown fate: publish them again at once.
+            self.conn.execute("UPDATE chunk SET sent_ms = 0 WHERE seq IS NOT NULL")
+        except sqlite3.Error as exc:
+            if not is_disk_full(exc):
+                raise
+            # They are republished after the receipt timeout instead; the writer handles the rest.
+            self.disk_full = True
         # Every row below this id is claimed (or gone): claims only ever move forward, and a
         # claimed row never becomes unclaimed again, so the backlog scan starts here.
         self._backlog_from = 0
         self.commit_requested = False  # set by an operation that needs the group committed now
+
+    def _load_totals(self) -> None:
+        """Count what the database holds (at start, and after a rolled-back group)."""
+        old = self.totals
+        t = self.totals = Totals(rejected=old.rejected, foreign_receipts=old.foreign_receipts)
+        for device, n, count, nbytes in self.conn.execute(
+            "SELECT device, sum(n), count(*), sum(nbytes) FROM chunk GROUP BY device"
+        ):
+            t.pending[device] = n
+            t.readings += n
+            t.chunks += count
+            t.nbytes += nbytes + count * self.ROW_OVERHEAD
+        for device, dropped, ds in self.conn.execute("SELECT * FROM drops"):
+            t.dropped[device] = dropped
+            t.downsampled[device] = ds
+        t.dropped.update(self._unsaved_drops)
+        row = self.conn.execute("SELECT coalesce(sum(n), 0) FROM chunk WHERE seq IS NOT NULL")
+        t.claimed = int(row.fetchone()[0])
 
     # -- transactions ------------------------------------------------------------------------
     def begin(self) -> None:
@@ -113,8 +132,26 @@ class BufferDB:
     def commit(self) -> None:
         """Commit the group (fsync under synchronous=FULL)."""
         if self.in_txn:
+            for device, n in self._unsaved_drops.items():
+                self._save_drops(device, n)
             self.conn.execute("COMMIT")
             self.in_txn = False
+            self._unsaved_drops.clear()
+
+    def rollback(self, lost: Counter[str]) -> None:
+        """Undo the open group after a failed write; `lost` readings (per device) were in it.
+
+        They were never committed, so never eligible for publishing: they are counted as
+        dropped, like readings the buffer's bounds drop. Batches claimed in the group lose their
+        seq and are claimed again; their receipts (if they were sent) delete nothing.
+        """
+        if self.in_txn or self.conn.in_transaction:
+            with contextlib.suppress(sqlite3.Error):  # SQLite may have rolled back already
+                self.conn.execute("ROLLBACK")
+        self.in_txn = False
+        self._unsaved_drops.update(lost)
+        self._load_totals()
+        self._backlog_from = 0
 
     def close(self) -> None:
         """Commit and close."""
@@ -341,11 +378,14 @@ class BufferDB:
             counts[device] += n
         for device, n in counts.items():
             self.totals.dropped[device] += n
-            self.conn.execute(
-                "INSERT INTO drops (device, dropped) VALUES (?, ?) "
-                "ON CONFLICT(device) DO UPDATE SET dropped = dropped + excluded.dropped",
-                (device, n),
-            )
+            self._save_drops(device, n)
+
+    def _save_drops(self, device: str, n: int) -> None:
+        self.conn.execute(
+            "INSERT INTO drops (device, dropped) VALUES (?, ?) "
+            "ON CONFLICT(device) DO UPDATE SET dropped = dropped + excluded.dropped",
+            (device, n),
+        )
 
     def _downsample_oldest(self) -> bool:
         """Summarise the oldest raw unclaimed run of one device; False if none is left."""

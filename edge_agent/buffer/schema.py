@@ -7,7 +7,7 @@ import sqlite3
 import time
 from pathlib import Path
 
-__all__ = ["SCHEMA_VERSION", "open_database"]
+__all__ = ["SCHEMA_VERSION", "is_disk_full", "open_database"]
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,14 @@ CREATE TABLE IF NOT EXISTS drops (
     downsampled INTEGER NOT NULL DEFAULT 0
 );
 """
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """True for SQLite's "database or disk is full" (SQLITE_FULL)."""
+    if isinstance(exc, sqlite3.Error):
+        code = getattr(exc, "sqlite_errorcode", None)
+        return code == sqlite3.SQLITE_FULL or "disk is full" in str(exc)
+    return False
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -105,14 +113,33 @@ def open_database(path: Path, *, now_ms: int) -> tuple[sqlite3.Connection, Path 
         moved = _move_aside(path, problem)
         conn = _connect(path)
     assert conn is not None
+    try:
+        _prepare(conn, now_ms)
+    except sqlite3.Error as exc:
+        # A buffer that exists can go on from a full disk (reads need no space, and the disk
+        # reserve makes room); one that cannot even be created cannot.
+        if not is_disk_full(exc) or not _tables(conn) >= {"chunk", "meta", "drops"}:
+            raise
+        log.error("the disk of %s is full: starting on the buffer as it is (%s)", path, exc)  # noqa: TRY400 -- the reason is the story, not a traceback
+    return conn, moved
+
+
+def _tables(conn: sqlite3.Connection) -> set[str]:
+    return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+
+
+def _prepare(conn: sqlite3.Connection, now_ms: int) -> None:
+    """Schema and meta rows; writes nothing when the buffer is already up to date."""
     conn.executescript(_SCHEMA)
     columns = {row[1] for row in conn.execute("PRAGMA table_info(chunk)")}
     if "digest" not in columns:
         # A version-1 buffer: its claimed batches get their digest when they are sent again
         # (every claimed batch is republished at start).
         conn.execute("ALTER TABLE chunk ADD COLUMN digest TEXT")
-    conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
+    row = conn.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+    if row is None or row[0] != SCHEMA_VERSION:
+        conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
     # A new (or recovered, or wiped) buffer has no seq ceiling; starting from the clock keeps seq
     # strictly increasing for this agent even then (an agent sends far fewer than 1000 batches/s).
-    conn.execute("INSERT OR IGNORE INTO meta VALUES ('seq_ceiling', ?)", (max(1, now_ms),))
-    return conn, moved
+    if conn.execute("SELECT 1 FROM meta WHERE key='seq_ceiling'").fetchone() is None:
+        conn.execute("INSERT INTO meta VALUES ('seq_ceiling', ?)", (max(1, now_ms),))

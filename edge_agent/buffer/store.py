@@ -12,6 +12,7 @@ from typing import TypeVar
 
 from edge_agent.buffer.db import Batch, BufferDB, ChunkRef
 from edge_agent.buffer.readings import Encoder, Reading
+from edge_agent.buffer.reserve import DiskReserve
 from edge_agent.buffer.writer import Bounds, WriterThread
 
 __all__ = ["Buffer", "BufferStats"]
@@ -32,6 +33,7 @@ class BufferStats:
     downsampled: dict[str, int]
     in_flight: int
     rejected: dict[str, int]
+    disk_full_since: float | None = None  # wall clock, while writes fail for lack of space
 
 
 class Buffer:
@@ -47,6 +49,7 @@ class Buffer:
         clock: Callable[[], float] = time.time,
         live_capacity: int = 10_000,
         queue_high: int = 100_000,
+        reserve_bytes: int = 0,
     ) -> None:
         if not 0 < commit_interval <= 0.2:
             # 200 ms is the promise: at most that much is lost on power failure.
@@ -56,6 +59,7 @@ class Buffer:
         self._encoder = encoder
         self.bounds = bounds or Bounds()
         self._commit_interval = commit_interval
+        self.reserve = DiskReserve(self.path, reserve_bytes)
         # Committed chunks waiting for the live lane. Bounded: what falls off is still in SQLite
         # and the backlog lane finds it, so a long outage costs no memory here.
         self.live: deque[ChunkRef] = deque(maxlen=live_capacity)
@@ -79,6 +83,7 @@ class Buffer:
             commit_interval=self._commit_interval,
             on_committed=self._committed_from_thread,
             clock=self._clock,
+            reserve=self.reserve,
         )
         self._writer.start()
         db = await asyncio.wrap_future(self._writer.ready)
@@ -197,6 +202,7 @@ class Buffer:
                 downsampled=dict(t.downsampled),
                 in_flight=t.claimed,
                 rejected=dict(t.rejected),
+                disk_full_since=self.writer.disk_full_since,
             )
 
         return await self.call(snap)

@@ -5,13 +5,17 @@ from __future__ import annotations
 import concurrent.futures
 import logging
 import queue
+import sqlite3
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from edge_agent.buffer.db import BufferDB, ChunkRef
+from edge_agent.buffer.db import BufferDB, ChunkRef, is_disk_full
+from edge_agent.buffer.reserve import DiskReserve
+from edge_agent.errors import DiskFull
 
 __all__ = ["Bounds", "WriterThread"]
 
@@ -41,6 +45,7 @@ class WriterThread(threading.Thread):
         commit_interval: float,
         on_committed: Callable[[list[ChunkRef]], None],
         clock: Callable[[], float] = time.time,
+        reserve: DiskReserve | None = None,
     ) -> None:
         super().__init__(name="buffer-writer", daemon=True)
         self._open_db = open_db
@@ -49,8 +54,16 @@ class WriterThread(threading.Thread):
         self.commit_interval = commit_interval
         self._on_committed = on_committed
         self._clock = clock
+        self.reserve = reserve
         self.ready: concurrent.futures.Future[BufferDB] = concurrent.futures.Future()
         self.commits = 0
+        # When writes began to fail for lack of space (wall clock), None while they succeed.
+        # Read by the event loop for status; written only here.
+        self.disk_full_since: float | None = None
+        self.disk_full_lost = 0  # readings of groups rolled back for lack of space
+        self._full_cap = 0  # the byte bound while the disk is full (below the size it filled at)
+        self._next_space_check = 0.0
+        self._next_full_log = 0.0
 
     def submit(self, fn: Callable[[BufferDB], T]) -> concurrent.futures.Future[T]:
         """Queue `fn(db)`; the future resolves with its result (writes not yet committed)."""
@@ -73,11 +86,20 @@ class WriterThread(threading.Thread):
         except BaseException as exc:
             self.ready.set_exception(exc)
             return
+        if self.reserve is not None:
+            self.reserve.ensure()
+        if db.disk_full:  # the start itself could not write
+            self._disk_full(db, [], "starting")
         self.ready.set_result(db)
         try:
             self._loop(db)
         finally:
-            db.close()
+            try:
+                db.close()
+            except sqlite3.Error as exc:  # the last group could not be written (disk full)
+                # No traceback: the reason is the whole story (the disk is full).
+                log.error("buffer: the last group could not be committed at close: %s", exc)  # noqa: TRY400
+                db.conn.close()
 
     def _loop(self, db: BufferDB) -> None:
         fresh: list[ChunkRef] = []
@@ -85,31 +107,20 @@ class WriterThread(threading.Thread):
         next_age_check = 0.0
         while True:
             timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if db.disk_full:  # wake up to see whether space came back
+                timeout = 1.0 if timeout is None else min(timeout, 1.0)
             try:
                 op = self._ops.get(timeout=timeout)
             except queue.Empty:
                 op = None
             if op is _STOP:
-                self._commit(db, fresh)
+                self._commit_or_roll_back(db, fresh)
                 return
+            if db.disk_full:
+                self._check_space(db)
             if op is not None:
-                fn, fut = op
-                # A caller that gave up (cancelled) still gets its operation run: an ack or
-                # a claim must not be half-done. Only the result is dropped.
-                wanted = fut is not None and fut.set_running_or_notify_cancel()
-                try:
-                    result = fn(db)
-                except Exception as exc:
-                    log.exception("buffer operation failed")
-                    if wanted:
-                        assert fut is not None
-                        fut.set_exception(exc)
-                else:
-                    if isinstance(result, ChunkRef):
-                        fresh.append(result)
-                    if wanted:
-                        assert fut is not None
-                        fut.set_result(result)
+                if not self._run_op(db, op, fresh):
+                    fresh, deadline = [], None  # the group was rolled back
                 if db.in_txn and deadline is None:
                     deadline = time.monotonic() + self.commit_interval
             if db.commit_requested or (deadline is not None and time.monotonic() >= deadline):
@@ -119,14 +130,115 @@ class WriterThread(threading.Thread):
                 if self.bounds.max_age is not None and now >= next_age_check:
                     min_ts = int((now - self.bounds.max_age) * 1000)
                     next_age_check = now + 5.0
-                db.enforce(self.bounds.max_bytes, min_ts, self.bounds.on_full)
-                self._commit(db, fresh)
+                self._end_group(db, fresh, min_ts)
                 fresh = []
                 deadline = None
 
-    def _commit(self, db: BufferDB, fresh: list[ChunkRef]) -> None:
-        db.commit()
+    def _run_op(self, db: BufferDB, op: Any, fresh: list[ChunkRef]) -> bool:
+        """Run one queued operation; False when a full disk made the group roll back."""
+        fn, fut = op
+        # A caller that gave up (cancelled) still gets its operation run: an ack or a claim
+        # must not be half-done. Only the result is dropped.
+        wanted = fut is not None and fut.set_running_or_notify_cancel()
+        try:
+            result = fn(db)
+        except Exception as exc:
+            failure: Exception = exc
+            full = is_disk_full(exc)
+            if full:
+                # SQLite may have undone the whole group: undo it ourselves, and count it.
+                self._disk_full(db, fresh, str(exc))
+                failure = DiskFull(f"the buffer's disk is full: {exc}")
+            else:
+                log.exception("buffer operation failed")
+            if wanted:
+                fut.set_exception(failure)
+            return not full
+        if isinstance(result, ChunkRef):
+            fresh.append(result)
+        if wanted:
+            fut.set_result(result)
+        return True
+
+    def _end_group(self, db: BufferDB, fresh: list[ChunkRef], min_ts: int | None) -> None:
+        """Apply the bounds and commit the group."""
+        max_bytes = self.bounds.max_bytes
+        if db.disk_full:
+            max_bytes = min(max_bytes, self._full_cap)
+        elif self.reserve is not None and time.monotonic() >= self._next_space_check:
+            # A reserve given up before a restart is made again as soon as there is room.
+            self._next_space_check = time.monotonic() + 5.0
+            self.reserve.ensure()
+        try:
+            db.enforce(max_bytes, min_ts, self.bounds.on_full)
+        except sqlite3.Error as exc:
+            self._failed(db, fresh, exc)
+        else:
+            self._commit_or_roll_back(db, fresh)
+
+    def _commit_or_roll_back(self, db: BufferDB, fresh: list[ChunkRef]) -> None:
+        try:
+            db.commit()
+        except sqlite3.Error as exc:
+            self._failed(db, fresh, exc)
+            return
         self.commits += 1
         if fresh:
             # Only now are these readings eligible for publishing (ARCHITECTURE.md §delivery 1).
             self._on_committed(fresh)
+
+    def _failed(self, db: BufferDB, fresh: list[ChunkRef], exc: sqlite3.Error) -> None:
+        """A group could not be written: roll it back and go on (the thread never dies)."""
+        if is_disk_full(exc):
+            self._disk_full(db, fresh, str(exc))
+            return
+        log.exception("buffer: a group could not be committed; its readings are dropped")
+        db.rollback(_per_device(fresh))
+
+    def _disk_full(self, db: BufferDB, fresh: list[ChunkRef], why: str) -> None:
+        lost = _per_device(fresh)
+        db.rollback(lost)
+        self.disk_full_lost += sum(lost.values())
+        first = not db.disk_full or self.disk_full_since is None
+        db.disk_full = True
+        if self.disk_full_since is None:
+            self.disk_full_since = self._clock()
+        released = self.reserve is not None and self.reserve.release()
+        # Below the size it filled at, so dropping the oldest frees pages new readings reuse.
+        self._full_cap = int(db.totals.nbytes * 0.9)
+        now = time.monotonic()
+        if first or now >= self._next_full_log:
+            self._next_full_log = now + 60.0  # then once a minute, never a log storm
+            log.error(
+                "DISK FULL: the buffer %s cannot grow (%s). %s The agent keeps sending what it "
+                "holds and drops its oldest readings to make room (counted as dropped); %d "
+                "readings not yet committed were lost so far. Free space on that filesystem: "
+                "the agent resumes by itself.",
+                db.path,
+                why,
+                "Released the disk reserve to keep working." if released else "",
+                self.disk_full_lost,
+            )
+
+    def _check_space(self, db: BufferDB) -> None:
+        now = time.monotonic()
+        if now < self._next_space_check:
+            return
+        self._next_space_check = now + 5.0
+        if self.reserve is not None and not self.reserve.recovered():
+            return
+        db.disk_full = False
+        since = self.disk_full_since
+        self.disk_full_since = None
+        log.warning(
+            "disk space is back for %s after %.0f s: the buffer writes again",
+            db.path,
+            self._clock() - (since or self._clock()),
+        )
+
+
+def _per_device(refs: list[ChunkRef]) -> Counter[str]:
+    lost: Counter[str] = Counter()
+    for ref in refs:
+        lost[ref.device] += ref.n
+    return lost

@@ -124,6 +124,9 @@ class BufferSection(_Model):
     max_bytes: ByteSize = 1024**3
     max_age: Duration = timedelta(days=7)
     on_full: Literal["drop_oldest", "downsample_oldest"] = "drop_oldest"
+    # Kept free on the buffer's disk (a file next to it) and given back when the disk fills,
+    # so the agent can still send, delete on receipt and drop by its policy; 0 turns it off.
+    disk_reserve: ByteSize = 16 * 1024**2
     # Group commit period: readings committed within it survive power loss (at most 200 ms).
     commit_interval: Duration = Field(
         timedelta(milliseconds=100), gt=timedelta(0), le=timedelta(milliseconds=200)

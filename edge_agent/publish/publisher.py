@@ -16,6 +16,7 @@ import aiomqtt
 from edge_agent.backoff import backoff_delay
 from edge_agent.buffer import Batch, Buffer
 from edge_agent.cancel import recheck_cancel
+from edge_agent.errors import DiskFull
 from edge_agent.publish.contract import Contract
 from edge_agent.publish.ratelimit import TokenBucket
 from edge_agent.publish.settings import PublisherSettings
@@ -152,7 +153,9 @@ class Publisher:
             self._unacked.clear()
             self._drained.set()
             if lost:
-                await self.buffer.unclaim(lost)
+                # With the disk full they are sent again after the receipt timeout instead.
+                with contextlib.suppress(DiskFull):
+                    await self.buffer.unclaim(lost)
         if graceful:
             await self._goodbye(client)
         else:
@@ -211,7 +214,11 @@ class Publisher:
                 self._warned_undigested = True
             self.stats.receipts += 1
             self.stats.last_receipt_at = self._clock()
-            self.stats.acked_readings += await self.buffer.ack(batches)
+            try:
+                self.stats.acked_readings += await self.buffer.ack(batches)
+            except DiskFull:
+                # Deleting needs room too; the batches are sent again and receipted again.
+                continue
 
     async def _status_lane(self, client: aiomqtt.Client) -> None:
         while True:
@@ -235,7 +242,11 @@ class Publisher:
         while True:
             await self.buffer.live_ready.wait()
             refs = self.buffer.take_live()
-            for batch in await self.buffer.claim_live(refs, self.settings.max_batch):
+            try:
+                batches = await self.buffer.claim_live(refs, self.settings.max_batch)
+            except DiskFull:
+                continue  # still in SQLite, unclaimed: the backlog lane sends them later
+            for batch in batches:
                 await self._window.acquire()
                 self._send(client, tg, batch, live=True)
 
@@ -243,14 +254,19 @@ class Publisher:
         s = self.settings
         bucket = TokenBucket(s.backlog_rate, max(s.backlog_rate / 10, s.max_batch), self._clock())
         while True:
-            # Overdue receipts first (same seq, same readings), then the oldest unsent data.
-            batches = await self.buffer.due(s.receipt_timeout, limit=s.inflight)
-            republish = bool(batches)
-            if not batches:
-                # Claim a window's worth at once: one writer round trip per many batches.
-                batches = await self.buffer.claim_backlog(
-                    s.max_batch, limit=max(1, s.inflight // 4)
-                )
+            try:
+                # Overdue receipts first (same seq, same readings), then the oldest unsent data.
+                batches = await self.buffer.due(s.receipt_timeout, limit=s.inflight)
+                republish = bool(batches)
+                if not batches:
+                    # Claim a window's worth at once: one writer round trip per many batches.
+                    batches = await self.buffer.claim_backlog(
+                        s.max_batch, limit=max(1, s.inflight // 4)
+                    )
+            except DiskFull:
+                # Claiming writes a seq; the writer makes room (reserve, oldest dropped).
+                await asyncio.sleep(1.0)
+                continue
             if not batches:
                 await asyncio.sleep(0.2)
                 continue
@@ -286,7 +302,8 @@ class Publisher:
             (self.stats.live if live else self.stats.backlog).add(batch.n, now)
             if not self.settings.receipts:
                 # Someone else's broker: the PUBACK is the only confirmation there will be.
-                await self.buffer.ack([(batch.seq, batch.digest)])
+                with contextlib.suppress(DiskFull):  # kept, so sent again: never lost
+                    await self.buffer.ack([(batch.seq, batch.digest)])
         finally:
             self._window.release()
             if not live:

@@ -89,6 +89,7 @@ async def _run(
         bounds=bounds,
         commit_interval=buf.commit_interval.total_seconds(),
         encoder=contract.encode_batch,
+        reserve_bytes=buf.disk_reserve,
     ) as buffer:
         publisher = Publisher(settings, buffer, contract)
         if meta is not None:

@@ -22,6 +22,11 @@ class AgentMetrics:
             "millstream_agent_buffer_readings", "Readings buffered", registry=r
         )
         self.buffer_bytes = Gauge("millstream_agent_buffer_bytes", "Bytes buffered", registry=r)
+        self.disk_full = Gauge(
+            "millstream_agent_buffer_disk_full",
+            "1 while the buffer's disk is full (it drops its oldest readings to make room)",
+            registry=r,
+        )
         self.oldest_age = Gauge(
             "millstream_agent_buffer_oldest_age_seconds",
             "Age of the oldest buffered reading",
@@ -63,6 +68,7 @@ class AgentMetrics:
         self.connected.set(1 if status["connected"] else 0)
         self.buffer_readings.set(buf["readings"])
         self.buffer_bytes.set(buf["bytes"])
+        self.disk_full.set(1 if buf.get("disk_full") else 0)
         self.oldest_age.set((buf["oldest_age_ms"] or 0) / 1000)
         self.backlog.set(status["backlog"]["readings"])
         self.publish_rate.set(status["publish"]["rate"])

@@ -14,7 +14,15 @@ __all__ = ["build_status", "status_state"]
 def status_state(
     stats: PublishStats, buf: BufferStats, receipt_timeout: float, now: float, receipts: bool
 ) -> tuple[str, str | None]:
-    """Return (state, why): `faulted` with a reason when readings are piling up unconfirmed."""
+    """Return (state, why): `faulted` with a reason when readings are piling up unconfirmed
+    or the buffer's disk is full."""
+    if buf.disk_full_since is not None:
+        return "faulted", (
+            f"disk full for {now - buf.disk_full_since:.0f} s: the buffer cannot grow; it keeps "
+            f"sending what it holds and drops its oldest readings to make room "
+            f"({sum(buf.dropped.values())} dropped so far). Free space on the buffer's "
+            "filesystem; the agent resumes by itself"
+        )
     if not stats.connected:
         return "offline", stats.last_error or "not connected to the broker"
     if receipts and buf.in_flight:
@@ -78,6 +86,7 @@ def build_status(
             "dropped": sum(buf.dropped.values()),
             "downsampled": sum(buf.downsampled.values()),
             "rejected": sum(buf.rejected.values()),
+            "disk_full": buf.disk_full_since is not None,
         },
         "backlog": {
             "readings": backlog,
