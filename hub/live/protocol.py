@@ -19,6 +19,8 @@ __all__ = ["ClientMessage", "ProtocolError", "parse_client_message"]
 
 _MACHINE = re.compile(r"^[A-Za-z0-9_-]{1,64}/[A-Za-z0-9_-]{1,64}/[A-Za-z0-9_-]{1,64}$")
 MAX_ITEMS = 10_000
+# Series ids are PostgreSQL `integer`s: a larger one is no series, never a query error.
+MAX_SERIES_ID = 2**31 - 1
 
 
 class ProtocolError(ValueError):
@@ -59,9 +61,10 @@ def parse_client_message(text: str) -> ClientMessage:
         ):
             raise ProtocolError("machines must be a list of 'site/line/machine' strings")
         if not isinstance(series, list) or not all(
-            isinstance(s, int) and not isinstance(s, bool) for s in series
+            isinstance(s, int) and not isinstance(s, bool) and 0 < s <= MAX_SERIES_ID
+            for s in series
         ):
-            raise ProtocolError("series must be a list of series ids")
+            raise ProtocolError("series must be a list of series ids (1 … 2147483647)")
         if len(machines) + len(series) > MAX_ITEMS:
             raise ProtocolError(f"at most {MAX_ITEMS} machines and series per message")
         return ClientMessage(kind, machines=tuple(machines), series=tuple(series))

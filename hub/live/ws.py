@@ -238,7 +238,7 @@ class LiveEndpoint:
     @staticmethod
     async def _first_message_token(websocket: WebSocket) -> str:
         async with asyncio.timeout(AUTH_TIMEOUT_S):
-            msg = parse_client_message(await websocket.receive_text())
+            msg = parse_client_message(await _receive_text(websocket))
         if msg.type != "auth":
             raise NotAuthenticated("first message must be auth")
         return msg.token
@@ -278,9 +278,8 @@ class LiveEndpoint:
 
     async def _receive_loop(self, websocket: WebSocket, client: _Client) -> None:
         while True:
-            text = await websocket.receive_text()
             try:
-                msg = parse_client_message(text)
+                msg = parse_client_message(await _receive_text(websocket))
             except ProtocolError as exc:
                 client.say({"type": "error", "error": str(exc)})
                 continue
@@ -340,3 +339,14 @@ class LiveEndpoint:
             if readings:
                 client.buffer.add(make_update(machine, readings), tags)
                 client.ready.set()
+
+
+async def _receive_text(websocket: WebSocket) -> str:
+    """The next text frame; a binary frame is a protocol error the client is told about."""
+    message = await websocket.receive()
+    if message["type"] == "websocket.disconnect":
+        raise WebSocketDisconnect(message.get("code", 1000), message.get("reason"))
+    text = message.get("text")
+    if text is None:
+        raise ProtocolError("frames must be text (JSON); binary frames are not part of /ws")
+    return str(text)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -161,6 +162,31 @@ async def test_tokens_are_required(mosquitto: Any, pg_dsn: str) -> None:
         async with connect(url, proxy=None) as ws:
             await ws.send(json.dumps({"type": "auth", "token": token}))
             assert (await next_message(ws, "welcome"))["user"] == "watcher"
+
+
+async def test_odd_frames_get_an_error_reply_not_a_dropped_connection(
+    mosquitto: Any, pg_dsn: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A binary frame or a series id beyond PostgreSQL's integer is the client's mistake: it is
+    told, stays connected, and the hub logs no error (issue 18)."""
+    async with live_hub(mosquitto, pg_dsn) as (url, token, _publisher, _hub):
+        # Before the login, a binary frame is refused like any non-auth message.
+        async with connect(url, proxy=None) as ws:
+            await ws.send(b"\x00\x01")
+            with pytest.raises(ConnectionClosed) as closed:
+                await next_message(ws, "welcome")
+            assert closed.value.rcvd is not None
+            assert closed.value.rcvd.code == 4401
+        async with connect(url, proxy=None) as ws:
+            await ws.send(json.dumps({"type": "auth", "token": token}))
+            await next_message(ws, "welcome")
+            await ws.send(b"\x00\x01")
+            assert "binary frames" in (await next_message(ws, "error"))["error"]
+            await ws.send(json.dumps({"type": "subscribe", "series": [2**31]}))
+            assert "series ids" in (await next_message(ws, "error"))["error"]
+            await ws.send(json.dumps({"type": "ping"}))
+            await next_message(ws, "pong")  # still connected and served
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
 async def test_a_stalled_client_does_not_delay_another(mosquitto: Any, pg_dsn: str) -> None:
