@@ -9,6 +9,7 @@ from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from hub.api.headers import SecurityHeaders
 from hub.dashboard import install_dashboard
 from hub.errors import StorageUnavailable
 from hub.metrics import HubMetrics
@@ -63,4 +64,5 @@ def create_app(health: HealthSource, metrics: HubMetrics) -> FastAPI:
 
     # The web dashboard (docs/dashboard.md) answers whatever no route above or mounted later does.
     install_dashboard(app)
+    app.add_middleware(SecurityHeaders)
     return app

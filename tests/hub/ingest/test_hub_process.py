@@ -145,8 +145,19 @@ async def test_migrate_serve_health_metrics_and_graceful_sigterm(
             ).status_code
             for i in range(12)
         ]
+        # Security headers on what the hub serves; token answers are never cached.
+        for path in ("/", "/health/live", "/api/v1/machines"):
+            headers = (await http.get(f"http://127.0.0.1:{port}{path}")).headers
+            assert headers["x-content-type-options"] == "nosniff", path
+            assert headers["x-frame-options"] == "DENY", path
+            assert "frame-ancestors 'none'" in headers["content-security-policy"], path
+        login = await http.post(
+            f"http://127.0.0.1:{port}/api/v1/auth/login", json={"username": "x", "password": "y"}
+        )
+        assert login.headers["cache-control"] == "no-store"
     assert codes[0] == 401
     assert codes[-1] == 429
+
     assert 'millstream_ingest_messages_total{kind="telemetry"}' in metrics
     assert 'millstream_dead_letters_total{reason="bad_json"} 1.0' in metrics
     assert "millstream_commit_seconds_bucket" in metrics
