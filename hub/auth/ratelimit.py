@@ -33,17 +33,18 @@ class Bucket:
 
 
 def take(
-    bucket: Bucket | None, now: float, per_minute: int, burst: int
+    bucket: Bucket | None, now: float, per_minute: int, burst: int, cost: float = 1.0
 ) -> tuple[bool, Bucket, float]:
-    """Spend one token: (allowed, new bucket, seconds until a token is available if refused)."""
+    """Spend `cost` tokens (one request, or some bytes): (allowed, new bucket, seconds until
+    that many are available if refused)."""
     rate = per_minute / 60.0
     if bucket is None:
         tokens = float(burst)
     else:
         tokens = min(float(burst), bucket.tokens + max(0.0, now - bucket.at) * rate)
-    if tokens >= 1.0:
-        return True, Bucket(tokens - 1.0, now), 0.0
-    return False, Bucket(tokens, now), (1.0 - tokens) / rate
+    if tokens >= cost:
+        return True, Bucket(tokens - cost, now), 0.0
+    return False, Bucket(tokens, now), (cost - tokens) / rate
 
 
 class RateLimiter(Protocol):

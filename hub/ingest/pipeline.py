@@ -16,6 +16,7 @@ holds the rest, and nothing acknowledged is ever lost.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import logging
 import random
@@ -25,7 +26,9 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
 
+import wire
 from hub.errors import StorageUnavailable
+from hub.ingest.deadletters import DeadLetterBudget
 from hub.ingest.message import Incoming
 from hub.metrics import HubMetrics
 from hub.storage import (
@@ -131,8 +134,10 @@ class IngestPipeline:
         max_readings: int = 50_000,
         max_concurrent_commits: int = 2,
         parser: Executor | None = None,
+        dead_letter_budget: DeadLetterBudget | None = None,
     ) -> None:
         self._storage = storage
+        self._dead_budget = dead_letter_budget or DeadLetterBudget()
         # Validation is the hub's main CPU cost; worker processes let it use more than one core.
         self._parser = parser
         self._classify = classify
@@ -178,7 +183,10 @@ class IngestPipeline:
     def submit(self, msg: Incoming) -> None:
         """Accept one message from the broker (event-loop thread); never raises on bad input."""
         loop = asyncio.get_running_loop()
-        if self._parser is None or len(msg.payload) <= INLINE_MAX_BYTES:
+        size = len(msg.payload)
+        # Over the contract's limit is refused on its size alone, here: copying megabytes to a
+        # worker only to hear that would hold up every other publisher's messages.
+        if self._parser is None or size <= INLINE_MAX_BYTES or size > wire.MAX_PAYLOAD_BYTES:
             self._accept(_Item(msg, self._classify_here(msg), loop.time()))
             return
         item = _Item(msg, None, loop.time(), parsed=False)
@@ -286,11 +294,22 @@ class IngestPipeline:
             n = len(item.result.readings) if isinstance(item.result, TelemetryBatch) else 0
             if taken and (len(taken) >= self._max_messages or readings + n > self._max_readings):
                 break
-            taken.append(self._items.popleft())
+            taken.append(self._trimmed(self._items.popleft()))
             readings += n
         self._readings -= readings
         self._inflight_count += len(taken)
         return taken
+
+    def _trimmed(self, item: _Item) -> _Item:
+        """The item with its dead letter's payload cut to what the budget keeps."""
+        result, now = item.result, time.monotonic()
+        if isinstance(result, DeadLetter):
+            item.result = self._dead_budget.trim(result, now)
+        elif isinstance(result, TelemetryBatch) and result.refused is not None:
+            item.result = dataclasses.replace(
+                result, refused=self._dead_budget.trim(result.refused, now)
+            )
+        return item
 
     async def _ack_in_order(self) -> None:
         # Commits may overlap (two transactions in flight), but PUBACKs go out strictly in

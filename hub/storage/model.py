@@ -98,11 +98,12 @@ class DeadLetter:
     # stored batch, so the publisher stops resending what the hub has set aside.
     seq: int | None = None
     digest: str = ""  # wire.batch_digest of the whole payload as received (for the receipt)
+    received_size: int | None = None  # set when `payload` is only the head of what arrived
 
     @property
     def payload_size(self) -> int:
         """Size of the payload as received (the stored copy may be truncated)."""
-        return len(self.payload)
+        return len(self.payload) if self.received_size is None else self.received_size
 
 
 @dataclass(frozen=True, slots=True)
