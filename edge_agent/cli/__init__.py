@@ -19,6 +19,7 @@ from edge_agent.cli import (
     status,
     validate,
 )
+from edge_agent.cli.access import ACCESS_ERRNOS, access_message
 
 __all__ = ["app", "main"]
 
@@ -68,5 +69,11 @@ service.register(app)
 
 
 def main() -> None:
-    """Run the CLI."""
-    app()
+    """Run the CLI; a path the account may not write ends in one line, not a traceback."""
+    try:
+        app()
+    except OSError as exc:
+        if exc.errno not in ACCESS_ERRNOS:
+            raise
+        typer.echo(access_message(exc), err=True)
+        raise SystemExit(1) from None
