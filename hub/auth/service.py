@@ -23,7 +23,12 @@ from hub.auth.tokens import (
 )
 from hub.config import ApiConfig
 
-__all__ = ["AuthService", "TokenPair"]
+__all__ = ["USER_CHECK_S", "AuthService", "TokenPair"]
+
+# How old the user state behind an access token may be: a user disabled or demoted (from the
+# CLI, another hub instance or the API) loses their rights within this, not at token expiry.
+USER_CHECK_S = 2.0
+_MAX_CACHED_USERS = 10_000
 
 log = logging.getLogger(__name__)
 
@@ -52,9 +57,23 @@ class AuthService:
         self._secret = secret
         self._config = config
         self._clock = clock
+        # Users as last read (monotonic time, row): a token is checked against its user's
+        # current state, at most USER_CHECK_S old, without a query on every request.
+        self._users: dict[str, tuple[float, UserRow | None]] = {}
 
     def _now_s(self) -> int:
         return int(self._clock())
+
+    async def _current_user(self, name: str) -> UserRow | None:
+        now = time.monotonic()
+        seen = self._users.get(name)
+        if seen is not None and now - seen[0] < USER_CHECK_S:
+            return seen[1]
+        user = await self.store.get_user(name)
+        if len(self._users) >= _MAX_CACHED_USERS:
+            self._users.clear()  # bounded: forged names must not grow memory
+        self._users[name] = (now, user)
+        return user
 
     async def _issue(self, user: UserRow, family: str) -> TokenPair:
         now = self._now_s()
@@ -101,7 +120,15 @@ class AuthService:
         """The principal behind an access token or an API key; `NotAuthenticated` otherwise."""
         parsed = parse_api_key(credential)
         if parsed is None:
-            return read_access_token(self._secret, credential, self._now_s())
+            principal = read_access_token(self._secret, credential, self._now_s())
+            # A token says who its user was when it was issued; what they may do is what they
+            # may do now: disabling refuses it, a new role applies (within USER_CHECK_S).
+            user = await self._current_user(principal.subject)
+            if user is None or user.disabled:
+                raise NotAuthenticated("user disabled or removed")
+            if user.role != principal.role:
+                return Principal(principal.subject, user.role, principal.kind)
+            return principal
         key = await self.store.get_api_key(parsed[0])
         if key is None or key.disabled or not hashes_equal(key.secret_hash, secret_hash(parsed[1])):
             raise NotAuthenticated("invalid API key")

@@ -177,6 +177,33 @@ class AuthStore:
         )
         return bool(rows)
 
+    async def list_api_keys(self) -> list[tuple[ApiKeyRow, int]]:
+        """Every API key with its creation time (epoch ms), oldest first."""
+        rows = await self._db.fetch(
+            "SELECT id, name, role, secret_hash, disabled, created_at FROM api_keys"
+            " ORDER BY created_at, name"
+        )
+        return [
+            (
+                ApiKeyRow(
+                    str(r["id"]),
+                    str(r["name"]),
+                    Role(r["role"]),
+                    str(r["secret_hash"]),
+                    bool(r["disabled"]),
+                ),
+                int(r["created_at"]),
+            )
+            for r in rows
+        ]
+
+    async def revoke_api_key(self, name: str) -> bool:
+        """Refuse the key named `name` from now on (the row stays, for the record)."""
+        rows = await self._db.fetch(
+            "UPDATE api_keys SET disabled = true WHERE name = $1 RETURNING id", name
+        )
+        return bool(rows)
+
     async def get_api_key(self, key_id: str) -> ApiKeyRow | None:
         """The API key with this id, if any."""
         rows = await self._db.fetch(

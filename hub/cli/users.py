@@ -1,4 +1,5 @@
-"""`millstream-hub users add|passwd|disable|enable|list|api-key` (all take `--config hub.yaml`)."""
+"""`millstream-hub users add|passwd|disable|enable|list|api-key [add|list|revoke]` (all take
+`--config hub.yaml`)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,10 @@ import asyncio
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
+from typer.core import TyperGroup
 
 from hub.auth import AuthStore, Role, hash_password, make_api_key
 from hub.cli.migrate import ConfigOption
@@ -110,14 +112,56 @@ def list_users(config: ConfigOption = None) -> None:
         typer.echo(f"{user.name}\t{user.role.value}\t{state}")
 
 
-@users_app.command("api-key")
-def api_key(name: str, role: RoleOption, config: ConfigOption = None) -> None:
+class _AddByDefault(TyperGroup):
+    """`users api-key NAME --role R` (the original form) means `users api-key add NAME …`."""
+
+    # ctx: Any, since typer carries its own copy of click's Context (typer._click).
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            args = ["add", *args]
+        return super().parse_args(ctx, args)
+
+
+api_key_app = typer.Typer(
+    name="api-key",
+    cls=_AddByDefault,
+    help="API keys for machine clients: add (the default), list, revoke.",
+    no_args_is_help=True,
+)
+
+
+@api_key_app.command("add")
+def api_key_add(name: str, role: RoleOption, config: ConfigOption = None) -> None:
     """Create an API key for a machine client; the key is printed once and stored hashed."""
     key_id, key, hashed = make_api_key()
     if not _run(config, lambda s: s.add_api_key(key_id, name, role, hashed, _now_ms())):
-        typer.echo(f"an API key named {name!r} already exists", err=True)
+        typer.echo(
+            f"an API key named {name!r} already exists (`users api-key list` shows them)",
+            err=True,
+        )
         raise typer.Exit(1)
     typer.echo(key)
+
+
+@api_key_app.command("list")
+def api_key_list(config: ConfigOption = None) -> None:
+    """List API keys: name, role, active or revoked, created (UTC). Secrets are never shown."""
+    for key, created in _run(config, lambda s: s.list_api_keys()):
+        state = "revoked" if key.disabled else "active"
+        when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(created / 1000))
+        typer.echo(f"{key.name}\t{key.role.value}\t{state}\t{when}")
+
+
+@api_key_app.command("revoke")
+def api_key_revoke(name: str, config: ConfigOption = None) -> None:
+    """Revoke an API key at once: every request with it is refused from now on."""
+    if not _run(config, lambda s: s.revoke_api_key(name)):
+        typer.echo(f"no API key named {name!r} (`users api-key list` shows them)", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"revoked API key {name}")
+
+
+users_app.add_typer(api_key_app)
 
 
 def register(app: typer.Typer) -> None:

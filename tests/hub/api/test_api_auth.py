@@ -3,11 +3,16 @@ API keys, rate limits, disabled users, CORS closed."""
 
 from __future__ import annotations
 
+import asyncio
+import time
+
+import asyncpg
 import jwt
 import pytest
 from apitest import PASSWORD, SECRET, migrate, running_api
 
 from hub.auth import Role
+from hub.auth.service import USER_CHECK_S
 from hub.config import ApiConfig
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -135,6 +140,26 @@ async def test_bad_logins_and_disabled_users(pg_dsn: str) -> None:
             "/api/v1/auth/refresh", json={"refresh_token": api.refresh[Role.VIEWER]}
         )
         assert r.status_code == 401  # disabling revoked the user's sessions
+        # Its access token, valid for minutes more, is refused too: checked on use.
+        machines = "/api/v1/machines"
+        deadline = time.monotonic() + USER_CHECK_S + 3
+        while (await api.client.get(machines, headers=api.auth(Role.VIEWER))).status_code != 401:
+            assert time.monotonic() < deadline, "a disabled user's token kept working"
+            await asyncio.sleep(0.2)
+        # A demoted admin loses admin rights before their token expires.
+        assert (await api.client.get("/api/v1/users", headers=api.auth(Role.ADMIN))).is_success
+        conn = await asyncpg.connect(pg_dsn)
+        try:
+            await conn.execute("UPDATE users SET role = 'viewer' WHERE name = 'admin'")
+        finally:
+            await conn.close()
+        deadline = time.monotonic() + USER_CHECK_S + 3
+        while (await api.client.get("/api/v1/users", headers=api.auth(Role.ADMIN))).is_success:
+            assert time.monotonic() < deadline, "a demoted admin kept admin rights"
+            await asyncio.sleep(0.2)
+        demoted = await api.client.get("/api/v1/users", headers=api.auth(Role.ADMIN))
+        assert demoted.status_code == 403
+        assert (await api.client.get(machines, headers=api.auth(Role.ADMIN))).is_success
 
 
 async def test_api_keys_are_scoped_to_their_role(pg_dsn: str) -> None:
