@@ -14,6 +14,10 @@ from hub.auth import Principal, Role, TokenPair
 __all__ = ["auth_router"]
 
 
+
+# How many addresses' worth of guesses one user name takes in a minute, from all of them.
+BACKSTOP_ADDRESSES = 10
+
 def _out(pair: TokenPair) -> TokenOut:
     return TokenOut(
         access_token=pair.access_token,
@@ -31,10 +35,13 @@ def auth_router(services: ApiServices) -> APIRouter:
     async def login(body: LoginIn, request: Request) -> TokenOut:
         """Exchange user name and password for an access and a refresh token."""
         per_minute = services.config.api.logins_per_minute
-        # Strict, and by both address and name: one address cannot guess many passwords, and
-        # many addresses cannot guess one user's.
-        await services.limit(f"login-ip:{client_ip(request)}", per_minute)
-        await services.limit(f"login-user:{body.username}", per_minute)
+        ip = client_ip(request)
+        # One address guesses slowly, for any user and for each one; a user's own budget is
+        # per address, so nobody elsewhere can use it up and lock them out. The backstop per
+        # user (ten addresses' worth) caps guessing spread over many addresses.
+        await services.limit(f"login-ip:{ip}", per_minute)
+        await services.limit(f"login-user-ip:{body.username}|{ip}", per_minute)
+        await services.limit(f"login-user:{body.username}", per_minute * BACKSTOP_ADDRESSES)
         return _out(await services.auth.login(body.username, body.password))
 
     @router.post("/refresh", responses={401: {}, 429: {}})

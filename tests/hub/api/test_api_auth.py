@@ -7,6 +7,7 @@ import asyncio
 import time
 
 import asyncpg
+import httpx
 import jwt
 import pytest
 from apitest import PASSWORD, SECRET, migrate, running_api
@@ -188,6 +189,28 @@ async def test_login_is_rate_limited(pg_dsn: str) -> None:
         assert int(r.headers["retry-after"]) >= 1
         api.clock.now += 60
         assert (await api.login("admin", PASSWORD)).status_code == 200
+
+
+async def test_guessing_from_one_address_does_not_lock_the_user_out_elsewhere(
+    pg_dsn: str,
+) -> None:
+    await migrate(pg_dsn)
+    async with running_api(pg_dsn, api=ApiConfig(logins_per_minute=6)) as api:
+        codes = [(await api.login("admin", "guess")).status_code for _ in range(8)]
+        assert codes[-1] == 429  # this address is slowed down
+        login = {"username": "admin", "password": PASSWORD}
+
+        async def from_address(ip: str, body: dict[str, str]) -> int:
+            transport = httpx.ASGITransport(app=api.app, client=(ip, 40000))
+            async with httpx.AsyncClient(transport=transport, base_url="http://hub") as other:
+                return (await other.post("/api/v1/auth/login", json=body)).status_code
+
+        # The real admin, elsewhere, still logs in.
+        assert await from_address("198.51.100.7", login) == 200
+        # Guessing spread over many addresses meets the per-user backstop (ten addresses' worth).
+        wrong = {"username": "admin", "password": "guess"}
+        spread = [await from_address(f"203.0.113.{i}", wrong) for i in range(80)]
+        assert 429 in spread
 
 
 async def test_requests_are_rate_limited_per_user(pg_dsn: str) -> None:
