@@ -74,6 +74,9 @@ class MqttConfig(_Frozen):
     # the hub's bounded in-memory window when storage is slow (each message ≤ 1 MiB by contract).
     receive_maximum: int = Field(default=256, ge=1, le=65535)
     session_expiry_s: int = Field(default=7 * 24 * 3600, ge=0)
+    # On a planned stop (scale-down, a temporary instance), leave the share group and end the
+    # broker session instead of keeping it for a restart (docs/hub.md "Scaling out").
+    retire_on_stop: bool = False
     keepalive_s: int = Field(default=30, ge=5, le=3600)
 
     @field_validator("url")

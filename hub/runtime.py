@@ -230,6 +230,9 @@ class Hub:
                         )
                         others.append(tg.create_task(self._serve(server), name="http"))
                     await stop.wait()
+                    if cfg.mqtt.retire_on_stop:
+                        log.info("retiring: leaving the share group, ending the broker session")
+                        await session.retire()
                     log.info("stopping: committing %d received messages", pipeline.backlog)
                     pipeline.stop()
                     try:

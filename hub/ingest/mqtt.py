@@ -9,6 +9,7 @@ a different, uncommitted message on the new one — the broker redelivers the ol
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import ssl
 import threading
@@ -75,6 +76,9 @@ class MqttSession:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._up = asyncio.Event()
         self._subscribed = asyncio.Event()
+        self._unsubscribed = asyncio.Event()
+        self._retiring = False
+        self._last_message = 0.0  # time.monotonic() of the newest message received
         self._v5 = config.protocol == "mqttv5"
         if self._v5:
             self._client = paho.Client(
@@ -96,6 +100,7 @@ class MqttSession:
         self._client.on_disconnect = self._on_disconnect
         self._client.on_message = self._on_message
         self._client.on_subscribe = self._on_subscribe
+        self._client.on_unsubscribe = self._on_unsubscribe
         self._client.reconnect_delay_set(min_delay=1, max_delay=30)
         if config.username:
             self._client.username_pw_set(config.username, config.password())
@@ -142,8 +147,15 @@ class MqttSession:
     ) -> None:
         with self._lock:
             self._generation += 1  # nothing acknowledged after this point
-        # A normal DISCONNECT keeps the session (expiry is set), so unacked messages stay queued.
-        self._client.disconnect()
+        if self._retiring:
+            # Session Expiry Interval 0 on DISCONNECT (MQTT 5 §3.14.2.2.2): the broker ends the
+            # session now, so it takes no share of the telemetry while nobody reads it.
+            props = Properties(PacketTypes.DISCONNECT)  # type: ignore[no-untyped-call]
+            props.SessionExpiryInterval = 0
+            self._client.disconnect(properties=props)
+        else:
+            # A normal DISCONNECT keeps the session (expiry is set): unacked messages stay queued.
+            self._client.disconnect()
         await asyncio.to_thread(self._client.loop_stop)
         self._connected = False
 
@@ -156,6 +168,27 @@ class MqttSession:
         """Wait until the broker acknowledged our subscriptions (raises TimeoutError)."""
         async with asyncio.timeout(timeout_s):
             await self._subscribed.wait()
+
+    async def retire(self, quiet_s: float = 1.0, timeout_s: float = 15.0) -> None:
+        """Leave the share group for good: unsubscribe, let what the broker already sent arrive
+        (until `quiet_s` passes without a message), and end the session on disconnect.
+
+        For a planned scale-down (`mqtt.retire_on_stop`): a stopped instance whose session
+        lives on would have the broker queue its share of the telemetry for it until expiry.
+        """
+        if not self._v5 or not self._connected:
+            return
+        self._unsubscribed.clear()
+        self._client.unsubscribe(
+            [topic for topic, _ in subscriptions(self._config.share_group, shared=True)]
+        )
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout_s):
+                await self._unsubscribed.wait()
+                # A quiet period, seen through a timestamp the network thread writes.
+                while time.monotonic() - self._last_message < quiet_s:  # noqa: ASYNC110
+                    await asyncio.sleep(quiet_s / 4)
+        self._retiring = True
 
     def ack(self, messages: Sequence[Incoming]) -> int:
         """Send PUBACK for committed messages, in order; returns how many were acknowledged."""
@@ -217,6 +250,16 @@ class MqttSession:
             return
         self._threadsafe(self._subscribed.set)
 
+    def _on_unsubscribe(
+        self,
+        client: paho.Client,
+        userdata: Any,
+        mid: int,
+        reasons: list[ReasonCode],
+        properties: Properties | None,
+    ) -> None:
+        self._threadsafe(self._unsubscribed.set)
+
     def _on_disconnect(
         self,
         client: paho.Client,
@@ -241,6 +284,7 @@ class MqttSession:
                 return
 
     def _on_message(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
+        self._last_message = time.monotonic()
         try:
             topic = message.topic
         except UnicodeDecodeError:

@@ -258,6 +258,33 @@ async def test_two_hubs_on_the_shared_subscription_split_the_load(
     assert await rollup_count(pg_dsn, site) == 200 * 100
 
 
+async def test_a_retired_instance_takes_no_share_after_it_stops(
+    mosquitto: Any, pg_dsn: str, mqtt_client: MqttTestClient
+) -> None:
+    """`mqtt.retire_on_stop`: a stopped instance leaves the share group and ends its session,
+    so the broker queues nothing for it; without it, half the telemetry would wait for an
+    instance that is gone (until its session expires, a week by default)."""
+    await migrate(pg_dsn)
+    site, src, group = unique("s"), unique("src"), unique("g")
+    t0 = now_ms() - 100_000
+    stays = hub_config(mosquitto.url, pg_dsn, share_group=group)
+    leaves = hub_config(mosquitto.url, pg_dsn, share_group=group)
+    retiring = leaves.mqtt.model_copy(update={"retire_on_stop": True})
+    leaves = leaves.model_copy(update={"mqtt": retiring})
+    async with running_hub(stays):
+        async with running_hub(leaves):
+            topic = f"ms/v1/{site}/l1/m1/telemetry"
+            for seq in range(20):  # both take a share while both run
+                await mqtt_client.apublish(topic, telemetry(src, seq, t0 + seq * 100, 10))
+        for seq in range(20, 220):
+            await mqtt_client.apublish(topic, telemetry(src, seq, t0 + seq * 100, 10))
+
+        async def all_stored() -> bool:
+            return await count_readings(pg_dsn, site) == 220 * 10
+
+        await eventually(all_stored, 30)
+
+
 async def test_storage_restart_loses_nothing_and_receipts_follow_commits(
     mosquitto: Any, postgres_factory: Any, mqtt_client: MqttTestClient
 ) -> None:
