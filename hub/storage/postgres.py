@@ -171,6 +171,15 @@ WHERE s.site = $1 AND s.line = $2 AND s.machine = $3 AND s.tag = $4
   AND b.bucket >= $5 AND b.bucket < $6 ORDER BY b.bucket
 """
 
+# Failures about the data itself (SQLSTATE classes 22 data exception, 23 integrity constraint
+# violation, 54 program limit): the same batch fails again however often it is retried, so it
+# is isolated and dead-lettered, never retried for ever in front of every other site's data.
+_REFUSED: tuple[type[BaseException], ...] = (
+    asyncpg.DataError,
+    asyncpg.IntegrityConstraintViolationError,
+    asyncpg.exceptions.ProgramLimitExceededError,
+)
+
 # Failures that say "the database is not there right now" rather than "this data is wrong".
 _TRANSIENT: tuple[type[BaseException], ...] = (
     OSError,
@@ -274,7 +283,7 @@ class PostgresStorage:
         try:
             async with asyncio.timeout(self._timeout), self.pool.acquire() as conn:
                 return await op(conn)
-        except (asyncpg.DataError, asyncpg.exceptions.ProgramLimitExceededError) as exc:
+        except _REFUSED as exc:
             raise StorageRejected(f"PostgreSQL refused the data: {exc}") from exc
         except _TRANSIENT as exc:
             raise StorageUnavailable(f"PostgreSQL: {type(exc).__name__}: {exc}") from exc

@@ -6,6 +6,7 @@ import asyncio
 import json
 from typing import Any
 
+import asyncpg
 import pytest
 from hubtest import (
     MqttTestClient,
@@ -446,6 +447,45 @@ async def test_readings_storage_cannot_hold_are_dead_lettered_alone_and_the_rest
     )
     assert big["count"] == 3
     assert big["sum"] == pytest.approx(3e300)
+
+
+async def test_a_batch_postgresql_refuses_is_set_aside_and_every_other_site_flows(
+    mosquitto: Any, pg_dsn: str, mqtt_client: MqttTestClient
+) -> None:
+    """A batch the database refuses for what it holds (here: a CHECK an operator added) is
+    dead-lettered with the database's reason, and ingest goes on; retried as "storage
+    unavailable", it would stall every site behind it for ever."""
+    await migrate(pg_dsn)
+    conn = await asyncpg.connect(pg_dsn)
+    try:
+        await conn.execute(
+            "ALTER TABLE readings ADD CONSTRAINT plausible CHECK (value IS NULL OR value < 1e6)"
+        )
+    finally:
+        await conn.close()
+    poisoned, fine, src = unique("s"), unique("s"), unique("src")
+    now = now_ms()
+    bad = json.dumps(
+        {"v": 1, "src": src, "seq": 1, "readings": [{"tag": "p", "ts": now, "v": 5e6}]}
+    ).encode()
+    async with running_hub(hub_config(mosquitto.url, pg_dsn, flush_ms=50)):
+        await mqtt_client.apublish(f"ms/v1/{poisoned}/l1/m1/telemetry", bad)
+        for seq in range(20):
+            topic = f"ms/v1/{fine}/l1/m{seq % 3}/telemetry"
+            await mqtt_client.apublish(
+                topic, telemetry(src, 100 + seq, now - 60_000 + seq * 100, 10)
+            )
+
+        async def flowing() -> bool:
+            dead = await pg_fetch(pg_dsn, "SELECT reason FROM dead_letters")
+            return len(dead) == 1 and await count_readings(pg_dsn, fine) == 200
+
+        await eventually(flowing, 30)
+    (row,) = await pg_fetch(pg_dsn, "SELECT reason, message, payload FROM dead_letters")
+    assert row["reason"] == "storage_rejected"
+    assert "plausible" in row["message"]  # the database's own words
+    assert bytes(row["payload"]) == bad
+    assert await count_readings(pg_dsn, poisoned) == 0
 
 
 async def test_embedded_sqlite_backend_end_to_end(
