@@ -154,7 +154,9 @@ class BufferDB:
         self._backlog_from = 0
 
     def close(self) -> None:
-        """Commit and close."""
+        """Commit, note the clean close (see schema's BUFFER WAL MISSING) and close."""
+        self.begin()
+        self.conn.execute("UPDATE meta SET value = 0 WHERE key = 'open'")
         self.commit()
         self.conn.close()
 

@@ -102,6 +102,9 @@ def open_database(path: Path, *, now_ms: int) -> tuple[sqlite3.Connection, Path 
     """Open (creating or recovering) the buffer; return the connection and any moved-aside file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     moved: Path | None = None
+    _say_if_emptied(path)
+    # Looked at before connecting: opening the database makes a new, empty one.
+    had_wal = Path(f"{path}-wal").exists()
     try:
         conn = _connect(path)
         problem = _check(conn)
@@ -121,7 +124,46 @@ def open_database(path: Path, *, now_ms: int) -> tuple[sqlite3.Connection, Path 
         if not is_disk_full(exc) or not _tables(conn) >= {"chunk", "meta", "drops"}:
             raise
         log.error("the disk of %s is full: starting on the buffer as it is (%s)", path, exc)  # noqa: TRY400 -- the reason is the story, not a traceback
+    _mark_open(conn, path, had_wal)
     return conn, moved
+
+
+def _say_if_emptied(path: Path) -> None:
+    """A zero-length buffer file is not a new buffer: whatever it held is gone. Say so."""
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return
+    if size == 0:
+        log.error(
+            "BUFFER EMPTIED: %s is a zero-length file. If the agent ran here before, the "
+            "readings it held are gone (a crash of the filesystem, or the file was truncated); "
+            "look for a backup or a set-aside buffer.db.corrupt-* next to it "
+            "(edge-agent buffer import). Starting an empty buffer.",
+            path,
+        )
+
+
+def _mark_open(conn: sqlite3.Connection, path: Path, had_wal: bool) -> None:
+    """Note that the buffer is open (cleared on a clean close) and say if the last run ended
+    without closing it and its -wal file is gone: the newest committed readings live there."""
+    try:
+        row = conn.execute("SELECT value FROM meta WHERE key='open'").fetchone()
+        if row is not None and row[0] == 1 and not had_wal:
+            log.error(
+                "BUFFER WAL MISSING: the agent did not close %s cleanly last time and its "
+                "write-ahead log %s-wal is gone (deleted or lost): readings committed in the "
+                "last moments before that stop are lost. Never delete the -wal file of a "
+                "buffer; stop the agent first (edge-agent buffer purge empties it safely).",
+                path,
+                path,
+            )
+        conn.execute("INSERT OR REPLACE INTO meta VALUES ('open', 1)")
+        # Into the database file itself, not only the -wal: the mark must outlive the -wal.
+        conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+    except sqlite3.Error as exc:
+        if not is_disk_full(exc):
+            raise
 
 
 def _tables(conn: sqlite3.Connection) -> set[str]:
