@@ -4,21 +4,27 @@ The buffer lives on a small tmpfs of its own; a filler file takes the rest of it
 writer thread died, the agent stopped committing, ignored SIGTERM and, restarted, crashed on its
 first send. Now it keeps running and sending, says "disk full" in its status, drops its oldest
 readings by its policy and counts them, stops cleanly, restarts, and recovers by itself once
-space is back. Ground truth: every reading the machines served reached the hub stand-in or was
-counted as dropped.
+space is back. Real agent, hub, Mosquitto and PostgreSQL; ground truth: every reading the
+machines served reached PostgreSQL or was counted as dropped.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
 import subprocess
-from collections.abc import Iterator
+import sys
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from agent_harness import AgentProcess
-from mqtt_harness import Broker, Responder, eventually
+from mqtt_harness import Broker, eventually
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "hub" / "ingest"))
+from hubtest import hub_config, migrate, pg_fetch, running_hub
 
 DISK_MB = 16
 RESERVE = "2MiB"
@@ -66,8 +72,21 @@ async def until(pred: object, within: float = 60) -> None:
     await eventually(check, within)
 
 
-def received(hub: Responder) -> set[tuple[str, str, int]]:
-    return {(m, tag, ts) for m, rs in hub.readings.items() for tag, ts in rs}
+async def stored(dsn: str) -> set[tuple[str, str, int]]:
+    """Readings of the agent's site in PostgreSQL, as (machine, tag, ts)."""
+    rows = await pg_fetch(
+        dsn,
+        "SELECT s.machine, s.tag, r.ts FROM readings r JOIN series s ON s.id = r.series_id"
+        " WHERE s.site = 'plant'",
+    )
+    return {(m, t, int(ts)) for m, t, ts in rows}
+
+
+async def until_stored(dsn: str, pred: Callable[[set[tuple[str, str, int]]], bool]) -> None:
+    deadline = time.monotonic() + 60
+    while not pred(await stored(dsn)):
+        assert time.monotonic() < deadline, "not stored in time"
+        await asyncio.sleep(0.5)
 
 
 def status_says(agent: AgentProcess, words: str) -> bool:
@@ -78,28 +97,29 @@ def status_says(agent: AgentProcess, words: str) -> bool:
 
 
 async def test_full_disk_keeps_the_agent_running_sending_and_honest(
-    agent: AgentProcess, broker: Broker, small_disk: Path
+    agent: AgentProcess, broker: Broker, small_disk: Path, pg_dsn: str
 ) -> None:
+    await migrate(pg_dsn)
+    hub = hub_config(broker.url, pg_dsn)  # one client id: a restarted hub resumes its session
     agent.rate = 100.0
     agent.buffer = {"path": str(small_disk / "buffer.db"), "disk_reserve": RESERVE}
     agent.mqtt = {"receipt_timeout": "2s"}
-    async with Responder(broker) as hub:
+    async with running_hub(hub):
         agent.start()
-        await until(lambda: hub.total() > 500)
+        await until_stored(pg_dsn, lambda got: len(got) > 500)
         assert (small_disk / "buffer.db.reserve").stat().st_size == 2 << 20
-        # A hub that stops confirming: the buffer must grow, and the disk has no room for it.
-        hub.suppress = True
-        filler = fill(small_disk)
-        await until(lambda: status_says(agent, "disk full"), 60)
-        status = agent.status()
-        assert status["state"] == "faulted"
-        assert status["buffer"]["disk_full"] is True
-        assert "DISK FULL" in agent.log()
-        assert not (small_disk / "buffer.db.reserve").exists()  # given back to keep working
-        # It keeps sending what it holds: the hub comes back and everything flows again.
-        before = hub.total()
-        hub.suppress = False
-        await until(lambda: hub.total() > before + 500, 60)
+    # The hub is down, so nothing is confirmed: the buffer must grow, and the disk has no room.
+    filler = fill(small_disk)
+    await until(lambda: status_says(agent, "disk full"), 60)
+    status = agent.status()
+    assert status["state"] == "faulted"
+    assert status["buffer"]["disk_full"] is True
+    assert "DISK FULL" in agent.log()
+    assert not (small_disk / "buffer.db.reserve").exists()  # given back to keep working
+    async with running_hub(hub):
+        # It keeps sending what it holds: the hub is back and everything flows again.
+        before = len(await stored(pg_dsn))
+        await until_stored(pg_dsn, lambda got: len(got) > before + 500)
         assert agent.proc is not None
         assert agent.proc.poll() is None
         # SIGTERM still stops it cleanly (exit 0, within the harness' 10 s).
@@ -108,8 +128,8 @@ async def test_full_disk_keeps_the_agent_running_sending_and_honest(
         # Restarted on the still-full disk, it runs and sends.
         agent.start()
         await until(lambda: agent.status_file.exists() and agent.status()["connected"])
-        before = hub.total()
-        await until(lambda: hub.total() > before + 500, 60)
+        before = len(await stored(pg_dsn))
+        await until_stored(pg_dsn, lambda got: len(got) > before + 500)
         assert agent.proc is not None
         assert agent.proc.poll() is None
 
@@ -122,10 +142,10 @@ async def test_full_disk_keeps_the_agent_running_sending_and_honest(
         served = agent.served()
         dropped = agent.status()["buffer"]["dropped"]
         # Everything left in the buffer is delivered by a last run; nothing vanished silently:
-        # what did not arrive was counted as dropped.
+        # what did not reach PostgreSQL was counted as dropped.
         agent.rate = 1.0
         agent.start()
         await until(lambda: agent.status_file.exists() and agent.status()["connected"])
-        await until(lambda: len(served - received(hub)) <= dropped, 60)
+        await until_stored(pg_dsn, lambda got: len(served - got) <= dropped)
         agent.terminate()
     assert dropped > 0  # the disk really was full: its policy dropped the oldest
