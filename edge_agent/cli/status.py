@@ -51,7 +51,7 @@ def format_status(doc: dict[str, Any], running: bool, now_s: float) -> str:
     else:
         recorded = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(doc["ts"] / 1000))
         age = _age(max(0, round(now_s * 1000 - doc["ts"])))
-        header = f"NOT RUNNING; last known state, recorded {age} ago ({recorded}):"
+        header = f"not running; last known state, recorded {age} ago ({recorded}):"
     was = "" if running else "was "
     lines = [f"agent {doc['agent']} {doc['version']}: {header}"]
     if doc.get("why"):

@@ -126,7 +126,7 @@ async def test_run_publishes_every_device_and_stops_cleanly(
         # so a stopped agent's last record is not read as machines online now.
         code, out, err = await _cli("status", str(plant))
         assert code == 0, err
-        assert "NOT RUNNING; last known state, recorded" in out
+        assert "not running; last known state, recorded" in out
         assert "was connected" in out or "was not connected" in out
         after = out.split("  devices:\n", 1)[1].splitlines()
         devices = [line for line in after if line.startswith("    ")]
