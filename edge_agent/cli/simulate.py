@@ -127,10 +127,16 @@ def simulate(  # noqa: PLR0917 - typer maps options to parameters
 async def _serve(options: SimulatorOptions) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    with contextlib.suppress(NotImplementedError):  # no signal handlers on Windows
-        loop.add_signal_handler(signal.SIGTERM, stop.set)
+    # Ctrl-C is handled here, as the agent and the hub do, not left to Python's default: a
+    # process started in the background of a script (`edge-agent simulate &`) inherits SIGINT
+    # as ignored, Python then installs no handler for it, and Ctrl-C or `kill -INT` would never
+    # stop the simulator. Installed first, so a Ctrl-C during start-up stops it once it is up.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):  # Windows: Ctrl-C stays KeyboardInterrupt
+            loop.add_signal_handler(sig, stop.set)
     async with Simulator(options) as sim:
-        _print_endpoints(sim)
+        if not stop.is_set():
+            _print_endpoints(sim)
         await stop.wait()
 
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import shlex
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -113,3 +115,70 @@ def test_the_command_prints_where_machines_listen_and_stops_on_ctrl_c() -> None:
     assert proc.returncode == 0
     assert "simulator stopped" in rest
     assert "Traceback" not in rest
+
+
+# -- Ctrl-C at any moment ----------------------------------------------------------------------
+# The bound on each exit only tells a hang from a slow machine (start-up under load takes
+# seconds); what is asserted is that the simulator stops, cleanly, whenever Ctrl-C comes.
+_EXIT_S = 60
+
+
+def _simulate(*, sigint_ignored: bool = False) -> subprocess.Popen[str]:
+    """The whole plant (OPC-UA too) on free ports, started by bash as a shell would start it.
+
+    `sigint_ignored`: as `edge-agent simulate &` in a script starts it (a non-interactive shell
+    ignores SIGINT in background jobs, and an ignored signal stays ignored across exec).
+    """
+    exe = Path(sys.executable).with_name("edge-agent")
+    argv = [str(exe), "simulate", "--modbus-port", "0", "--opcua-port", "0", "--control-port", "0"]
+    trap = "trap '' INT; " if sigint_ignored else ""
+    return subprocess.Popen(
+        ["bash", "-c", f"{trap}exec {shlex.join(argv)}"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def _read_banner(proc: subprocess.Popen[str]) -> str:
+    assert proc.stdout is not None
+    lines: list[str] = []
+    while not lines or not lines[-1].startswith("control: "):
+        line = proc.stdout.readline()
+        assert line, "".join(lines)
+        lines.append(line)
+    return "".join(lines)
+
+
+def _interrupt(proc: subprocess.Popen[str]) -> str:
+    """Ctrl-C, and everything the simulator printed until it exited."""
+    try:
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=_EXIT_S)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    return out
+
+
+def test_ctrl_c_stops_it_when_a_script_started_it_in_the_background() -> None:
+    proc = _simulate(sigint_ignored=True)
+    _read_banner(proc)
+    rest = _interrupt(proc)
+    assert proc.returncode == 0, rest
+    assert rest.endswith("simulator stopped\n"), rest
+
+
+@pytest.mark.parametrize("after_s", [0.5, 1.5, 3.0])
+def test_ctrl_c_during_start_up_stops_it(after_s: float) -> None:
+    proc = _simulate()
+    time.sleep(after_s)
+    out = _interrupt(proc)
+    if proc.returncode == -signal.SIGINT:
+        # Still importing: Python's own KeyboardInterrupt ended it before anything listened.
+        assert "control: " not in out, out
+        return
+    assert proc.returncode == 0, out
+    assert "Traceback" not in out, out
+    assert out.endswith("simulator stopped\n"), out
