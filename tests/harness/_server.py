@@ -106,6 +106,47 @@ def _listens(session: int, port: int) -> bool | None:
     return False
 
 
+def _stat(pid: int) -> list[str] | None:
+    """Fields 3… of /proc/<pid>/stat (state, ppid, …); None once the process is gone."""
+    try:
+        # The command name (field 2) may hold spaces and parentheses: split after the last ")".
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+def _descendants(pid: int) -> dict[int, str]:
+    """Every live descendant of `pid` → its start time (so a reused pid is not taken for it)."""
+    children: dict[int, list[int]] = {}
+    starts: dict[int, str] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (fields := _stat(int(entry.name))) is not None:
+            children.setdefault(int(fields[1]), []).append(int(entry.name))
+            starts[int(entry.name)] = fields[19]  # field 22: start time in clock ticks
+    found: dict[int, str] = {}
+    todo = list(children.get(pid, []))
+    while todo:
+        child = todo.pop()
+        found[child] = starts[child]
+        todo.extend(children.get(child, []))
+    return found
+
+
+def _wait_gone(processes: dict[int, str], timeout: float) -> list[int]:
+    """Wait until each process has exited (gone, a zombie, or its pid reused); returns the rest."""
+    deadline = time.monotonic() + timeout
+    left = dict(processes)
+    while left:
+        for pid, start in list(left.items()):
+            fields = _stat(pid)
+            if fields is None or fields[0] in "ZX" or fields[19] != start:
+                del left[pid]
+        if not left or time.monotonic() > deadline:
+            break
+        time.sleep(0.01)
+    return list(left)
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that was free a moment ago (start() retries on a clash)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -288,12 +329,28 @@ class Server:
         _live.discard(self)
 
     def kill(self) -> None:
-        """SIGKILL the server and its children, as a crash or power cut would."""
+        """SIGKILL the server and every process it started, as a crash or power cut would;
+        returns once all of them are dead."""
         proc = self._proc
         if proc is None:
             return
+        # Killing the group is not enough: PostgreSQL's backends each call setsid(), so they
+        # leave it, outlive a killed postmaster and go on talking to their clients until they
+        # notice (then they send "FATAL: terminating connection due to unexpected postmaster
+        # exit" — which a crash never does, and which asyncpg can misread as an answer). So:
+        # stop the server from forking, kill every descendant, then the group.
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(proc.pid, signal.SIGSTOP)
+        children = _descendants(proc.pid)
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         self._signal_group(signal.SIGKILL)
         proc.wait()
+        # Orphans are reaped by init, not by us: wait for them, or a restart on the same data
+        # directory may find its shared memory still attached ("still in use").
+        if left := _wait_gone(children, timeout=30.0):
+            _log.warning("%s: processes %s survived SIGKILL for 30 s", self.name, left)
         self._proc = None
         _live.discard(self)
 

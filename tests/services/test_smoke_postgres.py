@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -56,3 +57,33 @@ async def test_committed_rows_survive_kill(postgres_factory: Callable[..., Postg
         assert await conn.fetchval("SELECT sum(n) FROM t") == 3
     finally:
         await conn.close()
+
+
+def _running(pid: int) -> bool:
+    """Whether process `pid` exists and has not exited (a zombie has)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state not in "ZX"
+
+
+async def test_kill_is_a_crash_no_backend_outlives_it(
+    postgres_factory: Callable[..., Postgres],
+) -> None:
+    """Backends run in sessions of their own (setsid), so killing the postmaster's group alone
+    leaves them serving: a client's next statement could be answered, then cut short by the
+    backend's FATAL goodbye, which asyncpg can misread ("cannot switch to state 12"). A crash
+    takes every process at once; the client only sees its connection gone."""
+    server = postgres_factory()
+    conn = await asyncpg.connect(server.dsn)
+    backend = await conn.fetchval("SELECT pg_backend_pid()")
+    server.kill()
+    assert not _running(backend)
+    try:
+        with pytest.raises(asyncpg.ConnectionDoesNotExistError) as lost:
+            await conn.fetchval("SELECT 2")
+    finally:
+        conn.terminate()
+    assert "postmaster" not in str(lost.value)
+    assert "unexpected postmaster exit" not in server.log_path.read_text()
