@@ -54,7 +54,15 @@ class _Postgres:
         try:
             async with asyncio.timeout(self._timeout), self._pool.acquire() as conn:
                 return await fn(conn)
-        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        # InternalClientError: the server ended the session mid-statement (see _TRANSIENT in
+        # hub/storage/postgres.py); the pool drops that connection.
+        except (
+            OSError,
+            TimeoutError,
+            asyncpg.PostgresError,
+            asyncpg.InterfaceError,
+            asyncpg.InternalClientError,
+        ) as exc:
             raise StorageUnavailable(f"PostgreSQL: {type(exc).__name__}: {exc}") from exc
 
     async def fetch(self, sql: str, *args: Any) -> list[Row]:

@@ -191,6 +191,11 @@ _TRANSIENT: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.InsufficientResourcesError,
     asyncpg.exceptions.TransactionRollbackError,  # deadlock / serialization: retry
     asyncpg.PostgresError,
+    # The server ended the session (shutdown, failover, pg_terminate_backend) between two
+    # protocol steps of one statement: asyncpg reports "cannot switch to state N; another
+    # operation (2) is in progress" instead of a lost connection (MagicStack/asyncpg#1069).
+    # The pool discards that connection (its reset fails), so a retry gets a fresh one.
+    asyncpg.InternalClientError,
 )
 
 
