@@ -42,9 +42,7 @@ def read_chunks(path: Path, report: Salvage) -> Iterator[tuple[str, list[Reading
     try:
         last = 0
         try:
-            for cid, device, body in conn.execute(
-                "SELECT id, device, body FROM chunk ORDER BY id"
-            ):
+            for cid, device, body in conn.execute("SELECT id, device, body FROM chunk ORDER BY id"):
                 readings = _decode(body, report)
                 last = cid
                 if readings is not None:

@@ -14,9 +14,9 @@ from hub.auth import Principal, Role, TokenPair
 __all__ = ["auth_router"]
 
 
-
 # How many addresses' worth of guesses one user name takes in a minute, from all of them.
 BACKSTOP_ADDRESSES = 10
+
 
 def _out(pair: TokenPair) -> TokenOut:
     return TokenOut(
