@@ -131,3 +131,27 @@ async def test_announcements_keep_receive_order_when_workers_finish_out_of_order
     assert pool.jobs == sizes.count(LARGE)  # only large payloads paid for the hand-off
     for seq in range(len(sizes)):  # each reading was live before it was stored
         assert rec.events.index(("validated", seq)) < rec.events.index(("committed", seq))
+
+
+async def test_an_oversized_payload_is_refused_at_once_and_never_goes_to_a_worker(
+    tmp_path: Path,
+) -> None:
+    """Issue 18: 10 MiB payloads pickled to a worker only to be refused for their size held up
+    every other publisher; the size alone refuses them, in the main process, at once."""
+    rec = Recorder()
+    pool = CountingPool(worker_pool(1))
+    try:
+        async with running_pipeline(tmp_path, rec, flush_ms=20, parser=pool) as pipeline:
+            huge = Incoming("ms/v1/s/l1/m1/telemetry", b"x" * (10 << 20), 1, 1, now_ms())
+            pipeline.submit(huge)
+            pipeline.submit(message(1, SMALL))
+            # Refused on submit: the small message behind it is announced without waiting.
+            assert rec.seqs("validated") == [1]
+
+            async def committed() -> bool:
+                return rec.seqs("committed") == [1] and rec.acked == [1, 2]
+
+            await eventually(committed, timeout_s=10)
+    finally:
+        pool.shutdown()
+    assert pool.jobs == 0
