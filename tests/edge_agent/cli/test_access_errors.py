@@ -1,38 +1,32 @@
 """A buffer or state folder the agent's account may not write: one line and the fix, no traceback.
 
-Runs the real `edge-agent` as the unprivileged account `nobody` (the tests run as root, to whom
-permissions do not apply).
+The tests run as root, to whom file permissions do not apply; the real `edge-agent` is run as root
+without the capabilities that bypass them (DAC override), so a folder owned by another account
+refuses it as it refuses any service account. (Running it as `nobody` instead would need the
+checkout itself to be readable by `nobody`, which a CI clone need not be.)
 """
 
 from __future__ import annotations
 
+import os
+import pwd
 import shutil
 import subprocess
 import sys
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 EDGE_AGENT = str(Path(sys.executable).with_name("edge-agent"))
+_BYPASS = "-dac_override,-dac_read_search,-fowner"
 
 
-@pytest.fixture
-def site() -> Iterator[Path]:
-    """A folder `nobody` can read (pytest's own tmp folder is root's alone)."""
-    root = Path(tempfile.mkdtemp(prefix="millstream-access-"))
-    root.chmod(0o755)
-    yield root
-    shutil.rmtree(root)
-
-
-def _as_nobody(*args: str) -> subprocess.CompletedProcess[str]:
+def _without_bypass(*args: str) -> subprocess.CompletedProcess[str]:
     setpriv = shutil.which("setpriv")
     if setpriv is None:
-        pytest.fail("setpriv (util-linux) is needed to run the agent as another account")
+        pytest.fail("setpriv (util-linux) is needed to run the agent without DAC override")
     return subprocess.run(
-        [setpriv, "--reuid=nobody", "--regid=nogroup", "--clear-groups", EDGE_AGENT, *args],
+        [setpriv, f"--bounding-set={_BYPASS}", "--inh-caps=-all", EDGE_AGENT, *args],
         capture_output=True,
         text=True,
         timeout=60,
@@ -41,31 +35,34 @@ def _as_nobody(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.parametrize(
-    ("buffer", "state", "named", "fix"),
+    ("buffer", "state", "named"),
     [
-        ("locked/buffer.db", "open/state", "locked/buffer.db.lock", "install -d -o nobody"),
-        ("open/buffer.db", "locked/state", "locked/state", "install -d -o nobody"),
+        ("locked/buffer.db", "open/state", "locked/buffer.db.lock"),
+        ("open/buffer.db", "locked/state", "locked/state"),
     ],
 )
 def test_an_unwritable_folder_is_one_line_naming_path_account_and_fix(
-    site: Path, buffer: str, state: str, named: str, fix: str
+    tmp_path: Path, buffer: str, state: str, named: str
 ) -> None:
-    (site / "locked").mkdir(mode=0o755)  # root's: nobody may not write here
-    (site / "open").mkdir()
-    (site / "open").chmod(0o777)  # mkdir's mode goes through the umask
-    config = site / "agent.yaml"
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    nobody = pwd.getpwnam("nobody")
+    os.chown(locked, nobody.pw_uid, nobody.pw_gid)  # someone else's: we may only read it
+    locked.chmod(0o755)
+    (tmp_path / "open").mkdir()
+    config = tmp_path / "agent.yaml"
     config.write_text(
         "agent: {id: perm-pc, site: plant-a, line: l1}\n"
         "mqtt: {url: 'mqtt://127.0.0.1:1'}\n"
-        f"buffer: {{path: {site / buffer}}}\n"
-        f"state_dir: {site / state}\n"
+        f"buffer: {{path: {tmp_path / buffer}}}\n"
+        f"state_dir: {tmp_path / state}\n"
         "devices:\n"
         "  - {machine: m1, profile: sim-conveyor, modbus: {host: 127.0.0.1, port: 5020}}\n"
     )
-    config.chmod(0o644)
-    done = _as_nobody("run", str(config))
-    assert done.returncode == 1
+    done = _without_bypass("run", str(config))
+    assert done.returncode == 1, done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 2, done.stderr  # no traceback
-    assert lines[0].startswith(f"error: {site / named} is not writable for the account nobody")
-    assert lines[1].startswith(f"next: sudo {fix}")
+    me = pwd.getpwuid(os.geteuid()).pw_name
+    assert lines[0].startswith(f"error: {tmp_path / named} is not writable for the account {me}")
+    assert lines[1].startswith(f"next: sudo install -d -o {me} ")
