@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Coroutine, Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -115,9 +115,15 @@ class RedisLive:
                 tg.create_task(self._write_loop(stop), name="redis-latest")
                 tg.create_task(self._subscribe_loop(stop), name="redis-subscribe")
         finally:
-            with contextlib.suppress(*_REDIS_ERRORS):
-                async with asyncio.timeout(REDIS_TIMEOUT_S):
-                    await self._client.aclose()
+            # Closed even if this task is cancelled again while stopping (a task group that
+            # aborts, or a loop torn down, cancels a stopping task once more): an interrupted
+            # aclose() leaves sockets open until the garbage collector finds them.
+            await _to_the_end(self._close())
+
+    async def _close(self) -> None:
+        with contextlib.suppress(*_REDIS_ERRORS):
+            async with asyncio.timeout(REDIS_TIMEOUT_S):
+                await self._client.aclose()
 
     async def _write_loop(self, stop: asyncio.Event) -> None:
         backoff = Backoff(0.2, 5.0)
@@ -218,6 +224,16 @@ class RedisLive:
             if latest is not None:
                 out[tag.decode() if isinstance(tag, bytes) else str(tag)] = latest
         return out
+
+
+async def _to_the_end(coro: Coroutine[Any, Any, None]) -> None:
+    """Run `coro` to its end even if the caller is cancelled meanwhile; then re-raise that."""
+    task = asyncio.ensure_future(coro)
+    try:
+        await asyncio.shield(task)
+    except asyncio.CancelledError:
+        await asyncio.wait([task])  # bounded: the close has its own timeout
+        raise
 
 
 async def _wait(stop: asyncio.Event, seconds: float) -> None:

@@ -7,6 +7,7 @@ import contextlib
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import redis.asyncio as aioredis
 from bridgetest import unique
 
 import wire
@@ -130,3 +131,33 @@ async def _latest_is(live: RedisLive, m: str, want: dict[str, Latest]) -> bool:
         return await live.latest("s1", "l1", m) == want
     except LiveUnavailable:  # Redis still coming back
         return False
+
+
+async def test_a_second_cancellation_while_stopping_still_closes_every_connection(
+    redis_factory: Any,
+) -> None:
+    """A task group that aborts, or a loop torn down, cancels a stopping RedisLive once more.
+    Its connections must be closed all the same: one left open is only found by the garbage
+    collector, as a ResourceWarning failing whichever test runs then."""
+    server = redis_factory()
+    admin = aioredis.from_url(server.url)
+    try:
+        for spins in range(25):  # loop iterations between the two cancellations
+            live = RedisLive(RedisConfig(url=server.url))
+            task = asyncio.create_task(live.run(asyncio.Event()))
+            async with asyncio.timeout(30):
+                await live.subscribed.wait()
+            await live.latest("s1", "l1", "m")  # a pooled connection besides the subscriber's
+            task.cancel()
+            for _ in range(spins):
+                await asyncio.sleep(0)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await _until(lambda: _only_client(admin))
+    finally:
+        await admin.aclose()
+
+
+async def _only_client(admin: aioredis.Redis) -> bool:
+    return (await admin.info("clients"))["connected_clients"] == 1
