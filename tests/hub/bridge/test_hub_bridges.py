@@ -30,15 +30,17 @@ async def _hub(config: HubConfig) -> AsyncIterator[Hub]:
     hub = Hub(config, serve_http=False)
     stop = asyncio.Event()
     task = asyncio.create_task(hub.run(stop))
-    ready = asyncio.create_task(hub.wait_ready(30))
-    done, _ = await asyncio.wait({task, ready}, return_when=asyncio.FIRST_COMPLETED)
-    if task in done:
-        ready.cancel()
-        await task
-    await ready
     try:
+        ready = asyncio.create_task(hub.wait_ready(30))
+        done, _ = await asyncio.wait({task, ready}, return_when=asyncio.FIRST_COMPLETED)
+        if task in done:
+            ready.cancel()
+            await task
+        await ready
         yield hub
     finally:
+        # Stopped here even when it never got ready: a hub left running is torn down by the
+        # loop's cancel-all, its connections closed (or not) long after this test.
         stop.set()
         await task
 
