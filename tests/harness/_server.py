@@ -266,7 +266,8 @@ class Server:
                 stderr=subprocess.STDOUT,
                 cwd=self.workdir,
                 env=self._env(),
-                # Own process group: kill() takes the server's children with it.
+                # Own process group, signalled as a whole; kill() also finds the children
+                # that left it (PostgreSQL's backends call setsid()).
                 start_new_session=True,
                 **self._user_kwargs(),
             )
