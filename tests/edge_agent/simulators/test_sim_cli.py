@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import shlex
 import signal
 import subprocess
 import sys
@@ -123,17 +122,21 @@ def test_the_command_prints_where_machines_listen_and_stops_on_ctrl_c() -> None:
 _EXIT_S = 60
 
 
-def _simulate(*, sigint_ignored: bool = False) -> subprocess.Popen[str]:
-    """The whole plant (OPC-UA too) on free ports, started by bash as a shell would start it.
+def _simulate(sigint: signal.Handlers = signal.SIG_DFL) -> subprocess.Popen[str]:
+    """The whole plant (OPC-UA too) on free ports, started with SIGINT's disposition `sigint`.
 
-    `sigint_ignored`: as `edge-agent simulate &` in a script starts it (a non-interactive shell
-    ignores SIGINT in background jobs, and an ignored signal stays ignored across exec).
+    SIG_IGN is what a script's `edge-agent simulate &` hands it (a non-interactive shell ignores
+    SIGINT in background jobs, and an ignored signal stays ignored across exec). SIG_DFL is a
+    terminal's, whatever disposition this test process itself inherited.
     """
     exe = Path(sys.executable).with_name("edge-agent")
-    argv = [str(exe), "simulate", "--modbus-port", "0", "--opcua-port", "0", "--control-port", "0"]
-    trap = "trap '' INT; " if sigint_ignored else ""
+    set_and_exec = (
+        "import os, signal, sys; signal.signal(signal.SIGINT, signal.Handlers(int(sys.argv[1])));"
+        " os.execv(sys.argv[2], sys.argv[2:])"
+    )
+    ports = ["--modbus-port", "0", "--opcua-port", "0", "--control-port", "0"]
     return subprocess.Popen(
-        ["bash", "-c", f"{trap}exec {shlex.join(argv)}"],
+        [sys.executable, "-c", set_and_exec, str(int(sigint)), str(exe), "simulate", *ports],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -163,7 +166,7 @@ def _interrupt(proc: subprocess.Popen[str]) -> str:
 
 
 def test_ctrl_c_stops_it_when_a_script_started_it_in_the_background() -> None:
-    proc = _simulate(sigint_ignored=True)
+    proc = _simulate(signal.SIG_IGN)
     _read_banner(proc)
     rest = _interrupt(proc)
     assert proc.returncode == 0, rest
