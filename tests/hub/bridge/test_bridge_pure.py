@@ -33,10 +33,11 @@ from hub.bridge.redis.model import (
 from hub.storage import DeadLetter, TelemetryBatch, WriteBatch
 
 values = st.one_of(
-    st.floats(allow_nan=False, allow_infinity=False),
+    # What the wire contract lets through: numbers within ±1e300, strings without NUL.
+    st.floats(min_value=-wire.MAX_ABS_NUMBER, max_value=wire.MAX_ABS_NUMBER),
     st.integers(-(2**53), 2**53),
     st.booleans(),
-    st.text(max_size=20),
+    st.text(st.characters(exclude_characters="\x00", exclude_categories=["Cs"]), max_size=20),
 )
 readings = st.lists(
     st.builds(
