@@ -148,7 +148,7 @@ async def poll(ports: list[int], seconds: float) -> dict[str, Any]:
     tasks = [asyncio.create_task(consume(d), name=d.device) for d in drivers]
     await asyncio.sleep(1.0)  # warm-up: connections, plans, caches
     proc = psutil.Process()
-    requests_before = sum(d.health.counters["requests"] for d in drivers)
+    requests_before = sum(d.counters["requests"] for d in drivers)
     cpu_before = proc.cpu_times()
     start = time.perf_counter()
     measuring = True
@@ -156,7 +156,7 @@ async def poll(ports: list[int], seconds: float) -> dict[str, Any]:
     measuring = False
     elapsed = time.perf_counter() - start
     cpu_after = proc.cpu_times()
-    requests = sum(d.health.counters["requests"] for d in drivers) - requests_before
+    requests = sum(d.counters["requests"] for d in drivers) - requests_before
     for driver in drivers:
         await driver.close()
     await asyncio.gather(*tasks)
@@ -171,7 +171,7 @@ async def poll(ports: list[int], seconds: float) -> dict[str, Any]:
         "client_cpu_percent": round(100 * cpu_s / elapsed, 1),
         "client_threads": proc.num_threads(),
         "client_rss_mb": round(proc.memory_info().rss / 2**20, 1),
-        "errors": sum(d.health.counters["errors"] for d in drivers),
+        "errors": sum(d.counters["errors"] for d in drivers),
     }
 
 

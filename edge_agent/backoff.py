@@ -9,7 +9,12 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-__all__ = ["Backoff", "backoff_delay"]
+__all__ = ["DEVICE_RETRY_CAP_S", "Backoff", "backoff_delay", "device_backoff"]
+
+# A device is retried at least this often while it is down, so the agent sees it back within
+# seconds (a status promise: online again within 10 s of recovery). One connection attempt to
+# one PLC every 5 s costs nothing; the broker, shared by a whole plant, keeps the longer cap.
+DEVICE_RETRY_CAP_S = 5.0
 
 
 def backoff_delay(attempt: int, base: float, cap: float, rnd: float) -> float:
@@ -41,3 +46,8 @@ class Backoff:
     def reset(self) -> None:
         """Start over after a successful connection."""
         self.attempt = 0
+
+
+def device_backoff() -> Backoff:
+    """Retry delays for a device (PLC, meter, OPC-UA server): capped at `DEVICE_RETRY_CAP_S`."""
+    return Backoff(initial_s=0.5, cap_s=DEVICE_RETRY_CAP_S)

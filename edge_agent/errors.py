@@ -70,6 +70,7 @@ class DeviceUnavailable(MillstreamAgentError):  # noqa: N818 -- names the state,
     def __init__(self, message: str, *, device: str = "", hint: str = "") -> None:
         self.device = device
         self.hint = hint
+        self.reason = message  # without the device name: for places that already show it
         super().__init__(f"{device}: {message}" if device else message)
 
 

@@ -184,6 +184,7 @@ class Status(_MachineState):
 
 
 Rate = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+DeviceState = Literal["connecting", "online", "offline"]
 
 # How many minutes of per-minute production an agent repeats in each status message: a status
 # is sent every 10 s, so a minute is reported several times and one lost message loses nothing.
@@ -194,6 +195,11 @@ class DeviceHealth(_Model):
     """One device (machine) as its agent sees it; every field optional for older agents."""
 
     online: StrictBool | None = None
+    # connecting (no answer yet), online, offline: the agent's one judgement of the device
+    # (docs/devices.md); `since` and `why` say when the current outage began and why, in words.
+    state: DeviceState | None = None
+    since: Ts | None = None
+    why: Text | None = None
     last_good_ts: Ts | None = None  # source timestamp of the newest good reading
     errors: Count | None = None  # failed polls/reads since the agent started
     dropped: Count | None = None  # readings dropped by buffer bounds since the agent started

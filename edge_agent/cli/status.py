@@ -40,6 +40,10 @@ def _age(ms: int | None) -> str:
     return f"{s:.0f} s" if s < 120 else f"{s / 60:.0f} min" if s < 7200 else f"{s / 3600:.1f} h"
 
 
+# Offline in capitals: the line a technician scanning the list must not miss.
+_DEVICE_WORDS = {"online": "online", "offline": "OFFLINE", "connecting": "connecting"}
+
+
 def format_status(doc: dict[str, Any], running: bool, now_s: float) -> str:
     """The status document as a technician reads it.
 
@@ -74,15 +78,19 @@ def format_status(doc: dict[str, Any], running: bool, now_s: float) -> str:
     )
     lines.append("  devices:")
     for name, d in doc["devices"].items():
-        state = (
-            ("online " if d["online"] else "OFFLINE")
-            if running
-            else ("was online " if d["online"] else "was OFFLINE")
-        )
+        # Status files of agents before device states carry `online` only.
+        key = d.get("state") or ("online" if d["online"] else "offline")
+        word = _DEVICE_WORDS.get(key, key)
+        state = f"{word:10}" if running else f"was {word:10}"
         lines.append(
             f"    {name:20} {state} "
             f"{d['readings_per_min']:>9.0f}/min  errors {d['errors']}  dropped {d['dropped']}"
-            + (f"  last error: {d['last_error']}" if d.get("last_error") else "")
+            + (f"  why: {d['why']}" if d.get("why") else "")
+            + (
+                f"  last error: {d['last_error']}"
+                if d.get("last_error") and not d.get("why")
+                else ""
+            )
         )
     return "\n".join(lines)
 

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from edge_agent.drivers.health import DeviceHealth
 
 __all__ = ["Driver", "Quality", "Sample", "SubscribingDriver", "Value"]
 
@@ -39,6 +42,14 @@ class Driver(Protocol):
 
     async def close(self) -> None:
         """Release the connection; safe to call twice."""
+
+    @property
+    def offline_after_s(self) -> float:
+        """How long polls must fail before the device counts as offline (`offline_after`)."""
+        ...
+
+    def report_to(self, health: DeviceHealth) -> None:
+        """Report every poll and connection outcome to `health` (the runtime's) from now on."""
 
 
 @runtime_checkable

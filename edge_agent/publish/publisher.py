@@ -52,6 +52,7 @@ class Publisher:
         self._status: bytes | None = None
         self._status_dirty = asyncio.Event()
         self._retained: dict[str, bytes] = {}
+        self._retained_pending: set[str] = set()  # changed since the lane last published
         self._retained_dirty = asyncio.Event()
         self._stop = asyncio.Event()
         self._window = asyncio.Semaphore(settings.inflight)
@@ -69,10 +70,13 @@ class Publisher:
         self._status_dirty.set()
 
     def set_retained(self, messages: Mapping[str, bytes]) -> None:
-        """Retained messages (topic → payload, e.g. machine meta) to publish on every connect,
-        and now if connected."""
-        self._retained = dict(messages)
-        self._retained_dirty.set()
+        """Retained messages (topic → payload: machine meta and status) to publish on every
+        connect, and now if connected. Topics already held keep their message unless given."""
+        changed = {t for t, p in messages.items() if self._retained.get(t) != p}
+        if changed:
+            self._retained.update(messages)
+            self._retained_pending |= changed
+            self._retained_dirty.set()
 
     def stop(self) -> None:
         """Ask `run()` to end: publish `offline` retained and disconnect cleanly."""
@@ -231,12 +235,15 @@ class Publisher:
     async def _retained_lane(self, client: aiomqtt.Client) -> None:
         # Once per session, not only once: a broker without persistence forgets retained
         # messages when it restarts.
+        todo = sorted(self._retained)
+        self._retained_pending.clear()
         while True:
             self._retained_dirty.clear()
-            for topic, payload in list(self._retained.items()):
-                await client.publish(topic, payload, qos=1, retain=True)
+            for topic in todo:
+                await client.publish(topic, self._retained[topic], qos=1, retain=True)
                 recheck_cancel()
             await self._retained_dirty.wait()
+            todo, self._retained_pending = sorted(self._retained_pending), set()
 
     async def _live_lane(self, client: aiomqtt.Client, tg: asyncio.TaskGroup) -> None:
         while True:

@@ -13,12 +13,14 @@ from typing import Any
 
 import wire
 from edge_agent import __version__
+from edge_agent.backoff import device_backoff
 from edge_agent.buffer import Batcher, Buffer
 from edge_agent.cancel import cancel_and_wait
+from edge_agent.drivers.health import DeviceHealth
 from edge_agent.errors import MillstreamAgentError
 from edge_agent.publish import Publisher
-from edge_agent.runtime.health import DeviceHealth
 from edge_agent.runtime.ingest import to_readings
+from edge_agent.runtime.production import Production
 from edge_agent.runtime.sources import Source
 from edge_agent.runtime.status import build_status
 
@@ -55,8 +57,15 @@ class Agent:
         self.status_interval = status_interval
         self.status_file = status_file
         self.on_status = on_status
-        self.health = {name: DeviceHealth() for name in sources}
+        # One health per device, owned here and fed by its driver: every view reads this one.
+        self.health = {
+            name: DeviceHealth(name, src.offline_after_s, clock) for name, src in sources.items()
+        }
+        for name, src in sources.items():
+            src.report_to(self.health[name])
+        self.production = {name: Production() for name in sources}
         self.status: dict[str, Any] = {}
+        self._machine_states: dict[str, str] = {}  # as last published on each machine's topic
         self._clock = clock
         self._stop = asyncio.Event()
 
@@ -91,31 +100,31 @@ class Agent:
         log.info("stopped")
 
     async def _acquire(self, name: str, source: Source) -> None:
-        health = self.health[name]
-        delay = 1.0
+        health, production = self.health[name], self.production[name]
+        backoff = device_backoff()
         while True:
             try:
                 async with source:
                     async for samples in source.batches():
                         readings, skipped = to_readings(samples)
                         now = self._clock()
-                        health.record(readings, skipped, now)
+                        production.record(readings, skipped, now)
                         for group in self.batcher.add(name, readings, now):
                             self.buffer.append(name, group)
                         await self.buffer.wait_room()
-                        delay = 1.0
+                        backoff.reset()
             except MillstreamAgentError as exc:
-                # Drivers retry internally; reaching here means the source gave up this round.
-                health.failed(str(exc))
-                log.warning("device %s: %s; retrying in %.0f s", name, exc, delay)
+                # Drivers retry internally and report each failure to `health` themselves;
+                # reaching here means the source gave up this round (e.g. could not connect).
+                delay = backoff.next_delay()
+                log.debug("device %s: %s; retrying in %.1f s", name, exc, delay)
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 60.0)
             except Exception as exc:
                 # A bug in one driver must not stop the other devices or the publisher.
-                health.failed(f"internal error: {exc!r}")
-                log.exception("device %s: unexpected error; restarting it in %.0f s", name, delay)
+                health.poll_failed(f"internal error: {exc!r}")
+                delay = backoff.next_delay()
+                log.exception("device %s: unexpected error; restarting it in %.1f s", name, delay)
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 60.0)
 
     async def _flush_loop(self) -> None:
         while True:
@@ -134,8 +143,10 @@ class Agent:
             state = (
                 self.status["state"],
                 self.status["connected"],
-                tuple(d["online"] for d in self.status["devices"].values()),
+                tuple(d["state"] for d in self.status["devices"].values()),
             )
+            # A device going offline or coming back is published at once, not at the next
+            # periodic status: the fleet view must say so within seconds.
             if state != last_state or now >= next_full:
                 await self._publish_status()
                 last_state = state
@@ -153,6 +164,7 @@ class Agent:
             version=__version__,
             now=now,
             devices=self.health,
+            production=self.production,
             buf=buf,
             backlog=backlog,
             oldest_unsent_ts=oldest_unsent,
@@ -185,6 +197,9 @@ class Agent:
                 devices={
                     name: wire.DeviceHealth(
                         online=d["online"],
+                        state=d["state"],
+                        since=d["since"],
+                        why=d["why"],
                         last_good_ts=d["last_good_ts"],
                         errors=d["errors"],
                         dropped=d["dropped"],
@@ -194,10 +209,28 @@ class Agent:
                 },
             )
         )
+        self._publish_machine_status(status)
         if self.on_status is not None:
             self.on_status(status)
         if self.status_file is not None:
             await asyncio.to_thread(_write_atomic, self.status_file, status)
+
+    def _publish_machine_status(self, status: dict[str, Any]) -> None:
+        # Each machine's own retained status says what its device health says, with the reason;
+        # the publisher sends only those that changed. A device still connecting has no state
+        # to tell yet.
+        if self.site is None or self.line is None:
+            return
+        messages: dict[str, bytes] = {}
+        for name, d in status["devices"].items():
+            if d["state"] == "connecting":
+                continue
+            topic = wire.status_topic(self.site, self.line, name)
+            if self._machine_states.get(name) == d["state"]:
+                continue
+            self._machine_states[name] = d["state"]
+            messages[topic] = wire.encode_status(d["state"], status["ts"], d["why"])
+        self.publisher.set_retained(messages)
 
 
 def _write_atomic(path: Path, doc: dict[str, Any]) -> None:

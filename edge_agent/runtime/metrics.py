@@ -49,7 +49,17 @@ class AgentMetrics:
             registry=r,
         )
         self.errors = Gauge(
-            "millstream_agent_device_errors", "Device read errors", labels, registry=r
+            "millstream_agent_device_errors",
+            "Failed polls and connection attempts of the device since the agent started",
+            labels,
+            registry=r,
+        )
+        self.online = Gauge(
+            "millstream_agent_device_online",
+            "1 while the device answers, 0 once its polls have failed for longer than its "
+            "offline threshold (docs/devices.md); 0 too while it has not answered yet",
+            labels,
+            registry=r,
         )
         self.per_min = Gauge(
             "millstream_agent_readings_per_minute",
@@ -76,4 +86,5 @@ class AgentMetrics:
         for name, dev in status["devices"].items():
             self.dropped.labels(name).set(dev["dropped"])
             self.errors.labels(name).set(dev["errors"])
+            self.online.labels(name).set(1 if dev["online"] else 0)
             self.per_min.labels(name).set(dev["readings_per_min"])

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import IO, Protocol, Self
 
 from edge_agent.drivers.base import Sample
+from edge_agent.drivers.health import DeviceHealth
 
 __all__ = ["Source", "SyntheticSource"]
 
@@ -26,6 +27,14 @@ class Source(Protocol):
     def batches(self) -> AsyncIterator[list[Sample]]:
         """Samples as they are read, one list per poll or publish response."""
         ...
+
+    @property
+    def offline_after_s(self) -> float:
+        """How long polls must fail before the device counts as offline."""
+        ...
+
+    def report_to(self, health: DeviceHealth) -> None:
+        """Report every poll and connection outcome to `health` from now on."""
 
 
 class SyntheticSource:
@@ -53,6 +62,16 @@ class SyntheticSource:
         self._clock = clock
         self._last_ts = [0] * tags
         self._truth: IO[str] | None = None
+        self.health = DeviceHealth(device)
+
+    @property
+    def offline_after_s(self) -> float:
+        """A synthetic device never fails; the default threshold."""
+        return 5.0
+
+    def report_to(self, health: DeviceHealth) -> None:
+        """Every tick counts as a good poll."""
+        self.health = health
 
     async def __aenter__(self) -> Self:
         if self.truth_path is not None:
@@ -90,5 +109,6 @@ class SyntheticSource:
             if self._truth is not None and out:
                 self._truth.write("".join(f"{self.device},{s.tag},{s.ts}\n" for s in out))
                 self._truth.flush()
+            self.health.poll_ok()
             if out:
                 yield out

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from edge_agent.buffer import BufferStats
+from edge_agent.drivers.health import DeviceHealth
 from edge_agent.publish import PublishStats
-from edge_agent.runtime.health import DeviceHealth
+from edge_agent.runtime.production import Production
 
 __all__ = ["build_status", "status_state"]
 
@@ -37,12 +38,37 @@ def status_state(
     return "online", None
 
 
+def _device(h: DeviceHealth, p: Production, buf: BufferStats, now: float) -> dict[str, Any]:
+    state = h.state(now)
+    return {
+        "state": state,
+        "online": state == "online",
+        # When the current outage began (epoch ms), and why, in words: while offline only.
+        "since": (
+            int(h.failing_since * 1000)
+            if state == "offline" and h.failing_since is not None
+            else None
+        ),
+        "why": h.why(now),
+        "produced": p.produced,
+        "last_good_ts": p.last_good_ts,
+        "errors": h.errors,
+        "last_error": h.last_error or None,
+        "skipped": p.skipped,
+        "readings_per_min": round(p.per_minute(now), 1),
+        "dropped": buf.dropped.get(h.device, 0),
+        "downsampled": buf.downsampled.get(h.device, 0),
+        "produced_minutes": [list(m) for m in p.produced_minutes()],
+    }
+
+
 def build_status(
     *,
     agent_id: str,
     version: str,
     now: float,
     devices: dict[str, DeviceHealth],
+    production: dict[str, Production],
     buf: BufferStats,
     backlog: int,
     pub: PublishStats,
@@ -65,18 +91,7 @@ def build_status(
         "broker": broker,
         "connected": pub.connected,
         "devices": {
-            name: {
-                "online": h.online,
-                "produced": h.produced,
-                "last_good_ts": h.last_good_ts,
-                "errors": h.errors,
-                "last_error": h.last_error or None,
-                "readings_per_min": round(h.per_minute(now), 1),
-                "dropped": buf.dropped.get(name, 0),
-                "downsampled": buf.downsampled.get(name, 0),
-                "produced_minutes": [list(m) for m in h.produced_minutes()],
-            }
-            for name, h in sorted(devices.items())
+            name: _device(h, production[name], buf, now) for name, h in sorted(devices.items())
         },
         "buffer": {
             "readings": buf.readings,

@@ -12,16 +12,17 @@ import asyncio
 import logging
 import math
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 
-from edge_agent.backoff import Backoff
+from edge_agent.backoff import Backoff, device_backoff
 from edge_agent.drivers.base import Sample
+from edge_agent.drivers.health import DeviceHealth, offline_after
 from edge_agent.drivers.modbus.bus import BusPool, ModbusBus, RequestRejected, default_pool
 from edge_agent.drivers.modbus.codec import decode_point
 from edge_agent.drivers.modbus.deadband import DeadbandFilter
 from edge_agent.drivers.modbus.endpoint import ModbusEndpoint
-from edge_agent.drivers.modbus.health import DeviceHealth
 from edge_agent.drivers.modbus.planner import (
     DEFAULT_MAX_GAP,
     Learned,
@@ -78,11 +79,14 @@ class ModbusDriver:
         self.points = tuple(points)
         self.max_gap = max_gap
         self.learned = Learned()
-        self.health = DeviceHealth(device, _log)
+        # Replaced by the runtime's (`report_to`); this one serves `probe` and tests.
+        self.health = DeviceHealth(device, self.offline_after_s, clock)
+        # polls, requests, samples, bad_points, rejected, reconnects: for benchmarks and metrics.
+        self.counters: Counter[str] = Counter()
         # None: the event loop's default pool, so devices on one serial port share it anyway.
         self._pool = pool
         self._bus: ModbusBus | None = None
-        self._backoff = backoff or Backoff()
+        self._backoff = backoff or device_backoff()
         self._clock = clock
         self._plan = self._make_plan()
         self._deadband = DeadbandFilter(
@@ -96,7 +100,11 @@ class ModbusDriver:
     async def __aenter__(self) -> ModbusDriver:
         if self._closed:
             self._reopen()
-        await self.connect()
+        try:
+            await self.connect()
+        except DeviceUnavailable as exc:
+            self.health.poll_failed(exc.reason)
+            raise
         return self
 
     async def __aexit__(self, *_exc: object) -> None:
@@ -120,9 +128,19 @@ class ModbusDriver:
         return self._closed
 
     @property
+    def offline_after_s(self) -> float:
+        """Three missed polls of the fastest tag, at least the timeout plus 2 s."""
+        fastest = min((p.poll_ms for p in self.points), default=1000) / 1000
+        return offline_after(fastest, self.endpoint.timeout_s)
+
+    def report_to(self, health: DeviceHealth) -> None:
+        """Report poll outcomes to the runtime's health of this device."""
+        self.health = health
+
+    @property
     def online(self) -> bool:
         """True while the link is open and the last poll succeeded."""
-        return self._bus is not None and self._bus.connected and not self.health.failing
+        return self._bus is not None and self._bus.connected and self.health.failing_since is None
 
     @property
     def requests(self) -> list[ReadRequest]:
@@ -134,7 +152,7 @@ class ModbusDriver:
         bus = self.bus
         # Another device on the link may open it first; count only the connects we made.
         if not bus.connected and await bus.connect():
-            self.health.count("reconnects")
+            self.counters["reconnects"] += 1
 
     async def read(self) -> list[Sample]:
         """Every point once; rejected points come back `bad`, a silent device raises."""
@@ -217,16 +235,18 @@ class ModbusDriver:
             except Exception as exc:  # a poll loop must survive anything (DeviceUnavailable first)
                 if self.closed:
                     return  # the failure is our own close() pulling the link away
-                self.health.failed(exc)
+                self.health.poll_failed(
+                    exc.reason if isinstance(exc, DeviceUnavailable) else f"internal error: {exc!r}"
+                )
                 delay = max(period, self._backoff.next_delay())
             else:
-                self.health.recovered()
+                self.health.poll_ok()
                 self._backoff.reset()
-                self.health.count("polls")
+                self.counters["polls"] += 1
                 samples = self._deadband.filter([r.sample for r in readings])
                 if samples:
                     await self._queue.put(samples)
-                    self.health.count("samples", len(samples))
+                    self.counters["samples"] += len(samples)
             # Fixed rate, not fixed delay; after an overrun or an outage start afresh from now.
             due += delay
             now = loop.time()
@@ -246,7 +266,7 @@ class ModbusDriver:
 
     async def _execute(self, request: ReadRequest, out: list[PointReading]) -> bool:
         """Read one request into `out`; True when it found a point the device refuses."""
-        self.health.count("requests")
+        self.counters["requests"] += 1
         try:
             regs = await self.bus.read(
                 request.table,
@@ -256,7 +276,7 @@ class ModbusDriver:
                 self.endpoint.timeout_s,
             )
         except RequestRejected as exc:
-            self.health.count("rejected")
+            self.counters["rejected"] += 1
             return await self._rejected(request, exc, out)
         ts = self._now_ms()
         if len(request.points) == 1 and request.points[0].name in self.learned.bad:
@@ -280,7 +300,7 @@ class ModbusDriver:
                     exc,
                 )
                 self.learned.mark_bad(point)
-            self.health.count("bad_points")
+            self.counters["bad_points"] += 1
             out.append(PointReading(point, None, Sample(point.name, self._now_ms(), None, "bad")))
             return True
         left, right = split_request(request)

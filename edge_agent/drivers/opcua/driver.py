@@ -14,8 +14,9 @@ import logging
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
-from edge_agent.backoff import Backoff
+from edge_agent.backoff import Backoff, device_backoff
 from edge_agent.drivers.base import Sample
+from edge_agent.drivers.health import DeviceHealth, offline_after
 from edge_agent.drivers.opcua.points import OpcuaEndpoint, OpcuaPoint
 from edge_agent.drivers.opcua.session import OpcuaSession, SessionOptions
 from edge_agent.errors import DeviceUnavailable
@@ -55,7 +56,9 @@ class OpcuaDriver:
         self.points = tuple(points)
         self.options = options
         self.stats = DriverStats()
-        self._backoff = backoff or Backoff()
+        # Replaced by the runtime's (`report_to`); this one serves `probe` and tests.
+        self.health = DeviceHealth(device, self.offline_after_s)
+        self._backoff = backoff or device_backoff()
         # Batches, not samples: one publish response is one queue item (cheap at 20k values/s).
         self._queue: asyncio.Queue[list[Sample]] = asyncio.Queue(maxsize=queue_batches)
         self._session: OpcuaSession | None = None
@@ -70,6 +73,19 @@ class OpcuaDriver:
         await self.close()
 
     @property
+    def offline_after_s(self) -> float:
+        """Three missed samples of the fastest tag, at least the request timeout plus 2 s."""
+        # sampling_ms 0 means "as fast as the server samples": count it as 100 ms.
+        fastest = min((max(p.sampling_ms, 100) for p in self.points), default=1000) / 1000
+        return offline_after(fastest, self.options.timeout_s)
+
+    def report_to(self, health: DeviceHealth) -> None:
+        """Report session outcomes to the runtime's health of this device: a session that is
+        up (its keep-alive answered) counts as a good poll, a lost one or a failed attempt as
+        a failed one."""
+        self.health = health
+
+    @property
     def connected(self) -> bool:
         """True while a session is up."""
         return self._session is not None
@@ -79,7 +95,11 @@ class OpcuaDriver:
         if self._supervisor is not None:
             return
         self._closed = False
-        session = await self._open_session()
+        try:
+            session = await self._open_session()
+        except DeviceUnavailable as exc:
+            self.health.poll_failed(self._words(exc.reason))
+            raise
         self._supervisor = asyncio.create_task(
             self._supervise(session), name=f"opcua-supervisor-{self.device}"
         )
@@ -126,6 +146,7 @@ class OpcuaDriver:
         await session.open()
         self._session = session
         self.stats.sessions += 1
+        self.health.poll_ok()
         return session
 
     async def _supervise(self, session: OpcuaSession | None) -> None:
@@ -135,6 +156,7 @@ class OpcuaDriver:
                 try:
                     reason = await session.run_until_lost()
                     self.stats.last_error = self.stats.last_loss = reason
+                    self.health.poll_failed(self._words(f"session lost ({reason})"))
                     _log.warning("%s: session lost (%s); reconnecting", self.device, reason)
                 finally:
                     self._session = None
@@ -146,6 +168,7 @@ class OpcuaDriver:
             except DeviceUnavailable as exc:
                 self.stats.failed_attempts += 1
                 self.stats.last_error = str(exc)
+                self.health.poll_failed(self._words(exc.reason))
                 # Log a failure once, not on every attempt: an unplugged PLC must not flood the log.
                 if str(exc) != logged:
                     _log.warning("%s", exc)
@@ -155,6 +178,9 @@ class OpcuaDriver:
             self.stats.reconnects += 1
             logged = ""
             _log.warning("%s: reconnected", self.device)
+
+    def _words(self, reason: str) -> str:
+        return f"{self.endpoint.url}: {reason}"
 
     def _deliver(self, samples: list[Sample]) -> None:
         try:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 from modbus_harness import serial_server, sim_device
 
 from edge_agent.backoff import Backoff
 from edge_agent.drivers.base import Sample
+from edge_agent.drivers.health import DeviceHealth
 from edge_agent.drivers.modbus.bus import BusPool
 from edge_agent.drivers.modbus.driver import ModbusDriver
 from edge_agent.drivers.modbus.endpoint import ModbusEndpoint, SerialLink
@@ -74,8 +76,8 @@ async def test_two_units_on_one_serial_line_share_one_client_and_bus_lock(
         for sample in got[name]:
             assert sample.quality == "good"
             assert sample.value == expected[sample.tag], (name, sample)
-    assert one.health.counters["errors"] == 0
-    assert two.health.counters["errors"] == 0
+    assert one.health.errors == 0
+    assert two.health.errors == 0
 
 
 async def test_failing_unit_on_the_line_does_not_stop_its_neighbour(
@@ -104,7 +106,7 @@ async def test_failing_unit_on_the_line_does_not_stop_its_neighbour(
         tasks = [asyncio.create_task(collect(alive)), asyncio.create_task(collect(failing))]
         try:
             async with asyncio.timeout(20):
-                while failing.health.counters["errors"] < 3 or len(got) < 30:  # noqa: ASYNC110
+                while failing.health.errors < 3 or len(got) < 30:  # noqa: ASYNC110
                     await asyncio.sleep(0.02)
         finally:
             await alive.close()
@@ -112,6 +114,46 @@ async def test_failing_unit_on_the_line_does_not_stop_its_neighbour(
             await asyncio.gather(*tasks)
     assert {s.tag for s in got} == {p.name for p in POINTS}
     assert all(s.quality == "good" for s in got)
-    assert alive.health.counters["errors"] == 0
-    assert failing.health.counters["polls"] == 0
+    assert alive.health.errors == 0
+    assert failing.counters["polls"] == 0
     assert "exception 4" in failing.health.last_error
+
+
+async def test_a_unit_that_stops_answering_is_offline_within_10s_and_back_within_10s(
+    pty_pair: tuple[str, str],
+) -> None:
+    # The runtime's health with the driver's own threshold (3 × 10 ms poll, at least 1 s + 2 s).
+    server_end, agent_end = pty_pair
+    link = SerialLink(agent_end, baudrate=115200)
+    driver = ModbusDriver("meter", ModbusEndpoint(link, unit=1, timeout_ms=1000), POINTS)
+    health = DeviceHealth("meter", driver.offline_after_s)
+    driver.report_to(health)
+    assert driver.offline_after_s == 3.0
+
+    async def drain() -> None:
+        async for _ in driver.batches():
+            pass
+
+    async def seconds_until(state: str) -> float:
+        started = time.monotonic()
+        async with asyncio.timeout(30):
+            while health.state() != state:  # noqa: ASYNC110 -- the state is judged on read
+                await asyncio.sleep(0.05)
+        return time.monotonic() - started
+
+    async with serial_server([_device(1)], server_end):  # type: ignore[list-item]
+        await driver.connect()
+        consumer = asyncio.create_task(drain())
+        await seconds_until("online")
+    try:
+        offline_after = await seconds_until("offline")  # the server is gone: nothing replies
+        why = health.why()
+        assert why is not None
+        assert f"no reply from unit 1 on {agent_end}" in why, why
+        async with serial_server([_device(1)], server_end):  # type: ignore[list-item]
+            online_after = await seconds_until("online")
+    finally:
+        await driver.close()
+        await consumer
+    assert offline_after <= 10.0
+    assert online_after <= 10.0

@@ -66,7 +66,7 @@ async def test_rejected_tag_is_bad_and_never_read_across_again() -> None:
         first = {s.tag: s for s in await driver.read()}
         plan = driver.requests
         second = {s.tag: s for s in await driver.read()}
-        rejected_after_learning = driver.health.counters["rejected"]
+        rejected_after_learning = driver.counters["rejected"]
         third = {s.tag: s for s in await driver.read()}
     for samples in (first, second, third):
         assert samples["hole"].quality == "bad"
@@ -78,7 +78,7 @@ async def test_rejected_tag_is_bad_and_never_read_across_again() -> None:
     assert [r.points for r in plan].count((points[-1],)) == 1
     assert all(r.end <= 4 or r.address >= 5 for r in plan if r.points != (points[-1],))
     # After learning, only the lone read of the bad tag is refused each poll.
-    assert driver.health.counters["rejected"] == rejected_after_learning + 1
+    assert driver.counters["rejected"] == rejected_after_learning + 1
 
 
 async def test_rejected_gap_is_cut_and_both_sides_flow() -> None:
@@ -144,21 +144,21 @@ async def test_device_dropping_connection_does_not_stop_the_other() -> None:
         try:
             await _until(lambda: len(got_a) >= 3 and len(got_b) >= 3)
             await server_a.__aexit__(None, None, None)  # device a drops the connection
-            await _until(lambda: a.health.failing)
+            await _until(lambda: a.health.failing_since is not None)
             seen_b = len(got_b)
             await _until(lambda: len(got_b) >= seen_b + 5)  # b keeps flowing while a is down
             seen_a = len(got_a)
             async with tcp_server([sim_device(1, holding={0: 33})], port=port_a):
                 await _until(lambda: len(got_a) > seen_a and got_a[-1].value == 33)
-                assert not a.health.failing
+                assert a.health.failing_since is None
         finally:
             await a.close()
             await b.close()
             await asyncio.gather(*tasks)
     assert all(s.value == 22 and s.quality == "good" for s in got_b)
-    assert a.health.counters["errors"] >= 1
-    assert a.health.counters["reconnects"] >= 2
-    assert b.health.counters["errors"] == 0
+    assert a.health.errors >= 1
+    assert a.counters["reconnects"] >= 2
+    assert b.health.errors == 0
 
 
 async def test_device_timing_out_does_not_stop_the_other() -> None:
@@ -176,7 +176,7 @@ async def test_device_timing_out_does_not_stop_the_other() -> None:
         try:
             await _until(lambda: len(got_a) >= 3 and len(got_b) >= 3)
             gate.open.clear()  # device a stops answering
-            await _until(lambda: a.health.counters["errors"] >= 2)
+            await _until(lambda: a.health.errors >= 2)
             seen_b = len(got_b)
             await _until(lambda: len(got_b) >= seen_b + 5)
             seen_a = len(got_a)
@@ -212,7 +212,7 @@ async def test_rejected_tag_in_poll_loop_keeps_other_tags_flowing() -> None:
     assert by_tag["missing"] == 1
     assert next(s for s in got if s.tag == "missing").quality == "bad"
     assert {s.value for s in got if s.tag == "ok2"} == {6}
-    assert driver.health.counters["errors"] == 0
+    assert driver.health.errors == 0
 
 
 async def test_failing_device_warns_once_then_counts(caplog: pytest.LogCaptureFixture) -> None:
@@ -222,7 +222,7 @@ async def test_failing_device_warns_once_then_counts(caplog: pytest.LogCaptureFi
     with caplog.at_level(logging.DEBUG, logger="edge_agent.drivers.modbus"):
         task = asyncio.create_task(_collect(driver, got))
         try:
-            await _until(lambda: driver.health.counters["errors"] >= 5)
+            await _until(lambda: driver.health.errors >= 5)
         finally:
             await driver.close()
             await task
@@ -230,7 +230,7 @@ async def test_failing_device_warns_once_then_counts(caplog: pytest.LogCaptureFi
     assert len(warnings) == 1
     assert "gone unavailable" in warnings[0].getMessage()
     assert got == []
-    assert driver.health.failing
+    assert driver.health.failing_since is not None
     assert "cannot open 127.0.0.1" in driver.health.last_error
 
 
@@ -262,8 +262,8 @@ async def test_connection_dropped_mid_poll_recovers_and_others_flow() -> None:
             await b.close()
             await asyncio.gather(*tasks)
     assert proxy.connections >= 4  # the first one and one reconnect per cut
-    assert a.health.counters["errors"] >= 3
-    assert b.health.counters["errors"] == 0
+    assert a.health.errors >= 3
+    assert b.health.errors == 0
     for sample in got_a + got_b:
         assert sample.quality == "good"
         assert sample.value == regs[int(sample.tag[1:])]
@@ -288,7 +288,7 @@ async def test_units_behind_one_gateway_share_one_connection() -> None:
             await two.close()
             await asyncio.gather(*tasks)
     assert pool.buses() == []  # the last driver to close gave the link back
-    assert one.health.counters["reconnects"] + two.health.counters["reconnects"] == 1
+    assert one.counters["reconnects"] + two.counters["reconnects"] == 1
     assert shared.connects == 1
     assert {s.value for s in got} == {101, 202}
 

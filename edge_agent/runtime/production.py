@@ -1,4 +1,8 @@
-"""Per-device acquisition health for agent status (pure: `now` passed in)."""
+"""What one device produced, per minute of reading time (pure: `now` passed in).
+
+The hub's completeness view compares this with what it stored; whether the device answered at
+all is its `DeviceHealth` (edge_agent/drivers/health.py), which the driver feeds.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ from dataclasses import dataclass, field
 from edge_agent.buffer import Reading
 from edge_agent.publish import Rate
 
-__all__ = ["PRODUCED_MINUTES", "DeviceHealth"]
+__all__ = ["PRODUCED_MINUTES", "Production"]
 
 # Minutes of per-minute production repeated in every status message (sent every 10 s): a
 # minute is reported many times, so the hub's completeness view survives lost status messages.
@@ -16,20 +20,19 @@ _MINUTE_MS = 60_000
 
 
 @dataclass
-class DeviceHealth:
-    """Last good read, error counts and readings produced per minute, for one device."""
+class Production:
+    """Readings produced in total, per minute of reading time, and the newest good one."""
 
     last_good_ts: int | None = None
-    errors: int = 0
-    last_error: str = ""
     produced: int = 0
-    online: bool = False
+    skipped: int = 0  # samples the runtime could not turn into readings
     _per_minute: Rate = field(default_factory=lambda: Rate(window=60))
     _minutes: dict[int, int] = field(default_factory=dict)
 
     def record(self, readings: list[Reading], skipped: int, now: float) -> None:
         """Account one delivery of samples."""
         self.produced += len(readings)
+        self.skipped += skipped
         self._per_minute.add(len(readings), now)
         minutes = self._minutes
         for r in readings:
@@ -38,17 +41,9 @@ class DeviceHealth:
         if len(minutes) > PRODUCED_MINUTES:
             for start in sorted(minutes)[:-PRODUCED_MINUTES]:
                 del minutes[start]
-        self.errors += skipped
         good = [r.ts for r in readings if r.q == "good"]
         if good:
             self.last_good_ts = max(good)
-            self.online = True
-
-    def failed(self, error: str) -> None:
-        """Account a failure of the device connection."""
-        self.errors += 1
-        self.last_error = error
-        self.online = False
 
     def per_minute(self, now: float) -> float:
         """Readings produced over the last minute (the hub's completeness view)."""

@@ -1,0 +1,59 @@
+"""An OPC-UA server that stops is offline in the runtime's device health within 10 s, with the
+reason in words, and online again within 10 s of its return (default reconnect backoff)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+from opcua_harness import CncServer, endpoint
+
+from edge_agent.drivers.health import DeviceHealth
+from edge_agent.drivers.opcua import OpcuaDriver, OpcuaPoint, SessionOptions
+
+POINTS = [
+    OpcuaPoint("spindle_speed", browse_path="/Objects/2:Machine/2:Spindle/2:Speed", sampling_ms=50)
+]
+
+
+async def test_stopped_server_is_offline_within_10s_and_online_within_10s_of_return(
+    cnc: CncServer, options: SessionOptions, server_cert: tuple[Path, Path]
+) -> None:
+    url = endpoint(cnc).url
+    driver = OpcuaDriver("mill-01", endpoint(cnc), POINTS, options)
+    health = DeviceHealth("mill-01", driver.offline_after_s)
+    driver.report_to(health)
+    assert driver.offline_after_s == options.timeout_s + 2
+
+    async def seconds_until(state: str) -> float:
+        started = time.monotonic()
+        async with asyncio.timeout(30):
+            while health.state() != state:  # noqa: ASYNC110 -- the state is judged on read
+                await asyncio.sleep(0.05)
+        return time.monotonic() - started
+
+    async def drain() -> None:
+        async for _ in driver.batches():
+            pass
+
+    async with driver:
+        consumer = asyncio.create_task(drain())
+        assert health.state() == "online"
+        await cnc.stop()
+        offline_after = await seconds_until("offline")
+        why = health.why()
+        assert why is not None
+        assert why.startswith(f"{url}: "), why
+        assert " since " in why
+        restarted = CncServer(cnc.port, server_cert)
+        await restarted.start()
+        try:
+            online_after = await seconds_until("online")
+        finally:
+            await driver.close()
+            await consumer
+            await restarted.stop()
+    assert offline_after <= 10.0
+    assert online_after <= 10.0
+    assert health.errors >= 1

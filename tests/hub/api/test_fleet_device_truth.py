@@ -1,0 +1,269 @@
+"""A machine that stops answering is shown offline everywhere within 10 s, and online again within
+10 s of coming back: `edge-agent run` over a real Modbus TCP simulator (frozen with SIGSTOP, then
+killed and restarted), Mosquitto, a whole hub on PostgreSQL.
+
+The four views an engineer or a tool reads: the agent's status file (what `edge-agent status`
+shows), its Prometheus metrics, the machine's retained wire status and the hub's fleet API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import paho.mqtt.client as paho
+import pytest
+from apitest import PASSWORD, free_port, migrate, running_hub, unique
+from paho.mqtt.enums import CallbackAPIVersion
+
+import wire
+from hub.auth import AuthStore, Role, hash_password
+from hub.sql import open_database
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+EDGE_AGENT = str(Path(sys.executable).with_name("edge-agent"))
+MACHINE = "press-01"
+WITHIN_S = 10.0
+
+
+class Simulator:
+    """`edge-agent simulate`: two machines, each on its own Modbus TCP port."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.modbus = free_port()
+        free_port()  # conveyor-01 takes modbus + 1
+        self.args = [
+            "--machines",
+            "2",
+            "--modbus-port",
+            str(self.modbus),
+            "--opcua-port",
+            str(free_port()),
+        ]
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with (self.workdir / "sim.log").open("ab") as log:
+            self.proc = subprocess.Popen(
+                [EDGE_AGENT, "simulate", *self.args, "--control-port", str(free_port())],
+                stdout=log,
+                stderr=log,
+            )
+
+    def signal(self, sig: int) -> None:
+        assert self.proc is not None
+        os.kill(self.proc.pid, sig)
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+
+@pytest.fixture
+def simulator(tmp_path: Path) -> Iterator[Simulator]:
+    sim = Simulator(tmp_path)
+    try:
+        yield sim
+    finally:
+        sim.kill()
+
+
+class Views:
+    """What each of the four views says about MACHINE right now: (state, reason)."""
+
+    def __init__(self, http: httpx.AsyncClient, status_file: Path, metrics_port: int) -> None:
+        self.http = http
+        self.status_file = status_file
+        self.metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
+        self.wire: tuple[str, str | None] | None = None  # set by the MQTT subscriber
+
+    def on_message(self, _c: object, _u: object, msg: paho.MQTTMessage) -> None:
+        if msg.payload:
+            status = wire.parse_status(msg.topic, msg.payload)
+            self.wire = (status.state, status.detail)
+
+    async def agent(self) -> tuple[str, str | None] | None:
+        try:
+            doc = json.loads(self.status_file.read_text())
+        except (OSError, ValueError):
+            return None
+        device = doc["devices"].get(MACHINE)
+        return None if device is None else (device["state"], device["why"])
+
+    async def metrics(self) -> tuple[str, str | None] | None:
+        try:
+            text = (await self.http.get(self.metrics_url)).text
+        except httpx.HTTPError:
+            return None
+        line = f'millstream_agent_device_online{{device="{MACHINE}"}} '
+        for row in text.splitlines():
+            if row.startswith(line):
+                return ("online" if float(row.split()[-1]) == 1 else "offline", None)
+        return None
+
+    async def fleet(self, site: str) -> tuple[str, str | None] | None:
+        r = await self.http.get("/api/v1/machines", params={"site": site})
+        for m in r.json():
+            if m["machine"] == MACHINE:
+                return (m["state"], m["reason"])
+        return None
+
+    async def all(self, site: str) -> dict[str, tuple[str, str | None] | None]:
+        return {
+            "agent status": await self.agent(),
+            "metrics": await self.metrics(),
+            "wire status": self.wire,
+            "hub fleet": await self.fleet(site),
+        }
+
+
+async def seconds_until_all(
+    views: Views, site: str, state: str, within: float, check: Callable[[str | None], bool]
+) -> dict[str, float]:
+    """Seconds until each view says `state` (with a reason passing `check` where it has one)."""
+    started = time.monotonic()
+    reached: dict[str, float] = {}
+    last: dict[str, Any] = {}
+    while len(reached) < 4 and time.monotonic() - started < within:
+        last = await views.all(site)
+        for name, said in last.items():
+            fits = said is not None and said[0] == state and (name == "metrics" or check(said[1]))
+            if name not in reached and fits:
+                reached[name] = time.monotonic() - started
+        await asyncio.sleep(0.2)
+    assert len(reached) == 4, f"not {state} within {within} s: {last} (reached: {reached})"
+    return reached
+
+
+def plant_config(folder: Path, modbus_port: int, mqtt_url: str, site: str) -> Path:
+    """The simulator's agent config, pointed at the test broker under a site of its own."""
+    subprocess.run(
+        [
+            EDGE_AGENT,
+            "simulate",
+            "config",
+            "--machines",
+            "2",
+            "--out",
+            str(folder / "plant"),
+            "--modbus-port",
+            str(modbus_port),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    config = folder / "plant" / "plant.yaml"
+    text = config.read_text().replace("mqtt://127.0.0.1:1883", mqtt_url)
+    text = text.replace("site: sim-plant", f"site: {site}")
+    config.write_text(text.replace("id: sim-line-pc", f"id: {unique('pc-')}"))
+    return config
+
+
+def start_agent(config: Path, metrics_port: int, log: Path) -> subprocess.Popen[bytes]:
+    """`edge-agent run` as a service runs it, with metrics on."""
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [EDGE_AGENT, "run", str(config), "--metrics-port", str(metrics_port)],
+            stdout=out,
+            stderr=out,
+        )
+
+
+def status_text(config: Path) -> str:
+    """What `edge-agent status` prints."""
+    done = subprocess.run(
+        [EDGE_AGENT, "status", str(config)], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+@asynccontextmanager
+async def viewer(base: str, pg_dsn: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with open_database(pg_dsn) as db:
+        await AuthStore(db).add_user("watcher", Role.VIEWER, hash_password(PASSWORD), 0)
+    async with httpx.AsyncClient(base_url=base) as http:
+        r = await http.post(
+            "/api/v1/auth/login", json={"username": "watcher", "password": PASSWORD}
+        )
+        r.raise_for_status()
+        http.headers["Authorization"] = f"Bearer {r.json()['access_token']}"
+        yield http
+
+
+async def test_a_silent_machine_is_offline_everywhere_within_10s(
+    mosquitto: Any, pg_dsn: str, simulator: Simulator, tmp_path: Path
+) -> None:
+    site = unique("truth")
+    config = plant_config(tmp_path, simulator.modbus, mosquitto.url, site)
+    status_topic = wire.status_topic(site, "line-1", MACHINE)
+    await migrate(pg_dsn)
+    simulator.start()
+    metrics_port = free_port()
+    subscriber = paho.Client(CallbackAPIVersion.VERSION2, client_id=unique("watch-"))
+    async with running_hub(mosquitto.url, pg_dsn) as (_hub, base), viewer(base, pg_dsn) as http:
+        views = Views(http, tmp_path / "plant" / "state" / "agent-status.json", metrics_port)
+        subscriber.on_message = views.on_message
+        subscriber.connect(mosquitto.host, mosquitto.port)
+        subscriber.subscribe(status_topic, qos=1)
+        subscriber.loop_start()
+        agent = start_agent(config, metrics_port, tmp_path / "run.log")
+        try:
+            await seconds_until_all(views, site, "online", 60, lambda _: True)
+
+            simulator.signal(signal.SIGSTOP)  # frozen: the port accepts, nothing answers
+            frozen = await seconds_until_all(
+                views,
+                site,
+                "offline",
+                30,
+                lambda why: (
+                    why is not None and f"no answer from 127.0.0.1:{simulator.modbus}" in why
+                ),
+            )
+            simulator.signal(signal.SIGCONT)
+            thawed = await seconds_until_all(views, site, "online", 30, lambda _: True)
+
+            simulator.kill()  # gone: the connection drops, reconnects are refused
+            killed = await seconds_until_all(
+                views, site, "offline", 30, lambda why: why is not None and " since " in why
+            )
+            simulator.start()
+            back = await seconds_until_all(views, site, "online", 30, lambda _: True)
+
+            simulator.kill()
+            await seconds_until_all(views, site, "offline", 30, lambda _: True)
+            # What a technician at the line PC reads: the device, its state and why.
+            [line] = [row for row in status_text(config).splitlines() if MACHINE in row]
+            assert " OFFLINE " in line
+            assert f"why: connection to 127.0.0.1:{simulator.modbus}" in line or (
+                f"why: cannot open 127.0.0.1:{simulator.modbus}" in line
+            ), line
+        finally:
+            agent.send_signal(signal.SIGTERM)
+            agent.wait(timeout=30)
+            # Leave the shared broker clean: no retained message of this test's site.
+            for machine in (MACHINE, "conveyor-01"):
+                for topic in (wire.status_topic, wire.meta_topic):
+                    sent = subscriber.publish(topic(site, "line-1", machine), b"", 1, retain=True)
+                    sent.wait_for_publish(10)
+            subscriber.loop_stop()
+            subscriber.disconnect()
+    timings = {"frozen": frozen, "thawed": thawed, "killed": killed, "restarted": back}
+    print(json.dumps(timings, indent=1))
+    for step, reached in timings.items():
+        for view, seconds in reached.items():
+            assert seconds <= WITHIN_S, f"{step}: {view} took {seconds:.1f} s"
