@@ -16,7 +16,7 @@ asyncua or paho just to handle a failure.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from millstream_common.config import ConfigProblem
 
 __all__ = [
     "ConfigError",
@@ -31,23 +31,6 @@ __all__ = [
 
 class MillstreamAgentError(Exception):
     """Root of every exception the edge agent raises on purpose."""
-
-
-@dataclass(frozen=True, slots=True)
-class ConfigProblem:
-    """One thing wrong in a config or profile file, located precisely enough to fix it."""
-
-    file: str
-    path: str
-    message: str
-    hint: str = ""
-    line: int | None = None  # 1-based line in `file`, when known
-
-    def __str__(self) -> str:
-        place = f"{self.file}:{self.line}" if self.line else self.file
-        where = f"{place}: {self.path}" if self.path else place
-        text = f"{where}: {self.message}"
-        return f"{text} (hint: {self.hint})" if self.hint else text
 
 
 class ConfigError(MillstreamAgentError):

@@ -27,6 +27,7 @@ from pydantic import (
 )
 
 from hub.errors import ConfigError, ConfigProblem
+from millstream_common.config import ENV_PREFIX, apply_env_overrides
 
 __all__ = [
     "ENV_PREFIX",
@@ -39,8 +40,6 @@ __all__ = [
     "TlsConfig",
     "load_config",
 ]
-
-ENV_PREFIX = "MILLSTREAM_"
 
 
 class _Frozen(BaseModel):
@@ -216,33 +215,6 @@ def _hint(path: str, kind: str) -> str:
     return _HINTS.get(kind, "")
 
 
-def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
-    tree: dict[str, Any] = {}
-    for name, raw in environ.items():
-        if not name.startswith(ENV_PREFIX) or name == f"{ENV_PREFIX}CONFIG":
-            continue
-        keys = [k.lower() for k in name[len(ENV_PREFIX) :].split("__") if k]
-        # Only variables naming a config section are overrides: others with the prefix (say
-        # MILLSTREAM_MQTT_PASSWORD, named by mqtt.password_env) belong to the operator.
-        if not keys or keys[0] not in HubConfig.model_fields:
-            continue
-        node = tree
-        for key in keys[:-1]:
-            node = node.setdefault(key, {})
-        node[keys[-1]] = yaml.safe_load(raw) if raw else raw
-    return tree
-
-
-def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in over.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
 def load_config(path: str | Path | None, environ: Mapping[str, str] | None = None) -> HubConfig:
     """Load the YAML file (None = defaults only), apply env overrides, validate everything."""
     env = os.environ if environ is None else environ
@@ -258,12 +230,14 @@ def load_config(path: str | Path | None, environ: Mapping[str, str] | None = Non
         if loaded is not None and not isinstance(loaded, dict):
             raise ConfigError([ConfigProblem(name, "", "top level must be a mapping of keys")])
         data = loaded or {}
-    data = _merge(data, _env_overrides(env))
+    data, _origins, problems = apply_env_overrides(data, env, HubConfig.model_fields.keys())
     try:
-        return HubConfig.model_validate(data)
+        config = HubConfig.model_validate(data)
     except ValidationError as exc:
-        problems = []
         for err in exc.errors():
             where = ".".join(str(p) for p in err["loc"])
             problems.append(ConfigProblem(name, where, err["msg"], _hint(where, err["type"])))
         raise ConfigError(problems) from exc
+    if problems:
+        raise ConfigError(problems)
+    return config

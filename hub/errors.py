@@ -20,7 +20,7 @@ asyncpg / sqlite3 failures to `StorageUnavailable` and chain the original (`from
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from millstream_common.config import ConfigProblem
 
 __all__ = [
     "BridgeUnavailable",
@@ -38,21 +38,6 @@ __all__ = [
 
 class MillstreamHubError(Exception):
     """Root of every exception the hub raises on purpose."""
-
-
-@dataclass(frozen=True, slots=True)
-class ConfigProblem:
-    """One thing wrong in the config file, located precisely enough to fix it."""
-
-    file: str
-    path: str
-    message: str
-    hint: str = ""
-
-    def __str__(self) -> str:
-        where = f"{self.file}: {self.path}" if self.path else self.file
-        text = f"{where}: {self.message}"
-        return f"{text} (hint: {self.hint})" if self.hint else text
 
 
 class ConfigError(MillstreamHubError):

@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import random
 import socket
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -36,6 +35,7 @@ from hub.metrics import HubMetrics
 from hub.receipts.publisher import publish_receipts
 from hub.receipts.tracker import ReceiptTracker
 from hub.storage import DeadLetter, Storage, TelemetryBatch, TransactionHook, open_storage
+from millstream_common.backoff import Backoff
 
 __all__ = ["Hub", "default_client_id"]
 
@@ -79,9 +79,9 @@ class Hub:
         cpus = os.cpu_count() or 1
         self._parse_workers = min(4, cpus - 1) if parse_workers is None else parse_workers
         self.metrics = HubMetrics()
-        # Kafka outbox + relay and Redis live values, each on only when configured (issue 8).
+        # Kafka outbox + relay and Redis live values, each on only when configured.
         self.bridges = Bridges(config, self.metrics.registry)
-        # REST API, auth and the WebSocket live stream (issue 9; docs/api.md).
+        # REST API, auth and the WebSocket live stream (docs/api.md).
         self.api = ApiWiring(config, self.metrics.registry, self.bridges.live)
         self._hooks = hooks
         self._serve_http = serve_http
@@ -115,7 +115,7 @@ class Hub:
             await self._session.wait_subscribed(timeout_s)
 
     async def _wait_for_schema(self, storage: Storage, stop: asyncio.Event) -> bool:
-        backoff = 0.5
+        backoff = Backoff(initial_s=0.5, cap_s=10.0)
         while not stop.is_set():
             try:
                 await storage.check_schema()  # SchemaError is fatal and propagates
@@ -124,9 +124,8 @@ class Hub:
             else:
                 return True
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(backoff * random.uniform(0.5, 1.0)):  # noqa: S311
+                async with asyncio.timeout(backoff.next_delay()):
                     await stop.wait()
-            backoff = min(backoff * 2, 10.0)
         return False
 
     def _commit_callbacks(

@@ -33,7 +33,7 @@ from wire.limits import (
     TAG_PATTERN,
     VERSION,
 )
-from wire.meta import encode_meta, parse_meta
+from wire.meta import encode_meta, parse_meta, quiet_ms
 from wire.models import (
     AgentStatus,
     AgentStatusBody,
@@ -147,6 +147,7 @@ __all__ = [
     "parse_telemetry",
     "parse_telemetry_partial",
     "parse_topic",
+    "quiet_ms",
     "receipt_topic",
     "status_topic",
     "telemetry_topic",

@@ -17,7 +17,7 @@ from wire.models import Meta, MetaBody, TagMeta
 from wire.topics import MachineTopic, parse_topic
 from wire.validation import payload_error, validate_payload
 
-__all__ = ["encode_meta", "parse_meta"]
+__all__ = ["encode_meta", "parse_meta", "quiet_ms"]
 
 
 def encode_meta(ts: int, tags: Mapping[str, TagMeta]) -> bytes:
@@ -31,6 +31,18 @@ def encode_meta(ts: int, tags: Mapping[str, TagMeta]) -> bytes:
     }
     doc = {"v": body.v, "ts": body.ts, "tags": fields}
     return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def quiet_ms(tags: Mapping[str, TagMeta]) -> int | None:
+    """The longest a healthy machine with these tags sends nothing: the shortest of their poll
+    intervals and heartbeats; None when no tag declares either."""
+    intervals = [
+        ms
+        for meta in tags.values()
+        for ms in (meta.poll_ms, meta.max_interval_ms)
+        if ms is not None
+    ]
+    return min(intervals, default=None)
 
 
 def parse_meta(topic: str, payload: bytes) -> Meta:

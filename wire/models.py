@@ -184,6 +184,7 @@ class Status(_MachineState):
 
 
 Rate = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+IntervalMs = Annotated[int, Field(strict=True, ge=1, le=86_400_000)]  # at most a day
 DeviceState = Literal["connecting", "online", "offline"]
 
 # How many minutes of per-minute production an agent repeats in each status message: a status
@@ -259,6 +260,12 @@ class TagMeta(_Model):
         ]
         | None
     ) = None
+    # The tag is sent at least this often, changed or not (its heartbeat): the hub calls the
+    # machine stale only after that long without a reading (docs/devices.md).
+    max_interval_ms: IntervalMs | None = None
+    # The tag is sent on every poll, this often: what completeness expects of it. Absent for a
+    # tag sent only on change (deadband, OPC-UA subscription).
+    poll_ms: IntervalMs | None = None
 
 
 TagMetas = Annotated[Mapping[Tag, TagMeta], Field(max_length=MAX_META_TAGS)]

@@ -25,7 +25,7 @@ from edge_agent.drivers.opcua.points import OpcuaEndpoint, OpcuaPoint
 from edge_agent.drivers.opcua.security import parse_security
 from edge_agent.drivers.opcua.trust import PinStore
 from edge_agent.errors import ConfigError, ConfigProblem, DeviceUnavailable, MillstreamAgentError
-from edge_agent.runtime.logsetup import hide_secret
+from millstream_common.logjson import hide_secret
 
 __all__ = [
     "OpcuaDevice",

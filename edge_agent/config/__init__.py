@@ -14,7 +14,6 @@ from edge_agent.config.agent import (
     MqttSection,
     OpcUaConnection,
 )
-from edge_agent.config.env import apply_env_overrides, env_name
 from edge_agent.config.loader import (
     PROFILE_PATH_ENV,
     LoadedConfig,
@@ -30,6 +29,7 @@ from edge_agent.config.opcua_profile import OpcUaDeadband, OpcUaDefaults, OpcUaP
 from edge_agent.config.points import modbus_point, modbus_points, opcua_point, opcua_points
 from edge_agent.config.profile import DeviceProfile
 from edge_agent.config.units import format_duration, format_size, parse_duration, parse_size
+from millstream_common.config import apply_env_overrides, env_name
 
 __all__ = [
     "PROFILE_PATH_ENV",

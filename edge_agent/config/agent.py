@@ -1,7 +1,6 @@
 """The agent config file: who this agent is, where it publishes, how it buffers, what it reads.
 
-Sections `mqtt` and `buffer` hold only what the acquisition issue needs; later issues add keys
-to them without renaming these.
+Keys are extended, never renamed: other tools and deployed configs depend on them.
 """
 
 from __future__ import annotations
@@ -24,7 +23,7 @@ from pydantic import (
 from edge_agent.config.issues import Issue, raise_issues, reraise_with
 from edge_agent.config.modbus_profile import duplicate_issues
 from edge_agent.config.names import RESERVED_SITES, Name
-from edge_agent.config.units import parse_duration, parse_size
+from edge_agent.config.units import Duration, parse_size
 from edge_agent.drivers.opcua.security import parse_security
 
 __all__ = [
@@ -40,7 +39,6 @@ __all__ = [
 ]
 
 ByteSize = Annotated[int, BeforeValidator(parse_size), Field(ge=0)]
-Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 
 _SERIAL_ONLY = ("baudrate", "parity", "stopbits", "bytesize")
 
@@ -79,7 +77,7 @@ class MqttSection(_Model):
     """Where batches are published."""
 
     url: str
-    # Publisher keys (issue 6); see docs/agent.md.
+    # Publisher keys; see docs/agent.md.
     client_id: Name | None = None  # default: the agent id (persistent session key)
     username: str | None = Field(None, min_length=1)
     password_env: str | None = Field(None, min_length=1)  # name of the env var holding it

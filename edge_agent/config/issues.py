@@ -14,7 +14,7 @@ from typing import Any, NoReturn
 from pydantic import ValidationError
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from edge_agent.config.locs import Loc
+from millstream_common.locs import Loc
 
 __all__ = ["ERROR_TYPE", "Issue", "raise_issues", "reraise_with"]
 

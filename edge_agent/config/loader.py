@@ -21,13 +21,13 @@ from pydantic import ValidationError
 
 import edge_agent
 from edge_agent.config.agent import AgentConfig, Device
-from edge_agent.config.env import apply_env_overrides
 from edge_agent.config.modbus_profile import ModbusProfile
 from edge_agent.config.opcua_profile import OpcUaProfile
 from edge_agent.config.problems import closest, problems_from_validation
 from edge_agent.config.profile import PROFILE_MODELS, profile_model_for
 from edge_agent.config.yamlfile import YamlDocument, read_yaml
 from edge_agent.errors import ConfigError, ConfigProblem
+from millstream_common.config import apply_env_overrides
 
 __all__ = [
     "PROFILE_PATH_ENV",
@@ -203,7 +203,9 @@ def load_agent_config(path: str | Path, env: Mapping[str, str] = os.environ) -> 
             )
         )
         raise ConfigError(problems)
-    data, origins, env_problems = apply_env_overrides(document.data, env)
+    data, origins, env_problems = apply_env_overrides(
+        document.data, env, AgentConfig.model_fields.keys()
+    )
     problems += env_problems
     config: AgentConfig | None = None
     try:

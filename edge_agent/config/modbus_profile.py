@@ -15,6 +15,7 @@ write instead. A profile's `addressing` says how its addresses are written:
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -32,6 +33,7 @@ from pydantic_core import PydanticCustomError
 
 from edge_agent.config.issues import ERROR_TYPE, Issue, raise_issues, reraise_with
 from edge_agent.config.names import Name
+from edge_agent.config.units import Duration
 
 __all__ = [
     "BIT_TABLES",
@@ -40,6 +42,7 @@ __all__ = [
     "REGISTER_TABLES",
     "Addressing",
     "DataType",
+    "MaxInterval",
     "ModbusDefaults",
     "ModbusProfile",
     "ModbusTag",
@@ -58,6 +61,11 @@ Order = Literal["ABCD", "CDAB", "BADC", "DCBA"]
 Addressing = Literal["auto", "offset", "reference"]
 # At least 10 ms: faster polling only floods the bus; at most a day so a typo like 10000000 shows.
 PollMs = Annotated[int, Field(ge=10, le=86_400_000)]
+
+# How often a tag is sent at least, changed or not (its heartbeat, docs/devices.md): a second at
+# least (more often is polling), a day at most (longer hides a dead device for a day).
+MaxInterval = Annotated[Duration, Field(ge=timedelta(seconds=1), le=timedelta(days=1))]
+DEFAULT_MAX_INTERVAL = timedelta(seconds=60)
 
 REGISTER_TABLES: frozenset[str] = frozenset({"holding", "input"})
 BIT_TABLES: frozenset[str] = frozenset({"coil", "discrete"})
@@ -192,6 +200,7 @@ class ModbusDefaults(_Model):
 
     order: Order = "ABCD"
     poll_ms: PollMs = 1000
+    max_interval: MaxInterval = DEFAULT_MAX_INTERVAL
 
 
 class ModbusTag(_Model):
@@ -212,6 +221,7 @@ class ModbusTag(_Model):
     unit: str = Field("", max_length=32)
     deadband: FiniteFloat | None = Field(None, ge=0)
     poll_ms: PollMs | None = None
+    max_interval: MaxInterval | None = None
 
     @field_validator("address", mode="before")
     @classmethod

@@ -15,7 +15,7 @@ from pydantic import (
 )
 
 from edge_agent.config.issues import Issue, raise_issues
-from edge_agent.config.modbus_profile import validate_tag_list
+from edge_agent.config.modbus_profile import DEFAULT_MAX_INTERVAL, MaxInterval, validate_tag_list
 from edge_agent.config.names import Name
 
 __all__ = ["OpcUaDeadband", "OpcUaDefaults", "OpcUaProfile", "OpcUaTag"]
@@ -37,6 +37,7 @@ class OpcUaDefaults(_Model):
 
     mode: Literal["subscribe", "poll"] = "subscribe"
     sampling_ms: int = Field(1000, ge=0, le=86_400_000)
+    max_interval: MaxInterval = DEFAULT_MAX_INTERVAL
 
 
 class OpcUaTag(_Model):
@@ -48,6 +49,7 @@ class OpcUaTag(_Model):
     mode: Literal["subscribe", "poll"] | None = None
     sampling_ms: int | None = Field(None, ge=0, le=86_400_000)
     deadband: OpcUaDeadband | None = None
+    max_interval: MaxInterval | None = None
     unit: str = Field("", max_length=32)
 
     @model_validator(mode="after")

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from edge_agent.config.modbus_profile import ModbusProfile, ModbusTag
 from edge_agent.config.opcua_profile import OpcUaProfile, OpcUaTag
 from edge_agent.drivers.modbus.points import ModbusPoint
 from edge_agent.drivers.opcua.points import Deadband, OpcuaPoint
 
 __all__ = ["modbus_point", "modbus_points", "opcua_point", "opcua_points"]
+
+
+def _ms(duration: timedelta) -> int:
+    return round(duration.total_seconds() * 1000)
 
 
 def modbus_point(tag: ModbusTag, profile: ModbusProfile) -> ModbusPoint:
@@ -25,6 +31,7 @@ def modbus_point(tag: ModbusTag, profile: ModbusProfile) -> ModbusPoint:
         offset=tag.offset,
         deadband=tag.deadband,
         poll_ms=tag.poll_ms or profile.defaults.poll_ms,
+        max_interval_ms=_ms(tag.max_interval or profile.defaults.max_interval),
         unit=tag.unit or None,
     )
 
@@ -43,6 +50,7 @@ def opcua_point(tag: OpcUaTag, profile: OpcUaProfile) -> OpcuaPoint:
         mode=tag.mode or profile.defaults.mode,
         sampling_ms=profile.defaults.sampling_ms if tag.sampling_ms is None else tag.sampling_ms,
         deadband=Deadband(tag.deadband.kind, tag.deadband.value) if tag.deadband else None,
+        max_interval_ms=_ms(tag.max_interval or profile.defaults.max_interval),
         unit=tag.unit or None,
     )
 

@@ -17,9 +17,9 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from edge_agent.config.issues import ERROR_TYPE
-from edge_agent.config.locs import Loc, format_loc
 from edge_agent.config.yamlfile import YamlDocument
 from edge_agent.errors import ConfigProblem
+from millstream_common.locs import Loc, format_loc
 
 __all__ = ["closest", "problems_from_validation"]
 

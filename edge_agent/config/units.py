@@ -10,8 +10,11 @@ from __future__ import annotations
 import math
 import re
 from datetime import timedelta
+from typing import Annotated
 
-__all__ = ["format_duration", "format_size", "parse_duration", "parse_size"]
+from pydantic import BeforeValidator
+
+__all__ = ["Duration", "format_duration", "format_size", "parse_duration", "parse_size"]
 
 _SIZE_UNITS: dict[str, int] = {
     "": 1,
@@ -116,3 +119,7 @@ def format_duration(duration: timedelta) -> str:
     if millis % 1000 == 0:
         return f"{millis // 1000}s"
     return f"{millis}ms"
+
+
+# A config field holding a duration as people write it (`60s`, `5m`); validated by `parse_duration`.
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]

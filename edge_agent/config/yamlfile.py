@@ -15,8 +15,8 @@ from typing import Any
 
 import yaml
 
-from edge_agent.config.locs import Loc, format_loc
 from edge_agent.errors import ConfigProblem
+from millstream_common.locs import Loc, format_loc
 
 __all__ = ["YamlDocument", "read_yaml"]
 

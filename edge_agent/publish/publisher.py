@@ -13,14 +13,14 @@ from collections.abc import Callable, Mapping
 
 import aiomqtt
 
-from edge_agent.backoff import backoff_delay
 from edge_agent.buffer import Batch, Buffer
 from edge_agent.cancel import recheck_cancel
 from edge_agent.errors import DiskFull
 from edge_agent.publish.contract import Contract
-from edge_agent.publish.ratelimit import TokenBucket
 from edge_agent.publish.settings import PublisherSettings
 from edge_agent.publish.stats import PublishStats
+from millstream_common.backoff import backoff_delay
+from millstream_common.ratelimit import TokenBucket
 
 __all__ = ["Publisher"]
 

@@ -13,7 +13,6 @@ from typing import Any
 
 import wire
 from edge_agent import __version__
-from edge_agent.backoff import device_backoff
 from edge_agent.buffer import Batcher, Buffer
 from edge_agent.cancel import cancel_and_wait
 from edge_agent.drivers.health import DeviceHealth
@@ -23,6 +22,7 @@ from edge_agent.runtime.ingest import to_readings
 from edge_agent.runtime.production import Production
 from edge_agent.runtime.sources import Source
 from edge_agent.runtime.status import build_status
+from millstream_common.backoff import device_backoff
 
 __all__ = ["Agent"]
 

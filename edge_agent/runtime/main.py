@@ -17,9 +17,9 @@ from edge_agent.publish import Publisher, PublisherSettings
 from edge_agent.runtime.agent import Agent
 from edge_agent.runtime.contract import WireContract
 from edge_agent.runtime.lock import hold_agent_lock
-from edge_agent.runtime.logsetup import hide_secret
 from edge_agent.runtime.meta import meta_messages
 from edge_agent.runtime.sources import Source
+from millstream_common.logjson import hide_secret
 
 __all__ = ["buffer_path", "run_agent", "state_dir"]
 

@@ -1,7 +1,9 @@
 """Tag metadata the agent publishes for its machines (wire `…/meta`, retained): units from profiles.
 
-The hub shows a series' unit from the newest meta message of its machine. One message per
-device lists every tag, so a unit removed from a profile disappears at the next agent start.
+The hub shows a series' unit from the newest meta message of its machine, judges the machine
+stale by its tags' heartbeat (`max_interval_ms`) and completeness by what the tags sent on every
+poll (`poll_ms`) should produce. One message per device lists every tag, so a unit removed from a
+profile disappears at the next agent start.
 """
 
 from __future__ import annotations
@@ -10,16 +12,33 @@ from collections.abc import Iterable, Mapping
 
 import wire
 from edge_agent.config import LoadedConfig
+from edge_agent.config.modbus_profile import ModbusProfile
+from edge_agent.config.points import modbus_points, opcua_points
 
 __all__ = ["meta_messages", "profile_meta"]
 
 
 def profile_meta(loaded: LoadedConfig) -> dict[str, dict[str, wire.TagMeta]]:
-    """Machine → tag → meta for every configured device (tags without a unit are left out)."""
-    return {
-        d.device.machine: {t.name: wire.TagMeta(unit=t.unit) for t in d.profile.tags if t.unit}
-        for d in loaded.devices
-    }
+    """Machine → tag → meta for every configured device: unit, heartbeat and, for tags sent on
+    every poll, the poll interval (what the hub's completeness view expects)."""
+    out: dict[str, dict[str, wire.TagMeta]] = {}
+    for d in loaded.devices:
+        profile = d.profile
+        tags: dict[str, wire.TagMeta] = {}
+        if isinstance(profile, ModbusProfile):
+            for p in modbus_points(profile):
+                every = p.poll_ms if p.deadband is None else None
+                tags[p.name] = wire.TagMeta(
+                    unit=p.unit, max_interval_ms=p.max_interval_ms, poll_ms=every
+                )
+        else:
+            for o in opcua_points(profile):
+                every = o.sampling_ms if o.mode == "poll" and o.sampling_ms > 0 else None
+                tags[o.tag] = wire.TagMeta(
+                    unit=o.unit, max_interval_ms=o.max_interval_ms, poll_ms=every
+                )
+        out[d.device.machine] = tags
+    return out
 
 
 def meta_messages(

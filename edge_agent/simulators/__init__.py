@@ -8,7 +8,7 @@ together by `runtime.Simulator`. See docs/simulator.md.
 from edge_agent.simulators.anomalies import Anomaly, AnomalyKind, load_schedule
 from edge_agent.simulators.control import request, request_sync
 from edge_agent.simulators.faults import FaultKind
-from edge_agent.simulators.plant import Plant, Sample, machine_names
+from edge_agent.simulators.plant import Plant, PlantSnapshot, machine_names
 from edge_agent.simulators.runtime import Simulator, SimulatorOptions, TickStats
 from edge_agent.simulators.truth import read_truth
 
@@ -17,7 +17,7 @@ __all__ = [
     "AnomalyKind",
     "FaultKind",
     "Plant",
-    "Sample",
+    "PlantSnapshot",
     "Simulator",
     "SimulatorOptions",
     "TickStats",

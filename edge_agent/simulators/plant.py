@@ -11,7 +11,7 @@ from edge_agent.simulators.machines import MACHINE_TYPES, Machine
 from edge_agent.simulators.registers import quantizer
 from edge_agent.simulators.tags import ModbusTag, OpcuaTag, Value
 
-__all__ = ["Plant", "Sample", "machine_names"]
+__all__ = ["Plant", "PlantSnapshot", "machine_names"]
 
 _UINT32_MAX = 2**32 - 1
 
@@ -26,7 +26,7 @@ def machine_names(count: int) -> list[tuple[str, type[Machine]]]:
 
 
 @dataclass(frozen=True, slots=True)
-class Sample:
+class PlantSnapshot:
     """What the plant serves at one instant: values per machine and tag, and tags reading bad."""
 
     t: float
@@ -102,7 +102,7 @@ class Plant:
         self.anomalies = keep
         return removed
 
-    def sample(self, t: float) -> Sample:
+    def sample(self, t: float) -> PlantSnapshot:
         """Advance every machine to simulated time `t` and return what the servers serve."""
         values: dict[str, dict[str, Value]] = {}
         for name, m in self.machines.items():
@@ -122,4 +122,4 @@ class Plant:
             row = values[name]
             for tag, fn in exact:
                 row[tag] = fn(row[tag])
-        return Sample(t, values, frozenset(bad))
+        return PlantSnapshot(t, values, frozenset(bad))

@@ -1,4 +1,4 @@
-"""HTTP API: health probes and Prometheus metrics (later issues add /api/v1)."""
+"""HTTP API: health probes, Prometheus metrics and the v1 REST API (`v1/`)."""
 
 from hub.api.app import HealthSource, create_app
 

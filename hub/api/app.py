@@ -49,7 +49,7 @@ def create_app(health: HealthSource, metrics: HubMetrics) -> FastAPI:
             "storage": storage,
             "broker": broker,
         }
-        # Kafka relay lag and Redis state (issue 8): detail only, they never make the hub unready.
+        # Kafka relay lag and Redis state: detail only, they never make the hub unready.
         bridge_health = getattr(health, "bridge_health", None)
         if bridge_health is not None:
             body.update(bridge_health())

@@ -1,4 +1,4 @@
-"""Rate limiting: a token bucket per key (pure arithmetic), kept in memory or in Redis.
+"""Rate limiting: a token bucket per key (`millstream_common.ratelimit`), in memory or in Redis.
 
 The bucket holds up to `burst` requests and refills at `per_minute / 60` per second; a request
 takes one token or is refused with the time until one is back.
@@ -9,42 +9,13 @@ from __future__ import annotations
 import logging
 import math
 from collections import OrderedDict
-from dataclasses import dataclass
 from typing import Any, Protocol
+
+from millstream_common.ratelimit import Bucket, take
 
 log = logging.getLogger(__name__)
 
-__all__ = [
-    "Bucket",
-    "FallbackRateLimiter",
-    "MemoryRateLimiter",
-    "RateLimiter",
-    "RedisRateLimiter",
-    "take",
-]
-
-
-@dataclass(frozen=True, slots=True)
-class Bucket:
-    """Tokens left and when they were last counted (seconds, any monotonic origin)."""
-
-    tokens: float
-    at: float
-
-
-def take(
-    bucket: Bucket | None, now: float, per_minute: int, burst: int, cost: float = 1.0
-) -> tuple[bool, Bucket, float]:
-    """Spend `cost` tokens (one request, or some bytes): (allowed, new bucket, seconds until
-    that many are available if refused)."""
-    rate = per_minute / 60.0
-    if bucket is None:
-        tokens = float(burst)
-    else:
-        tokens = min(float(burst), bucket.tokens + max(0.0, now - bucket.at) * rate)
-    if tokens >= cost:
-        return True, Bucket(tokens - cost, now), 0.0
-    return False, Bucket(tokens, now), (cost - tokens) / rate
+__all__ = ["FallbackRateLimiter", "MemoryRateLimiter", "RateLimiter", "RedisRateLimiter"]
 
 
 class RateLimiter(Protocol):
@@ -62,7 +33,7 @@ class MemoryRateLimiter:
 
     async def hit(self, key: str, now: float, per_minute: int, burst: int) -> float:
         """Spend one token of `key`; the wait in seconds when refused, else 0.0."""
-        ok, bucket, wait = take(self._buckets.get(key), now, per_minute, burst)
+        ok, bucket, wait = take(self._buckets.get(key), now, per_minute / 60.0, burst)
         self._buckets[key] = bucket
         self._buckets.move_to_end(key)
         # An attacker cycling addresses must not grow memory without bound; an evicted key

@@ -63,7 +63,7 @@ async def _relay(cfg: HubConfig, kcfg: KafkaConfig) -> None:
 
 def relay(config: ConfigOption = None) -> None:
     """Drain the PostgreSQL outbox into Kafka (exactly once) until SIGTERM/SIGINT."""
-    from hub.log import setup_logging  # noqa: PLC0415
+    from millstream_common.logjson import setup_logging  # noqa: PLC0415
 
     setup_logging()
     cfg, kcfg = _kafka_config(config)

@@ -15,8 +15,8 @@ import typer
 from hub.cli.migrate import ConfigOption
 from hub.config import HubConfig, load_config
 from hub.errors import ConfigError, MillstreamHubError
-from hub.log import hide_secret, setup_logging
 from hub.runtime import Hub
+from millstream_common.logjson import hide_secret, setup_logging
 
 __all__ = ["register"]
 

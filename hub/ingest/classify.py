@@ -13,10 +13,10 @@ import wire
 from hub.ingest.message import Incoming
 from hub.storage import (
     AgentStatusUpdate,
+    CompactReading,
     DeadLetter,
     MachineMetaUpdate,
     MachineStatusUpdate,
-    Sample,
     TelemetryBatch,
 )
 
@@ -91,7 +91,7 @@ def classify(msg: Incoming) -> Classified | None:
         if msg.topic.endswith("/telemetry"):
             t, refused = wire.parse_telemetry_partial(msg.topic, msg.payload, msg.received_at)
             # Compact tuples: the window may hold 256 batches of up to 10,000 readings each.
-            readings = [Sample(r.tag, r.ts, r.v, r.q) for r in t.readings]
+            readings = [CompactReading(r.tag, r.ts, r.v, r.q) for r in t.readings]
             digest = wire.batch_digest(msg.payload)
             aside = _refused_readings(msg, t, refused, digest) if refused else None
             return TelemetryBatch(t.site, t.line, t.machine, t.src, t.seq, readings, digest, aside)
@@ -108,6 +108,7 @@ def classify(msg: Incoming) -> Classified | None:
                 tags=[(tag, t.unit, t.description) for tag, t in m.tags.items()],
                 payload=msg.payload.decode("utf-8"),
                 received_at=msg.received_at,
+                quiet_ms=wire.quiet_ms(m.tags),
             )
         if msg.topic.startswith("ms/v1/agents/"):
             a = wire.parse_agent_status(msg.topic, msg.payload)

@@ -12,8 +12,8 @@ from __future__ import annotations
 import dataclasses
 from collections import OrderedDict
 
-from hub.auth.ratelimit import Bucket, take
 from hub.storage import DeadLetter
+from millstream_common.ratelimit import Bucket, take
 
 __all__ = ["DeadLetterBudget"]
 
@@ -44,14 +44,14 @@ class DeadLetterBudget:
         if keep > HEAD_BYTES:
             key = letter.src or letter.topic
             ok, bucket, _ = take(
-                self._buckets.get(key), now, self.per_publisher, self.per_publisher, keep
+                self._buckets.get(key), now, self.per_publisher / 60, self.per_publisher, keep
             )
             self._buckets[key] = bucket
             self._buckets.move_to_end(key)
             while len(self._buckets) > self._max:  # bounded: a new key starts with a full budget
                 self._buckets.popitem(last=False)
             if ok:
-                ok, self._total, _ = take(self._total, now, self.total, self.total, keep)
+                ok, self._total, _ = take(self._total, now, self.total / 60, self.total, keep)
             if not ok:
                 keep = HEAD_BYTES
                 self.trimmed += 1

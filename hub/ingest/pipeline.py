@@ -19,7 +19,6 @@ import asyncio
 import dataclasses
 import itertools
 import logging
-import random
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -41,6 +40,7 @@ from hub.storage import (
     WriteBatch,
     WriteResult,
 )
+from millstream_common.backoff import Backoff
 
 __all__ = ["INLINE_MAX_BYTES", "Classified", "IngestPipeline"]
 
@@ -344,7 +344,7 @@ class IngestPipeline:
     async def _commit(self, items: list[_Item]) -> list[_Item]:
         """Write items in one transaction, retrying while storage is down; returns what was
         committed (rejected messages come back as dead letters)."""
-        backoff = 0.05
+        backoff = Backoff(initial_s=0.05, cap_s=5.0)
         outage_logged = False
         while True:
             try:
@@ -357,8 +357,7 @@ class IngestPipeline:
                 if not outage_logged:  # once per outage, not once per retry
                     log.warning("storage unavailable, holding %d messages: %s", len(items), exc)
                     outage_logged = True
-                await asyncio.sleep(backoff * random.uniform(0.5, 1.0))  # noqa: S311 -- jitter
-                backoff = min(backoff * 2, 5.0)
+                await asyncio.sleep(backoff.next_delay())
                 continue
             except Exception as exc:  # StorageRejected, or a bug: isolate the bad message
                 return await self._split(items, exc)

@@ -91,6 +91,9 @@ class ReadQueries:
             "      ORDER BY h.bucket DESC LIMIT 1)) AS last_reading"
             " FROM series s GROUP BY s.site, s.line, s.machine"
         )
+        quiet = await self._db.fetch(
+            "SELECT site, line, machine, quiet_ms FROM machine_meta WHERE quiet_ms IS NOT NULL"
+        )
         owners = await self._db.fetch(
             "SELECT o.site, o.line, o.machine, o.agent_id, a.state, a.payload"
             " FROM machine_agents o LEFT JOIN agents a ON a.agent_id = o.agent_id"
@@ -110,6 +113,7 @@ class ReadQueries:
                     "agent": None,
                     "agent_state": None,
                     "poll_errors": 0,
+                    "quiet_ms": None,
                     "series": 0,
                     "last_reading_ms": None,
                     "last_seen_ms": None,
@@ -133,6 +137,10 @@ class ReadQueries:
                 errors[r["agent_id"]] = _payload(r["payload"]).get("poll_errors") or {}
             count = errors[r["agent_id"]].get(r["machine"])
             m["poll_errors"] = count if isinstance(count, int) else 0
+        for r in quiet:
+            key = (r["site"], r["line"], r["machine"])
+            if key in out:  # meta alone (no reading, no status) does not make a machine
+                out[key]["quiet_ms"] = int(r["quiet_ms"])
         for m in out.values():
             # Rollups hold numeric readings only: a text-only machine is judged by its status.
             last = m["last_reading_ms"]
@@ -143,6 +151,7 @@ class ReadQueries:
                 agent=m["agent"],
                 agent_state=m["agent_state"],
                 poll_errors=m.pop("poll_errors"),
+                quiet_ms=m.pop("quiet_ms"),
             )
             judged = judge(facts, now_ms)
             m["state"], m["reason"] = judged.state, judged.reason

@@ -7,11 +7,11 @@ from urllib.parse import urlsplit
 
 from hub.storage.model import (
     AgentStatusUpdate,
+    CompactReading,
     DeadLetter,
     MachineMetaUpdate,
     MachineStatusUpdate,
     RollupRow,
-    Sample,
     SeriesKey,
     StoredReading,
     TelemetryBatch,
@@ -24,12 +24,12 @@ from hub.storage.sqlite import SqliteStorage
 
 __all__ = [
     "AgentStatusUpdate",
+    "CompactReading",
     "DeadLetter",
     "MachineMetaUpdate",
     "MachineStatusUpdate",
     "PostgresStorage",
     "RollupRow",
-    "Sample",
     "SeriesKey",
     "SqliteStorage",
     "Storage",

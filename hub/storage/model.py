@@ -13,12 +13,12 @@ __all__ = [
     "DEAD_LETTER_PAYLOAD_LIMIT",
     "QUALITY_CODES",
     "AgentStatusUpdate",
+    "CompactReading",
     "DeadLetter",
     "MachineMetaUpdate",
     "MachineStatusUpdate",
     "ReadingLike",
     "RollupRow",
-    "Sample",
     "SeriesKey",
     "StoredReading",
     "TelemetryBatch",
@@ -48,7 +48,7 @@ class ReadingLike(Protocol):
     def q(self) -> str: ...
 
 
-class Sample(NamedTuple):
+class CompactReading(NamedTuple):
     """A validated reading in compact form (a tuple, not a model: the window holds many)."""
 
     tag: str
@@ -132,6 +132,9 @@ class MachineMetaUpdate:
     tags: Sequence[tuple[str, str | None, str | None]]
     payload: str
     received_at: int
+    # The longest a healthy machine stays without sending anything: its tags' shortest poll
+    # interval or heartbeat (`wire.quiet_ms`); None when the message declares neither.
+    quiet_ms: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,7 +3,7 @@
 One `write` = one transaction: COPY the readings into a per-connection temp table, then a single
 statement inserts them with `ON CONFLICT DO NOTHING` and folds exactly the rows it inserted
 (`RETURNING`) into the minute and hour rollups; dead letters, status updates and the
-transaction hooks (issue 8's outbox row per batch) run in the same transaction.
+transaction hooks (the Kafka outbox row per batch) run in the same transaction.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ PARTITIONS_AHEAD_DAYS = 2
 _MIGRATION_LOCK = 0x6D73_0001  # advisory lock ids: "ms" + purpose
 _PARTITION_LOCK = 0x6D73_0002
 
-# Called inside the ingest transaction after the readings are written (issue 8: outbox row per
+# Called inside the ingest transaction after the readings are written (the Kafka outbox row per
 # telemetry batch). Raising aborts the whole transaction, so nothing is acknowledged.
 TransactionHook = Callable[[asyncpg.Connection, WriteBatch, WriteResult], Awaitable[None]]
 
@@ -156,10 +156,11 @@ WHERE excluded.updated_at >= o.updated_at
 # A meta message replaces the machine's tag list unless an equal or newer one is already kept;
 # RETURNING says whether it was.
 _META_UPSERT = """
-INSERT INTO machine_meta AS m (site, line, machine, meta_ts, payload, received_at)
-VALUES ($1, $2, $3, $4, $5, $6)
+INSERT INTO machine_meta AS m (site, line, machine, meta_ts, payload, received_at, quiet_ms)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
 ON CONFLICT (site, line, machine) DO UPDATE SET
-    meta_ts = excluded.meta_ts, payload = excluded.payload, received_at = excluded.received_at
+    meta_ts = excluded.meta_ts, payload = excluded.payload, received_at = excluded.received_at,
+    quiet_ms = excluded.quiet_ms
 WHERE excluded.meta_ts >= m.meta_ts
 RETURNING 1
 """
@@ -171,26 +172,29 @@ WHERE s.site = $1 AND s.line = $2 AND s.machine = $3 AND s.tag = $4
   AND b.bucket >= $5 AND b.bucket < $6 ORDER BY b.bucket
 """
 
-# Failures about the data itself (SQLSTATE classes 22 data exception, 23 integrity constraint
-# violation, 54 program limit): the same batch fails again however often it is retried, so it
-# is isolated and dead-lettered, never retried for ever in front of every other site's data.
-_REFUSED: tuple[type[BaseException], ...] = (
-    asyncpg.DataError,
-    asyncpg.IntegrityConstraintViolationError,
-    asyncpg.exceptions.ProgramLimitExceededError,
-)
+# SQLSTATE classes that say "the database cannot do it right now", not "this data is wrong":
+# 08 connection exception, 40 transaction rollback (deadlock, serialization), 53 insufficient
+# resources (disk full, out of memory, too many connections), 57 operator intervention
+# (shutdown, cannot connect now), 58 system error (I/O). Every other error the server raises
+# is about the batch (a data exception, a constraint, a limit, an operator's trigger): the same
+# batch fails again however often it is retried, so it is isolated and dead-lettered, never
+# retried for ever in front of every other site's data.
+_TRANSIENT_CLASSES = frozenset({"08", "40", "53", "57", "58"})
+
+
+def _refuses_the_data(exc: BaseException) -> bool:
+    if not isinstance(exc, asyncpg.PostgresError):
+        return False
+    sqlstate = str(getattr(exc, "sqlstate", "") or "")
+    return sqlstate[:2] not in _TRANSIENT_CLASSES
+
 
 # Failures that say "the database is not there right now" rather than "this data is wrong".
 _TRANSIENT: tuple[type[BaseException], ...] = (
     OSError,
     TimeoutError,
     asyncpg.InterfaceError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.exceptions.OperatorInterventionError,
-    asyncpg.exceptions.InsufficientResourcesError,
-    asyncpg.exceptions.TransactionRollbackError,  # deadlock / serialization: retry
-    asyncpg.PostgresError,
+    asyncpg.PostgresError,  # those `_refuses_the_data` leaves: the classes above
     # The server ended the session (shutdown, failover, pg_terminate_backend) between two
     # protocol steps of one statement: asyncpg reports "cannot switch to state N; another
     # operation (2) is in progress" instead of a lost connection (MagicStack/asyncpg#1069).
@@ -205,7 +209,7 @@ def _partition_name(day: int) -> str:
 
 async def _replace_meta(conn: asyncpg.Connection, m: MachineMetaUpdate) -> None:
     key = (m.site, m.line, m.machine)
-    if await conn.fetchval(_META_UPSERT, *key, m.ts, m.payload, m.received_at) is None:
+    if await conn.fetchval(_META_UPSERT, *key, m.ts, m.payload, m.received_at, m.quiet_ms) is None:
         return  # an older message than the one kept
     await conn.execute("DELETE FROM tag_meta WHERE site = $1 AND line = $2 AND machine = $3", *key)
     if m.tags:
@@ -270,7 +274,7 @@ class PostgresStorage:
             self._pool = None
 
     def add_hook(self, hook: TransactionHook) -> None:
-        """Run `hook` inside every ingest transaction (issue 8: the outbox insert)."""
+        """Run `hook` inside every ingest transaction (the Kafka outbox insert)."""
         self._hooks.append(hook)
 
     @staticmethod
@@ -288,9 +292,9 @@ class PostgresStorage:
         try:
             async with asyncio.timeout(self._timeout), self.pool.acquire() as conn:
                 return await op(conn)
-        except _REFUSED as exc:
-            raise StorageRejected(f"PostgreSQL refused the data: {exc}") from exc
         except _TRANSIENT as exc:
+            if _refuses_the_data(exc):
+                raise StorageRejected(f"PostgreSQL refused the data: {exc}") from exc
             raise StorageUnavailable(f"PostgreSQL: {type(exc).__name__}: {exc}") from exc
 
     async def migrate(self) -> list[str]:

@@ -103,10 +103,11 @@ ON CONFLICT (series_id, bucket) DO UPDATE SET count = c.count + excluded.count
 
 # See the PostgreSQL backend: replace the tag list unless an equal or newer one is kept.
 _META_UPSERT = """
-INSERT INTO machine_meta AS m (site, line, machine, meta_ts, payload, received_at)
-VALUES (?, ?, ?, ?, ?, ?)
+INSERT INTO machine_meta AS m (site, line, machine, meta_ts, payload, received_at, quiet_ms)
+VALUES (?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (site, line, machine) DO UPDATE SET
-    meta_ts = excluded.meta_ts, payload = excluded.payload, received_at = excluded.received_at
+    meta_ts = excluded.meta_ts, payload = excluded.payload, received_at = excluded.received_at,
+    quiet_ms = excluded.quiet_ms
 WHERE excluded.meta_ts >= m.meta_ts
 RETURNING 1
 """
@@ -325,7 +326,9 @@ class SqliteStorage:
 
     def _replace_meta(self, m: MachineMetaUpdate) -> None:
         key = (m.site, m.line, m.machine)
-        kept = self._db.execute(_META_UPSERT, (*key, m.ts, m.payload, m.received_at)).fetchall()
+        kept = self._db.execute(
+            _META_UPSERT, (*key, m.ts, m.payload, m.received_at, m.quiet_ms)
+        ).fetchall()
         if not kept:
             return  # an older message than the one kept
         self._db.execute("DELETE FROM tag_meta WHERE site = ? AND line = ? AND machine = ?", key)

@@ -16,6 +16,7 @@ WORKDIR /src
 # Only what the wheel is made of (.dockerignore keeps the rest out of the context).
 COPY pyproject.toml README.md ./
 COPY wire/ wire/
+COPY millstream_common/ millstream_common/
 COPY edge_agent/ edge_agent/
 COPY hub/ hub/
 COPY device_profiles/ device_profiles/

@@ -1,4 +1,6 @@
-"""Report a value only when it moved further than its deadband since the last report (pure)."""
+"""Report a value only when it moved further than its deadband since the last report, or when it
+has not been reported for its `max_interval` (a heartbeat: a steady machine is not a silent one).
+Pure."""
 
 from __future__ import annotations
 
@@ -7,6 +9,8 @@ from dataclasses import dataclass, field
 from edge_agent.drivers.base import Sample, Value
 
 __all__ = ["DeadbandFilter", "exceeds_deadband"]
+
+_NEVER = 1 << 62
 
 
 def exceeds_deadband(last: Value, value: Value, deadband: float | None) -> bool:
@@ -31,6 +35,8 @@ class DeadbandFilter:
     """Per-tag memory of the last reported sample; a quality change is always reported."""
 
     deadbands: dict[str, float]
+    # Tag → ms: report at least this often (by sample time); tags not named have no heartbeat.
+    max_intervals: dict[str, int] = field(default_factory=dict)
     _last: dict[str, Sample] = field(default_factory=dict)
 
     def admit(self, sample: Sample) -> bool:
@@ -41,6 +47,7 @@ class DeadbandFilter:
             last is None
             or last.quality != sample.quality
             or exceeds_deadband(last.value, sample.value, deadband)
+            or sample.ts - last.ts >= self.max_intervals.get(sample.tag, _NEVER)
         ):
             self._last[sample.tag] = sample
             return True

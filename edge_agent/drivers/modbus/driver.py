@@ -16,7 +16,6 @@ from collections import Counter
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 
-from edge_agent.backoff import Backoff, device_backoff
 from edge_agent.drivers.base import Sample
 from edge_agent.drivers.health import DeviceHealth, offline_after
 from edge_agent.drivers.modbus.bus import BusPool, ModbusBus, RequestRejected, default_pool
@@ -32,6 +31,7 @@ from edge_agent.drivers.modbus.planner import (
 )
 from edge_agent.drivers.modbus.points import ModbusPoint
 from edge_agent.errors import DecodeError, DeviceUnavailable
+from millstream_common.backoff import Backoff, device_backoff
 
 __all__ = ["ModbusDriver", "PointReading"]
 
@@ -90,7 +90,8 @@ class ModbusDriver:
         self._clock = clock
         self._plan = self._make_plan()
         self._deadband = DeadbandFilter(
-            {p.name: p.deadband for p in self.points if p.deadband is not None}
+            {p.name: p.deadband for p in self.points if p.deadband is not None},
+            {p.name: p.max_interval_ms for p in self.points},
         )
         # Bounded: a consumer that falls behind slows polling down instead of growing memory.
         self._queue: asyncio.Queue[list[Sample] | None] = asyncio.Queue(maxsize=queue_batches)

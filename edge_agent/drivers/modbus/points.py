@@ -47,6 +47,8 @@ class ModbusPoint:
     deadband: float | None = None
     poll_ms: int = 1000
     unit: str | None = None
+    # Sent at least this often even while the deadband holds it back (its heartbeat).
+    max_interval_ms: int = 60_000
 
     def __post_init__(self) -> None:
         if not 0 <= self.address <= 0xFFFF:

@@ -11,15 +11,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Sequence
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 
-from edge_agent.backoff import Backoff, device_backoff
 from edge_agent.drivers.base import Sample
 from edge_agent.drivers.health import DeviceHealth, offline_after
+from edge_agent.drivers.heartbeat import Heartbeat
 from edge_agent.drivers.opcua.points import OpcuaEndpoint, OpcuaPoint
 from edge_agent.drivers.opcua.session import OpcuaSession, SessionOptions
 from edge_agent.errors import DeviceUnavailable
+from millstream_common.backoff import Backoff, device_backoff
 
 __all__ = ["DriverStats", "OpcuaDriver"]
 
@@ -50,6 +52,7 @@ class OpcuaDriver:
         *,
         backoff: Backoff | None = None,
         queue_batches: int = 10_000,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.device = device
         self.endpoint = endpoint
@@ -63,6 +66,11 @@ class OpcuaDriver:
         self._queue: asyncio.Queue[list[Sample]] = asyncio.Queue(maxsize=queue_batches)
         self._session: OpcuaSession | None = None
         self._supervisor: asyncio.Task[None] | None = None
+        # Polled tags are read every interval anyway; subscribed ones send only changes.
+        self._heartbeat = Heartbeat(
+            {p.tag: p.max_interval_ms for p in self.points if p.mode == "subscribe"}
+        )
+        self._clock = clock
         self._closed = False
 
     async def __aenter__(self) -> OpcuaDriver:
@@ -153,12 +161,16 @@ class OpcuaDriver:
         logged = ""
         while not self._closed:
             if session is not None:
+                beat = asyncio.create_task(self._beat(), name=f"opcua-heartbeat-{self.device}")
                 try:
                     reason = await session.run_until_lost()
                     self.stats.last_error = self.stats.last_loss = reason
                     self.health.poll_failed(self._words(f"session lost ({reason})"))
                     _log.warning("%s: session lost (%s); reconnecting", self.device, reason)
                 finally:
+                    beat.cancel()
+                    await asyncio.wait([beat])
+                    self._heartbeat.forget()
                     self._session = None
                     await session.aclose()
                 session = None
@@ -179,10 +191,25 @@ class OpcuaDriver:
             logged = ""
             _log.warning("%s: reconnected", self.device)
 
+    async def _beat(self) -> None:
+        # Checked four times per shortest interval: a value is re-sent at most a quarter late.
+        if not self._heartbeat.intervals:
+            return
+        period = min(self._heartbeat.intervals.values()) / 4000
+        while True:
+            await asyncio.sleep(period)
+            due = self._heartbeat.due(int(self._clock() * 1000))
+            if due:
+                self._put(due)
+
     def _words(self, reason: str) -> str:
         return f"{self.endpoint.url}: {reason}"
 
     def _deliver(self, samples: list[Sample]) -> None:
+        self._heartbeat.seen(samples)
+        self._put(samples)
+
+    def _put(self, samples: list[Sample]) -> None:
         try:
             self._queue.put_nowait(samples)
         except asyncio.QueueFull:

@@ -32,6 +32,8 @@ class OpcuaPoint:
     # 1 = no queuing on the server: the agent wants the newest value, not a backlog.
     queue_size: int = 1
     unit: str | None = None
+    # A subscribed value that has not changed is re-sent this often with the current time.
+    max_interval_ms: int = 60_000
 
     def __post_init__(self) -> None:
         if (self.node is None) == (self.browse_path is None):

@@ -25,7 +25,6 @@ from typing import Any
 import asyncpg
 from confluent_kafka import KafkaException, Producer
 
-from hub.bridge.backoff import Backoff
 from hub.bridge.kafka.cursor import read_cursor
 from hub.bridge.kafka.outbox import (
     NOTIFY_CHANNEL,
@@ -47,6 +46,7 @@ from hub.bridge.kafka.topics import check_topics
 from hub.bridge.metrics import BridgeMetrics
 from hub.config import KafkaConfig
 from hub.errors import KafkaTopicsMissing, KafkaUnavailable, StorageUnavailable
+from millstream_common.backoff import Backoff
 
 __all__ = ["KafkaRelay", "producer_config"]
 
@@ -145,7 +145,7 @@ class KafkaRelay:
                 self._fail(str(exc))
             else:
                 continue
-            await _wait(stop, backoff.delay())
+            await _wait(stop, backoff.next_delay())
         self.metrics.relay_up.set(0)
 
     async def _check_topics_at_start(self, stop: asyncio.Event, backoff: Backoff) -> None:
@@ -156,7 +156,7 @@ class KafkaRelay:
                 raise
             except KafkaUnavailable as exc:
                 self._fail(str(exc))
-                await _wait(stop, backoff.delay())
+                await _wait(stop, backoff.next_delay())
             else:
                 return
 

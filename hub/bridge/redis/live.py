@@ -23,7 +23,6 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from hub.bridge.backoff import Backoff
 from hub.bridge.metrics import BridgeMetrics
 from hub.bridge.redis.model import (
     Latest,
@@ -39,6 +38,7 @@ from hub.bridge.redis.model import (
 from hub.config import RedisConfig
 from hub.errors import LiveUnavailable
 from hub.storage.model import TelemetryBatch
+from millstream_common.backoff import Backoff
 
 __all__ = ["RedisLive"]
 
@@ -146,7 +146,7 @@ class RedisLive:
                 if self.writer_ok:
                     log.warning("redis: latest values not written, retrying: %s", exc)
                 self.writer_ok = False
-                await _wait(stop, backoff.delay())
+                await _wait(stop, backoff.next_delay())
                 continue
             if not self.writer_ok:
                 log.info("redis: writing latest values")
@@ -187,7 +187,7 @@ class RedisLive:
                     log.warning("redis: live updates interrupted, resubscribing: %s", exc)
                 self.subscribed.clear()
                 self.metrics.redis_errors.inc()
-                await _wait(stop, backoff.delay())
+                await _wait(stop, backoff.next_delay())
             finally:
                 with contextlib.suppress(*_REDIS_ERRORS):
                     async with asyncio.timeout(REDIS_TIMEOUT_S):

@@ -3,8 +3,8 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
-from edge_agent.backoff import backoff_delay
 from edge_agent.publish import Rate, TokenBucket
+from millstream_common.backoff import backoff_delay
 
 
 @given(st.integers(0, 200), st.floats(0, 0.999999))

@@ -138,9 +138,15 @@ async def test_run_publishes_every_device_and_stops_cleanly(
         assert set(hub.readings) == {"press-01", "conveyor-01"}
         # Units from the generated profiles, published retained per machine (wire `…/meta`).
         units = {
-            machine: {tag: m.get("unit") for tag, m in body["tags"].items()}
+            machine: {tag: m["unit"] for tag, m in body["tags"].items() if "unit" in m}
             for machine, body in hub.metas.items()
         }
+        # Every tag is listed with its heartbeat (the shipped profiles keep the 60 s default).
+        assert all(
+            m["max_interval_ms"] == 60_000
+            for body in hub.metas.values()
+            for m in body["tags"].values()
+        )
         assert set(units) == {"press-01", "conveyor-01"}
         expected = _profile_units(plant)
         assert units == expected

@@ -8,7 +8,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from hub.auth import MIN_SECRET_BYTES, NotAuthenticated, Principal, Role, allows, jwt_secret
-from hub.auth.ratelimit import take
 from hub.auth.tokens import issue_access_token, make_api_key, parse_api_key, read_access_token
 from hub.config import HubConfig
 from hub.errors import ConfigError
@@ -23,6 +22,7 @@ from hub.live import (
 from hub.query import merge_buckets, plan_history
 from hub.query.downsample import HOUR_MS, MINUTE_MS
 from hub.storage import RollupRow
+from millstream_common.ratelimit import take
 
 KEY = b"k" * 32
 OTHER = b"o" * 32
@@ -81,14 +81,14 @@ def test_api_key_format() -> None:
 def test_token_bucket_refuses_past_burst_and_refills() -> None:
     bucket = None
     for _ in range(5):
-        ok, bucket, _wait = take(bucket, 100.0, per_minute=60, burst=5)
+        ok, bucket, _wait = take(bucket, 100.0, rate=1.0, burst=5)
         assert ok
-    ok, bucket, wait = take(bucket, 100.0, per_minute=60, burst=5)
+    ok, bucket, wait = take(bucket, 100.0, rate=1.0, burst=5)
     assert not ok
     assert wait == pytest.approx(1.0)
-    ok, bucket, _ = take(bucket, 101.0, per_minute=60, burst=5)
+    ok, bucket, _ = take(bucket, 101.0, rate=1.0, burst=5)
     assert ok  # one token back after a second at 1/s
-    ok, _, _ = take(bucket, 1000.0, per_minute=60, burst=5)
+    ok, _, _ = take(bucket, 1000.0, rate=1.0, burst=5)
     assert ok
 
 

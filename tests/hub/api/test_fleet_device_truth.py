@@ -25,6 +25,8 @@ import paho.mqtt.client as paho
 import pytest
 from apitest import PASSWORD, free_port, migrate, running_hub, unique
 from paho.mqtt.enums import CallbackAPIVersion
+from pymodbus.server import ModbusTcpServer
+from pymodbus.simulator import DataType, SimData, SimDevice
 
 import wire
 from hub.auth import AuthStore, Role, hash_password
@@ -92,7 +94,7 @@ class Views:
 
     def on_message(self, _c: object, _u: object, msg: paho.MQTTMessage) -> None:
         if msg.payload:
-            status = wire.parse_status(msg.topic, msg.payload)
+            status = wire.parse_status(msg.topic, bytes(msg.payload))
             self.wire = (status.state, status.detail)
 
     async def agent(self) -> tuple[str, str | None] | None:
@@ -115,11 +117,16 @@ class Views:
         return None
 
     async def fleet(self, site: str) -> tuple[str, str | None] | None:
+        return await self.machine(site, MACHINE)
+
+    async def machine(self, site: str, machine: str) -> tuple[str, str]:
+        """The hub's judgement of one machine: (state, reason); ("absent", "") if unknown."""
         r = await self.http.get("/api/v1/machines", params={"site": site})
+        r.raise_for_status()
         for m in r.json():
-            if m["machine"] == MACHINE:
+            if m["machine"] == machine:
                 return (m["state"], m["reason"])
-        return None
+        return ("absent", "")
 
     async def all(self, site: str) -> dict[str, tuple[str, str | None] | None]:
         return {
@@ -191,6 +198,35 @@ def status_text(config: Path) -> str:
     return done.stdout
 
 
+async def seconds_until_fleet(
+    views: Views, site: str, machine: str, state: str, within: float
+) -> float:
+    """Seconds until the hub's fleet view says `state` for `machine`."""
+    started = time.monotonic()
+    said: tuple[str, str] = ("absent", "")
+    while time.monotonic() - started < within:
+        said = await views.machine(site, machine)
+        if said[0] == state:
+            return time.monotonic() - started
+        await asyncio.sleep(0.5)
+    raise AssertionError(f"{machine} not {state} within {within} s: {said}")
+
+
+async def clear_retained(mosquitto: Any, site: str, machines: list[str]) -> None:
+    """Leave the shared broker clean: no retained status or meta of this test's site."""
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=unique("clean-"))
+    client.connect(mosquitto.host, mosquitto.port)
+    client.loop_start()
+    try:
+        for machine in machines:
+            for topic in (wire.status_topic, wire.meta_topic):
+                sent = client.publish(topic(site, "line-1", machine), b"", 1, retain=True)
+                await asyncio.to_thread(sent.wait_for_publish, 10)
+    finally:
+        client.loop_stop()
+        client.disconnect()
+
+
 @asynccontextmanager
 async def viewer(base: str, pg_dsn: str) -> AsyncIterator[httpx.AsyncClient]:
     async with open_database(pg_dsn) as db:
@@ -255,11 +291,7 @@ async def test_a_silent_machine_is_offline_everywhere_within_10s(
         finally:
             agent.send_signal(signal.SIGTERM)
             agent.wait(timeout=30)
-            # Leave the shared broker clean: no retained message of this test's site.
-            for machine in (MACHINE, "conveyor-01"):
-                for topic in (wire.status_topic, wire.meta_topic):
-                    sent = subscriber.publish(topic(site, "line-1", machine), b"", 1, retain=True)
-                    sent.wait_for_publish(10)
+            await clear_retained(mosquitto, site, [MACHINE, "conveyor-01"])
             subscriber.loop_stop()
             subscriber.disconnect()
     timings = {"frozen": frozen, "thawed": thawed, "killed": killed, "restarted": back}
@@ -267,3 +299,90 @@ async def test_a_silent_machine_is_offline_everywhere_within_10s(
     for step, reached in timings.items():
         for view, seconds in reached.items():
             assert seconds <= WITHIN_S, f"{step}: {view} took {seconds:.1f} s"
+
+
+STEADY_PROFILE = """
+profile: steady-tank
+vendor: Millstream tests
+model: a tank level that holds still
+protocol: modbus
+source: this test
+defaults: {poll_ms: 1000, max_interval: 20s}
+tags:
+  - {name: level, table: holding, address: 0, type: uint16, unit: cm, deadband: 2}
+  - {name: temp, table: holding, address: 1, type: uint16, unit: °C, deadband: 1}
+"""
+
+
+@asynccontextmanager
+async def steady_modbus_server() -> AsyncIterator[int]:
+    """A Modbus TCP server whose two holding registers never change; yields its port."""
+    port = free_port()
+    device = SimDevice(
+        id=1,
+        simdata=(
+            [SimData(0, values=[False], datatype=DataType.BITS)],
+            [SimData(0, values=[False], datatype=DataType.BITS)],
+            [SimData(0, values=[150, 21], datatype=DataType.REGISTERS)],
+            [SimData(0, count=1, datatype=DataType.INVALID)],
+        ),
+    )
+    server = ModbusTcpServer([device], address=("127.0.0.1", port))
+    await server.serve_forever(background=True)
+    try:
+        yield port
+    finally:
+        await server.shutdown()  # type: ignore[no-untyped-call]
+
+
+@pytest.mark.timeout(600)  # watched for 5 minutes, as the issue asks
+async def test_a_steady_deadbanded_machine_stays_online_for_5_minutes(
+    mosquitto: Any, pg_dsn: str, tmp_path: Path
+) -> None:
+    # Every tag deadbanded and the values never move: without a heartbeat the machine would
+    # send one reading per tag and be called stale after a minute.
+    site = unique("steady")
+    (tmp_path / "steady-tank.yaml").write_text(STEADY_PROFILE)
+    await migrate(pg_dsn)
+    metrics_port = free_port()
+    async with (
+        steady_modbus_server() as port,
+        running_hub(mosquitto.url, pg_dsn) as (_hub, base),
+        viewer(base, pg_dsn) as http,
+    ):
+        config = tmp_path / "agent.yaml"
+        config.write_text(
+            f"agent: {{id: {unique('pc-')}, site: {site}, line: line-1}}\n"
+            f'mqtt: {{url: "{mosquitto.url}"}}\n'
+            "buffer: {path: ./buffer.db}\n"
+            "devices:\n"
+            "  - machine: tank-01\n"
+            "    profile: ./steady-tank.yaml\n"
+            f"    modbus: {{host: 127.0.0.1, port: {port}, unit: 1}}\n"
+        )
+        agent = start_agent(config, metrics_port, tmp_path / "run.log")
+        views = Views(http, tmp_path / "state" / "agent-status.json", metrics_port)
+        try:
+            await seconds_until_fleet(views, site, "tank-01", "online", 60)
+            watched_from = time.monotonic()
+            judged: list[tuple[float, str, str]] = []
+            while time.monotonic() - watched_from < 300:
+                state, reason = await views.machine(site, "tank-01")
+                judged.append((round(time.monotonic() - watched_from), state, reason))
+                await asyncio.sleep(5)
+            series = (await http.get("/api/v1/series", params={"site": site})).json()
+            level = next(s for s in series if s["tag"] == "level")
+            history = (await http.get(f"/api/v1/series/{level['id']}/readings")).json()
+        finally:
+            agent.send_signal(signal.SIGTERM)
+            agent.wait(timeout=30)
+            await clear_retained(mosquitto, site, ["tank-01"])
+    assert len(judged) >= 55
+    not_online = [j for j in judged if j[1] != "online"]
+    assert not not_online, not_online
+    # The heartbeat, not a changing value, kept it fresh: one value, re-sent every ~20 s.
+    assert history["resolution"] == "raw"
+    points = history["raw"]
+    values = {p["v"] for p in points}
+    assert values == {150}
+    assert len(points) >= 300 // 20 - 1, len(points)

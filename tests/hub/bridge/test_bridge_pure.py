@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import json
 
-import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 import wire
-from hub.bridge.backoff import Backoff
 from hub.bridge.kafka.outbox import outbox_values
 from hub.bridge.kafka.records import (
     KIND_DEAD_LETTER,
@@ -121,12 +119,3 @@ def test_redis_encodings_round_trip() -> None:
     assert upd.parts == ("s", "l", "m")
     for junk in (b"x", b"{}", b'{"m": "a/b", "t": {}}', b'{"m": "a/b/c", "t": {"x": [1]}}'):
         assert decode_update(junk) is None
-
-
-@pytest.mark.parametrize("rand", [0.0, 0.999])
-def test_backoff_doubles_to_the_cap_and_resets(rand: float) -> None:
-    b = Backoff(1.0, 4.0)
-    delays = [b.delay(rand) for _ in range(4)]
-    assert [round(d / (0.5 + rand / 2), 6) for d in delays] == [1.0, 2.0, 4.0, 4.0]
-    b.reset()
-    assert b.delay(rand) == pytest.approx(0.5 + rand / 2)

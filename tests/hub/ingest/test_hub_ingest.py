@@ -449,18 +449,35 @@ async def test_readings_storage_cannot_hold_are_dead_lettered_alone_and_the_rest
     assert big["sum"] == pytest.approx(3e300)
 
 
+# Two ways an operator's rule makes PostgreSQL refuse a batch for its content: a CHECK
+# constraint (SQLSTATE class 23) and a trigger raising an exception (class P0, which the hub
+# once took for "storage unavailable" and retried for ever).
+_REFUSING_RULES = {
+    "check": "ALTER TABLE readings ADD CONSTRAINT plausible CHECK (value IS NULL OR value < 1e6)",
+    "trigger": """
+        CREATE FUNCTION plausible() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            IF NEW.value >= 1e6 THEN RAISE EXCEPTION 'plausible: % is out of range', NEW.value;
+            END IF;
+            RETURN NEW;
+        END $$;
+        CREATE TRIGGER plausible BEFORE INSERT ON readings
+            FOR EACH ROW EXECUTE FUNCTION plausible();
+    """,
+}
+
+
+@pytest.mark.parametrize("rule", sorted(_REFUSING_RULES))
 async def test_a_batch_postgresql_refuses_is_set_aside_and_every_other_site_flows(
-    mosquitto: Any, pg_dsn: str, mqtt_client: MqttTestClient
+    mosquitto: Any, pg_dsn: str, mqtt_client: MqttTestClient, rule: str
 ) -> None:
-    """A batch the database refuses for what it holds (here: a CHECK an operator added) is
+    """A batch the database refuses for what it holds (a rule an operator added) is
     dead-lettered with the database's reason, and ingest goes on; retried as "storage
     unavailable", it would stall every site behind it for ever."""
     await migrate(pg_dsn)
     conn = await asyncpg.connect(pg_dsn)
     try:
-        await conn.execute(
-            "ALTER TABLE readings ADD CONSTRAINT plausible CHECK (value IS NULL OR value < 1e6)"
-        )
+        await conn.execute(_REFUSING_RULES[rule])
     finally:
         await conn.close()
     poisoned, fine, src = unique("s"), unique("s"), unique("src")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hub.query.fleet import STALE_MS, Judged, MachineFacts, judge
+from hub.query.fleet import STALE_GRACE_MS, STALE_MS, Judged, MachineFacts, judge, stale_after_ms
 
 NOW = 1_800_000_000_000
 
@@ -45,3 +45,15 @@ NOW = 1_800_000_000_000
 )
 def test_judge(facts: MachineFacts, expected: Judged) -> None:
     assert judge(facts, NOW) == expected
+
+
+def test_a_machine_is_stale_only_after_its_declared_quiet_time() -> None:
+    # A deadbanded machine declares a 5-minute heartbeat: quiet for 4 minutes is steady, not
+    # stale; quiet past 5 minutes plus the grace is stale. Without a declaration: the fixed minute.
+    steady = MachineFacts("online", None, NOW - 240_000, quiet_ms=300_000)
+    assert judge(steady, NOW).state == "online"
+    assert stale_after_ms(300_000) == 300_000 + STALE_GRACE_MS
+    silent = MachineFacts("online", None, NOW - 300_000 - STALE_GRACE_MS - 1, quiet_ms=300_000)
+    assert judge(silent, NOW).state == "stale"
+    assert judge(MachineFacts("online", None, NOW - STALE_MS - 1), NOW).state == "stale"
+    assert stale_after_ms(None) == STALE_MS

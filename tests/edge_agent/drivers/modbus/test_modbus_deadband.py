@@ -35,3 +35,24 @@ def test_quality_change_is_always_reported() -> None:
     assert band.admit(Sample("other", 3, 2.0, "good"))
     assert band.admit(Sample("t", 4, None, "bad"))
     assert not band.admit(Sample("t", 5, None, "bad"))
+
+
+def test_a_steady_value_is_reported_again_after_its_max_interval() -> None:
+    # Polled every second, never moving: reported at 0 s, then once every 60 s (its heartbeat),
+    # so the hub can tell a steady machine from a silent one.
+    band = DeadbandFilter({"t": 1.0}, {"t": 60_000})
+    reported = [
+        s.ts for s in band.filter([Sample("t", ms, 5.0, "good") for ms in range(0, 181_000, 1000)])
+    ]
+    assert reported == [0, 60_000, 120_000, 180_000]
+    # A move within the interval restarts it: the next heartbeat is 60 s after the move.
+    assert band.admit(Sample("t", 185_000, 7.0, "good"))
+    assert not band.admit(Sample("t", 244_000, 7.0, "good"))
+    assert band.admit(Sample("t", 245_000, 7.0, "good"))
+    # A tag that stays bad is repeated on the heartbeat too (still bad, not forgotten).
+    bad = DeadbandFilter({}, {"b": 10_000})
+    assert [bad.admit(Sample("b", ms, None, "bad")) for ms in (0, 5_000, 10_000)] == [
+        True,
+        False,
+        True,
+    ]

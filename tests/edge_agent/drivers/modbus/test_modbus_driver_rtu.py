@@ -7,13 +7,13 @@ import time
 
 from modbus_harness import serial_server, sim_device
 
-from edge_agent.backoff import Backoff
 from edge_agent.drivers.base import Sample
 from edge_agent.drivers.health import DeviceHealth
 from edge_agent.drivers.modbus.bus import BusPool
 from edge_agent.drivers.modbus.driver import ModbusDriver
 from edge_agent.drivers.modbus.endpoint import ModbusEndpoint, SerialLink
 from edge_agent.drivers.modbus.points import ModbusPoint
+from millstream_common.backoff import Backoff
 
 POINTS = [
     ModbusPoint("counter", "holding", 0, "uint32", order="CDAB", poll_ms=10),

@@ -10,13 +10,13 @@ from collections.abc import Callable
 import pytest
 from modbus_harness import FlakyProxy, Gate, catalog, free_port, sim_device, tcp_server
 
-from edge_agent.backoff import Backoff
 from edge_agent.drivers.base import Driver, Sample, SubscribingDriver
 from edge_agent.drivers.modbus.bus import BusPool
 from edge_agent.drivers.modbus.driver import ModbusDriver
 from edge_agent.drivers.modbus.endpoint import ModbusEndpoint, TcpLink
 from edge_agent.drivers.modbus.points import ModbusPoint
 from edge_agent.errors import DeviceUnavailable
+from millstream_common.backoff import Backoff
 
 FAST = Backoff(initial_s=0.02, cap_s=0.2)
 

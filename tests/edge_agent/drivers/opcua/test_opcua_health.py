@@ -1,14 +1,17 @@
 """An OPC-UA server that stops is offline in the runtime's device health within 10 s, with the
-reason in words, and online again within 10 s of its return (default reconnect backoff)."""
+reason in words, and online again within 10 s of its return (default reconnect backoff); a
+steady subscribed value is re-sent on its heartbeat."""
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from pathlib import Path
 
 from opcua_harness import CncServer, endpoint
 
+from edge_agent.drivers.base import Sample
 from edge_agent.drivers.health import DeviceHealth
 from edge_agent.drivers.opcua import OpcuaDriver, OpcuaPoint, SessionOptions
 
@@ -57,3 +60,33 @@ async def test_stopped_server_is_offline_within_10s_and_online_within_10s_of_ret
     assert offline_after <= 10.0
     assert online_after <= 10.0
     assert health.errors >= 1
+
+
+async def test_a_steady_subscribed_value_is_resent_on_its_heartbeat(
+    cnc: CncServer, options: SessionOptions
+) -> None:
+    # The server sends a subscribed value once while it holds still; the driver re-sends it every
+    # max_interval with the current time, so the hub can tell steady from silent.
+    point = OpcuaPoint(
+        "spindle_speed",
+        browse_path="/Objects/2:Machine/2:Spindle/2:Speed",
+        sampling_ms=50,
+        max_interval_ms=1000,
+    )
+    got: list[Sample] = []
+
+    async def collect(driver: OpcuaDriver) -> None:
+        async for batch in driver.batches():
+            got.extend(batch)
+
+    async with OpcuaDriver("mill-01", endpoint(cnc), [point], options) as driver:
+        consumer = asyncio.create_task(collect(driver))
+        await asyncio.sleep(4.2)
+        await driver.close()
+        await consumer
+    stamps = [s.ts for s in got if s.tag == "spindle_speed"]
+    assert {s.value for s in got} == {1200.0}
+    assert all(s.quality == "good" for s in got)
+    assert 4 <= len(stamps) <= 6, stamps
+    gaps = [b - a for a, b in itertools.pairwise(stamps)]
+    assert all(900 <= gap <= 1400 for gap in gaps), gaps

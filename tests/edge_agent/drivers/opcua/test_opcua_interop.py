@@ -22,7 +22,6 @@ import pytest
 import pytest_asyncio
 from opcua_harness import free_port, until
 
-from edge_agent.backoff import Backoff
 from edge_agent.drivers.base import Sample
 from edge_agent.drivers.opcua import (
     Deadband,
@@ -31,6 +30,7 @@ from edge_agent.drivers.opcua import (
     OpcuaPoint,
     SessionOptions,
 )
+from millstream_common.backoff import Backoff
 
 INTEROP = Path(__file__).resolve().parents[3] / "interop" / "opcua"
 

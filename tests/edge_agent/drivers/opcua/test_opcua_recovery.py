@@ -11,7 +11,6 @@ import pytest
 import pytest_asyncio
 from opcua_harness import CncServer, FlakyLink, endpoint, until
 
-from edge_agent.backoff import Backoff
 from edge_agent.drivers.base import Sample
 from edge_agent.drivers.opcua import (
     OpcuaDriver,
@@ -20,6 +19,7 @@ from edge_agent.drivers.opcua import (
     OpcuaSession,
     SessionOptions,
 )
+from millstream_common.backoff import Backoff
 
 POINTS = [
     OpcuaPoint("spindle_speed", browse_path="/Objects/2:Machine/2:Spindle/2:Speed", sampling_ms=50),

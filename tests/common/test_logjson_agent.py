@@ -1,4 +1,4 @@
-"""edge_agent/runtime/logsetup.py: the agent's log lines never carry its broker password."""
+"""millstream_common/logjson.py for the agent: its log lines never carry its broker password."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 import logging
 
 from edge_agent.publish import PublisherSettings
-from edge_agent.runtime.logsetup import REDACTED, _JsonFormatter, hide_secret, redact
+from millstream_common.logjson import REDACTED, JsonFormatter, hide_secret, redact
 
 
 def test_password_in_a_url_is_redacted() -> None:
@@ -23,7 +23,7 @@ def test_a_hidden_password_is_masked_in_message_and_traceback() -> None:
             "aiomqtt", logging.WARNING, __file__, 1, "publish failed: %s", (exc,), None
         )
         record.exc_info = (type(exc), exc, exc.__traceback__)
-    line = _JsonFormatter().format(record)
+    line = JsonFormatter().format(record)
     assert "from-the-password-file" not in line
     assert json.loads(line)["msg"] == f"publish failed: server said: bad password '{REDACTED}'"
 

@@ -1,10 +1,11 @@
-"""One logging setup for the hub: one JSON object per line on stderr, with secrets redacted.
+"""One logging setup for every Millstream process: one JSON object per line on stderr (journald
+and `docker logs` keep it), with secrets redacted.
 
 Every line passes `redact` on its way out, whoever logged it (our code, uvicorn, a library):
-a WebSocket client still authenticating with `/ws?token=…` makes uvicorn log the path with its
-query string, and an exception may quote a URL with a password in it. `redact` masks the
-credentials of query strings, `Bearer` headers, JWTs, API key secrets, passwords in URLs and
-every value registered with `hide_secret` (the JWT signing secret, the broker password).
+a WebSocket client authenticating with `/ws?token=…` makes uvicorn log the path with its query
+string, and an exception may quote a broker URL with its password. `redact` masks credentials
+in query strings, `Bearer` headers, JWTs, API key secrets, passwords in URLs and every value
+registered with `hide_secret` (the broker password, the JWT signing secret).
 """
 
 from __future__ import annotations
@@ -13,12 +14,13 @@ import json
 import logging
 import re
 import sys
+from collections.abc import Mapping
 
-__all__ = ["REDACTED", "hide_secret", "redact", "setup_logging"]
+__all__ = ["REDACTED", "JsonFormatter", "hide_secret", "redact", "setup_logging"]
 
 REDACTED = "[redacted]"
 
-# Query parameters that carry credentials (`?token=` is what /ws accepts, docs/api.md).
+# Query parameters that carry credentials (`?token=` is what the hub's /ws accepts, docs/api.md).
 _QUERY_SECRET = re.compile(
     r"(?i)([?&;](?:access_token|refresh_token|id_token|token|api[_-]?key|key|password|passwd"
     r"|secret)=)[^&;\s\"#]+"
@@ -57,8 +59,11 @@ def redact(text: str) -> str:
     return _URL_PASSWORD.sub(rf"\1:{REDACTED}@", text)
 
 
-class _JsonFormatter(logging.Formatter):
+class JsonFormatter(logging.Formatter):
+    """ts, level, logger, msg, the record's `fields` and the traceback, every text redacted."""
+
     def format(self, record: logging.LogRecord) -> str:
+        """One log record as one line of JSON."""
         entry = {
             "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
             "level": record.levelname.lower(),
@@ -78,10 +83,14 @@ class _JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
-def setup_logging(level: str = "INFO") -> None:
-    """Route every logger to stderr as JSON lines."""
+def setup_logging(level: str = "INFO", quieter: Mapping[str, int] | None = None) -> None:
+    """Route every logger to stderr as JSON lines; `quieter` raises chatty libraries' levels
+    (logger name → level) unless `level` is debug."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_JsonFormatter())
+    handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(level)
+    root.setLevel(level.upper())
+    if root.level > logging.DEBUG:
+        for name, quiet in (quieter or {}).items():
+            logging.getLogger(name).setLevel(quiet)

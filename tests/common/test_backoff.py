@@ -1,10 +1,10 @@
-"""Reconnect backoff: exponential, capped, jittered within [half, full] of the base delay."""
+"""Reconnect backoff (agent and hub): exponential, capped, jittered within [half, full]."""
 
 from __future__ import annotations
 
 import random
 
-from edge_agent.backoff import Backoff, backoff_delay
+from millstream_common.backoff import Backoff, backoff_delay
 
 
 def test_delays_grow_exponentially_up_to_the_cap_with_jitter() -> None:

@@ -1,7 +1,8 @@
-"""Reconnect delays for every peer the agent talks to (PLCs, OPC-UA servers, the MQTT broker).
+"""Reconnect delays for every peer: the agent's PLCs, OPC-UA servers and broker, the hub's
+database, broker, Kafka and Redis.
 
-Exponential, capped and jittered so a plant of agents that lost a peer together does not
-stampede it when it returns.
+Exponential, capped and jittered so a plant of agents (or a set of hub instances) that lost a
+peer together does not stampede it when it returns.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""hub/log.py: every line on stderr is JSON with credentials redacted, whoever logged it."""
+"""millstream_common/logjson.py for the hub: JSON lines with credentials redacted, whoever logs."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from hub.auth import make_api_key
-from hub.log import REDACTED, _JsonFormatter, hide_secret, redact
+from millstream_common.logjson import REDACTED, JsonFormatter, hide_secret, redact
 
 JWT = (
     "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9."
@@ -81,7 +81,7 @@ def test_a_logged_line_is_json_with_message_fields_and_traceback_redacted() -> N
 
         record.exc_info = sys.exc_info()
     record.fields = {"path": "/x?api_key=abcdef", "status": 200}
-    line = _JsonFormatter().format(record)
+    line = JsonFormatter().format(record)
     entry = json.loads(line)
     assert entry["msg"] == f"WebSocket /ws?token={REDACTED}"
     assert entry["path"] == f"/x?api_key={REDACTED}"
