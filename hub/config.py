@@ -28,6 +28,7 @@ from pydantic import (
 
 from hub.errors import ConfigError, ConfigProblem
 from millstream_common.config import ENV_PREFIX, apply_env_overrides
+from wire.limits import SEGMENT_PATTERN
 
 __all__ = [
     "ENV_PREFIX",
@@ -65,7 +66,7 @@ class MqttConfig(_Frozen):
     # The broker keeps unacknowledged messages per session; a stable id lets a restarted hub
     # resume its own session (and get its in-flight messages redelivered). None = hostname based.
     client_id: str | None = None
-    share_group: str = Field(default="hub", pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    share_group: str = Field(default="hub", pattern=f"^{SEGMENT_PATTERN}$")
     # mqttv311 is for brokers without MQTT v5 (the demo's embedded broker): no shared subscription
     # (run one instance), no Receive Maximum; the session persists through clean_session=false.
     protocol: Literal["mqttv5", "mqttv311"] = "mqttv5"

@@ -28,7 +28,7 @@ Classified = (
 
 # Only to attribute a refused payload to its publisher in the dead-letter table; never used to
 # accept data. Bounded: looks at the first 4 KiB only.
-_SRC = re.compile(rb'"src"\s*:\s*"([A-Za-z0-9_-]{1,64})"')
+_SRC = re.compile(rb'"src"\s*:\s*"(' + wire.SEGMENT_PATTERN.encode() + rb')"')
 _SEQ = re.compile(rb'"seq"\s*:\s*(\d{1,18})\s*[,}]')
 _LISTED = 5  # refused readings named in a partial dead letter's message (all are in its payload)
 

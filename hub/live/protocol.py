@@ -15,9 +15,12 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
+import wire
+
 __all__ = ["ClientMessage", "ProtocolError", "parse_client_message"]
 
-_MACHINE = re.compile(r"^[A-Za-z0-9_-]{1,64}/[A-Za-z0-9_-]{1,64}/[A-Za-z0-9_-]{1,64}$")
+_SEG = wire.SEGMENT_PATTERN
+_MACHINE = re.compile(f"^{_SEG}/{_SEG}/{_SEG}$")
 MAX_ITEMS = 10_000
 # Series ids are PostgreSQL `integer`s: a larger one is no series, never a query error.
 MAX_SERIES_ID = 2**31 - 1

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query
 
+import wire
 from hub.api.v1.deps import requires
 from hub.api.v1.schemas import CompletenessOut, LatestOut, MachineOut, MinuteOut
 from hub.api.v1.services import ApiServices
@@ -14,7 +15,7 @@ from hub.query import completeness, median_rate
 
 __all__ = ["machines_router"]
 
-Segment = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+Segment = Annotated[str, Path(pattern=f"^{wire.SEGMENT_PATTERN}$")]
 EpochMs = Annotated[int | None, Query(ge=0, le=2**53)]
 MAX_COMPLETENESS_MS = 24 * 3_600_000
 

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from fastapi.responses import JSONResponse
 
+import wire
 from hub.api.v1.deps import requires
 from hub.api.v1.schemas import HistoryOut, SeriesOut
 from hub.api.v1.services import ApiServices
@@ -18,7 +19,7 @@ __all__ = ["series_router"]
 
 DAY_MS = 86_400_000
 SeriesId = Annotated[int, Path(ge=1, le=2**31 - 1)]
-Filter = Annotated[str | None, Query(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+Filter = Annotated[str | None, Query(pattern=f"^{wire.SEGMENT_PATTERN}$")]
 
 
 def _series_out(s: SeriesInfo) -> SeriesOut:
