@@ -33,7 +33,7 @@ from wire.limits import (
     TAG_PATTERN,
     VERSION,
 )
-from wire.meta import encode_meta, parse_meta, quiet_ms
+from wire.meta import encode_meta, parse_meta, quiet_ms, scheduled_per_minute
 from wire.models import (
     AgentStatus,
     AgentStatusBody,
@@ -149,6 +149,7 @@ __all__ = [
     "parse_topic",
     "quiet_ms",
     "receipt_topic",
+    "scheduled_per_minute",
     "status_topic",
     "telemetry_topic",
 ]

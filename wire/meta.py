@@ -17,7 +17,7 @@ from wire.models import Meta, MetaBody, TagMeta
 from wire.topics import MachineTopic, parse_topic
 from wire.validation import payload_error, validate_payload
 
-__all__ = ["encode_meta", "parse_meta", "quiet_ms"]
+__all__ = ["encode_meta", "parse_meta", "quiet_ms", "scheduled_per_minute"]
 
 
 def encode_meta(ts: int, tags: Mapping[str, TagMeta]) -> bytes:
@@ -43,6 +43,13 @@ def quiet_ms(tags: Mapping[str, TagMeta]) -> int | None:
         if ms is not None
     ]
     return min(intervals, default=None)
+
+
+def scheduled_per_minute(tags: Mapping[str, TagMeta]) -> float | None:
+    """Readings per minute the tags sent on every poll add up to (what completeness expects of a
+    machine that is online); None when no tag declares `poll_ms`."""
+    polled = [meta.poll_ms for meta in tags.values() if meta.poll_ms is not None]
+    return sum(60_000 / ms for ms in polled) if polled else None
 
 
 def parse_meta(topic: str, payload: bytes) -> Meta:

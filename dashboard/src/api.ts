@@ -86,6 +86,14 @@ export interface Minute {
   stored: number;
   expected: number;
   ratio: number;
+  reason: string | null;
+}
+
+export interface Outage {
+  kind: "device" | "agent";
+  reason: string;
+  from_ms: number;
+  to_ms: number | null;
 }
 
 export interface Completeness {
@@ -93,7 +101,9 @@ export interface Completeness {
   from_ms: number;
   to_ms: number;
   expected_per_minute: number;
+  scheduled_per_minute: number | null;
   minutes: Minute[];
+  outages: Outage[];
   agents_dropped: Record<string, number>;
 }
 

@@ -109,6 +109,7 @@ def classify(msg: Incoming) -> Classified | None:
                 payload=msg.payload.decode("utf-8"),
                 received_at=msg.received_at,
                 quiet_ms=wire.quiet_ms(m.tags),
+                scheduled_per_minute=wire.scheduled_per_minute(m.tags),
             )
         if msg.topic.startswith("ms/v1/agents/"):
             a = wire.parse_agent_status(msg.topic, msg.payload)

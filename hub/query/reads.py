@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from hub.query.completeness import Outage
 from hub.query.downsample import merge_buckets
 from hub.query.fleet import MachineFacts, judge
 from hub.sql import Database
@@ -341,6 +342,42 @@ class ReadQueries:
             end_ms,
         )
         return {int(r["minute"]): int(r["produced"]) for r in rows}
+
+    async def outages(
+        self, site: str, line: str, machine: str, start_ms: int, end_ms: int
+    ) -> list[Outage]:
+        """Outages of the machine's device or agent overlapping [start_ms, end_ms), oldest first."""
+        rows = await self._db.fetch(
+            "SELECT kind, reason, start_ms, end_ms FROM machine_outages"
+            " WHERE site = $1 AND line = $2 AND machine = $3 AND start_ms < $4"
+            " AND (end_ms IS NULL OR end_ms > $5) ORDER BY start_ms",
+            site,
+            line,
+            machine,
+            end_ms,
+            start_ms,
+        )
+        return [
+            Outage(
+                str(r["kind"]),
+                str(r["reason"]),
+                int(r["start_ms"]),
+                None if r["end_ms"] is None else int(r["end_ms"]),
+            )
+            for r in rows
+        ]
+
+    async def scheduled_per_minute(self, site: str, line: str, machine: str) -> float | None:
+        """Readings per minute the machine's meta message schedules, if it declared any."""
+        rows = await self._db.fetch(
+            "SELECT scheduled_per_minute FROM machine_meta"
+            " WHERE site = $1 AND line = $2 AND machine = $3",
+            site,
+            line,
+            machine,
+        )
+        value = rows[0]["scheduled_per_minute"] if rows else None
+        return None if value is None else float(value)
 
 
 def wire_value(value: float | None, text: str | None) -> float | bool | str | None:

@@ -135,6 +135,8 @@ class MachineMetaUpdate:
     # The longest a healthy machine stays without sending anything: its tags' shortest poll
     # interval or heartbeat (`wire.quiet_ms`); None when the message declares neither.
     quiet_ms: int | None = None
+    # Readings per minute its tags sent on every poll add up to (`wire.scheduled_per_minute`).
+    scheduled_per_minute: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,6 +34,7 @@ from hub.storage.rows import (
     SeriesIds,
     missing_series,
     newest_metas,
+    outage_events,
     owner_rows,
     produced_rows,
     to_rows,
@@ -153,14 +154,40 @@ ON CONFLICT (site, line, machine) DO UPDATE SET
 WHERE excluded.updated_at >= o.updated_at
 """
 
+# Outages (hub/storage/rows.py `outage_events`): open one unless one of that kind is open, close
+# the open one. An agent's outage is one per machine it polls (`machine_agents`).
+_DEVICE_OUTAGE_OPEN = """
+INSERT INTO machine_outages (site, line, machine, kind, reason, start_ms)
+SELECT $1::text, $2::text, $3::text, 'device', $4::text, $5::bigint
+WHERE NOT EXISTS (SELECT 1 FROM machine_outages WHERE site = $1 AND line = $2
+                  AND machine = $3 AND kind = 'device' AND end_ms IS NULL)
+"""
+_DEVICE_OUTAGE_CLOSE = """
+UPDATE machine_outages SET end_ms = greatest(start_ms, $4::bigint)
+WHERE site = $1 AND line = $2 AND machine = $3 AND kind = 'device' AND end_ms IS NULL
+"""
+_AGENT_OUTAGE_OPEN = """
+INSERT INTO machine_outages (site, line, machine, kind, reason, start_ms)
+SELECT o.site, o.line, o.machine, 'agent', $2::text, $3::bigint FROM machine_agents o
+WHERE o.agent_id = $1 AND NOT EXISTS (
+    SELECT 1 FROM machine_outages m WHERE m.site = o.site AND m.line = o.line
+    AND m.machine = o.machine AND m.kind = 'agent' AND m.end_ms IS NULL)
+"""
+_AGENT_OUTAGE_CLOSE = """
+UPDATE machine_outages m SET end_ms = greatest(m.start_ms, $2::bigint) FROM machine_agents o
+WHERE o.agent_id = $1 AND m.site = o.site AND m.line = o.line AND m.machine = o.machine
+  AND m.kind = 'agent' AND m.end_ms IS NULL
+"""
+
 # A meta message replaces the machine's tag list unless an equal or newer one is already kept;
 # RETURNING says whether it was.
 _META_UPSERT = """
-INSERT INTO machine_meta AS m (site, line, machine, meta_ts, payload, received_at, quiet_ms)
-VALUES ($1, $2, $3, $4, $5, $6, $7)
+INSERT INTO machine_meta AS m (site, line, machine, meta_ts, payload, received_at, quiet_ms,
+                               scheduled_per_minute)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
 ON CONFLICT (site, line, machine) DO UPDATE SET
     meta_ts = excluded.meta_ts, payload = excluded.payload, received_at = excluded.received_at,
-    quiet_ms = excluded.quiet_ms
+    quiet_ms = excluded.quiet_ms, scheduled_per_minute = excluded.scheduled_per_minute
 WHERE excluded.meta_ts >= m.meta_ts
 RETURNING 1
 """
@@ -209,7 +236,8 @@ def _partition_name(day: int) -> str:
 
 async def _replace_meta(conn: asyncpg.Connection, m: MachineMetaUpdate) -> None:
     key = (m.site, m.line, m.machine)
-    if await conn.fetchval(_META_UPSERT, *key, m.ts, m.payload, m.received_at, m.quiet_ms) is None:
+    row = (*key, m.ts, m.payload, m.received_at, m.quiet_ms, m.scheduled_per_minute)
+    if await conn.fetchval(_META_UPSERT, *row) is None:
         return  # an older message than the one kept
     await conn.execute("DELETE FROM tag_meta WHERE site = $1 AND line = $2 AND machine = $3", *key)
     if m.tags:
@@ -468,6 +496,12 @@ class PostgresStorage:
                     await conn.executemany(_PRODUCED_UPSERT, produced)
                 if owners := owner_rows(batch.agents):
                     await conn.executemany(_OWNER_UPSERT, owners)
+                for e in outage_events(batch.machines, batch.agents):
+                    if e.kind == "device":
+                        sql = _DEVICE_OUTAGE_OPEN if e.opens else _DEVICE_OUTAGE_CLOSE
+                    else:
+                        sql = _AGENT_OUTAGE_OPEN if e.opens else _AGENT_OUTAGE_CLOSE
+                    await conn.execute(sql, *e.key, *((e.reason,) if e.opens else ()), e.at_ms)
                 for meta in newest_metas(batch.metas):
                     await _replace_meta(conn, meta)
                 result = WriteResult(inserted, len(records) - inserted)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Literal
 
 from hub.storage.model import (
     QUALITY_CODES,
     AgentStatusUpdate,
     MachineMetaUpdate,
+    MachineStatusUpdate,
     SeriesKey,
     TelemetryBatch,
 )
@@ -15,12 +18,14 @@ from hub.storage.model import (
 __all__ = [
     "DAY_MS",
     "MINUTE_MS",
+    "OutageEvent",
     "OwnerRow",
     "ProducedRow",
     "Row",
     "SeriesIds",
     "missing_series",
     "newest_metas",
+    "outage_events",
     "owner_rows",
     "produced_rows",
     "to_rows",
@@ -127,3 +132,46 @@ def owner_rows(agents: Iterable[AgentStatusUpdate]) -> list[OwnerRow]:
             if held is None or a.received_at >= held[4]:
                 best[key] = (*key, a.agent_id, a.received_at)
     return [best[k] for k in sorted(best)]
+
+
+@dataclass(frozen=True, slots=True)
+class OutageEvent:
+    """An outage of one machine (`kind` device) or of every machine of one agent (`kind` agent)
+    beginning (`opens`) or ending, at the time the hub received the status that says so.
+
+    Receive time, not the status's own `ts`: a last will carries its client's connect time, which
+    may be months before the connection died.
+    """
+
+    kind: Literal["device", "agent"]
+    opens: bool
+    key: tuple[str, ...]  # (site, line, machine) for device, (agent_id,) for agent
+    reason: str
+    at_ms: int
+
+
+def outage_events(
+    machines: Iterable[MachineStatusUpdate], agents: Iterable[AgentStatusUpdate]
+) -> list[OutageEvent]:
+    """The outages these statuses begin or end, in the order the hub received them."""
+    events = [
+        OutageEvent(
+            "device",
+            m.state == "offline",
+            (m.site, m.line, m.machine),
+            (m.detail or "the machine reported offline") if m.state == "offline" else "",
+            m.received_at,
+        )
+        for m in machines
+    ]
+    events += [
+        OutageEvent(
+            "agent",
+            a.state == "offline",
+            (a.agent_id,),
+            f"agent {a.agent_id} offline" if a.state == "offline" else "",
+            a.received_at,
+        )
+        for a in agents
+    ]
+    return sorted(events, key=lambda e: e.at_ms)

@@ -32,6 +32,7 @@ from hub.storage.rows import (
     SeriesIds,
     missing_series,
     newest_metas,
+    outage_events,
     owner_rows,
     produced_rows,
     to_rows,
@@ -102,12 +103,37 @@ ON CONFLICT (series_id, bucket) DO UPDATE SET count = c.count + excluded.count
 """
 
 # See the PostgreSQL backend: replace the tag list unless an equal or newer one is kept.
+# Outages: as for PostgreSQL (hub/storage/postgres.py), in SQLite's dialect.
+_DEVICE_OUTAGE_OPEN = """
+INSERT INTO machine_outages (site, line, machine, kind, reason, start_ms)
+SELECT ?1, ?2, ?3, 'device', ?4, ?5
+WHERE NOT EXISTS (SELECT 1 FROM machine_outages WHERE site = ?1 AND line = ?2
+                  AND machine = ?3 AND kind = 'device' AND end_ms IS NULL)
+"""
+_DEVICE_OUTAGE_CLOSE = """
+UPDATE machine_outages SET end_ms = max(start_ms, ?4)
+WHERE site = ?1 AND line = ?2 AND machine = ?3 AND kind = 'device' AND end_ms IS NULL
+"""
+_AGENT_OUTAGE_OPEN = """
+INSERT INTO machine_outages (site, line, machine, kind, reason, start_ms)
+SELECT o.site, o.line, o.machine, 'agent', ?2, ?3 FROM machine_agents o
+WHERE o.agent_id = ?1 AND NOT EXISTS (
+    SELECT 1 FROM machine_outages m WHERE m.site = o.site AND m.line = o.line
+    AND m.machine = o.machine AND m.kind = 'agent' AND m.end_ms IS NULL)
+"""
+_AGENT_OUTAGE_CLOSE = """
+UPDATE machine_outages AS m SET end_ms = max(m.start_ms, ?2) FROM machine_agents AS o
+WHERE o.agent_id = ?1 AND m.site = o.site AND m.line = o.line AND m.machine = o.machine
+  AND m.kind = 'agent' AND m.end_ms IS NULL
+"""
+
 _META_UPSERT = """
-INSERT INTO machine_meta AS m (site, line, machine, meta_ts, payload, received_at, quiet_ms)
-VALUES (?, ?, ?, ?, ?, ?, ?)
+INSERT INTO machine_meta AS m (site, line, machine, meta_ts, payload, received_at, quiet_ms,
+                               scheduled_per_minute)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (site, line, machine) DO UPDATE SET
     meta_ts = excluded.meta_ts, payload = excluded.payload, received_at = excluded.received_at,
-    quiet_ms = excluded.quiet_ms
+    quiet_ms = excluded.quiet_ms, scheduled_per_minute = excluded.scheduled_per_minute
 WHERE excluded.meta_ts >= m.meta_ts
 RETURNING 1
 """
@@ -313,6 +339,12 @@ class SqliteStorage:
             )
             db.executemany(_PRODUCED_UPSERT, produced_rows(batch.agents))
             db.executemany(_OWNER_UPSERT, owner_rows(batch.agents))
+            for e in outage_events(batch.machines, batch.agents):
+                if e.kind == "device":
+                    sql = _DEVICE_OUTAGE_OPEN if e.opens else _DEVICE_OUTAGE_CLOSE
+                else:
+                    sql = _AGENT_OUTAGE_OPEN if e.opens else _AGENT_OUTAGE_CLOSE
+                db.execute(sql, (*e.key, *((e.reason,) if e.opens else ()), e.at_ms))
             for meta in newest_metas(batch.metas):
                 self._replace_meta(meta)
             db.execute("COMMIT")
@@ -327,7 +359,7 @@ class SqliteStorage:
     def _replace_meta(self, m: MachineMetaUpdate) -> None:
         key = (m.site, m.line, m.machine)
         kept = self._db.execute(
-            _META_UPSERT, (*key, m.ts, m.payload, m.received_at, m.quiet_ms)
+            _META_UPSERT, (*key, m.ts, m.payload, m.received_at, m.quiet_ms, m.scheduled_per_minute)
         ).fetchall()
         if not kept:
             return  # an older message than the one kept

@@ -1,6 +1,6 @@
 // Completeness: for every machine, one cell per minute — readings stored vs expected — with
 // gaps highlighted, and the drops agents reported (data lost before it reached the hub).
-import { api, type Completeness, type Machine } from "../api";
+import { api, type Completeness, type Machine, type Outage } from "../api";
 import { clear, fmtNum, fmtTime, h } from "../dom";
 import { linkHandler } from "../router";
 
@@ -35,7 +35,7 @@ export function completenessPage(root: HTMLElement): () => void {
     h(
       "p",
       { class: "muted" },
-      "Readings stored per machine per minute against the expected count (the machine's usual rate in this window, estimated by the hub). Hover a cell for its numbers.",
+      "Readings stored per machine per minute against the expected count: what the machine's schedule asks (tags polled × polls per minute, declared by its agent) or what its agent reported producing, whichever is more; the machine's usual rate where neither is known. A gap says why when the device or its agent was offline. Hover a cell for its numbers.",
     ),
     h("div", { class: "toolbar" }, h("span", null, "Window: "), bar),
     legend,
@@ -114,8 +114,10 @@ export function completenessPage(root: HTMLElement): () => void {
       const judged = c.minutes.map((x) => {
         const pending = x.minute + 60_000 > now;
         const notYet = firstData !== null && x.minute < firstData;
-        const cls = notYet || x.expected === 0 ? "c-none" : pending ? "c-live" : x.stored === 0 ? "c-gap" : x.ratio < 0.98 ? "c-part" : "c-full";
-        const note = notYet ? " — not reporting yet" : pending ? " — minute in progress" : "";
+        // An outage with nothing expected (report-by-exception tags) is still a gap with a reason.
+        const down = x.reason !== null && x.stored === 0;
+        const cls = notYet ? "c-none" : pending ? "c-live" : down || (x.expected > 0 && x.stored === 0) ? "c-gap" : x.expected === 0 ? "c-none" : x.ratio < 0.98 ? "c-part" : "c-full";
+        const note = (notYet ? " — not reporting yet" : pending ? " — minute in progress" : "") + (x.reason ? ` — ${x.reason}` : "");
         return { x, cls, note, counts: !notYet && !pending && x.expected > 0 };
       });
       const counted = judged.filter((j) => j.counts).map((j) => j.x);
@@ -138,7 +140,12 @@ export function completenessPage(root: HTMLElement): () => void {
         h("th", null, name),
         h("td", { class: "strip-cell" }, strip),
         h("td", { class: "num" }, expected ? `${((100 * Math.min(stored, expected)) / expected).toFixed(1)} %` : "–", h("div", { class: "muted small" }, `${fmtNum(stored)} / ${fmtNum(expected)}`)),
-        h("td", { class: `num ${gaps ? "bad-text" : ""}` }, gaps ? `${gaps} gap min` : partial ? `${partial} partial` : "none"),
+        h(
+          "td",
+          { class: `num ${gaps ? "bad-text" : ""}` },
+          gaps ? `${gaps} gap min` : partial ? `${partial} partial` : "none",
+          ...c.outages.map((o) => h("div", { class: "small outage" }, outageWords(o))),
+        ),
       );
     });
     clear(
@@ -164,4 +171,11 @@ export function completenessPage(root: HTMLElement): () => void {
     alive = false;
     window.clearTimeout(timer);
   };
+}
+
+// "device offline 03:12–03:19: no answer from …", local times; an ongoing one "since 03:12".
+function outageWords(o: Outage): string {
+  const hm = (ms: number): string => new Date(ms).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  const when = o.to_ms === null ? `since ${hm(o.from_ms)}` : `${hm(o.from_ms)}–${hm(o.to_ms)}`;
+  return o.kind === "agent" ? `agent offline ${when} (${o.reason})` : `device offline ${when}: ${o.reason}`;
 }

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query
 
 import wire
 from hub.api.v1.deps import requires
-from hub.api.v1.schemas import CompletenessOut, LatestOut, MachineOut, MinuteOut
+from hub.api.v1.schemas import CompletenessOut, LatestOut, MachineOut, MinuteOut, OutageOut
 from hub.api.v1.services import ApiServices
 from hub.auth import Role
 from hub.query import completeness, median_rate
@@ -53,7 +53,11 @@ def machines_router(services: ApiServices) -> APIRouter:
             raise HTTPException(422, "need from < to and a window of at most 24 h")
         counts = await services.queries.minute_counts(site, line, machine, start, end)
         produced = await services.queries.produced_counts(site, line, machine, start, end)
-        minutes = completeness(counts, start, end, produced)
+        schedule = await services.queries.scheduled_per_minute(site, line, machine)
+        outages = await services.queries.outages(site, line, machine, start, end)
+        minutes = completeness(
+            counts, start, end, produced, scheduled_per_minute=schedule, outages=outages
+        )
         agents = await services.queries.agents()
         return CompletenessOut(
             machine=f"{site}/{line}/{machine}",
@@ -61,9 +65,20 @@ def machines_router(services: ApiServices) -> APIRouter:
             to_ms=end,
             # The median estimate; minutes the agent reported carry their own `expected`.
             expected_per_minute=median_rate(counts),
+            scheduled_per_minute=schedule,
             minutes=[
-                MinuteOut(minute=m.minute, stored=m.stored, expected=m.expected, ratio=m.ratio)
+                MinuteOut(
+                    minute=m.minute,
+                    stored=m.stored,
+                    expected=m.expected,
+                    ratio=m.ratio,
+                    reason=m.reason,
+                )
                 for m in minutes
+            ],
+            outages=[
+                OutageOut(kind=o.kind, reason=o.reason, from_ms=o.start_ms, to_ms=o.end_ms)
+                for o in outages
             ],
             agents_dropped={a["agent_id"]: a["dropped"] or 0 for a in agents},
         )

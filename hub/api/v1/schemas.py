@@ -175,16 +175,30 @@ class MinuteOut(BaseModel):
     stored: int
     expected: int
     ratio: float
+    reason: str | None = None  # why readings are missing ("device offline: …"), when known
+
+
+class OutageOut(BaseModel):
+    """An interval in which the machine's device or agent was offline (`to_ms` null: ongoing)."""
+
+    kind: Literal["device", "agent"]
+    reason: str
+    from_ms: int
+    to_ms: int | None
 
 
 class CompletenessOut(BaseModel):
-    """Readings stored vs expected per minute (expected is approximated, see docs/api.md)."""
+    """Readings stored vs expected per minute, and the outages that explain gaps (docs/api.md)."""
 
     machine: str
     from_ms: int
     to_ms: int
+    # The machine's median stored minute (the estimate used where nothing else says).
     expected_per_minute: int
+    # What its schedule asks per minute (tags sent on every poll), if its agent declared one.
+    scheduled_per_minute: float | None = None
     minutes: list[MinuteOut]
+    outages: list[OutageOut] = []
     agents_dropped: dict[str, int]
 
 

@@ -15,7 +15,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -198,6 +198,13 @@ def status_text(config: Path) -> str:
     return done.stdout
 
 
+async def eventually(check: Callable[[], Awaitable[bool]], within: float) -> None:
+    """Poll `check` until true (a liveness bound, not a measurement)."""
+    async with asyncio.timeout(within):
+        while not await check():  # noqa: ASYNC110 -- the state is in another process's answer
+            await asyncio.sleep(0.2)
+
+
 async def seconds_until_fleet(
     views: Views, site: str, machine: str, state: str, within: float
 ) -> float:
@@ -288,9 +295,35 @@ async def test_a_silent_machine_is_offline_everywhere_within_10s(
             assert f"why: connection to 127.0.0.1:{simulator.modbus}" in line or (
                 f"why: cannot open 127.0.0.1:{simulator.modbus}" in line
             ), line
-        finally:
+
+            # Completeness: the outages are gaps with their reason, not 100 %.
+            path = f"/api/v1/machines/{site}/line-1/{MACHINE}/completeness"
+            report = (await http.get(path)).json()
+            device = [o for o in report["outages"] if o["kind"] == "device"]
+            assert len(device) == 3, report["outages"]  # frozen, killed, killed again (ongoing)
+            assert f"no answer from 127.0.0.1:{simulator.modbus}" in device[0]["reason"]
+            assert device[0]["to_ms"] is not None
+            assert device[1]["to_ms"] is not None
+            assert device[2]["to_ms"] is None
+            assert report["scheduled_per_minute"] > 0
+            explained = [m for m in report["minutes"] if m["reason"]]
+            assert explained, report["minutes"]
+            assert all(m["reason"].startswith("device offline: ") for m in explained)
+            assert any(m["stored"] < m["expected"] for m in explained)
+
+            # The agent stops: its machines' missing minutes are the agent's outage from now.
             agent.send_signal(signal.SIGTERM)
-            agent.wait(timeout=30)
+            await asyncio.to_thread(agent.wait, 30)
+
+            async def agent_outage() -> bool:
+                outages = (await http.get(path)).json()["outages"]
+                return any(o["kind"] == "agent" and o["to_ms"] is None for o in outages)
+
+            await eventually(agent_outage, 20)
+        finally:
+            if agent.poll() is None:
+                agent.send_signal(signal.SIGTERM)
+                agent.wait(timeout=30)
             await clear_retained(mosquitto, site, [MACHINE, "conveyor-01"])
             subscriber.loop_stop()
             subscriber.disconnect()

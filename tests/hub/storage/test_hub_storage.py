@@ -11,6 +11,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hub.errors import SchemaError
+from hub.query import Outage
+from hub.query.reads import ReadQueries
+from hub.sql import open_database
 from hub.storage import (
     AgentStatusUpdate,
     DeadLetter,
@@ -327,3 +330,37 @@ async def test_postgresql_day_partitions_ahead_and_retention(pg_dsn: str) -> Non
     # NOW is 2025-11-23 (UTC): today and two days ahead exist, the 9-day-old day is dropped.
     assert {"readings_20251123", "readings_20251124", "readings_20251125"} <= names
     assert "readings_20251114" not in names
+
+
+async def test_outages_open_and_close_with_statuses_on_both_backends(
+    storage: Storage, storage_url: str
+) -> None:
+    # The agent names its machines (site/line), then says m1's device is down and back; later the
+    # agent itself goes (its will names no machines: the hub's pairing says whose they are).
+    named = AgentStatusUpdate(
+        "ag1", "online", NOW, "1.0", 0, 0, "{}", NOW, site="s1", line="l1", devices=("m1", "m2")
+    )
+    down = MachineStatusUpdate("s1", "l1", "m1", "offline", NOW, "no answer from x", "{}", NOW + 1)
+    again = MachineStatusUpdate("s1", "l1", "m1", "offline", NOW, "still", "{}", NOW + 2)
+    back = MachineStatusUpdate("s1", "l1", "m1", "online", NOW, None, "{}", NOW + 5)
+    await storage.write(WriteBatch(agents=[named], machines=[down, again]))
+    await storage.write(WriteBatch(machines=[back]))
+    will = AgentStatusUpdate("ag1", "offline", 1, None, None, None, "{}", NOW + 9)
+    await storage.write(WriteBatch(agents=[will]))
+    async with open_database(storage_url) as db:
+        queries = ReadQueries(db)
+        m1 = await queries.outages("s1", "l1", "m1", 0, 2**62)
+        m2 = await queries.outages("s1", "l1", "m2", 0, 2**62)
+        assert await queries.outages("s1", "l1", "m1", NOW + 6, NOW + 8) == []
+    assert m1 == [
+        Outage("device", "no answer from x", NOW + 1, NOW + 5),  # one outage, not two
+        Outage("agent", "agent ag1 offline", NOW + 9, None),
+    ]
+    assert m2 == [Outage("agent", "agent ag1 offline", NOW + 9, None)]
+    # The agent is back: its machines' outage ends.
+    await storage.write(
+        WriteBatch(agents=[AgentStatusUpdate("ag1", "online", NOW, "1.0", 0, 0, "{}", NOW + 20)])
+    )
+    async with open_database(storage_url) as db:
+        [ended] = await ReadQueries(db).outages("s1", "l1", "m2", 0, 2**62)
+    assert ended.end_ms == NOW + 20
