@@ -34,6 +34,15 @@ from pydantic_core import PydanticCustomError
 from edge_agent.config.issues import ERROR_TYPE, Issue, raise_issues, reraise_with
 from edge_agent.config.names import Name
 from edge_agent.config.units import Duration
+from edge_agent.drivers.modbus.types import (
+    BIT_TABLES,
+    MULTI_REGISTER_TYPES,
+    REGISTER_SPAN,
+    REGISTER_TABLES,
+    Order,
+    PointType,
+    Table,
+)
 
 __all__ = [
     "BIT_TABLES",
@@ -53,11 +62,7 @@ __all__ = [
     "validate_tag_list",
 ]
 
-Table = Literal["holding", "input", "coil", "discrete"]
-DataType = Literal[
-    "bool", "int16", "uint16", "int32", "uint32", "int64", "uint64", "float32", "float64", "string"
-]
-Order = Literal["ABCD", "CDAB", "BADC", "DCBA"]
+DataType = PointType
 Addressing = Literal["auto", "offset", "reference"]
 # At least 10 ms: faster polling only floods the bus; at most a day so a typo like 10000000 shows.
 PollMs = Annotated[int, Field(ge=10, le=86_400_000)]
@@ -67,22 +72,6 @@ PollMs = Annotated[int, Field(ge=10, le=86_400_000)]
 MaxInterval = Annotated[Duration, Field(ge=timedelta(seconds=1), le=timedelta(days=1))]
 DEFAULT_MAX_INTERVAL = timedelta(seconds=60)
 
-REGISTER_TABLES: frozenset[str] = frozenset({"holding", "input"})
-BIT_TABLES: frozenset[str] = frozenset({"coil", "discrete"})
-
-# 16-bit registers each type occupies; string spans `length` registers.
-REGISTER_SPAN: dict[str, int] = {
-    "bool": 1,
-    "int16": 1,
-    "uint16": 1,
-    "int32": 2,
-    "uint32": 2,
-    "float32": 2,
-    "int64": 4,
-    "uint64": 4,
-    "float64": 4,
-}
-MULTI_REGISTER_TYPES: frozenset[str] = frozenset(t for t, n in REGISTER_SPAN.items() if n > 1)
 
 # Modbus Application Protocol §6.3/§6.4: one read returns at most 125 registers, so a string
 # longer than that could never be read in one request.

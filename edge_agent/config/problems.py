@@ -18,6 +18,8 @@ from pydantic_core import ErrorDetails
 
 from edge_agent.config.issues import ERROR_TYPE
 from edge_agent.config.yamlfile import YamlDocument
+from edge_agent.drivers.modbus.types import TYPES as MODBUS_TYPES
+from edge_agent.drivers.modbus.types import Table
 from edge_agent.errors import ConfigProblem
 from millstream_common.locs import Loc, format_loc
 
@@ -35,10 +37,10 @@ _MISSING_HINTS: dict[str, str] = {
     "profile": "a profile name from device_profiles/ (e.g. eastron-sdm630) or a path to a .yaml",
     "url": 'e.g. "mqtt://127.0.0.1:1883" (opcua: "opc.tcp://HOST:4840")',
     "name": "the tag name: 1-64 letters, digits, _ or -, unique in the profile",
-    "table": "one of holding, input, coil, discrete",
+    "table": "one of " + ", ".join(typing.get_args(Table)),
     "address": "the 0-based register address from the register map (hex column; 4xxxx minus "
     "40001), or the manual's 4xxxx number itself with addressing: reference in the profile",
-    "type": "one of bool, int16, uint16, int32, uint32, int64, uint64, float32, float64, string",
+    "type": "one of " + ", ".join(MODBUS_TYPES),
     "protocol": "modbus or opcua",
     "vendor": "the manufacturer, e.g. Eastron",
     "model": "the device model as the vendor names it",

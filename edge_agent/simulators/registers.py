@@ -14,18 +14,12 @@ from collections.abc import Callable
 from functools import partial
 
 from edge_agent.drivers.modbus.codec import encode_value
+from edge_agent.drivers.modbus.types import TYPES
 from edge_agent.simulators.tags import ModbusTag, Value
 
 __all__ = ["TYPE_RANGE", "encode", "quantize", "quantizer", "raw_value"]
 
-TYPE_RANGE: dict[str, tuple[int, int]] = {
-    "int16": (-(2**15), 2**15 - 1),
-    "uint16": (0, 2**16 - 1),
-    "int32": (-(2**31), 2**31 - 1),
-    "uint32": (0, 2**32 - 1),
-    "int64": (-(2**63), 2**63 - 1),
-    "uint64": (0, 2**64 - 1),
-}
+TYPE_RANGE: dict[str, tuple[int, int]] = {t: s.int_range for t, s in TYPES.items() if s.int_range}
 _FLOAT32_MAX = 3.4028234663852886e38
 _F32 = struct.Struct(">f")
 

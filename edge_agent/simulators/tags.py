@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from edge_agent.drivers.modbus.types import REGISTER_SPAN, Order, PointType, Table
+
 __all__ = [
     "REGISTER_COUNT",
     "ModbusTag",
@@ -19,25 +21,12 @@ __all__ = [
     "WordOrder",
 ]
 
-Table = Literal["holding", "input", "coil", "discrete"]
-ValueType = Literal[
-    "bool", "int16", "uint16", "int32", "uint32", "int64", "uint64", "float32", "float64", "string"
-]
-WordOrder = Literal["ABCD", "CDAB", "BADC", "DCBA"]
+ValueType = PointType
+WordOrder = Order
 Value = float | int | bool | str
 
 # Registers each fixed-width type occupies (strings carry their own length).
-REGISTER_COUNT: dict[str, int] = {
-    "bool": 1,
-    "int16": 1,
-    "uint16": 1,
-    "int32": 2,
-    "uint32": 2,
-    "int64": 4,
-    "uint64": 4,
-    "float32": 2,
-    "float64": 4,
-}
+REGISTER_COUNT = REGISTER_SPAN
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,8 @@ import struct
 from collections.abc import Sequence
 from functools import cache
 
-from edge_agent.drivers.modbus.points import ModbusPoint, Order, PointType
+from edge_agent.drivers.modbus.points import ModbusPoint
+from edge_agent.drivers.modbus.types import MULTI_REGISTER_TYPES, ORDERS, TYPES, Order, PointType
 from edge_agent.errors import DecodeError
 
 __all__ = [
@@ -36,29 +37,14 @@ __all__ = [
 Number = int | float
 Decoded = bool | int | float | str
 
-ORDERS: tuple[Order, ...] = ("ABCD", "CDAB", "BADC", "DCBA")
-MULTI_REGISTER_NUMERIC: frozenset[str] = frozenset(
-    {"int32", "uint32", "int64", "uint64", "float32", "float64"}
-)
+MULTI_REGISTER_NUMERIC = MULTI_REGISTER_TYPES
 
 # struct format character and register count of every fixed-size type.
 _FIXED: dict[str, tuple[str, int]] = {
-    "int16": ("h", 1),
-    "uint16": ("H", 1),
-    "int32": ("i", 2),
-    "uint32": ("I", 2),
-    "int64": ("q", 4),
-    "uint64": ("Q", 4),
-    "float32": ("f", 2),
-    "float64": ("d", 4),
+    t: (spec.struct, spec.registers) for t, spec in TYPES.items() if spec.struct and spec.registers
 }
 _INT_RANGES: dict[str, tuple[int, int]] = {
-    "int16": (-(1 << 15), (1 << 15) - 1),
-    "uint16": (0, (1 << 16) - 1),
-    "int32": (-(1 << 31), (1 << 31) - 1),
-    "uint32": (0, (1 << 32) - 1),
-    "int64": (-(1 << 63), (1 << 63) - 1),
-    "uint64": (0, (1 << 64) - 1),
+    t: spec.int_range for t, spec in TYPES.items() if spec.int_range
 }
 _IMPLAUSIBLY_LARGE = 1e12
 _SMALLEST_NORMAL = {"float32": 1.1754943508222875e-38, "float64": 2.2250738585072014e-308}

@@ -3,27 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+
+from edge_agent.drivers.modbus.types import BIT_TABLES, Order, PointType, Table
 
 __all__ = ["BIT_TABLES", "ModbusPoint", "Order", "PointType", "Table"]
-
-Table = Literal["holding", "input", "coil", "discrete"]
-PointType = Literal[
-    "bool",
-    "int16",
-    "uint16",
-    "int32",
-    "uint32",
-    "int64",
-    "uint64",
-    "float32",
-    "float64",
-    "string",
-]
-Order = Literal["ABCD", "CDAB", "BADC", "DCBA"]
-
-# Coils and discrete inputs are read as bits (§6.1/§6.2), the other two tables as 16-bit words.
-BIT_TABLES: frozenset[str] = frozenset({"coil", "discrete"})
 
 
 @dataclass(frozen=True, slots=True)
