@@ -12,16 +12,20 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 import yaml
 
-from edge_agent.cli.opcua import OpcuaDevice, fail, load_or_exit, opcua_device
+from edge_agent.cli.common import fail, load_or_exit
+from edge_agent.cli.opcua import opcua_of
 from edge_agent.drivers.opcua.browse_path import QualifiedName, format_browse_path
 from edge_agent.drivers.opcua.browse_path import parse_browse_path as parse_path
 from edge_agent.drivers.opcua.values import wire_value
 from edge_agent.errors import MillstreamAgentError
+
+if TYPE_CHECKING:
+    from edge_agent.drivers.opcua.driver import OpcuaDriver
 
 __all__ = ["BrowsedNode", "browse", "profile_skeleton", "register", "tag_name"]
 
@@ -77,20 +81,19 @@ def profile_skeleton(
 
 
 async def _walk(
-    dev: OpcuaDevice, start: list[QualifiedName], depth: int, standard: bool
+    dev: OpcuaDriver, start: list[QualifiedName], depth: int, standard: bool
 ) -> list[BrowsedNode]:
     # Imported here: asyncua is only needed when a command actually talks to a server.
     from asyncua import ua  # noqa: PLC0415
 
-    from edge_agent.drivers.opcua.session import OpcuaSession, SessionOptions  # noqa: PLC0415
+    from edge_agent.drivers.opcua.session import OpcuaSession  # noqa: PLC0415
 
-    options = SessionOptions(state_dir=dev.state_dir, timeout_s=dev.timeout_s)
     found: list[BrowsedNode] = []
-    async with OpcuaSession(dev.name, dev.endpoint, (), options) as session:
+    async with OpcuaSession(dev.device, dev.endpoint, (), dev.options) as session:
         client = session.client
 
         async def timed(awaitable: Any) -> Any:
-            async with asyncio.timeout(dev.timeout_s):
+            async with asyncio.timeout(dev.options.timeout_s):
                 return await awaitable
 
         root = client.nodes.root
@@ -151,7 +154,7 @@ def browse(  # noqa: PLR0917 -- typer maps parameters to CLI options
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
     try:
-        dev = opcua_device(loaded, device)
+        dev = opcua_of(loaded, device)
         nodes = asyncio.run(_walk(dev, start, depth, standard))
     except MillstreamAgentError as exc:
         raise fail(exc) from exc

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from edge_agent.buffer.salvage import Salvage, read_chunks
+from edge_agent.cli.common import load_or_exit
 from edge_agent.cli.localstate import (
     agent_running,
     buffer_summary,
@@ -17,7 +18,6 @@ from edge_agent.cli.localstate import (
     open_buffer_readonly,
     read_status,
 )
-from edge_agent.cli.opcua import load_or_exit
 from edge_agent.runtime import buffer_path
 from edge_agent.runtime.lock import AgentAlreadyRunning, hold_agent_lock
 

@@ -12,12 +12,12 @@ import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
 
-from edge_agent.cli.opcua import fail, is_opcua_device, load_or_exit, probe_opcua
-from edge_agent.config import LoadedConfig, ModbusConnection, ModbusProfile, modbus_points
+from edge_agent.cli.common import fail, load_or_exit
+from edge_agent.cli.opcua import probe_opcua
 from edge_agent.drivers.modbus.codec import (
     MULTI_REGISTER_NUMERIC,
     ORDERS,
@@ -26,13 +26,14 @@ from edge_agent.drivers.modbus.codec import (
     scale_value,
 )
 from edge_agent.drivers.modbus.driver import ModbusDriver, PointReading
-from edge_agent.drivers.modbus.endpoint import ModbusEndpoint, SerialLink, TcpLink
 from edge_agent.drivers.modbus.points import ModbusPoint
-from edge_agent.errors import ConfigError, ConfigProblem, MillstreamAgentError
+from edge_agent.errors import MillstreamAgentError
+from edge_agent.runtime.registry import build_driver
+
+if TYPE_CHECKING:
+    from edge_agent.drivers.opcua.driver import OpcuaDriver
 
 __all__ = [
-    "modbus_device",
-    "modbus_endpoint",
     "probe",
     "probe_json",
     "probe_table",
@@ -48,40 +49,6 @@ Example:
     $ edge-agent probe examples/agent.yaml --device meter-01
     $ edge-agent probe examples/agent.yaml --device meter-01 --json
 """
-
-
-def modbus_endpoint(connection: ModbusConnection) -> ModbusEndpoint:
-    """The driver's endpoint for a device's `modbus:` config section."""
-    link: TcpLink | SerialLink
-    if connection.host is not None:
-        link = TcpLink(connection.host, connection.port)
-    else:
-        assert connection.serial is not None  # the config model requires host or serial
-        link = SerialLink(
-            connection.serial,
-            baudrate=connection.baudrate,
-            parity=connection.parity,
-            stopbits=connection.stopbits,
-            bytesize=connection.bytesize,
-        )
-    return ModbusEndpoint(link, unit=connection.unit, timeout_ms=connection.timeout_ms)
-
-
-def modbus_device(loaded: LoadedConfig, machine: str) -> tuple[ModbusEndpoint, list[ModbusPoint]]:
-    """Endpoint and points of `machine`; ConfigError when it is missing or not Modbus."""
-    for resolved in loaded.devices:
-        if resolved.device.machine != machine:
-            continue
-        conn = resolved.device.modbus
-        if conn is None or not isinstance(resolved.profile, ModbusProfile):
-            raise _problem(loaded, machine, "is not a Modbus device", "use edge-agent browse")
-        return modbus_endpoint(conn), modbus_points(resolved.profile)
-    names = ", ".join(d.device.machine for d in loaded.devices) or "none"
-    raise _problem(loaded, machine, "is not in the config", f"devices: {names}")
-
-
-def _problem(loaded: LoadedConfig, machine: str, message: str, hint: str) -> ConfigError:
-    return ConfigError([ConfigProblem(str(loaded.path), "devices", f"{machine} {message}", hint)])
 
 
 def _raw_hex(raw: Sequence[int] | None, point: ModbusPoint) -> str:
@@ -157,13 +124,11 @@ def probe_json(readings: Sequence[PointReading]) -> list[dict[str, Any]]:
     ]
 
 
-async def _read_once(
-    machine: str, endpoint: ModbusEndpoint, points: list[ModbusPoint]
-) -> list[PointReading]:
-    async with ModbusDriver(machine, endpoint, points) as driver:
+async def _read_once(driver: ModbusDriver) -> list[PointReading]:
+    async with driver:
         readings = await driver.read_raw()
     # Requests come back grouped by table and address; the technician reads the profile order.
-    position = {p.name: i for i, p in enumerate(points)}
+    position = {p.name: i for i, p in enumerate(driver.points)}
     return sorted(readings, key=lambda r: position[r.point.name])
 
 
@@ -176,15 +141,19 @@ def probe(
 ) -> None:
     """Read one Modbus device once and print every tag with raw registers and all orders."""
     loaded = load_or_exit(config)
-    if is_opcua_device(loaded, device):
-        probe_opcua(loaded, device, as_json=as_json)
+    try:
+        driver = build_driver(loaded, device)
+    except MillstreamAgentError as exc:
+        raise fail(exc) from exc
+    if not isinstance(driver, ModbusDriver):
+        probe_opcua(cast("OpcuaDriver", driver), as_json=as_json)  # the only other protocol
         return
     # The table says what went wrong per tag; library chatter would only bury it.
     logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
     logging.getLogger("edge_agent.drivers").setLevel(logging.ERROR)
+    logging.getLogger("edge_agent.device").setLevel(logging.ERROR)
     try:
-        endpoint, points = modbus_device(loaded, device)
-        readings = asyncio.run(_read_once(device, endpoint, points))
+        readings = asyncio.run(_read_once(driver))
     except MillstreamAgentError as exc:
         raise fail(exc) from exc
     if as_json:

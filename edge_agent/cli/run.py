@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from edge_agent.cli.opcua import fail, load_or_exit, opcua_device
-from edge_agent.cli.probe import modbus_device
-from edge_agent.config import LoadedConfig
+from edge_agent.cli.common import fail, load_or_exit
 from edge_agent.errors import MillstreamAgentError
-from edge_agent.runtime import Source, profile_meta, run_agent, setup_logging
+from edge_agent.runtime import profile_meta, run_agent, setup_logging
+from edge_agent.runtime.registry import build_sources
 
-__all__ = ["build_sources", "register", "run"]
+__all__ = ["register", "run"]
 
 log = logging.getLogger(__name__)
 
@@ -33,24 +31,6 @@ Examples:
     $ edge-agent run /etc/millstream/agent.yaml
     $ edge-agent run agent.yaml --metrics-port 9108 --log-level debug
 """
-
-
-def build_sources(loaded: LoadedConfig) -> dict[str, Source]:
-    """One driver per configured device, keyed by machine name."""
-    from edge_agent.drivers.modbus.driver import ModbusDriver  # noqa: PLC0415 -- import cost
-    from edge_agent.drivers.opcua import OpcuaDriver, SessionOptions  # noqa: PLC0415
-
-    sources: dict[str, Source] = {}
-    for resolved in loaded.devices:
-        name = resolved.device.machine
-        if resolved.device.protocol == "modbus":
-            endpoint, points = modbus_device(loaded, name)
-            sources[name] = ModbusDriver(name, endpoint, points)
-        else:
-            dev = opcua_device(loaded, name, os.environ)
-            options = SessionOptions(state_dir=dev.state_dir, timeout_s=dev.timeout_s)
-            sources[name] = OpcuaDriver(name, dev.endpoint, dev.points, options)
-    return sources
 
 
 def run(

@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from edge_agent.cli.opcua import load_or_exit
+from edge_agent.cli.common import load_or_exit
 from edge_agent.cli.service_unit import (
     LEGACY_UNIT_NAME,
     UNIT_NAME,

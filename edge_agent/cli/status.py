@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
+from edge_agent.cli.common import load_or_exit
 from edge_agent.cli.localstate import (
     agent_running,
     buffer_summary,
@@ -16,7 +17,6 @@ from edge_agent.cli.localstate import (
     open_buffer_readonly,
     read_status,
 )
-from edge_agent.cli.opcua import load_or_exit
 
 __all__ = ["format_status", "register", "status"]
 

@@ -19,10 +19,12 @@ from edge_agent.config.loader import (
     LoadedConfig,
     ResolvedDevice,
     available_profiles,
+    buffer_path,
     builtin_profile_dirs,
     find_profile,
     load_agent_config,
     load_profile,
+    state_dir,
 )
 from edge_agent.config.modbus_profile import ModbusDefaults, ModbusProfile, ModbusTag
 from edge_agent.config.opcua_profile import OpcUaDeadband, OpcUaDefaults, OpcUaProfile, OpcUaTag
@@ -52,6 +54,7 @@ __all__ = [
     "ResolvedDevice",
     "apply_env_overrides",
     "available_profiles",
+    "buffer_path",
     "builtin_profile_dirs",
     "env_name",
     "find_profile",
@@ -65,4 +68,5 @@ __all__ = [
     "opcua_points",
     "parse_duration",
     "parse_size",
+    "state_dir",
 ]

@@ -34,10 +34,12 @@ __all__ = [
     "LoadedConfig",
     "ResolvedDevice",
     "available_profiles",
+    "buffer_path",
     "builtin_profile_dirs",
     "find_profile",
     "load_agent_config",
     "load_profile",
+    "state_dir",
 ]
 
 PROFILE_PATH_ENV = "MILLSTREAM_PROFILE_PATH"
@@ -51,6 +53,16 @@ class ResolvedDevice:
     device: Device
     profile: ModbusProfile | OpcUaProfile
     profile_file: Path
+
+
+def state_dir(config: AgentConfig, config_file: Path) -> Path:
+    """The folder for files the agent keeps (relative paths are relative to the config file)."""
+    return (config_file.parent / config.state_dir).resolve()
+
+
+def buffer_path(config: AgentConfig, config_file: Path) -> Path:
+    """Where the buffer database lives (relative paths are relative to the config file)."""
+    return (config_file.parent / config.buffer.path).resolve()
 
 
 @dataclass(frozen=True, slots=True)

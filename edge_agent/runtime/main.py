@@ -12,7 +12,7 @@ from typing import Any
 
 import wire
 from edge_agent.buffer import Batcher, Bounds, Buffer
-from edge_agent.config import AgentConfig
+from edge_agent.config import AgentConfig, buffer_path, state_dir
 from edge_agent.publish import Publisher, PublisherSettings
 from edge_agent.runtime.agent import Agent
 from edge_agent.runtime.contract import WireContract
@@ -24,16 +24,6 @@ from millstream_common.logjson import hide_secret
 __all__ = ["buffer_path", "run_agent", "state_dir"]
 
 log = logging.getLogger(__name__)
-
-
-def state_dir(config: AgentConfig, config_file: Path) -> Path:
-    """The folder for files the agent keeps (relative paths are relative to the config file)."""
-    return (config_file.parent / config.state_dir).resolve()
-
-
-def buffer_path(config: AgentConfig, config_file: Path) -> Path:
-    """Where the buffer database lives (relative paths are relative to the config file)."""
-    return (config_file.parent / config.buffer.path).resolve()
 
 
 async def run_agent(
