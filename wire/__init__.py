@@ -12,7 +12,8 @@ no clock reads: callers pass `now_ms`. Every parser raises `PayloadError` (with 
     telemetry.py   parse_telemetry (strict) / parse_telemetry_partial (the hub's) / encode_telemetry
     receipts.py    parse_receipt / encode_receipt / coalesce_seqs / batch_digest
     status.py      machine and agent status codecs
-    meta.py        machine tag metadata (units, descriptions) codec
+    meta.py        machine tag metadata (units, heartbeats, schedule) codec
+    report.py      the agent's full status report (status file, CLI, metrics; cut to the wire)
 """
 
 from wire.errors import REASONS, PayloadError, Reason
@@ -53,6 +54,7 @@ from wire.models import (
     Value,
 )
 from wire.receipts import batch_digest, coalesce_seqs, encode_receipt, parse_receipt
+from wire.report import AgentReport, BacklogReport, BufferReport, DeviceReport, PublishReport
 from wire.status import encode_agent_status, encode_status, parse_agent_status, parse_status
 from wire.telemetry import (
     ReadingLike,
@@ -104,14 +106,19 @@ __all__ = [
     "TAG_PATTERN",
     "TELEMETRY_FILTER",
     "VERSION",
+    "AgentReport",
     "AgentStatus",
     "AgentStatusBody",
     "AgentTopic",
+    "BacklogReport",
+    "BufferReport",
     "DeviceHealth",
+    "DeviceReport",
     "MachineTopic",
     "Meta",
     "MetaBody",
     "PayloadError",
+    "PublishReport",
     "Quality",
     "Reading",
     "ReadingLike",

@@ -2,29 +2,27 @@
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import time
 from typing import Any
 
-from edge_agent.config import LoadedConfig
-from edge_agent.runtime import buffer_path, state_dir
+import wire
+from edge_agent.config import LoadedConfig, buffer_path, state_dir
 from edge_agent.runtime.lock import lock_holder
 
 __all__ = ["agent_running", "buffer_summary", "now", "open_buffer_readonly", "read_status"]
 
 
-def read_status(loaded: LoadedConfig) -> dict[str, Any] | None:
-    """The last status the agent wrote, or None if it never ran here."""
+def read_status(loaded: LoadedConfig) -> wire.AgentReport | None:
+    """The last status report the agent wrote; None if it never ran here or it is unreadable."""
     path = state_dir(loaded.config, loaded.path) / "agent-status.json"
     try:
-        doc: dict[str, Any] = json.loads(path.read_text())
+        return wire.AgentReport.model_validate_json(path.read_bytes())
     except (OSError, ValueError):
         return None
-    return doc
 
 
-def agent_running(status: dict[str, Any] | None, loaded: LoadedConfig, now: float) -> bool:
+def agent_running(status: wire.AgentReport | None, loaded: LoadedConfig, now: float) -> bool:
     """True while an agent holds this config's buffer lock (exact, even right after a stop).
 
     Without read access to the lock file, falls back to the status file's age (the agent
@@ -37,7 +35,7 @@ def agent_running(status: dict[str, Any] | None, loaded: LoadedConfig, now: floa
     if status is None:
         return False
     interval = loaded.config.mqtt.status_interval.total_seconds()
-    return bool(now - status.get("ts", 0) / 1000 < 3 * interval + 5)
+    return bool(now - status.ts / 1000 < 3 * interval + 5)
 
 
 def open_buffer_readonly(loaded: LoadedConfig) -> sqlite3.Connection | None:

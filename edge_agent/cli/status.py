@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
+import wire
 from edge_agent.cli.common import load_or_exit
 from edge_agent.cli.localstate import (
     agent_running,
@@ -44,53 +45,43 @@ def _age(ms: int | None) -> str:
 _DEVICE_WORDS = {"online": "online", "offline": "OFFLINE", "connecting": "connecting"}
 
 
-def format_status(doc: dict[str, Any], running: bool, now_s: float) -> str:
+def format_status(doc: wire.AgentReport, running: bool, now_s: float) -> str:
     """The status document as a technician reads it.
 
     A stopped agent's file is what it saw last: every line below the header is then worded as the
     past ("was online"), with the record's age, so nobody reads it as the machines' state now.
     """
-    if running:
-        header = doc["state"]
-    else:
-        recorded = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(doc["ts"] / 1000))
-        age = _age(max(0, round(now_s * 1000 - doc["ts"])))
+    header: str = doc.state
+    if not running:
+        recorded = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(doc.ts / 1000))
+        age = _age(max(0, round(now_s * 1000 - doc.ts)))
         header = f"not running; last known state, recorded {age} ago ({recorded}):"
     was = "" if running else "was "
-    lines = [f"agent {doc['agent']} {doc['version']}: {header}"]
-    if doc.get("why"):
-        lines.append(f"  why: {doc['why']}")
+    lines = [f"agent {doc.agent} {doc.version}: {header}"]
+    if doc.why:
+        lines.append(f"  why: {doc.why}")
+    lines.append(f"  broker {doc.broker}: {was}{'connected' if doc.connected else 'not connected'}")
+    buf, backlog, pub = doc.buffer, doc.backlog, doc.publish
     lines.append(
-        f"  broker {doc['broker']}: {was}{'connected' if doc['connected'] else 'not connected'}"
+        f"  buffer: {buf.readings} readings, {buf.nbytes / 1e6:.1f} MB, oldest "
+        f"{_age(buf.oldest_age_ms)}, {buf.in_flight} awaiting receipt, "
+        f"{buf.dropped} dropped, {buf.downsampled} downsampled"
     )
-    buf, backlog, pub = doc["buffer"], doc["backlog"], doc["publish"]
+    eta = f", ETA {backlog.eta_s:.0f} s" if backlog.eta_s is not None else ""
     lines.append(
-        f"  buffer: {buf['readings']} readings, {buf['bytes'] / 1e6:.1f} MB, oldest "
-        f"{_age(buf['oldest_age_ms'])}, {buf['in_flight']} awaiting receipt, "
-        f"{buf['dropped']} dropped, {buf['downsampled']} downsampled"
-    )
-    eta = f", ETA {backlog['eta_s']:.0f} s" if backlog["eta_s"] is not None else ""
-    oldest = _age(backlog.get("oldest_unsent_age_ms"))
-    lines.append(
-        f"  backlog: {backlog['readings']} unsent (oldest {oldest}), "
-        f"draining {backlog['drain_rate']:.0f}/s{eta}; "
-        f"publishing {pub['rate']:.0f} readings/s"
+        f"  backlog: {backlog.readings} unsent (oldest {_age(backlog.oldest_unsent_age_ms)}), "
+        f"draining {backlog.drain_rate:.0f}/s{eta}; "
+        f"publishing {pub.rate:.0f} readings/s"
     )
     lines.append("  devices:")
-    for name, d in doc["devices"].items():
-        # Status files of agents before device states carry `online` only.
-        key = d.get("state") or ("online" if d["online"] else "offline")
-        word = _DEVICE_WORDS.get(key, key)
+    for name, d in doc.devices.items():
+        word = _DEVICE_WORDS.get(d.state, d.state)
         state = f"{word:10}" if running else f"was {word:10}"
         lines.append(
             f"    {name:20} {state} "
-            f"{d['readings_per_min']:>9.0f}/min  errors {d['errors']}  dropped {d['dropped']}"
-            + (f"  why: {d['why']}" if d.get("why") else "")
-            + (
-                f"  last error: {d['last_error']}"
-                if d.get("last_error") and not d.get("why")
-                else ""
-            )
+            f"{d.readings_per_min:>9.0f}/min  errors {d.errors}  dropped {d.dropped}"
+            + (f"  why: {d.why}" if d.why else "")
+            + (f"  last error: {d.last_error}" if d.last_error and not d.why else "")
         )
     return "\n".join(lines)
 
@@ -109,8 +100,9 @@ def status(
         conn.close()
     if as_json:
         # status_age_s: how old the record is; of a stopped agent it is the last known state.
-        age = None if doc is None else round(max(0.0, now() - doc["ts"] / 1000), 1)
-        out = {"running": running, "status_age_s": age, "status": doc, "buffer_file": buffer}
+        age = None if doc is None else round(max(0.0, now() - doc.ts / 1000), 1)
+        shown = None if doc is None else doc.to_json()
+        out = {"running": running, "status_age_s": age, "status": shown, "buffer_file": buffer}
         typer.echo(json.dumps(out, indent=1))
         return
     if doc is None:

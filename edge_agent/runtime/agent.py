@@ -9,7 +9,6 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import wire
 from edge_agent import __version__
@@ -44,7 +43,7 @@ class Agent:
         batcher: Batcher,
         status_interval: float = 10.0,
         status_file: Path | None = None,
-        on_status: Callable[[dict[str, Any]], None] | None = None,
+        on_status: Callable[[wire.AgentReport], None] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.agent_id = agent_id
@@ -64,7 +63,7 @@ class Agent:
         for name, src in sources.items():
             src.report_to(self.health[name])
         self.production = {name: Production() for name in sources}
-        self.status: dict[str, Any] = {}
+        self.status: wire.AgentReport | None = None
         self._machine_states: dict[str, str] = {}  # as last published on each machine's topic
         self._clock = clock
         self._stop = asyncio.Event()
@@ -139,11 +138,11 @@ class Agent:
         next_full = 0.0
         while True:
             now = self._clock()
-            self.status = await self._snapshot(now)
+            self.status = report = await self._snapshot(now)
             state = (
-                self.status["state"],
-                self.status["connected"],
-                tuple(d["state"] for d in self.status["devices"].values()),
+                report.state,
+                report.connected,
+                tuple(d.state for d in report.devices.values()),
             )
             # A device going offline or coming back is published at once, not at the next
             # periodic status: the fleet view must say so within seconds.
@@ -153,7 +152,7 @@ class Agent:
                 next_full = now + self.status_interval
             await asyncio.sleep(1.0)
 
-    async def _snapshot(self, now: float) -> dict[str, Any]:
+    async def _snapshot(self, now: float) -> wire.AgentReport:
         buf = await self.buffer.stats()
         backlog, oldest_unsent = await self.buffer.call(
             lambda db: (db.unclaimed(), db.oldest_unsent_ts())
@@ -176,64 +175,31 @@ class Agent:
 
     async def _publish_status(self) -> None:
         now = self._clock()
-        status = self.status = await self._snapshot(now)
-        self.publisher.set_status(
-            wire.encode_agent_status(
-                "faulted" if status["state"] == "faulted" else "online",
-                status["ts"],
-                version=__version__,
-                site=self.site,
-                line=self.line,
-                buffer_depth=status["buffer"]["readings"],
-                buffer_age_ms=status["buffer"]["oldest_age_ms"],
-                dropped=status["buffer"]["dropped"],
-                poll_errors={name: d["errors"] for name, d in status["devices"].items()},
-                publish_rate=status["publish"]["rate"],
-                buffer_bytes=status["buffer"]["bytes"],
-                backlog=status["backlog"]["readings"],
-                backlog_age_ms=status["backlog"]["oldest_unsent_age_ms"],
-                drain_rate=status["backlog"]["drain_rate"],
-                eta_s=status["backlog"]["eta_s"],
-                devices={
-                    name: wire.DeviceHealth(
-                        online=d["online"],
-                        state=d["state"],
-                        since=d["since"],
-                        why=d["why"],
-                        last_good_ts=d["last_good_ts"],
-                        errors=d["errors"],
-                        dropped=d["dropped"],
-                        produced=tuple((m, n) for m, n in d["produced_minutes"]),
-                    )
-                    for name, d in status["devices"].items()
-                },
-            )
-        )
-        self._publish_machine_status(status)
+        report = self.status = await self._snapshot(now)
+        self.publisher.set_status(report.encode_wire(self.site, self.line))
+        self._publish_machine_status(report)
         if self.on_status is not None:
-            self.on_status(status)
+            self.on_status(report)
         if self.status_file is not None:
-            await asyncio.to_thread(_write_atomic, self.status_file, status)
+            await asyncio.to_thread(_write_atomic, self.status_file, report.to_json())
 
-    def _publish_machine_status(self, status: dict[str, Any]) -> None:
+    def _publish_machine_status(self, report: wire.AgentReport) -> None:
         # Each machine's own retained status says what its device health says, with the reason;
         # the publisher sends only those that changed. A device still connecting has no state
         # to tell yet.
         if self.site is None or self.line is None:
             return
         messages: dict[str, bytes] = {}
-        for name, d in status["devices"].items():
-            if d["state"] == "connecting":
+        for name, d in report.devices.items():
+            if d.state == "connecting" or self._machine_states.get(name) == d.state:
                 continue
+            self._machine_states[name] = d.state
             topic = wire.status_topic(self.site, self.line, name)
-            if self._machine_states.get(name) == d["state"]:
-                continue
-            self._machine_states[name] = d["state"]
-            messages[topic] = wire.encode_status(d["state"], status["ts"], d["why"])
+            messages[topic] = wire.encode_status(d.state, report.ts, d.why)
         self.publisher.set_retained(messages)
 
 
-def _write_atomic(path: Path, doc: dict[str, Any]) -> None:
+def _write_atomic(path: Path, doc: dict[str, object]) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(doc, indent=1))
     os.replace(tmp, path)

@@ -8,7 +8,6 @@ import signal
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
 
 import wire
 from edge_agent.buffer import Batcher, Bounds, Buffer
@@ -31,7 +30,7 @@ async def run_agent(
     config_file: Path,
     sources: dict[str, Source],
     *,
-    on_status: Callable[[dict[str, Any]], None] | None = None,
+    on_status: Callable[[wire.AgentReport], None] | None = None,
     on_ready: Callable[[Agent], None] | None = None,
     meta: Mapping[str, Mapping[str, wire.TagMeta]] | None = None,
 ) -> None:
@@ -62,7 +61,7 @@ async def _run(
     *,
     sources: dict[str, Source],
     buffer_file: Path,
-    on_status: Callable[[dict[str, Any]], None] | None,
+    on_status: Callable[[wire.AgentReport], None] | None,
     on_ready: Callable[[Agent], None] | None,
     meta: Mapping[str, Mapping[str, wire.TagMeta]] | None,
 ) -> None:

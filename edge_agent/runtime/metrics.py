@@ -1,10 +1,10 @@
-"""Prometheus metrics of the agent, fed from the status document, served on 127.0.0.1 only."""
+"""Prometheus metrics of the agent, fed from its status report, served on 127.0.0.1 only."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from prometheus_client import CollectorRegistry, Gauge, start_http_server
+
+import wire
 
 __all__ = ["AgentMetrics"]
 
@@ -72,19 +72,19 @@ class AgentMetrics:
         """Serve /metrics on 127.0.0.1:`port` (a background thread)."""
         start_http_server(port, addr="127.0.0.1", registry=self.registry)
 
-    def update(self, status: dict[str, Any]) -> None:
-        """Copy one status document into the gauges."""
-        buf = status["buffer"]
-        self.connected.set(1 if status["connected"] else 0)
-        self.buffer_readings.set(buf["readings"])
-        self.buffer_bytes.set(buf["bytes"])
-        self.disk_full.set(1 if buf.get("disk_full") else 0)
-        self.oldest_age.set((buf["oldest_age_ms"] or 0) / 1000)
-        self.backlog.set(status["backlog"]["readings"])
-        self.publish_rate.set(status["publish"]["rate"])
-        self.published.set(status["publish"]["published_readings"])
-        for name, dev in status["devices"].items():
-            self.dropped.labels(name).set(dev["dropped"])
-            self.errors.labels(name).set(dev["errors"])
-            self.online.labels(name).set(1 if dev["online"] else 0)
-            self.per_min.labels(name).set(dev["readings_per_min"])
+    def update(self, report: wire.AgentReport) -> None:
+        """Copy one status report into the gauges."""
+        buf = report.buffer
+        self.connected.set(1 if report.connected else 0)
+        self.buffer_readings.set(buf.readings)
+        self.buffer_bytes.set(buf.nbytes)
+        self.disk_full.set(1 if buf.disk_full else 0)
+        self.oldest_age.set((buf.oldest_age_ms or 0) / 1000)
+        self.backlog.set(report.backlog.readings)
+        self.publish_rate.set(report.publish.rate)
+        self.published.set(report.publish.published_readings)
+        for name, dev in report.devices.items():
+            self.dropped.labels(name).set(dev.dropped)
+            self.errors.labels(name).set(dev.errors)
+            self.online.labels(name).set(1 if dev.online else 0)
+            self.per_min.labels(name).set(dev.readings_per_min)

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+import wire
 from edge_agent.buffer import BufferStats
 from edge_agent.drivers.health import DeviceHealth
 from edge_agent.publish import PublishStats
@@ -14,7 +13,7 @@ __all__ = ["build_status", "status_state"]
 
 def status_state(
     stats: PublishStats, buf: BufferStats, receipt_timeout: float, now: float, receipts: bool
-) -> tuple[str, str | None]:
+) -> tuple[wire.State, str | None]:
     """Return (state, why): `faulted` with a reason when readings are piling up unconfirmed
     or the buffer's disk is full."""
     if buf.disk_full_since is not None:
@@ -38,28 +37,28 @@ def status_state(
     return "online", None
 
 
-def _device(h: DeviceHealth, p: Production, buf: BufferStats, now: float) -> dict[str, Any]:
+def _device(h: DeviceHealth, p: Production, buf: BufferStats, now: float) -> wire.DeviceReport:
     state = h.state(now)
-    return {
-        "state": state,
-        "online": state == "online",
+    return wire.DeviceReport(
+        state=state,
+        online=state == "online",
         # When the current outage began (epoch ms), and why, in words: while offline only.
-        "since": (
+        since=(
             int(h.failing_since * 1000)
             if state == "offline" and h.failing_since is not None
             else None
         ),
-        "why": h.why(now),
-        "produced": p.produced,
-        "last_good_ts": p.last_good_ts,
-        "errors": h.errors,
-        "last_error": h.last_error or None,
-        "skipped": p.skipped,
-        "readings_per_min": round(p.per_minute(now), 1),
-        "dropped": buf.dropped.get(h.device, 0),
-        "downsampled": buf.downsampled.get(h.device, 0),
-        "produced_minutes": [list(m) for m in p.produced_minutes()],
-    }
+        why=h.why(now),
+        produced=p.produced,
+        last_good_ts=p.last_good_ts,
+        errors=h.errors,
+        last_error=h.last_error or None,
+        skipped=p.skipped,
+        readings_per_min=round(p.per_minute(now), 1),
+        dropped=buf.dropped.get(h.device, 0),
+        downsampled=buf.downsampled.get(h.device, 0),
+        produced_minutes=list(p.produced_minutes()),
+    )
 
 
 def build_status(
@@ -76,47 +75,47 @@ def build_status(
     receipt_timeout: float,
     receipts: bool,
     broker: str,
-) -> dict[str, Any]:
-    """Everything an operator asks about the agent, as one JSON-ready dict."""
+) -> wire.AgentReport:
+    """Everything an operator asks about the agent (`wire.AgentReport`)."""
     now_ms = int(now * 1000)
     state, why = status_state(pub, buf, receipt_timeout, now, receipts)
     drain = pub.backlog.per_second(now)
     live = pub.live.per_second(now)
-    return {
-        "agent": agent_id,
-        "state": state,
-        "why": why,
-        "ts": now_ms,
-        "version": version,
-        "broker": broker,
-        "connected": pub.connected,
-        "devices": {
+    return wire.AgentReport(
+        agent=agent_id,
+        state=state,
+        why=why,
+        ts=now_ms,
+        version=version,
+        broker=broker,
+        connected=pub.connected,
+        devices={
             name: _device(h, production[name], buf, now) for name, h in sorted(devices.items())
         },
-        "buffer": {
-            "readings": buf.readings,
-            "bytes": buf.nbytes,
-            "oldest_age_ms": None if buf.oldest_ts is None else max(0, now_ms - buf.oldest_ts),
-            "in_flight": buf.in_flight,
-            "dropped": sum(buf.dropped.values()),
-            "downsampled": sum(buf.downsampled.values()),
-            "rejected": sum(buf.rejected.values()),
-            "disk_full": buf.disk_full_since is not None,
-        },
-        "backlog": {
-            "readings": backlog,
-            "oldest_unsent_age_ms": (
+        buffer=wire.BufferReport(
+            readings=buf.readings,
+            nbytes=buf.nbytes,
+            oldest_age_ms=None if buf.oldest_ts is None else max(0, now_ms - buf.oldest_ts),
+            in_flight=buf.in_flight,
+            dropped=sum(buf.dropped.values()),
+            downsampled=sum(buf.downsampled.values()),
+            rejected=sum(buf.rejected.values()),
+            disk_full=buf.disk_full_since is not None,
+        ),
+        backlog=wire.BacklogReport(
+            readings=backlog,
+            oldest_unsent_age_ms=(
                 None if oldest_unsent_ts is None else max(0, now_ms - oldest_unsent_ts)
             ),
-            "drain_rate": round(drain, 1),
-            "eta_s": round(backlog / drain, 1) if drain > 0 else None,
-        },
-        "publish": {
-            "rate": round(live + drain, 1),
-            "live_rate": round(live, 1),
-            "published_readings": pub.published_readings,
-            "republished_batches": pub.republished_batches,
-            "receipts": pub.receipts,
-            "last_error": pub.last_error or None,
-        },
-    }
+            drain_rate=round(drain, 1),
+            eta_s=round(backlog / drain, 1) if drain > 0 else None,
+        ),
+        publish=wire.PublishReport(
+            rate=round(live + drain, 1),
+            live_rate=round(live, 1),
+            published_readings=pub.published_readings,
+            republished_batches=pub.republished_batches,
+            receipts=pub.receipts,
+            last_error=pub.last_error or None,
+        ),
+    )

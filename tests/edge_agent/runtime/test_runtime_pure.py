@@ -134,15 +134,20 @@ def test_status_document_fields() -> None:
         receipts=True,
         broker="h:1883",
     )
-    assert doc["state"] == "online"
-    assert doc["devices"]["m1"]["dropped"] == 3
-    assert doc["devices"]["m1"]["produced"] == 42
-    assert doc["devices"]["m1"]["state"] == "connecting"
-    assert doc["devices"]["m1"]["online"] is False
-    assert doc["buffer"]["oldest_age_ms"] == 9_000
-    assert doc["backlog"] == {
+    assert doc.state == "online"
+    assert doc.devices["m1"].dropped == 3
+    assert doc.devices["m1"].produced == 42
+    assert doc.devices["m1"].state == "connecting"
+    assert doc.devices["m1"].online is False
+    assert doc.buffer.oldest_age_ms == 9_000
+    assert doc.backlog.model_dump() == {
         "readings": 2000,
         "oldest_unsent_age_ms": None,
         "drain_rate": 50.0,
         "eta_s": 40.0,
     }
+    # The status file holds it with the names tools read ("bytes", not the attribute name),
+    # and reads back to the same report.
+    saved = doc.to_json()
+    assert saved["buffer"]["bytes"] == 500  # type: ignore[index]
+    assert type(doc).model_validate(saved) == doc
