@@ -17,14 +17,11 @@ from typing import Any, Self, TypeVar
 import asyncpg
 
 from hub.errors import SchemaError, StorageRejected, StorageUnavailable
+from hub.storage import statements as stmt
 from hub.storage.migrations import load_migrations
 from hub.storage.model import (
     DEAD_LETTER_PAYLOAD_LIMIT,
     MachineMetaUpdate,
-    Resolution,
-    RollupRow,
-    SeriesKey,
-    StoredReading,
     TelemetryBatch,
     WriteBatch,
     WriteResult,
@@ -112,92 +109,6 @@ t AS (
 SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM m), (SELECT count(*) FROM h)
 """  # noqa: S608 -- built from constants only
 
-# Statuses are ordered by when the hub received them, not by their `ts`: a last will carries the
-# time its connection began, so a will ordered by `ts` would lose to the statuses it outlived.
-# Two commits may land out of order; the receive time still orders them.
-_MACHINE_UPSERT = """
-INSERT INTO machines AS m (site, line, machine, state, status_ts, detail, payload, last_seen)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-ON CONFLICT (site, line, machine) DO UPDATE SET
-    state = excluded.state, status_ts = excluded.status_ts, detail = excluded.detail,
-    payload = excluded.payload, last_seen = greatest(m.last_seen, excluded.last_seen)
-WHERE excluded.last_seen >= m.last_seen
-"""
-
-_AGENT_UPSERT = """
-INSERT INTO agents AS a (agent_id, state, status_ts, version, buffer_depth, drops, payload,
-                         last_seen)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-ON CONFLICT (agent_id) DO UPDATE SET
-    state = excluded.state, status_ts = excluded.status_ts, version = excluded.version,
-    buffer_depth = excluded.buffer_depth, drops = excluded.drops, payload = excluded.payload,
-    last_seen = greatest(a.last_seen, excluded.last_seen)
-WHERE excluded.last_seen >= a.last_seen
-"""
-
-# A minute is reported again in every status with a count that only grows; a late or replayed
-# status must not lower it.
-_PRODUCED_UPSERT = """
-INSERT INTO produced_minutes AS p (site, line, machine, minute, produced, agent_id, updated_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7)
-ON CONFLICT (site, line, machine, minute) DO UPDATE SET
-    produced = greatest(p.produced, excluded.produced), agent_id = excluded.agent_id,
-    updated_at = greatest(p.updated_at, excluded.updated_at)
-"""
-
-# The agent that named a machine most recently polls it now (a machine may move to another PC).
-_OWNER_UPSERT = """
-INSERT INTO machine_agents AS o (site, line, machine, agent_id, updated_at)
-VALUES ($1, $2, $3, $4, $5)
-ON CONFLICT (site, line, machine) DO UPDATE SET
-    agent_id = excluded.agent_id, updated_at = excluded.updated_at
-WHERE excluded.updated_at >= o.updated_at
-"""
-
-# Outages (hub/storage/rows.py `outage_events`): open one unless one of that kind is open, close
-# the open one. An agent's outage is one per machine it polls (`machine_agents`).
-_DEVICE_OUTAGE_OPEN = """
-INSERT INTO machine_outages (site, line, machine, kind, reason, start_ms)
-SELECT $1::text, $2::text, $3::text, 'device', $4::text, $5::bigint
-WHERE NOT EXISTS (SELECT 1 FROM machine_outages WHERE site = $1 AND line = $2
-                  AND machine = $3 AND kind = 'device' AND end_ms IS NULL)
-"""
-_DEVICE_OUTAGE_CLOSE = """
-UPDATE machine_outages SET end_ms = greatest(start_ms, $4::bigint)
-WHERE site = $1 AND line = $2 AND machine = $3 AND kind = 'device' AND end_ms IS NULL
-"""
-_AGENT_OUTAGE_OPEN = """
-INSERT INTO machine_outages (site, line, machine, kind, reason, start_ms)
-SELECT o.site, o.line, o.machine, 'agent', $2::text, $3::bigint FROM machine_agents o
-WHERE o.agent_id = $1 AND NOT EXISTS (
-    SELECT 1 FROM machine_outages m WHERE m.site = o.site AND m.line = o.line
-    AND m.machine = o.machine AND m.kind = 'agent' AND m.end_ms IS NULL)
-"""
-_AGENT_OUTAGE_CLOSE = """
-UPDATE machine_outages m SET end_ms = greatest(m.start_ms, $2::bigint) FROM machine_agents o
-WHERE o.agent_id = $1 AND m.site = o.site AND m.line = o.line AND m.machine = o.machine
-  AND m.kind = 'agent' AND m.end_ms IS NULL
-"""
-
-# A meta message replaces the machine's tag list unless an equal or newer one is already kept;
-# RETURNING says whether it was.
-_META_UPSERT = """
-INSERT INTO machine_meta AS m (site, line, machine, meta_ts, payload, received_at, quiet_ms,
-                               scheduled_per_minute)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-ON CONFLICT (site, line, machine) DO UPDATE SET
-    meta_ts = excluded.meta_ts, payload = excluded.payload, received_at = excluded.received_at,
-    quiet_ms = excluded.quiet_ms, scheduled_per_minute = excluded.scheduled_per_minute
-WHERE excluded.meta_ts >= m.meta_ts
-RETURNING 1
-"""
-
-_READ_ROLLUP = """
-SELECT b.bucket, b.min, b.max, b.sum, b.count, b.last_ts, b.last_value
-FROM rollup_minute b JOIN series s ON s.id = b.series_id
-WHERE s.site = $1 AND s.line = $2 AND s.machine = $3 AND s.tag = $4
-  AND b.bucket >= $5 AND b.bucket < $6 ORDER BY b.bucket
-"""
 
 # SQLSTATE classes that say "the database cannot do it right now", not "this data is wrong":
 # 08 connection exception, 40 transaction rollback (deadlock, serialization), 53 insufficient
@@ -237,7 +148,7 @@ def _partition_name(day: int) -> str:
 async def _replace_meta(conn: asyncpg.Connection, m: MachineMetaUpdate) -> None:
     key = (m.site, m.line, m.machine)
     row = (*key, m.ts, m.payload, m.received_at, m.quiet_ms, m.scheduled_per_minute)
-    if await conn.fetchval(_META_UPSERT, *row) is None:
+    if await conn.fetchval(stmt.META_UPSERT, *row) is None:
         return  # an older message than the one kept
     await conn.execute("DELETE FROM tag_meta WHERE site = $1 AND line = $2 AND machine = $3", *key)
     if m.tags:
@@ -460,7 +371,7 @@ class PostgresStorage:
                     )
                 if batch.machines:
                     await conn.executemany(
-                        _MACHINE_UPSERT,
+                        stmt.MACHINE_UPSERT,
                         [
                             (
                                 m.site,
@@ -477,7 +388,7 @@ class PostgresStorage:
                     )
                 if batch.agents:
                     await conn.executemany(
-                        _AGENT_UPSERT,
+                        stmt.AGENT_UPSERT,
                         [
                             (
                                 a.agent_id,
@@ -493,14 +404,14 @@ class PostgresStorage:
                         ],
                     )
                 if produced := produced_rows(batch.agents):
-                    await conn.executemany(_PRODUCED_UPSERT, produced)
+                    await conn.executemany(stmt.PRODUCED_UPSERT, produced)
                 if owners := owner_rows(batch.agents):
-                    await conn.executemany(_OWNER_UPSERT, owners)
+                    await conn.executemany(stmt.OWNER_UPSERT, owners)
                 for e in outage_events(batch.machines, batch.agents):
                     if e.kind == "device":
-                        sql = _DEVICE_OUTAGE_OPEN if e.opens else _DEVICE_OUTAGE_CLOSE
+                        sql = stmt.DEVICE_OUTAGE_OPEN if e.opens else stmt.DEVICE_OUTAGE_CLOSE
                     else:
-                        sql = _AGENT_OUTAGE_OPEN if e.opens else _AGENT_OUTAGE_CLOSE
+                        sql = stmt.AGENT_OUTAGE_OPEN if e.opens else stmt.AGENT_OUTAGE_CLOSE
                     await conn.execute(sql, *e.key, *((e.reason,) if e.opens else ()), e.at_ms)
                 for meta in newest_metas(batch.metas):
                     await _replace_meta(conn, meta)
@@ -542,103 +453,3 @@ class PostgresStorage:
                 )
 
         await self._call(run)
-
-    async def read_readings(
-        self, key: SeriesKey, start_ms: int, end_ms: int
-    ) -> list[StoredReading]:
-        """Readings of one series with start_ms <= ts < end_ms, in ts order."""
-
-        async def run(conn: asyncpg.Connection) -> list[StoredReading]:
-            rows = await conn.fetch(
-                "SELECT r.ts, r.value, r.value_text, r.quality FROM readings r"
-                " JOIN series s ON s.id = r.series_id"
-                " WHERE s.site = $1 AND s.line = $2 AND s.machine = $3 AND s.tag = $4"
-                " AND r.ts >= $5 AND r.ts < $6 ORDER BY r.ts",
-                *key,
-                start_ms,
-                end_ms,
-            )
-            return [StoredReading(*r) for r in rows]
-
-        return await self._call(run)
-
-    async def read_rollups(
-        self, key: SeriesKey, resolution: Resolution, start_ms: int, end_ms: int
-    ) -> list[RollupRow]:
-        """Rollup buckets of one series with start_ms <= bucket < end_ms, in order."""
-        sql = _READ_ROLLUP.replace("rollup_minute", f"rollup_{resolution}")
-
-        async def run(conn: asyncpg.Connection) -> list[RollupRow]:
-            rows = await conn.fetch(
-                sql,
-                *key,
-                start_ms,
-                end_ms,
-            )
-            return [RollupRow(*r) for r in rows]
-
-        return await self._call(run)
-
-    async def read_produced(
-        self, site: str, line: str, machine: str, start_ms: int, end_ms: int
-    ) -> dict[int, int]:
-        """Readings agents reported producing per minute (start_ms <= minute < end_ms)."""
-
-        async def run(conn: asyncpg.Connection) -> dict[int, int]:
-            rows = await conn.fetch(
-                "SELECT minute, produced FROM produced_minutes WHERE site = $1 AND line = $2"
-                " AND machine = $3 AND minute >= $4 AND minute < $5",
-                site,
-                line,
-                machine,
-                start_ms,
-                end_ms,
-            )
-            return {int(r[0]): int(r[1]) for r in rows}
-
-        return await self._call(run)
-
-    async def read_tag_meta(
-        self, site: str, line: str, machine: str
-    ) -> dict[str, tuple[str | None, str | None]]:
-        """Tag → (unit, description) from the machine's newest meta message."""
-
-        async def run(conn: asyncpg.Connection) -> dict[str, tuple[str | None, str | None]]:
-            rows = await conn.fetch(
-                "SELECT tag, unit, description FROM tag_meta"
-                " WHERE site = $1 AND line = $2 AND machine = $3",
-                site,
-                line,
-                machine,
-            )
-            return {r[0]: (r[1], r[2]) for r in rows}
-
-        return await self._call(run)
-
-    async def read_dead_letters(self, limit: int = 100) -> list[dict[str, Any]]:
-        """Most recent dead letters first."""
-
-        async def run(conn: asyncpg.Connection) -> list[dict[str, Any]]:
-            rows = await conn.fetch(
-                "SELECT id, received_at, topic, payload, payload_size, reason, message, src"
-                " FROM dead_letters ORDER BY id DESC LIMIT $1",
-                limit,
-            )
-            return [dict(r) for r in rows]
-
-        return await self._call(run)
-
-    async def read_status(self) -> dict[str, list[dict[str, Any]]]:
-        """Current rows of `machines` and `agents`."""
-
-        async def run(conn: asyncpg.Connection) -> dict[str, list[dict[str, Any]]]:
-            machines = await conn.fetch("SELECT * FROM machines ORDER BY site, line, machine")
-            agents = await conn.fetch("SELECT * FROM agents ORDER BY agent_id")
-            owners = await conn.fetch("SELECT * FROM machine_agents ORDER BY site, line, machine")
-            return {
-                "machines": [dict(r) for r in machines],
-                "agents": [dict(r) for r in agents],
-                "machine_agents": [dict(r) for r in owners],
-            }
-
-        return await self._call(run)

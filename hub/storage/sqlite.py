@@ -12,17 +12,15 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Self, TypeVar
 
 from hub.errors import SchemaError, StorageRejected, StorageUnavailable
+from hub.storage import statements as stmt
 from hub.storage.migrations import load_migrations
 from hub.storage.model import (
     DEAD_LETTER_PAYLOAD_LIMIT,
     MachineMetaUpdate,
-    Resolution,
-    RollupRow,
     SeriesKey,
-    StoredReading,
     WriteBatch,
     WriteResult,
 )
@@ -40,6 +38,17 @@ from hub.storage.rows import (
 
 __all__ = ["SqliteStorage"]
 
+# The shared statements (hub/storage/statements.py) in SQLite's dialect.
+_AGENT_OUTAGE_CLOSE = stmt.for_sqlite(stmt.AGENT_OUTAGE_CLOSE)
+_AGENT_OUTAGE_OPEN = stmt.for_sqlite(stmt.AGENT_OUTAGE_OPEN)
+_AGENT_UPSERT = stmt.for_sqlite(stmt.AGENT_UPSERT)
+_DEVICE_OUTAGE_CLOSE = stmt.for_sqlite(stmt.DEVICE_OUTAGE_CLOSE)
+_DEVICE_OUTAGE_OPEN = stmt.for_sqlite(stmt.DEVICE_OUTAGE_OPEN)
+_MACHINE_UPSERT = stmt.for_sqlite(stmt.MACHINE_UPSERT)
+_META_UPSERT = stmt.for_sqlite(stmt.META_UPSERT)
+_OWNER_UPSERT = stmt.for_sqlite(stmt.OWNER_UPSERT)
+_PRODUCED_UPSERT = stmt.for_sqlite(stmt.PRODUCED_UPSERT)
+
 _T = TypeVar("_T")
 
 _ROLLUP_UPSERT = """
@@ -55,87 +64,10 @@ ON CONFLICT (series_id, bucket) DO UPDATE SET
     last_ts = max(r.last_ts, excluded.last_ts)
 """
 
-# Statuses are ordered by when the hub received them, not by their `ts`: a last will carries the
-# time its connection began, so a will ordered by `ts` would lose to the statuses it outlived.
-# Two commits may land out of order; the receive time still orders them.
-_MACHINE_UPSERT = """
-INSERT INTO machines AS m (site, line, machine, state, status_ts, detail, payload, last_seen)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT (site, line, machine) DO UPDATE SET
-    state = excluded.state, status_ts = excluded.status_ts, detail = excluded.detail,
-    payload = excluded.payload, last_seen = max(m.last_seen, excluded.last_seen)
-WHERE excluded.last_seen >= m.last_seen
-"""
-
-_AGENT_UPSERT = """
-INSERT INTO agents AS a (agent_id, state, status_ts, version, buffer_depth, drops, payload,
-                         last_seen)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT (agent_id) DO UPDATE SET
-    state = excluded.state, status_ts = excluded.status_ts, version = excluded.version,
-    buffer_depth = excluded.buffer_depth, drops = excluded.drops, payload = excluded.payload,
-    last_seen = max(a.last_seen, excluded.last_seen)
-WHERE excluded.last_seen >= a.last_seen
-"""
-
-# A minute is reported again in every status with a count that only grows; keep the greatest.
-_PRODUCED_UPSERT = """
-INSERT INTO produced_minutes AS p (site, line, machine, minute, produced, agent_id, updated_at)
-VALUES (?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT (site, line, machine, minute) DO UPDATE SET
-    produced = max(p.produced, excluded.produced), agent_id = excluded.agent_id,
-    updated_at = max(p.updated_at, excluded.updated_at)
-"""
-
-# The agent that named a machine most recently polls it now (a machine may move to another PC).
-_OWNER_UPSERT = """
-INSERT INTO machine_agents AS o (site, line, machine, agent_id, updated_at)
-VALUES (?, ?, ?, ?, ?)
-ON CONFLICT (site, line, machine) DO UPDATE SET
-    agent_id = excluded.agent_id, updated_at = excluded.updated_at
-WHERE excluded.updated_at >= o.updated_at
-"""
-
 # Text readings per series per minute: completeness counts them (rollups hold numbers only).
 _TEXT_UPSERT = """
 INSERT INTO text_minute AS c (series_id, bucket, count) VALUES (?, ?, ?)
 ON CONFLICT (series_id, bucket) DO UPDATE SET count = c.count + excluded.count
-"""
-
-# See the PostgreSQL backend: replace the tag list unless an equal or newer one is kept.
-# Outages: as for PostgreSQL (hub/storage/postgres.py), in SQLite's dialect.
-_DEVICE_OUTAGE_OPEN = """
-INSERT INTO machine_outages (site, line, machine, kind, reason, start_ms)
-SELECT ?1, ?2, ?3, 'device', ?4, ?5
-WHERE NOT EXISTS (SELECT 1 FROM machine_outages WHERE site = ?1 AND line = ?2
-                  AND machine = ?3 AND kind = 'device' AND end_ms IS NULL)
-"""
-_DEVICE_OUTAGE_CLOSE = """
-UPDATE machine_outages SET end_ms = max(start_ms, ?4)
-WHERE site = ?1 AND line = ?2 AND machine = ?3 AND kind = 'device' AND end_ms IS NULL
-"""
-_AGENT_OUTAGE_OPEN = """
-INSERT INTO machine_outages (site, line, machine, kind, reason, start_ms)
-SELECT o.site, o.line, o.machine, 'agent', ?2, ?3 FROM machine_agents o
-WHERE o.agent_id = ?1 AND NOT EXISTS (
-    SELECT 1 FROM machine_outages m WHERE m.site = o.site AND m.line = o.line
-    AND m.machine = o.machine AND m.kind = 'agent' AND m.end_ms IS NULL)
-"""
-_AGENT_OUTAGE_CLOSE = """
-UPDATE machine_outages AS m SET end_ms = max(m.start_ms, ?2) FROM machine_agents AS o
-WHERE o.agent_id = ?1 AND m.site = o.site AND m.line = o.line AND m.machine = o.machine
-  AND m.kind = 'agent' AND m.end_ms IS NULL
-"""
-
-_META_UPSERT = """
-INSERT INTO machine_meta AS m (site, line, machine, meta_ts, payload, received_at, quiet_ms,
-                               scheduled_per_minute)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT (site, line, machine) DO UPDATE SET
-    meta_ts = excluded.meta_ts, payload = excluded.payload, received_at = excluded.received_at,
-    quiet_ms = excluded.quiet_ms, scheduled_per_minute = excluded.scheduled_per_minute
-WHERE excluded.meta_ts >= m.meta_ts
-RETURNING 1
 """
 
 
@@ -359,7 +291,8 @@ class SqliteStorage:
     def _replace_meta(self, m: MachineMetaUpdate) -> None:
         key = (m.site, m.line, m.machine)
         kept = self._db.execute(
-            _META_UPSERT, (*key, m.ts, m.payload, m.received_at, m.quiet_ms, m.scheduled_per_minute)
+            _META_UPSERT,
+            (*key, m.ts, m.payload, m.received_at, m.quiet_ms, m.scheduled_per_minute),
         ).fetchall()
         if not kept:
             return  # an older message than the one kept
@@ -387,101 +320,3 @@ class SqliteStorage:
                 self._db.execute(f"DELETE FROM {table} WHERE bucket < ?", (cutoff,))  # noqa: S608
 
         await self._run(run)
-
-    async def read_readings(
-        self, key: SeriesKey, start_ms: int, end_ms: int
-    ) -> list[StoredReading]:
-        """Readings of one series with start_ms <= ts < end_ms, in ts order."""
-
-        def run() -> list[StoredReading]:
-            rows = self._db.execute(
-                "SELECT r.ts, r.value, r.value_text, r.quality FROM readings r"
-                " JOIN series s ON s.id = r.series_id"
-                " WHERE s.site = ? AND s.line = ? AND s.machine = ? AND s.tag = ?"
-                " AND r.ts >= ? AND r.ts < ? ORDER BY r.ts",
-                (*key, start_ms, end_ms),
-            ).fetchall()
-            return [StoredReading(*r) for r in rows]
-
-        return await self._run(run)
-
-    async def read_rollups(
-        self, key: SeriesKey, resolution: Resolution, start_ms: int, end_ms: int
-    ) -> list[RollupRow]:
-        """Rollup buckets of one series with start_ms <= bucket < end_ms, in order."""
-        sql = _READ_ROLLUP.replace("rollup_minute", f"rollup_{resolution}")
-
-        def run() -> list[RollupRow]:
-            rows = self._db.execute(sql, (*key, start_ms, end_ms)).fetchall()
-            return [RollupRow(*r) for r in rows]
-
-        return await self._run(run)
-
-    async def read_produced(
-        self, site: str, line: str, machine: str, start_ms: int, end_ms: int
-    ) -> dict[int, int]:
-        """Readings agents reported producing per minute (start_ms <= minute < end_ms)."""
-
-        def run() -> dict[int, int]:
-            rows = self._db.execute(
-                "SELECT minute, produced FROM produced_minutes WHERE site = ? AND line = ?"
-                " AND machine = ? AND minute >= ? AND minute < ?",
-                (site, line, machine, start_ms, end_ms),
-            ).fetchall()
-            return {int(r[0]): int(r[1]) for r in rows}
-
-        return await self._run(run)
-
-    async def read_tag_meta(
-        self, site: str, line: str, machine: str
-    ) -> dict[str, tuple[str | None, str | None]]:
-        """Tag → (unit, description) from the machine's newest meta message."""
-
-        def run() -> dict[str, tuple[str | None, str | None]]:
-            rows = self._db.execute(
-                "SELECT tag, unit, description FROM tag_meta"
-                " WHERE site = ? AND line = ? AND machine = ?",
-                (site, line, machine),
-            ).fetchall()
-            return {r[0]: (r[1], r[2]) for r in rows}
-
-        return await self._run(run)
-
-    async def read_dead_letters(self, limit: int = 100) -> list[dict[str, Any]]:
-        """Most recent dead letters first."""
-
-        def run() -> list[dict[str, Any]]:
-            cur = self._db.execute(
-                "SELECT id, received_at, topic, payload, payload_size, reason, message, src"
-                " FROM dead_letters ORDER BY id DESC LIMIT ?",
-                (limit,),
-            )
-            names = [c[0] for c in cur.description]
-            return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
-
-        return await self._run(run)
-
-    async def read_status(self) -> dict[str, list[dict[str, Any]]]:
-        """Current rows of `machines` and `agents`."""
-
-        def rows(sql: str) -> list[dict[str, Any]]:
-            cur = self._db.execute(sql)
-            names = [c[0] for c in cur.description]
-            return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
-
-        def run() -> dict[str, list[dict[str, Any]]]:
-            return {
-                "machines": rows("SELECT * FROM machines ORDER BY site, line, machine"),
-                "agents": rows("SELECT * FROM agents ORDER BY agent_id"),
-                "machine_agents": rows("SELECT * FROM machine_agents ORDER BY site, line, machine"),
-            }
-
-        return await self._run(run)
-
-
-_READ_ROLLUP = """
-SELECT b.bucket, b.min, b.max, b.sum, b.count, b.last_ts, b.last_value
-FROM rollup_minute b JOIN series s ON s.id = b.series_id
-WHERE s.site = ? AND s.line = ? AND s.machine = ? AND s.tag = ?
-  AND b.bucket >= ? AND b.bucket < ? ORDER BY b.bucket
-"""

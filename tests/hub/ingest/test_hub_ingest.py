@@ -508,7 +508,8 @@ async def test_a_batch_postgresql_refuses_is_set_aside_and_every_other_site_flow
 async def test_embedded_sqlite_backend_end_to_end(
     mosquitto: Any, tmp_path: Any, mqtt_client: MqttTestClient
 ) -> None:
-    from hub.storage import SeriesKey, open_storage  # noqa: PLC0415
+    from hub.storage import SeriesKey  # noqa: PLC0415
+    from tests.harness.stored import Stored  # noqa: PLC0415
 
     url = f"sqlite:///{tmp_path / 'hub.db'}"
     await migrate(url)
@@ -526,7 +527,6 @@ async def test_embedded_sqlite_backend_end_to_end(
             return set(range(5)) <= mqtt_client.receipted(src)
 
         await eventually(receipted)
-    async with open_storage(url) as storage:
-        rows = await storage.read_readings(SeriesKey(site, "l1", "m1", "temp"), 0, 2**62)
-        assert len(rows) == 500
-        assert [d["reason"] for d in await storage.read_dead_letters()] == ["bad_json"]
+    rows = await Stored(url).read_readings(SeriesKey(site, "l1", "m1", "temp"), 0, 2**62)
+    assert len(rows) == 500
+    assert [d["reason"] for d in await Stored(url).read_dead_letters()] == ["bad_json"]

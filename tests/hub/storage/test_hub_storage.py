@@ -27,6 +27,7 @@ from hub.storage import (
 )
 from hub.storage.model import DEAD_LETTER_PAYLOAD_LIMIT
 from hub.storage.rollup import BUCKET_MS, aggregate
+from tests.harness.stored import Stored
 
 # Async fixtures live on the session loop (pyproject); run the tests there too.
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -62,6 +63,11 @@ def storage_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 @pytest.fixture
+def stored(storage_url: str) -> Stored:
+    return Stored(storage_url)
+
+
+@pytest.fixture
 async def storage(storage_url: str) -> AsyncIterator[Storage]:
     async with open_storage(storage_url, retention_days=7, dead_letter_retention_days=3) as st_:
         await st_.migrate()
@@ -80,28 +86,30 @@ async def test_schema_check_fails_before_migrate(storage_url: str) -> None:
             await st_.check_schema()
 
 
-async def test_same_batch_three_times_stored_once(storage: Storage) -> None:
+async def test_same_batch_three_times_stored_once(stored: Stored, storage: Storage) -> None:
     batch = tb([R("temp", NOW + i, 20.0 + i) for i in range(100)])
     results = [await storage.write(WriteBatch(telemetry=[batch])) for _ in range(3)]
     assert [(r.inserted, r.duplicates) for r in results] == [(100, 0), (0, 100), (0, 100)]
-    rows = await storage.read_readings(SeriesKey("s1", "l1", "m1", "temp"), 0, 2**62)
+    rows = await stored.read_readings(SeriesKey("s1", "l1", "m1", "temp"), 0, 2**62)
     assert [r.ts for r in rows] == [NOW + i for i in range(100)]
-    (bucket,) = await storage.read_rollups(SeriesKey("s1", "l1", "m1", "temp"), "hour", 0, 2**62)
+    (bucket,) = await stored.read_rollups(SeriesKey("s1", "l1", "m1", "temp"), "hour", 0, 2**62)
     assert bucket.count == 100
 
 
-async def test_duplicates_inside_one_transaction_and_overlap(storage: Storage) -> None:
+async def test_duplicates_inside_one_transaction_and_overlap(
+    stored: Stored, storage: Storage
+) -> None:
     a = tb([R("t", NOW + i, float(i)) for i in range(60)], seq=1)
     b = tb([R("t", NOW + i, float(i)) for i in range(40, 100)], seq=2)
     first = await storage.write(WriteBatch(telemetry=[a, a, b]))
     assert (first.inserted, first.duplicates) == (100, 80)
     again = await storage.write(WriteBatch(telemetry=[b]))
     assert again.inserted == 0
-    rows = await storage.read_readings(SeriesKey("s1", "l1", "m1", "t"), 0, 2**62)
+    rows = await stored.read_readings(SeriesKey("s1", "l1", "m1", "t"), 0, 2**62)
     assert len(rows) == 100
 
 
-async def test_value_kinds_and_quality(storage: Storage) -> None:
+async def test_value_kinds_and_quality(stored: Stored, storage: Storage) -> None:
     readings = [
         R("n", NOW, 1.5),
         R("i", NOW, 7, "uncertain"),
@@ -112,7 +120,7 @@ async def test_value_kinds_and_quality(storage: Storage) -> None:
     await storage.write(WriteBatch(telemetry=[tb(readings)]))
 
     async def read(tag: str) -> list[tuple[object, ...]]:
-        rows = await storage.read_readings(SeriesKey("s1", "l1", "m1", tag), 0, 2**62)
+        rows = await stored.read_readings(SeriesKey("s1", "l1", "m1", tag), 0, 2**62)
         return [tuple(r) for r in rows]
 
     assert await read("n") == [(NOW, 1.5, None, 0)]
@@ -120,19 +128,19 @@ async def test_value_kinds_and_quality(storage: Storage) -> None:
     assert await read("b") == [(NOW, 1.0, "true", 0), (NOW + 1, 0.0, "false", 2)]
     assert await read("s") == [(NOW, None, "RUNNING", 0)]
     # Text has no numeric rollup; bools roll up as 0/1 (avg = share of time true).
-    assert await storage.read_rollups(SeriesKey("s1", "l1", "m1", "s"), "minute", 0, 2**62) == []
-    (b,) = await storage.read_rollups(SeriesKey("s1", "l1", "m1", "b"), "minute", 0, 2**62)
+    assert await stored.read_rollups(SeriesKey("s1", "l1", "m1", "s"), "minute", 0, 2**62) == []
+    (b,) = await stored.read_rollups(SeriesKey("s1", "l1", "m1", "b"), "minute", 0, 2**62)
     assert (b.min, b.max, b.count, b.last_value) == (0.0, 1.0, 2, 0.0)
 
 
-async def test_readings_across_days(storage: Storage) -> None:
+async def test_readings_across_days(stored: Stored, storage: Storage) -> None:
     readings = [R("t", NOW - d * DAY, float(d)) for d in range(5)]
     assert (await storage.write(WriteBatch(telemetry=[tb(readings)]))).inserted == 5
-    rows = await storage.read_readings(SeriesKey("s1", "l1", "m1", "t"), 0, 2**62)
+    rows = await stored.read_readings(SeriesKey("s1", "l1", "m1", "t"), 0, 2**62)
     assert len(rows) == 5
 
 
-async def test_dead_letters_and_status(storage: Storage) -> None:
+async def test_dead_letters_and_status(stored: Stored, storage: Storage) -> None:
     big = b"x" * (DEAD_LETTER_PAYLOAD_LIMIT + 10)
     await storage.write(
         WriteBatch(
@@ -157,13 +165,13 @@ async def test_dead_letters_and_status(storage: Storage) -> None:
             agents=[AgentStatusUpdate("ag1", "offline", NOW - 60_000, None, None, None, "{}", NOW)],
         )
     )
-    dls = await storage.read_dead_letters()
+    dls = await stored.read_dead_letters()
     assert [d["reason"] for d in dls] == ["too_large", "bad_json"]
     assert dls[0]["payload_size"] == len(big)
     assert len(dls[0]["payload"]) == DEAD_LETTER_PAYLOAD_LIMIT
     assert bytes(dls[1]["payload"]) == b"{"
     assert dls[1]["src"] == "src9"
-    status = await storage.read_status()
+    status = await stored.read_status()
     assert [(m["machine"], m["state"]) for m in status["machines"]] == [
         ("m1", "online"),
         ("m2", "faulted"),
@@ -171,7 +179,7 @@ async def test_dead_letters_and_status(storage: Storage) -> None:
     assert [(a["agent_id"], a["state"]) for a in status["agents"]] == [("ag1", "offline")]
 
 
-async def test_retention(storage: Storage) -> None:
+async def test_retention(stored: Stored, storage: Storage) -> None:
     old, fresh = R("t", NOW - 10 * DAY, 1.0), R("t", NOW, 2.0)
     await storage.write(
         WriteBatch(
@@ -183,15 +191,15 @@ async def test_retention(storage: Storage) -> None:
         )
     )
     key = SeriesKey("s1", "l1", "m1", "t")
-    assert len(await storage.read_rollups(key, "minute", 0, 2**62)) == 2
+    assert len(await stored.read_rollups(key, "minute", 0, 2**62)) == 2
     await storage.maintain(NOW)
-    rows = await storage.read_readings(key, 0, 2**62)
+    rows = await stored.read_readings(key, 0, 2**62)
     assert [r.ts for r in rows] == [NOW]
     # Rollups of dropped readings go with them; the fresh minute and hour stay.
     for resolution in ("minute", "hour"):
-        buckets = await storage.read_rollups(key, resolution, 0, 2**62)
+        buckets = await stored.read_rollups(key, resolution, 0, 2**62)
         assert [(b.count, b.last_ts) for b in buckets] == [(1, NOW)], resolution
-    assert [d["received_at"] for d in await storage.read_dead_letters()] == [NOW]
+    assert [d["received_at"] for d in await stored.read_dead_letters()] == [NOW]
     await storage.maintain(NOW)  # idempotent
     # Writing after maintenance still works (partitions ahead exist / are created on demand).
     assert (await storage.write(WriteBatch(telemetry=[tb([R("t", NOW + DAY, 3.0)])]))).inserted
@@ -205,32 +213,34 @@ def agent(
     )
 
 
-async def test_reported_production_keeps_the_greatest_count(storage: Storage) -> None:
+async def test_reported_production_keeps_the_greatest_count(
+    stored: Stored, storage: Storage
+) -> None:
     m0, m1 = NOW - NOW % 60_000, NOW - NOW % 60_000 + 60_000
     # Every status repeats the newest minutes with growing counts; one arrives late (lower).
     for i, (c0, c1) in enumerate([(20, 0), (40, 5), (60, 15), (55, 10)]):
         await storage.write(
             WriteBatch(agents=[agent(NOW + i * 10_000, [("m1", m0, c0), ("m1", m1, c1)])])
         )
-    assert await storage.read_produced("s1", "l1", "m1", 0, 2**62) == {m0: 60, m1: 15}
+    assert await stored.read_produced("s1", "l1", "m1", 0, 2**62) == {m0: 60, m1: 15}
     # Same minute twice in one batch (two statuses): still the greatest.
     await storage.write(
         WriteBatch(agents=[agent(NOW, [("m2", m0, 7)]), agent(NOW + 1, [("m2", m0, 9)])])
     )
-    assert await storage.read_produced("s1", "l1", "m2", 0, 2**62) == {m0: 9}
-    assert await storage.read_produced("s1", "l1", "m1", m1, 2**62) == {m1: 15}
+    assert await stored.read_produced("s1", "l1", "m2", 0, 2**62) == {m0: 9}
+    assert await stored.read_produced("s1", "l1", "m1", m1, 2**62) == {m1: 15}
     # An older agent names no site/line: its status is stored, its production is not.
     await storage.write(WriteBatch(agents=[agent(NOW + 60_000, [("m3", m0, 5)], None, None)]))
-    assert await storage.read_produced("s1", "l1", "m3", 0, 2**62) == {}
-    assert [a["status_ts"] for a in (await storage.read_status())["agents"]] == [NOW + 60_000]
+    assert await stored.read_produced("s1", "l1", "m3", 0, 2**62) == {}
+    assert [a["status_ts"] for a in (await stored.read_status())["agents"]] == [NOW + 60_000]
 
 
-async def test_reported_production_retention(storage: Storage) -> None:
+async def test_reported_production_retention(stored: Stored, storage: Storage) -> None:
     old, fresh = NOW - 10 * DAY, NOW - NOW % 60_000
     old -= old % 60_000
     await storage.write(WriteBatch(agents=[agent(NOW, [("m1", old, 3), ("m1", fresh, 4)])]))
     await storage.maintain(NOW)
-    assert await storage.read_produced("s1", "l1", "m1", 0, 2**62) == {fresh: 4}
+    assert await stored.read_produced("s1", "l1", "m1", 0, 2**62) == {fresh: 4}
 
 
 def meta(
@@ -239,20 +249,20 @@ def meta(
     return MachineMetaUpdate("s1", "l1", machine, ts, tags, "{}", NOW)
 
 
-async def test_meta_replaces_the_tag_list_unless_older(storage: Storage) -> None:
+async def test_meta_replaces_the_tag_list_unless_older(stored: Stored, storage: Storage) -> None:
     await storage.write(
         WriteBatch(metas=[meta(NOW, [("temp", "°C", "Oil temperature"), ("rpm", "rpm", None)])])
     )
-    assert await storage.read_tag_meta("s1", "l1", "m1") == {
+    assert await stored.read_tag_meta("s1", "l1", "m1") == {
         "temp": ("°C", "Oil temperature"),
         "rpm": ("rpm", None),
     }
     # A newer message replaces the whole list: a tag it leaves out loses its unit.
     await storage.write(WriteBatch(metas=[meta(NOW + 1, [("temp", "K", None)])]))
-    assert await storage.read_tag_meta("s1", "l1", "m1") == {"temp": ("K", None)}
+    assert await stored.read_tag_meta("s1", "l1", "m1") == {"temp": ("K", None)}
     # A late, older message (a replayed retained one) changes nothing.
     await storage.write(WriteBatch(metas=[meta(NOW - 5, [("temp", "°F", None)])]))
-    assert await storage.read_tag_meta("s1", "l1", "m1") == {"temp": ("K", None)}
+    assert await stored.read_tag_meta("s1", "l1", "m1") == {"temp": ("K", None)}
     # Two in one batch: the newest wins, whatever the order; other machines are untouched.
     await storage.write(
         WriteBatch(
@@ -263,8 +273,8 @@ async def test_meta_replaces_the_tag_list_unless_older(storage: Storage) -> None
             ]
         )
     )
-    assert await storage.read_tag_meta("s1", "l1", "m2") == {"p": ("bar", None)}
-    assert await storage.read_tag_meta("s1", "l1", "m1") == {}
+    assert await stored.read_tag_meta("s1", "l1", "m2") == {"p": ("bar", None)}
+    assert await stored.read_tag_meta("s1", "l1", "m1") == {}
 
 
 batches_strategy = st.lists(
@@ -288,7 +298,9 @@ batches_strategy = st.lists(
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(batches=batches_strategy)
-async def test_rollups_equal_aggregates_of_raw_rows(storage: Storage, batches) -> None:
+async def test_rollups_equal_aggregates_of_raw_rows(
+    stored: Stored, storage: Storage, batches
+) -> None:
     # Each example writes to its own machine, so examples sharing the database don't interact.
     machine = f"m{abs(hash(str(batches))) % 10**12}"
     for i, batch in enumerate(batches):
@@ -298,10 +310,10 @@ async def test_rollups_equal_aggregates_of_raw_rows(storage: Storage, batches) -
         await storage.write(WriteBatch(telemetry=[tb(readings[:1], seq=i, machine=machine)]))
     for tag in ("a", "b"):
         key = SeriesKey("s1", "l1", machine, tag)
-        raw = await storage.read_readings(key, 0, 2**62)
+        raw = await stored.read_readings(key, 0, 2**62)
         for resolution, width in BUCKET_MS.items():
             expected = aggregate([(0, r.ts, r.value) for r in raw], width)
-            got = await storage.read_rollups(key, resolution, 0, 2**62)
+            got = await stored.read_rollups(key, resolution, 0, 2**62)
             assert [(g.bucket, g.min, g.max, g.count, g.last_ts, g.last_value) for g in got] == [
                 (e[1], e[2], e[3], e[5], e[6], e[7]) for e in expected
             ]
