@@ -1,6 +1,7 @@
-"""What the hub runtime adds for the API: the live fan-out fed from validated telemetry (or from
-Redis pub/sub when Redis is configured, so updates from every hub instance arrive), and `/api/v1`
-+ `/ws` mounted on its HTTP app for as long as the hub serves."""
+"""What the hub runtime adds for the API: the live fan-out fed from validated telemetry — this
+instance's, and with Redis the other instances' too, announced over pub/sub, so a WebSocket
+client gets the same updates whichever instance it is connected to — and `/api/v1` + `/ws`
+mounted on its HTTP app for as long as the hub serves."""
 
 from __future__ import annotations
 
@@ -15,8 +16,8 @@ from hub.api.v1.app import mount_api
 from hub.api.v1.services import open_api_services
 from hub.bridge.redis import RedisLive
 from hub.config import HubConfig
-from hub.live import Fanout, make_update
-from hub.storage import TelemetryBatch
+from hub.live import Fanout
+from hub.storage import CompactReading, TelemetryBatch
 
 __all__ = ["ApiWiring"]
 
@@ -33,11 +34,11 @@ class ApiWiring:
         self._redis = redis
 
     def on_validated(self, batches: Sequence[TelemetryBatch]) -> None:
-        """Ingest hook: announce validated batches to local WebSocket clients (without Redis)."""
-        # With Redis every instance, this one included, gets updates back over pub/sub (fed
-        # after commit, with the latest values); delivering locally too would send them twice.
-        if self._redis is None:
-            self.fanout.publish(batches)
+        """Ingest hook: hand validated batches to local WebSocket clients, and with Redis to the
+        other instances' clients: the same readings, at the same moment, either way."""
+        self.fanout.publish(batches)
+        if self._redis is not None:
+            self._redis.announce(batches)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Relay Redis pub/sub updates to local clients until `stop` (no-op without Redis)."""
@@ -45,12 +46,9 @@ class ApiWiring:
             await stop.wait()
             return
         async for update in self._redis.subscribe_updates():
-            readings = [
-                {"tag": tag, "ts": latest.ts, "v": latest.v, "q": latest.q}
-                for tag, latest in update.values.items()
-            ]
-            if readings:
-                self.fanout.deliver([make_update(update.machine, readings)])
+            site, line, machine = update.parts
+            readings = [CompactReading(tag, ts, v, q) for tag, ts, v, q in update.readings]
+            self.fanout.publish([TelemetryBatch(site, line, machine, update.origin, 0, readings)])
             if stop.is_set():
                 return
 

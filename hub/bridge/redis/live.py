@@ -1,13 +1,17 @@
-"""Redis shell for live views: latest values per series, and per-commit updates over pub/sub.
+"""Redis shell for live views: latest values per series, and live updates over pub/sub.
 
 `publish(batches)` is called as batches commit; it only merges them into an in-memory map of
 pending latest values (bounded by the number of series) and never waits on Redis, so Redis being
 slow or down cannot hold up ingest. A writer task flushes that map to Redis (one forward-only
-script call per machine, then one PUBLISH per machine); while Redis is down the map keeps only
-the newest value per series and is written when Redis returns.
+script call per machine); while Redis is down the map keeps only the newest value per series and
+is written when Redis returns.
 
-Every hub instance subscribes to the channel once and fans updates out to its local subscribers
-(`subscribe_updates()`), so a WebSocket client sees updates whichever instance stored the batch.
+`announce(batches)` is called as batches are validated, when the instance also hands them to its
+own WebSocket clients (hub/live): the same readings go out on the pub/sub channel, tagged with
+this instance's `origin`, so a client of any instance gets the same updates with the same
+semantics as one of the instance that received the batch — with Redis or without. Every instance
+subscribes once and relays other instances' updates (`subscribe_updates()`). Announced updates
+wait in a bounded queue; while Redis is down the oldest are dropped (a live view wants now).
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import uuid
+from collections import deque
 from collections.abc import AsyncIterator, Coroutine, Sequence
 from typing import Any
 
@@ -34,6 +40,7 @@ from hub.bridge.redis.model import (
     encode_latest,
     encode_update,
     merge,
+    updates_of,
 )
 from hub.config import RedisConfig
 from hub.errors import LiveUnavailable
@@ -46,6 +53,7 @@ log = logging.getLogger(__name__)
 
 REDIS_TIMEOUT_S = 5.0
 SUBSCRIBER_QUEUE = 1_000  # updates buffered per local subscriber; a slow one loses the oldest
+ANNOUNCE_QUEUE = 10_000  # updates waiting to go out; while Redis is down the oldest are dropped
 
 # Forward-only HSET: a field is replaced unless the stored reading is newer (ts from its JSON).
 # KEYS[1] the machine's hash; ARGV = tag, ts, value JSON, tag, ts, value JSON, …
@@ -87,6 +95,9 @@ class RedisLive:
         )
         self._script = self._client.register_script(_FORWARD_HSET)
         self._pending: Pending = {}
+        self._announced: deque[Update] = deque(maxlen=ANNOUNCE_QUEUE)
+        # Which instance announced an update: its own come back over pub/sub and are skipped.
+        self.origin = uuid.uuid4().hex[:16]
         self._dirty = asyncio.Event()
         self._queues: set[asyncio.Queue[Update]] = set()
         self.writer_ok = False
@@ -103,9 +114,16 @@ class RedisLive:
     # -- ingest side ------------------------------------------------------------------------------
 
     def publish(self, batches: Sequence[TelemetryBatch]) -> None:
-        """Record committed batches for Redis (never blocks; called as batches commit)."""
+        """Record committed batches' latest values for Redis (never blocks; called on commit)."""
         if batches:
             coalesce(batches, self._pending)
+            self._dirty.set()
+
+    def announce(self, batches: Sequence[TelemetryBatch]) -> None:
+        """Send validated batches' readings to the other instances' clients (never blocks)."""
+        updates = updates_of(self.origin, batches)
+        if updates:
+            self._announced.extend(updates)
             self._dirty.set()
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -129,13 +147,15 @@ class RedisLive:
         backoff = Backoff(0.2, 5.0)
         while not stop.is_set():
             await _wait_any(self._dirty, stop, 1.0)
-            if not self._pending:
+            if not self._pending and not self._announced:
                 continue
             batch, self._pending = self._pending, {}
+            updates = list(self._announced)
+            self._announced.clear()
             self._dirty.clear()
             try:
                 async with asyncio.timeout(REDIS_TIMEOUT_S * 2):
-                    await self._write(batch)
+                    await self._write(batch, updates)
             except _REDIS_ERRORS as exc:
                 # Keep the newest value per series for the next attempt: what arrived meanwhile
                 # wins over what failed unless it is older.
@@ -154,7 +174,7 @@ class RedisLive:
             self.metrics.redis_up.set(1)
             backoff.reset()
 
-    async def _write(self, batch: Pending) -> None:
+    async def _write(self, batch: Pending, updates: Sequence[Update]) -> None:
         prefix, channel = self.cfg.key_prefix, self.cfg.channel
         async with self._client.pipeline(transaction=False) as pipe:
             for machine, values in batch.items():
@@ -162,7 +182,8 @@ class RedisLive:
                 for tag, latest in values.items():
                     args += [tag, latest.ts, encode_latest(latest)]
                 await self._script(keys=[prefix + machine], args=args, client=pipe)
-                pipe.publish(channel, encode_update(machine, values))
+            for update in updates:
+                pipe.publish(channel, encode_update(update))
             await pipe.execute()
 
     # -- live side --------------------------------------------------------------------------------
@@ -180,7 +201,7 @@ class RedisLive:
                     msg = await pubsub.get_message(timeout=1.0)
                     if msg is not None and msg.get("type") == "message":
                         update = decode_update(msg["data"])
-                        if update is not None:
+                        if update is not None and update.origin != self.origin:
                             self._fan_out(update)
             except _REDIS_ERRORS as exc:
                 if self.subscribed.is_set():
@@ -202,7 +223,8 @@ class RedisLive:
             queue.put_nowait(update)
 
     async def subscribe_updates(self) -> AsyncIterator[Update]:
-        """Every live update from any hub instance, from now on, until the caller stops."""
+        """Every live update the other hub instances announce, from now on, until the caller
+        stops (this instance's own were delivered locally when announced)."""
         queue: asyncio.Queue[Update] = asyncio.Queue(SUBSCRIBER_QUEUE)
         self._queues.add(queue)
         try:

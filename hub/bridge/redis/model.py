@@ -1,14 +1,16 @@
 """Latest values and live updates (pure): coalescing committed batches, Redis encodings.
 
 A latest value is stored as `{"v": …, "ts": …, "q": …}` under its tag in the hash
-`ms:latest:{site}/{line}/{machine}`; a live update on the pub/sub channel is one machine's
-coalesced latest values of one commit: `{"m": "site/line/machine", "t": {"tag": [v, ts, q], …}}`.
+`ms:latest:{site}/{line}/{machine}`. A live update on the pub/sub channel is every reading of one
+machine that one hub instance validated, as its own WebSocket clients got them:
+`{"o": "<instance>", "m": "site/line/machine", "r": [[tag, ts, v, q], …]}`; `o` lets the
+instance skip its own updates (it delivered them locally already).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -25,6 +27,7 @@ __all__ = [
     "encode_latest",
     "encode_update",
     "merge",
+    "updates_of",
 ]
 
 Value = float | int | bool | str
@@ -42,16 +45,26 @@ class Latest(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class Update:
-    """One machine's new latest values from one commit (what WebSocket clients are pushed)."""
+    """Every reading of one machine that one hub instance validated (what its clients got)."""
 
+    origin: str  # the hub instance that announced it
     machine: MachineId
-    values: Mapping[str, Latest]
+    readings: tuple[tuple[str, int, Value, str], ...]  # (tag, ts, v, q)
 
     @property
     def parts(self) -> tuple[str, str, str]:
         """(site, line, machine)."""
         site, line, machine = self.machine.split("/", 2)
         return site, line, machine
+
+
+def updates_of(origin: str, batches: Iterable[TelemetryBatch]) -> list[Update]:
+    """One update per machine of these batches, every reading in order."""
+    out: dict[MachineId, list[tuple[str, int, Value, str]]] = {}
+    for b in batches:
+        rows = out.setdefault(f"{b.site}/{b.line}/{b.machine}", [])
+        rows.extend((r.tag, r.ts, r.v, r.q) for r in b.readings)
+    return [Update(origin, m, tuple(rows)) for m, rows in out.items() if rows]
 
 
 def coalesce(batches: Iterable[TelemetryBatch], into: Pending | None = None) -> Pending:
@@ -91,9 +104,9 @@ def decode_latest(raw: str | bytes) -> Latest | None:
         return None
 
 
-def encode_update(machine: MachineId, values: Mapping[str, Latest]) -> str:
-    """The pub/sub message of one machine's update."""
-    body = {"m": machine, "t": {tag: [x.v, x.ts, x.q] for tag, x in values.items()}}
+def encode_update(update: Update) -> str:
+    """The pub/sub message of one update."""
+    body = {"o": update.origin, "m": update.machine, "r": [list(r) for r in update.readings]}
     return json.dumps(body, separators=(",", ":"))
 
 
@@ -101,10 +114,10 @@ def decode_update(raw: str | bytes) -> Update | None:
     """An update from a pub/sub message (None if it is not one of ours)."""
     try:
         d = json.loads(raw)
-        machine = d["m"]
-        values = {str(tag): Latest(v[0], int(v[1]), str(v[2])) for tag, v in d["t"].items()}
+        origin, machine = d["o"], d["m"]
+        readings = tuple((str(t), int(ts), v, str(q)) for t, ts, v, q in d["r"])
     except (ValueError, KeyError, TypeError, IndexError, AttributeError):
         return None
-    if not isinstance(machine, str) or machine.count("/") != 2:
+    if not isinstance(machine, str) or machine.count("/") != 2 or not isinstance(origin, str):
         return None
-    return Update(machine, values)
+    return Update(origin, machine, readings)

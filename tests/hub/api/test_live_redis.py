@@ -1,4 +1,5 @@
-"""Live updates through Redis pub/sub: what one hub instance commits reaches another's clients."""
+"""Live updates through Redis pub/sub: what one hub instance validates reaches another's clients,
+the same message its own clients get."""
 
 from __future__ import annotations
 
@@ -26,9 +27,11 @@ async def test_updates_from_another_instance_reach_local_subscribers(redis: Any)
     writer, reader = RedisLive(cfg), RedisLive(cfg)  # two hub instances
     wiring_w = ApiWiring(config, CollectorRegistry(), writer)
     wiring_r = ApiWiring(config, CollectorRegistry(), reader)
-    sub = Subscriber()
+    sub, local = Subscriber(), Subscriber()
     wiring_r.fanout.add(sub)
     wiring_r.fanout.subscribe(sub, "s/l1/m1", None)
+    wiring_w.fanout.add(local)
+    wiring_w.fanout.subscribe(local, "s/l1/m1", None)
     stop = asyncio.Event()
     tasks = [
         asyncio.create_task(writer.run(stop)),
@@ -38,17 +41,27 @@ async def test_updates_from_another_instance_reach_local_subscribers(redis: Any)
     try:
         async with asyncio.timeout(10):
             await reader.subscribed.wait()
-        readings = [wire.Reading(tag="temp", ts=1_799_990_000_000, v=21.5, q="good")]
+        readings = [
+            wire.Reading(tag="temp", ts=1_799_990_000_000, v=21.5, q="good"),
+            wire.Reading(tag="temp", ts=1_799_990_000_100, v=21.7, q="good"),
+        ]
         batch = TelemetryBatch("s", "l1", "m1", "src", 1, readings)
-        wiring_w.on_validated([batch])  # with Redis, nothing is delivered locally...
-        writer.publish([batch])  # ...the bridge publishes it (the runtime calls both)
+        wiring_w.on_validated([batch])  # the writer's own clients get it at once...
+        [mine] = local.buffer.take()
         async with asyncio.timeout(10):
             await sub.ready.wait()
-        [message] = sub.buffer.take()
-        assert message == (
-            '{"type":"readings","machine":"s/l1/m1",'
-            '"readings":[{"tag":"temp","ts":1799990000000,"v":21.5,"q":"good"}]}'
+        [theirs] = sub.buffer.take()  # ...and the other instance's the same, every reading
+        assert (
+            mine
+            == theirs
+            == (
+                '{"type":"readings","machine":"s/l1/m1","readings":['
+                '{"tag":"temp","ts":1799990000000,"v":21.5,"q":"good"},'
+                '{"tag":"temp","ts":1799990000100,"v":21.7,"q":"good"}]}'
+            )
         )
+        # A client subscribing now starts from the newest reading on either instance.
+        assert wiring_r.fanout.newest("s/l1/m1") == wiring_w.fanout.newest("s/l1/m1")
     finally:
         stop.set()
         for task in tasks:

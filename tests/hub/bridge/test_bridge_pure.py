@@ -114,8 +114,15 @@ def test_latest_moves_forward_only() -> None:
 def test_redis_encodings_round_trip() -> None:
     latest = Latest(True, 17, "uncertain")
     assert decode_latest(encode_latest(latest)) == latest
-    upd = decode_update(encode_update("s/l/m", {"a": latest}))
-    assert upd == Update("s/l/m", {"a": latest})
+    update = Update("hub-1", "s/l/m", (("a", 17, True, "uncertain"), ("b", 18, "on", "good")))
+    upd = decode_update(encode_update(update))
+    assert upd == update
     assert upd.parts == ("s", "l", "m")
-    for junk in (b"x", b"{}", b'{"m": "a/b", "t": {}}', b'{"m": "a/b/c", "t": {"x": [1]}}'):
+    for junk in (
+        b"x",
+        b"{}",
+        b'{"o": "h", "m": "a/b", "r": []}',
+        b'{"o": "h", "m": "a/b/c", "r": [["x", 1]]}',
+        b'{"m": "a/b/c", "r": []}',
+    ):
         assert decode_update(junk) is None

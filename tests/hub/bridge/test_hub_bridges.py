@@ -16,8 +16,9 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 import wire
 from hub.bridge.kafka import create_topics
-from hub.bridge.redis import Latest, Update
+from hub.bridge.redis import Latest
 from hub.config import HubConfig, MqttConfig, RedisConfig
+from hub.live import Subscriber
 from hub.runtime import Hub
 from hub.storage import PostgresStorage
 
@@ -82,16 +83,13 @@ async def test_two_hubs_feed_kafka_once_and_share_live_values(
         async with _hub(config()) as hub_a, _hub(config()) as hub_b:
             assert hub_a.bridges.live is not None
             assert hub_b.bridges.live is not None
-            seen: dict[str, list[Update]] = {"a": [], "b": []}
-
-            async def collect(name: str, hub: Hub) -> None:
-                assert hub.bridges.live is not None
-                async for update in hub.bridges.live.subscribe_updates():
-                    seen[name].append(update)
-
-            collectors = [
-                asyncio.create_task(collect(n, h)) for n, h in (("a", hub_a), ("b", hub_b))
-            ]
+            # A WebSocket client of each instance, subscribed to every machine.
+            clients = {"a": Subscriber(), "b": Subscriber()}
+            for name, hub in (("a", hub_a), ("b", hub_b)):
+                hub.api.fanout.add(clients[name])
+                for m in range(MACHINES):
+                    hub.api.fanout.subscribe(clients[name], f"{site}/l1/m{m}", None)
+            seen: dict[str, set[str]] = {"a": set(), "b": set()}
             for live in (hub_a.bridges.live, hub_b.bridges.live):
                 async with asyncio.timeout(30):
                     await live.subscribed.wait()
@@ -139,14 +137,14 @@ async def test_two_hubs_feed_kafka_once_and_share_live_values(
                 got = await hub_b.bridges.live.latest(site, "l1", row["machine"])
                 assert got[row["tag"]] == Latest(row["value"], row["ts"], "good")
 
-            # Both instances' subscribers saw every machine, whichever instance stored it.
+            # Both instances' clients saw every machine, whichever instance received it.
             async def everyone_saw_everything() -> bool:
+                for name, sub in clients.items():
+                    seen[name] |= {json.loads(m)["machine"] for m in sub.buffer.take()}
                 want = {f"{site}/l1/m{m}" for m in range(MACHINES)}
-                return all({u.machine for u in s} >= want for s in seen.values())
+                return all(s >= want for s in seen.values())
 
             await _eventually(everyone_saw_everything)
-            for task in collectors:
-                task.cancel()
     finally:
         client.disconnect()
         client.loop_stop()

@@ -58,7 +58,7 @@ async def test_latest_moves_forward_and_a_second_instance_gets_updates(redis: An
     m = unique("m")
     async with _running(cfg) as hub_a, _running(cfg) as hub_b:
         seen: list[Update] = []
-        collector = _collect(hub_b, seen)
+        collector = _collect(hub_a, seen)
         await asyncio.sleep(0)  # let the collector register before anything is published
         hub_a.publish([_batch(m, 1, {"a": (100, 1.0), "b": (100, 2.0)})])
         hub_a.publish([_batch(m, 2, {"a": (200, 3.0)}), _batch(m, 3, {"b": (50, 9.0)})])
@@ -73,16 +73,38 @@ async def test_latest_moves_forward_and_a_second_instance_gets_updates(redis: An
             "a": Latest(3.0, 200, "good"),
             "b": Latest(2.0, 100, "good"),
         }
-        # A late, older reading written by another instance does not go back either.
-        hub_b.publish([_batch(m, 4, {"a": (150, 7.0)})])
+        # A late, older reading written by another instance does not go back either. (Its
+        # announcement goes out in the same Redis round trip as the write: once hub_a has it,
+        # the write happened.)
+        late = [_batch(m, 4, {"a": (150, 7.0)})]
+        hub_b.publish(late)
+        hub_b.announce(late)
         await _until(lambda: _received(seen, m, "a", 150))
         assert (await hub_a.latest("s1", "l1", m))["a"] == Latest(3.0, 200, "good")
         assert all(u.machine == f"s1/l1/{m}" for u in seen)
+        assert all(u.origin == hub_b.origin for u in seen)  # hub_a never gets its own back
+        collector.cancel()
+
+
+async def test_announced_updates_carry_every_reading_to_the_other_instances(redis: Any) -> None:
+    # What a client of the receiving instance gets (every reading, in order), a client of any
+    # other instance gets too: not only the newest value per tag.
+    cfg = RedisConfig(url=redis.url, channel=unique("ch"), key_prefix=unique("k") + ":")
+    m = unique("m")
+    async with _running(cfg) as hub_a, _running(cfg) as hub_b:
+        seen: list[Update] = []
+        collector = _collect(hub_b, seen)
+        await asyncio.sleep(0)
+        batches = [_batch(m, 1, {"a": (100, 1.0)}), _batch(m, 2, {"a": (101, 2.0)})]
+        hub_a.announce(batches)
+        await _until(lambda: _received(seen, m, "a", 101))
+        [update] = seen
+        assert update.readings == (("a", 100, 1.0, "good"), ("a", 101, 2.0, "good"))
         collector.cancel()
 
 
 async def _received(seen: list[Update], machine: str, tag: str, ts: int) -> bool:
-    return any(u.values.get(tag, Latest(0, -1, "")).ts == ts for u in seen if machine in u.machine)
+    return any((r[0], r[1]) == (tag, ts) for u in seen if machine in u.machine for r in u.readings)
 
 
 async def test_redis_down_ingest_side_never_blocks_and_latest_recovers(
@@ -94,7 +116,9 @@ async def test_redis_down_ingest_side_never_blocks_and_latest_recovers(
     async with _running(cfg) as live, _running(cfg) as other:
         seen: list[Update] = []
         collector = _collect(other, seen)
-        live.publish([_batch(m, 1, {"a": (1, 1.0)})])
+        first = [_batch(m, 1, {"a": (1, 1.0)})]
+        live.publish(first)
+        live.announce(first)
         await _until(lambda: _received(seen, m, "a", 1))
 
         await asyncio.to_thread(server.stop)
@@ -115,7 +139,7 @@ async def test_redis_down_ingest_side_never_blocks_and_latest_recovers(
         # The subscriber came back by itself too. Pub/sub keeps nothing for a subscriber that
         # is still reconnecting, so publish until one update lands.
         async def resubscribed() -> bool:
-            live.publish([_batch(m, 300, {"a": (300, 0.5)})])
+            live.announce([_batch(m, 300, {"a": (300, 0.5)})])
             return await _received(seen, m, "a", 300)
 
         await _until(resubscribed, timeout_s=60)
