@@ -16,6 +16,7 @@ import pytest
 from mqtt_harness import Broker, Responder, eventually, free_port
 
 from edge_agent.config import load_agent_config
+from tests.harness.devicestate import simulated_plant_config
 
 EDGE_AGENT = str(Path(sys.executable).with_name("edge-agent"))
 
@@ -25,30 +26,13 @@ def plant(tmp_path: Path, broker: Broker) -> Iterator[Path]:
     """Two simulated machines (press on Modbus TCP, conveyor on Modbus TCP) and their config."""
     modbus = free_port()
     args = ["--machines", "2", "--modbus-port", str(modbus), "--opcua-port", str(free_port())]
-    subprocess.run(
-        [
-            EDGE_AGENT,
-            "simulate",
-            "config",
-            "--machines",
-            "2",
-            "--out",
-            str(tmp_path / "plant"),
-            "--modbus-port",
-            str(modbus),
-        ],
-        check=True,
-        capture_output=True,
-    )
+    config = simulated_plant_config(tmp_path, modbus, broker.url, "e2e-pc")
     with (tmp_path / "sim.log").open("ab") as log:
         sim = subprocess.Popen(
             [EDGE_AGENT, "simulate", *args, "--control-port", str(free_port())],
             stdout=log,
             stderr=log,
         )
-    config = tmp_path / "plant" / "plant.yaml"
-    text = config.read_text().replace("mqtt://127.0.0.1:1883", broker.url)
-    config.write_text(text.replace("id: sim-line-pc", "id: e2e-pc"))
     yield config
     os.kill(sim.pid, signal.SIGKILL)
     sim.wait()

@@ -31,6 +31,7 @@ from pymodbus.simulator import DataType, SimData, SimDevice
 import wire
 from hub.auth import AuthStore, Role, hash_password
 from hub.sql import open_database
+from tests.harness.devicestate import simulated_plant_config
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -157,25 +158,8 @@ async def seconds_until_all(
 
 def plant_config(folder: Path, modbus_port: int, mqtt_url: str, site: str) -> Path:
     """The simulator's agent config, pointed at the test broker under a site of its own."""
-    subprocess.run(
-        [
-            EDGE_AGENT,
-            "simulate",
-            "config",
-            "--machines",
-            "2",
-            "--out",
-            str(folder / "plant"),
-            "--modbus-port",
-            str(modbus_port),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    config = folder / "plant" / "plant.yaml"
-    text = config.read_text().replace("mqtt://127.0.0.1:1883", mqtt_url)
-    text = text.replace("site: sim-plant", f"site: {site}")
-    config.write_text(text.replace("id: sim-line-pc", f"id: {unique('pc-')}"))
+    config = simulated_plant_config(folder, modbus_port, mqtt_url, unique("pc-"))
+    config.write_text(config.read_text().replace("site: sim-plant", f"site: {site}"))
     return config
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 
 from modbus_harness import serial_server, sim_device
 
@@ -14,6 +13,7 @@ from edge_agent.drivers.modbus.driver import ModbusDriver
 from edge_agent.drivers.modbus.endpoint import ModbusEndpoint, SerialLink
 from edge_agent.drivers.modbus.points import ModbusPoint
 from millstream_common.backoff import Backoff
+from tests.harness.devicestate import seconds_until_state
 
 POINTS = [
     ModbusPoint("counter", "holding", 0, "uint32", order="CDAB", poll_ms=10),
@@ -134,24 +134,19 @@ async def test_a_unit_that_stops_answering_is_offline_within_10s_and_back_within
         async for _ in driver.batches():
             pass
 
-    async def seconds_until(state: str) -> float:
-        started = time.monotonic()
-        async with asyncio.timeout(30):
-            while health.state() != state:  # noqa: ASYNC110 -- the state is judged on read
-                await asyncio.sleep(0.05)
-        return time.monotonic() - started
-
     async with serial_server([_device(1)], server_end):  # type: ignore[list-item]
         await driver.connect()
         consumer = asyncio.create_task(drain())
-        await seconds_until("online")
+        await seconds_until_state(health, "online")
     try:
-        offline_after = await seconds_until("offline")  # the server is gone: nothing replies
+        offline_after = await seconds_until_state(
+            health, "offline"
+        )  # the server is gone: nothing replies
         why = health.why()
         assert why is not None
         assert f"no reply from unit 1 on {agent_end}" in why, why
         async with serial_server([_device(1)], server_end):  # type: ignore[list-item]
-            online_after = await seconds_until("online")
+            online_after = await seconds_until_state(health, "online")
     finally:
         await driver.close()
         await consumer

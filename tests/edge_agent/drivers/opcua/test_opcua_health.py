@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import time
 from pathlib import Path
 
 from opcua_harness import CncServer, endpoint
@@ -14,6 +13,7 @@ from opcua_harness import CncServer, endpoint
 from edge_agent.drivers.base import Sample
 from edge_agent.drivers.health import DeviceHealth
 from edge_agent.drivers.opcua import OpcuaDriver, OpcuaPoint, SessionOptions
+from tests.harness.devicestate import seconds_until_state
 
 POINTS = [
     OpcuaPoint("spindle_speed", browse_path="/Objects/2:Machine/2:Spindle/2:Speed", sampling_ms=50)
@@ -29,13 +29,6 @@ async def test_stopped_server_is_offline_within_10s_and_online_within_10s_of_ret
     driver.report_to(health)
     assert driver.offline_after_s == options.timeout_s + 2
 
-    async def seconds_until(state: str) -> float:
-        started = time.monotonic()
-        async with asyncio.timeout(30):
-            while health.state() != state:  # noqa: ASYNC110 -- the state is judged on read
-                await asyncio.sleep(0.05)
-        return time.monotonic() - started
-
     async def drain() -> None:
         async for _ in driver.batches():
             pass
@@ -44,7 +37,7 @@ async def test_stopped_server_is_offline_within_10s_and_online_within_10s_of_ret
         consumer = asyncio.create_task(drain())
         assert health.state() == "online"
         await cnc.stop()
-        offline_after = await seconds_until("offline")
+        offline_after = await seconds_until_state(health, "offline")
         why = health.why()
         assert why is not None
         assert why.startswith(f"{url}: "), why
@@ -52,7 +45,7 @@ async def test_stopped_server_is_offline_within_10s_and_online_within_10s_of_ret
         restarted = CncServer(cnc.port, server_cert)
         await restarted.start()
         try:
-            online_after = await seconds_until("online")
+            online_after = await seconds_until_state(health, "online")
         finally:
             await driver.close()
             await consumer

@@ -1,0 +1,45 @@
+"""Waiting for a device health or a simulated plant: helpers the device-truth tests share."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from edge_agent.drivers.health import DeviceHealth
+
+EDGE_AGENT = str(Path(sys.executable).with_name("edge-agent"))
+
+
+async def seconds_until_state(health: DeviceHealth, state: str, within: float = 30.0) -> float:
+    """Seconds until `health` judges its device `state` (a measurement; `within` bounds a bug)."""
+    started = time.monotonic()
+    async with asyncio.timeout(within):
+        while health.state() != state:  # noqa: ASYNC110 -- the state is judged on read
+            await asyncio.sleep(0.05)
+    return time.monotonic() - started
+
+
+def simulated_plant_config(folder: Path, modbus_port: int, mqtt_url: str, agent_id: str) -> Path:
+    """`edge-agent simulate config` for two machines on `modbus_port`, pointed at `mqtt_url`."""
+    subprocess.run(
+        [
+            EDGE_AGENT,
+            "simulate",
+            "config",
+            "--machines",
+            "2",
+            "--out",
+            str(folder / "plant"),
+            "--modbus-port",
+            str(modbus_port),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    config = folder / "plant" / "plant.yaml"
+    text = config.read_text().replace("mqtt://127.0.0.1:1883", mqtt_url)
+    config.write_text(text.replace("id: sim-line-pc", f"id: {agent_id}"))
+    return config
