@@ -150,7 +150,14 @@ class OpcuaDriver:
     # -- internals ---------------------------------------------------------------------------
 
     async def _open_session(self) -> OpcuaSession:
-        session = OpcuaSession(self.device, self.endpoint, self.points, self.options, self._deliver)
+        session = OpcuaSession(
+            self.device,
+            self.endpoint,
+            self.points,
+            self.options,
+            self._deliver,
+            report=self._judged,
+        )
         await session.open()
         self._session = session
         self.stats.sessions += 1
@@ -201,6 +208,13 @@ class OpcuaDriver:
             due = self._heartbeat.due(int(self._clock() * 1000))
             if due:
                 self._put(due)
+
+    def _judged(self, silent: str | None) -> None:
+        # The session is up, but the device behind the server may not answer (a gateway).
+        if silent is None:
+            self.health.poll_ok()
+        else:
+            self.health.poll_failed(self._words(silent))
 
     def _words(self, reason: str) -> str:
         return f"{self.endpoint.url}: {reason}"

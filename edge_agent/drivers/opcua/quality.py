@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-__all__ = ["Quality", "quality_of"]
+__all__ = ["Quality", "device_silence", "quality_of"]
 
 Quality = Literal["good", "uncertain", "bad"]
 
@@ -20,3 +20,27 @@ def quality_of(status: int) -> Quality:
     if severity == 1:
         return "uncertain"
     return "bad"
+
+
+# Status codes by which a server says the device behind it does not answer (a gateway whose
+# serial device is gone, a PLC whose I/O bus is down): the session is fine, the machine is not.
+_DEVICE_SILENT = {
+    0x80050000: "BadCommunicationError",
+    0x808A0000: "BadNotConnected",
+    0x808B0000: "BadDeviceFailure",
+    0x800D0000: "BadServerNotConnected",
+    0x80310000: "BadNoCommunication",
+}
+
+
+def device_silence(statuses: list[int]) -> tuple[bool, str | None]:
+    """(answering, why silent) of one read or publish response's item statuses: answering when
+    any item is good or uncertain; silent (with the code's name) when every item carries a code
+    that says the device does not answer; neither for other bad codes (a wrong node is a config
+    problem, not an outage)."""
+    if any(quality_of(s) != "bad" for s in statuses):
+        return True, None
+    names = {_DEVICE_SILENT.get(s & 0xFFFF0000) for s in statuses}
+    if statuses and None not in names:
+        return False, ", ".join(sorted(n for n in names if n))
+    return False, None

@@ -15,7 +15,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from asyncua import Client, ua
 from asyncua.crypto import security_policies
@@ -26,6 +26,7 @@ from edge_agent.drivers.opcua.browse_path import parse_browse_path
 from edge_agent.drivers.opcua.certs import ensure_app_certificate, first_certificate, thumbprints
 from edge_agent.drivers.opcua.errors import ServerCertificateChanged, map_error
 from edge_agent.drivers.opcua.points import OpcuaEndpoint, OpcuaPoint
+from edge_agent.drivers.opcua.quality import device_silence
 from edge_agent.drivers.opcua.samples import bad_sample, sample_from_datavalue
 from edge_agent.drivers.opcua.security import SecuritySpec, parse_security
 from edge_agent.drivers.opcua.trust import PinDecision, PinStore, decide
@@ -89,12 +90,16 @@ class OpcuaSession:
         points: Sequence[OpcuaPoint],
         options: SessionOptions,
         emit: Callable[[list[Sample]], None] = lambda _samples: None,
+        *,
+        report: Callable[[str | None], None] = lambda _why: None,
     ) -> None:
         self.device = device
         self.endpoint = endpoint
         self.points = tuple(points)
         self.options = options
         self._emit = emit
+        # None: the device behind the server answers; a code name: the server says it does not.
+        self._report = report
         self._client: Client | None = None
         self._lost = asyncio.Event()
         self._lost_reason = ""
@@ -361,6 +366,7 @@ class OpcuaSession:
             return
         now_ms = self.options.clock_ms()
         samples: list[Sample] = []
+        statuses: list[int] = []
         handles = sub.handles
         for notification in data:
             if isinstance(notification, ua.DataChangeNotification):
@@ -368,20 +374,37 @@ class OpcuaSession:
                     tag = handles.get(item.ClientHandle)
                     if tag is not None:
                         samples.append(sample_from_datavalue(tag, item.Value, now_ms))
+                        statuses.append(_status(item.Value))
             elif isinstance(notification, ua.StatusChangeNotification) and (
                 not notification.Status.is_good()
             ):
                 self._mark_lost(f"subscription status {notification.Status.name}")
         if samples:
             self._emit(samples)
+            self._judge(statuses)
+
+    def _judge(self, statuses: list[int]) -> None:
+        answering, silent = device_silence(statuses)
+        if answering:
+            self._report(None)
+        elif silent is not None:
+            self._report(f"the server reports {silent} for every tag")
 
     # -- polling -----------------------------------------------------------------------------
 
     async def read(self, points: Iterable[OpcuaPoint] | None = None) -> list[Sample]:
         """Read points once (all by default); unresolved points come back `bad`."""
+        samples, _statuses = await self._read(points)
+        return samples
+
+    async def _read(
+        self, points: Iterable[OpcuaPoint] | None = None
+    ) -> tuple[list[Sample], list[int]]:
+        """The samples, and the status codes of the items the server answered."""
         wanted = list(self.points if points is None else points)
         now_ms = self.options.clock_ms()
         samples = {p.tag: bad_sample(p.tag, now_ms) for p in wanted}
+        statuses: list[int] = []
         readable = [p for p in wanted if p.tag in self.nodes]
         for chunk in _chunks(readable, _BATCH):
             params = ua.ReadParameters(
@@ -395,17 +418,19 @@ class OpcuaSession:
             values = await self._call(self.client.uaclient.read(params))
             for point, value in zip(chunk, values, strict=True):
                 samples[point.tag] = sample_from_datavalue(point.tag, value, now_ms)
-        return [samples[p.tag] for p in wanted]
+                statuses.append(_status(value))
+        return [samples[p.tag] for p in wanted], statuses
 
     async def _poll_loop(self, interval_ms: int, points: list[OpcuaPoint]) -> None:
         period = max(interval_ms, 10) / 1000
         next_at = time.monotonic()
         while True:
             try:
-                samples = await self.read(points)
+                samples, statuses = await self._read(points)
             except DeviceUnavailable as exc:
                 raise _SessionLost(f"poll failed: {exc}") from exc
             self._emit(samples)
+            self._judge(statuses)
             # Fixed-rate schedule; after a stall skip the missed ticks instead of bursting.
             next_at = max(next_at + period, time.monotonic())
             await asyncio.sleep(next_at - time.monotonic())
@@ -528,3 +553,8 @@ def _is_filter_problem(status: ua.StatusCode) -> bool:
         ua.StatusCodes.BadFilterNotAllowed,
         ua.StatusCodes.BadDeadbandFilterInvalid,
     )
+
+
+def _status(data_value: Any) -> int:
+    status = data_value.StatusCode
+    return 0 if status is None else int(status.value)

@@ -8,6 +8,7 @@ import asyncio
 import itertools
 from pathlib import Path
 
+from asyncua import ua
 from opcua_harness import CncServer, endpoint
 
 from edge_agent.drivers.base import Sample
@@ -83,3 +84,33 @@ async def test_a_steady_subscribed_value_is_resent_on_its_heartbeat(
     assert 4 <= len(stamps) <= 6, stamps
     gaps = [b - a for a, b in itertools.pairwise(stamps)]
     assert all(900 <= gap <= 1400 for gap in gaps), gaps
+
+
+async def test_a_server_reporting_bad_communication_for_every_tag_is_a_device_offline(
+    cnc: CncServer, options: SessionOptions
+) -> None:
+    # A gateway whose machine is gone: the session and its keep-alives are fine, every value
+    # comes with BadCommunicationError. The device is offline, with that reason, and back when
+    # values are good again.
+    driver = OpcuaDriver("mill-01", endpoint(cnc), POINTS, options)
+    health = DeviceHealth("mill-01", driver.offline_after_s)
+    driver.report_to(health)
+
+    async def drain() -> None:
+        async for _ in driver.batches():
+            pass
+
+    async with driver:
+        consumer = asyncio.create_task(drain())
+        await seconds_until_state(health, "online")
+        await cnc.write("speed", 0.0, status=ua.StatusCodes.BadCommunicationError)
+        offline_after = await seconds_until_state(health, "offline")
+        why = health.why()
+        assert why is not None
+        assert "the server reports BadCommunicationError for every tag" in why, why
+        await cnc.write("speed", 1300.0)
+        online_after = await seconds_until_state(health, "online")
+        await driver.close()
+        await consumer
+    assert offline_after <= 10.0
+    assert online_after <= 10.0

@@ -175,3 +175,18 @@ def test_point_needs_exactly_one_address() -> None:
     with pytest.raises(ValueError, match="exactly one of node or browse_path"):
         OpcuaPoint("x", node="ns=2;s=A", browse_path="/Objects/2:A")
     assert OpcuaPoint("x", browse_path="/Objects/2:A").address == "/Objects/2:A"
+
+
+def test_device_silence_tells_a_silent_device_from_a_wrong_node() -> None:
+    from edge_agent.drivers.opcua.quality import device_silence  # noqa: PLC0415
+
+    good, uncertain = 0, 0x40000000
+    comm, not_connected, unknown_node = 0x80050000, 0x808A0000 | 0x0400, 0x80340000
+    assert device_silence([comm, good]) == (True, None)  # one tag answers: the device does
+    assert device_silence([uncertain]) == (True, None)
+    assert device_silence([comm, not_connected]) == (
+        False,
+        "BadCommunicationError, BadNotConnected",
+    )
+    assert device_silence([comm, unknown_node]) == (False, None)  # a config problem, not silence
+    assert device_silence([]) == (False, None)
