@@ -38,7 +38,7 @@ from wire.meta import encode_meta, parse_meta, quiet_ms, scheduled_per_minute
 from wire.models import (
     AgentStatus,
     AgentStatusBody,
-    DeviceHealth,
+    DeviceStatus,
     Meta,
     MetaBody,
     Quality,
@@ -112,8 +112,8 @@ __all__ = [
     "AgentTopic",
     "BacklogReport",
     "BufferReport",
-    "DeviceHealth",
     "DeviceReport",
+    "DeviceStatus",
     "MachineTopic",
     "Meta",
     "MetaBody",

@@ -39,7 +39,7 @@ from wire.limits import (
 __all__ = [
     "AgentStatus",
     "AgentStatusBody",
-    "DeviceHealth",
+    "DeviceStatus",
     "Meta",
     "MetaBody",
     "Quality",
@@ -192,7 +192,7 @@ DeviceState = Literal["connecting", "online", "offline"]
 MAX_PRODUCED_MINUTES = 60
 
 
-class DeviceHealth(_Model):
+class DeviceStatus(_Model):
     """One device (machine) as its agent sees it; every field optional for older agents."""
 
     online: StrictBool | None = None
@@ -226,7 +226,7 @@ class _AgentHealth(_Model):
     backlog_age_ms: Count | None = None  # age of the oldest unsent reading
     drain_rate: Rate | None = None  # backlog readings/s published
     eta_s: Rate | None = None  # seconds until the backlog is drained at the current rate
-    devices: Mapping[Segment, DeviceHealth] = Field(default_factory=dict, max_length=10_000)
+    devices: Mapping[Segment, DeviceStatus] = Field(default_factory=dict, max_length=10_000)
 
 
 class AgentStatusBody(_AgentHealth):

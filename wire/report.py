@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from wire.models import DeviceHealth, DeviceState, State
+from wire.models import DeviceState, DeviceStatus, State
 from wire.status import encode_agent_status
 
 __all__ = ["AgentReport", "BacklogReport", "BufferReport", "DeviceReport", "PublishReport"]
@@ -110,7 +110,7 @@ class AgentReport(_Report):
             drain_rate=self.backlog.drain_rate,
             eta_s=self.backlog.eta_s,
             devices={
-                name: DeviceHealth(
+                name: DeviceStatus(
                     online=d.online,
                     state=d.state,
                     since=d.since,

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from wire.errors import PayloadError, shorten
 from wire.limits import VERSION
-from wire.models import AgentStatus, AgentStatusBody, DeviceHealth, State, Status, StatusBody
+from wire.models import AgentStatus, AgentStatusBody, DeviceStatus, State, Status, StatusBody
 from wire.topics import AgentTopic, MachineTopic, parse_topic
 from wire.validation import payload_error, validate_payload
 
@@ -62,7 +62,7 @@ def encode_agent_status(
     backlog_age_ms: int | None = None,
     drain_rate: float | None = None,
     eta_s: float | None = None,
-    devices: Mapping[str, DeviceHealth] | None = None,
+    devices: Mapping[str, DeviceStatus] | None = None,
 ) -> bytes:
     """Serialise an agent's health (state='offline' with only `ts` for the last will)."""
     try:
@@ -98,7 +98,7 @@ def parse_agent_status(topic: str, payload: bytes) -> AgentStatus:
             "bad_topic", f"topic: {shorten(topic)} is not an agent status topic", "topic"
         )
     body = validate_payload(AgentStatusBody, payload)
-    # Attributes, not model_dump(): nested DeviceHealth models must stay models.
+    # Attributes, not model_dump(): nested DeviceStatus models must stay models.
     fields = {name: getattr(body, name) for name in type(body).model_fields if name != "v"}
     return AgentStatus.model_construct(agent_id=where.agent_id, **fields)
 

@@ -105,14 +105,14 @@ def test_agent_status_round_trips() -> None:
 def test_agent_status_carries_backlog_and_per_device_health() -> None:
     minute = NOW - NOW % 60_000
     devices = {
-        "press-01": wire.DeviceHealth(
+        "press-01": wire.DeviceStatus(
             online=True,
             last_good_ts=NOW - 50,
             errors=2,
             dropped=7,
             produced=((minute - 60_000, 600), (minute, 412)),
         ),
-        "oven-01": wire.DeviceHealth(online=False, errors=9),
+        "oven-01": wire.DeviceStatus(online=False, errors=9),
     }
     payload = wire.encode_agent_status(
         "online",

@@ -148,7 +148,7 @@ class FakeAgent:
             site=site,
             line="l1",
             poll_errors={machines[0]: 2},
-            devices={m: wire.DeviceHealth(online=True) for m in machines},
+            devices={m: wire.DeviceStatus(online=True) for m in machines},
         )
 
         def send() -> None:

@@ -62,8 +62,8 @@ def test_agent_status_carries_site_line_and_production() -> None:
         site="s",
         line="l",
         devices={
-            "press": wire.DeviceHealth(produced=((M, 60), (M + 60_000, 12))),
-            "oven": wire.DeviceHealth(online=True),
+            "press": wire.DeviceStatus(produced=((M, 60), (M + 60_000, 12))),
+            "oven": wire.DeviceStatus(online=True),
         },
     )
     a = classify(msg("ms/v1/agents/ag/status", payload))
