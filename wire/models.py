@@ -190,6 +190,7 @@ DeviceState = Literal["connecting", "online", "offline"]
 # How many minutes of per-minute production an agent repeats in each status message: a status
 # is sent every 10 s, so a minute is reported several times and one lost message loses nothing.
 MAX_PRODUCED_MINUTES = 60
+MAX_DROP_SPANS = 10
 
 
 class DeviceStatus(_Model):
@@ -207,6 +208,9 @@ class DeviceStatus(_Model):
     # [minute start (epoch ms, by reading ts), readings produced in it]: the hub compares this
     # with what it stored per minute to show completeness.
     produced: Annotated[tuple[tuple[Ts, Count], ...], Field(max_length=MAX_PRODUCED_MINUTES)] = ()
+    # [first ts, last ts, count] of readings the agent's buffer dropped (full, or too old), newest
+    # spans since it started: the hub names them as the reason of those minutes' gap.
+    drops: Annotated[tuple[tuple[Ts, Ts, Count], ...], Field(max_length=MAX_DROP_SPANS)] = ()
 
 
 class _AgentHealth(_Model):

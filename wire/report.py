@@ -37,6 +37,8 @@ class DeviceReport(_Report):
     dropped: int = 0
     downsampled: int = 0
     produced_minutes: list[tuple[int, int]] = Field(default_factory=list)
+    # (first ts, last ts, readings) the buffer dropped, newest spans since the agent started.
+    drop_spans: list[tuple[int, int, int]] = Field(default_factory=list)
 
 
 class BufferReport(_Report):
@@ -119,6 +121,7 @@ class AgentReport(_Report):
                     errors=d.errors,
                     dropped=d.dropped,
                     produced=tuple(d.produced_minutes),
+                    drops=tuple(d.drop_spans),
                 )
                 for name, d in self.devices.items()
             },

@@ -90,7 +90,7 @@ export interface Minute {
 }
 
 export interface Outage {
-  kind: "device" | "agent";
+  kind: "device" | "agent" | "drop";
   reason: string;
   from_ms: number;
   to_ms: number | null;

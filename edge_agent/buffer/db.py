@@ -59,6 +59,9 @@ class Totals:
     pending: Counter[str] = field(default_factory=Counter)  # readings per device
     claimed: int = 0  # readings in batches awaiting a receipt (or PUBACK)
     dropped: Counter[str] = field(default_factory=Counter)
+    # Per device, the newest spans of reading time the bounds dropped: [first_ts, last_ts, n]
+    # (since this start), so the hub can say why those minutes are missing.
+    drop_spans: dict[str, list[list[int]]] = field(default_factory=dict)
     rejected: Counter[str] = field(default_factory=Counter)  # refused by the wire contract
     downsampled: Counter[str] = field(default_factory=Counter)
     # Receipts naming a seq this buffer holds with another payload's digest: kept, not deleted.
@@ -359,7 +362,8 @@ class BufferDB:
         if min_ts is not None and self.totals.chunks:
             self.begin()
             self._drop(
-                "DELETE FROM chunk WHERE first_ts < ? RETURNING device, n, nbytes, seq", min_ts
+                "DELETE FROM chunk WHERE first_ts < ? RETURNING device, n, nbytes, seq, first_ts",
+                min_ts,
             )
         while self.totals.nbytes > max_bytes and self.totals.chunks:
             self.begin()
@@ -367,17 +371,18 @@ class BufferDB:
                 continue
             self._drop(
                 "DELETE FROM chunk WHERE id IN (SELECT id FROM chunk ORDER BY id LIMIT ?) "
-                "RETURNING device, n, nbytes, seq",
+                "RETURNING device, n, nbytes, seq, first_ts",
                 16,
             )
 
     def _drop(self, sql: str, arg: int) -> None:
         counts: Counter[str] = Counter()
-        for device, n, nbytes, seq in self.conn.execute(sql, (arg,)).fetchall():
+        for device, n, nbytes, seq, first_ts in self.conn.execute(sql, (arg,)).fetchall():
             self._count(device, n, nbytes, -1)
             if seq is not None:
                 self.totals.claimed -= n
             counts[device] += n
+            _add_drop_span(self.totals.drop_spans.setdefault(device, []), first_ts, n)
         for device, n in counts.items():
             self.totals.dropped[device] += n
             self._save_drops(device, n)
@@ -469,3 +474,21 @@ class BufferDB:
 def is_locked(exc: sqlite3.Error) -> bool:
     """True when another process holds the database (e.g. a running agent)."""
     return "locked" in str(exc) or "busy" in str(exc)
+
+
+# Drop spans kept per device, and the gap (ms) below which a dropped chunk extends the newest
+# span rather than starting one: the bounds drop the oldest chunks, which follow each other.
+_DROP_SPANS = 10
+_SPAN_GAP_MS = 60_000
+
+
+def _add_drop_span(spans: list[list[int]], first_ts: int, n: int) -> None:
+    """Account a dropped chunk starting at `first_ts` in `spans` ([first, last, n], newest last)."""
+    newest = spans[-1] if spans else None
+    if newest is not None and newest[0] - _SPAN_GAP_MS <= first_ts <= newest[1] + _SPAN_GAP_MS:
+        newest[0] = min(newest[0], first_ts)
+        newest[1] = max(newest[1], first_ts)
+        newest[2] += n
+        return
+    spans.append([first_ts, first_ts, n])
+    del spans[:-_DROP_SPANS]

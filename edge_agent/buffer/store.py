@@ -6,7 +6,7 @@ import asyncio
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
@@ -34,6 +34,8 @@ class BufferStats:
     in_flight: int
     rejected: dict[str, int]
     disk_full_since: float | None = None  # wall clock, while writes fail for lack of space
+    # Per device, the newest spans of reading time dropped by the bounds: (first_ts, last_ts, n).
+    drop_spans: dict[str, list[tuple[int, int, int]]] = field(default_factory=dict)
 
 
 class Buffer:
@@ -203,6 +205,7 @@ class Buffer:
                 in_flight=t.claimed,
                 rejected=dict(t.rejected),
                 disk_full_since=self.writer.disk_full_since,
+                drop_spans={d: [(a, b, n) for a, b, n in s] for d, s in t.drop_spans.items()},
             )
 
         return await self.call(snap)

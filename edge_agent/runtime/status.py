@@ -58,6 +58,7 @@ def _device(h: DeviceHealth, p: Production, buf: BufferStats, now: float) -> wir
         dropped=buf.dropped.get(h.device, 0),
         downsampled=buf.downsampled.get(h.device, 0),
         produced_minutes=list(p.produced_minutes()),
+        drop_spans=buf.drop_spans.get(h.device, []),
     )
 
 

@@ -130,6 +130,11 @@ def classify(msg: Incoming) -> Classified | None:
                     for minute, count in device.produced
                 ),
                 devices=tuple(sorted(a.devices.keys() | a.poll_errors.keys())),
+                drop_spans=tuple(
+                    (machine, first, last, n)
+                    for machine, device in a.devices.items()
+                    for first, last, n in device.drops
+                ),
             )
         s = wire.parse_status(msg.topic, msg.payload)
         return MachineStatusUpdate(

@@ -32,8 +32,8 @@ MINUTE_MS = 60_000
 
 @dataclass(frozen=True, slots=True)
 class Outage:
-    """An interval in which the machine's device (`kind` device) or agent (`agent`) was offline;
-    `end_ms` None while it lasts."""
+    """An interval in which the machine's device (`kind` device) or agent (`agent`) was offline,
+    or whose readings its agent dropped at the edge (`drop`); `end_ms` None while it lasts."""
 
     kind: str
     reason: str
@@ -42,11 +42,11 @@ class Outage:
 
     def overlaps(self, start_ms: int, end_ms: int) -> bool:
         """True when the outage covers part of [start_ms, end_ms)."""
-        return self.start_ms < end_ms and (self.end_ms is None or self.end_ms > start_ms)
+        return self.start_ms < end_ms and (self.end_ms is None or self.end_ms >= start_ms)
 
     def words(self) -> str:
         """How a gap's reason reads: "device offline: no answer from …" / "agent pc-3 offline"."""
-        return self.reason if self.kind == "agent" else f"device offline: {self.reason}"
+        return f"device offline: {self.reason}" if self.kind == "device" else self.reason
 
 
 @dataclass(frozen=True, slots=True)

@@ -350,7 +350,7 @@ class ReadQueries:
         rows = await self._db.fetch(
             "SELECT kind, reason, start_ms, end_ms FROM machine_outages"
             " WHERE site = $1 AND line = $2 AND machine = $3 AND start_ms < $4"
-            " AND (end_ms IS NULL OR end_ms > $5) ORDER BY start_ms",
+            " AND (end_ms IS NULL OR end_ms >= $5) ORDER BY start_ms",
             site,
             line,
             machine,

@@ -158,6 +158,8 @@ class AgentStatusUpdate:
     produced: Sequence[tuple[str, int, int]] = ()
     # Machines the agent names (its `devices` and `poll_errors`): which agent polls which machine.
     devices: Sequence[str] = ()
+    # (machine, first ts, last ts, readings) its buffer dropped: outages of kind `drop`.
+    drop_spans: Sequence[tuple[str, int, int, int]] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,6 +29,7 @@ from hub.storage.model import (
 from hub.storage.rows import (
     DAY_MS,
     SeriesIds,
+    drop_rows,
     missing_series,
     newest_metas,
     outage_events,
@@ -407,6 +408,8 @@ class PostgresStorage:
                     await conn.executemany(stmt.PRODUCED_UPSERT, produced)
                 if owners := owner_rows(batch.agents):
                     await conn.executemany(stmt.OWNER_UPSERT, owners)
+                if drops := drop_rows(batch.agents):
+                    await conn.executemany(stmt.DROP_SPAN_UPSERT, drops)
                 for e in outage_events(batch.machines, batch.agents):
                     if e.kind == "device":
                         sql = stmt.DEVICE_OUTAGE_OPEN if e.opens else stmt.DEVICE_OUTAGE_CLOSE

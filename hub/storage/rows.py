@@ -18,11 +18,13 @@ from hub.storage.model import (
 __all__ = [
     "DAY_MS",
     "MINUTE_MS",
+    "DropRow",
     "OutageEvent",
     "OwnerRow",
     "ProducedRow",
     "Row",
     "SeriesIds",
+    "drop_rows",
     "missing_series",
     "newest_metas",
     "outage_events",
@@ -175,3 +177,24 @@ def outage_events(
         for a in agents
     ]
     return sorted(events, key=lambda e: e.at_ms)
+
+
+# (site, line, machine, reason, first ts, last ts)
+DropRow = tuple[str, str, str, str, int, int]
+
+
+def drop_rows(agents: Iterable[AgentStatusUpdate]) -> list[DropRow]:
+    """`machine_outages` rows (kind `drop`) for the drop spans these statuses report."""
+    return [
+        (
+            a.site,
+            a.line,
+            machine,
+            f"dropped at the edge (agent {a.agent_id}'s buffer full or past max_age): {n} readings",
+            first,
+            last,
+        )
+        for a in agents
+        if a.site is not None and a.line is not None
+        for machine, first, last, n in a.drop_spans
+    ]

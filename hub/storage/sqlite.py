@@ -28,6 +28,7 @@ from hub.storage.rollup import BUCKET_MS, aggregate, text_counts
 from hub.storage.rows import (
     DAY_MS,
     SeriesIds,
+    drop_rows,
     missing_series,
     newest_metas,
     outage_events,
@@ -44,6 +45,7 @@ _AGENT_OUTAGE_OPEN = stmt.for_sqlite(stmt.AGENT_OUTAGE_OPEN)
 _AGENT_UPSERT = stmt.for_sqlite(stmt.AGENT_UPSERT)
 _DEVICE_OUTAGE_CLOSE = stmt.for_sqlite(stmt.DEVICE_OUTAGE_CLOSE)
 _DEVICE_OUTAGE_OPEN = stmt.for_sqlite(stmt.DEVICE_OUTAGE_OPEN)
+_DROP_SPAN_UPSERT = stmt.for_sqlite(stmt.DROP_SPAN_UPSERT)
 _MACHINE_UPSERT = stmt.for_sqlite(stmt.MACHINE_UPSERT)
 _META_UPSERT = stmt.for_sqlite(stmt.META_UPSERT)
 _OWNER_UPSERT = stmt.for_sqlite(stmt.OWNER_UPSERT)
@@ -271,6 +273,7 @@ class SqliteStorage:
             )
             db.executemany(_PRODUCED_UPSERT, produced_rows(batch.agents))
             db.executemany(_OWNER_UPSERT, owner_rows(batch.agents))
+            db.executemany(_DROP_SPAN_UPSERT, drop_rows(batch.agents))
             for e in outage_events(batch.machines, batch.agents):
                 if e.kind == "device":
                     sql = _DEVICE_OUTAGE_OPEN if e.opens else _DEVICE_OUTAGE_CLOSE

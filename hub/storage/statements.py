@@ -14,6 +14,7 @@ __all__ = [
     "AGENT_UPSERT",
     "DEVICE_OUTAGE_CLOSE",
     "DEVICE_OUTAGE_OPEN",
+    "DROP_SPAN_UPSERT",
     "MACHINE_UPSERT",
     "META_UPSERT",
     "OWNER_UPSERT",
@@ -89,6 +90,15 @@ UPDATE machine_outages AS m SET end_ms = greatest(m.start_ms, CAST($2 AS bigint)
 FROM machine_agents AS o
 WHERE o.agent_id = $1 AND m.site = o.site AND m.line = o.line AND m.machine = o.machine
   AND m.kind = 'agent' AND m.end_ms IS NULL
+"""
+
+# A span of readings an agent's buffer dropped, repeated in every status while it is among the
+# newest: it only grows (a later drop extends it), and it names how many readings are gone.
+DROP_SPAN_UPSERT = """
+INSERT INTO machine_outages AS m (site, line, machine, kind, reason, start_ms, end_ms)
+VALUES ($1, $2, $3, 'drop', $4, $5, $6)
+ON CONFLICT (site, line, machine, kind, start_ms) DO UPDATE SET
+    reason = excluded.reason, end_ms = greatest(m.end_ms, excluded.end_ms)
 """
 
 # A meta message replaces the machine's tag list unless an equal or newer one is already kept;

@@ -177,5 +177,7 @@ export function completenessPage(root: HTMLElement): () => void {
 function outageWords(o: Outage): string {
   const hm = (ms: number): string => new Date(ms).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
   const when = o.to_ms === null ? `since ${hm(o.from_ms)}` : `${hm(o.from_ms)}–${hm(o.to_ms)}`;
-  return o.kind === "agent" ? `agent offline ${when} (${o.reason})` : `device offline ${when}: ${o.reason}`;
+  if (o.kind === "agent") return `agent offline ${when} (${o.reason})`;
+  if (o.kind === "drop") return `${hm(o.from_ms)}–${hm(o.to_ms ?? o.from_ms)}: ${o.reason}`;
+  return `device offline ${when}: ${o.reason}`;
 }

@@ -181,7 +181,7 @@ class MinuteOut(BaseModel):
 class OutageOut(BaseModel):
     """An interval in which the machine's device or agent was offline (`to_ms` null: ongoing)."""
 
-    kind: Literal["device", "agent"]
+    kind: Literal["device", "agent", "drop"]
     reason: str
     from_ms: int
     to_ms: int | None

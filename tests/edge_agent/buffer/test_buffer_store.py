@@ -115,6 +115,13 @@ async def test_bound_drops_oldest_with_exact_counts(tmp_path: Path) -> None:
             i * 100 + j for i in range(200 - kept_chunks, 200) for j in range(20)
         )
         assert stats.dropped["m0"] + stats.dropped["m1"] == total_dropped
+        # Which readings went, by time, per device: one span each (the oldest chunks), counting
+        # exactly what was dropped, from the first reading on.
+        for device in ("m0", "m1"):
+            [(first, last, n)] = stats.drop_spans[device]
+            assert n == stats.dropped[device]
+            assert first == (0 if device == "m0" else 100)
+            assert first <= last < kept[0]
     async with Buffer(tmp_path / "b.db", bounds=bounds) as buf:
         assert (await buf.stats()).dropped == stats.dropped  # counts survive a restart
 
@@ -130,6 +137,7 @@ async def test_age_bound_drops_old_readings(tmp_path: Path) -> None:
         await asyncio.sleep(0.3)
         stats = await buf.stats()
         assert stats.dropped == {"m1": 1}
+        assert stats.drop_spans == {"m1": [(9_000_000, 9_000_000, 1)]}
         assert stats.readings == 2
 
 

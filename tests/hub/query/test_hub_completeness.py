@@ -80,3 +80,17 @@ def test_report_by_exception_tags_count_as_complete_and_an_agent_outage_is_named
         (0, 60, None),  # a gap nothing explains: shown without a reason
         (0, 60, "agent pc-3 offline"),
     ]
+
+
+def test_readings_dropped_at_the_edge_are_a_gap_that_says_so() -> None:
+    dropped = Outage(
+        "drop", "dropped at the edge (agent pc-1's buffer full): 90 readings", M, M + 30_000
+    )
+    minutes = completeness(
+        {0: 60, M: 30, 2 * M: 60}, 0, 3 * M, {0: 60, M: 60, 2 * M: 60}, outages=[dropped]
+    )
+    assert [(m.stored, m.expected, m.reason) for m in minutes] == [
+        (60, 60, None),
+        (30, 60, "dropped at the edge (agent pc-1's buffer full): 90 readings"),
+        (60, 60, None),
+    ]

@@ -376,3 +376,27 @@ async def test_outages_open_and_close_with_statuses_on_both_backends(
     async with open_database(storage_url) as db:
         [ended] = await ReadQueries(db).outages("s1", "l1", "m2", 0, 2**62)
     assert ended.end_ms == NOW + 20
+    # Drop spans, repeated (and growing) in every status: one outage each, kind `drop`.
+    for last, n in ((5_000, 40), (9_000, 90)):
+        await storage.write(
+            WriteBatch(
+                agents=[
+                    AgentStatusUpdate(
+                        "ag1", "online", NOW, "1.0", 0, 0, "{}", NOW + 30,
+                        site="s1", line="l1", drop_spans=(("m2", 1_000, last, n),),
+                    )
+                ]
+            )
+        )  # fmt: skip
+    async with open_database(storage_url) as db:
+        drops = [
+            o for o in await ReadQueries(db).outages("s1", "l1", "m2", 0, 2**62) if o.kind == "drop"
+        ]
+    assert drops == [
+        Outage(
+            "drop",
+            "dropped at the edge (agent ag1's buffer full or past max_age): 90 readings",
+            1_000,
+            9_000,
+        )
+    ]

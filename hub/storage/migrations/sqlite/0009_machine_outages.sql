@@ -3,7 +3,7 @@ CREATE TABLE machine_outages (
     site     TEXT    NOT NULL,
     line     TEXT    NOT NULL,
     machine  TEXT    NOT NULL,
-    kind     TEXT    NOT NULL CHECK (kind IN ('device', 'agent')),
+    kind     TEXT    NOT NULL CHECK (kind IN ('device', 'agent', 'drop')),
     reason   TEXT    NOT NULL,
     start_ms INTEGER NOT NULL,
     end_ms   INTEGER,
