@@ -4,10 +4,10 @@ located precisely enough to fix it) and `MILLSTREAM_…` environment overrides.
 Override naming: `MILLSTREAM_` + the key path in capitals, levels joined by a double underscore,
 list entries by their 0-based index: `MILLSTREAM_MQTT__URL`, `MILLSTREAM_STORAGE`,
 `MILLSTREAM_DEVICES__0__MODBUS__HOST`. Values are read like YAML (`502` is a number,
-`mqtt://…` text, `[a, b]` a list), so they mean what they would in the file; a variable cannot
-replace a whole section. Only variables whose first level is a key the caller names count;
-others with the prefix (`MILLSTREAM_PROFILE_PATH`, a password named by `password_env`) are left
-alone.
+`mqtt://…` text, `[a, b]` a list, `null` switches an optional section off), so they mean what
+they would in the file; a variable cannot write a whole section. Only variables whose first
+level is a key the caller names count; others with the prefix (`MILLSTREAM_PROFILE_PATH`, a
+password named by `password_env`) are left alone.
 """
 
 from __future__ import annotations
@@ -54,11 +54,11 @@ def _parse_value(text: str) -> Any:
     except yaml.YAMLError:
         return text
     scalar = str | int | float | bool
-    if isinstance(value, scalar) or (
-        isinstance(value, list) and all(isinstance(v, scalar) for v in value)
-    ):
+    if value is None or isinstance(value, scalar):
         return value
-    return text  # a mapping (or null) stays text: a variable never replaces a section
+    if isinstance(value, list) and all(isinstance(v, scalar) for v in value):
+        return value
+    return text  # a mapping stays text: a variable never writes a section
 
 
 def apply_env_overrides(
@@ -108,10 +108,12 @@ def _set(data: dict[str, Any], loc: Loc, value: Any) -> tuple[str, str] | None:
                 "separate levels with a double underscore: MILLSTREAM_SECTION__KEY",
             )
         if last:
-            if isinstance(node.get(part), dict):
+            # `null` switches an optional section off (MILLSTREAM_KAFKA=null); anything else
+            # would replace a section by accident.
+            if isinstance(node.get(part), dict) and value is not None:
                 return (
                     f"{format_loc(loc)} is a section; a variable sets one key of it",
-                    f"name the key: {env_name(loc)}__KEY",
+                    f"name the key: {env_name(loc)}__KEY, or null to switch the section off",
                 )
             node[part] = value
         else:
