@@ -22,19 +22,30 @@ async def seconds_until_state(health: DeviceHealth, state: str, within: float = 
     return time.monotonic() - started
 
 
-def simulated_plant_config(folder: Path, modbus_port: int, mqtt_url: str, agent_id: str) -> Path:
-    """`edge-agent simulate config` for two machines on `modbus_port`, pointed at `mqtt_url`."""
+def simulated_plant_config(
+    folder: Path,
+    modbus_port: int,
+    mqtt_url: str,
+    agent_id: str,
+    *,
+    machines: int = 2,
+    opcua_port: int = 4840,
+) -> Path:
+    """`edge-agent simulate config` for `machines` machines (Modbus from `modbus_port` on, the
+    fifth on OPC-UA at `opcua_port`), pointed at `mqtt_url`."""
     subprocess.run(
         [
             EDGE_AGENT,
             "simulate",
             "config",
             "--machines",
-            "2",
+            str(machines),
             "--out",
             str(folder / "plant"),
             "--modbus-port",
             str(modbus_port),
+            "--opcua-port",
+            str(opcua_port),
         ],
         check=True,
         capture_output=True,
