@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from edge_agent.drivers.health import DeviceHealth
@@ -54,3 +57,26 @@ def simulated_plant_config(
     text = config.read_text().replace("mqtt://127.0.0.1:1883", mqtt_url)
     config.write_text(text.replace("id: sim-line-pc", f"id: {agent_id}"))
     return config
+
+
+@contextmanager
+def socat_pty_pair() -> Iterator[tuple[str, str]]:
+    """Two linked pseudo-terminals from socat: a virtual RS-485 line with two ends."""
+    proc = subprocess.Popen(
+        ["socat", "-d", "-d", "pty,raw,echo=0", "pty,raw,echo=0"], stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stderr is not None
+        ttys: list[str] = []
+        while len(ttys) < 2:
+            line = proc.stderr.readline()
+            if not line:
+                raise RuntimeError("socat exited before opening its ptys")
+            if found := re.search(r"PTY is (\S+)", line):
+                ttys.append(found.group(1))
+        yield ttys[0], ttys[1]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        if proc.stderr is not None:
+            proc.stderr.close()

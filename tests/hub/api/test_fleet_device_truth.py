@@ -25,13 +25,13 @@ import paho.mqtt.client as paho
 import pytest
 from apitest import PASSWORD, free_port, migrate, running_hub, unique
 from paho.mqtt.enums import CallbackAPIVersion
-from pymodbus.server import ModbusTcpServer
+from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 import wire
 from hub.auth import AuthStore, Role, hash_password
 from hub.sql import open_database
-from tests.harness.devicestate import simulated_plant_config
+from tests.harness.devicestate import simulated_plant_config, socat_pty_pair
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -375,6 +375,95 @@ async def test_a_stopped_opcua_server_is_offline_everywhere_within_10s(
         simulator.kill()
     print(json.dumps({"stopped": stopped, "restarted": back}, indent=1))
     for step, reached in (("stopped", stopped), ("restarted", back)):
+        for view, seconds in reached.items():
+            assert seconds <= WITHIN_S, f"{step}: {view} took {seconds:.1f} s"
+
+
+RTU_PROFILE = """
+profile: rtu-meter
+vendor: Millstream tests
+model: a meter on an RS-485 line
+protocol: modbus
+source: this test
+defaults: {poll_ms: 500}
+tags:
+  - {name: level, table: holding, address: 0, type: uint16}
+  - {name: temp, table: holding, address: 1, type: uint16}
+"""
+
+
+@asynccontextmanager
+async def rtu_unit(tty: str) -> AsyncIterator[None]:
+    """Unit 1 answering on one end of a pty pair (the other end is the agent's serial port)."""
+    device = SimDevice(
+        id=1,
+        simdata=(
+            [SimData(0, values=[False], datatype=DataType.BITS)],
+            [SimData(0, values=[False], datatype=DataType.BITS)],
+            [SimData(0, values=[150, 21], datatype=DataType.REGISTERS)],
+            [SimData(0, count=1, datatype=DataType.INVALID)],
+        ),
+    )
+    server = ModbusSerialServer([device], port=tty, baudrate=115200)
+    await server.serve_forever(background=True)
+    try:
+        yield
+    finally:
+        await server.shutdown()  # type: ignore[no-untyped-call]
+
+
+@pytest.fixture
+def pty_pair() -> Iterator[tuple[str, str]]:
+    with socat_pty_pair() as pair:
+        yield pair
+
+
+async def test_an_rtu_unit_that_stops_answering_is_offline_everywhere_within_10s(
+    mosquitto: Any, pg_dsn: str, tmp_path: Path, pty_pair: tuple[str, str]
+) -> None:
+    server_end, agent_end = pty_pair
+    site = unique("truth")
+    (tmp_path / "rtu-meter.yaml").write_text(RTU_PROFILE)
+    config = tmp_path / "agent.yaml"
+    config.write_text(
+        f"agent: {{id: {unique('pc-')}, site: {site}, line: line-1}}\n"
+        f'mqtt: {{url: "{mosquitto.url}"}}\n'
+        "buffer: {path: ./buffer.db}\n"
+        "devices:\n"
+        "  - machine: meter-01\n"
+        "    profile: ./rtu-meter.yaml\n"
+        f"    modbus: {{serial: {agent_end}, baudrate: 115200, unit: 1, timeout_ms: 1000}}\n"
+    )
+    await migrate(pg_dsn)
+    metrics_port = free_port()
+    subscriber = paho.Client(CallbackAPIVersion.VERSION2, client_id=unique("watch-"))
+    async with running_hub(mosquitto.url, pg_dsn) as (_hub, base), viewer(base, pg_dsn) as http:
+        views = Views(http, tmp_path / "state" / "agent-status.json", metrics_port, "meter-01")
+        subscriber.on_message = views.on_message
+        subscriber.connect(mosquitto.host, mosquitto.port)
+        subscriber.subscribe(wire.status_topic(site, "line-1", "meter-01"), qos=1)
+        subscriber.loop_start()
+        agent = start_agent(config, metrics_port, tmp_path / "run.log")
+        try:
+            async with rtu_unit(server_end):
+                await seconds_until_all(views, site, "online", 60, lambda _: True)
+            silent = await seconds_until_all(
+                views,
+                site,
+                "offline",
+                30,
+                lambda why: why is not None and f"no reply from unit 1 on {agent_end}" in why,
+            )
+            async with rtu_unit(server_end):
+                back = await seconds_until_all(views, site, "online", 30, lambda _: True)
+        finally:
+            agent.send_signal(signal.SIGTERM)
+            agent.wait(timeout=30)
+            await clear_retained(mosquitto, site, ["meter-01"])
+            subscriber.loop_stop()
+            subscriber.disconnect()
+    print(json.dumps({"silent": silent, "answering": back}, indent=1))
+    for step, reached in (("silent", silent), ("answering", back)):
         for view, seconds in reached.items():
             assert seconds <= WITHIN_S, f"{step}: {view} took {seconds:.1f} s"
 
