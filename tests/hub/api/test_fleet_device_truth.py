@@ -502,6 +502,7 @@ async def steady_modbus_server() -> AsyncIterator[int]:
         await server.shutdown()  # type: ignore[no-untyped-call]
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(600)  # watched for 5 minutes, as the issue asks
 async def test_a_steady_deadbanded_machine_stays_online_for_5_minutes(
     mosquitto: Any, pg_dsn: str, tmp_path: Path
