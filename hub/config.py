@@ -26,18 +26,21 @@ from pydantic import (
     model_validator,
 )
 
+from hub.alerts.rules import AlertsConfig, SmtpConfig
 from hub.errors import ConfigError, ConfigProblem
 from millstream_common.config import ENV_PREFIX, apply_env_overrides
 from wire.limits import SEGMENT_PATTERN
 
 __all__ = [
     "ENV_PREFIX",
+    "AlertsConfig",
     "ApiConfig",
     "HttpConfig",
     "HubConfig",
     "KafkaConfig",
     "MqttConfig",
     "RedisConfig",
+    "SmtpConfig",
     "TlsConfig",
     "load_config",
 ]
@@ -179,12 +182,29 @@ class HubConfig(_Frozen):
     api: ApiConfig = ApiConfig()
     kafka: KafkaConfig | None = None  # absent: no Kafka bridge
     redis: RedisConfig | None = None  # absent: no Redis (live views stay in-process)
+    alerts: AlertsConfig | None = None  # absent: no alert evaluation (docs/alerts.md)
+    smtp: SmtpConfig | None = None  # the mail server of email notifiers
 
     @model_validator(mode="after")
     def _kafka_needs_postgres(self) -> HubConfig:
         # The outbox is written in the PostgreSQL ingest transaction; SQLite has no outbox.
         if self.kafka is not None and urlsplit(self.storage).scheme == "sqlite":
             raise ValueError("the Kafka bridge needs PostgreSQL storage (remove `kafka:`)")
+        return self
+
+    @model_validator(mode="after")
+    def _alerts_need_their_parts(self) -> HubConfig:
+        alerts = self.alerts
+        if alerts is None or not alerts.rules:
+            return self
+        # The feed the evaluator reads is written in the PostgreSQL ingest transaction.
+        if urlsplit(self.storage).scheme == "sqlite":
+            raise ValueError("alert rules need PostgreSQL storage (docs/alerts.md)")
+        kinds = {n.kind for n in alerts.notifiers}
+        if "email" in kinds and self.smtp is None:
+            raise ValueError("email notifiers need an `smtp:` section with the mail server")
+        if "kafka" in kinds and self.kafka is None:
+            raise ValueError("a kafka notifier needs the `kafka:` section (the Kafka bridge)")
         return self
 
     @field_validator("jwt_secret", mode="before")

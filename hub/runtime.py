@@ -19,6 +19,9 @@ from typing import Any
 
 import uvicorn
 
+from hub.alerts.evaluator import AlertEvaluator
+from hub.alerts.feed import write_feed
+from hub.alerts.notify import build_senders
 from hub.api import create_app
 from hub.api.v1.wiring import ApiWiring
 from hub.auth import jwt_secret
@@ -89,6 +92,9 @@ class Hub:
         self._session: MqttSession | None = None
         self._started = asyncio.Event()
         self._parser: ProcessPoolExecutor | None = None
+        self.evaluator: AlertEvaluator | None = None
+        # Alert rules are evaluated over the feed the ingest transaction writes (docs/alerts.md).
+        self._evaluates = config.alerts is not None and bool(config.alerts.rules)
 
     # HealthSource for the API
     @property
@@ -97,8 +103,11 @@ class Hub:
         return self._session is not None and self._session.connected
 
     def bridge_health(self) -> dict[str, Any]:
-        """Kafka relay / Redis detail for `/health/ready` (never makes the hub unready)."""
-        return self.bridges.health()
+        """Kafka relay / Redis / alert detail for `/health/ready` (never makes the hub unready)."""
+        out = self.bridges.health()
+        if self.evaluator is not None:
+            out["alerts"] = self.evaluator.health()
+        return out
 
     async def ping_storage(self) -> None:
         """Raise `StorageUnavailable` unless storage answers."""
@@ -157,7 +166,7 @@ class Hub:
             cfg.storage,
             retention_days=cfg.retention_days,
             dead_letter_retention_days=cfg.dead_letter_retention_days,
-            hooks=[*self._hooks, *self.bridges.hooks],
+            hooks=[*self._hooks, *self.bridges.hooks, *([write_feed] if self._evaluates else [])],
         )
         async with storage:
             self._storage = storage
@@ -203,6 +212,8 @@ class Hub:
                         tg.create_task(self.api.run(stop), name="live"),
                     ]
                     server: _Server | None = None
+                    if self._evaluates:
+                        others.append(self._start_alerts(tg, session, stop))
                     if self._serve_http:
                         app = create_app(self, self.metrics)
                         await api_stack.enter_async_context(self.api.mounted(app))
@@ -251,6 +262,15 @@ class Hub:
                     await asyncio.to_thread(parser.shutdown, True, cancel_futures=True)
                     self._parser = None
         self._storage = None
+
+    def _start_alerts(
+        self, tg: asyncio.TaskGroup, session: MqttSession, stop: asyncio.Event
+    ) -> asyncio.Task[None]:
+        cfg = self.config
+        assert cfg.alerts is not None
+        senders = build_senders(cfg.alerts, cfg.smtp, session.publish)
+        self.evaluator = AlertEvaluator(cfg.alerts, cfg.storage, senders)
+        return tg.create_task(self.evaluator.run(stop), name="alert-evaluator")
 
     async def _start_parser(self) -> ProcessPoolExecutor | None:
         if self._parse_workers <= 0:

@@ -200,9 +200,10 @@ class MqttSession:
                     sent += 1
         return sent
 
-    def publish(self, topic: str, payload: bytes, qos: int = 1) -> None:
-        """Queue a PUBLISH (paho's publish is thread-safe and does not block)."""
-        self._client.publish(topic, payload, qos=qos)
+    def publish(self, topic: str, payload: bytes, qos: int = 1) -> paho.MQTTMessageInfo:
+        """Queue a PUBLISH (paho's publish is thread-safe and does not block); the returned
+        info tells when the broker has it (`is_published()`, PUBACK for QoS 1)."""
+        return self._client.publish(topic, payload, qos=qos)
 
     # --- paho thread ---------------------------------------------------------------------
 

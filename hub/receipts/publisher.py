@@ -20,7 +20,7 @@ TICK_S = 0.05
 class Publisher(Protocol):
     """Anything that can queue an MQTT PUBLISH."""
 
-    def publish(self, topic: str, payload: bytes, qos: int = 1) -> None: ...
+    def publish(self, topic: str, payload: bytes, qos: int = 1) -> object: ...
 
 
 async def publish_receipts(

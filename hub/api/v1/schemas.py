@@ -7,7 +7,9 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
+    "AckIn",
     "AgentOut",
+    "AlertOut",
     "BucketOut",
     "CompletenessOut",
     "DeadLetterOut",
@@ -220,3 +222,38 @@ class DeadLetterOut(BaseModel):
     def of(cls, row: dict[str, Any]) -> DeadLetterOut:
         """From a query row."""
         return cls.model_validate(row)
+
+
+class AckIn(_In):
+    """Why the operator acknowledges (shown in the history and sent to notifiers)."""
+
+    comment: Annotated[str, Field(max_length=2000)] = ""
+
+
+class AlertOut(BaseModel):
+    """An alert occurrence: what fired, where, and where it stands."""
+
+    id: str
+    rule: str
+    kind: str
+    severity: str
+    state: Literal["active", "acknowledged", "cleared"]
+    site: str
+    line: str
+    machine: str
+    tag: str
+    value: float | None
+    ts: int = Field(description="when it became active (epoch ms)")
+    detail: str
+    found_late: bool = Field(description="fired by readings that arrived late (backlog): history")
+    acked_ms: int | None
+    acked_by: str | None
+    ack_comment: str | None
+    cleared_ms: int | None
+    cleared_value: float | None
+
+    @classmethod
+    def of(cls, row: dict[str, Any]) -> AlertOut:
+        """From a query row."""
+        return cls.model_validate({**row, "ts": row["active_ms"], "id": str(row["id"]),
+                                   "found_late": bool(row["found_late"])})  # fmt: skip

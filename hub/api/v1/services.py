@@ -27,7 +27,7 @@ from hub.config import HubConfig
 from hub.errors import LiveUnavailable
 from hub.live import Fanout
 from hub.query import ReadQueries
-from hub.sql import open_database
+from hub.sql import Database, open_database
 
 __all__ = ["ApiServices", "RedisLatest", "open_api_services"]
 
@@ -43,6 +43,7 @@ class ApiServices:
     auth: AuthService
     queries: ReadQueries
     fanout: Fanout
+    db: Database
     limiter: RateLimiter = field(default_factory=MemoryRateLimiter)
     clock: Callable[[], float] = time.time
     redis_latest: RedisLatest | None = None
@@ -107,6 +108,7 @@ async def open_api_services(
             auth,
             ReadQueries(db),
             fanout,
+            db,
             limiter,
             clock,
             redis_latest,

@@ -4,17 +4,13 @@
 one row per telemetry batch (and one per dead letter) to `kafka_outbox` in the same transaction
 that stores the readings, so a batch is in the outbox if and only if it is committed.
 
-Only readings this transaction actually inserted go to Kafka: a replayed batch (agent republish,
-broker redelivery, two instances storing the same batch) adds nothing, so Kafka sees each stored
-reading once. Rows a transaction inserted carry its xid in `xmin`; that is how a batch with
-duplicates is narrowed to its new readings.
+Only readings this transaction actually inserted go to Kafka (`hub.storage.committed`): a
+replayed batch adds nothing, so Kafka sees each stored reading once.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import asyncpg
 
@@ -25,7 +21,8 @@ from hub.bridge.kafka.records import (
     encode_dead_letter,
     encode_readings,
 )
-from hub.storage.model import ReadingLike, TelemetryBatch, WriteBatch, WriteResult
+from hub.storage.committed import NewReadings, narrow, new_readings
+from hub.storage.model import WriteBatch, WriteResult
 
 __all__ = [
     "NOTIFY_CHANNEL",
@@ -53,36 +50,17 @@ FROM unnest($1::smallint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::
 ORDER BY i
 """
 
-# Indices (1-based, over the transaction's readings in order) of readings whose row this very
-# transaction inserted. xmin is 32 bits; txid_current() carries an epoch above them.
-_INSERTED_BY_US = """
-SELECT k.i FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[])
-     WITH ORDINALITY AS k(site, line, machine, tag, ts, i)
-JOIN series s USING (site, line, machine, tag)
-JOIN readings r ON r.series_id = s.id AND r.ts = k.ts
-WHERE r.xmin = (txid_current() % 4294967296)::text::xid
-"""
-
 _Row = tuple[int, str | None, str | None, str | None, str | None, int | None, int, str]
 
 
 def outbox_values(batch: WriteBatch, inserted: set[int] | None) -> list[_Row]:
     """Outbox rows for a committed write (pure); `inserted` = 1-based reading indices to keep."""
+    return _rows(narrow(batch, inserted), batch)
+
+
+def _rows(new: NewReadings, batch: WriteBatch) -> list[_Row]:
     rows: list[_Row] = []
-    i = 0
-    seen: set[tuple[str, str, str, str, int]] = set()
-    for t in batch.telemetry:
-        readings: Sequence[ReadingLike] = t.readings
-        if inserted is not None:
-            keep: list[ReadingLike] = []
-            for r in t.readings:
-                i += 1
-                identity = (t.site, t.line, t.machine, r.tag, r.ts)
-                # The same identity twice in one transaction was inserted once: send it once.
-                if i in inserted and identity not in seen:
-                    seen.add(identity)
-                    keep.append(r)
-            readings = keep
+    for t, readings in new:
         if readings:
             n, body = encode_readings(readings)
             rows.append((KIND_TELEMETRY, t.site, t.line, t.machine, t.src, t.seq, n, body))
@@ -91,28 +69,11 @@ def outbox_values(batch: WriteBatch, inserted: set[int] | None) -> list[_Row]:
     return rows
 
 
-async def _inserted_indices(
-    conn: asyncpg.Connection, telemetry: Sequence[TelemetryBatch]
-) -> set[int]:
-    cols: tuple[list[Any], ...] = ([], [], [], [], [])
-    for t in telemetry:
-        for r in t.readings:
-            cols[0].append(t.site)
-            cols[1].append(t.line)
-            cols[2].append(t.machine)
-            cols[3].append(r.tag)
-            cols[4].append(r.ts)
-    return {row[0] for row in await conn.fetch(_INSERTED_BY_US, *cols)}
-
-
 async def write_outbox(conn: asyncpg.Connection, batch: WriteBatch, result: WriteResult) -> None:
     """Storage transaction hook: record the batch's new readings (and dead letters) for Kafka."""
     if result.inserted == 0 and not batch.dead_letters:
         return
-    inserted = None
-    if result.duplicates:
-        inserted = await _inserted_indices(conn, batch.telemetry)
-    rows = outbox_values(batch, inserted)
+    rows = _rows(await new_readings(conn, batch, result), batch)
     if not rows:
         return
     # Held until commit: the next transaction gets its ids only after this one is visible.

@@ -1,0 +1,1 @@
+"""Alerts: rules over committed readings and machine states, their lifecycle, and notifiers."""

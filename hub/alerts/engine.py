@@ -1,0 +1,389 @@
+"""The alert engine: rules over readings, one small state machine per (rule, series). Pure.
+
+Every watch runs the same machine: *idle* → (condition bad) *pending* since the first bad sample
+→ (bad for `for`) *active* → (condition ok, past the hysteresis) *cleared*, which is idle again;
+a re-fire is a new occurrence. What "bad" and "ok" mean is the rule kind's business:
+
+- threshold: above `above` / below `below`; ok only back past the limit by `hysteresis`;
+- rate: |change per second (or minute)| over `window` above `above`;
+- zscore: |x − mean| / deviation ≥ `z`, against the series' own time-decayed mean and variance
+  over `window` (exact running moments until the window is full, so early samples are not
+  judged against a deviation that is still growing); samples past the limit are clamped before
+  they are learnt, so an anomaly does not teach the model that it is normal;
+- quality: the reading's quality is `bad`.
+
+Time is the readings' own: `for` is measured between sample timestamps, and `tick(now)` fires a
+pending watch whose condition still holds once `for` has passed without a new sample. An
+occurrence's id is derived from the rule, the series and the timestamp its condition began, so
+evaluating the same readings again from the same state (after a crash, from the last
+checkpoint) yields the same ids: storing a transition twice is a no-op.
+
+Readings the hub receives more than `late_after` after their timestamp (an agent's backlog after
+an outage), or older than what the series already had, are history: they still move the state,
+but what they fire is marked `found_late` (recorded, never notified).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import math
+import re
+import uuid
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, NamedTuple
+
+from hub.alerts.rules import Rule
+
+__all__ = ["Engine", "SeriesKey", "Transition", "alert_id"]
+
+SERIES_KINDS = frozenset({"threshold", "rate", "zscore", "quality"})
+_NAMESPACE = uuid.UUID("6d730000-616c-6572-7473-000000000001")
+_GLOB = re.compile(r"[*?\[]")
+State = Literal["active", "cleared"]
+
+
+class SeriesKey(NamedTuple):
+    """site, line, machine, tag."""
+
+    site: str
+    line: str
+    machine: str
+    tag: str
+
+
+def alert_id(rule: str, key: SeriesKey, since_ms: int) -> str:
+    """The occurrence id: the same rule, series and start always give the same id."""
+    return str(uuid.uuid5(_NAMESPACE, "\x1f".join((rule, *key, str(since_ms)))))
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """An occurrence changed state (the engine's only output)."""
+
+    alert_id: str
+    rule: Rule
+    state: State
+    key: SeriesKey
+    value: float | None
+    ts: int
+    found_late: bool
+    detail: str
+
+
+class _Watch:
+    """One rule on one series: the common state machine; subclasses judge samples."""
+
+    __slots__ = ("active_id", "key", "last_bad", "late", "rule", "since")
+
+    def __init__(self, rule: Rule, key: SeriesKey) -> None:
+        self.rule = rule
+        self.key = key
+        self.since: int | None = None  # first bad sample of the current condition
+        self.active_id: str | None = None
+        self.late = False  # the active occurrence was found late
+        self.last_bad = False
+
+    def judge(self, ts: int, v: float, q: str) -> tuple[bool, bool, str]:
+        """(bad, ok, detail) for one sample; both False inside the hysteresis band."""
+        raise NotImplementedError
+
+    def feed(self, ts: int, v: float, q: str, late: bool, out: list[Transition]) -> bool:
+        """Judge a sample, append any transition; True while pending (for the timer list)."""
+        bad, ok, detail = self.judge(ts, v, q)
+        self.last_bad = bad
+        if self.active_id is None:
+            if not bad:
+                self.since = None
+                return False
+            if self.since is None:
+                self.since = ts
+            if ts - self.since >= self.rule.for_ms:
+                self._fire(ts, v, late, detail, out)
+                return False
+            return True
+        if ok:
+            out.append(
+                Transition(self.active_id, self.rule, "cleared", self.key, v, ts, self.late, detail)
+            )
+            self.active_id = None
+            self.since = None
+        return False
+
+    def due(self, now_ms: int, out: list[Transition]) -> bool:
+        """Fire a pending condition whose `for` has passed with no sample since; True if done."""
+        if self.active_id is not None or self.since is None or not self.last_bad:
+            return True
+        if now_ms - self.since < self.rule.for_ms:
+            return False
+        self._fire(self.since + self.rule.for_ms, None, False, "held for the rule's `for`", out)
+        return True
+
+    def _fire(
+        self, ts: int, v: float | None, late: bool, detail: str, out: list[Transition]
+    ) -> None:
+        assert self.since is not None
+        self.active_id = alert_id(self.rule.name, self.key, self.since)
+        self.late = late
+        out.append(Transition(self.active_id, self.rule, "active", self.key, v, ts, late, detail))
+
+    def export(self) -> list[Any]:
+        """State for a checkpoint (plain JSON values)."""
+        return [self.since, self.active_id, self.late, self.last_bad]
+
+    def restore(self, state: list[Any]) -> None:
+        """Undo `export`."""
+        self.since, self.active_id, self.late, self.last_bad = state[:4]
+
+
+class _Threshold(_Watch):
+    __slots__ = ()
+
+    def judge(self, ts: int, v: float, q: str) -> tuple[bool, bool, str]:
+        r = self.rule
+        if r.above is not None and v > r.above:
+            return True, False, f"{v:g} above {r.above:g}"
+        if r.below is not None and v < r.below:
+            return True, False, f"{v:g} below {r.below:g}"
+        h = r.hysteresis
+        ok = (r.above is None or v <= r.above - h) and (r.below is None or v >= r.below + h)
+        return False, ok, f"{v:g} within limits"
+
+
+class _Quality(_Watch):
+    __slots__ = ()
+
+    def judge(self, ts: int, v: float, q: str) -> tuple[bool, bool, str]:
+        bad = q == "bad"
+        return bad, not bad, f"quality {q}"
+
+
+class _Rate(_Watch):
+    __slots__ = ("samples",)
+
+    def __init__(self, rule: Rule, key: SeriesKey) -> None:
+        super().__init__(rule, key)
+        self.samples: deque[tuple[int, float]] = deque()
+
+    def judge(self, ts: int, v: float, q: str) -> tuple[bool, bool, str]:
+        r = self.rule
+        window = r.window or 60_000
+        samples = self.samples
+        samples.append((ts, v))
+        while samples and samples[0][0] < ts - window:
+            samples.popleft()
+        t0, v0 = samples[0]
+        if ts == t0:
+            return False, True, "one sample in the window"
+        unit = 1000.0 if r.per == "s" else 60_000.0
+        rate = (v - v0) * unit / (ts - t0)
+        limit = r.above if r.above is not None else math.inf
+        bad = abs(rate) > limit
+        return bad, abs(rate) <= limit - r.hysteresis, f"changing {rate:+g}/{r.per}"
+
+    def export(self) -> list[Any]:
+        return [*super().export(), list(self.samples)]
+
+    def restore(self, state: list[Any]) -> None:
+        super().restore(state)
+        self.samples = deque((int(t), float(v)) for t, v in state[4])
+
+
+class _ZScore(_Watch):
+    __slots__ = ("last_ts", "mean", "n", "var")
+
+    def __init__(self, rule: Rule, key: SeriesKey) -> None:
+        super().__init__(rule, key)
+        self.mean = 0.0
+        self.var = 0.0
+        self.n = 0
+        self.last_ts = 0
+
+    def judge(self, ts: int, v: float, q: str) -> tuple[bool, bool, str]:
+        r = self.rule
+        limit = r.z
+        mean = self.mean
+        bad = ok = False
+        detail = "learning"
+        x = v
+        if self.n >= r.min_samples:
+            # A perfectly flat signal has no deviation; judge it against a sliver of its level.
+            std = max(math.sqrt(self.var), 1e-6 * abs(mean), 1e-9)
+            z = (v - mean) / std
+            bad = abs(z) >= limit
+            ok = abs(z) < limit - max(r.hysteresis, 0.5)
+            detail = f"{v:g} is {z:+.1f}σ from {mean:g}"
+            # Learn the sample clamped to the limit: an anomaly must not become the norm.
+            x = min(max(v, mean - limit * std), mean + limit * std)
+        if self.n == 0:
+            self.mean, self.n, self.last_ts = x, 1, ts
+            return bad, ok, detail
+        window = r.window or 3_600_000
+        alpha = 1.0 - math.exp(-max(ts - self.last_ts, 0) / window)
+        self.n += 1
+        alpha = max(alpha, 1.0 / self.n)  # exact running moments while the window fills
+        d = x - mean
+        self.mean = mean + alpha * d
+        self.var = (1.0 - alpha) * (self.var + alpha * d * d)
+        self.last_ts = ts
+        return bad, ok, detail
+
+    def export(self) -> list[Any]:
+        return [*super().export(), self.mean, self.var, self.n, self.last_ts]
+
+    def restore(self, state: list[Any]) -> None:
+        super().restore(state)
+        self.mean, self.var, self.n, self.last_ts = state[4:8]
+
+
+_WATCHES: dict[str, type[_Watch]] = {
+    "threshold": _Threshold,
+    "rate": _Rate,
+    "zscore": _ZScore,
+    "quality": _Quality,
+}
+
+
+class _RuleIndex:
+    """Which series rules match a series, without testing every rule's globs on every series:
+    rules whose machine and tag are plain names are found by dictionary; only the globbed rest
+    are tested (once per series; the engine keeps the answer)."""
+
+    def __init__(self, rules: Iterable[Rule]) -> None:
+        self.exact: dict[tuple[str, str], list[Rule]] = {}
+        self.globbed: list[tuple[Rule, tuple[re.Pattern[str], ...]]] = []
+        for rule in rules:
+            m = rule.match
+            if not _GLOB.search(m.machine) and not _GLOB.search(m.tag):
+                self.exact.setdefault((m.machine, m.tag), []).append(rule)
+            else:
+                pats = tuple(
+                    re.compile(fnmatch.translate(p)) for p in (m.site, m.line, m.machine, m.tag)
+                )
+                self.globbed.append((rule, pats))
+
+    def matching(self, key: SeriesKey) -> list[Rule]:
+        found = []
+        for rule in self.exact.get((key.machine, key.tag), ()):
+            if fnmatch.fnmatchcase(key.site, rule.match.site) and fnmatch.fnmatchcase(
+                key.line, rule.match.line
+            ):
+                found.append(rule)
+        for rule, pats in self.globbed:
+            if all(p.match(part) for p, part in zip(pats, key, strict=True)):
+                found.append(rule)
+        return found
+
+
+class Engine:
+    """Rules over readings (see module docstring). Not thread-safe; one evaluator owns it."""
+
+    def __init__(self, rules: Sequence[Rule], *, late_after_ms: int = 60_000) -> None:
+        self.rules = tuple(r for r in rules if r.kind in SERIES_KINDS)
+        self._index = _RuleIndex(self.rules)
+        self._late_after = late_after_ms
+        self._watches: dict[SeriesKey, list[_Watch]] = {}
+        self._last_ts: dict[SeriesKey, int] = {}
+        self._pending: dict[int, _Watch] = {}
+
+    @property
+    def series(self) -> int:
+        """Series seen so far."""
+        return len(self._watches)
+
+    def _watches_of(self, key: SeriesKey) -> list[_Watch]:
+        watches = self._watches.get(key)
+        if watches is None:
+            watches = [_WATCHES[r.kind](r, key) for r in self._index.matching(key)]
+            self._watches[key] = watches
+        return watches
+
+    def readings(
+        self,
+        site: str,
+        line: str,
+        machine: str,
+        readings: Iterable[tuple[str, int, float | int | bool | str, str]],
+        now_ms: int,
+    ) -> list[Transition]:
+        """Evaluate one committed batch of a machine's readings (tag, ts, v, q) at `now_ms`."""
+        out: list[Transition] = []
+        pending = self._pending
+        last_ts = self._last_ts
+        late_before = now_ms - self._late_after
+        for tag, ts, v, q in readings:
+            key = SeriesKey(site, line, machine, tag)
+            watches = self._watches_of(key)
+            if not watches:
+                continue
+            if isinstance(v, str):
+                if q != "bad":
+                    continue
+                value = math.nan
+            else:
+                value = float(v)
+            previous = last_ts.get(key)
+            if previous is not None and ts <= previous:
+                self._out_of_order(watches, ts, value, q, out)
+                continue
+            last_ts[key] = ts
+            late = ts < late_before
+            for w in watches:
+                if math.isnan(value) and not isinstance(w, _Quality):
+                    continue
+                if w.feed(ts, value, q, late, out):
+                    pending[id(w)] = w
+                else:
+                    pending.pop(id(w), None)
+        return out
+
+    def _out_of_order(
+        self, watches: list[_Watch], ts: int, v: float, q: str, out: list[Transition]
+    ) -> None:
+        # Older than what the series already had: the state has moved on, so it is only
+        # history. A threshold or quality breach in it is recorded, found late.
+        for w in watches:
+            if not isinstance(w, _Threshold | _Quality) or (
+                math.isnan(v) and isinstance(w, _Threshold)
+            ):
+                continue
+            bad, _ok, detail = w.judge(ts, v, q)
+            if bad:
+                oid = alert_id(w.rule.name, w.key, ts)
+                out.append(Transition(oid, w.rule, "active", w.key, v, ts, True, detail))
+                out.append(Transition(oid, w.rule, "cleared", w.key, v, ts, True, detail))
+
+    def tick(self, now_ms: int) -> list[Transition]:
+        """Fire pending conditions whose `for` has passed with no new sample."""
+        out: list[Transition] = []
+        for ident, w in list(self._pending.items()):
+            if w.due(now_ms, out):
+                del self._pending[ident]
+        return out
+
+    def active(self) -> int:
+        """Occurrences active now."""
+        return sum(1 for ws in self._watches.values() for w in ws if w.active_id is not None)
+
+    def export(self) -> dict[str, Any]:
+        """Everything the engine has learnt, as JSON values, keyed by rule name per series."""
+        series = []
+        for key, watches in self._watches.items():
+            if watches:
+                states = {w.rule.name: w.export() for w in watches}
+                series.append([list(key), self._last_ts.get(key), states])
+        return {"v": 1, "series": series}
+
+    def restore(self, snapshot: dict[str, Any]) -> None:
+        """Load `export()`'s output; rules since removed are forgotten, new ones start idle."""
+        for raw_key, last, states in snapshot.get("series", ()):
+            key = SeriesKey(*raw_key)
+            if last is not None:
+                self._last_ts[key] = int(last)
+            for w in self._watches_of(key):
+                state = states.get(w.rule.name)
+                if state is not None:
+                    w.restore(state)
+                    if w.active_id is None and w.since is not None and w.last_bad:
+                        self._pending[id(w)] = w

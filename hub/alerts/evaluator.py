@@ -1,0 +1,262 @@
+"""The evaluator: one hub instance at a time runs the rules over the alert feed, in commit order.
+
+Why one, and why the feed: the shared MQTT subscription splits a machine's batches across hub
+instances, so no instance sees a series whole, and an instance that dies takes what it had in
+memory with it. The feed (`hub.alerts.feed`) holds every committed reading once, in commit order,
+whichever instance stored it; the evaluator that holds the PostgreSQL advisory lock reads it
+like the Kafka relay reads its outbox, and the others stand by to take over.
+
+What survives a crash: every `CHECKPOINT_S` the engine's state is saved with the feed id it is
+valid at, and the feed up to there deleted. A new evaluator restores the checkpoint and replays
+the feed after it. Transitions are recorded as they happen, before the checkpoint, but the
+engine is deterministic and occurrence ids derive from the readings, so the replay records the
+same transitions, which are already there: nothing is missed, nothing recorded or notified
+twice (`hub.alerts.store.record`).
+
+The same leader delivers queued notifications, in order per notifier: a notifier that fails
+holds its later notifications back until the retry (an `active` never arrives after its
+`cleared`), while the others carry on. Delivery never blocks evaluation (its own task and
+connection).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import asyncpg
+
+from hub.alerts.engine import Engine, Transition
+from hub.alerts.feed import FEED_CHANNEL, decode_body, fetch_feed
+from hub.alerts.notify import DeliveryError, Sender
+from hub.alerts.rules import AlertsConfig
+from hub.alerts.store import (
+    Checkpoint,
+    claim_notifications,
+    delivered,
+    load_checkpoint,
+    notification_body,
+    record,
+    retry_later,
+    save_checkpoint,
+)
+from hub.errors import StorageUnavailable
+from millstream_common.backoff import Backoff
+
+__all__ = ["EVALUATOR_LOCK", "AlertEvaluator"]
+
+log = logging.getLogger(__name__)
+
+EVALUATOR_LOCK = 0x6D73_000B
+NOTIFY_CHANNEL = "millstream_alert_notify"
+FEED_ROWS = 2_000  # feed rows read per query
+CHECKPOINT_S = 5.0
+TICK_S = 0.5  # how often pending `for` timers are checked while the feed is quiet
+STANDBY_POLL_S = 5.0
+PG_TIMEOUT_S = 30.0
+DELIVER_BATCH = 100
+RETRY_CAP_S = 300.0
+
+_PG_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+)
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class AlertEvaluator:
+    """Feed → engine → recorded transitions → notifications; `await run(stop)`."""
+
+    def __init__(
+        self,
+        cfg: AlertsConfig,
+        dsn: str,
+        senders: dict[str, Sender],
+        *,
+        clock: Callable[[], int] = _now_ms,
+        on_transitions: Callable[[Sequence[Transition]], None] | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self._dsn = dsn
+        self._senders = senders
+        self._clock = clock
+        self._on_transitions = on_transitions
+        self.state = "starting"
+        self.cursor: int | None = None
+        self.evaluated = 0
+        self._failing = False
+
+    def health(self) -> dict[str, Any]:
+        """Detail for `/health/ready`."""
+        return {"evaluator": self.state, "feed_cursor": self.cursor}
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Evaluate until `stop`; PostgreSQL failures end a session and are retried."""
+        backoff = Backoff(0.5, 30.0)
+        try:
+            while not stop.is_set():
+                try:
+                    await self._session(stop, backoff)
+                except StorageUnavailable as exc:
+                    self.state = f"unavailable: {exc}"[:300]
+                    if not self._failing:
+                        log.warning("alert evaluator: %s", exc)
+                    self._failing = True
+                    await _wait(stop, backoff.next_delay())
+        finally:
+            for sender in self._senders.values():
+                with contextlib.suppress(Exception):
+                    await sender.aclose()
+
+    async def _connect(self) -> asyncpg.Connection:
+        try:
+            async with asyncio.timeout(PG_TIMEOUT_S):
+                conn: asyncpg.Connection = await asyncpg.connect(self._dsn)
+        except _PG_ERRORS as exc:
+            raise StorageUnavailable(f"cannot reach PostgreSQL: {exc}") from exc
+        return conn
+
+    async def _session(self, stop: asyncio.Event, backoff: Backoff) -> None:
+        conn = await self._connect()
+        try:
+            try:
+                if not await self._lead(conn, stop):
+                    return
+                async with asyncio.TaskGroup() as tg:
+                    done = asyncio.Event()
+                    deliver = tg.create_task(self._deliver(done), name="alert-delivery")
+                    try:
+                        await self._evaluate(conn, stop, backoff)
+                    finally:
+                        done.set()
+                        await deliver
+            except* _PG_ERRORS as group:
+                first = group.exceptions[0]
+                raise StorageUnavailable(f"lost PostgreSQL: {first}") from first
+            except* StorageUnavailable as group:
+                raise group.exceptions[0] from None
+        finally:
+            with contextlib.suppress(*_PG_ERRORS):
+                await conn.close(timeout=5)
+
+    async def _lead(self, conn: asyncpg.Connection, stop: asyncio.Event) -> bool:
+        # Session-level lock: released when this connection ends (also when the process dies).
+        while not stop.is_set():
+            async with asyncio.timeout(PG_TIMEOUT_S):
+                if await conn.fetchval("SELECT pg_try_advisory_lock($1)", EVALUATOR_LOCK):
+                    return True
+            self.state = "standby: another hub instance evaluates"
+            await _wait(stop, STANDBY_POLL_S)
+        return False
+
+    async def _evaluate(
+        self, conn: asyncpg.Connection, stop: asyncio.Event, backoff: Backoff
+    ) -> None:
+        async with asyncio.timeout(PG_TIMEOUT_S):
+            cp = await load_checkpoint(conn)
+        engine = Engine(self.cfg.rules, late_after_ms=self.cfg.late_after)
+        engine.restore(cp.state)
+        cursor = self.cursor = cp.cursor
+        wake = asyncio.Event()
+        await conn.add_listener(FEED_CHANNEL, lambda *_: wake.set())
+        log.info("alert evaluator: active, %d rules, from feed id %d", len(engine.rules), cursor)
+        self.state = "ok"
+        self._failing = False
+        backoff.reset()
+        saved_at = time.monotonic()
+        ticked_at = 0.0
+        while not stop.is_set():
+            wake.clear()
+            async with asyncio.timeout(PG_TIMEOUT_S):
+                rows = await fetch_feed(conn, cursor, FEED_ROWS)
+            out: list[Transition] = []
+            for row in rows:
+                readings = decode_body(row.body)
+                out += engine.readings(row.site, row.line, row.machine, readings, row.created_at)
+                self.evaluated += len(readings)
+            if time.monotonic() - ticked_at >= TICK_S:
+                out += engine.tick(self._clock())
+                ticked_at = time.monotonic()
+            if out:
+                async with asyncio.timeout(PG_TIMEOUT_S):
+                    if await record(conn, out, self._clock()):
+                        await conn.execute("SELECT pg_notify($1, '')", NOTIFY_CHANNEL)
+                if self._on_transitions is not None:
+                    self._on_transitions(out)
+            if rows:
+                cursor = self.cursor = rows[-1].id
+            if time.monotonic() - saved_at >= CHECKPOINT_S:
+                async with asyncio.timeout(PG_TIMEOUT_S):
+                    await save_checkpoint(conn, Checkpoint(cursor, engine.export()), self._clock())
+                saved_at = time.monotonic()
+            if len(rows) < FEED_ROWS:
+                await _wait_any(wake, stop, TICK_S)
+        async with asyncio.timeout(PG_TIMEOUT_S):
+            await save_checkpoint(conn, Checkpoint(cursor, engine.export()), self._clock())
+
+    async def _deliver(self, done: asyncio.Event) -> None:
+        """Deliver queued notifications until `done` (own connection; see module docstring)."""
+        conn = await self._connect()
+        wake = asyncio.Event()
+        try:
+            await conn.add_listener(NOTIFY_CHANNEL, lambda *_: wake.set())
+            while not done.is_set():
+                wake.clear()
+                async with asyncio.timeout(PG_TIMEOUT_S):
+                    due = await claim_notifications(conn, self._clock(), DELIVER_BATCH)
+                held: set[str] = set()
+                for name in dict.fromkeys(p.notifier for p in due):
+                    mine = [p for p in due if p.notifier == name]
+                    sender = self._senders.get(name)
+                    if sender is None:
+                        continue  # a notifier since removed from the config: kept, not sent
+                    try:
+                        await sender.send([notification_body(p) for p in mine])
+                    except DeliveryError as exc:
+                        held.add(name)
+                        first = mine[0]
+                        delay = min(RETRY_CAP_S, 2.0 ** min(first.attempts, 10))
+                        log.warning("alert notifier %s: %s; retrying in %.0f s", name, exc, delay)
+                        async with asyncio.timeout(PG_TIMEOUT_S):
+                            await retry_later(
+                                conn, first.id, self._clock() + int(delay * 1000), str(exc)
+                            )
+                            await conn.execute(
+                                "UPDATE alert_notifications SET next_ms = $2"
+                                " WHERE notifier = $1 AND next_ms < $2",
+                                name,
+                                self._clock() + int(delay * 1000),
+                            )
+                        continue
+                    async with asyncio.timeout(PG_TIMEOUT_S):
+                        await delivered(conn, [p.id for p in mine])
+                if len(due) < DELIVER_BATCH or held:
+                    await _wait_any(wake, done, 1.0)
+        finally:
+            with contextlib.suppress(*_PG_ERRORS):
+                await conn.close(timeout=5)
+
+
+async def _wait(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            await stop.wait()
+
+
+async def _wait_any(wake: asyncio.Event, stop: asyncio.Event, seconds: float) -> None:
+    waiters = [asyncio.ensure_future(wake.wait()), asyncio.ensure_future(stop.wait())]
+    try:
+        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waiters:
+            w.cancel()

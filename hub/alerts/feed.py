@@ -1,0 +1,75 @@
+"""The alert feed: committed readings for the evaluator, written in the ingest transaction.
+
+`write_feed` is a storage transaction hook, like the Kafka outbox's: one `alert_feed` row per
+telemetry batch holding the readings this transaction inserted (a replay adds nothing), with
+ids handed out under an advisory lock held to commit, so id order is commit order and an
+evaluator reading `id > cursor` never skips a row that commits late.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import asyncpg
+
+from hub.bridge.kafka.records import encode_readings
+from hub.storage.committed import new_readings
+from hub.storage.model import WriteBatch, WriteResult
+
+__all__ = ["FEED_CHANNEL", "FEED_LOCK", "FeedRow", "decode_body", "fetch_feed", "write_feed"]
+
+FEED_LOCK = 0x6D73_000A  # advisory lock ids: "ms" + purpose (see hub/bridge/kafka/outbox.py)
+FEED_CHANNEL = "millstream_alert_feed"
+
+_INSERT = """
+INSERT INTO alert_feed (site, line, machine, n, body)
+SELECT site, line, machine, n, body
+FROM unnest($1::text[], $2::text[], $3::text[], $4::integer[], $5::text[])
+     WITH ORDINALITY AS t(site, line, machine, n, body, i)
+ORDER BY i
+"""
+
+
+async def write_feed(conn: asyncpg.Connection, batch: WriteBatch, result: WriteResult) -> None:
+    """Storage transaction hook: the batch's new readings, for the alert evaluator."""
+    rows = []
+    for t, readings in await new_readings(conn, batch, result):
+        if readings:
+            n, body = encode_readings(readings)
+            rows.append((t.site, t.line, t.machine, n, body))
+    if not rows:
+        return
+    await conn.execute("SELECT pg_advisory_xact_lock($1)", FEED_LOCK)
+    await conn.execute(_INSERT, *(list(col) for col in zip(*rows, strict=True)))
+    await conn.execute("SELECT pg_notify($1, '')", FEED_CHANNEL)
+
+
+@dataclass(frozen=True, slots=True)
+class FeedRow:
+    """One committed batch of a machine's new readings, as the evaluator reads it."""
+
+    id: int
+    created_at: int
+    site: str
+    line: str
+    machine: str
+    body: str
+
+
+def decode_body(body: str) -> list[tuple[str, int, float | int | bool | str, str]]:
+    """(tag, ts, v, q) of each reading of a feed body, in ts order (one JSON parse per body)."""
+    # Each line is an object's inside; JSON text never holds a raw newline.
+    items = json.loads("[{" + body.replace("\n", "},{") + "}]")
+    return [(x["tag"], x["ts"], x["v"], x["q"]) for x in items]
+
+
+async def fetch_feed(conn: asyncpg.Connection, after: int, limit: int) -> list[FeedRow]:
+    """Feed rows with id > after, in id (commit) order."""
+    records = await conn.fetch(
+        "SELECT id, created_at, site, line, machine, body FROM alert_feed"
+        " WHERE id > $1 ORDER BY id LIMIT $2",
+        after,
+        limit,
+    )
+    return [FeedRow(*r) for r in records]

@@ -1,0 +1,167 @@
+"""The alert engine's state machines, fed readings directly (pure: no servers)."""
+
+from __future__ import annotations
+
+import random
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+from pydantic import ValidationError
+
+from hub.alerts.engine import Engine, Transition
+from hub.alerts.rules import AlertsConfig, Rule, parse_duration_ms
+from hub.config import HubConfig
+
+NOW = 1_800_000_000_000
+
+
+def rule(**kw: object) -> Rule:
+    return Rule.model_validate({"name": "r", **kw})
+
+
+def feed(engine: Engine, values: list[tuple[int, float]], tag: str = "oil_temp",
+         q: str = "good", now: int | None = None) -> list[Transition]:  # fmt: skip
+    out: list[Transition] = []
+    for ts, v in values:
+        out += engine.readings("s", "l", "press-1", [(tag, ts, v, q)], now or ts)
+    return out
+
+
+def states(out: list[Transition]) -> list[tuple[str, int]]:
+    return [(t.state, t.ts) for t in out]
+
+
+def test_durations_read_like_a_technician_writes_them() -> None:
+    assert parse_duration_ms("5s") == 5000
+    assert parse_duration_ms("1h") == 3_600_000
+    assert parse_duration_ms("250ms") == 250
+    assert parse_duration_ms(2) == 2000
+    with pytest.raises(ValueError, match="duration"):
+        parse_duration_ms("soon")
+
+
+def test_threshold_waits_for_for_and_clears_only_past_the_hysteresis() -> None:
+    e = Engine([rule(kind="threshold", above=90, hysteresis=2, **{"for": "5s"},
+                     match={"machine": "press-*", "tag": "oil_temp"})])  # fmt: skip
+    t = NOW
+    out = feed(e, [(t, 91), (t + 2000, 92), (t + 4000, 89), (t + 5000, 91), (t + 9000, 91.5)])
+    assert out == []  # dipped under at +4 s: the 5 s restart from +5 s
+    out = feed(e, [(t + 10_000, 93)])
+    assert states(out) == [("active", t + 10_000)]
+    first = out[0].alert_id
+    # Hovering between 88 and 90 keeps it active; only ≤ 88 clears.
+    assert feed(e, [(t + 11_000, 89), (t + 12_000, 88.5), (t + 13_000, 90)]) == []
+    out = feed(e, [(t + 14_000, 88)])
+    assert states(out) == [("cleared", t + 14_000)]
+    assert out[0].alert_id == first
+    # A re-fire is a new occurrence.
+    out = feed(e, [(t + 20_000, 95), (t + 26_000, 95)])
+    assert states(out) == [("active", t + 26_000)]
+    assert out[0].alert_id != first
+
+
+def test_rules_match_by_globs_and_skip_other_series() -> None:
+    e = Engine([rule(kind="threshold", above=1, match={"machine": "press-*", "tag": "oil_temp"})])
+    assert feed(e, [(NOW, 5)], tag="water_temp") == []
+    out: list[Transition] = e.readings("s", "l", "lathe-1", [("oil_temp", NOW, 5.0, "good")], NOW)
+    assert out == []
+    assert states(feed(e, [(NOW, 5)])) == [("active", NOW)]
+
+
+def test_pending_condition_fires_on_tick_without_new_samples() -> None:
+    e = Engine([rule(kind="threshold", below=10, **{"for": "3s"})])
+    assert feed(e, [(NOW, 5)]) == []
+    assert e.tick(NOW + 2000) == []
+    out = e.tick(NOW + 3500)
+    assert states(out) == [("active", NOW + 3000)]
+    assert e.tick(NOW + 9000) == []
+
+
+def test_same_readings_from_the_same_state_give_the_same_ids() -> None:
+    r = rule(kind="threshold", above=50)
+    a, b = Engine([r]), Engine([r])
+    values = [(NOW + i * 1000, 60.0 if i % 7 < 3 else 40.0) for i in range(40)]
+    assert [t.alert_id for t in feed(a, values)] == [t.alert_id for t in feed(b, values)]
+
+
+def test_checkpoint_restores_the_state_exactly() -> None:
+    r = [rule(kind="zscore", window="10m", min_samples=20)]
+    rng = random.Random(7)
+    values = [(NOW + i * 1000, 50 + rng.gauss(0, 1)) for i in range(200)]
+    whole = Engine(r)
+    feed(whole, values)
+    first = Engine(r)
+    feed(first, values[:120])
+    second = Engine(r)
+    second.restore(first.export())
+    feed(second, values[120:])
+    assert whole.export() == second.export()
+
+
+def test_zscore_learns_the_series_and_fires_on_a_spike_not_on_noise() -> None:
+    e = Engine([rule(kind="zscore", window="1h", z=4, min_samples=30)])
+    rng = random.Random(1)
+    noise = [(NOW + i * 1000, 20 + rng.gauss(0, 0.5)) for i in range(600)]
+    assert feed(e, noise) == []
+    t = NOW + 600_000
+    out = feed(e, [(t, 30.0), (t + 1000, 20.1)])
+    assert states(out) == [("active", t), ("cleared", t + 1000)]
+
+
+def test_rate_fires_on_fast_change() -> None:
+    e = Engine([rule(kind="rate", above=2, per="s", window="5s")])
+    slow = [(NOW + i * 1000, 10 + 0.5 * i) for i in range(10)]
+    assert feed(e, slow) == []
+    t = NOW + 10_000
+    assert states(feed(e, [(t, 30.0)])) == [("active", t)]
+
+
+def test_quality_bad_for_a_while() -> None:
+    e = Engine([rule(kind="quality", **{"for": "2s"})])
+    assert feed(e, [(NOW, 1), (NOW + 1000, 1)], q="bad") == []
+    assert states(feed(e, [(NOW + 2000, 1)], q="bad")) == [("active", NOW + 2000)]
+    assert states(feed(e, [(NOW + 3000, 1)])) == [("cleared", NOW + 3000)]
+
+
+def test_backlog_readings_are_found_late_and_old_ones_only_recorded() -> None:
+    e = Engine([rule(kind="threshold", above=90)], late_after_ms=60_000)
+    late_now = NOW + 600_000  # an agent's backlog arriving 10 minutes on
+    out = feed(e, [(NOW, 95), (NOW + 1000, 80)], now=late_now)
+    assert [(t.state, t.found_late) for t in out] == [("active", True), ("cleared", True)]
+    # Older than what the series already had: history only, active and cleared at once.
+    out = feed(e, [(NOW + 500, 99)], now=late_now)
+    assert [(t.state, t.found_late, t.ts) for t in out] == [
+        ("active", True, NOW + 500), ("cleared", True, NOW + 500)]  # fmt: skip
+
+
+def test_text_values_are_skipped_except_by_quality_rules() -> None:
+    e = Engine([rule(kind="threshold", above=1)])
+    out = e.readings("s", "l", "press-1", [("oil_temp", NOW, "jam", "good")], NOW)
+    assert out == []
+
+
+def test_config_names_what_is_wrong() -> None:
+    with pytest.raises(ValidationError, match="needs `above` and/or `below`"):
+        rule(kind="threshold")
+    with pytest.raises(ValidationError, match="notifies nobody-hook"):
+        AlertsConfig.model_validate(
+            {"rules": [{"name": "a", "kind": "threshold", "above": 1, "notify": ["nobody-hook"]}]}
+        )
+    with pytest.raises(ValidationError, match="two rules are named"):
+        AlertsConfig.model_validate({"rules": [
+            {"name": "a", "kind": "quality"}, {"name": "a", "kind": "quality"}]})  # fmt: skip
+
+
+def test_the_documented_examples_are_valid_configs() -> None:
+    root = Path(__file__).resolve().parents[3]
+    for page in ("docs/alerts.md", "README.md"):
+        blocks = re.findall(r"```yaml\n(.*?)```", (root / page).read_text(), re.S)
+        examples = [yaml.safe_load(b) for b in blocks if "alerts:" in b]
+        assert examples, page
+        for doc in examples:
+            smtp = doc.get("smtp") or {"host": "mail.example"}
+            HubConfig.model_validate(
+                {"storage": "postgresql://h/db", "alerts": doc["alerts"], "smtp": smtp}
+            )

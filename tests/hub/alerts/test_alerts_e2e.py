@@ -1,0 +1,273 @@
+"""Alerts end to end: a device publishing straight to MQTT crosses a threshold; a real HTTP
+receiver gets the signed webhook, an operator acknowledges through the API, the value comes back
+past the hysteresis. `millstream-hub serve` processes on PostgreSQL and Mosquitto, one of them
+SIGKILLed between the crossing and the notification.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import paho.mqtt.client as paho
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+
+import wire
+from tests.harness import free_port
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+HUB = str(Path(sys.executable).with_name("millstream-hub"))
+
+
+class Receiver:
+    """A real HTTP server that records every webhook POST; `failing` answers 503 instead."""
+
+    def __init__(self) -> None:
+        self.got: list[tuple[dict[str, str], bytes]] = []
+        self.attempts = 0
+        self.failing = False
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                outer.attempts += 1
+                if outer.failing:
+                    self.send_response(503)
+                else:
+                    outer.got.append((dict(self.headers), body))
+                    self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                return
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def states(self) -> list[str]:
+        return [json.loads(body)["state"] for _h, body in self.got]
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    r = Receiver()
+    yield r
+    r.close()
+
+
+class HubProcess:
+    def __init__(self, config: Path, log: Path) -> None:
+        self._log = log.open("ab")
+        self.proc = subprocess.Popen(
+            [HUB, "serve", "--config", str(config)], stderr=self._log, env=dict(os.environ)
+        )
+
+    def log_text(self) -> str:
+        self._log.flush()
+        return Path(self._log.name).read_text(errors="replace")
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+@pytest.fixture
+def hubs() -> Iterator[list[HubProcess]]:
+    started: list[HubProcess] = []
+    yield started
+    for h in started:
+        h.kill()
+        h._log.close()
+
+
+def cli(config: Path, *args: str) -> str:
+    done = subprocess.run(
+        [HUB, *args, "--config", str(config)], capture_output=True, text=True, timeout=60,
+        check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], within: float = 20.0) -> None:
+    deadline = time.monotonic() + within
+    while not await check():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.1)
+
+
+def write_config(tmp: Path, mqtt_url: str, dsn: str, hook: str) -> tuple[Path, int]:
+    port = free_port()
+    secret = tmp / "hook.secret"
+    secret.write_text("s3cret-signing-key\n")
+    config = tmp / "hub.yaml"
+    ids = f"client_id: hub-{uuid.uuid4().hex[:8]}, share_group: g{uuid.uuid4().hex[:8]}"
+    config.write_text(
+        f"""
+mqtt: {{url: '{mqtt_url}', {ids}}}
+storage: '{dsn}'
+http: {{host: 127.0.0.1, port: {port}}}
+flush_ms: 20
+jwt_secret: {os.urandom(24).hex()}
+alerts:
+  notifiers:
+    - {{name: ops-hook, kind: webhook, url: '{hook}', secret_file: '{secret}'}}
+  rules:
+    - {{name: hot-oil, kind: threshold, match: {{machine: "press-*", tag: oil_temp}},
+       above: 90, for: 2s, hysteresis: 2, severity: critical, notify: [ops-hook]}}
+"""
+    )
+    return config, port
+
+
+class Device:
+    """An MQTT device publishing its own telemetry (wire contract v1), QoS 1."""
+
+    def __init__(self, host: str, port: int, site: str) -> None:
+        self.topic = f"ms/v1/{site}/line-1/press-7/telemetry"
+        self.src = f"dev-{uuid.uuid4().hex[:8]}"
+        self.seq = 0
+        self.client = paho.Client(
+            CallbackAPIVersion.VERSION2, client_id=self.src, protocol=MQTTProtocolVersion.MQTTv5
+        )
+        self.client.connect(host, port)
+        self.client.loop_start()
+
+    async def send(self, value: float, ts: int | None = None) -> None:
+        self.seq += 1
+        reading = wire.Reading(tag="oil_temp", ts=ts or time.time_ns() // 1_000_000, v=value)
+        payload = wire.encode_telemetry(self.src, self.seq, [reading])
+        info = self.client.publish(self.topic, payload, qos=1)
+        await asyncio.to_thread(info.wait_for_publish, 10)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+async def ready(port: int, hub: HubProcess) -> None:
+    async with httpx.AsyncClient() as client:
+
+        async def up() -> bool:
+            assert hub.proc.poll() is None, hub.log_text()
+            try:
+                r = await client.get(f"http://127.0.0.1:{port}/health/ready")
+            except httpx.HTTPError:
+                return False
+            return r.status_code == 200
+
+        await eventually(up, 60)
+
+
+async def test_threshold_alert_lifecycle_survives_a_hub_sigkill(
+    mosquitto: Any, pg_dsn: str, tmp_path: Path, receiver: Receiver, hubs: list[HubProcess]
+) -> None:
+    config, port = write_config(tmp_path, mosquitto.url, pg_dsn, receiver.url)
+    cli(config, "migrate")
+    key = cli(config, "users", "api-key", "add", "andon", "--role", "operator").strip()
+    viewer_key = cli(config, "users", "api-key", "add", "wall", "--role", "viewer").strip()
+    site = f"s{uuid.uuid4().hex[:8]}"
+    receiver.failing = True  # the crossing is recorded, its notification not yet delivered
+    hubs.append(HubProcess(config, tmp_path / "hub1.log"))
+    await ready(port, hubs[0])
+    device = Device(mosquitto.host, mosquitto.port, site)
+    try:
+        for v in (80.0, 85.0, 95.0):
+            await device.send(v)
+        await asyncio.sleep(1.0)
+        await device.send(96.0)
+        await asyncio.sleep(1.2)
+        await device.send(97.0)  # above 90 for more than 2 s: active
+
+        async def recorded() -> bool:
+            conn = await asyncpg.connect(pg_dsn)
+            try:
+                n = await conn.fetchval("SELECT count(*) FROM alerts WHERE site = $1", site)
+            finally:
+                await conn.close()
+            return bool(n == 1)
+
+        await eventually(recorded)
+        await eventually(_async(lambda: receiver.attempts > 0))
+        hubs[0].kill()  # SIGKILL between the crossing and the notification
+
+        receiver.failing = False
+        hubs.append(HubProcess(config, tmp_path / "hub2.log"))
+        await ready(port, hubs[1])
+        await eventually(_async(lambda: receiver.states() == ["active"]), 30)
+        headers, body = receiver.got[0]
+        expect = "sha256=" + hmac.new(b"s3cret-signing-key", body, hashlib.sha256).hexdigest()
+        assert headers["X-Millstream-Signature"] == expect
+        alert = json.loads(body)
+        for field in ("id", "rule", "state", "severity", "site", "line", "machine", "tag",
+                      "value", "ts"):  # fmt: skip
+            assert field in alert
+        assert alert["rule"] == "hot-oil"
+        assert alert["severity"] == "critical"
+        assert (alert["site"], alert["machine"], alert["tag"]) == (site, "press-7", "oil_temp")
+        assert headers["Idempotency-Key"] == f"{alert['id']}:active"
+
+        base = f"http://127.0.0.1:{port}/api/v1"
+        async with httpx.AsyncClient(headers={"X-API-Key": key}) as api:
+            listed = (await api.get(f"{base}/alerts", params={"state": "active"})).json()
+            assert [a["id"] for a in listed if a["site"] == site] == [alert["id"]]
+            refused = await api.post(
+                f"{base}/alerts/{alert['id']}/ack",
+                json={"comment": "x"},
+                headers={"X-API-Key": viewer_key},
+            )
+            assert refused.status_code == 403, refused.text
+            acked = await api.post(
+                f"{base}/alerts/{alert['id']}/ack", json={"comment": "oil cooler checked"}
+            )
+            assert acked.status_code == 200, acked.text
+            assert acked.json()["state"] == "acknowledged"
+            assert acked.json()["acked_by"] == "key:andon"  # who: the API key's name
+            again = await api.post(f"{base}/alerts/{alert['id']}/ack", json={"comment": "x"})
+            assert again.status_code == 409
+            await eventually(_async(lambda: receiver.states() == ["active", "acknowledged"]))
+            assert json.loads(receiver.got[1][1])["comment"] == "oil cooler checked"
+
+            await device.send(89.0)  # inside the hysteresis band: still active
+            await asyncio.sleep(1.5)
+            assert receiver.states() == ["active", "acknowledged"]
+            await device.send(87.5)  # past 90 - 2: cleared
+            await eventually(
+                _async(lambda: receiver.states() == ["active", "acknowledged", "cleared"])
+            )
+            history = (await api.get(f"{base}/alerts", params={"site": site})).json()
+            assert [(a["state"], a["cleared_value"]) for a in history] == [("cleared", 87.5)]
+        await asyncio.sleep(2.0)  # nothing more arrives: exactly one of each
+        assert receiver.states() == ["active", "acknowledged", "cleared"]
+    finally:
+        device.close()
+
+
+def _async(check: Callable[[], bool]) -> Callable[[], Awaitable[bool]]:
+    async def run() -> bool:
+        return check()
+
+    return run
