@@ -1,7 +1,8 @@
 """Alerts end to end: a device publishing straight to MQTT crosses a threshold; a real HTTP
-receiver gets the signed webhook, an operator acknowledges through the API, the value comes back
-past the hysteresis. `millstream-hub serve` processes on PostgreSQL and Mosquitto, one of them
-SIGKILLed between the crossing and the notification.
+receiver gets the signed webhook, a real SMTP server (aiosmtpd) the mail, an MQTT subscriber the
+andon message; an operator acknowledges through the API, the value comes back past the
+hysteresis. `millstream-hub serve` processes on PostgreSQL and Mosquitto, one of them SIGKILLed
+between the crossing and the webhook's notification.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
+from email import message_from_bytes
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,8 @@ import asyncpg
 import httpx
 import paho.mqtt.client as paho
 import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import Envelope
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 import wire
@@ -77,6 +81,49 @@ def receiver() -> Iterator[Receiver]:
     r.close()
 
 
+class Mailbox:
+    """A real SMTP server on a free port; keeps every message it accepts."""
+
+    def __init__(self) -> None:
+        self.messages: list[Any] = []
+        self.port = free_port()
+        self.controller = Controller(self, hostname="127.0.0.1", port=self.port)
+        self.controller.start()
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Envelope) -> str:  # noqa: N802 -- aiosmtpd calls it by this name
+        assert isinstance(envelope.content, bytes)
+        self.messages.append(message_from_bytes(envelope.content))
+        return "250 OK"
+
+    def subjects(self) -> list[str]:
+        return [str(m["Subject"]) for m in self.messages]
+
+    def states(self) -> list[str]:
+        return [s.split(" ")[2].rstrip(":") for s in self.subjects()]
+
+
+class AndonBoard:
+    """An on-site MQTT client subscribed to `ms/v1/alerts/#`."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.got: list[tuple[str, dict[str, Any]]] = []
+        self.client = paho.Client(
+            CallbackAPIVersion.VERSION2, client_id=f"andon-{uuid.uuid4().hex[:8]}",
+            protocol=MQTTProtocolVersion.MQTTv5,
+        )  # fmt: skip
+        self.client.on_message = lambda _c, _u, m: self.got.append((m.topic, json.loads(m.payload)))
+        self.client.connect(host, port)
+        self.client.loop_start()
+        self.client.subscribe("ms/v1/alerts/#", qos=1)
+
+    def states(self, site: str) -> list[str]:
+        return [body["state"] for topic, body in self.got if topic.split("/")[3] == site]
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
 class HubProcess:
     def __init__(self, config: Path, log: Path) -> None:
         self._log = log.open("ab")
@@ -119,7 +166,7 @@ async def eventually(check: Callable[[], Awaitable[bool]], within: float = 20.0)
         await asyncio.sleep(0.1)
 
 
-def write_config(tmp: Path, mqtt_url: str, dsn: str, hook: str) -> tuple[Path, int]:
+def write_config(tmp: Path, mqtt_url: str, dsn: str, hook: str, smtp_port: int) -> tuple[Path, int]:
     port = free_port()
     secret = tmp / "hook.secret"
     secret.write_text("s3cret-signing-key\n")
@@ -132,12 +179,16 @@ storage: '{dsn}'
 http: {{host: 127.0.0.1, port: {port}}}
 flush_ms: 20
 jwt_secret: {os.urandom(24).hex()}
+smtp: {{host: 127.0.0.1, port: {smtp_port}, starttls: false, sender: hub@plant.example}}
 alerts:
   notifiers:
     - {{name: ops-hook, kind: webhook, url: '{hook}', secret_file: '{secret}'}}
+    - {{name: shift-mail, kind: email, to: [shift@plant.example]}}
+    - {{name: andon, kind: mqtt}}
   rules:
     - {{name: hot-oil, kind: threshold, match: {{machine: "press-*", tag: oil_temp}},
-       above: 90, for: 2s, hysteresis: 2, severity: critical, notify: [ops-hook]}}
+       above: 90, for: 2s, hysteresis: 2, severity: critical,
+       notify: [ops-hook, shift-mail, andon]}}
 """
     )
     return config, port
@@ -185,7 +236,9 @@ async def ready(port: int, hub: HubProcess) -> None:
 async def test_threshold_alert_lifecycle_survives_a_hub_sigkill(
     mosquitto: Any, pg_dsn: str, tmp_path: Path, receiver: Receiver, hubs: list[HubProcess]
 ) -> None:
-    config, port = write_config(tmp_path, mosquitto.url, pg_dsn, receiver.url)
+    mailbox = Mailbox()
+    andon = AndonBoard(mosquitto.host, mosquitto.port)
+    config, port = write_config(tmp_path, mosquitto.url, pg_dsn, receiver.url, mailbox.port)
     cli(config, "migrate")
     key = cli(config, "users", "api-key", "add", "andon", "--role", "operator").strip()
     viewer_key = cli(config, "users", "api-key", "add", "wall", "--role", "viewer").strip()
@@ -203,16 +256,22 @@ async def test_threshold_alert_lifecycle_survives_a_hub_sigkill(
         await device.send(97.0)  # above 90 for more than 2 s: active
 
         async def recorded() -> bool:
-            conn = await asyncpg.connect(pg_dsn)
-            try:
-                n = await conn.fetchval("SELECT count(*) FROM alerts WHERE site = $1", site)
-            finally:
-                await conn.close()
-            return bool(n == 1)
+            rows = await _fetch(pg_dsn, "SELECT id FROM alerts WHERE site = $1", site)
+            return len(rows) == 1
 
         await eventually(recorded)
         await eventually(_async(lambda: receiver.attempts > 0))
-        hubs[0].kill()  # SIGKILL between the crossing and the notification
+        # Mail and andon are delivered (and forgotten) meanwhile: the restarted hub must not
+        # send them again.
+        await eventually(_async(lambda: mailbox.states() == ["active"]))
+        await eventually(_async(lambda: andon.states(site) == ["active"]))
+
+        async def only_the_webhook_waits() -> bool:
+            rows = await _fetch(pg_dsn, "SELECT notifier FROM alert_notifications")
+            return [r[0] for r in rows] == ["ops-hook"]
+
+        await eventually(only_the_webhook_waits)
+        hubs[0].kill()  # SIGKILL between the crossing and the webhook's notification
 
         receiver.failing = False
         hubs.append(HubProcess(config, tmp_path / "hub2.log"))
@@ -260,10 +319,31 @@ async def test_threshold_alert_lifecycle_survives_a_hub_sigkill(
             )
             history = (await api.get(f"{base}/alerts", params={"site": site})).json()
             assert [(a["state"], a["cleared_value"]) for a in history] == [("cleared", 87.5)]
-        await asyncio.sleep(2.0)  # nothing more arrives: exactly one of each
-        assert receiver.states() == ["active", "acknowledged", "cleared"]
+        lifecycle = ["active", "acknowledged", "cleared"]
+        await eventually(_async(lambda: mailbox.states() == lifecycle))
+        await eventually(_async(lambda: andon.states(site) == lifecycle))
+        await asyncio.sleep(2.0)  # nothing more arrives: exactly one of each, everywhere
+        assert receiver.states() == lifecycle
+        assert mailbox.states() == lifecycle
+        assert andon.states(site) == lifecycle
+        mail = mailbox.messages[0]
+        assert mail["To"] == "shift@plant.example"
+        assert mail["Subject"] == f"[critical] hot-oil active: {site}/line-1/press-7 oil_temp"
+        topic, body = andon.got[0]
+        assert topic == f"ms/v1/alerts/{site}/line-1/press-7"
+        assert body["id"] == alert["id"]
     finally:
         device.close()
+        andon.close()
+        mailbox.controller.stop()
+
+
+async def _fetch(dsn: str, sql: str, *args: Any) -> list[Any]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return list(await conn.fetch(sql, *args))
+    finally:
+        await conn.close()
 
 
 def _async(check: Callable[[], bool]) -> Callable[[], Awaitable[bool]]:
