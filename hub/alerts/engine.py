@@ -36,9 +36,14 @@ from typing import Any, Literal, NamedTuple
 
 from hub.alerts.rules import Rule
 
-__all__ = ["Engine", "SeriesKey", "Transition", "alert_id"]
+__all__ = ["AgentHealth", "Engine", "MachineState", "SeriesKey", "Transition", "alert_id"]
 
 SERIES_KINDS = frozenset({"threshold", "rate", "zscore", "quality"})
+MACHINE_KINDS = frozenset({"stale", "offline"})  # on a machine's judged state (hub/query/fleet.py)
+AGENT_KINDS = frozenset({"edge"})  # on an agent's health report
+# The `tag` of an agent's watches and alerts (machine-level alerts have tag ""): `machine` is
+# then the agent id.
+AGENT_TAG = "(agent)"
 _NAMESPACE = uuid.UUID("6d730000-616c-6572-7473-000000000001")
 _GLOB = re.compile(r"[*?\[]")
 State = Literal["active", "cleared"]
@@ -245,6 +250,70 @@ _WATCHES: dict[str, type[_Watch]] = {
 }
 
 
+class MachineState(NamedTuple):
+    """A machine's judged state and since when (epoch ms, from stored facts, so the same
+    outage always has the same start), with the reason in words."""
+
+    site: str
+    line: str
+    machine: str
+    state: str
+    since_ms: int | None
+    reason: str
+
+
+class AgentHealth(NamedTuple):
+    """An agent's last health report: when, readings dropped so far, oldest unsent reading."""
+
+    site: str
+    line: str
+    agent_id: str
+    report_ms: int
+    dropped: int
+    backlog_age_ms: int | None
+
+
+class _StateWatch:
+    """A rule on a machine's or agent's state. The condition's start comes from the facts
+    (an outage's start, the moment the last reading went stale, the report that showed a drop),
+    never from when the evaluator noticed: another evaluator, or this one after a restart,
+    names the same occurrence."""
+
+    __slots__ = ("active_id", "dropped", "key", "rule")
+
+    def __init__(self, rule: Rule, key: SeriesKey) -> None:
+        self.rule = rule
+        self.key = key
+        self.active_id: str | None = None
+        self.dropped: int | None = None  # edge: the agent's drop counter at the last report
+
+    def observe(
+        self, bad: bool, since: int | None, now_ms: int, detail: str, out: list[Transition]
+    ) -> None:
+        if self.active_id is None:
+            if bad and since is not None and now_ms - since >= self.rule.for_ms:
+                self.active_id = alert_id(self.rule.name, self.key, since)
+                ts = since + self.rule.for_ms
+                out.append(
+                    Transition(
+                        self.active_id, self.rule, "active", self.key, None, ts, False, detail
+                    )
+                )
+        elif not bad:
+            out.append(
+                Transition(
+                    self.active_id, self.rule, "cleared", self.key, None, now_ms, False, detail
+                )
+            )
+            self.active_id = None
+
+    def export(self) -> list[Any]:
+        return [self.active_id, self.dropped]
+
+    def restore(self, state: list[Any]) -> None:
+        self.active_id, self.dropped = state[0], state[1]
+
+
 class _RuleIndex:
     """Which series rules match a series, without testing every rule's globs on every series:
     rules whose machine and tag are plain names are found by dictionary; only the globbed rest
@@ -282,6 +351,8 @@ class Engine:
     def __init__(self, rules: Sequence[Rule], *, late_after_ms: int = 60_000) -> None:
         self.rules = tuple(r for r in rules if r.kind in SERIES_KINDS)
         self._index = _RuleIndex(self.rules)
+        self.state_rules = tuple(r for r in rules if r.kind in MACHINE_KINDS | AGENT_KINDS)
+        self._states: dict[SeriesKey, list[_StateWatch]] = {}
         self._late_after = late_after_ms
         self._watches: dict[SeriesKey, list[_Watch]] = {}
         self._last_ts: dict[SeriesKey, int] = {}
@@ -354,6 +425,62 @@ class Engine:
                 out.append(Transition(oid, w.rule, "active", w.key, v, ts, True, detail))
                 out.append(Transition(oid, w.rule, "cleared", w.key, v, ts, True, detail))
 
+    def _state_watches(self, key: SeriesKey) -> list[_StateWatch]:
+        watches = self._states.get(key)
+        if watches is None:
+            kinds = AGENT_KINDS if key.tag == AGENT_TAG else MACHINE_KINDS
+            watches = [
+                _StateWatch(r, key)
+                for r in self.state_rules
+                if r.kind in kinds
+                and fnmatch.fnmatchcase(key.site, r.match.site)
+                and fnmatch.fnmatchcase(key.line, r.match.line)
+                and fnmatch.fnmatchcase(key.machine, r.match.machine)
+            ]
+            self._states[key] = watches
+        return watches
+
+    def machine_states(self, states: Iterable[MachineState], now_ms: int) -> list[Transition]:
+        """`stale` and `offline` rules over the machines' judged states (`offline` also fires
+        for `faulted`: either way nothing comes from the machine)."""
+        out: list[Transition] = []
+        for m in states:
+            key = SeriesKey(m.site, m.line, m.machine, "")
+            for w in self._state_watches(key):
+                wanted = ("offline", "faulted") if w.rule.kind == "offline" else ("stale",)
+                w.observe(m.state in wanted, m.since_ms, now_ms, f"{m.state}: {m.reason}", out)
+        return out
+
+    def agent_health(self, agents: Iterable[AgentHealth], now_ms: int) -> list[Transition]:
+        """`edge` rules: an agent whose drop counter grew since its previous report, or whose
+        oldest unsent reading is older than the rule's `backlog_age`."""
+        out: list[Transition] = []
+        for a in agents:
+            key = SeriesKey(a.site, a.line, a.agent_id, AGENT_TAG)
+            for w in self._state_watches(key):
+                dropping = w.dropped is not None and a.dropped > w.dropped
+                w.dropped = a.dropped
+                limit = w.rule.backlog_age
+                behind = (
+                    limit is not None
+                    and a.backlog_age_ms is not None
+                    and (a.backlog_age_ms > limit)
+                )
+                since: int | None = None
+                if behind:
+                    assert limit is not None
+                    assert a.backlog_age_ms is not None
+                    # The moment the oldest unsent reading passed the limit.
+                    since = a.report_ms - a.backlog_age_ms + limit
+                    detail = f"oldest unsent reading {a.backlog_age_ms / 1000:.0f} s old"
+                elif dropping:
+                    since = a.report_ms
+                    detail = f"dropped readings ({a.dropped} so far)"
+                else:
+                    detail = "keeping up"
+                w.observe(dropping or behind, since, now_ms, detail, out)
+        return out
+
     def tick(self, now_ms: int) -> list[Transition]:
         """Fire pending conditions whose `for` has passed with no new sample."""
         out: list[Transition] = []
@@ -373,7 +500,12 @@ class Engine:
             if watches:
                 states = {w.rule.name: w.export() for w in watches}
                 series.append([list(key), self._last_ts.get(key), states])
-        return {"v": 1, "series": series}
+        held = [
+            [list(key), {w.rule.name: w.export() for w in watches}]
+            for key, watches in self._states.items()
+            if watches
+        ]
+        return {"v": 1, "series": series, "states": held}
 
     def restore(self, snapshot: dict[str, Any]) -> None:
         """Load `export()`'s output; rules since removed are forgotten, new ones start idle."""
@@ -387,3 +519,7 @@ class Engine:
                     w.restore(state)
                     if w.active_id is None and w.since is not None and w.last_bad:
                         self._pending[id(w)] = w
+        for raw_key, saved in snapshot.get("states", ()):
+            for sw in self._state_watches(SeriesKey(*raw_key)):
+                if sw.rule.name in saved:
+                    sw.restore(saved[sw.rule.name])

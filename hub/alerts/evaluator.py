@@ -31,7 +31,8 @@ from typing import Any
 import asyncpg
 
 from hub.alerts.engine import Engine, Transition
-from hub.alerts.feed import FEED_CHANNEL, decode_body, fetch_feed
+from hub.alerts.facts import agent_health, machine_states
+from hub.alerts.feed import FEED_CHANNEL, FeedRow, decode_body, fetch_feed
 from hub.alerts.notify import DeliveryError, Sender
 from hub.alerts.rules import AlertsConfig
 from hub.alerts.store import (
@@ -44,7 +45,9 @@ from hub.alerts.store import (
     retry_later,
     save_checkpoint,
 )
+from hub.bridge.kafka.outbox import write_alerts
 from hub.errors import StorageUnavailable
+from hub.sql import Database, open_database
 from millstream_common.backoff import Backoff
 
 __all__ = ["EVALUATOR_LOCK", "AlertEvaluator"]
@@ -56,6 +59,7 @@ NOTIFY_CHANNEL = "millstream_alert_notify"
 FEED_ROWS = 2_000  # feed rows read per query
 CHECKPOINT_S = 5.0
 TICK_S = 0.5  # how often pending `for` timers are checked while the feed is quiet
+STATES_S = 2.0  # how often machine states and agent health are judged (stale/offline/edge)
 STANDBY_POLL_S = 5.0
 PG_TIMEOUT_S = 30.0
 DELIVER_BATCH = 100
@@ -89,6 +93,8 @@ class AlertEvaluator:
         self.cfg = cfg
         self._dsn = dsn
         self._senders = senders
+        # Kafka notifiers hand over to the outbox in PostgreSQL: exactly once, like telemetry.
+        self._outboxed = {n.name for n in cfg.notifiers if n.kind == "kafka"}
         self._clock = clock
         self._on_transitions = on_transitions
         self.state = "starting"
@@ -166,43 +172,83 @@ class AlertEvaluator:
             cp = await load_checkpoint(conn)
         engine = Engine(self.cfg.rules, late_after_ms=self.cfg.late_after)
         engine.restore(cp.state)
-        cursor = self.cursor = cp.cursor
+        self.cursor = cp.cursor
         wake = asyncio.Event()
         await conn.add_listener(FEED_CHANNEL, lambda *_: wake.set())
-        log.info("alert evaluator: active, %d rules, from feed id %d", len(engine.rules), cursor)
+        log.info(
+            "alert evaluator: active, %d rules, from feed id %d",
+            len(engine.rules) + len(engine.state_rules),
+            cp.cursor,
+        )
         self.state = "ok"
         self._failing = False
         backoff.reset()
+        async with contextlib.AsyncExitStack() as stack:
+            db = None
+            if engine.state_rules:  # the read side, for machine states and agent health
+                db = await stack.enter_async_context(open_database(self._dsn, max_connections=1))
+            await self._loop(conn, engine, cursor=cp.cursor, wake=wake, stop=stop, db=db)
+
+    async def _loop(
+        self,
+        conn: asyncpg.Connection,
+        engine: Engine,
+        *,
+        cursor: int,
+        wake: asyncio.Event,
+        stop: asyncio.Event,
+        db: Database | None,
+    ) -> None:
         saved_at = time.monotonic()
-        ticked_at = 0.0
+        ticked_at = judged_at = 0.0
+        held: list[FeedRow] = []  # fetched, not yet old enough to evaluate (see _release)
         while not stop.is_set():
             wake.clear()
+            fetched = held[-1].id if held else cursor
             async with asyncio.timeout(PG_TIMEOUT_S):
-                rows = await fetch_feed(conn, cursor, FEED_ROWS)
+                rows = await fetch_feed(conn, fetched, FEED_ROWS)
+            held += rows
+            release, held = _release(held, self._clock() - self.cfg.reorder)
             out: list[Transition] = []
-            for row in rows:
-                readings = decode_body(row.body)
-                out += engine.readings(row.site, row.line, row.machine, readings, row.created_at)
+            for (site, line, machine), (readings, now) in _by_machine(release).items():
+                out += engine.readings(site, line, machine, readings, now)
                 self.evaluated += len(readings)
             if time.monotonic() - ticked_at >= TICK_S:
                 out += engine.tick(self._clock())
                 ticked_at = time.monotonic()
+            if db is not None and time.monotonic() - judged_at >= STATES_S:
+                out += await self._judge_states(engine, db)
+                judged_at = time.monotonic()
             if out:
                 async with asyncio.timeout(PG_TIMEOUT_S):
                     if await record(conn, out, self._clock()):
                         await conn.execute("SELECT pg_notify($1, '')", NOTIFY_CHANNEL)
                 if self._on_transitions is not None:
                     self._on_transitions(out)
-            if rows:
-                cursor = self.cursor = rows[-1].id
+            if release:
+                cursor = self.cursor = release[-1].id
             if time.monotonic() - saved_at >= CHECKPOINT_S:
                 async with asyncio.timeout(PG_TIMEOUT_S):
                     await save_checkpoint(conn, Checkpoint(cursor, engine.export()), self._clock())
                 saved_at = time.monotonic()
             if len(rows) < FEED_ROWS:
-                await _wait_any(wake, stop, TICK_S)
+                wait = TICK_S
+                if held:  # until the oldest held row may be evaluated
+                    due = held[0].created_at + self.cfg.reorder - self._clock()
+                    wait = min(wait, max(due / 1000, 0.01))
+                await _wait_any(wake, stop, wait)
         async with asyncio.timeout(PG_TIMEOUT_S):
             await save_checkpoint(conn, Checkpoint(cursor, engine.export()), self._clock())
+
+    async def _judge_states(self, engine: Engine, db: Database) -> list[Transition]:
+        now = self._clock()
+        try:
+            machines = await machine_states(db, now)
+            agents = await agent_health(db)
+        except StorageUnavailable as exc:
+            log.warning("alert evaluator: cannot read machine states: %s", exc)
+            return []
+        return [*engine.machine_states(machines, now), *engine.agent_health(agents, now)]
 
     async def _deliver(self, done: asyncio.Event) -> None:
         """Deliver queued notifications until `done` (own connection; see module docstring)."""
@@ -217,6 +263,11 @@ class AlertEvaluator:
                 held: set[str] = set()
                 for name in dict.fromkeys(p.notifier for p in due):
                     mine = [p for p in due if p.notifier == name]
+                    if name in self._outboxed:
+                        async with asyncio.timeout(PG_TIMEOUT_S), conn.transaction():
+                            await write_alerts(conn, [notification_body(p) for p in mine])
+                            await delivered(conn, [p.id for p in mine])
+                        continue
                     sender = self._senders.get(name)
                     if sender is None:
                         continue  # a notifier since removed from the config: kept, not sent
@@ -245,6 +296,35 @@ class AlertEvaluator:
         finally:
             with contextlib.suppress(*_PG_ERRORS):
                 await conn.close(timeout=5)
+
+
+def _release(held: list[FeedRow], cutoff_ms: int) -> tuple[list[FeedRow], list[FeedRow]]:
+    """Split the held rows into the prefix begun before `cutoff_ms` and the rest.
+
+    Why hold rows at all: the shared subscription hands a machine's consecutive batches to
+    different hub instances, which may commit them in the other order; evaluated at once, the
+    later-committed older batch would look like history. Rows are evaluated `alerts.reorder` after
+    their transaction began, with each machine's readings sorted by time across them; only a
+    prefix is released, so the checkpoint's cursor never passes a row not yet evaluated."""
+    n = 0
+    while n < len(held) and held[n].created_at <= cutoff_ms:
+        n += 1
+    return held[:n], held[n:]
+
+
+def _by_machine(
+    rows: list[FeedRow],
+) -> dict[tuple[str, str, str], tuple[list[tuple[str, int, Any, str]], int]]:
+    """Each machine's readings of these rows in time order, and the latest commit among them."""
+    out: dict[tuple[str, str, str], tuple[list[tuple[str, int, Any, str]], int]] = {}
+    for row in rows:
+        key = (row.site, row.line, row.machine)
+        readings, now = out.get(key, ([], 0))
+        readings += decode_body(row.body)
+        out[key] = (readings, max(now, row.created_at))
+    for readings, _now in out.values():
+        readings.sort(key=lambda r: r[1])  # stable: one series' equal timestamps keep order
+    return out
 
 
 async def _wait(stop: asyncio.Event, seconds: float) -> None:

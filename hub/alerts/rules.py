@@ -190,6 +190,10 @@ class AlertsConfig(_Frozen):
     # Readings that reach the hub this long after their timestamp are history, not news: a
     # crossing among them is recorded as found late and notifies nobody.
     late_after: DurationMs = 60_000
+    # How long after its transaction began a committed batch waits before it is evaluated, so
+    # that a machine's batches committed out of order by two hub instances are put back in
+    # time order first (hub/alerts/evaluator.py). Adds to the crossing → notification time.
+    reorder: DurationMs = 300  # ms; written `300ms`, `1s`
 
     @field_validator("rules")
     @classmethod

@@ -10,11 +10,15 @@ replayed batch adds nothing, so Kafka sees each stored reading once.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
 
 from hub.bridge.kafka.records import (
+    KIND_ALERT,
     KIND_DEAD_LETTER,
     KIND_TELEMETRY,
     OutboxRow,
@@ -33,6 +37,7 @@ __all__ = [
     "outbox_lag",
     "outbox_values",
     "prune",
+    "write_alerts",
     "write_outbox",
 ]
 
@@ -77,6 +82,21 @@ async def write_outbox(conn: asyncpg.Connection, batch: WriteBatch, result: Writ
     if not rows:
         return
     # Held until commit: the next transaction gets its ids only after this one is visible.
+    await conn.execute("SELECT pg_advisory_xact_lock($1)", OUTBOX_LOCK)
+    await conn.execute(_INSERT, *(list(col) for col in zip(*rows, strict=True)))
+    await conn.execute("SELECT pg_notify($1, '')", NOTIFY_CHANNEL)
+
+
+async def write_alerts(conn: asyncpg.Connection, bodies: Sequence[Mapping[str, Any]]) -> None:
+    """Queue alert transitions for the alerts topic (inside the caller's transaction: the alert
+    evaluator deletes the notifications it hands over in the same one, so each is relayed once)."""
+    rows = [
+        (KIND_ALERT, b["site"], b["line"], b["machine"], None, None, 1,
+         json.dumps(b, separators=(",", ":"), ensure_ascii=False))
+        for b in bodies
+    ]  # fmt: skip
+    if not rows:
+        return
     await conn.execute("SELECT pg_advisory_xact_lock($1)", OUTBOX_LOCK)
     await conn.execute(_INSERT, *(list(col) for col in zip(*rows, strict=True)))
     await conn.execute("SELECT pg_notify($1, '')", NOTIFY_CHANNEL)

@@ -21,6 +21,7 @@ from hub.storage.model import DeadLetter, ReadingLike
 
 __all__ = [
     "DEAD_LETTER_BODY_LIMIT",
+    "KIND_ALERT",
     "KIND_DEAD_LETTER",
     "KIND_TELEMETRY",
     "OutboxRow",
@@ -36,6 +37,7 @@ __all__ = [
 
 KIND_TELEMETRY = 0
 KIND_DEAD_LETTER = 1
+KIND_ALERT = 2  # an alert transition's notification body (docs/alerts.md), written by the hub
 
 # A dead letter's payload travels as text up to this size: Kafka's default max.message.bytes is
 # 1 MB, and the full payload stays in PostgreSQL's dead_letters table.

@@ -35,6 +35,7 @@ from hub.bridge.kafka.outbox import (
     prune,
 )
 from hub.bridge.kafka.records import (
+    KIND_ALERT,
     KIND_TELEMETRY,
     OutboxRow,
     encode_cursor,
@@ -211,7 +212,7 @@ class KafkaRelay:
 
     async def _relay(self, conn: asyncpg.Connection, stop: asyncio.Event, backoff: Backoff) -> None:
         cfg = self.cfg
-        deadletters = await asyncio.to_thread(check_topics, cfg)
+        optional = await asyncio.to_thread(check_topics, cfg)
         producer = await asyncio.to_thread(self._open_producer)
         try:
             cursor = await asyncio.to_thread(
@@ -243,7 +244,7 @@ class KafkaRelay:
                         fetch_rows(conn, batch[-1].id, MAX_ROWS), name="outbox-read-ahead"
                     )
                 try:
-                    await asyncio.to_thread(self._transact, producer, batch, deadletters)
+                    await asyncio.to_thread(self._transact, producer, batch, optional)
                 except BaseException:
                     if ahead is not None:
                         ahead.cancel()
@@ -275,11 +276,13 @@ class KafkaRelay:
             raise KafkaUnavailable(f"init_transactions: {exc}") from exc
         return producer
 
-    def _transact(self, producer: Producer, rows: Sequence[OutboxRow], deadletters: bool) -> None:
+    def _transact(
+        self, producer: Producer, rows: Sequence[OutboxRow], optional: frozenset[str]
+    ) -> None:
         """One Kafka transaction: the rows' records plus the new cursor (runs in a thread)."""
         cfg = self.cfg
         topic = cfg.telemetry_topic
-        counts = {topic: 0, cfg.deadletter_topic: 0}
+        counts = {topic: 0, cfg.deadletter_topic: 0, cfg.alerts_topic: 0}
         try:
             producer.begin_transaction()
             for row in rows:
@@ -292,7 +295,12 @@ class KafkaRelay:
                     for value in record_values(row):
                         _produce(producer, topic, value, key, headers)
                     counts[topic] += row.n
-                elif deadletters:
+                elif row.kind == KIND_ALERT:
+                    if cfg.alerts_topic in optional:
+                        key = machine_key(row.site or "", row.line or "", row.machine or "")
+                        _produce(producer, cfg.alerts_topic, row.body, key, None)
+                        counts[cfg.alerts_topic] += 1
+                elif cfg.deadletter_topic in optional:
                     key = (row.src or "").encode()
                     _produce(producer, cfg.deadletter_topic, row.body, key, None)
                     counts[cfg.deadletter_topic] += 1

@@ -46,6 +46,8 @@ def topic_specs(cfg: KafkaConfig) -> list[TopicSpec]:
             },
         ),
         TopicSpec(cfg.deadletter_topic, 1, {"retention.ms": str(cfg.retention_ms)}),
+        # Alert transitions (docs/alerts.md), keyed by machine like telemetry.
+        TopicSpec(cfg.alerts_topic, cfg.partitions, {"retention.ms": str(cfg.retention_ms)}),
     ]
 
 
@@ -90,8 +92,9 @@ def create_topics(cfg: KafkaConfig, timeout_s: float = 30.0) -> dict[str, str]:
     return outcome
 
 
-def check_topics(cfg: KafkaConfig, timeout_s: float = 15.0) -> bool:
-    """Raise `KafkaTopicsMissing` unless the relay's topics exist; True if dead letters have one."""
+def check_topics(cfg: KafkaConfig, timeout_s: float = 15.0) -> frozenset[str]:
+    """Raise `KafkaTopicsMissing` unless the relay's topics exist; return which of the optional
+    ones (dead letters, alerts) exist: rows for a missing one are skipped, not held up."""
     existing = _existing(_admin(cfg), timeout_s)
     missing = [t for t in (cfg.telemetry_topic, cfg.state_topic) if t not in existing]
     if missing:
@@ -99,4 +102,4 @@ def check_topics(cfg: KafkaConfig, timeout_s: float = 15.0) -> bool:
             f"Kafka topics missing on {cfg.bootstrap}: {', '.join(missing)}; "
             "run `millstream-hub kafka init --config hub.yaml`"
         )
-    return cfg.deadletter_topic in existing
+    return frozenset(t for t in (cfg.deadletter_topic, cfg.alerts_topic) if t in existing)

@@ -10,7 +10,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from hub.alerts.engine import Engine, Transition
+from hub.alerts.engine import AgentHealth, Engine, MachineState, Transition
 from hub.alerts.rules import AlertsConfig, Rule, parse_duration_ms
 from hub.config import HubConfig
 
@@ -163,5 +163,49 @@ def test_the_documented_examples_are_valid_configs() -> None:
         for doc in examples:
             smtp = doc.get("smtp") or {"host": "mail.example"}
             HubConfig.model_validate(
-                {"storage": "postgresql://h/db", "alerts": doc["alerts"], "smtp": smtp}
+                {
+                    "storage": "postgresql://h/db",
+                    "alerts": doc["alerts"],
+                    "smtp": smtp,
+                    "kafka": {"bootstrap": "127.0.0.1:9092"},
+                }
             )
+
+
+def test_offline_and_stale_rules_name_the_outage_by_its_start() -> None:
+    rules = [
+        rule(name="down", kind="offline", **{"for": "30s"}, match={"machine": "press-*"}),
+        rule(name="quiet", kind="stale"),
+    ]
+    e = Engine(rules)
+    start = NOW
+    down = MachineState("s", "l", "press-1", "offline", start, "agent pc-1 is offline")
+    assert e.machine_states([down], start + 10_000) == []
+    out = e.machine_states([down], start + 31_000)
+    assert [(t.rule.name, t.state, t.ts) for t in out] == [("down", "active", start + 30_000)]
+    # Another evaluator (or this one after a crash) names the same occurrence.
+    again = Engine(rules).machine_states([down], start + 40_000)
+    assert [t.alert_id for t in again] == [out[0].alert_id]
+    up = MachineState("s", "l", "press-1", "online", None, "data flowing")
+    cleared = e.machine_states([up], start + 50_000)
+    assert [(t.state, t.ts) for t in cleared] == [("cleared", start + 50_000)]
+    stale = MachineState("s", "l", "lathe-2", "stale", start, "no reading for 90 s")
+    assert [t.rule.name for t in e.machine_states([stale], start + 1)] == ["quiet"]
+
+
+def test_edge_rule_fires_on_drops_and_an_old_backlog() -> None:
+    e = Engine([rule(name="edge", kind="edge", backlog_age="5m")])
+    report = AgentHealth("s", "l", "pc-1", NOW, dropped=0, backlog_age_ms=1000)
+    assert e.agent_health([report], NOW) == []
+    dropping = report._replace(report_ms=NOW + 10_000, dropped=250)
+    out = e.agent_health([dropping], NOW + 10_000)
+    assert [(t.state, t.key.machine, t.key.tag) for t in out] == [("active", "pc-1", "(agent)")]
+    calm = dropping._replace(report_ms=NOW + 20_000)
+    assert [t.state for t in e.agent_health([calm], NOW + 20_000)] == ["cleared"]
+    behind = calm._replace(report_ms=NOW + 30_000, backlog_age_ms=400_000)
+    out = e.agent_health([behind], NOW + 30_000)
+    assert [(t.state, t.ts) for t in out] == [("active", NOW + 30_000 - 400_000 + 300_000)]
+    # The state survives a checkpoint: no second `active` for the same backlog.
+    restored = Engine([rule(name="edge", kind="edge", backlog_age="5m")])
+    restored.restore(e.export())
+    assert restored.agent_health([behind._replace(report_ms=NOW + 32_000)], NOW + 32_000) == []

@@ -30,6 +30,7 @@ def kafka_config(bootstrap: str, **kw: object) -> KafkaConfig:
         "telemetry_topic": f"{name}.telemetry",
         "state_topic": f"{name}.relay-state",
         "deadletter_topic": f"{name}.deadletter",
+        "alerts_topic": f"{name}.alerts",
         "partitions": 3,
         "linger_ms": 5,
         "transaction_timeout_s": 20.0,
