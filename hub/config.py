@@ -237,6 +237,29 @@ def _hint(path: str, kind: str) -> str:
     return _HINTS.get(kind, "")
 
 
+def _merge_alerts_file(data: dict[str, Any], name: str, base: Path) -> list[ConfigProblem]:
+    """Append the notifiers and rules of the file `alerts.file` names to the config's own."""
+    alerts = data.get("alerts")
+    if not isinstance(alerts, dict) or not alerts.get("file"):
+        return []
+    file = base / str(alerts["file"])
+    hint = "a YAML file with `notifiers:` and/or `rules:` lists, as under `alerts:`"
+    try:
+        loaded = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
+    except OSError as exc:
+        return [ConfigProblem(name, "alerts.file", f"cannot read {file}: {exc.strerror}", hint)]
+    except yaml.YAMLError as exc:
+        return [ConfigProblem(str(file), "", f"not valid YAML: {exc}", hint)]
+    if not isinstance(loaded, dict) or set(loaded) - {"notifiers", "rules"}:
+        return [ConfigProblem(str(file), "", "expected only `notifiers:` and `rules:`", hint)]
+    for key in ("notifiers", "rules"):
+        extra = loaded.get(key) or []
+        if not isinstance(extra, list):
+            return [ConfigProblem(str(file), key, "expected a list", hint)]
+        alerts[key] = [*(alerts.get(key) or []), *extra]
+    return []
+
+
 def load_config(path: str | Path | None, environ: Mapping[str, str] | None = None) -> HubConfig:
     """Load the YAML file (None = defaults only), apply env overrides, validate everything."""
     env = os.environ if environ is None else environ
@@ -253,6 +276,8 @@ def load_config(path: str | Path | None, environ: Mapping[str, str] | None = Non
             raise ConfigError([ConfigProblem(name, "", "top level must be a mapping of keys")])
         data = loaded or {}
     data, _origins, problems = apply_env_overrides(data, env, HubConfig.model_fields.keys())
+    base = Path(path).parent if path is not None else Path()
+    problems += _merge_alerts_file(data, name, base)
     try:
         config = HubConfig.model_validate(data)
     except ValidationError as exc:

@@ -17,6 +17,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StrictBool,
+    model_validator,
 )
 from pydantic_core import PydanticCustomError
 
@@ -40,6 +41,7 @@ __all__ = [
     "AgentStatus",
     "AgentStatusBody",
     "DeviceStatus",
+    "Limits",
     "Meta",
     "MetaBody",
     "Quality",
@@ -245,6 +247,22 @@ class AgentStatus(_AgentHealth):
     agent_id: Segment
 
 
+class Limits(_Model):
+    """A tag's plausible range in engineering units: values past it are wrong, and the hub's
+    alerts fire on them (docs/alerts.md "Profile limits")."""
+
+    low: float | None = None
+    high: float | None = None
+
+    @model_validator(mode="after")
+    def _a_range(self) -> Limits:
+        if self.low is None and self.high is None:
+            raise ValueError("give `low`, `high` or both")
+        if self.low is not None and self.high is not None and self.low >= self.high:
+            raise ValueError("`low` must be below `high`")
+        return self
+
+
 class TagMeta(_Model):
     """What a tag's values mean: engineering unit and a one-line description (both optional)."""
 
@@ -270,6 +288,8 @@ class TagMeta(_Model):
     # The tag is sent on every poll, this often: what completeness expects of it. Absent for a
     # tag sent only on change (deadband, OPC-UA subscription).
     poll_ms: IntervalMs | None = None
+    # The plausible range from the device profile: threshold alerts unless a rule overrides.
+    limits: Limits | None = None
 
 
 TagMetas = Annotated[Mapping[Tag, TagMeta], Field(max_length=MAX_META_TAGS)]

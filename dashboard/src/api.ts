@@ -118,6 +118,32 @@ export interface DeadLetter {
   src: string | null;
 }
 
+export type Severity = "info" | "warning" | "critical";
+export type AlertState = "active" | "acknowledged" | "cleared";
+
+/** An alert occurrence (docs/alerts.md "API"). */
+export interface Alert {
+  id: string;
+  rule: string;
+  kind: string;
+  severity: Severity;
+  state: AlertState;
+  site: string;
+  line: string;
+  machine: string;
+  tag: string;
+  value: number | null;
+  /** When it became active. */
+  ts: number;
+  detail: string;
+  found_late: boolean;
+  acked_ms: number | null;
+  acked_by: string | null;
+  ack_comment: string | null;
+  cleared_ms: number | null;
+  cleared_value: number | null;
+}
+
 export interface Me {
   subject: string;
   role: string;
@@ -230,7 +256,12 @@ export function refresh(): Promise<boolean> {
   return refreshing;
 }
 
-export async function get<T>(path: string, params?: Record<string, string | number>): Promise<T> {
+export function get<T>(path: string, params?: Record<string, string | number>): Promise<T> {
+  return call<T>("GET", path, params);
+}
+
+/** An authenticated request (one silent refresh on 401); `body` is sent as JSON. */
+async function call<T>(method: string, path: string, params?: Record<string, string | number>, body?: unknown): Promise<T> {
   const qs = params ? "?" + new URLSearchParams(Object.entries(params).map(([k, v]) => [k, String(v)])) : "";
   for (let attempt = 0; ; attempt++) {
     const token = tokens?.access_token;
@@ -238,7 +269,9 @@ export async function get<T>(path: string, params?: Record<string, string | numb
       onLoggedOut();
       throw new ApiError(401, "not logged in");
     }
-    const r = await fetch(BASE + path + qs, { headers: { Authorization: `Bearer ${token}` } });
+    const headers: Record<string, string> = { Authorization: `Bearer ${token}` };
+    if (body !== undefined) headers["Content-Type"] = "application/json";
+    const r = await fetch(BASE + path + qs, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
     if (r.status === 401 && attempt === 0 && (await refresh())) continue;
     const doc: unknown = await r.json().catch(() => null);
     if (r.status === 401) {
@@ -261,4 +294,6 @@ export const api = {
   completeness: (m: Machine, from: number, to: number) =>
     get<Completeness>(`/machines/${m.site}/${m.line}/${m.machine}/completeness`, { from, to }),
   deadLetters: (limit: number) => get<DeadLetter[]>("/dead-letters", { limit }),
+  alerts: (params: Record<string, string | number>) => get<Alert[]>("/alerts", params),
+  ackAlert: (id: string, comment: string) => call<Alert>("POST", `/alerts/${id}/ack`, undefined, { comment }),
 };

@@ -9,6 +9,7 @@ import { fleetPage } from "./pages/fleet";
 import { machinePage } from "./pages/machine";
 import { completenessPage } from "./pages/completeness";
 import { deadLettersPage } from "./pages/deadletters";
+import { alertsPage } from "./pages/alerts";
 import { chartBenchPage } from "./pages/chartbench";
 
 type Cleanup = () => void;
@@ -18,6 +19,7 @@ const routes: [RegExp, Page, string][] = [
   [/^\/(?:fleet)?$/, fleetPage, "fleet"],
   [/^\/machines\/([\w-]+)\/([\w-]+)\/([\w-]+)$/, machinePage, "fleet"],
   [/^\/completeness$/, completenessPage, "completeness"],
+  [/^\/alerts$/, alertsPage, "alerts"],
   [/^\/dead-letters$/, deadLettersPage, "dead-letters"],
 ];
 
@@ -71,6 +73,7 @@ async function render(): Promise<void> {
       "nav",
       null,
       link("/", "Fleet", nav === "fleet"),
+      link("/alerts", "Alerts", nav === "alerts"),
       link("/completeness", "Completeness", nav === "completeness"),
       me.role === "admin" ? link("/dead-letters", "Dead letters", nav === "dead-letters") : null,
     ),

@@ -31,6 +31,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+import wire
 from edge_agent.config.issues import ERROR_TYPE, Issue, raise_issues, reraise_with
 from edge_agent.config.names import Name
 from edge_agent.config.units import Duration
@@ -211,6 +212,8 @@ class ModbusTag(_Model):
     deadband: FiniteFloat | None = Field(None, ge=0)
     poll_ms: PollMs | None = None
     max_interval: MaxInterval | None = None
+    # Plausible range in engineering units (after scale/offset): the hub alerts past it.
+    limits: wire.Limits | None = None
 
     @field_validator("address", mode="before")
     @classmethod

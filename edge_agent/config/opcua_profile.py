@@ -14,6 +14,7 @@ from pydantic import (
     model_validator,
 )
 
+import wire
 from edge_agent.config.issues import Issue, raise_issues
 from edge_agent.config.modbus_profile import DEFAULT_MAX_INTERVAL, MaxInterval, validate_tag_list
 from edge_agent.config.names import Name
@@ -51,6 +52,8 @@ class OpcUaTag(_Model):
     deadband: OpcUaDeadband | None = None
     max_interval: MaxInterval | None = None
     unit: str = Field("", max_length=32)
+    # Plausible range in engineering units (after scale/offset): the hub alerts past it.
+    limits: wire.Limits | None = None
 
     @model_validator(mode="after")
     def _one_address(self) -> OpcUaTag:

@@ -1,4 +1,5 @@
-"""Tag metadata the agent publishes for its machines (wire `…/meta`, retained): units from profiles.
+"""Tag metadata the agent publishes for its machines (wire `…/meta`, retained): units and limits
+from profiles.
 
 The hub shows a series' unit from the newest meta message of its machine, judges the machine
 stale by its tags' heartbeat (`max_interval_ms`) and completeness by what the tags sent on every
@@ -25,18 +26,21 @@ def profile_meta(loaded: LoadedConfig) -> dict[str, dict[str, wire.TagMeta]]:
     for d in loaded.devices:
         profile = d.profile
         tags: dict[str, wire.TagMeta] = {}
+        limits = {t.name: t.limits for t in profile.tags}
         if isinstance(profile, ModbusProfile):
             for p in modbus_points(profile):
                 every = p.poll_ms if p.deadband is None else None
                 tags[p.name] = wire.TagMeta(
-                    unit=p.unit, max_interval_ms=p.max_interval_ms, poll_ms=every
-                )
+                    unit=p.unit, max_interval_ms=p.max_interval_ms, poll_ms=every,
+                    limits=limits[p.name],
+                )  # fmt: skip
         else:
             for o in opcua_points(profile):
                 every = o.sampling_ms if o.mode == "poll" and o.sampling_ms > 0 else None
                 tags[o.tag] = wire.TagMeta(
-                    unit=o.unit, max_interval_ms=o.max_interval_ms, poll_ms=every
-                )
+                    unit=o.unit, max_interval_ms=o.max_interval_ms, poll_ms=every,
+                    limits=limits[o.tag],
+                )  # fmt: skip
         out[d.device.machine] = tags
     return out
 

@@ -50,7 +50,15 @@ def _modbus_tag(tag: ModbusTag) -> str:
         parts.append(f"unit: {_q(tag.unit)}")
     if tag.poll_ms != 1000:
         parts.append(f"poll_ms: {tag.poll_ms}")
+    parts += _limits(tag)
     return "  - {" + ", ".join(parts) + "}"
+
+
+def _limits(tag: ModbusTag | OpcuaTag) -> list[str]:
+    # The simulator's plausible range: the hub alerts past it (out_of_range anomalies do).
+    if tag.type in ("bool", "string", "Boolean", "String") or tag.hi <= tag.lo:
+        return []
+    return [f"limits: {{low: {tag.lo:.12g}, high: {tag.hi:.12g}}}"]
 
 
 def _opcua_tag(machine: str, tag: OpcuaTag) -> str:
@@ -59,6 +67,7 @@ def _opcua_tag(machine: str, tag: OpcuaTag) -> str:
         parts.append(f"sampling_ms: {tag.sampling_ms}")
     if tag.unit:
         parts.append(f"unit: {_q(tag.unit)}")
+    parts += _limits(tag)
     return "  - {" + ", ".join(parts) + "}"
 
 

@@ -34,7 +34,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 
-from hub.alerts.rules import Rule
+from hub.alerts.rules import LimitsPolicy, Rule, format_duration
 
 __all__ = ["AgentHealth", "Engine", "MachineState", "SeriesKey", "Transition", "alert_id"]
 
@@ -44,6 +44,10 @@ AGENT_KINDS = frozenset({"edge"})  # on an agent's health report
 # The `tag` of an agent's watches and alerts (machine-level alerts have tag ""): `machine` is
 # then the agent id.
 AGENT_TAG = "(agent)"
+# The name of the threshold rules device profiles' `limits` make.
+LIMITS_RULE = "profile-limits"
+
+Limits = tuple[float | None, float | None]  # (low, high)
 _NAMESPACE = uuid.UUID("6d730000-616c-6572-7473-000000000001")
 _GLOB = re.compile(r"[*?\[]")
 State = Literal["active", "cleared"]
@@ -87,7 +91,7 @@ class _Watch:
         self.key = key
         self.since: int | None = None  # first bad sample of the current condition
         self.active_id: str | None = None
-        self.late = False  # the active occurrence was found late
+        self.late = False  # the active (or pending) condition's samples came late
         self.last_bad = False
 
     def judge(self, ts: int, v: float, q: str) -> tuple[bool, bool, str]:
@@ -104,6 +108,7 @@ class _Watch:
                 return False
             if self.since is None:
                 self.since = ts
+            self.late = late  # a timer firing this condition fires it as late as its samples
             if ts - self.since >= self.rule.for_ms:
                 self._fire(ts, v, late, detail, out)
                 return False
@@ -122,7 +127,7 @@ class _Watch:
             return True
         if now_ms - self.since < self.rule.for_ms:
             return False
-        self._fire(self.since + self.rule.for_ms, None, False, "held for the rule's `for`", out)
+        self._fire(self.since + self.rule.for_ms, None, self.late, "held for the rule's `for`", out)
         return True
 
     def _fire(
@@ -348,11 +353,20 @@ class _RuleIndex:
 class Engine:
     """Rules over readings (see module docstring). Not thread-safe; one evaluator owns it."""
 
-    def __init__(self, rules: Sequence[Rule], *, late_after_ms: int = 60_000) -> None:
+    def __init__(
+        self,
+        rules: Sequence[Rule],
+        *,
+        late_after_ms: int = 60_000,
+        limits_policy: LimitsPolicy | None = None,
+    ) -> None:
         self.rules = tuple(r for r in rules if r.kind in SERIES_KINDS)
         self._index = _RuleIndex(self.rules)
         self.state_rules = tuple(r for r in rules if r.kind in MACHINE_KINDS | AGENT_KINDS)
         self._states: dict[SeriesKey, list[_StateWatch]] = {}
+        self._policy = limits_policy or LimitsPolicy()
+        self.limits: dict[SeriesKey, Limits] = {}
+        self._limit_rules: dict[Limits, Rule] = {}
         self._late_after = late_after_ms
         self._watches: dict[SeriesKey, list[_Watch]] = {}
         self._last_ts: dict[SeriesKey, int] = {}
@@ -366,9 +380,47 @@ class Engine:
     def _watches_of(self, key: SeriesKey) -> list[_Watch]:
         watches = self._watches.get(key)
         if watches is None:
-            watches = [_WATCHES[r.kind](r, key) for r in self._index.matching(key)]
+            rules = self._index.matching(key)
+            limits = self.limits.get(key)
+            # A profile's limits apply unless a threshold rule of its own covers the series.
+            if limits is not None and not any(r.kind == "threshold" for r in rules):
+                rules.append(self._limits_rule(limits))
+            watches = [_WATCHES[r.kind](r, key) for r in rules]
             self._watches[key] = watches
         return watches
+
+    def _limits_rule(self, limits: Limits) -> Rule:
+        rule = self._limit_rules.get(limits)
+        if rule is None:
+            p = self._policy
+            rule = Rule.model_validate({
+                "name": LIMITS_RULE, "kind": "threshold", "below": limits[0], "above": limits[1],
+                "severity": p.severity, "notify": p.notify, "for": format_duration(p.for_ms),
+                "hysteresis": p.hysteresis,
+            })  # fmt: skip
+            self._limit_rules[limits] = rule
+        return rule
+
+    def set_limits(self, limits: dict[SeriesKey, Limits]) -> None:
+        """The device profiles' limits per series (from machines' meta); the series whose
+        limits changed get their watches remade, keeping the state of those that stay."""
+        if not self._policy.enabled:
+            limits = {}
+        changed = {
+            k for k in limits.keys() | self.limits.keys() if limits.get(k) != self.limits.get(k)
+        }
+        self.limits = dict(limits)
+        for key in changed:
+            old = self._watches.pop(key, None)
+            if old is None:
+                continue
+            saved = {w.rule.name: w.export() for w in old}
+            for w in old:
+                self._pending.pop(id(w), None)
+            for w in self._watches_of(key):
+                state = saved.get(w.rule.name)
+                if state is not None:
+                    w.restore(state)
 
     def readings(
         self,

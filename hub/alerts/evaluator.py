@@ -23,18 +23,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
 
 from hub.alerts.engine import Engine, Transition
-from hub.alerts.facts import agent_health, machine_states
+from hub.alerts.facts import agent_health, limits_version, machine_states, profile_limits
 from hub.alerts.feed import FEED_CHANNEL, FeedRow, decode_body, fetch_feed
+from hub.alerts.manage import Shelf, api_rules, list_shelves, rules_version, shelved
 from hub.alerts.notify import DeliveryError, Sender
-from hub.alerts.rules import AlertsConfig
+from hub.alerts.rules import AlertsConfig, Rule
 from hub.alerts.store import (
     Checkpoint,
     claim_notifications,
@@ -100,11 +103,12 @@ class AlertEvaluator:
         self.state = "starting"
         self.cursor: int | None = None
         self.evaluated = 0
+        self.rules = len(cfg.rules)
         self._failing = False
 
     def health(self) -> dict[str, Any]:
         """Detail for `/health/ready`."""
-        return {"evaluator": self.state, "feed_cursor": self.cursor}
+        return {"evaluator": self.state, "feed_cursor": self.cursor, "rules": self.rules}
 
     async def run(self, stop: asyncio.Event) -> None:
         """Evaluate until `stop`; PostgreSQL failures end a session and are retried."""
@@ -168,9 +172,17 @@ class AlertEvaluator:
     async def _evaluate(
         self, conn: asyncpg.Connection, stop: asyncio.Event, backoff: Backoff
     ) -> None:
+        async with open_database(self._dsn, max_connections=1) as db:
+            await self._evaluate_with(conn, db, stop, backoff)
+
+    async def _evaluate_with(
+        self, conn: asyncpg.Connection, db: Database, stop: asyncio.Event, backoff: Backoff
+    ) -> None:
         async with asyncio.timeout(PG_TIMEOUT_S):
             cp = await load_checkpoint(conn)
-        engine = Engine(self.cfg.rules, late_after_ms=self.cfg.late_after)
+        # API rules and profile limits first: the checkpoint holds the state of their watches.
+        engine = self._engine([*self.cfg.rules, *(r for r, _w, _t in await api_rules(db))])
+        engine.set_limits(await profile_limits(db))
         engine.restore(cp.state)
         self.cursor = cp.cursor
         wake = asyncio.Event()
@@ -183,11 +195,7 @@ class AlertEvaluator:
         self.state = "ok"
         self._failing = False
         backoff.reset()
-        async with contextlib.AsyncExitStack() as stack:
-            db = None
-            if engine.state_rules:  # the read side, for machine states and agent health
-                db = await stack.enter_async_context(open_database(self._dsn, max_connections=1))
-            await self._loop(conn, engine, cursor=cp.cursor, wake=wake, stop=stop, db=db)
+        await self._loop(conn, engine, cursor=cp.cursor, wake=wake, stop=stop, db=db)
 
     async def _loop(
         self,
@@ -197,9 +205,10 @@ class AlertEvaluator:
         cursor: int,
         wake: asyncio.Event,
         stop: asyncio.Event,
-        db: Database | None,
+        db: Database,
     ) -> None:
         saved_at = time.monotonic()
+        seen = _Seen(await rules_version(db), await limits_version(db))
         ticked_at = judged_at = 0.0
         held: list[FeedRow] = []  # fetched, not yet old enough to evaluate (see _release)
         while not stop.is_set():
@@ -216,12 +225,15 @@ class AlertEvaluator:
             if time.monotonic() - ticked_at >= TICK_S:
                 out += engine.tick(self._clock())
                 ticked_at = time.monotonic()
-            if db is not None and time.monotonic() - judged_at >= STATES_S:
+            if time.monotonic() - judged_at >= STATES_S:
+                engine = await self._refresh(engine, db, seen)
                 out += await self._judge_states(engine, db)
                 judged_at = time.monotonic()
             if out:
+                now = self._clock()
+                silenced = functools.partial(_silenced, seen.shelves, now)
                 async with asyncio.timeout(PG_TIMEOUT_S):
-                    if await record(conn, out, self._clock()):
+                    if await record(conn, out, now, silenced):
                         await conn.execute("SELECT pg_notify($1, '')", NOTIFY_CHANNEL)
                 if self._on_transitions is not None:
                     self._on_transitions(out)
@@ -240,7 +252,33 @@ class AlertEvaluator:
         async with asyncio.timeout(PG_TIMEOUT_S):
             await save_checkpoint(conn, Checkpoint(cursor, engine.export()), self._clock())
 
+    async def _refresh(self, engine: Engine, db: Database, seen: _Seen) -> Engine:
+        """Pick up changed API rules and profile limits, and the shelves in force."""
+        latest = await rules_version(db)
+        if latest != seen.rules:
+            engine = await self._with_api_rules(engine, db)
+            seen.rules = latest
+        latest = await limits_version(db)
+        if latest != seen.metas:
+            engine.set_limits(await profile_limits(db))
+            seen.metas = latest
+        seen.shelves = await list_shelves(db, self._clock())
+        return engine
+
+    async def _with_api_rules(self, engine: Engine, db: Database) -> Engine:
+        """The engine with the API's current rules beside the config's, state carried over."""
+        fresh = self._engine([*self.cfg.rules, *(r for r, _who, _ms in await api_rules(db))])
+        fresh.set_limits(engine.limits)
+        fresh.restore(engine.export())
+        return fresh
+
+    def _engine(self, rules: list[Rule]) -> Engine:
+        self.rules = len(rules)
+        return Engine(rules, late_after_ms=self.cfg.late_after, limits_policy=self.cfg.limits)
+
     async def _judge_states(self, engine: Engine, db: Database) -> list[Transition]:
+        if not engine.state_rules:
+            return []
         now = self._clock()
         try:
             machines = await machine_states(db, now)
@@ -296,6 +334,19 @@ class AlertEvaluator:
         finally:
             with contextlib.suppress(*_PG_ERRORS):
                 await conn.close(timeout=5)
+
+
+@dataclass
+class _Seen:
+    """What the evaluator last read of API rules, machines' meta and shelves."""
+
+    rules: tuple[int, int]
+    metas: tuple[int, int]
+    shelves: list[Shelf] = field(default_factory=list)
+
+
+def _silenced(shelves: list[Shelf], now_ms: int, t: Transition) -> bool:
+    return shelved(shelves, t, now_ms)
 
 
 def _release(held: list[FeedRow], cutoff_ms: int) -> tuple[list[FeedRow], list[FeedRow]]:

@@ -6,12 +6,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from hub.alerts.engine import AgentHealth, MachineState
+from hub.alerts.engine import AgentHealth, Limits, MachineState, SeriesKey
 from hub.query import ReadQueries
 from hub.query.fleet import stale_after_ms
 from hub.sql import Database
 
-__all__ = ["agent_health", "machine_states"]
+__all__ = ["agent_health", "limits_version", "machine_states", "profile_limits"]
 
 _OPEN_OUTAGES = (
     "SELECT site, line, machine, min(start_ms) AS since FROM machine_outages"
@@ -68,3 +68,23 @@ async def agent_health(db: Database) -> list[AgentHealth]:
             )
         )
     return out
+
+
+async def limits_version(db: Database) -> tuple[int, int]:
+    """Changes to machines' meta (and so to their limits) show here."""
+    rows = await db.fetch(
+        "SELECT count(*) AS n, coalesce(max(received_at), 0) AS t FROM machine_meta"
+    )
+    return int(rows[0]["n"]), int(rows[0]["t"])
+
+
+async def profile_limits(db: Database) -> dict[SeriesKey, Limits]:
+    """Every series' plausible range from its machine's meta (device profile `limits`)."""
+    rows = await db.fetch(
+        "SELECT site, line, machine, tag, limit_low, limit_high FROM tag_meta"
+        " WHERE limit_low IS NOT NULL OR limit_high IS NOT NULL"
+    )
+    return {
+        SeriesKey(r["site"], r["line"], r["machine"], r["tag"]): (r["limit_low"], r["limit_high"])
+        for r in rows
+    }

@@ -15,6 +15,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PlainSerializer,
     SecretStr,
     field_validator,
     model_validator,
@@ -25,6 +26,7 @@ __all__ = [
     "DurationMs",
     "EmailNotifier",
     "KafkaNotifier",
+    "LimitsPolicy",
     "Match",
     "MqttNotifier",
     "Notifier",
@@ -32,6 +34,7 @@ __all__ = [
     "Severity",
     "SmtpConfig",
     "WebhookNotifier",
+    "format_duration",
     "parse_duration_ms",
 ]
 
@@ -58,7 +61,21 @@ def parse_duration_ms(value: object) -> int:
     return round(float(found.group(1)) * _UNIT_MS[found.group(2)])
 
 
-DurationMs = Annotated[int, BeforeValidator(parse_duration_ms)]
+def format_duration(ms: int) -> str:
+    """The shortest way to write a duration that `parse_duration_ms` reads back exactly."""
+    for unit, size in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000)):
+        if ms and ms % size == 0:
+            return f"{ms // size}{unit}"
+    return f"{ms}ms"
+
+
+# Held as milliseconds; written back (JSON, the API) as text such as `5s`, never as a bare
+# number, which would read as seconds.
+DurationMs = Annotated[
+    int,
+    BeforeValidator(parse_duration_ms),
+    PlainSerializer(format_duration, return_type=str, when_used="json"),
+]
 
 
 class _Frozen(BaseModel):
@@ -180,12 +197,26 @@ class Rule(_Frozen):
         return self
 
 
+class LimitsPolicy(_Frozen):
+    """How device profiles' `limits` become threshold alerts (docs/alerts.md "Profile limits")."""
+
+    enabled: bool = True
+    severity: Severity = "warning"
+    notify: tuple[str, ...] = ()
+    for_ms: DurationMs = Field(default=0, alias="for")
+    hysteresis: float = Field(default=0.0, ge=0)
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+
 class AlertsConfig(_Frozen):
     """The `alerts:` section: notifiers by name, and the rules that use them."""
 
     notifiers: tuple[Notifier, ...] = ()
     rules: tuple[Rule, ...] = ()
-    # A file of further rules/notifiers (same shape), for plants that keep them apart.
+    limits: LimitsPolicy = LimitsPolicy()
+    # A file of further notifiers and rules (same shape), appended to these; relative to the
+    # config file. Read by `hub.config.load_config`.
     file: Path | None = None
     # Readings that reach the hub this long after their timestamp are history, not news: a
     # crossing among them is recorded as found late and notifies nobody.
@@ -205,11 +236,13 @@ class AlertsConfig(_Frozen):
     def _known_notifiers(self) -> AlertsConfig:
         names = [n.name for n in self.notifiers]
         _unique(names, "notifier")
-        for rule in self.rules:
-            missing = [n for n in rule.notify if n not in names]
+        users = [(f"rule {r.name!r}", r.notify) for r in self.rules]
+        users.append(("limits", self.limits.notify))
+        for who, notify in users:
+            missing = [n for n in notify if n not in names]
             if missing:
                 raise ValueError(
-                    f"rule {rule.name!r} notifies {', '.join(missing)}, which no notifier is"
+                    f"{who} notifies {', '.join(missing)}, which no notifier is"
                     f" named; notifiers: {', '.join(names) or 'none'}"
                 )
         return self

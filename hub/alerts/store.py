@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +20,7 @@ from hub.alerts.engine import Transition
 from hub.sql import Database
 
 __all__ = [
+    "CHANGES_CHANNEL",
     "Checkpoint",
     "Pending",
     "acknowledge",
@@ -31,6 +32,10 @@ __all__ = [
     "retry_later",
     "save_checkpoint",
 ]
+
+# Every recorded transition is announced here at commit (NOTIFY), so each hub instance can push
+# it to its WebSocket clients whichever instance evaluated or acknowledged (hub/alerts/live.py).
+CHANGES_CHANNEL = "millstream_alert_changes"
 
 _OPEN = """
 INSERT INTO alerts (id, rule, kind, severity, site, line, machine, tag, state, value, detail,
@@ -66,10 +71,10 @@ async def record(
     conn: asyncpg.Connection,
     transitions: Sequence[Transition],
     now_ms: int,
-    muted: frozenset[str] = frozenset(),
+    silenced: Callable[[Transition], bool] = lambda _t: False,
 ) -> int:
     """Store transitions in one transaction and queue their notifications; returns how many
-    were new. Found-late occurrences and rules in `muted` are recorded but notify nobody."""
+    were new. Found-late occurrences and `silenced` ones (shelved) notify nobody."""
     new = 0
     async with conn.transaction():
         for t in transitions:
@@ -88,7 +93,13 @@ async def record(
             if inserted is None:
                 continue  # recorded before (a replay from the checkpoint)
             new += 1
-            if rule.notify and not t.found_late and rule.name not in muted:
+            change = {
+                "id": t.alert_id, "rule": rule.name, "state": t.state, "severity": rule.severity,
+                "site": key.site, "line": key.line, "machine": key.machine, "tag": key.tag,
+                "value": value, "ts": t.ts, "detail": t.detail[:200], "found_late": t.found_late,
+            }  # fmt: skip
+            await conn.execute("SELECT pg_notify($1, $2)", CHANGES_CHANNEL, json.dumps(change))
+            if rule.notify and not t.found_late and not silenced(t):
                 await conn.execute(_QUEUE, t.alert_id, t.state, list(rule.notify))
     return new
 
@@ -97,7 +108,7 @@ _ACK = """
 WITH a AS (
     UPDATE alerts SET state = 'acknowledged', acked_ms = $2, acked_by = $3, ack_comment = $4
     WHERE id = $1 AND state = 'active'
-    RETURNING id, rule, value
+    RETURNING id, rule, severity, site, line, machine, tag, value, detail, found_late
 ), t AS (
     INSERT INTO alert_transitions (alert_id, state, ts, value, by_whom, comment, recorded_ms)
     SELECT id, 'acknowledged', $2, value, $3, $4, $2 FROM a
@@ -108,7 +119,12 @@ WITH a AS (
     ON CONFLICT DO NOTHING
     RETURNING 1
 )
-SELECT (SELECT count(*) FROM a) AS acked, (SELECT count(*) FROM n) AS queued
+SELECT (SELECT count(*) FROM a) AS acked, (SELECT count(*) FROM n) AS queued,
+       (SELECT count(pg_notify($6, json_build_object(
+            'id', a.id, 'rule', a.rule, 'state', 'acknowledged', 'severity', a.severity,
+            'site', a.site, 'line', a.line, 'machine', a.machine, 'tag', a.tag,
+            'value', a.value, 'ts', $2::bigint, 'detail', $4::text, 'found_late', a.found_late,
+            'by', $3::text)::text)) FROM a) AS told
 """
 
 
@@ -123,7 +139,7 @@ async def acknowledge(
 ) -> bool:
     """Acknowledge an active occurrence and queue its notifications (one statement, so one
     transaction); False if it is not active. `notify`: rule name → notifier names."""
-    rows = await db.fetch(_ACK, alert, now_ms, who, comment, json.dumps(notify))
+    rows = await db.fetch(_ACK, alert, now_ms, who, comment, json.dumps(notify), CHANGES_CHANNEL)
     return bool(rows and rows[0]["acked"])
 
 

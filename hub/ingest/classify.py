@@ -106,6 +106,11 @@ def classify(msg: Incoming) -> Classified | None:
                 machine=m.machine,
                 ts=m.ts,
                 tags=[(tag, t.unit, t.description) for tag, t in m.tags.items()],
+                limits=[
+                    (tag, t.limits.low, t.limits.high)
+                    for tag, t in m.tags.items()
+                    if t.limits is not None
+                ],
                 payload=msg.payload.decode("utf-8"),
                 received_at=msg.received_at,
                 quiet_ms=wire.quiet_ms(m.tags),

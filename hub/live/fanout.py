@@ -50,6 +50,13 @@ class Subscriber:
         self.ready = asyncio.Event()
         # machine -> tags wanted (None: every tag of the machine)
         self.machines: dict[str, frozenset[str] | None] = {}
+        self.alerts = False  # wants alert changes
+        self.said: list[dict[str, Any]] = []  # messages for a subscriber that is not a socket
+
+    def say(self, doc: dict[str, Any]) -> None:
+        """Send a message as is (the WebSocket client overrides this)."""
+        self.said.append(doc)
+        self.ready.set()
 
     def push(self, update: Update) -> None:
         """Queue an update (already cut to this subscriber's tags) and wake its sender.
@@ -68,6 +75,7 @@ class Fanout:
         self._subscribers: set[Subscriber] = set()
         self._coalesced_gone = 0  # skipped by clients that have disconnected
         self._newest: dict[str, dict[str, ReadingLike]] = {}  # machine -> tag -> reading
+        self._alerts: set[Subscriber] = set()
 
     @property
     def clients(self) -> int:
@@ -90,6 +98,21 @@ class Fanout:
             self._coalesced_gone += sub.buffer.coalesced
         for machine in list(sub.machines):
             self.unsubscribe(sub, machine)
+        self._alerts.discard(sub)
+
+    def watch_alerts(self, sub: Subscriber, on: bool) -> None:
+        """Send (or stop sending) alert changes to `sub`."""
+        sub.alerts = on
+        if on:
+            self._alerts.add(sub)
+        else:
+            self._alerts.discard(sub)
+
+    def publish_alert(self, change: dict[str, Any]) -> None:
+        """An alert changed (any hub instance's evaluator or API): tell who watches alerts."""
+        message = {"type": "alert", **change}
+        for sub in self._alerts:
+            sub.say(message)
 
     def subscribe(self, sub: Subscriber, machine: str, tags: frozenset[str] | None) -> None:
         """Send `machine`'s updates (only `tags`, or all when None) to `sub`."""

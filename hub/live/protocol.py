@@ -2,8 +2,8 @@
 
 ```
 {"type": "auth", "token": "…"}                        first message, unless ?token= was given
-{"type": "subscribe", "machines": ["site/line/machine", …], "series": [12, 13]}
-{"type": "unsubscribe", "machines": […], "series": […]}
+{"type": "subscribe", "machines": ["site/line/machine", …], "series": [12, 13], "alerts": true}
+{"type": "unsubscribe", "machines": […], "series": […], "alerts": true}
 {"type": "ping"}
 ```
 """
@@ -38,6 +38,7 @@ class ClientMessage:
     token: str = ""
     machines: tuple[str, ...] = ()
     series: tuple[int, ...] = ()
+    alerts: bool = False  # alert changes (docs/alerts.md), every machine's
 
 
 def parse_client_message(text: str) -> ClientMessage:
@@ -70,5 +71,8 @@ def parse_client_message(text: str) -> ClientMessage:
             raise ProtocolError("series must be a list of series ids (1 … 2147483647)")
         if len(machines) + len(series) > MAX_ITEMS:
             raise ProtocolError(f"at most {MAX_ITEMS} machines and series per message")
-        return ClientMessage(kind, machines=tuple(machines), series=tuple(series))
+        alerts = doc.get("alerts", False)
+        if not isinstance(alerts, bool):
+            raise ProtocolError("alerts must be true or false")
+        return ClientMessage(kind, machines=tuple(machines), series=tuple(series), alerts=alerts)
     raise ProtocolError("type must be auth, subscribe, unsubscribe or ping")

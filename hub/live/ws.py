@@ -303,9 +303,12 @@ class LiveEndpoint:
                 self._fanout.subscribe(client, machine, tags)
             else:
                 self._fanout.unsubscribe(client, machine)
+        if msg.alerts:
+            self._fanout.watch_alerts(client, msg.type == "subscribe")
         reply: dict[str, Any] = {
             "type": f"{msg.type}d",
             "machines": sorted(client.machines),
+            "alerts": client.alerts,
         }
         if unknown:
             reply["unknown_series"] = unknown

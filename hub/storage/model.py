@@ -137,6 +137,8 @@ class MachineMetaUpdate:
     quiet_ms: int | None = None
     # Readings per minute its tags sent on every poll add up to (`wire.scheduled_per_minute`).
     scheduled_per_minute: float | None = None
+    # (tag, low, high) of every tag its profile gives a plausible range (docs/alerts.md).
+    limits: Sequence[tuple[str, float | None, float | None]] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -153,10 +153,12 @@ async def _replace_meta(conn: asyncpg.Connection, m: MachineMetaUpdate) -> None:
         return  # an older message than the one kept
     await conn.execute("DELETE FROM tag_meta WHERE site = $1 AND line = $2 AND machine = $3", *key)
     if m.tags:
-        tags = sorted(m.tags)
+        limits = {tag: (low, high) for tag, low, high in m.limits}
+        tags = sorted((*t, *limits.get(t[0], (None, None))) for t in m.tags)
         await conn.execute(
-            "INSERT INTO tag_meta (site, line, machine, tag, unit, description)"
-            " SELECT $1, $2, $3, * FROM unnest($4::text[], $5::text[], $6::text[])",
+            "INSERT INTO tag_meta (site, line, machine, tag, unit, description, limit_low,"
+            " limit_high) SELECT $1, $2, $3, * FROM unnest($4::text[], $5::text[], $6::text[],"
+            " $7::double precision[], $8::double precision[])",
             *key,
             *(list(col) for col in zip(*tags, strict=True)),
         )
@@ -426,8 +428,8 @@ class PostgresStorage:
         return await self._call(run)
 
     async def maintain(self, now_ms: int) -> None:
-        """Create partitions ahead; drop readings, rollups, production and dead letters past
-        retention."""
+        """Create partitions ahead; drop readings, rollups, production, dead letters and cleared
+        alerts past retention."""
         today = now_ms // DAY_MS
         await self._ensure_partitions(set(range(today, today + PARTITIONS_AHEAD_DAYS + 1)))
         cutoff_day = today - self._retention_days
@@ -454,5 +456,12 @@ class PostgresStorage:
                     f"DELETE FROM {table} WHERE bucket < $1",  # noqa: S608 -- constant names
                     cutoff_day * DAY_MS,
                 )
+            # Alerts cleared before the readings' retention go with them (their transitions by
+            # cascade); open ones stay however old, and so do lapsed shelves' records for a while.
+            await conn.execute(
+                "DELETE FROM alerts WHERE state = 'cleared' AND cleared_ms < $1",
+                cutoff_day * DAY_MS,
+            )
+            await conn.execute("DELETE FROM alert_shelves WHERE until_ms < $1", cutoff_day * DAY_MS)
 
         await self._call(run)

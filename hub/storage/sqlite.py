@@ -300,10 +300,11 @@ class SqliteStorage:
         if not kept:
             return  # an older message than the one kept
         self._db.execute("DELETE FROM tag_meta WHERE site = ? AND line = ? AND machine = ?", key)
+        limits = {tag: (low, high) for tag, low, high in m.limits}
         self._db.executemany(
-            "INSERT INTO tag_meta (site, line, machine, tag, unit, description)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            [(*key, *tag) for tag in sorted(m.tags)],
+            "INSERT INTO tag_meta (site, line, machine, tag, unit, description, limit_low,"
+            " limit_high) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [(*key, *tag, *limits.get(tag[0], (None, None))) for tag in sorted(m.tags)],
         )
 
     async def write(self, batch: WriteBatch) -> WriteResult:
@@ -319,6 +320,9 @@ class SqliteStorage:
             self._db.execute("DELETE FROM readings WHERE ts < ?", (cutoff,))
             self._db.execute("DELETE FROM dead_letters WHERE received_at < ?", (dl_cutoff,))
             self._db.execute("DELETE FROM produced_minutes WHERE minute < ?", (cutoff,))
+            self._db.execute(
+                "DELETE FROM alerts WHERE state = 'cleared' AND cleared_ms < ?", (cutoff,)
+            )
             for table in ("rollup_minute", "rollup_hour", "text_minute"):
                 self._db.execute(f"DELETE FROM {table} WHERE bucket < ?", (cutoff,))  # noqa: S608
 

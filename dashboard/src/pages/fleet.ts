@@ -1,6 +1,7 @@
 // Fleet: is every machine online, is data flowing, what is missing — sites → lines → machines,
 // and the agents' buffers. Polled every few seconds (machine and agent status change slowly).
-import { api, type Agent, type Machine } from "../api";
+import { api, type Agent, type Alert, type Machine } from "../api";
+import { bySeverity, severityBadge, where } from "./alerts";
 import { agentOf, agentState, machineState, type State } from "../fleetstate";
 import { badge, clear, fmtAge, fmtNum, fmtTime, h } from "../dom";
 import { linkHandler } from "../router";
@@ -27,13 +28,7 @@ export function fleetPage(root: HTMLElement): () => void {
   const missing = h("section", { class: "card", id: "missing" });
   const tree = h("section", { id: "machines" });
   const agentsBox = h("section", { class: "card", id: "agents" });
-  // The hub has no alerts API yet (a later issue adds one): the card says so without asking.
-  const alertsBox = h(
-    "section",
-    { class: "card", id: "alerts" },
-    h("h2", null, "Active alerts"),
-    h("p", { class: "muted", id: "alerts-none" }, "Alerts are not available yet; machine and agent problems are listed above."),
-  );
+  const alertsBox = h("section", { class: "card", id: "alerts" }, h("h2", null, "Active alerts"));
   const updated = h("span", { class: "muted", id: "updated" });
   root.append(
     h("div", { class: "page-head" }, h("h1", null, "Fleet"), updated),
@@ -48,10 +43,11 @@ export function fleetPage(root: HTMLElement): () => void {
 
   async function tick(): Promise<void> {
     try {
-      const [machines, agents] = await Promise.all([api.machines(), api.agents()]);
+      const [machines, agents, alerts] = await Promise.all([api.machines(), api.agents(), api.alerts({ state: "open", limit: 50 })]);
       if (!alive) return;
       banner.hidden = true;
       draw(machines, agents);
+      drawAlerts(alerts);
       updated.textContent = `updated ${fmtTime(Date.now())}`;
     } catch (e) {
       if (!alive) return;
@@ -60,6 +56,22 @@ export function fleetPage(root: HTMLElement): () => void {
     } finally {
       if (alive) timer = window.setTimeout(() => void tick(), POLL_MS);
     }
+  }
+
+  function drawAlerts(alerts: Alert[]): void {
+    const open = bySeverity(alerts);
+    clear(
+      alertsBox,
+      h("h2", null, "Active alerts", open.length ? ` (${open.length})` : ""),
+      open.length
+        ? h(
+            "ul",
+            { class: "problems", id: "alerts-list" },
+            ...open.slice(0, 10).map((a) => h("li", { "data-id": a.id }, severityBadge(a), " ", where(a), ` — ${a.rule}: ${a.detail}`, a.state === "acknowledged" ? h("span", { class: "muted" }, ` (acknowledged by ${a.acked_by ?? "?"})`) : "")),
+          )
+        : h("p", { class: "ok-text", id: "alerts-none" }, "No active alerts."),
+      h("a", { href: "/alerts", onclick: linkHandler("/alerts") }, "All alerts →"),
+    );
   }
 
   function draw(machines: Machine[], agents: Agent[]): void {

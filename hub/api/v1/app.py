@@ -7,7 +7,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry
 
-from hub.api.v1.alerts import alerts_router
+from hub.api.v1.alerts import alert_rules_router, alert_shelves_router, alerts_router
 from hub.api.v1.auth_routes import auth_router
 from hub.api.v1.machines import machines_router
 from hub.api.v1.middleware import RequestLog
@@ -33,6 +33,8 @@ def build_v1(services: ApiServices) -> FastAPI:
     for router in (
         auth_router(services),
         alerts_router(services),
+        alert_rules_router(services),
+        alert_shelves_router(services),
         machines_router(services),
         series_router(services),
         status_router(services),

@@ -22,7 +22,10 @@ __all__ = [
     "MinuteOut",
     "RawPointOut",
     "RefreshIn",
+    "RuleOut",
     "SeriesOut",
+    "ShelfIn",
+    "ShelfOut",
     "TokenOut",
     "UserOut",
 ]
@@ -257,3 +260,54 @@ class AlertOut(BaseModel):
         """From a query row."""
         return cls.model_validate({**row, "ts": row["active_ms"], "id": str(row["id"]),
                                    "found_late": bool(row["found_late"])})  # fmt: skip
+
+
+class RuleOut(BaseModel):
+    """An alert rule as in the config (docs/alerts.md), with where it comes from."""
+
+    rule: dict[str, Any]
+    source: Literal["config", "api"]
+    updated_by: str | None = None
+    updated_ms: int | None = None
+
+    @classmethod
+    def of(cls, rule: Any, source: Literal["config", "api"], who: str | None = None,
+           ms: int | None = None) -> RuleOut:  # fmt: skip
+        """From a `hub.alerts.rules.Rule`."""
+        body = rule.model_dump(mode="json", by_alias=True, exclude_defaults=True)
+        body["name"], body["kind"] = rule.name, rule.kind
+        return cls(rule=body, source=source, updated_by=who, updated_ms=ms)
+
+
+_Glob = Annotated[str | None, Field(max_length=200)]
+
+
+class ShelfIn(_In):
+    """What to silence (globs; leave out to match any), for how long, and why."""
+
+    rule: _Glob = None
+    site: _Glob = None
+    line: _Glob = None
+    machine: _Glob = None
+    for_: Annotated[str | None, Field(alias="for", max_length=20)] = None
+    until: Annotated[int | None, Field(ge=0, le=2**53)] = None
+    reason: Annotated[str, Field(min_length=1, max_length=2000)]
+
+
+class ShelfOut(BaseModel):
+    """A shelf in force."""
+
+    id: int
+    rule: str | None
+    site: str | None
+    line: str | None
+    machine: str | None
+    until_ms: int
+    reason: str
+    by: str
+    created_ms: int
+
+    @classmethod
+    def of(cls, shelf: Any) -> ShelfOut:
+        """From a `hub.alerts.manage.Shelf`."""
+        return cls(**{f: getattr(shelf, f) for f in cls.model_fields})

@@ -8,10 +8,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from urllib.parse import urlsplit
 
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
+from hub.alerts.live import relay_alert_changes
 from hub.api.v1.app import mount_api
 from hub.api.v1.services import open_api_services
 from hub.bridge.redis import RedisLive
@@ -41,7 +43,13 @@ class ApiWiring:
             self._redis.announce(batches)
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Relay Redis pub/sub updates to local clients until `stop` (no-op without Redis)."""
+        """Relay Redis pub/sub updates and alert changes to local clients until `stop`."""
+        async with asyncio.TaskGroup() as tg:
+            if urlsplit(self.config.storage).scheme.startswith("postgres"):
+                tg.create_task(relay_alert_changes(self.config.storage, self.fanout, stop))
+            tg.create_task(self._relay_redis(stop))
+
+    async def _relay_redis(self, stop: asyncio.Event) -> None:
         if self._redis is None:
             await stop.wait()
             return

@@ -10,9 +10,10 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from hub.alerts.engine import AgentHealth, Engine, MachineState, Transition
-from hub.alerts.rules import AlertsConfig, Rule, parse_duration_ms
-from hub.config import HubConfig
+from hub.alerts.engine import AgentHealth, Engine, MachineState, SeriesKey, Transition
+from hub.alerts.rules import AlertsConfig, LimitsPolicy, Rule, parse_duration_ms
+from hub.config import HubConfig, load_config
+from hub.errors import ConfigError
 
 NOW = 1_800_000_000_000
 
@@ -209,3 +210,49 @@ def test_edge_rule_fires_on_drops_and_an_old_backlog() -> None:
     restored = Engine([rule(name="edge", kind="edge", backlog_age="5m")])
     restored.restore(e.export())
     assert restored.agent_health([behind._replace(report_ms=NOW + 32_000)], NOW + 32_000) == []
+
+
+def test_profile_limits_are_threshold_rules_unless_a_rule_covers_the_series() -> None:
+    policy = LimitsPolicy.model_validate({"severity": "critical", "for": "1s"})
+    own = rule(name="own", kind="threshold", above=500, match={"tag": "pressure"})
+    e = Engine([own], limits_policy=policy)
+    temp = SeriesKey("s", "l", "press-1", "oil_temp")
+    e.set_limits({temp: (10.0, 80.0), temp._replace(tag="pressure"): (0.0, 250.0)})
+    out = feed(e, [(NOW, 85), (NOW + 1000, 86)])
+    assert [(t.rule.name, t.rule.severity, t.state) for t in out] == [
+        ("profile-limits", "critical", "active")]  # fmt: skip
+    # The pressure series has a rule of its own: 300 bar is within it.
+    assert feed(e, [(NOW, 300)], tag="pressure") == []
+    # New limits keep the occurrence going; back inside them, it clears.
+    e.set_limits({temp: (10.0, 90.0)})
+    assert [t.state for t in feed(e, [(NOW + 2000, 85)])] == ["cleared"]
+    # Below the low limit fires too; switched off by policy, limits do nothing.
+    assert [t.state for t in feed(e, [(NOW + 3000, 5), (NOW + 4000, 5)])] == ["active"]
+    off = Engine([], limits_policy=LimitsPolicy(enabled=False))
+    off.set_limits({temp: (10.0, 80.0)})
+    assert feed(off, [(NOW, 99), (NOW + 5000, 99)]) == []
+
+
+def test_a_timer_fires_a_backlogged_condition_as_found_late() -> None:
+    e = Engine([rule(kind="threshold", above=90, **{"for": "10s"})], late_after_ms=60_000)
+    assert feed(e, [(NOW, 95)], now=NOW + 600_000) == []  # from an agent's backlog
+    out = e.tick(NOW + 600_500)
+    assert [(t.state, t.found_late) for t in out] == [("active", True)]
+
+
+def test_rules_may_live_in_a_file_the_config_names(tmp_path: Path) -> None:
+    (tmp_path / "alerts.yaml").write_text(
+        "rules:\n  - {name: hot, kind: threshold, above: 90, notify: [hook]}\n"
+    )
+    config = tmp_path / "hub.yaml"
+    config.write_text(
+        "storage: postgresql://h/db\n"
+        "alerts:\n  file: alerts.yaml\n"
+        "  notifiers: [{name: hook, kind: webhook, url: 'http://127.0.0.1:9/x'}]\n"
+    )
+    loaded = load_config(config, {})
+    assert loaded.alerts is not None
+    assert [r.name for r in loaded.alerts.rules] == ["hot"]
+    (tmp_path / "alerts.yaml").write_text("rulez: []\n")
+    with pytest.raises(ConfigError, match="expected only `notifiers:` and `rules:`"):
+        load_config(config, {})

@@ -30,6 +30,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import Envelope
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from websockets.asyncio.client import connect
 
 import wire
 from tests.harness import free_port
@@ -290,6 +291,19 @@ async def test_threshold_alert_lifecycle_survives_a_hub_sigkill(
         assert headers["Idempotency-Key"] == f"{alert['id']}:active"
 
         base = f"http://127.0.0.1:{port}/api/v1"
+        # A dashboard on the live stream: alert changes are pushed as they are recorded.
+        ws = await connect(f"ws://127.0.0.1:{port}/ws", proxy=None)
+        await ws.send(json.dumps({"type": "auth", "token": viewer_key}))
+        await ws.send(json.dumps({"type": "subscribe", "alerts": True}))
+        pushed: list[dict[str, Any]] = []
+
+        async def listen() -> None:
+            async for text in ws:
+                msg = json.loads(text)
+                if msg["type"] == "alert" and msg["site"] == site:
+                    pushed.append(msg)
+
+        listener = asyncio.create_task(listen())
         async with httpx.AsyncClient(headers={"X-API-Key": key}) as api:
             listed = (await api.get(f"{base}/alerts", params={"state": "active"})).json()
             assert [a["id"] for a in listed if a["site"] == site] == [alert["id"]]
@@ -320,6 +334,11 @@ async def test_threshold_alert_lifecycle_survives_a_hub_sigkill(
             history = (await api.get(f"{base}/alerts", params={"site": site})).json()
             assert [(a["state"], a["cleared_value"]) for a in history] == [("cleared", 87.5)]
         lifecycle = ["active", "acknowledged", "cleared"]
+        await eventually(_async(lambda: [m["state"] for m in pushed] == lifecycle[1:]))
+        assert pushed[0]["by"] == "key:andon"
+        assert pushed[1]["id"] == alert["id"]
+        listener.cancel()
+        await ws.close()
         await eventually(_async(lambda: mailbox.states() == lifecycle))
         await eventually(_async(lambda: andon.states(site) == lifecycle))
         await asyncio.sleep(2.0)  # nothing more arrives: exactly one of each, everywhere
@@ -329,9 +348,9 @@ async def test_threshold_alert_lifecycle_survives_a_hub_sigkill(
         mail = mailbox.messages[0]
         assert mail["To"] == "shift@plant.example"
         assert mail["Subject"] == f"[critical] hot-oil active: {site}/line-1/press-7 oil_temp"
-        topic, body = andon.got[0]
+        topic, andon_body = andon.got[0]
         assert topic == f"ms/v1/alerts/{site}/line-1/press-7"
-        assert body["id"] == alert["id"]
+        assert andon_body["id"] == alert["id"]
     finally:
         device.close()
         andon.close()
@@ -351,3 +370,76 @@ def _async(check: Callable[[], bool]) -> Callable[[], Awaitable[bool]]:
         return check()
 
     return run
+
+
+async def test_admins_manage_rules_and_operators_shelve_machines_through_the_api(
+    mosquitto: Any, pg_dsn: str, tmp_path: Path, receiver: Receiver, hubs: list[HubProcess]
+) -> None:
+    mailbox = Mailbox()
+    config, port = write_config(tmp_path, mosquitto.url, pg_dsn, receiver.url, mailbox.port)
+    cli(config, "migrate")
+    admin = {"X-API-Key": cli(config, "users", "api-key", "add", "ops", "--role", "admin").strip()}
+    operator = {"X-API-Key": cli(config, "users", "api-key", "add", "op", "--role", "operator")
+                .strip()}  # fmt: skip
+    site = f"s{uuid.uuid4().hex[:8]}"
+    hubs.append(HubProcess(config, tmp_path / "hub.log"))
+    await ready(port, hubs[0])
+    device = Device(mosquitto.host, mosquitto.port, site)
+    base = f"http://127.0.0.1:{port}/api/v1"
+    try:
+        async with httpx.AsyncClient() as api:
+            rule = {"kind": "threshold", "match": {"machine": "press-7", "tag": "oil_temp"},
+                    "above": 50, "severity": "warning", "notify": ["ops-hook"]}  # fmt: skip
+            refused = await api.put(f"{base}/alerts/rules/warm-oil", json=rule, headers=operator)
+            assert refused.status_code == 403
+            bad = await api.put(
+                f"{base}/alerts/rules/warm-oil", json={**rule, "notify": ["pager"]}, headers=admin
+            )
+            assert bad.status_code == 422
+            assert "no notifier named pager" in bad.json()["detail"]
+            clash = await api.put(f"{base}/alerts/rules/hot-oil", json=rule, headers=admin)
+            assert clash.status_code == 409
+            made = await api.put(f"{base}/alerts/rules/warm-oil", json=rule, headers=admin)
+            assert made.status_code == 200, made.text
+            listed = (await api.get(f"{base}/alerts/rules", headers=operator)).json()
+            assert {(r["rule"]["name"], r["source"]) for r in listed} == {
+                ("hot-oil", "config"), ("warm-oil", "api")}  # fmt: skip
+
+            async def fired() -> bool:
+                await device.send(60.0)  # the evaluator picks the new rule up within seconds
+                return "active" in receiver.states()
+
+            await eventually(fired, 20)
+            assert {json.loads(b)["rule"] for _h, b in receiver.got} == {"warm-oil"}
+            await device.send(40.0)
+            await eventually(_async(lambda: receiver.states() == ["active", "cleared"]))
+
+            # Maintenance on press-7: crossings are recorded, nobody is told.
+            shelf = await api.post(
+                f"{base}/alerts/shelves",
+                json={"machine": "press-*", "for": "1h", "reason": "die change"},
+                headers=operator,
+            )
+            assert shelf.status_code == 201, shelf.text
+            await asyncio.sleep(2.5)  # the evaluator reads shelves every 2 s
+            await device.send(70.0)
+
+            async def recorded() -> bool:
+                got = (await api.get(f"{base}/alerts", params={"site": site},
+                                     headers=operator)).json()  # fmt: skip
+                return len(got) == 2
+
+            await eventually(recorded)
+            await device.send(30.0)
+            await asyncio.sleep(2.0)
+            assert receiver.states() == ["active", "cleared"]
+            shelves = (await api.get(f"{base}/alerts/shelves", headers=operator)).json()
+            assert [(s["machine"], s["reason"], s["by"]) for s in shelves] == [
+                ("press-*", "die change", "key:op")]  # fmt: skip
+            gone = await api.delete(f"{base}/alerts/shelves/{shelves[0]['id']}", headers=operator)
+            assert gone.status_code == 204
+            deleted = await api.delete(f"{base}/alerts/rules/warm-oil", headers=admin)
+            assert deleted.status_code == 204
+    finally:
+        device.close()
+        mailbox.controller.stop()

@@ -83,6 +83,7 @@ def write_hub_config(
     *,
     jwt_secret: str | None = None,
     login: BrokerLogin | None = None,
+    extra: str = "",
 ) -> Path:
     path = tmp_path / "hub.yaml"
     secret = jwt_secret or f"{uuid.uuid4().hex}{uuid.uuid4().hex}"
@@ -92,7 +93,7 @@ def write_hub_config(
         f"storage: '{dsn}'\n"
         f"http: {{host: 127.0.0.1, port: {port}}}\n"
         "flush_ms: 20\n"
-        f"jwt_secret: {secret}\n"
+        f"jwt_secret: {secret}\n" + extra
     )
     return path
 
@@ -180,6 +181,7 @@ async def running_plant(
     jwt_secret: str | None = None,
     hub_login: BrokerLogin | None = None,
     agent_login: BrokerLogin | None = None,
+    hub_extra: str = "",
 ) -> AsyncIterator[Plant]:
     """Two simulated machines polled by an agent into a hub with one admin user, hub ready.
 
@@ -188,7 +190,9 @@ async def running_plant(
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     site = f"{site_prefix}{uuid.uuid4().hex[:6]}"
-    config = write_hub_config(tmp_path, broker, dsn, port, jwt_secret=jwt_secret, login=hub_login)
+    config = write_hub_config(
+        tmp_path, broker, dsn, port, jwt_secret=jwt_secret, login=hub_login, extra=hub_extra
+    )
     await asyncio.to_thread(hub_cli, "migrate", "--config", str(config))
     await asyncio.to_thread(
         hub_cli,

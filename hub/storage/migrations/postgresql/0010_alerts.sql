@@ -75,3 +75,30 @@ CREATE TABLE alert_notifications (
     last_error text,
     UNIQUE (alert_id, state, notifier)
 );
+
+-- Rules admins manage through the API (docs/alerts.md "API"), beside those of the hub config:
+-- the rule as JSON, validated like the config's. The evaluator reloads them when they change.
+CREATE TABLE alert_rules (
+    name       text PRIMARY KEY,
+    body       text NOT NULL,
+    updated_by text NOT NULL,
+    updated_ms bigint NOT NULL
+);
+
+-- Shelving: a rule, or every rule on some machines, silenced until `until_ms` (maintenance).
+-- Transitions are still recorded; nobody is notified. NULL patterns match everything.
+CREATE TABLE alert_shelves (
+    id         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    rule       text,
+    site       text,
+    line       text,
+    machine    text,
+    until_ms   bigint NOT NULL,
+    reason     text NOT NULL,
+    by_whom    text NOT NULL,
+    created_ms bigint NOT NULL
+);
+
+-- A tag's plausible range from its device profile (wire meta `limits`): threshold alerts on
+-- every machine using the profile, unless a rule of the config or the API covers the series.
+ALTER TABLE tag_meta ADD COLUMN limit_low double precision, ADD COLUMN limit_high double precision;

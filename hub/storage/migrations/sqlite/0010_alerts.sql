@@ -33,3 +33,6 @@ CREATE TABLE alert_transitions (
     recorded_ms INTEGER NOT NULL,
     PRIMARY KEY (alert_id, state)
 ) WITHOUT ROWID;
+
+ALTER TABLE tag_meta ADD COLUMN limit_low REAL;
+ALTER TABLE tag_meta ADD COLUMN limit_high REAL;

@@ -1,0 +1,129 @@
+// Alerts: what is wrong now and what was, with acknowledge for operators (docs/alerts.md).
+// Polled every few seconds like the fleet view.
+import { api, ApiError, type Alert, type Me } from "../api";
+import { badge, clear, fmtAge, fmtTime, fmtValue, h } from "../dom";
+import { linkHandler } from "../router";
+
+const POLL_MS = 3000;
+const SEVERITY_RANK: Record<string, number> = { critical: 0, warning: 1, info: 2 };
+
+/** Open alerts first by severity, then newest first. */
+export function bySeverity(alerts: Alert[]): Alert[] {
+  return [...alerts].sort((a, b) => (SEVERITY_RANK[a.severity] ?? 3) - (SEVERITY_RANK[b.severity] ?? 3) || b.ts - a.ts);
+}
+
+export function severityBadge(a: Alert): HTMLElement {
+  const look = a.severity === "critical" ? "faulted" : a.severity === "warning" ? "stale" : "offline";
+  return badge(look, a.severity);
+}
+
+export function where(a: Alert): HTMLElement {
+  const path = `/machines/${a.site}/${a.line}/${a.machine}`;
+  const name = `${a.site} / ${a.line} / ${a.machine}`;
+  const link = a.tag === "(agent)" ? h("span", null, `agent ${a.machine}`) : h("a", { href: path, onclick: linkHandler(path), class: "machine-link" }, name);
+  return h("span", null, link, a.tag && a.tag !== "(agent)" ? ` · ${a.tag}` : "");
+}
+
+export function alertsPage(root: HTMLElement, _params: string[], me: Me | null): () => void {
+  const canAck = me !== null && (me.role === "operator" || me.role === "admin");
+  const state = h(
+    "select",
+    { id: "alert-state", "aria-label": "State" },
+    ...[
+      ["open", "Active and acknowledged"],
+      ["active", "Active"],
+      ["acknowledged", "Acknowledged"],
+      ["cleared", "Cleared"],
+      ["", "All"],
+    ].map(([v, t]) => h("option", { value: v }, t)),
+  ) as HTMLSelectElement;
+  const machine = h("input", { id: "alert-machine", placeholder: "machine", "aria-label": "Machine", size: 14 }) as HTMLInputElement;
+  const banner = h("div", { class: "banner", hidden: true, role: "status" });
+  const body = h("section", { class: "card", id: "alerts-table" }, h("p", { class: "muted" }, "Loading…"));
+  state.onchange = () => void load();
+  machine.onchange = () => void load();
+  root.append(
+    h("div", { class: "page-head" }, h("h1", null, "Alerts"), h("span", { class: "filters" }, state, " ", machine)),
+    banner,
+    body,
+  );
+  let alive = true;
+  let timer: number | undefined;
+
+  async function load(): Promise<void> {
+    window.clearTimeout(timer);
+    try {
+      const params: Record<string, string | number> = { limit: 200 };
+      if (state.value) params.state = state.value;
+      if (machine.value.trim()) params.machine = machine.value.trim();
+      const rows = await api.alerts(params);
+      if (!alive) return;
+      banner.hidden = true;
+      draw(state.value === "open" ? bySeverity(rows) : rows);
+    } catch (e) {
+      if (!alive) return;
+      banner.hidden = false;
+      banner.textContent = `Cannot load alerts (${e instanceof Error ? e.message : String(e)}).`;
+    } finally {
+      if (alive) timer = window.setTimeout(() => void load(), POLL_MS);
+    }
+  }
+
+  async function acknowledge(a: Alert): Promise<void> {
+    const comment = window.prompt(`Acknowledge ${a.rule} on ${a.machine}: what are you doing about it?`, "");
+    if (comment === null) return;
+    try {
+      await api.ackAlert(a.id, comment);
+    } catch (e) {
+      const text = e instanceof ApiError && e.status === 409 ? "It is no longer active." : e instanceof Error ? e.message : String(e);
+      banner.hidden = false;
+      banner.textContent = `Could not acknowledge: ${text}`;
+    }
+    await load();
+  }
+
+  function draw(rows: Alert[]): void {
+    if (!rows.length) {
+      clear(body, h("p", { class: "ok-text", id: "alerts-empty" }, state.value === "open" ? "No active alerts." : "No alerts match."));
+      return;
+    }
+    const now = Date.now();
+    clear(
+      body,
+      h(
+        "div",
+        { class: "scroll" },
+        h(
+          "table",
+          { class: "grid alerts" },
+          h("thead", null, h("tr", null, ...["Severity", "State", "Rule", "Where", "Value", "Since", "Why", "Acknowledged", ""].map((t) => h("th", null, t)))),
+          h(
+            "tbody",
+            null,
+            ...rows.map((a) =>
+              h(
+                "tr",
+                { "data-id": a.id, "data-state": a.state, class: `sev-${a.severity}` },
+                h("td", null, severityBadge(a)),
+                h("td", null, a.state, a.found_late ? h("span", { class: "muted" }, " (found late)") : ""),
+                h("td", null, h("code", null, a.rule)),
+                h("td", null, where(a)),
+                h("td", { class: "num" }, fmtValue(a.value)),
+                h("td", { title: fmtTime(a.ts) }, a.cleared_ms ? `${fmtTime(a.ts)} – ${fmtTime(a.cleared_ms)}` : `${fmtAge(now - a.ts)} ago`),
+                h("td", { class: "why" }, a.detail),
+                h("td", null, a.acked_by ? `${a.acked_by}: ${a.ack_comment ?? ""}` : "–"),
+                h("td", null, canAck && a.state === "active" ? h("button", { class: "small ack", onclick: () => void acknowledge(a) }, "Acknowledge") : ""),
+              ),
+            ),
+          ),
+        ),
+      ),
+    );
+  }
+
+  void load();
+  return () => {
+    alive = false;
+    window.clearTimeout(timer);
+  };
+}
