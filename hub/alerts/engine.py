@@ -201,7 +201,20 @@ class _Rate(_Watch):
 
 
 class _ZScore(_Watch):
-    __slots__ = ("last_ts", "mean", "n", "var")
+    """The series' own normal: time-decayed mean and variance, and how often a sample repeats
+    the one before. A continuously varying signal (one that repeats itself in fewer than
+    `CONTINUOUS` of its samples) is judged two ways: a value `z` deviations from the mean, and a
+    value frozen for a run of samples its own repeat rate makes all but impossible (`STUCK_P`),
+    the signature of a stuck sensor or a dead PLC input — unless the signal has rested at that
+    very value before (a load at 0 between jobs) or only ever counts up (a counter pauses while
+    its machine stops). A step signal (setpoints, counts, states) repeats most samples: its
+    steps are operations, not anomalies, and it is not judged.
+    """
+
+    __slots__ = ("down", "eq", "last_ts", "last_v", "mean", "n", "rests", "same", "var")
+
+    CONTINUOUS = 0.2
+    STUCK_P = 1e-6
 
     def __init__(self, rule: Rule, key: SeriesKey) -> None:
         super().__init__(rule, key)
@@ -209,21 +222,40 @@ class _ZScore(_Watch):
         self.var = 0.0
         self.n = 0
         self.last_ts = 0
+        self.eq = 0.0  # share of samples equal to the one before
+        self.same = 0  # samples in a row equal to the one before
+        self.last_v: float | None = None
+        self.down = 0.0  # share of samples lower than the one before (0: a counter)
+        self.rests: list[float] = []  # values the signal has rested at (runs of 3 or more)
 
     def judge(self, ts: int, v: float, q: str) -> tuple[bool, bool, str]:
         r = self.rule
         limit = r.z
         mean = self.mean
-        bad = ok = False
+        bad, ok = False, True
         detail = "learning"
         x = v
-        if self.n >= r.min_samples:
+        repeat = v == self.last_v
+        lower = self.last_v is not None and v < self.last_v
+        self.same = self.same + 1 if repeat else 0
+        self.last_v = v
+        if self.n >= r.min_samples and self.eq < self.CONTINUOUS:
             # A perfectly flat signal has no deviation; judge it against a sliver of its level.
             std = max(math.sqrt(self.var), 1e-6 * abs(mean), 1e-9)
             z = (v - mean) / std
-            bad = abs(z) >= limit
-            ok = abs(z) < limit - max(r.hysteresis, 0.5)
-            detail = f"{v:g} is {z:+.1f}σ from {mean:g}"
+            stuck = (
+                self.same >= 3
+                and max(self.eq, 1e-3) ** self.same < self.STUCK_P
+                and self.down > 0.05
+                and v not in self.rests
+            )
+            bad = abs(z) >= limit or stuck
+            ok = abs(z) < limit - max(r.hysteresis, 0.5) and not stuck
+            detail = (
+                f"{v:g} unchanged for {self.same + 1} samples"
+                if stuck
+                else f"{v:g} is {z:+.1f}σ from {mean:g}"
+            )
             # Learn the sample clamped to the limit: an anomaly must not become the norm.
             x = min(max(v, mean - limit * std), mean + limit * std)
         if self.n == 0:
@@ -236,15 +268,23 @@ class _ZScore(_Watch):
         d = x - mean
         self.mean = mean + alpha * d
         self.var = (1.0 - alpha) * (self.var + alpha * d * d)
+        if not bad:  # a frozen run must not teach the model that repeats are normal
+            self.eq += alpha * ((1.0 if repeat else 0.0) - self.eq)
+            self.down += alpha * ((1.0 if lower else 0.0) - self.down)
+            if self.same == 3 and v not in self.rests:
+                self.rests = [*self.rests[-7:], v]
         self.last_ts = ts
         return bad, ok, detail
 
     def export(self) -> list[Any]:
-        return [*super().export(), self.mean, self.var, self.n, self.last_ts]
+        return [*super().export(), self.mean, self.var, self.n, self.last_ts, self.eq,
+                self.same, self.last_v, self.down, list(self.rests)]  # fmt: skip
 
     def restore(self, state: list[Any]) -> None:
         super().restore(state)
-        self.mean, self.var, self.n, self.last_ts = state[4:8]
+        (self.mean, self.var, self.n, self.last_ts, self.eq, self.same, self.last_v, self.down,
+         rests) = state[4:13]  # fmt: skip
+        self.rests = list(rests)
 
 
 _WATCHES: dict[str, type[_Watch]] = {
@@ -452,9 +492,12 @@ class Engine:
                 continue
             last_ts[key] = ts
             late = ts < late_before
+            flag = isinstance(v, bool)
             for w in watches:
                 if math.isnan(value) and not isinstance(w, _Quality):
                     continue
+                if flag and isinstance(w, _ZScore | _Rate):
+                    continue  # a flag has no mean or rate; thresholds and quality still apply
                 if w.feed(ts, value, q, late, out):
                     pending[id(w)] = w
                 else:

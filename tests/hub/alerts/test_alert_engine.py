@@ -256,3 +256,23 @@ def test_rules_may_live_in_a_file_the_config_names(tmp_path: Path) -> None:
     (tmp_path / "alerts.yaml").write_text("rulez: []\n")
     with pytest.raises(ConfigError, match="expected only `notifiers:` and `rules:`"):
         load_config(config, {})
+
+
+def test_zscore_calls_a_frozen_signal_stuck_but_not_a_resting_one_or_a_flag() -> None:
+    e = Engine([rule(kind="zscore", window="1h", z=4, min_samples=30)])
+    rng = random.Random(3)
+    values = [(NOW + i * 1000, 20 + rng.gauss(0, 0.5)) for i in range(300)]
+    assert feed(e, values) == []
+    t = NOW + 300_000
+    frozen = [(t + i * 1000, 20.37) for i in range(8)]
+    out = feed(e, frozen)
+    assert [t.state for t in out] == ["active"]
+    assert "unchanged" in out[0].detail
+    # A load that rests at 0 between jobs is not stuck at 0.
+    e2 = Engine([rule(kind="zscore", window="1h", z=50, min_samples=30)])
+    cycle = [(NOW + i * 1000, 0.0 if (i // 20) % 2 else 30 + rng.gauss(0, 2)) for i in range(400)]
+    assert feed(e2, cycle) == []
+    # Flags have no mean: z-scores leave them alone.
+    e3 = Engine([rule(kind="zscore", min_samples=2)])
+    flags = [("running", NOW + i * 1000, i % 50 == 0, "good") for i in range(200)]
+    assert e3.readings("s", "l", "m", flags, NOW + 200_000) == []
