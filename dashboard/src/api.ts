@@ -42,6 +42,9 @@ export interface Series {
   /** From the machine's meta message (units in device profiles); null when none was published. */
   unit?: string | null;
   description?: string | null;
+  /** The device profile's plausible range (alerts fire past it); null when it gives none. */
+  limit_low?: number | null;
+  limit_high?: number | null;
 }
 
 export type Value = number | boolean | string | null;

@@ -11,6 +11,13 @@ const DRAW_BUDGET = 0.1;
 
 type Col = (number | null)[];
 
+/** A span an alert was active on this tag (to = null: still open), and how bad. */
+export interface AlertSpan {
+  from: number;
+  to: number | null;
+  severity: string;
+}
+
 export interface ChartHooks {
   onZoom(min: number, max: number): void;
   onReset(): void;
@@ -34,6 +41,8 @@ export class TagChart {
   private drawn = 0;
   private cost = 0;
   private static live = new Set<TagChart>();
+  private limits: [number | null, number | null] = [null, null];
+  private alerts: AlertSpan[] = [];
   private readonly release = () => {
     this.dragging = false;
     this.schedule();
@@ -88,6 +97,9 @@ export class TagChart {
             u.setSelect({ left: 0, top: 0, width: 0, height: 0 }, false);
           },
         ],
+        // Under the data: the tag's alert spans as shaded columns, its profile limits as
+        // dashed lines, so a value's excursion reads against where alerts fire.
+        drawClear: [(u) => this.paintMarks(u)],
         ready: [
           (u) => {
             u.over.addEventListener("dblclick", () => hooks.onReset());
@@ -104,6 +116,43 @@ export class TagChart {
 
   private data(): uPlot.AlignedData {
     return [this.xs, this.ys, this.lo, this.hi, this.unc, this.bad] as unknown as uPlot.AlignedData;
+  }
+
+  /** The tag's plausible range (profile limits) and the spans its alerts were active. */
+  setMarks(low: number | null, high: number | null, alerts: AlertSpan[]): void {
+    this.limits = [low, high];
+    this.alerts = alerts;
+    this.el.dataset.alerts = String(alerts.length);
+    this.el.dataset.limits = [low, high].map((v) => (v === null ? "" : String(v))).join(",");
+    this.u.redraw(false);
+  }
+
+  private paintMarks(u: uPlot): void {
+    const ctx = u.ctx;
+    const { left, top, width, height } = u.bbox;
+    ctx.save();
+    ctx.beginPath();
+    ctx.rect(left, top, width, height);
+    ctx.clip();
+    const xMax = u.scales.x.max ?? Date.now();
+    for (const a of this.alerts) {
+      const x0 = u.valToPos(a.from, "x", true);
+      const x1 = u.valToPos(a.to ?? xMax, "x", true);
+      ctx.fillStyle = a.severity === "critical" ? "rgba(207,34,46,0.12)" : "rgba(191,135,0,0.12)";
+      ctx.fillRect(x0, top, Math.max(2, x1 - x0), height);
+    }
+    ctx.setLineDash([6, 4]);
+    ctx.strokeStyle = "#cf222e";
+    ctx.lineWidth = 1;
+    for (const v of this.limits) {
+      if (v === null) continue;
+      const y = u.valToPos(v, "y", true);
+      ctx.beginPath();
+      ctx.moveTo(left, y);
+      ctx.lineTo(left + width, y);
+      ctx.stroke();
+    }
+    ctx.restore();
   }
 
   /** Replace everything with a history answer (raw points, or buckets with min/max). */

@@ -29,10 +29,14 @@ class SeriesInfo:
     tag: str
     unit: str | None = None
     description: str | None = None
+    # The plausible range from the machine's device profile (meta `limits`), if any.
+    limit_low: float | None = None
+    limit_high: float | None = None
 
 
 _SERIES = (
-    "SELECT s.id, s.site, s.line, s.machine, s.tag, t.unit, t.description FROM series s"
+    "SELECT s.id, s.site, s.line, s.machine, s.tag, t.unit, t.description, t.limit_low,"
+    " t.limit_high FROM series s"
     " LEFT JOIN tag_meta t ON t.site = s.site AND t.line = s.line AND t.machine = s.machine"
     " AND t.tag = s.tag"
 )

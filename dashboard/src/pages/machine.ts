@@ -1,6 +1,6 @@
 // One machine: live charts per tag (WebSocket), current values with quality and units, history
 // over a chosen range from the API's downsampling, and drag-to-zoom (double-click resets).
-import { api, type Latest, type Machine, type Quality, type Series, type Value } from "../api";
+import { api, type Alert, type Latest, type Machine, type Quality, type Series, type Value } from "../api";
 import { TagChart, numeric } from "../chart";
 import { badge, clear, fmtAge, fmtTime, fmtValue, h } from "../dom";
 import { machineState } from "../fleetstate";
@@ -105,6 +105,7 @@ export function machinePage(root: HTMLElement, [site, line, name]: string[]): ()
     const [from, to] = window_();
     const fromI = Math.floor(from);
     const toI = Math.ceil(to) + 1;
+    void loadMarks(fromI, toI);
     await Promise.all(
       [...charts].map(async ([tag, chart]) => {
         const s = series.find((x) => x.tag === tag);
@@ -125,6 +126,25 @@ export function machinePage(root: HTMLElement, [site, line, name]: string[]): ()
         }
       }),
     );
+  }
+
+  /** Limits and the spans alerts were active, per tag, over the shown window. */
+  async function loadMarks(from: number, to: number): Promise<void> {
+    let alerts: Alert[] = [];
+    try {
+      // Alerts that began before the window but ran into it count too: look back a day.
+      alerts = await api.alerts({ site, line, machine: name, from: from - 86_400_000, to, limit: 1000 });
+    } catch {
+      /* charts without marks rather than none */
+    }
+    if (!alive) return;
+    for (const [tag, chart] of charts) {
+      const s = series.find((x) => x.tag === tag);
+      const spans = alerts
+        .filter((a) => a.tag === tag && (a.cleared_ms === null || a.cleared_ms >= from))
+        .map((a) => ({ from: a.ts, to: a.cleared_ms, severity: a.severity }));
+      chart.setMarks(s?.limit_low ?? null, s?.limit_high ?? null, spans);
+    }
   }
 
   function row(tag: string): HTMLTableRowElement {
@@ -253,6 +273,11 @@ export function machinePage(root: HTMLElement, [site, line, name]: string[]): ()
       for (const c of charts.values()) c.setWindow(w);
     }, 1000),
     window.setInterval(() => void refreshState(), 5000),
+    // Alerts that fire or clear while the page is open show within seconds.
+    window.setInterval(() => {
+      const [from, to] = window_();
+      void loadMarks(Math.floor(from), Math.ceil(to) + 1);
+    }, 5000),
   );
   const ro = new ResizeObserver(() => {
     for (const c of charts.values()) c.resize(c.el.clientWidth);

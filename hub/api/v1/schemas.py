@@ -94,7 +94,8 @@ class MachineOut(BaseModel):
 
 
 class SeriesOut(BaseModel):
-    """A series (one tag of one machine); unit and description from the machine's meta."""
+    """A series (one tag of one machine); unit, description and plausible range (its device
+    profile's `limits`, which alerts watch) from the machine's meta."""
 
     id: int
     site: str
@@ -103,6 +104,8 @@ class SeriesOut(BaseModel):
     tag: str
     unit: str | None = None
     description: str | None = None
+    limit_low: float | None = None
+    limit_high: float | None = None
 
 
 class LatestOut(BaseModel):

@@ -23,7 +23,7 @@ Filter = Annotated[str | None, Query(pattern=f"^{wire.SEGMENT_PATTERN}$")]
 
 
 def _series_out(s: SeriesInfo) -> SeriesOut:
-    # unit/description come from the machine's retained meta message (docs/wire.md).
+    # unit, description and limits come from the machine's retained meta message (docs/wire.md).
     return SeriesOut(
         id=s.id,
         site=s.site,
@@ -32,6 +32,8 @@ def _series_out(s: SeriesInfo) -> SeriesOut:
         tag=s.tag,
         unit=s.unit,
         description=s.description,
+        limit_low=s.limit_low,
+        limit_high=s.limit_high,
     )
 
 

@@ -307,6 +307,16 @@ async def test_engineer_sees_fleet_live_values_and_an_agent_going_offline(
             await acked.wait_for(timeout=10_000)
             assert "checking the cooler" in await acked.inner_text()
             await page.screenshot(path=str(shots / "alerts.png"), full_page=True)
+            # The press's oil chart shades the alert's span and draws its profile's limits.
+            press = next(m for m in machines if m.endswith("/press-01"))
+            await page.locator(f'a[href="/machines/{press}"]').first.click()
+            oil = page.locator('[data-chart="oil_temp"]')
+            await page.wait_for_function(
+                "() => Number(document.querySelector('[data-chart=\"oil_temp\"]')"
+                "?.dataset.alerts ?? 0) >= 1",
+                timeout=15_000,
+            )
+            assert await oil.get_attribute("data-limits") == "10,80"
             await page.click("nav >> text=Fleet")
             await page.locator(f'tr[data-machine="{machines[0]}"]').wait_for()
 
