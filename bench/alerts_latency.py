@@ -25,11 +25,8 @@ import random
 import statistics
 import sys
 import tempfile
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import paho.mqtt.client as paho
 import psutil
@@ -40,33 +37,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import wire
 from bench.hubproc import start_hub, stop_hub
 from tests.harness import Mosquitto, Postgres
+from tests.harness.webhook import WebhookReceiver
 
 RESULTS = Path(__file__).parent / "results" / "alerts_latency.json"
 MACHINES = 20
 TAGS = 49  # + the `spike` tag: 50 series per machine
-
-
-class Receiver:
-    """Webhook receiver: (arrival ms, body) of every `active` it gets."""
-
-    def __init__(self) -> None:
-        self.active: list[tuple[int, dict[str, Any]]] = []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                if body["state"] == "active":
-                    outer.active.append((time.time_ns() // 1_000_000, body))
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                return
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
 
 def rules_yaml(hook: str) -> str:
@@ -91,7 +66,7 @@ def main() -> None:
     broker, pg = Mosquitto(), Postgres()
     broker.start()
     pg.start()
-    receiver = Receiver()
+    receiver = WebhookReceiver()
     workdir = Path(tempfile.mkdtemp(prefix="alerts-bench-"))
     hub = None
     try:
@@ -138,7 +113,11 @@ def main() -> None:
             sum(c.cpu_times()[:2]) for c in hub_proc.children(recursive=True)
         )
         client.loop_stop()
-        got = {(b["machine"], b["ts"]): arrived for arrived, b in receiver.active}
+        got = {
+            (b["machine"], b["ts"]): arrived
+            for arrived, _headers, raw in receiver.got
+            if (b := json.loads(raw))["state"] == "active"
+        }
         lat = sorted(got[k] - sent for k, sent in crossings.items() if k in got)
         missed = len(crossings) - len(lat)
         p99 = lat[max(0, int(len(lat) * 0.99) - 1)] if lat else None
@@ -175,7 +154,7 @@ def main() -> None:
     finally:
         if hub is not None:
             stop_hub(hub.proc)
-        receiver.server.shutdown()
+        receiver.close()
         broker.cleanup()
         pg.cleanup()
 

@@ -196,11 +196,11 @@ class HubConfig(_Frozen):
     @model_validator(mode="after")
     def _alerts_need_their_parts(self) -> HubConfig:
         alerts = self.alerts
-        if alerts is None or not alerts.rules:
+        if alerts is None:
             return self
         # The feed the evaluator reads is written in the PostgreSQL ingest transaction.
         if urlsplit(self.storage).scheme == "sqlite":
-            raise ValueError("alert rules need PostgreSQL storage (docs/alerts.md)")
+            raise ValueError("alerts need PostgreSQL storage (remove `alerts:`; docs/alerts.md)")
         kinds = {n.kind for n in alerts.notifiers}
         if "email" in kinds and self.smtp is None:
             raise ValueError("email notifiers need an `smtp:` section with the mail server")

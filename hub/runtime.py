@@ -94,7 +94,9 @@ class Hub:
         self._parser: ProcessPoolExecutor | None = None
         self.evaluator: AlertEvaluator | None = None
         # Alert rules are evaluated over the feed the ingest transaction writes (docs/alerts.md).
-        self._evaluates = config.alerts is not None and bool(config.alerts.rules)
+        # With an `alerts:` section (PostgreSQL only: config validation), even one without rules
+        # of its own: admins may add rules through the API.
+        self._evaluates = config.alerts is not None
 
     # HealthSource for the API
     @property

@@ -11,11 +11,14 @@ export interface LiveReading {
 }
 
 type Listener = (machine: string, readings: LiveReading[]) => void;
+/** An alert changed (docs/alerts.md "Live"): its id and new state, among other fields. */
+export type AlertListener = (change: { id: string; state: string; site: string; machine: string }) => void;
 type StatusListener = (state: "connecting" | "live" | "down") => void;
 
 export class LiveStream {
   private ws: WebSocket | null = null;
   private machines = new Set<string>();
+  private alerts = false;
   private backoff = 500;
   private refused = 0; // 4401 closes since the last welcome
   private closed = false;
@@ -24,7 +27,15 @@ export class LiveStream {
   constructor(
     private readonly onReadings: Listener,
     private readonly onStatus: StatusListener = () => {},
+    private readonly onAlert: AlertListener = () => {},
   ) {}
+
+  /** Also receive every alert change (pushed the moment the hub records it). */
+  watchAlerts(): void {
+    this.alerts = true;
+    if (!this.ws) this.connect();
+    else this.send({ type: "subscribe", alerts: true });
+  }
 
   subscribe(machines: string[]): void {
     machines.forEach((m) => this.machines.add(m));
@@ -53,10 +64,10 @@ export class LiveStream {
     ws.onopen = () => {
       // The token read now, not at connect: a refresh may have replaced it meanwhile.
       this.send({ type: "auth", token: accessToken() ?? token });
-      this.send({ type: "subscribe", machines: [...this.machines] });
+      this.send({ type: "subscribe", machines: [...this.machines], alerts: this.alerts });
     };
     ws.onmessage = (ev: MessageEvent<string>) => {
-      let doc: { type?: string; machine?: string; readings?: LiveReading[] };
+      let doc: { type?: string; machine?: string; readings?: LiveReading[]; id?: string; state?: string; site?: string };
       try {
         doc = JSON.parse(ev.data) as typeof doc;
       } catch {
@@ -68,6 +79,7 @@ export class LiveStream {
         this.refused = 0;
       } else if (doc.type === "subscribed") this.onStatus("live");
       else if (doc.type === "readings" && doc.machine && doc.readings) this.onReadings(doc.machine, doc.readings);
+      else if (doc.type === "alert" && doc.id && doc.state) this.onAlert({ id: doc.id, state: doc.state, site: doc.site ?? "", machine: doc.machine ?? "" });
     };
     ws.onclose = (ev: CloseEvent) => {
       if (this.ws !== ws) return;

@@ -51,6 +51,7 @@ from hub.alerts.store import (
 from hub.bridge.kafka.outbox import write_alerts
 from hub.errors import StorageUnavailable
 from hub.sql import Database, open_database
+from hub.sql.singleton import PG_ERRORS, connect, lead, wait, wait_any
 from millstream_common.backoff import Backoff
 
 __all__ = ["EVALUATOR_LOCK", "AlertEvaluator"]
@@ -63,18 +64,9 @@ FEED_ROWS = 2_000  # feed rows read per query
 CHECKPOINT_S = 5.0
 TICK_S = 0.5  # how often pending `for` timers are checked while the feed is quiet
 STATES_S = 2.0  # how often machine states and agent health are judged (stale/offline/edge)
-STANDBY_POLL_S = 5.0
 PG_TIMEOUT_S = 30.0
 DELIVER_BATCH = 100
 RETRY_CAP_S = 300.0
-
-_PG_ERRORS: tuple[type[BaseException], ...] = (
-    OSError,
-    TimeoutError,
-    asyncpg.PostgresError,
-    asyncpg.InterfaceError,
-    asyncpg.InternalClientError,
-)
 
 
 def _now_ms() -> int:
@@ -122,25 +114,17 @@ class AlertEvaluator:
                     if not self._failing:
                         log.warning("alert evaluator: %s", exc)
                     self._failing = True
-                    await _wait(stop, backoff.next_delay())
+                    await wait(stop, backoff.next_delay())
         finally:
             for sender in self._senders.values():
                 with contextlib.suppress(Exception):
                     await sender.aclose()
 
-    async def _connect(self) -> asyncpg.Connection:
-        try:
-            async with asyncio.timeout(PG_TIMEOUT_S):
-                conn: asyncpg.Connection = await asyncpg.connect(self._dsn)
-        except _PG_ERRORS as exc:
-            raise StorageUnavailable(f"cannot reach PostgreSQL: {exc}") from exc
-        return conn
-
     async def _session(self, stop: asyncio.Event, backoff: Backoff) -> None:
-        conn = await self._connect()
+        conn = await connect(self._dsn, "alert evaluator")
         try:
             try:
-                if not await self._lead(conn, stop):
+                if not await lead(conn, EVALUATOR_LOCK, stop, self._standby):
                     return
                 async with asyncio.TaskGroup() as tg:
                     done = asyncio.Event()
@@ -150,24 +134,17 @@ class AlertEvaluator:
                     finally:
                         done.set()
                         await deliver
-            except* _PG_ERRORS as group:
+            except* PG_ERRORS as group:
                 first = group.exceptions[0]
                 raise StorageUnavailable(f"lost PostgreSQL: {first}") from first
             except* StorageUnavailable as group:
                 raise group.exceptions[0] from None
         finally:
-            with contextlib.suppress(*_PG_ERRORS):
+            with contextlib.suppress(*PG_ERRORS):
                 await conn.close(timeout=5)
 
-    async def _lead(self, conn: asyncpg.Connection, stop: asyncio.Event) -> bool:
-        # Session-level lock: released when this connection ends (also when the process dies).
-        while not stop.is_set():
-            async with asyncio.timeout(PG_TIMEOUT_S):
-                if await conn.fetchval("SELECT pg_try_advisory_lock($1)", EVALUATOR_LOCK):
-                    return True
-            self.state = "standby: another hub instance evaluates"
-            await _wait(stop, STANDBY_POLL_S)
-        return False
+    def _standby(self) -> None:
+        self.state = "standby: another hub instance evaluates"
 
     async def _evaluate(
         self, conn: asyncpg.Connection, stop: asyncio.Event, backoff: Backoff
@@ -248,7 +225,7 @@ class AlertEvaluator:
                 if held:  # until the oldest held row may be evaluated
                     due = held[0].created_at + self.cfg.reorder - self._clock()
                     wait = min(wait, max(due / 1000, 0.01))
-                await _wait_any(wake, stop, wait)
+                await wait_any(wake, stop, wait)
         async with asyncio.timeout(PG_TIMEOUT_S):
             await save_checkpoint(conn, Checkpoint(cursor, engine.export()), self._clock())
 
@@ -290,7 +267,7 @@ class AlertEvaluator:
 
     async def _deliver(self, done: asyncio.Event) -> None:
         """Deliver queued notifications until `done` (own connection; see module docstring)."""
-        conn = await self._connect()
+        conn = await connect(self._dsn, "alert evaluator")
         wake = asyncio.Event()
         try:
             await conn.add_listener(NOTIFY_CHANNEL, lambda *_: wake.set())
@@ -330,9 +307,9 @@ class AlertEvaluator:
                     async with asyncio.timeout(PG_TIMEOUT_S):
                         await delivered(conn, [p.id for p in mine])
                 if len(due) < DELIVER_BATCH or held:
-                    await _wait_any(wake, done, 1.0)
+                    await wait_any(wake, done, 1.0)
         finally:
-            with contextlib.suppress(*_PG_ERRORS):
+            with contextlib.suppress(*PG_ERRORS):
                 await conn.close(timeout=5)
 
 
@@ -376,18 +353,3 @@ def _by_machine(
     for readings, _now in out.values():
         readings.sort(key=lambda r: r[1])  # stable: one series' equal timestamps keep order
     return out
-
-
-async def _wait(stop: asyncio.Event, seconds: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(seconds):
-            await stop.wait()
-
-
-async def _wait_any(wake: asyncio.Event, stop: asyncio.Event, seconds: float) -> None:
-    waiters = [asyncio.ensure_future(wake.wait()), asyncio.ensure_future(stop.wait())]
-    try:
-        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for w in waiters:
-            w.cancel()

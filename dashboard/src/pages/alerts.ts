@@ -2,9 +2,11 @@
 // Polled every few seconds like the fleet view.
 import { api, ApiError, type Alert, type Me } from "../api";
 import { badge, clear, fmtAge, fmtTime, fmtValue, h } from "../dom";
+import { LiveStream } from "../live";
 import { linkHandler } from "../router";
 
-const POLL_MS = 3000;
+// Alert changes arrive on /ws the moment they are recorded; polling is the fallback.
+const POLL_MS = 15_000;
 const SEVERITY_RANK: Record<string, number> = { critical: 0, warning: 1, info: 2 };
 
 /** Open alerts first by severity, then newest first. */
@@ -121,9 +123,12 @@ export function alertsPage(root: HTMLElement, _params: string[], me: Me | null):
     );
   }
 
+  const live = new LiveStream(() => {}, () => {}, () => void load());
+  live.watchAlerts();
   void load();
   return () => {
     alive = false;
+    live.close();
     window.clearTimeout(timer);
   };
 }

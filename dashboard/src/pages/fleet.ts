@@ -2,6 +2,7 @@
 // and the agents' buffers. Polled every few seconds (machine and agent status change slowly).
 import { api, type Agent, type Alert, type Machine } from "../api";
 import { bySeverity, severityBadge, where } from "./alerts";
+import { LiveStream } from "../live";
 import { agentOf, agentState, machineState, type State } from "../fleetstate";
 import { badge, clear, fmtAge, fmtNum, fmtTime, h } from "../dom";
 import { linkHandler } from "../router";
@@ -193,9 +194,17 @@ export function fleetPage(root: HTMLElement): () => void {
 
   }
 
+  // An alert change refreshes the alerts card at once instead of at the next poll.
+  const live = new LiveStream(() => {}, () => {}, () => {
+    void api.alerts({ state: "open", limit: 50 }).then((a) => {
+      if (alive) drawAlerts(a);
+    }, () => {});
+  });
+  live.watchAlerts();
   void tick();
   return () => {
     alive = false;
+    live.close();
     window.clearTimeout(timer);
   };
 }

@@ -47,7 +47,7 @@ def alerts_router(services: ApiServices) -> APIRouter:
         site: Segment = None,
         line: Segment = None,
         machine: Segment = None,
-        rule: Annotated[str | None, Query(max_length=64)] = None,
+        rule: Annotated[str | None, Query(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")] = None,
         from_ms: Annotated[int | None, Query(alias="from", ge=0, le=2**53)] = None,
         to_ms: Annotated[int | None, Query(alias="to", ge=0, le=2**53)] = None,
         before: EpochMs = None,

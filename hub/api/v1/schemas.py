@@ -230,10 +230,14 @@ class DeadLetterOut(BaseModel):
         return cls.model_validate(row)
 
 
+# Text stored as is in PostgreSQL, which refuses NUL in text: refused here as a 422, not a 500.
+Text = Annotated[str, Field(pattern=r"^[^\x00]*$")]
+
+
 class AckIn(_In):
     """Why the operator acknowledges (shown in the history and sent to notifiers)."""
 
-    comment: Annotated[str, Field(max_length=2000)] = ""
+    comment: Annotated[Text, Field(max_length=2000)] = ""
 
 
 class AlertOut(BaseModel):
@@ -282,7 +286,7 @@ class RuleOut(BaseModel):
         return cls(rule=body, source=source, updated_by=who, updated_ms=ms)
 
 
-_Glob = Annotated[str | None, Field(max_length=200)]
+_Glob = Annotated[str | None, Field(max_length=200, pattern=r"^[^\x00-\x1f]*$")]
 
 
 class ShelfIn(_In):
@@ -294,7 +298,7 @@ class ShelfIn(_In):
     machine: _Glob = None
     for_: Annotated[str | None, Field(alias="for", max_length=20)] = None
     until: Annotated[int | None, Field(ge=0, le=2**53)] = None
-    reason: Annotated[str, Field(min_length=1, max_length=2000)]
+    reason: Annotated[Text, Field(min_length=1, max_length=2000)]
 
 
 class ShelfOut(BaseModel):

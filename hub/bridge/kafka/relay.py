@@ -47,6 +47,7 @@ from hub.bridge.kafka.topics import check_topics
 from hub.bridge.metrics import BridgeMetrics
 from hub.config import KafkaConfig
 from hub.errors import KafkaTopicsMissing, KafkaUnavailable, StorageUnavailable
+from hub.sql.singleton import PG_ERRORS, connect, lead, wait, wait_any
 from millstream_common.backoff import Backoff
 
 __all__ = ["KafkaRelay", "producer_config"]
@@ -55,20 +56,12 @@ log = logging.getLogger(__name__)
 
 MAX_ROWS = 5_000  # outbox rows fetched per query (a transaction also stops at batch_readings)
 IDLE_POLL_S = 1.0  # NOTIFY wakes the relay at once; this is the fallback
-STANDBY_POLL_S = 5.0
 LAG_INTERVAL_S = 2.0
 PG_TIMEOUT_S = 30.0
 LIBRDKAFKA_LOG_LEVEL = 2  # syslog levels: 2 = critical; errors reach us as exceptions
 
-_PG_ERRORS: tuple[type[BaseException], ...] = (
-    OSError,
-    TimeoutError,
-    asyncpg.PostgresError,
-    asyncpg.InterfaceError,
-)
 
-
-_LAG_ERRORS: tuple[type[BaseException], ...] = (StorageUnavailable, *_PG_ERRORS)
+_LAG_ERRORS: tuple[type[BaseException], ...] = (StorageUnavailable, *PG_ERRORS)
 
 
 def _now_ms() -> int:
@@ -146,7 +139,7 @@ class KafkaRelay:
                 self._fail(str(exc))
             else:
                 continue
-            await _wait(stop, backoff.next_delay())
+            await wait(stop, backoff.next_delay())
         self.metrics.relay_up.set(0)
 
     async def _check_topics_at_start(self, stop: asyncio.Event, backoff: Backoff) -> None:
@@ -157,7 +150,7 @@ class KafkaRelay:
                 raise
             except KafkaUnavailable as exc:
                 self._fail(str(exc))
-                await _wait(stop, backoff.next_delay())
+                await wait(stop, backoff.next_delay())
             else:
                 return
 
@@ -177,38 +170,22 @@ class KafkaRelay:
         self.state = "ok"
         self.metrics.relay_up.set(1)
 
-    async def _connect(self) -> asyncpg.Connection:
-        try:
-            async with asyncio.timeout(PG_TIMEOUT_S):
-                conn: asyncpg.Connection = await asyncpg.connect(self._dsn)
-        except _PG_ERRORS as exc:
-            raise StorageUnavailable(f"relay cannot reach PostgreSQL: {exc}") from exc
-        return conn
-
     async def _session(self, stop: asyncio.Event, backoff: Backoff) -> None:
-        conn = await self._connect()
+        conn = await connect(self._dsn, "relay")
         try:
             try:
-                if not await self._lead(conn, stop):
+                if not await lead(conn, RELAY_LOCK, stop, self._standby):
                     return
                 await self._relay(conn, stop, backoff)
-            except _PG_ERRORS as exc:
+            except PG_ERRORS as exc:
                 raise StorageUnavailable(f"relay lost PostgreSQL: {exc}") from exc
         finally:
-            with contextlib.suppress(*_PG_ERRORS):
+            with contextlib.suppress(*PG_ERRORS):
                 await conn.close(timeout=5)
 
-    async def _lead(self, conn: asyncpg.Connection, stop: asyncio.Event) -> bool:
-        # Session-level lock: released when this connection ends (also when the process dies).
-        while True:
-            async with asyncio.timeout(PG_TIMEOUT_S):
-                if await conn.fetchval("SELECT pg_try_advisory_lock($1)", RELAY_LOCK):
-                    return True
-            self.state = "standby: another hub instance relays"
-            self.metrics.relay_up.set(0)
-            await _wait(stop, STANDBY_POLL_S)
-            if stop.is_set():
-                return False
+    def _standby(self) -> None:
+        self.state = "standby: another hub instance relays"
+        self.metrics.relay_up.set(0)
 
     async def _relay(self, conn: asyncpg.Connection, stop: asyncio.Event, backoff: Backoff) -> None:
         cfg = self.cfg
@@ -233,7 +210,7 @@ class KafkaRelay:
                     async with asyncio.timeout(PG_TIMEOUT_S):
                         rows = await fetch_rows(conn, cursor, MAX_ROWS)
                     if not rows:
-                        await _wait_any(wake, stop, IDLE_POLL_S)
+                        await wait_any(wake, stop, IDLE_POLL_S)
                         continue
                 take = split_batch(rows, cfg.batch_readings)
                 batch, rows = rows[:take], rows[take:]
@@ -322,7 +299,7 @@ class KafkaRelay:
         while not stop.is_set():
             try:
                 if conn is None or conn.is_closed():
-                    conn = await self._connect()
+                    conn = await connect(self._dsn, "relay")
                 async with asyncio.timeout(PG_TIMEOUT_S):
                     self.lag = lag = await outbox_lag(conn)
                 self.metrics.outbox_rows.set(lag.rows)
@@ -332,9 +309,9 @@ class KafkaRelay:
                 if conn is not None:
                     conn.terminate()
                 conn = None
-            await _wait(stop, LAG_INTERVAL_S)
+            await wait(stop, LAG_INTERVAL_S)
         if conn is not None:
-            with contextlib.suppress(*_PG_ERRORS):
+            with contextlib.suppress(*PG_ERRORS):
                 await conn.close(timeout=5)
 
 
@@ -361,18 +338,3 @@ def _close(producer: Producer) -> None:
     with contextlib.suppress(Exception):
         producer.purge()
         producer.flush(0)
-
-
-async def _wait(stop: asyncio.Event, seconds: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(seconds):
-            await stop.wait()
-
-
-async def _wait_any(wake: asyncio.Event, stop: asyncio.Event, seconds: float) -> None:
-    waiters = [asyncio.ensure_future(wake.wait()), asyncio.ensure_future(stop.wait())]
-    try:
-        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for w in waiters:
-            w.cancel()

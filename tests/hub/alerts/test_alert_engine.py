@@ -276,3 +276,8 @@ def test_zscore_calls_a_frozen_signal_stuck_but_not_a_resting_one_or_a_flag() ->
     e3 = Engine([rule(kind="zscore", min_samples=2)])
     flags = [("running", NOW + i * 1000, i % 50 == 0, "good") for i in range(200)]
     assert e3.readings("s", "l", "m", flags, NOW + 200_000) == []
+
+
+def test_alerts_are_refused_on_sqlite_with_what_to_do() -> None:
+    with pytest.raises(ValidationError, match="alerts need PostgreSQL storage"):
+        HubConfig.model_validate({"storage": "sqlite:///hub.db", "alerts": {}})

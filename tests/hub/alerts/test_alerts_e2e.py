@@ -14,12 +14,10 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from email import message_from_bytes
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -34,50 +32,17 @@ from websockets.asyncio.client import connect
 
 import wire
 from tests.harness import free_port
+from tests.harness.webhook import WebhookReceiver
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 HUB = str(Path(sys.executable).with_name("millstream-hub"))
 
 
-class Receiver:
-    """A real HTTP server that records every webhook POST; `failing` answers 503 instead."""
-
-    def __init__(self) -> None:
-        self.got: list[tuple[dict[str, str], bytes]] = []
-        self.attempts = 0
-        self.failing = False
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                outer.attempts += 1
-                if outer.failing:
-                    self.send_response(503)
-                else:
-                    outer.got.append((dict(self.headers), body))
-                    self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                return
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def states(self) -> list[str]:
-        return [json.loads(body)["state"] for _h, body in self.got]
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    r = Receiver()
+def receiver() -> Iterator[WebhookReceiver]:
+    """A real HTTP server receiving the webhooks."""
+    r = WebhookReceiver()
     yield r
     r.close()
 
@@ -235,7 +200,7 @@ async def ready(port: int, hub: HubProcess) -> None:
 
 
 async def test_threshold_alert_lifecycle_survives_a_hub_sigkill(
-    mosquitto: Any, pg_dsn: str, tmp_path: Path, receiver: Receiver, hubs: list[HubProcess]
+    mosquitto: Any, pg_dsn: str, tmp_path: Path, receiver: WebhookReceiver, hubs: list[HubProcess]
 ) -> None:
     mailbox = Mailbox()
     andon = AndonBoard(mosquitto.host, mosquitto.port)
@@ -278,7 +243,7 @@ async def test_threshold_alert_lifecycle_survives_a_hub_sigkill(
         hubs.append(HubProcess(config, tmp_path / "hub2.log"))
         await ready(port, hubs[1])
         await eventually(_async(lambda: receiver.states() == ["active"]), 30)
-        headers, body = receiver.got[0]
+        _arrived, headers, body = receiver.got[0]
         expect = "sha256=" + hmac.new(b"s3cret-signing-key", body, hashlib.sha256).hexdigest()
         assert headers["X-Millstream-Signature"] == expect
         alert = json.loads(body)
@@ -322,7 +287,7 @@ async def test_threshold_alert_lifecycle_survives_a_hub_sigkill(
             again = await api.post(f"{base}/alerts/{alert['id']}/ack", json={"comment": "x"})
             assert again.status_code == 409
             await eventually(_async(lambda: receiver.states() == ["active", "acknowledged"]))
-            assert json.loads(receiver.got[1][1])["comment"] == "oil cooler checked"
+            assert receiver.bodies()[1]["comment"] == "oil cooler checked"
 
             await device.send(89.0)  # inside the hysteresis band: still active
             await asyncio.sleep(1.5)
@@ -373,7 +338,7 @@ def _async(check: Callable[[], bool]) -> Callable[[], Awaitable[bool]]:
 
 
 async def test_admins_manage_rules_and_operators_shelve_machines_through_the_api(
-    mosquitto: Any, pg_dsn: str, tmp_path: Path, receiver: Receiver, hubs: list[HubProcess]
+    mosquitto: Any, pg_dsn: str, tmp_path: Path, receiver: WebhookReceiver, hubs: list[HubProcess]
 ) -> None:
     mailbox = Mailbox()
     config, port = write_config(tmp_path, mosquitto.url, pg_dsn, receiver.url, mailbox.port)
@@ -410,7 +375,7 @@ async def test_admins_manage_rules_and_operators_shelve_machines_through_the_api
                 return "active" in receiver.states()
 
             await eventually(fired, 20)
-            assert {json.loads(b)["rule"] for _h, b in receiver.got} == {"warm-oil"}
+            assert {b["rule"] for b in receiver.bodies()} == {"warm-oil"}
             await device.send(40.0)
             await eventually(_async(lambda: receiver.states() == ["active", "cleared"]))
 

@@ -29,6 +29,9 @@ ENDPOINTS = [
     ("/api/v1/series/1/readings", Role.VIEWER),
     ("/api/v1/agents", Role.VIEWER),
     ("/api/v1/devices", Role.VIEWER),
+    ("/api/v1/alerts", Role.VIEWER),
+    ("/api/v1/alerts/rules", Role.VIEWER),
+    ("/api/v1/alerts/shelves", Role.VIEWER),
     ("/api/v1/dead-letters", Role.ADMIN),
     ("/api/v1/users", Role.ADMIN),
 ]
