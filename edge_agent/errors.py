@@ -6,7 +6,8 @@ MillstreamAgentError            root: catch this to catch anything the agent rai
 ├── DeviceUnavailable           retry the device with exponential backoff and jitter
 ├── DecodeError                 mark that one point `bad`, keep polling the rest
 ├── DiskFull                    the buffer cannot write now: keep running, retry; it recovers
-└── PublishError                keep the batch buffered, publish it again later
+├── PublishError                keep the batch buffered, publish it again later
+└── WriteRefused                a command's write is not allowed: answer `refused`, write nothing
 ```
 
 Drivers and the publisher map their libraries' exceptions to these at the boundary and chain
@@ -26,6 +27,7 @@ __all__ = [
     "DiskFull",
     "MillstreamAgentError",
     "PublishError",
+    "WriteRefused",
 ]
 
 
@@ -71,3 +73,8 @@ class DecodeError(MillstreamAgentError):
 
 class PublishError(MillstreamAgentError):
     """A batch did not reach the broker; it stays in the buffer and is published again later."""
+
+
+class WriteRefused(MillstreamAgentError):  # noqa: N818 -- names what the agent did
+    """A write that the profile does not allow (not writable, out of min/max, wrong type);
+    nothing was sent to the device. The message says why, for the command's result."""

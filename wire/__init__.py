@@ -14,8 +14,20 @@ no clock reads: callers pass `now_ms`. Every parser raises `PayloadError` (with 
     status.py      machine and agent status codecs
     meta.py        machine tag metadata (units, heartbeats, schedule) codec
     report.py      the agent's full status report (status file, CLI, metrics; cut to the wire)
+    commands.py    commands to agents (writes, config) and their results
 """
 
+from wire.commands import (
+    COMMAND_STATUSES,
+    Command,
+    CommandKind,
+    CommandResult,
+    CommandStatus,
+    encode_command,
+    encode_command_result,
+    parse_command,
+    parse_command_result,
+)
 from wire.errors import REASONS, PayloadError, Reason
 from wire.limits import (
     MAX_ABS_NUMBER,
@@ -87,6 +99,7 @@ from wire.topics import (
 
 __all__ = [
     "AGENT_STATUS_FILTER",
+    "COMMAND_STATUSES",
     "MACHINE_META_FILTER",
     "MACHINE_STATUS_FILTER",
     "MAX_ABS_NUMBER",
@@ -113,6 +126,10 @@ __all__ = [
     "AgentTopic",
     "BacklogReport",
     "BufferReport",
+    "Command",
+    "CommandKind",
+    "CommandResult",
+    "CommandStatus",
     "DeviceReport",
     "DeviceStatus",
     "Limits",
@@ -144,12 +161,16 @@ __all__ = [
     "cmd_topic",
     "coalesce_seqs",
     "encode_agent_status",
+    "encode_command",
+    "encode_command_result",
     "encode_meta",
     "encode_receipt",
     "encode_status",
     "encode_telemetry",
     "meta_topic",
     "parse_agent_status",
+    "parse_command",
+    "parse_command_result",
     "parse_meta",
     "parse_receipt",
     "parse_status",

@@ -18,6 +18,7 @@ __all__ = [
     "RESERVED_SITES",
     "SEGMENT_PATTERN",
     "TAG_PATTERN",
+    "UUID_PATTERN",
     "VERSION",
 ]
 
@@ -52,6 +53,8 @@ SEGMENT_PATTERN = r"[A-Za-z0-9_-]{1,64}"
 DIGEST_PATTERN = r"[0-9a-f]{32}"
 # Tags are not topic segments, so third-party dotted names ("inlet.temp") are allowed.
 TAG_PATTERN = r"[A-Za-z0-9_.-]{1,128}"
+# A command id: a UUID in lower-case canonical form (ids are compared as text: one spelling).
+UUID_PATTERN = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 
 # `ms/v1/agents/...` and `ms/v1/receipts/...` share the site position of the topic tree.
 RESERVED_SITES = frozenset({"agents", "receipts"})

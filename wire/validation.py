@@ -14,6 +14,7 @@ from wire.limits import (
     MAX_STRING_BYTES,
     SEGMENT_PATTERN,
     TAG_PATTERN,
+    UUID_PATTERN,
 )
 
 __all__ = ["field_path", "payload_error", "validate_payload"]
@@ -107,8 +108,10 @@ _BY_TYPE = {"missing": "is required", "extra_forbidden": "is not a field of wire
 _PATTERNS = {
     f"^{SEGMENT_PATTERN}$": "must be 1-64 characters: letters, digits, _ or -",
     f"^{TAG_PATTERN}$": "must be 1-128 characters: letters, digits, _, . or -",
+    f"^{UUID_PATTERN}$": "must be a UUID in lower-case hex, 8-4-4-4-12 digits",
 }
-_OWN_TYPES = frozenset({"bad_range", "reserved_site"})  # raised by wire.models, already worded
+# Raised by wire.models and wire.commands, already worded.
+_OWN_TYPES = frozenset({"bad_range", "reserved_site", "incomplete_command"})
 
 
 # One return per kind of message reads as the table it is.

@@ -214,6 +214,11 @@ class ModbusTag(_Model):
     max_interval: MaxInterval | None = None
     # Plausible range in engineering units (after scale/offset): the hub alerts past it.
     limits: wire.Limits | None = None
+    # Commands may set this tag (docs/commands.md); `min`/`max` bound what they may write, in
+    # engineering units (before scale and offset are undone).
+    writable: bool = False
+    min: FiniteFloat | None = None
+    max: FiniteFloat | None = None
 
     @field_validator("address", mode="before")
     @classmethod
@@ -286,6 +291,7 @@ class ModbusTag(_Model):
                     )
         else:
             issues.extend(self._register_issues())
+        issues.extend(self._write_issues())
         if self.type in ("bool", "string"):
             for key in ("scale", "offset", "deadband"):
                 if key in given:
@@ -317,6 +323,43 @@ class ModbusTag(_Model):
                     self.address,
                 )
             )
+        return issues
+
+    def _write_issues(self) -> list[Issue]:
+        issues: list[Issue] = []
+        if self.writable and self.table in ("input", "discrete"):
+            issues.append(
+                Issue(
+                    ("writable",),
+                    f"{self.table} {'registers are' if self.table == 'input' else 'inputs are'} "
+                    "read-only in Modbus",
+                    "writable tags live in table: holding (registers) or table: coil (bits); "
+                    "remove writable, or check the register map",
+                    True,
+                )
+            )
+        for key in ("min", "max"):
+            if getattr(self, key) is None:
+                continue
+            if not self.writable:
+                issues.append(
+                    Issue(
+                        (key,),
+                        f"{key} bounds what commands may write, but the tag is not writable",
+                        f"add writable: true, or remove {key} (for alert limits use limits:)",
+                        getattr(self, key),
+                    )
+                )
+            elif self.type in ("bool", "string"):
+                issues.append(
+                    Issue((key,), f"{key} applies to numbers, not to type {self.type}",
+                          f"remove {key}", getattr(self, key))
+                )  # fmt: skip
+        if self.min is not None and self.max is not None and self.min > self.max:
+            issues.append(
+                Issue(("max",), f"max {self.max:g} is below min {self.min:g}",
+                      "swap them: min is the lowest value a command may write", self.max)
+            )  # fmt: skip
         return issues
 
     def _address_issue(self) -> Issue | None:

@@ -33,6 +33,9 @@ def modbus_point(tag: ModbusTag, profile: ModbusProfile) -> ModbusPoint:
         poll_ms=tag.poll_ms or profile.defaults.poll_ms,
         max_interval_ms=_ms(tag.max_interval or profile.defaults.max_interval),
         unit=tag.unit or None,
+        writable=tag.writable,
+        min=tag.min,
+        max=tag.max,
     )
 
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Protocol
 
 from edge_agent.buffer import Reading
 
-__all__ = ["Contract"]
+__all__ = ["Commands", "Contract"]
 
 
 class Contract(Protocol):
@@ -37,3 +38,32 @@ class Contract(Protocol):
     def offline_status(self) -> bytes:
         """Agent status payload saying `offline` (last will and clean shutdown)."""
         ...
+
+
+class Commands(Protocol):
+    """Where commands from the hub go and their results come from (edge_agent/commands)."""
+
+    @property
+    def topic(self) -> str:
+        """`ms/v1/agents/{id}/cmd`."""
+        ...
+
+    @property
+    def result_topic(self) -> str:
+        """`ms/v1/agents/{id}/cmd/res`."""
+        ...
+
+    @property
+    def results_ready(self) -> asyncio.Event:
+        """Set when a result is waiting to be sent."""
+        ...
+
+    async def receive(self, payload: bytes) -> None:
+        """Keep a command durably; its delivery is acknowledged only after this returns."""
+
+    async def unsent(self) -> list[tuple[str, bytes]]:
+        """(command id, result payload) not yet taken by the broker."""
+        ...
+
+    async def sent(self, command_id: str) -> None:
+        """The broker took this result."""

@@ -16,7 +16,7 @@ import aiomqtt
 from edge_agent.buffer import Batch, Buffer
 from edge_agent.cancel import recheck_cancel
 from edge_agent.errors import DiskFull
-from edge_agent.publish.contract import Contract
+from edge_agent.publish.contract import Commands, Contract
 from edge_agent.publish.settings import PublisherSettings
 from edge_agent.publish.stats import PublishStats
 from millstream_common.backoff import backoff_delay
@@ -42,10 +42,12 @@ class Publisher:
         *,
         clock: Callable[[], float] = time.time,
         rnd: Callable[[], float] = random.random,
+        commands: Commands | None = None,
     ) -> None:
         self.settings = settings
         self.buffer = buffer
         self.contract = contract
+        self.commands = commands
         self.stats = PublishStats()
         self._clock = clock
         self._rnd = rnd
@@ -119,7 +121,7 @@ class Publisher:
                 keyfile=s.key_file,
                 cert_reqs=ssl.CERT_REQUIRED,
             )
-        return aiomqtt.Client(
+        client = aiomqtt.Client(
             s.host,
             s.port,
             identifier=s.client_id,
@@ -138,6 +140,11 @@ class Publisher:
             # Batches are already large; Nagle would only add latency to PUBACK round trips.
             socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
         )
+        # Incoming messages are acknowledged by `_incoming` once handled, not on arrival: a
+        # command is journalled before the broker may forget it (paho's manual ack; aiomqtt
+        # exposes no switch of its own).
+        client._client.manual_ack_set(True)
+        return client
 
     async def _session_guarded(self, client: aiomqtt.Client) -> None:
         self.stats.connected = True
@@ -184,8 +191,13 @@ class Publisher:
         if self.settings.receipts:
             await client.subscribe(self.contract.receipt_topic, qos=1)
             recheck_cancel()
+        if self.commands is not None:
+            await client.subscribe(self.commands.topic, qos=1)
+            recheck_cancel()
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self._incoming(client), name="publish-incoming")
+            if self.commands is not None:
+                tg.create_task(self._results_lane(client, self.commands), name="publish-results")
             tg.create_task(self._status_lane(client), name="publish-status")
             tg.create_task(self._retained_lane(client), name="publish-retained")
             tg.create_task(self._live_lane(client, tg), name="publish-live")
@@ -202,27 +214,42 @@ class Publisher:
         # Also the disconnect detector: the iterator raises MqttError when the link drops.
         async for message in client.messages:
             raw = message.payload
-            try:
-                batches = self.contract.parse_receipt(
-                    bytes(raw) if isinstance(raw, bytes | bytearray) else str(raw).encode()
-                )
-            except ValueError as exc:
-                log.warning("ignoring malformed receipt on %s: %s", message.topic, exc)
-                continue
-            if not batches and not self._warned_undigested:
-                # Seqs alone prove nothing about whose payload was stored: nothing is deleted.
-                log.warning(
-                    "receipts name no batch digests: the hub is older than this agent and its "
-                    "receipts delete nothing; upgrade the hub (the buffer keeps everything)"
-                )
-                self._warned_undigested = True
-            self.stats.receipts += 1
-            self.stats.last_receipt_at = self._clock()
-            try:
-                self.stats.acked_readings += await self.buffer.ack(batches)
-            except DiskFull:
-                # Deleting needs room too; the batches are sent again and receipted again.
-                continue
+            payload = bytes(raw) if isinstance(raw, bytes | bytearray) else str(raw).encode()
+            if self.commands is not None and message.topic.matches(self.commands.topic):
+                await self.commands.receive(payload)
+            else:
+                await self._receipt(str(message.topic), payload)
+            if message.qos > 0:
+                client._client.ack(message.mid, message.qos)  # manual ack: see _client()
+
+    async def _results_lane(self, client: aiomqtt.Client, commands: Commands) -> None:
+        while True:
+            commands.results_ready.clear()
+            for command_id, payload in await commands.unsent():
+                await client.publish(commands.result_topic, payload, qos=1)
+                recheck_cancel()
+                await commands.sent(command_id)
+            await commands.results_ready.wait()
+
+    async def _receipt(self, topic: str, payload: bytes) -> None:
+        try:
+            batches = self.contract.parse_receipt(payload)
+        except ValueError as exc:
+            log.warning("ignoring malformed receipt on %s: %s", topic, exc)
+            return
+        if not batches and not self._warned_undigested:
+            # Seqs alone prove nothing about whose payload was stored: nothing is deleted.
+            log.warning(
+                "receipts name no batch digests: the hub is older than this agent and its "
+                "receipts delete nothing; upgrade the hub (the buffer keeps everything)"
+            )
+            self._warned_undigested = True
+        self.stats.receipts += 1
+        self.stats.last_receipt_at = self._clock()
+        # With the disk full, deleting needs room too: the batches are sent again and
+        # receipted again.
+        with contextlib.suppress(DiskFull):
+            self.stats.acked_readings += await self.buffer.ack(batches)
 
     async def _status_lane(self, client: aiomqtt.Client) -> None:
         while True:

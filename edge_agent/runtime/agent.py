@@ -14,6 +14,7 @@ import wire
 from edge_agent import __version__
 from edge_agent.buffer import Batcher, Buffer
 from edge_agent.cancel import cancel_and_wait
+from edge_agent.commands import CommandExecutor
 from edge_agent.drivers.health import DeviceHealth
 from edge_agent.errors import MillstreamAgentError
 from edge_agent.publish import Publisher
@@ -45,8 +46,10 @@ class Agent:
         status_file: Path | None = None,
         on_status: Callable[[wire.AgentReport], None] | None = None,
         clock: Callable[[], float] = time.time,
+        commands: CommandExecutor | None = None,
     ) -> None:
         self.agent_id = agent_id
+        self.commands = commands
         self.site = site
         self.line = line
         self.sources = sources
@@ -82,9 +85,15 @@ class Agent:
             flush = tg.create_task(self._flush_loop(), name="batch-flush")
             publish = tg.create_task(self.publisher.run(), name="publish")
             status = tg.create_task(self._status_loop(), name="status")
+            execute = (
+                [tg.create_task(self.commands.run(), name="commands")]
+                if self.commands is not None
+                else []
+            )
             await self._stop.wait()
             log.info("stopping: flushing buffered readings")
-            await cancel_and_wait([*acquire, flush])
+            # A write in progress ends as the journal says (edge_agent/commands/journal.py).
+            await cancel_and_wait([*execute, *acquire, flush])
             for device, readings in self.batcher.drain():
                 self.buffer.append(device, readings)
             await self.buffer.flush()

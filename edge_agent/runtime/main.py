@@ -7,10 +7,12 @@ import logging
 import signal
 import time
 from collections.abc import Callable, Mapping
+from contextlib import closing
 from pathlib import Path
 
 import wire
 from edge_agent.buffer import Batcher, Bounds, Buffer
+from edge_agent.commands import CommandExecutor, CommandJournal
 from edge_agent.config import AgentConfig, buffer_path, state_dir
 from edge_agent.publish import Publisher, PublisherSettings
 from edge_agent.runtime.agent import Agent
@@ -43,12 +45,14 @@ async def run_agent(
     state = state_dir(config, config_file)
     state.mkdir(parents=True, exist_ok=True)
     buffer_file = buffer_path(config, config_file)
-    with hold_agent_lock(buffer_file):
+    # The command journal beside the status file; held under the same lock as the buffer.
+    with hold_agent_lock(buffer_file), closing(CommandJournal(state / "commands.db")) as journal:
         await _run(
             config,
             config_file,
             sources=sources,
             buffer_file=buffer_file,
+            journal=journal,
             on_status=on_status,
             on_ready=on_ready,
             meta=meta,
@@ -61,6 +65,7 @@ async def _run(
     *,
     sources: dict[str, Source],
     buffer_file: Path,
+    journal: CommandJournal,
     on_status: Callable[[wire.AgentReport], None] | None,
     on_ready: Callable[[Agent], None] | None,
     meta: Mapping[str, Mapping[str, wire.TagMeta]] | None,
@@ -73,6 +78,7 @@ async def _run(
         max_bytes=buf.max_bytes, max_age=buf.max_age.total_seconds(), on_full=buf.on_full
     )
     state = state_dir(config, config_file)
+    commands = CommandExecutor(config.agent.id, journal, sources)
     async with Buffer(
         buffer_file,
         bounds=bounds,
@@ -80,7 +86,7 @@ async def _run(
         encoder=contract.encode_batch,
         reserve_bytes=buf.disk_reserve,
     ) as buffer:
-        publisher = Publisher(settings, buffer, contract)
+        publisher = Publisher(settings, buffer, contract, commands=commands)
         if meta is not None:
             # Stamped once per start: a reconnect republishes the same message, which the hub
             # takes as unchanged; a restart with a changed profile supersedes it.
@@ -104,6 +110,7 @@ async def _run(
             status_interval=mqtt.status_interval.total_seconds(),
             status_file=state / "agent-status.json",
             on_status=on_status,
+            commands=commands,
         )
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):

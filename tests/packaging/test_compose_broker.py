@@ -207,6 +207,28 @@ def test_agent_publishes_over_tls_only_under_its_site(
     assert (msg.topic, msg.payload) == ("ms/v1/sim-plant/line-1/press-01/telemetry", b"ok")
 
 
+def test_only_the_hub_may_command_an_agent(broker: Broker, clients: list[Client]) -> None:
+    agent = _client(clients, "sim-line-pc", "sim-line-pc", AGENT_PW)
+    assert agent.connect(broker.tls_port, ca=broker.ca) == 0
+    agent.mqtt.subscribe("ms/v1/agents/sim-line-pc/cmd", qos=1)
+    assert [rc.value for rc in agent.subacks.get(timeout=30)] == [1]
+    # A client that is not the hub (here the agent itself) cannot command anyone.
+    forged = [
+        agent.mqtt.publish("ms/v1/agents/sim-line-pc/cmd", b"forged", qos=1),
+        agent.mqtt.publish("ms/v1/agents/line3-pc/cmd", b"forged", qos=1),
+    ]
+    answer = agent.mqtt.publish("ms/v1/agents/sim-line-pc/cmd/res", b"result", qos=1)
+    acks = dict(agent.pubacks.get(timeout=30) for _ in range(3))
+    assert all(acks[f.mid].is_failure for f in forged)
+    assert not acks[answer.mid].is_failure
+    hub = _client(clients, "millstream-hub-1", "hub", HUB_PW)
+    assert hub.connect(broker.plain_port) == 0
+    hub.mqtt.publish("ms/v1/agents/sim-line-pc/cmd", b"from the hub", qos=1)
+    # The first command the agent gets is the hub's: the forged ones never arrived.
+    msg = agent.messages.get(timeout=30)
+    assert (msg.topic, msg.payload) == ("ms/v1/agents/sim-line-pc/cmd", b"from the hub")
+
+
 def test_wrong_password_and_anonymous_are_refused(broker: Broker, clients: list[Client]) -> None:
     wrong = _client(clients, "intruder", "sim-line-pc", "guess")
     assert wrong.connect(broker.tls_port, ca=broker.ca).is_failure

@@ -17,8 +17,15 @@ from typing import Any
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.exceptions import ConnectionException, ModbusException
 
+from edge_agent.drivers.modbus.codec import set_bit
 from edge_agent.drivers.modbus.endpoint import SerialLink, TcpLink
-from edge_agent.errors import ConfigError, ConfigProblem, DecodeError, DeviceUnavailable
+from edge_agent.errors import (
+    ConfigError,
+    ConfigProblem,
+    DecodeError,
+    DeviceUnavailable,
+    WriteRefused,
+)
 
 __all__ = ["EXCEPTION_NAMES", "BusPool", "ModbusBus", "RequestRejected", "default_pool"]
 
@@ -161,23 +168,89 @@ class ModbusBus:
     ) -> list[int]:
         """Registers (or bits as 0/1) of one span; `RequestRejected` or `DeviceUnavailable`."""
         async with self.lock:
-            client = self._client
-            if client is None or not client.connected:
-                raise DeviceUnavailable(f"{self._where()} is not connected")
+            client = self._connected()
             call: Callable[..., Awaitable[Any]] = {
                 "holding": client.read_holding_registers,
                 "input": client.read_input_registers,
                 "coil": client.read_coils,
                 "discrete": client.read_discrete_inputs,
             }[table]
-            try:
-                async with asyncio.timeout(max(timeout_s, self.timeout_s) + _GUARD_S):
-                    response = await call(address, count=count, device_id=unit)
-            except (TimeoutError, OSError, ModbusException) as exc:
-                raise DeviceUnavailable(
-                    f"{self._silence(unit, exc)} ({table} {address}+{count})",
-                    hint=_silent_hint(self.link, unit),
-                ) from exc
+            response = await self._exchange(
+                lambda: call(address, count=count, device_id=unit),
+                (table, address, count), unit, timeout_s,
+            )  # fmt: skip
+        if table in ("coil", "discrete"):
+            # Bits arrive padded to whole bytes; keep only the ones asked for.
+            return [1 if b else 0 for b in response.bits[:count]]
+        registers: list[int] = response.registers
+        if len(registers) != count:
+            raise DeviceUnavailable(f"unit {unit} sent {len(registers)} registers, not {count}")
+        return registers
+
+    async def write(
+        self, table: str, address: int, values: list[int], unit: int, timeout_s: float
+    ) -> None:
+        """Write coils (FC5 one, FC15 several) or holding registers (FC6 one, FC16 several)."""
+        async with self.lock:
+            client = self._connected()
+            if table == "coil":
+                bits = [bool(v) for v in values]
+                call = (
+                    (lambda: client.write_coil(address, bits[0], device_id=unit))
+                    if len(bits) == 1
+                    else (lambda: client.write_coils(address, bits, device_id=unit))
+                )
+            elif table == "holding":
+                call = (
+                    (lambda: client.write_register(address, values[0], device_id=unit))
+                    if len(values) == 1
+                    else (lambda: client.write_registers(address, values, device_id=unit))
+                )
+            else:
+                raise WriteRefused(f"{table} is read-only in Modbus")
+            await self._exchange(call, (table, address, len(values)), unit, timeout_s)
+
+    async def write_bit(
+        self, address: int, bit: int, value: bool, unit: int, timeout_s: float
+    ) -> None:
+        """Set one bit of a holding register: read (FC3), change the bit, write (FC6), with the
+        bus held throughout so no other request on the link comes between."""
+        async with self.lock:
+            client = self._connected()
+            response = await self._exchange(
+                lambda: client.read_holding_registers(address, count=1, device_id=unit),
+                ("holding", address, 1), unit, timeout_s,
+            )  # fmt: skip
+            register = set_bit(int(response.registers[0]), bit, value)
+            await self._exchange(
+                lambda: client.write_register(address, register, device_id=unit),
+                ("holding", address, 1), unit, timeout_s,
+            )  # fmt: skip
+
+    def _connected(self) -> Any:
+        client = self._client
+        if client is None or not client.connected:
+            raise DeviceUnavailable(f"{self._where()} is not connected")
+        return client
+
+    async def _exchange(
+        self,
+        call: Callable[[], Awaitable[Any]],
+        span: tuple[str, int, int],
+        unit: int,
+        timeout_s: float,
+    ) -> Any:
+        """One request on (table, address, count) and its answer (caller holds the lock);
+        failures become ours."""
+        table, address, count = span
+        try:
+            async with asyncio.timeout(max(timeout_s, self.timeout_s) + _GUARD_S):
+                response = await call()
+        except (TimeoutError, OSError, ModbusException) as exc:
+            raise DeviceUnavailable(
+                f"{self._silence(unit, exc)} ({table} {address}+{count})",
+                hint=_silent_hint(self.link, unit),
+            ) from exc
         if response.isError():
             code = int(response.exception_code)
             if code in _REJECTING:
@@ -187,13 +260,7 @@ class ModbusBus:
                 f"unit {unit} answered exception {code} {name}",
                 hint=_EXCEPTION_HINTS.get(code, "").format(unit=unit),
             )
-        if table in ("coil", "discrete"):
-            # Bits arrive padded to whole bytes; keep only the ones asked for.
-            return [1 if b else 0 for b in response.bits[:count]]
-        registers: list[int] = response.registers
-        if len(registers) != count:
-            raise DeviceUnavailable(f"unit {unit} sent {len(registers)} registers, not {count}")
-        return registers
+        return response
 
     async def reset(self) -> None:
         """Drop the connection so the next `connect` starts from a fresh client."""

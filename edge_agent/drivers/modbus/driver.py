@@ -16,10 +16,10 @@ from collections import Counter
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 
-from edge_agent.drivers.base import Sample
+from edge_agent.drivers.base import Sample, Value
 from edge_agent.drivers.health import DeviceHealth, offline_after
 from edge_agent.drivers.modbus.bus import BusPool, ModbusBus, RequestRejected, default_pool
-from edge_agent.drivers.modbus.codec import decode_point
+from edge_agent.drivers.modbus.codec import decode_point, encode_point, register_count
 from edge_agent.drivers.modbus.deadband import DeadbandFilter
 from edge_agent.drivers.modbus.endpoint import ModbusEndpoint
 from edge_agent.drivers.modbus.planner import (
@@ -30,7 +30,8 @@ from edge_agent.drivers.modbus.planner import (
     split_request,
 )
 from edge_agent.drivers.modbus.points import ModbusPoint
-from edge_agent.errors import DecodeError, DeviceUnavailable
+from edge_agent.drivers.writes import ValueKind, check_write
+from edge_agent.errors import DecodeError, DeviceUnavailable, WriteRefused
 from millstream_common.backoff import Backoff, device_backoff
 
 __all__ = ["ModbusDriver", "PointReading"]
@@ -311,6 +312,47 @@ class ModbusDriver:
             # Both halves read fine: the device refuses the gap between them.
             self.learned.cut(request.table, right.address)
         return found
+
+    # -- writes (commands, `edge-agent write`) -------------------------------------------------
+
+    async def write(self, tag: str, value: Value) -> tuple[Value, Value]:
+        """Write `value` (engineering units) to a writable tag; (value before, value read back).
+
+        `WriteRefused` before anything is sent when the profile does not allow it;
+        `DeviceUnavailable` (or `RequestRejected`, the device's own refusal) when sending fails.
+        """
+        point = self._writable_point(tag)
+        kind: ValueKind = (
+            "bool" if point.type == "bool" else "string" if point.type == "string" else "number"
+        )
+        value = check_write(tag, value, kind, writable=point.writable, min=point.min, max=point.max)
+        try:
+            registers = encode_point(value, point)  # type: ignore[arg-type] # checked above
+        except (TypeError, ValueError) as exc:
+            raise WriteRefused(f"{tag}: {exc}") from exc
+        await self.connect()
+        previous = await self._read_one(point)
+        timeout = self.endpoint.timeout_s
+        if point.bit is not None:
+            await self.bus.write_bit(
+                point.address, point.bit, bool(value), self.endpoint.unit, timeout
+            )
+        else:
+            await self.bus.write(point.table, point.address, registers, self.endpoint.unit, timeout)
+        return previous, await self._read_one(point)
+
+    def _writable_point(self, tag: str) -> ModbusPoint:
+        for point in self.points:
+            if point.name == tag:
+                return point
+        raise WriteRefused(f"{self.device} has no tag {tag!r}")
+
+    async def _read_one(self, point: ModbusPoint) -> Value:
+        count = 1 if point.is_bit else register_count(point.type, point.length)
+        regs = await self.bus.read(
+            point.table, point.address, count, self.endpoint.unit, self.endpoint.timeout_s
+        )
+        return reading_of(point, regs, self._now_ms()).sample.value
 
     def _make_plan(self) -> list[ReadRequest]:
         return plan_reads(self.points, max_gap=self.max_gap, learned=self.learned)

@@ -32,6 +32,10 @@ class ModbusPoint:
     unit: str | None = None
     # Sent at least this often even while the deadband holds it back (its heartbeat).
     max_interval_ms: int = 60_000
+    # Commands may write it, within [min, max] in engineering units (docs/commands.md).
+    writable: bool = False
+    min: float | None = None
+    max: float | None = None
 
     def __post_init__(self) -> None:
         if not 0 <= self.address <= 0xFFFF:

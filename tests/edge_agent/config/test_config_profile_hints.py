@@ -173,6 +173,30 @@ def only(problems: list[ConfigProblem]) -> ConfigProblem:
             "'bad name' is not a valid name",
             "e.g. bad-name",
         ),
+        (
+            "{name: t, table: input, address: 0, type: uint16, writable: true}",
+            "tags[0].writable",
+            "input registers are read-only in Modbus",
+            "writable tags live in table: holding (registers) or table: coil (bits)",
+        ),
+        (
+            "{name: t, table: holding, address: 0, type: uint16, max: 10}",
+            "tags[0].max",
+            "max bounds what commands may write, but the tag is not writable",
+            "add writable: true, or remove max (for alert limits use limits:)",
+        ),
+        (
+            "{name: t, table: coil, address: 0, type: bool, writable: true, min: 0}",
+            "tags[0].min",
+            "min applies to numbers, not to type bool",
+            "remove min",
+        ),
+        (
+            "{name: t, table: holding, address: 0, type: int16, writable: true, min: 9, max: 1}",
+            "tags[0].max",
+            "max 1 is below min 9",
+            "swap them",
+        ),
     ],
 )
 def test_broken_tag_gets_located_hint(

@@ -1,0 +1,57 @@
+"""Commands and results on the wire: round trips, and every refusal naming its field."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import wire
+
+ID = "0b6f3a52-8c1e-4d0f-9a57-3c2b1e4f6a70"
+TOPIC = "ms/v1/agents/line3-pc/cmd"
+WRITE = {
+    "v": 1, "id": ID, "kind": "write", "issued_by": "ann", "issued_at": 1_000,
+    "expires_at": 6_000, "machine": "oven-01", "tag": "zone1_setpoint", "value": 185.0,
+}  # fmt: skip
+
+
+def test_a_write_and_its_result_round_trip() -> None:
+    agent, command = wire.parse_command(TOPIC, json.dumps(WRITE).encode())
+    assert agent == "line3-pc"
+    assert (command.machine, command.tag, command.value) == ("oven-01", "zone1_setpoint", 185.0)
+    assert wire.parse_command(TOPIC, wire.encode_command(command))[1] == command
+    result = wire.CommandResult(id=ID, status="done", ts=2_000, previous=180.0, read_back=185.0)
+    payload = wire.encode_command_result(result)
+    assert json.loads(payload)["v"] == 1
+    assert wire.parse_command_result(TOPIC + "/res", payload) == ("line3-pc", result)
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "words"),
+    [
+        ({"id": "not-a-uuid"}, "id", "must be a UUID in lower-case hex"),
+        ({"id": ID.upper()}, "id", "must be a UUID in lower-case hex"),
+        ({"kind": "reboot"}, "kind", "'write' or 'config'"),
+        ({"value": None}, "payload", "a write names machine, tag and value"),
+        ({"expires_at": 999}, "payload", "expires_at is before issued_at"),
+        ({"issued_by": "a\\u0000b"}, "issued_by", "U+0000"),
+        ({"machine": "oven 01"}, "machine", "letters, digits, _ or -"),
+        ({"extra": 1}, "extra", "is not a field"),
+    ],
+)
+def test_a_broken_command_names_what_is_wrong(
+    change: dict[str, object], field: str, words: str
+) -> None:
+    body = json.dumps({**WRITE, **change}).replace("\\\\u0000", "\\u0000")
+    with pytest.raises(wire.PayloadError) as info:
+        wire.parse_command(TOPIC, body.encode())
+    assert info.value.field == field
+    assert words in str(info.value)
+
+
+def test_commands_and_results_stay_on_their_topics() -> None:
+    with pytest.raises(wire.PayloadError, match="not a command topic"):
+        wire.parse_command(TOPIC + "/res", json.dumps(WRITE).encode())
+    with pytest.raises(wire.PayloadError, match="not a command result topic"):
+        wire.parse_command_result(TOPIC, b"{}")

@@ -1,0 +1,126 @@
+"""Commands to agents and their results: `ms/v1/agents/{id}/cmd` and `…/cmd/res` (pure).
+
+The hub publishes a command (QoS 1) to the agent that serves the machine; the agent answers once
+on `cmd/res` with the command's `id`. An agent executes an id **at most once** — a command
+delivered twice, or again after a restart, is answered with the result it already has — and never
+after `expires_at`: a write queued in the broker while the agent was away must not fire an hour
+late. Kinds:
+
+- `write`: set `tag` of `machine` to `value` (engineering units); the agent refuses tags its
+  profile does not mark `writable` and values outside the tag's `min`/`max`, writes, reads the
+  value back and reports it in `read_back` (and the value before in `previous`);
+- `config`: a new agent configuration (reserved; agents answer `refused` until they support it).
+
+docs/wire.md ("Commands") is the reference for device makers.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
+
+from wire.errors import PayloadError, shorten
+from wire.limits import UUID_PATTERN, VERSION
+from wire.models import Segment, Tag, Text, Ts, Value, Version
+from wire.topics import AgentTopic, parse_topic
+from wire.validation import validate_payload
+
+__all__ = [
+    "COMMAND_STATUSES",
+    "Command",
+    "CommandKind",
+    "CommandResult",
+    "CommandStatus",
+    "encode_command",
+    "encode_command_result",
+    "parse_command",
+    "parse_command_result",
+]
+
+CommandKind = Literal["write", "config"]
+CommandStatus = Literal["done", "refused", "failed", "expired"]
+COMMAND_STATUSES: tuple[CommandStatus, ...] = ("done", "refused", "failed", "expired")
+CommandId = Annotated[str, Field(strict=True, pattern=f"^{UUID_PATTERN}$")]
+Who = Annotated[Text, Field(min_length=1, max_length=128)]
+Detail = Annotated[Text, Field(max_length=1000)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+
+class Command(_Model):
+    """A command as it travels to the agent."""
+
+    v: Version = VERSION
+    id: CommandId
+    kind: CommandKind
+    issued_by: Who
+    issued_at: Ts
+    expires_at: Ts
+    # write
+    machine: Segment | None = None
+    tag: Tag | None = None
+    value: Value | None = None
+    # config (reserved): the agent configuration document
+    config: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _complete(self) -> Command:
+        if self.expires_at < self.issued_at:
+            raise PydanticCustomError("incomplete_command", "expires_at is before issued_at")
+        if self.kind == "write" and (
+            self.machine is None or self.tag is None or self.value is None
+        ):
+            raise PydanticCustomError("incomplete_command", "a write names machine, tag and value")
+        if self.kind == "config" and self.config is None:
+            raise PydanticCustomError("incomplete_command", "a config command carries config")
+        return self
+
+
+class CommandResult(_Model):
+    """What the agent answers, once per command id."""
+
+    v: Version = VERSION
+    id: CommandId
+    status: CommandStatus
+    detail: Detail = ""
+    ts: Ts
+    read_back: Value | None = None
+    previous: Value | None = None
+
+
+def encode_command(command: Command) -> bytes:
+    """Serialise a command (absent optional fields left out)."""
+    return _dump(command)
+
+
+def encode_command_result(result: CommandResult) -> bytes:
+    """Serialise a result (absent optional fields left out)."""
+    return _dump(result)
+
+
+def parse_command(topic: str, payload: bytes) -> tuple[str, Command]:
+    """(agent id, command) of a message on `…/cmd`; PayloadError, never anything else."""
+    where = parse_topic(topic)
+    if not isinstance(where, AgentTopic) or where.kind != "cmd":
+        raise PayloadError("bad_topic", f"topic: {shorten(topic)} is not a command topic", "topic")
+    return where.agent_id, validate_payload(Command, payload)
+
+
+def parse_command_result(topic: str, payload: bytes) -> tuple[str, CommandResult]:
+    """(agent id, result) of a message on `…/cmd/res`; PayloadError, never anything else."""
+    where = parse_topic(topic)
+    if not isinstance(where, AgentTopic) or where.kind != "cmd_res":
+        raise PayloadError(
+            "bad_topic", f"topic: {shorten(topic)} is not a command result topic", "topic"
+        )
+    return where.agent_id, validate_payload(CommandResult, payload)
+
+
+def _dump(body: Command | CommandResult) -> bytes:
+    fields = body.model_dump(mode="json", exclude_none=True, exclude={"v"})
+    return json.dumps({"v": body.v, **fields}, separators=(",", ":"), ensure_ascii=False).encode()
