@@ -218,7 +218,9 @@ class Hub:
                         others.append(self._start_alerts(tg, session, stop))
                     if self._serve_http:
                         app = create_app(self, self.metrics)
-                        await api_stack.enter_async_context(self.api.mounted(app))
+                        await api_stack.enter_async_context(
+                            self.api.mounted(app, publish=session.publish)
+                        )
                         server = _Server(
                             uvicorn.Config(
                                 app,

@@ -44,6 +44,7 @@ from wire.limits import (
     RESERVED_SITES,
     SEGMENT_PATTERN,
     TAG_PATTERN,
+    UUID_PATTERN,
     VERSION,
 )
 from wire.meta import encode_meta, parse_meta, quiet_ms, scheduled_per_minute
@@ -78,6 +79,7 @@ from wire.telemetry import (
 )
 from wire.topics import (
     AGENT_STATUS_FILTER,
+    COMMAND_RESULT_FILTER,
     MACHINE_META_FILTER,
     MACHINE_STATUS_FILTER,
     PREFIX,
@@ -99,6 +101,7 @@ from wire.topics import (
 
 __all__ = [
     "AGENT_STATUS_FILTER",
+    "COMMAND_RESULT_FILTER",
     "COMMAND_STATUSES",
     "MACHINE_META_FILTER",
     "MACHINE_STATUS_FILTER",
@@ -119,6 +122,7 @@ __all__ = [
     "SEGMENT_PATTERN",
     "TAG_PATTERN",
     "TELEMETRY_FILTER",
+    "UUID_PATTERN",
     "VERSION",
     "AgentReport",
     "AgentStatus",

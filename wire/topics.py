@@ -17,6 +17,7 @@ from wire.limits import RESERVED_SITES, SEGMENT_PATTERN
 
 __all__ = [
     "AGENT_STATUS_FILTER",
+    "COMMAND_RESULT_FILTER",
     "MACHINE_META_FILTER",
     "MACHINE_STATUS_FILTER",
     "PREFIX",
@@ -43,6 +44,7 @@ TELEMETRY_FILTER = f"{PREFIX}/+/+/+/telemetry"
 MACHINE_STATUS_FILTER = f"{PREFIX}/+/+/+/status"
 MACHINE_META_FILTER = f"{PREFIX}/+/+/+/meta"
 AGENT_STATUS_FILTER = f"{PREFIX}/agents/+/status"
+COMMAND_RESULT_FILTER = f"{PREFIX}/agents/+/cmd/res"
 
 _SEGMENT = re.compile(SEGMENT_PATTERN)
 _AGENT_KINDS: dict[str, Literal["status", "cmd", "cmd_res"]] = {

@@ -13,6 +13,7 @@ import wire
 from hub.ingest.message import Incoming
 from hub.storage import (
     AgentStatusUpdate,
+    CommandResultUpdate,
     CompactReading,
     DeadLetter,
     MachineMetaUpdate,
@@ -23,7 +24,12 @@ from hub.storage import (
 __all__ = ["classify", "guess_seq", "guess_src"]
 
 Classified = (
-    TelemetryBatch | DeadLetter | MachineStatusUpdate | AgentStatusUpdate | MachineMetaUpdate
+    TelemetryBatch
+    | DeadLetter
+    | MachineStatusUpdate
+    | AgentStatusUpdate
+    | MachineMetaUpdate
+    | CommandResultUpdate
 )
 
 # Only to attribute a refused payload to its publisher in the dead-letter table; never used to
@@ -117,30 +123,7 @@ def classify(msg: Incoming) -> Classified | None:
                 scheduled_per_minute=wire.scheduled_per_minute(m.tags),
             )
         if msg.topic.startswith("ms/v1/agents/"):
-            a = wire.parse_agent_status(msg.topic, msg.payload)
-            return AgentStatusUpdate(
-                agent_id=a.agent_id,
-                state=a.state,
-                ts=a.ts,
-                version=a.version,
-                buffer_depth=a.buffer_depth,
-                drops=a.dropped,
-                payload=msg.payload.decode("utf-8"),
-                received_at=msg.received_at,
-                site=a.site,
-                line=a.line,
-                produced=tuple(
-                    (machine, minute, count)
-                    for machine, device in a.devices.items()
-                    for minute, count in device.produced
-                ),
-                devices=tuple(sorted(a.devices.keys() | a.poll_errors.keys())),
-                drop_spans=tuple(
-                    (machine, first, last, n)
-                    for machine, device in a.devices.items()
-                    for first, last, n in device.drops
-                ),
-            )
+            return _agent(msg)
         s = wire.parse_status(msg.topic, msg.payload)
         return MachineStatusUpdate(
             site=s.site,
@@ -154,3 +137,43 @@ def classify(msg: Incoming) -> Classified | None:
         )
     except wire.PayloadError as exc:
         return _dead(msg, exc)
+
+
+def _agent(msg: Incoming) -> CommandResultUpdate | AgentStatusUpdate:
+    """An agent's answer to a command, or its status (PayloadError when it breaks v1)."""
+    if msg.topic.endswith("/cmd/res"):
+        agent_id, r = wire.parse_command_result(msg.topic, msg.payload)
+        return CommandResultUpdate(
+            agent_id=agent_id,
+            id=r.id,
+            status=r.status,
+            detail=r.detail,
+            ts=r.ts,
+            previous=None if r.previous is None else json.dumps(r.previous),
+            read_back=None if r.read_back is None else json.dumps(r.read_back),
+            received_at=msg.received_at,
+        )
+    a = wire.parse_agent_status(msg.topic, msg.payload)
+    return AgentStatusUpdate(
+        agent_id=a.agent_id,
+        state=a.state,
+        ts=a.ts,
+        version=a.version,
+        buffer_depth=a.buffer_depth,
+        drops=a.dropped,
+        payload=msg.payload.decode("utf-8"),
+        received_at=msg.received_at,
+        site=a.site,
+        line=a.line,
+        produced=tuple(
+            (machine, minute, count)
+            for machine, device in a.devices.items()
+            for minute, count in device.produced
+        ),
+        devices=tuple(sorted(a.devices.keys() | a.poll_errors.keys())),
+        drop_spans=tuple(
+            (machine, first, last, n)
+            for machine, device in a.devices.items()
+            for first, last, n in device.drops
+        ),
+    )

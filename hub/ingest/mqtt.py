@@ -35,7 +35,8 @@ log = logging.getLogger(__name__)
 
 
 def subscriptions(share_group: str, *, shared: bool = True) -> list[tuple[str, SubscribeOptions]]:
-    """Topic filters: telemetry shared across hub instances, status and meta seen by every one."""
+    """Topic filters: telemetry and command results shared across hub instances (one of them
+    stores each), status and meta seen by every one."""
     if not shared:
         # MQTT 3.1.1 has neither shared subscriptions nor retain handling options.
         plain = SubscribeOptions(qos=1)
@@ -44,6 +45,7 @@ def subscriptions(share_group: str, *, shared: bool = True) -> list[tuple[str, S
             (wire.MACHINE_STATUS_FILTER, plain),
             (wire.MACHINE_META_FILTER, plain),
             (wire.AGENT_STATUS_FILTER, plain),
+            (wire.COMMAND_RESULT_FILTER, plain),
         ]
     # Retained status is only wanted once per new subscription, not on every reconnect.
     status = SubscribeOptions(qos=1, retainHandling=SubscribeOptions.RETAIN_SEND_IF_NEW_SUB)
@@ -52,6 +54,7 @@ def subscriptions(share_group: str, *, shared: bool = True) -> list[tuple[str, S
         (wire.MACHINE_STATUS_FILTER, status),
         (wire.MACHINE_META_FILTER, status),
         (wire.AGENT_STATUS_FILTER, status),
+        (f"$share/{share_group}/{wire.COMMAND_RESULT_FILTER}", SubscribeOptions(qos=1)),
     ]
 
 

@@ -32,6 +32,7 @@ from hub.ingest.message import Incoming
 from hub.metrics import HubMetrics
 from hub.storage import (
     AgentStatusUpdate,
+    CommandResultUpdate,
     DeadLetter,
     MachineMetaUpdate,
     MachineStatusUpdate,
@@ -53,7 +54,12 @@ log = logging.getLogger(__name__)
 INLINE_MAX_BYTES = 4096
 
 Classified = (
-    TelemetryBatch | DeadLetter | MachineStatusUpdate | AgentStatusUpdate | MachineMetaUpdate
+    TelemetryBatch
+    | DeadLetter
+    | MachineStatusUpdate
+    | AgentStatusUpdate
+    | MachineMetaUpdate
+    | CommandResultUpdate
 )
 
 _KIND = {
@@ -62,6 +68,7 @@ _KIND = {
     MachineStatusUpdate: "machine_status",
     AgentStatusUpdate: "agent_status",
     MachineMetaUpdate: "machine_meta",
+    CommandResultUpdate: "command_result",
 }
 
 
@@ -75,7 +82,7 @@ class _Item:
 
 
 def _build(items: Sequence[_Item]) -> WriteBatch:
-    telemetry, dead, machines, agents, metas = [], [], [], [], []
+    telemetry, dead, machines, agents, metas, results = [], [], [], [], [], []
     for item in items:
         r = item.result
         if r is None:
@@ -90,10 +97,17 @@ def _build(items: Sequence[_Item]) -> WriteBatch:
             machines.append(r)
         elif isinstance(r, MachineMetaUpdate):
             metas.append(r)
+        elif isinstance(r, CommandResultUpdate):
+            results.append(r)
         else:
             agents.append(r)
     return WriteBatch(
-        telemetry=telemetry, dead_letters=dead, machines=machines, agents=agents, metas=metas
+        telemetry=telemetry,
+        dead_letters=dead,
+        machines=machines,
+        agents=agents,
+        metas=metas,
+        results=results,
     )
 
 

@@ -7,6 +7,7 @@ from urllib.parse import urlsplit
 
 from hub.storage.model import (
     AgentStatusUpdate,
+    CommandResultUpdate,
     CompactReading,
     DeadLetter,
     MachineMetaUpdate,
@@ -24,6 +25,7 @@ from hub.storage.sqlite import SqliteStorage
 
 __all__ = [
     "AgentStatusUpdate",
+    "CommandResultUpdate",
     "CompactReading",
     "DeadLetter",
     "MachineMetaUpdate",

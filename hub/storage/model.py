@@ -13,6 +13,7 @@ __all__ = [
     "DEAD_LETTER_PAYLOAD_LIMIT",
     "QUALITY_CODES",
     "AgentStatusUpdate",
+    "CommandResultUpdate",
     "CompactReading",
     "DeadLetter",
     "MachineMetaUpdate",
@@ -165,6 +166,20 @@ class AgentStatusUpdate:
 
 
 @dataclass(frozen=True, slots=True)
+class CommandResultUpdate:
+    """An agent's answer to a command (`…/cmd/res`); `previous`/`read_back` as JSON text."""
+
+    agent_id: str
+    id: str
+    status: str
+    detail: str
+    ts: int
+    previous: str | None
+    read_back: str | None
+    received_at: int
+
+
+@dataclass(frozen=True, slots=True)
 class WriteBatch:
     """Everything committed in one transaction: telemetry, dead letters, status and meta."""
 
@@ -173,6 +188,7 @@ class WriteBatch:
     machines: Sequence[MachineStatusUpdate] = ()
     agents: Sequence[AgentStatusUpdate] = ()
     metas: Sequence[MachineMetaUpdate] = ()
+    results: Sequence[CommandResultUpdate] = ()
     readings_count: int = field(default=0)
 
     def __post_init__(self) -> None:

@@ -35,6 +35,7 @@ from hub.storage.rows import (
     outage_events,
     owner_rows,
     produced_rows,
+    result_rows,
     to_rows,
 )
 
@@ -420,6 +421,7 @@ class PostgresStorage:
                     await conn.execute(sql, *e.key, *((e.reason,) if e.opens else ()), e.at_ms)
                 for meta in newest_metas(batch.metas):
                     await _replace_meta(conn, meta)
+                await conn.executemany(stmt.COMMAND_RESULT, result_rows(batch.results))
                 result = WriteResult(inserted, len(records) - inserted)
                 for hook in self._hooks:
                     await hook(conn, batch, result)

@@ -9,6 +9,7 @@ from typing import Literal
 from hub.storage.model import (
     QUALITY_CODES,
     AgentStatusUpdate,
+    CommandResultUpdate,
     MachineMetaUpdate,
     MachineStatusUpdate,
     SeriesKey,
@@ -30,6 +31,7 @@ __all__ = [
     "outage_events",
     "owner_rows",
     "produced_rows",
+    "result_rows",
     "to_rows",
 ]
 
@@ -197,4 +199,14 @@ def drop_rows(agents: Iterable[AgentStatusUpdate]) -> list[DropRow]:
         for a in agents
         if a.site is not None and a.line is not None
         for machine, first, last, n in a.drop_spans
+    ]
+
+
+def result_rows(
+    results: Iterable[CommandResultUpdate],
+) -> list[tuple[str, str, str, str, int, str | None, str | None, int]]:
+    """`statements.COMMAND_RESULT` parameters of agents' answers to commands."""
+    return [
+        (r.id, r.agent_id, r.status, r.detail, r.ts, r.previous, r.read_back, r.received_at)
+        for r in results
     ]

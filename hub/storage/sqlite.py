@@ -34,6 +34,7 @@ from hub.storage.rows import (
     outage_events,
     owner_rows,
     produced_rows,
+    result_rows,
     to_rows,
 )
 
@@ -43,6 +44,7 @@ __all__ = ["SqliteStorage"]
 _AGENT_OUTAGE_CLOSE = stmt.for_sqlite(stmt.AGENT_OUTAGE_CLOSE)
 _AGENT_OUTAGE_OPEN = stmt.for_sqlite(stmt.AGENT_OUTAGE_OPEN)
 _AGENT_UPSERT = stmt.for_sqlite(stmt.AGENT_UPSERT)
+_COMMAND_RESULT = stmt.for_sqlite(stmt.COMMAND_RESULT)
 _DEVICE_OUTAGE_CLOSE = stmt.for_sqlite(stmt.DEVICE_OUTAGE_CLOSE)
 _DEVICE_OUTAGE_OPEN = stmt.for_sqlite(stmt.DEVICE_OUTAGE_OPEN)
 _DROP_SPAN_UPSERT = stmt.for_sqlite(stmt.DROP_SPAN_UPSERT)
@@ -282,6 +284,7 @@ class SqliteStorage:
                 db.execute(sql, (*e.key, *((e.reason,) if e.opens else ()), e.at_ms))
             for meta in newest_metas(batch.metas):
                 self._replace_meta(meta)
+            db.executemany(_COMMAND_RESULT, result_rows(batch.results))
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")

@@ -12,6 +12,7 @@ __all__ = [
     "AGENT_OUTAGE_CLOSE",
     "AGENT_OUTAGE_OPEN",
     "AGENT_UPSERT",
+    "COMMAND_RESULT",
     "DEVICE_OUTAGE_CLOSE",
     "DEVICE_OUTAGE_OPEN",
     "DROP_SPAN_UPSERT",
@@ -112,6 +113,16 @@ ON CONFLICT (site, line, machine) DO UPDATE SET
     quiet_ms = excluded.quiet_ms, scheduled_per_minute = excluded.scheduled_per_minute
 WHERE excluded.meta_ts >= m.meta_ts
 RETURNING 1
+"""
+
+
+# An agent's answer to a command: only to a command sent to that agent (the broker lets only
+# agent X publish on `ms/v1/agents/X/cmd/res`, so a result cannot speak for another agent's
+# command), and only the first answer counts (QoS 1 may repeat it).
+COMMAND_RESULT = """
+UPDATE commands SET status = $3, detail = $4, finished_at = $5, previous = $6, read_back = $7,
+                    answered_at = $8
+WHERE id = $1 AND agent_id = $2 AND status IS NULL
 """
 
 

@@ -11,6 +11,7 @@ __all__ = [
     "AgentOut",
     "AlertOut",
     "BucketOut",
+    "CommandOut",
     "CompletenessOut",
     "DeadLetterOut",
     "DeviceOut",
@@ -28,6 +29,7 @@ __all__ = [
     "ShelfOut",
     "TokenOut",
     "UserOut",
+    "WriteIn",
 ]
 
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.@-]{1,64}$")]
@@ -318,3 +320,39 @@ class ShelfOut(BaseModel):
     def of(cls, shelf: Any) -> ShelfOut:
         """From a `hub.alerts.manage.Shelf`."""
         return cls(**{f: getattr(shelf, f) for f in cls.model_fields})
+
+
+# A tag's value as the wire carries it: bool first (true must not become 1), NUL-free text.
+WireValue = bool | int | float | Text
+
+
+class WriteIn(_In):
+    """A value to write to a machine's tag, in engineering units."""
+
+    value: WireValue
+    wait: float = Field(5.0, ge=0, le=30, description="seconds to wait for the agent's answer")
+    expires_in: float = Field(
+        60.0, ge=1, le=3600, description="seconds after which the agent must not run it"
+    )
+
+
+class CommandOut(BaseModel):
+    """A command and what its agent answered (`status` `pending` until it does)."""
+
+    id: str
+    kind: str
+    agent_id: str
+    site: str
+    line: str
+    machine: str
+    tag: str
+    value: Any
+    issued_by: str
+    issued_at: int
+    expires_at: int
+    status: Literal["pending", "done", "refused", "failed", "expired"]
+    detail: str | None
+    previous: Any
+    read_back: Any
+    finished_at: int | None
+    answered_at: int | None

@@ -47,6 +47,8 @@ class ApiServices:
     limiter: RateLimiter = field(default_factory=MemoryRateLimiter)
     clock: Callable[[], float] = time.time
     redis_latest: RedisLatest | None = None
+    # Publishes on the hub's broker session (commands to agents); None without one.
+    publish: Callable[[str, bytes], object] | None = None
 
     async def latest(self, site: str, line: str, machine: str) -> list[dict[str, Any]]:
         """Newest reading per tag of one machine: Redis when configured and up, else storage."""
@@ -86,6 +88,7 @@ async def open_api_services(
     limiter: RateLimiter | None = None,
     clock: Callable[[], float] = time.time,
     redis_latest: RedisLatest | None = None,
+    publish: Callable[[str, bytes], object] | None = None,
 ) -> AsyncIterator[ApiServices]:
     """Open the API's own database connections; `ConfigError` for a missing/weak JWT secret."""
     secret = jwt_secret(config)  # refuse to start before opening anything
@@ -112,4 +115,5 @@ async def open_api_services(
             limiter,
             clock,
             redis_latest,
+            publish,
         )

@@ -6,7 +6,7 @@ mounted on its HTTP app for as long as the hub serves."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from urllib.parse import urlsplit
 
@@ -61,11 +61,17 @@ class ApiWiring:
                 return
 
     @asynccontextmanager
-    async def mounted(self, app: FastAPI) -> AsyncIterator[None]:
-        """Mount `/api/v1` and `/ws` on `app`, with the API's connections open meanwhile."""
+    async def mounted(
+        self, app: FastAPI, *, publish: Callable[[str, bytes], object] | None = None
+    ) -> AsyncIterator[None]:
+        """Mount `/api/v1` and `/ws` on `app`, with the API's connections open meanwhile;
+        `publish` sends on the hub's broker session (commands to agents)."""
         redis = self._redis
         async with open_api_services(
-            self.config, self.fanout, redis_latest=redis.latest if redis else None
+            self.config,
+            self.fanout,
+            redis_latest=redis.latest if redis else None,
+            publish=publish,
         ) as services:
             mount_api(app, services, self._registry)
             yield

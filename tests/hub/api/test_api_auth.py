@@ -32,6 +32,8 @@ ENDPOINTS = [
     ("/api/v1/alerts", Role.VIEWER),
     ("/api/v1/alerts/rules", Role.VIEWER),
     ("/api/v1/alerts/shelves", Role.VIEWER),
+    ("/api/v1/commands/0b6f3a52-8c1e-4d0f-9a57-3c2b1e4f6a70", Role.OPERATOR),
+    ("/api/v1/commands", Role.ADMIN),
     ("/api/v1/dead-letters", Role.ADMIN),
     ("/api/v1/users", Role.ADMIN),
 ]
@@ -43,7 +45,9 @@ async def test_every_endpoint_needs_credentials_and_the_right_role(pg_dsn: str) 
         openapi = (await api.client.get("/api/v1/openapi.json")).json()
         documented = {"/api/v1" + p for p, ops in openapi["paths"].items() if "get" in ops}
         assert documented == {
-            p.replace("/s/l1/m/", "/{site}/{line}/{machine}/").replace("/1", "/{series_id}")
+            p.replace("/s/l1/m/", "/{site}/{line}/{machine}/")
+            .replace("/1", "/{series_id}")
+            .replace("/0b6f3a52-8c1e-4d0f-9a57-3c2b1e4f6a70", "/{command_id}")
             for p, _ in ENDPOINTS
         }
         for path, needed in ENDPOINTS:

@@ -77,6 +77,9 @@ def test_mqtt_311_subscriptions_are_plain() -> None:
         "ms/v1/+/+/+/status",
         "ms/v1/+/+/+/meta",
         "ms/v1/agents/+/status",
+        "ms/v1/agents/+/cmd/res",
     ]
     assert all(opts.QoS == 1 for _, opts in subscriptions("hub", shared=False))
-    assert subscriptions("hub")[0][0] == "$share/hub/ms/v1/+/+/+/telemetry"
+    shared = [t for t, _ in subscriptions("hub")]
+    assert shared[0] == "$share/hub/ms/v1/+/+/+/telemetry"
+    assert "$share/hub/ms/v1/agents/+/cmd/res" in shared

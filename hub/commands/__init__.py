@@ -1,0 +1,6 @@
+"""Commands to machines: issued through the API, sent to the machine's agent over MQTT,
+answered on `…/cmd/res` (stored by the ingest like any message), kept as the audit log.
+
+    store.py   the `commands` table: record, read one, list (PostgreSQL or SQLite)
+    issue.py   one write from the API: find the agent, record, publish, wait for the answer
+"""

@@ -1,0 +1,163 @@
+"""A write from the API to a machine and back: `millstream-hub serve` on PostgreSQL and
+Mosquitto, `edge-agent run`, a pymodbus device whose registers are the ground truth."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+
+from tests.edge_agent.drivers.modbus.modbus_harness import sim_device, tcp_server
+from tests.harness import free_port
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+HUB = str(Path(sys.executable).with_name("millstream-hub"))
+EDGE_AGENT = str(Path(sys.executable).with_name("edge-agent"))
+PROFILE = """
+profile: test-mixer
+vendor: Millstream tests
+model: Mixer
+protocol: modbus
+source: written for this test
+tags:
+  - {name: setpoint, table: holding, address: 0, type: float32, writable: true, min: 0, max: 100}
+  - {name: temp, table: holding, address: 2, type: int16, scale: 0.1}
+"""
+
+
+def _cli(config: Path, *args: str) -> str:
+    done = subprocess.run(
+        [HUB, *args, "--config", str(config)], capture_output=True, text=True, timeout=60,
+        check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+async def _until(check: Any, within: float = 30.0) -> None:
+    deadline = time.monotonic() + within
+    while not await check():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.1)
+
+
+async def test_an_operator_writes_a_setpoint_and_the_audit_log_keeps_it(
+    mosquitto: Any, pg_dsn: str, tmp_path: Path
+) -> None:
+    http = free_port()
+    hub_config = tmp_path / "hub.yaml"
+    group = uuid.uuid4().hex[:8]
+    hub_config.write_text(
+        f"mqtt: {{url: '{mosquitto.url}', client_id: hub-{group}, share_group: g{group}}}\n"
+        f"storage: '{pg_dsn}'\nhttp: {{host: 127.0.0.1, port: {http}}}\nflush_ms: 20\n"
+        f"jwt_secret: {os.urandom(24).hex()}\n"
+    )
+    _cli(hub_config, "migrate")
+    keys = {
+        role: _cli(hub_config, "users", "api-key", "add", f"{role}-key", "--role", role).strip()
+        for role in ("viewer", "operator", "admin")
+    }
+    site, agent_id, modbus = f"s{group}", f"pc-{group}", free_port()
+    agent_dir = tmp_path / "agent"
+    agent_dir.mkdir()
+    (agent_dir / "test-mixer.yaml").write_text(PROFILE)
+    (agent_dir / "agent.yaml").write_text(
+        f"agent: {{id: {agent_id}, site: {site}, line: l1}}\n"
+        f'mqtt: {{url: "{mosquitto.url}", reconnect_min: 100ms}}\n'
+        "buffer: {path: ./buffer.db}\n"
+        "devices:\n  - machine: mixer-01\n    profile: test-mixer\n"
+        f"    modbus: {{host: 127.0.0.1, port: {modbus}, unit: 1}}\n"
+    )
+    writes = 0
+
+    async def count(function_code: int, *args: Any) -> None:
+        nonlocal writes
+        if function_code in (6, 16) and args[-1] is not None:
+            writes += 1
+
+    # setpoint 10.0 (float32 0x41200000), temp 21.5 °C.
+    mixer = sim_device(1, holding={0: 0x4120, 1: 0, 2: 215}, action=count)
+    with (tmp_path / "hub.log").open("ab") as hub_log, (tmp_path / "agent.log").open("ab") as log:
+        hub = await asyncio.create_subprocess_exec(
+            HUB, "serve", "--config", str(hub_config), stderr=hub_log
+        )
+        agent = await asyncio.create_subprocess_exec(
+            EDGE_AGENT, "run", str(agent_dir / "agent.yaml"), stderr=log
+        )
+        try:
+            async with (
+                tcp_server([mixer], modbus),
+                httpx.AsyncClient(base_url=f"http://127.0.0.1:{http}/api/v1", timeout=30) as api,
+            ):
+
+                def auth(role: str) -> dict[str, str]:
+                    return {"Authorization": f"Bearer {keys[role]}"}
+
+                async def agent_known() -> bool:
+                    conn = await asyncpg.connect(pg_dsn)
+                    try:
+                        return bool(
+                            await conn.fetchval(
+                                "SELECT count(*) FROM machine_agents WHERE agent_id = $1",
+                                agent_id,
+                            )
+                        )
+                    finally:
+                        await conn.close()
+
+                await _until(agent_known, 60)
+                url = f"/machines/{site}/l1/mixer-01/tags/setpoint/write"
+                viewer = await api.post(url, json={"value": 42.5}, headers=auth("viewer"))
+                assert viewer.status_code == 403
+                assert writes == 0
+
+                r = await api.post(url, json={"value": 42.5}, headers=auth("operator"))
+                assert r.status_code == 200, r.text
+                done = r.json()
+                assert (done["status"], done["previous"], done["read_back"]) == ("done", 10.0, 42.5)
+                assert done["issued_by"] == "key:operator-key"  # an API key, by name
+                assert writes == 1
+
+                r = await api.post(
+                    f"/machines/{site}/l1/mixer-01/tags/temp/write",
+                    json={"value": 30},
+                    headers=auth("operator"),
+                )
+                assert r.status_code == 200, r.text
+                assert r.json()["status"] == "refused"
+                assert "not writable" in r.json()["detail"]
+                r = await api.post(
+                    f"/machines/{site}/l1/ghost-01/tags/x/write", json={"value": 1},
+                    headers=auth("operator"),
+                )  # fmt: skip
+                assert r.status_code == 404
+                assert "no agent has reported polling" in r.json()["detail"]
+                r = await api.post(url, json={"value": "a\u0000b"}, headers=auth("operator"))
+                assert r.status_code == 422
+
+                # The audit log: admins only; who, what, before, after, result.
+                assert (await api.get("/commands", headers=auth("operator"))).status_code == 403
+                log_rows = (await api.get("/commands", headers=auth("admin"))).json()
+                assert [(c["tag"], c["status"]) for c in log_rows] == [
+                    ("temp", "refused"),
+                    ("setpoint", "done"),
+                ]
+                assert log_rows[1]["value"] == 42.5
+                one = await api.get(f"/commands/{done['id']}", headers=auth("operator"))
+                assert one.json() == log_rows[1]
+                assert writes == 1
+        finally:
+            for proc in (agent, hub):
+                proc.terminate()
+                async with asyncio.timeout(20):
+                    await proc.wait()
