@@ -18,6 +18,7 @@ from edge_agent.cli import (
     simulate,
     status,
     validate,
+    write,
 )
 from edge_agent.cli.access import ACCESS_ERRNOS, access_message
 
@@ -28,7 +29,7 @@ app = typer.Typer(
     help=(
         "Millstream edge agent: read machines over Modbus and OPC-UA, buffer every reading "
         "locally, publish batches over MQTT.\n\n"
-        "Commissioning a line PC: init → validate → probe → run."
+        "Commissioning a line PC: init → validate → probe (→ write) → run."
     ),
     no_args_is_help=True,
     add_completion=False,
@@ -61,6 +62,7 @@ simulate.register(app)
 opcua.register(app)
 browse.register(app)
 probe.register(app)
+write.register(app)
 init.register(app)
 run.register(app)
 status.register(app)

@@ -321,7 +321,7 @@ class ModbusDriver:
         `WriteRefused` before anything is sent when the profile does not allow it;
         `DeviceUnavailable` (or `RequestRejected`, the device's own refusal) when sending fails.
         """
-        point = self._writable_point(tag)
+        point = self._point(tag)
         kind: ValueKind = (
             "bool" if point.type == "bool" else "string" if point.type == "string" else "number"
         )
@@ -331,7 +331,7 @@ class ModbusDriver:
         except (TypeError, ValueError) as exc:
             raise WriteRefused(f"{tag}: {exc}") from exc
         await self.connect()
-        previous = await self._read_one(point)
+        previous = await self.read_tag(tag)
         timeout = self.endpoint.timeout_s
         if point.bit is not None:
             await self.bus.write_bit(
@@ -339,15 +339,21 @@ class ModbusDriver:
             )
         else:
             await self.bus.write(point.table, point.address, registers, self.endpoint.unit, timeout)
-        return previous, await self._read_one(point)
+        return previous, await self.read_tag(tag)
 
-    def _writable_point(self, tag: str) -> ModbusPoint:
+    def _point(self, tag: str) -> ModbusPoint:
         for point in self.points:
             if point.name == tag:
                 return point
-        raise WriteRefused(f"{self.device} has no tag {tag!r}")
+        names = ", ".join(p.name for p in self.points[:20])
+        more = ", …" if len(self.points) > 20 else ""
+        raise WriteRefused(f"{self.device} has no tag {tag!r}; its tags: {names}{more}")
 
-    async def _read_one(self, point: ModbusPoint) -> Value:
+    async def read_tag(self, tag: str) -> Value:
+        """One tag's value now (None when its registers hold no valid value); `WriteRefused`
+        naming the tags there are when there is no such tag."""
+        point = self._point(tag)
+        await self.connect()
         count = 1 if point.is_bit else register_count(point.type, point.length)
         regs = await self.bus.read(
             point.table, point.address, count, self.endpoint.unit, self.endpoint.timeout_s

@@ -263,3 +263,39 @@ async def test_a_command_interrupted_by_a_crash_is_never_run_again(tmp_path: Pat
 
 
 pytestmark = pytest.mark.timeout(180)
+
+
+async def _edge_agent(*args: str, stdin: bytes = b"") -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        EDGE_AGENT, *args, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    async with asyncio.timeout(60):
+        out, err = await proc.communicate(stdin)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def test_a_technician_writes_from_the_line_pc(broker: Broker, tmp_path: Path) -> None:
+    device = Device()
+    port = free_port()
+    mixer = sim_device(1, holding={0: 0x4120, 1: 0, 2: 215}, coils={0: 0}, action=device.action)
+    config = str(_config(tmp_path / "agent", broker, port))
+    where = ["--device", "mixer-01", "--tag"]
+    async with tcp_server([mixer], port):
+        code, out, err = await _edge_agent("write", config, "42.5", *where, "setpoint", "--yes")
+        assert code == 0, err
+        assert "mixer-01.setpoint: 10.0 → 42.5 (wrote 42.5)" in out
+        assert await _registers(port) == [0x422A, 0, 215]
+        # Asked first without --yes; "no" writes nothing.
+        code, out, _ = await _edge_agent("write", config, "50", *where, "setpoint", stdin=b"n\n")
+        assert code == 1
+        assert "write 50 to setpoint (now 42.5)?" in out
+        code, _, err = await _edge_agent("write", config, "30", *where, "temp", "--yes")
+        assert code == 1
+        assert "refused: temp is not writable" in err
+        assert "next: writable: true" in err
+        code, _, err = await _edge_agent("write", config, "1", *where, "nope", "--yes")
+        assert code == 1
+        assert "has no tag 'nope'; its tags: setpoint, temp, start" in err
+    assert device.writes == 1
