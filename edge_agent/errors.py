@@ -7,7 +7,9 @@ MillstreamAgentError            root: catch this to catch anything the agent rai
 ├── DecodeError                 mark that one point `bad`, keep polling the rest
 ├── DiskFull                    the buffer cannot write now: keep running, retry; it recovers
 ├── PublishError                keep the batch buffered, publish it again later
-└── WriteRefused                a command's write is not allowed: answer `refused`, write nothing
+├── WriteRefused                a command's write is not allowed: answer `refused`, write nothing
+└── WriteFailed                 the device did not take a write (refused it, or failed): answer
+                                `failed`; never retried by itself
 ```
 
 Drivers and the publisher map their libraries' exceptions to these at the boundary and chain
@@ -27,6 +29,7 @@ __all__ = [
     "DiskFull",
     "MillstreamAgentError",
     "PublishError",
+    "WriteFailed",
     "WriteRefused",
 ]
 
@@ -78,3 +81,8 @@ class PublishError(MillstreamAgentError):
 class WriteRefused(MillstreamAgentError):  # noqa: N818 -- names what the agent did
     """A write that the profile does not allow (not writable, out of min/max, wrong type);
     nothing was sent to the device. The message says why, for the command's result."""
+
+
+class WriteFailed(MillstreamAgentError):  # noqa: N818 -- names what the device did
+    """The device answered a write with a refusal of its own (OPC-UA BadNotWritable,
+    BadTypeMismatch, …); the message names it, for the command's result."""

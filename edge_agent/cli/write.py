@@ -15,8 +15,7 @@ from typing import Annotated
 import typer
 
 from edge_agent.cli.common import fail, load_or_exit
-from edge_agent.drivers.base import Value
-from edge_agent.drivers.modbus.driver import ModbusDriver
+from edge_agent.drivers.base import Value, WritingDriver
 from edge_agent.errors import MillstreamAgentError, WriteRefused
 from edge_agent.runtime.registry import build_driver
 
@@ -44,14 +43,17 @@ def parse_value(text: str) -> Value:
     return value if isinstance(value, bool | int | float | str) else text
 
 
-async def _write(driver: ModbusDriver, tag: str, value: Value, yes: bool) -> tuple[Value, Value]:
-    async with driver:
+async def _write(driver: WritingDriver, tag: str, value: Value, yes: bool) -> tuple[Value, Value]:
+    await driver.connect()
+    try:
         if not yes:
             now = await driver.read_tag(tag)
             question = f"write {value!r} to {tag} (now {now!r})?"
             if not await asyncio.to_thread(typer.confirm, question):
                 raise typer.Exit(1)
         return await driver.write(tag, value)
+    finally:
+        await driver.close()
 
 
 def write(
@@ -67,11 +69,12 @@ def write(
         driver = build_driver(loaded, device)
     except MillstreamAgentError as exc:
         raise fail(exc) from exc
-    if not isinstance(driver, ModbusDriver):  # the protocol that writes so far
+    if not isinstance(driver, WritingDriver):
         typer.echo(f"error: {device}: its protocol cannot write yet", err=True)
-        typer.echo("next: writes work on Modbus devices (docs/commands.md)", err=True)
+        typer.echo("next: writes work on Modbus and OPC-UA devices (docs/commands.md)", err=True)
         raise typer.Exit(1)
     logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
+    logging.getLogger("asyncua").setLevel(logging.ERROR)
     new = parse_value(value)
     try:
         previous, read_back = asyncio.run(_write(driver, tag, new, yes))

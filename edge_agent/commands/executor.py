@@ -13,14 +13,13 @@ import json
 import logging
 import time
 from collections.abc import Callable, Mapping
-from typing import Protocol, runtime_checkable
 
 import wire
 from edge_agent.commands.journal import CommandJournal, JournalEntry
-from edge_agent.drivers.base import Value
-from edge_agent.errors import DecodeError, DeviceUnavailable, WriteRefused
+from edge_agent.drivers.base import Value, WritingDriver
+from edge_agent.errors import DecodeError, DeviceUnavailable, WriteFailed, WriteRefused
 
-__all__ = ["CommandExecutor", "Writer"]
+__all__ = ["CommandExecutor"]
 
 log = logging.getLogger(__name__)
 
@@ -30,13 +29,6 @@ _INTERRUPTED = (
     "the agent stopped while executing this command; it is not run again (at most once): "
     "check the value on the machine"
 )
-
-
-@runtime_checkable
-class Writer(Protocol):
-    """A driver that can write a tag: (value before, value read back after)."""
-
-    async def write(self, tag: str, value: Value) -> tuple[Value, Value]: ...
 
 
 class CommandExecutor:
@@ -130,7 +122,7 @@ class CommandExecutor:
                 command.id, "refused", f"this agent has no device {command.machine!r}"
             )
             return
-        if not isinstance(device, Writer):
+        if not isinstance(device, WritingDriver):
             await self._finish(
                 command.id, "refused", f"{command.machine}: its protocol cannot write yet"
             )
@@ -143,7 +135,7 @@ class CommandExecutor:
                 previous, read_back = await device.write(command.tag, command.value)
         except WriteRefused as exc:
             await self._finish(command.id, "refused", str(exc))
-        except (DeviceUnavailable, DecodeError) as exc:
+        except (DeviceUnavailable, DecodeError, WriteFailed) as exc:
             await self._finish(command.id, "failed", f"{what}: {exc}")
         except TimeoutError:
             await self._finish(

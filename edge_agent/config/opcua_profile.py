@@ -54,6 +54,30 @@ class OpcUaTag(_Model):
     unit: str = Field("", max_length=32)
     # Plausible range in engineering units (after scale/offset): the hub alerts past it.
     limits: wire.Limits | None = None
+    # Commands may write this node (docs/commands.md), numbers within `min`/`max`.
+    writable: bool = False
+    min: FiniteFloat | None = None
+    max: FiniteFloat | None = None
+
+    @model_validator(mode="after")
+    def _bounds(self) -> OpcUaTag:
+        issues = [
+            Issue(
+                (key,),
+                f"{key} bounds what commands may write, but the tag is not writable",
+                f"add writable: true, or remove {key} (for alert limits use limits:)",
+                getattr(self, key),
+            )
+            for key in ("min", "max")
+            if getattr(self, key) is not None and not self.writable
+        ]
+        if self.min is not None and self.max is not None and self.min > self.max:
+            issues.append(
+                Issue(("max",), f"max {self.max:g} is below min {self.min:g}",
+                      "swap them: min is the lowest value a command may write", self.max)
+            )  # fmt: skip
+        raise_issues("OpcUaTag", issues)
+        return self
 
     @model_validator(mode="after")
     def _one_address(self) -> OpcUaTag:

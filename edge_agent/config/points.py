@@ -55,6 +55,9 @@ def opcua_point(tag: OpcUaTag, profile: OpcUaProfile) -> OpcuaPoint:
         deadband=Deadband(tag.deadband.kind, tag.deadband.value) if tag.deadband else None,
         max_interval_ms=_ms(tag.max_interval or profile.defaults.max_interval),
         unit=tag.unit or None,
+        writable=tag.writable,
+        min=tag.min,
+        max=tag.max,
     )
 
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 if TYPE_CHECKING:
     from edge_agent.drivers.health import DeviceHealth
 
-__all__ = ["Driver", "Quality", "Sample", "SubscribingDriver", "Value"]
+__all__ = ["Driver", "Quality", "Sample", "SubscribingDriver", "Value", "WritingDriver"]
 
 Quality = Literal["good", "uncertain", "bad"]
 Value = float | int | bool | str | None
@@ -58,4 +58,18 @@ class SubscribingDriver(Driver, Protocol):
 
     def subscribe(self) -> AsyncIterator[Sample]:
         """Samples as they arrive, across reconnects, until `close()`."""
+        ...
+
+
+@runtime_checkable
+class WritingDriver(Driver, Protocol):
+    """A driver that writes tags (commands, `edge-agent write`; docs/commands.md)."""
+
+    async def read_tag(self, tag: str) -> Value:
+        """One tag's value now."""
+        ...
+
+    async def write(self, tag: str, value: Value) -> tuple[Value, Value]:
+        """Write a tag the profile marks writable: (value before, value read back after);
+        `WriteRefused` before anything is sent when it may not be written."""
         ...

@@ -15,12 +15,14 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 
-from edge_agent.drivers.base import Sample
+from edge_agent.drivers.base import Sample, Value
 from edge_agent.drivers.health import DeviceHealth, offline_after
 from edge_agent.drivers.heartbeat import Heartbeat
 from edge_agent.drivers.opcua.points import OpcuaEndpoint, OpcuaPoint
 from edge_agent.drivers.opcua.session import OpcuaSession, SessionOptions
-from edge_agent.errors import DeviceUnavailable
+from edge_agent.drivers.opcua.writes import kind_of, variant_for, variant_type
+from edge_agent.drivers.writes import check_write
+from edge_agent.errors import DeviceUnavailable, WriteRefused
 from millstream_common.backoff import Backoff, device_backoff
 
 __all__ = ["DriverStats", "OpcuaDriver"]
@@ -118,6 +120,42 @@ class OpcuaDriver:
         if session is None:
             raise DeviceUnavailable("not connected (reconnecting)", device=self.device)
         return await session.read()
+
+    async def read_tag(self, tag: str) -> Value:
+        """One tag's value now, through the current session."""
+        session = self._session
+        if session is None:
+            raise DeviceUnavailable("not connected (reconnecting)", device=self.device)
+        (sample,) = await session.read([self._point(tag)])
+        return sample.value
+
+    def _point(self, tag: str) -> OpcuaPoint:
+        for point in self.points:
+            if point.tag == tag:
+                return point
+        names = ", ".join(p.tag for p in self.points[:20])
+        more = ", …" if len(self.points) > 20 else ""
+        raise WriteRefused(f"{self.device} has no tag {tag!r}; its tags: {names}{more}")
+
+    async def write(self, tag: str, value: Value) -> tuple[Value, Value]:
+        """Write `value` to a writable tag as its node's data type; (value before, read back).
+
+        `WriteRefused` before anything is sent when the profile does not allow it; `WriteFailed`
+        when the server refuses; `DeviceUnavailable` while there is no session.
+        """
+        point = self._point(tag)
+        if not point.writable:
+            check_write(tag, value, "number", writable=False)
+        session = self._session
+        if session is None:
+            raise DeviceUnavailable("not connected (reconnecting)", device=self.device)
+        vt = variant_type(tag, await session.data_type(point))
+        value = check_write(tag, value, kind_of(vt), writable=True, min=point.min, max=point.max)
+        variant = variant_for(tag, value, vt)
+        (before,) = await session.read([point])
+        await session.write(point, variant)
+        (after,) = await session.read([point])
+        return before.value, after.value
 
     async def subscribe(self) -> AsyncIterator[Sample]:
         """Samples from subscriptions and poll loops, across reconnects, until `close()`."""

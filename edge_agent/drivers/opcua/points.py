@@ -34,6 +34,10 @@ class OpcuaPoint:
     unit: str | None = None
     # A subscribed value that has not changed is re-sent this often with the current time.
     max_interval_ms: int = 60_000
+    # Commands may write it, within [min, max] (docs/commands.md).
+    writable: bool = False
+    min: float | None = None
+    max: float | None = None
 
     def __post_init__(self) -> None:
         if (self.node is None) == (self.browse_path is None):

@@ -31,7 +31,7 @@ from edge_agent.drivers.opcua.samples import bad_sample, sample_from_datavalue
 from edge_agent.drivers.opcua.security import SecuritySpec, parse_security
 from edge_agent.drivers.opcua.trust import PinDecision, PinStore, decide
 from edge_agent.drivers.opcua.watchdog import StaleWatchdog
-from edge_agent.errors import DeviceUnavailable, MillstreamAgentError
+from edge_agent.errors import DeviceUnavailable, MillstreamAgentError, WriteFailed
 
 __all__ = ["OpcuaSession", "SessionOptions", "wall_clock_ms"]
 
@@ -389,6 +389,43 @@ class OpcuaSession:
             self._report(None)
         elif silent is not None:
             self._report(f"the server reports {silent} for every tag")
+
+    # -- writes ------------------------------------------------------------------------------
+
+    async def data_type(self, point: OpcuaPoint) -> ua.NodeId:
+        """The variable's DataType attribute (what a written Variant must be)."""
+        node = self._node_of(point)
+        params = ua.ReadParameters(
+            NodesToRead=[ua.ReadValueId(NodeId=node, AttributeId=ua.AttributeIds.DataType)]
+        )
+        (value,) = await self._call(self.client.uaclient.read(params))
+        data_type = value.Value.Value if value.Value is not None else None
+        if not isinstance(data_type, ua.NodeId):
+            status = value.StatusCode.name if value.StatusCode is not None else "no value"
+            raise WriteFailed(f"{point.tag}: cannot read its data type ({status})")
+        return data_type
+
+    async def write(self, point: OpcuaPoint, variant: ua.Variant) -> None:
+        """Write one value; `WriteFailed` naming the server's refusal (BadNotWritable, …)."""
+        params = ua.WriteParameters(
+            NodesToWrite=[
+                ua.WriteValue(
+                    NodeId=self._node_of(point),
+                    AttributeId=ua.AttributeIds.Value,
+                    Value=ua.DataValue(variant),
+                )
+            ]
+        )
+        (status,) = await self._call(self.client.uaclient.write(params))
+        if not status.is_good():
+            raise WriteFailed(f"{point.tag}: the server refused the write ({status.name})")
+
+    def _node_of(self, point: OpcuaPoint) -> ua.NodeId:
+        node = self.nodes.get(point.tag)
+        if node is None:
+            why = self.unresolved.get(point.tag, "not resolved")
+            raise WriteFailed(f"{point.tag}: its node is unavailable ({why})")
+        return node
 
     # -- polling -----------------------------------------------------------------------------
 

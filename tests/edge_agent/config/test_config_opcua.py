@@ -85,3 +85,23 @@ def test_opcua_tag_problems_are_located(write: Write) -> None:
     assert hints[prefix + "tags[2].deadband.kind"] == "use one of absolute, percent"
     assert "browse_path" in hints[prefix + "tags[0].node"]
     assert hints["devices[0].opcua.url"] == 'write "opc.tcp://HOST:4840"'
+
+
+def test_opcua_write_bounds_need_a_writable_tag(write: Write) -> None:
+    write(
+        "cnc-mill.yaml",
+        PROFILE.replace(
+            "{tags}",
+            """\
+  - {name: a, node: "ns=2;s=A", max: 10}
+  - {name: b, node: "ns=2;s=B", writable: true, min: 5, max: 1}
+  - {name: c, node: "ns=2;s=C", writable: true, min: 0, max: 100}""",
+        ),
+    )
+    with pytest.raises(ConfigError) as info:
+        load_agent_config(write("agent.yaml", CONFIG), env={})
+    prefix = "devices[0].profile cnc-mill: "
+    found = {p.path: p for p in info.value.problems}
+    assert set(found) == {prefix + "tags[0].max", prefix + "tags[1].max"}
+    assert "add writable: true" in found[prefix + "tags[0].max"].hint
+    assert "max 1 is below min 5" in found[prefix + "tags[1].max"].message
