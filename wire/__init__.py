@@ -66,6 +66,7 @@ from wire.models import (
     Telemetry,
     TelemetryBody,
     Value,
+    WriteRange,
 )
 from wire.receipts import batch_digest, coalesce_seqs, encode_receipt, parse_receipt
 from wire.report import AgentReport, BacklogReport, BufferReport, DeviceReport, PublishReport
@@ -158,6 +159,7 @@ __all__ = [
     "TelemetryBody",
     "Topic",
     "Value",
+    "WriteRange",
     "agent_status_topic",
     "batch_digest",
     "check_segment",

@@ -263,6 +263,14 @@ class Limits(_Model):
         return self
 
 
+class WriteRange(_Model):
+    """A tag commands may write (docs/commands.md), with the range a written number must keep
+    (either bound may be absent)."""
+
+    min: float | None = None
+    max: float | None = None
+
+
 class TagMeta(_Model):
     """What a tag's values mean: engineering unit and a one-line description (both optional)."""
 
@@ -290,6 +298,8 @@ class TagMeta(_Model):
     poll_ms: IntervalMs | None = None
     # The plausible range from the device profile: threshold alerts unless a rule overrides.
     limits: Limits | None = None
+    # Present when commands may write the tag (the profile says `writable: true`).
+    writable: WriteRange | None = None
 
 
 TagMetas = Annotated[Mapping[Tag, TagMeta], Field(max_length=MAX_META_TAGS)]

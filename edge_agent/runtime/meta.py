@@ -1,5 +1,5 @@
-"""Tag metadata the agent publishes for its machines (wire `…/meta`, retained): units and limits
-from profiles.
+"""Tag metadata the agent publishes for its machines (wire `…/meta`, retained): units, limits
+and which tags commands may write, from profiles.
 
 The hub shows a series' unit from the newest meta message of its machine, judges the machine
 stale by its tags' heartbeat (`max_interval_ms`) and completeness by what the tags sent on every
@@ -32,17 +32,21 @@ def profile_meta(loaded: LoadedConfig) -> dict[str, dict[str, wire.TagMeta]]:
                 every = p.poll_ms if p.deadband is None else None
                 tags[p.name] = wire.TagMeta(
                     unit=p.unit, max_interval_ms=p.max_interval_ms, poll_ms=every,
-                    limits=limits[p.name],
+                    limits=limits[p.name], writable=_writable(p.writable, p.min, p.max),
                 )  # fmt: skip
         else:
             for o in opcua_points(profile):
                 every = o.sampling_ms if o.mode == "poll" and o.sampling_ms > 0 else None
                 tags[o.tag] = wire.TagMeta(
                     unit=o.unit, max_interval_ms=o.max_interval_ms, poll_ms=every,
-                    limits=limits[o.tag],
+                    limits=limits[o.tag], writable=_writable(o.writable, o.min, o.max),
                 )  # fmt: skip
         out[d.device.machine] = tags
     return out
+
+
+def _writable(writable: bool, low: float | None, high: float | None) -> wire.WriteRange | None:
+    return wire.WriteRange(min=low, max=high) if writable else None
 
 
 def meta_messages(

@@ -117,6 +117,11 @@ def classify(msg: Incoming) -> Classified | None:
                     for tag, t in m.tags.items()
                     if t.limits is not None
                 ],
+                writable=[
+                    (tag, t.writable.min, t.writable.max)
+                    for tag, t in m.tags.items()
+                    if t.writable is not None
+                ],
                 payload=msg.payload.decode("utf-8"),
                 received_at=msg.received_at,
                 quiet_ms=wire.quiet_ms(m.tags),

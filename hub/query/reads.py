@@ -32,11 +32,16 @@ class SeriesInfo:
     # The plausible range from the machine's device profile (meta `limits`), if any.
     limit_low: float | None = None
     limit_high: float | None = None
+    # Commands may write it (meta `writable`), within [write_min, write_max].
+    writable: bool = False
+    write_min: float | None = None
+    write_max: float | None = None
 
 
 _SERIES = (
     "SELECT s.id, s.site, s.line, s.machine, s.tag, t.unit, t.description, t.limit_low,"
-    " t.limit_high FROM series s"
+    " t.limit_high, coalesce(t.writable, false) AS writable, t.write_min, t.write_max"
+    " FROM series s"
     " LEFT JOIN tag_meta t ON t.site = s.site AND t.line = s.line AND t.machine = s.machine"
     " AND t.tag = s.tag"
 )

@@ -140,6 +140,8 @@ class MachineMetaUpdate:
     scheduled_per_minute: float | None = None
     # (tag, low, high) of every tag its profile gives a plausible range (docs/alerts.md).
     limits: Sequence[tuple[str, float | None, float | None]] = ()
+    # (tag, min, max) of every tag commands may write (docs/commands.md).
+    writable: Sequence[tuple[str, float | None, float | None]] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,6 +36,7 @@ from hub.storage.rows import (
     owner_rows,
     produced_rows,
     result_rows,
+    tag_meta_rows,
     to_rows,
 )
 
@@ -154,14 +155,14 @@ async def _replace_meta(conn: asyncpg.Connection, m: MachineMetaUpdate) -> None:
         return  # an older message than the one kept
     await conn.execute("DELETE FROM tag_meta WHERE site = $1 AND line = $2 AND machine = $3", *key)
     if m.tags:
-        limits = {tag: (low, high) for tag, low, high in m.limits}
-        tags = sorted((*t, *limits.get(t[0], (None, None))) for t in m.tags)
         await conn.execute(
             "INSERT INTO tag_meta (site, line, machine, tag, unit, description, limit_low,"
-            " limit_high) SELECT $1, $2, $3, * FROM unnest($4::text[], $5::text[], $6::text[],"
-            " $7::double precision[], $8::double precision[])",
+            " limit_high, writable, write_min, write_max) SELECT $1, $2, $3, * FROM"
+            " unnest($4::text[], $5::text[], $6::text[], $7::double precision[],"
+            " $8::double precision[], $9::boolean[], $10::double precision[],"
+            " $11::double precision[])",
             *key,
-            *(list(col) for col in zip(*tags, strict=True)),
+            *(list(col) for col in zip(*tag_meta_rows(m), strict=True)),
         )
 
 

@@ -32,6 +32,7 @@ __all__ = [
     "owner_rows",
     "produced_rows",
     "result_rows",
+    "tag_meta_rows",
     "to_rows",
 ]
 
@@ -210,3 +211,22 @@ def result_rows(
         (r.id, r.agent_id, r.status, r.detail, r.ts, r.previous, r.read_back, r.received_at)
         for r in results
     ]
+
+
+TagMetaRow = tuple[
+    str, str | None, str | None, float | None, float | None, bool, float | None, float | None
+]
+
+
+def tag_meta_rows(m: MachineMetaUpdate) -> list[TagMetaRow]:
+    """`tag_meta` rows of a meta message, by tag: (tag, unit, description, limit_low,
+    limit_high, writable, write_min, write_max)."""
+    limits = {tag: (low, high) for tag, low, high in m.limits}
+    writable = {tag: (low, high) for tag, low, high in m.writable}
+    return [
+        (
+            tag, unit, description, *limits.get(tag, (None, None)), tag in writable,
+            *writable.get(tag, (None, None)),
+        )
+        for tag, unit, description in sorted(m.tags)
+    ]  # fmt: skip

@@ -35,6 +35,7 @@ from hub.storage.rows import (
     owner_rows,
     produced_rows,
     result_rows,
+    tag_meta_rows,
     to_rows,
 )
 
@@ -303,11 +304,11 @@ class SqliteStorage:
         if not kept:
             return  # an older message than the one kept
         self._db.execute("DELETE FROM tag_meta WHERE site = ? AND line = ? AND machine = ?", key)
-        limits = {tag: (low, high) for tag, low, high in m.limits}
         self._db.executemany(
             "INSERT INTO tag_meta (site, line, machine, tag, unit, description, limit_low,"
-            " limit_high) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [(*key, *tag, *limits.get(tag[0], (None, None))) for tag in sorted(m.tags)],
+            " limit_high, writable, write_min, write_max)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(*key, *row) for row in tag_meta_rows(m)],
         )
 
     async def write(self, batch: WriteBatch) -> WriteResult:

@@ -108,6 +108,9 @@ class SeriesOut(BaseModel):
     description: str | None = None
     limit_low: float | None = None
     limit_high: float | None = None
+    writable: bool = Field(False, description="operators may write it (docs/commands.md)")
+    write_min: float | None = None
+    write_max: float | None = None
 
 
 class LatestOut(BaseModel):

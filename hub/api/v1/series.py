@@ -34,6 +34,9 @@ def _series_out(s: SeriesInfo) -> SeriesOut:
         description=s.description,
         limit_low=s.limit_low,
         limit_high=s.limit_high,
+        writable=bool(s.writable),
+        write_min=s.write_min,
+        write_max=s.write_max,
     )
 
 

@@ -116,6 +116,21 @@ async def test_an_operator_writes_a_setpoint_and_the_audit_log_keeps_it(
                         await conn.close()
 
                 await _until(agent_known, 60)
+
+                # The profile's writable tags reach the hub in the machine's meta: the
+                # dashboard offers a write control on exactly these.
+                async def series() -> dict[str, Any]:
+                    r = await api.get(f"/series?site={site}", headers=auth("viewer"))
+                    return {s["tag"]: s for s in r.json()}
+
+                async def meta_stored() -> bool:
+                    return "setpoint" in await series() and "temp" in await series()
+
+                await _until(meta_stored)
+                tags = await series()
+                assert (tags["setpoint"]["writable"], tags["setpoint"]["write_min"],
+                        tags["setpoint"]["write_max"]) == (True, 0.0, 100.0)  # fmt: skip
+                assert tags["temp"]["writable"] is False
                 url = f"/machines/{site}/l1/mixer-01/tags/setpoint/write"
                 viewer = await api.post(url, json={"value": 42.5}, headers=auth("viewer"))
                 assert viewer.status_code == 403
