@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from pymodbus.constants import ExcCodes
@@ -20,9 +20,10 @@ from pymodbus.server import ModbusTcpServer
 from pymodbus.server.requesthandler import ServerRequestHandler
 from pymodbus.transaction import TransactionManager
 
+from edge_agent.drivers.modbus.codec import decode_registers, scale_value
 from edge_agent.simulators.faults import FaultBook
 from edge_agent.simulators.image import FUNCTION_TABLE, RegisterImage
-from edge_agent.simulators.tags import ModbusTag
+from edge_agent.simulators.tags import ModbusTag, Value
 
 __all__ = ["UNIT_ID", "ModbusDevice"]
 
@@ -54,9 +55,7 @@ class _Datastore(ModbusServerContext):
     async def async_setValues(  # noqa: N802 - pymodbus names it
         self, device_id: int, func_code: int, address: int, values: Sequence[int] | Sequence[bool]
     ) -> ExcCodes | None:
-        # The simulator is read-only: every value is driven by the machine model.
-        answer = await self._device.answer(device_id, func_code, address, len(values))
-        return answer if isinstance(answer, ExcCodes) else ExcCodes.ILLEGAL_ADDRESS
+        return await self._device.write(device_id, func_code, address, values)
 
 
 class _RequestHandler(ServerRequestHandler):
@@ -110,10 +109,18 @@ class _TcpServer(ModbusTcpServer):
 
 
 class ModbusDevice:
-    """One simulated Modbus machine: its image, its TCP server, its faults."""
+    """One simulated Modbus machine: its image, its TCP server, its faults, and the writes it
+    takes (tags marked `writable`, handed to `on_write`; everything else is read-only)."""
 
-    def __init__(self, name: str, tags: tuple[ModbusTag, ...], faults: FaultBook) -> None:
+    def __init__(
+        self,
+        name: str,
+        tags: tuple[ModbusTag, ...],
+        faults: FaultBook,
+        on_write: Callable[[str, Value], None] | None = None,
+    ) -> None:
         self.name = name
+        self.on_write = on_write
         self.image = RegisterImage(tags)
         self.faults = faults
         self.host = "127.0.0.1"
@@ -192,3 +199,36 @@ class ModbusDevice:
         if values is None:
             return ExcCodes.ILLEGAL_ADDRESS
         return values
+
+    async def write(
+        self, unit: int, func_code: int, address: int, values: Sequence[int] | Sequence[bool]
+    ) -> ExcCodes | None:
+        """Take a write of one whole writable tag, as a device takes a setpoint; a write to
+        anything else, or of part of a tag, is refused (exception 2), a value outside the
+        tag's range too (exception 3)."""
+        answer = await self.answer(unit, func_code, address, len(values))
+        if isinstance(answer, ExcCodes):
+            return answer
+        table = FUNCTION_TABLE[func_code]
+        tag = next(
+            (
+                t
+                for t in self.image.tags
+                if t.writable and t.table == table and t.address == address
+                and t.span == len(values)
+            ),
+            None,
+        )  # fmt: skip
+        if tag is None or self.on_write is None:
+            return ExcCodes.ILLEGAL_ADDRESS
+        if tag.is_bit_table:
+            value: Value = bool(values[0])
+        else:
+            raw = decode_registers([int(v) for v in values], tag.type, tag.order, tag.bit)
+            value = scale_value(raw, tag.scale, tag.offset)
+            if isinstance(value, int | float) and not isinstance(value, bool) and not (
+                tag.lo <= value <= tag.hi
+            ):  # fmt: skip
+                return ExcCodes.ILLEGAL_VALUE
+        self.on_write(tag.name, value)
+        return None

@@ -51,6 +51,10 @@ def _modbus_tag(tag: ModbusTag) -> str:
     if tag.poll_ms != 1000:
         parts.append(f"poll_ms: {tag.poll_ms}")
     parts += _limits(tag)
+    if tag.writable:
+        parts.append("writable: true")
+        if tag.type not in ("bool", "string"):
+            parts.append(f"min: {tag.lo:.12g}, max: {tag.hi:.12g}")
     return "  - {" + ", ".join(parts) + "}"
 
 

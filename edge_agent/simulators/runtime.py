@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import socket
 import time
 from collections.abc import Coroutine
@@ -28,6 +29,7 @@ from edge_agent.simulators.faults import DEFAULT_FAULT_S, FAULT_KINDS, Fault, Fa
 from edge_agent.simulators.modbus_server import UNIT_ID, ModbusDevice
 from edge_agent.simulators.opcua_server import OpcuaHost, browse_path, node_id
 from edge_agent.simulators.plant import Plant
+from edge_agent.simulators.registers import quantize
 from edge_agent.simulators.tags import ModbusTag, OpcuaTag, Value
 from edge_agent.simulators.truth import TruthRow, TruthWriter
 
@@ -99,7 +101,9 @@ class Simulator:
         for name, m in self.plant.machines.items():
             if m.protocol == "modbus":
                 tags = tuple(t for t in m.tags if isinstance(t, ModbusTag))
-                self.devices[name] = ModbusDevice(name, tags, self.faults)
+                self.devices[name] = ModbusDevice(
+                    name, tags, self.faults, on_write=functools.partial(self._written, name)
+                )
         opcua_machines = [m for m in self.plant.machines.values() if m.protocol == "opcua"]
         self.opcua = (
             OpcuaHost(opcua_machines, options.host, 0, options.opcua_cert_dir)
@@ -208,6 +212,16 @@ class Simulator:
         self.stats.cpu_s += time.thread_time() - cpu_started
         self.stats.max_tick_s = max(self.stats.max_tick_s, cost)
         self._tick_event.set()
+
+    def _written(self, machine: str, tag: str, value: Value) -> None:
+        """A client wrote a writable tag: the model takes it, and the register image shows it
+        at once (a read-back straight after the write sees the new value)."""
+        self.plant.machine(machine).write(tag, value)
+        device = self.devices[machine]
+        last = self._last[machine]
+        spec = next(t for t in device.image.tags if t.name == tag)
+        last[tag] = quantize(spec, value)
+        device.image.update(last, {tag})
 
     # -- what listens where -----------------------------------------------------------------
 

@@ -46,6 +46,9 @@ class ModbusTag:
     lo: float = 0.0
     hi: float = 0.0
     poll_ms: int = 1000
+    # Clients may write it (a setpoint, a start bit): the machine model takes the value
+    # (`Machine.write`), within [lo, hi] for numbers; the profile says `writable: true`.
+    writable: bool = False
 
     @property
     def is_bit_table(self) -> bool:

@@ -71,3 +71,10 @@ class Machine(ABC):
     @abstractmethod
     def values(self) -> dict[str, Value]:
         """Current value of every tag, in engineering units, keyed by tag name."""
+
+    def write(self, tag: str, value: Value) -> None:
+        """A client wrote a writable tag (its spec says `writable`); the model takes it.
+
+        Machines with writable tags override this; the write shows in `values()` from now on.
+        """
+        raise ValueError(f"{self.name}: {tag} is not writable")

@@ -32,7 +32,7 @@ class AirCompressor(Machine):
         ModbusTag("maintenance_due", "input", 9, "bool", bit=3),
         ModbusTag("load_cycles", "input", 10, "int32", order="DCBA", lo=0, hi=2e9),
         ModbusTag("model", "holding", 0, "string", length=5),
-        ModbusTag("remote_start", "coil", 0, "bool"),
+        ModbusTag("remote_start", "coil", 0, "bool", writable=True),
     )
 
     def _setup(self) -> None:
@@ -46,19 +46,28 @@ class AirCompressor(Machine):
         self._current_k = lag_factor(1.5)
         self._outlet_k = lag_factor(120.0)
         self.p_noise = self.i_noise = 0.0
+        self.enabled = True
+
+    def write(self, tag: str, value: Value) -> None:
+        """Remote start: off stops the motor (the receiver then drains), on lets it run."""
+        if tag != "remote_start":
+            super().write(tag, value)
+        self.enabled = bool(value)
 
     def _step(self, dt: float) -> None:
         # Plant air demand wanders between 30 % and 90 % of the compressor's free air delivery.
         self.demand += self.noise(0.05) * dt**0.5 * _FAD_M3_MIN
         self.demand = max(0.3 * _FAD_M3_MIN, min(0.9 * _FAD_M3_MIN, self.demand))
+        if not self.enabled:
+            self.loaded = False
         supply = _FAD_M3_MIN if self.loaded else 0.0
         self.pressure += (supply - self.demand) * _BAR_PER_M3 * dt
         if self.loaded and self.pressure >= _UNLOAD_BAR:
             self.loaded = False
-        elif not self.loaded and self.pressure <= _LOAD_BAR:
+        elif self.enabled and not self.loaded and self.pressure <= _LOAD_BAR:
             self.loaded = True
             self.cycles += 1
-        target_a = _LOADED_A if self.loaded else _UNLOADED_A
+        target_a = (_LOADED_A if self.loaded else _UNLOADED_A) if self.enabled else 0.0
         self.current += (target_a - self.current) * self._current_k
         self.outlet += ((82.0 if self.loaded else 70.0) - self.outlet) * self._outlet_k
         self.run_hours += dt / 3600.0
@@ -73,10 +82,10 @@ class AirCompressor(Machine):
             "run_hours": self.run_hours,
             "load_state": 2 if self.loaded else 1,
             "outlet_temp": self.outlet,
-            "running": True,
+            "running": self.enabled,
             "loaded": self.loaded,
             "maintenance_due": self.run_hours % 2000.0 > 1950.0,
             "load_cycles": self.cycles,
             "model": self.model,
-            "remote_start": True,
+            "remote_start": self.enabled,
         }

@@ -27,7 +27,9 @@ class Conveyor(Machine):
         ModbusTag("motor_temp", "input", 5, "int16", "°C", scale=0.1, lo=10, hi=100),
         ModbusTag("distance", "input", 6, "float64", "m", order="DCBA", lo=0, hi=1e9),
         ModbusTag("model", "holding", 0, "string", length=6),
-        ModbusTag("speed_setpoint", "holding", 6, "uint16", "m/s", scale=0.01, lo=0, hi=2),
+        ModbusTag(
+            "speed_setpoint", "holding", 6, "uint16", "m/s", scale=0.01, lo=0, hi=2, writable=True
+        ),
         ModbusTag("jammed", "discrete", 0, "bool"),
         ModbusTag("running", "discrete", 1, "bool"),
     )
@@ -43,6 +45,13 @@ class Conveyor(Machine):
         self._temp_k = lag_factor(300.0)
         self._current_k = lag_factor(0.5)
         self.i_noise = 0.0
+        self.setpoint = _NOMINAL_MPS
+
+    def write(self, tag: str, value: Value) -> None:
+        """The drive's speed setpoint (m/s); the belt ramps to it."""
+        if tag != "speed_setpoint":
+            super().write(tag, value)
+        self.setpoint = max(0.0, min(2.0, float(value)))
 
     def _step(self, dt: float) -> None:
         if self.jam_left > 0.0:
@@ -50,7 +59,7 @@ class Conveyor(Machine):
         elif self.rng.random() < dt / _MEAN_S_BETWEEN_JAMS:
             self.jam_left = self.rng.uniform(20.0, 60.0)
         jammed = self.jam_left > 0.0
-        target = 0.0 if jammed else _NOMINAL_MPS
+        target = 0.0 if jammed else self.setpoint
         # The drive ramps up gently but an overload trip stops the belt within a second.
         rate = 3.0 if jammed else 0.4
         self.speed += max(-rate * dt, min(rate * dt, target - self.speed))
@@ -80,7 +89,7 @@ class Conveyor(Machine):
             "motor_temp": self.motor_temp,
             "distance": self.distance,
             "model": self.model,
-            "speed_setpoint": _NOMINAL_MPS,
+            "speed_setpoint": self.setpoint,
             "jammed": self.jam_left > 0.0,
             "running": self.speed > 0.01,
         }

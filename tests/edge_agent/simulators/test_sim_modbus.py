@@ -294,13 +294,35 @@ async def test_wrong_unit_id_answers_gateway_target_failed(sim: Simulator) -> No
         writer.close()
 
 
-async def test_writes_are_refused_with_illegal_address(sim: Simulator) -> None:
+async def test_writes_to_read_only_tags_are_refused_with_illegal_address(sim: Simulator) -> None:
     client = await modbus_client(sim, "oven-01")
     try:
         rr = await client.write_register(0, 1, device_id=1)
         assert rr.isError()
         assert rr.exception_code == 2
     finally:
+        client.close()
+
+
+async def test_a_written_setpoint_drives_the_machine(sim: Simulator) -> None:
+    """The conveyor's speed setpoint is writable (its profile says so): the belt ramps to it.
+    Out of the tag's range is refused with exception 3, as a drive refuses it."""
+    point = points_for(sim, "conveyor-01")["speed_setpoint"]
+    client = await modbus_client(sim, "conveyor-01")
+    try:
+        assert point.writable
+        assert (await client.write_register(6, 300, device_id=1)).exception_code == 3  # 3 m/s
+        rr = await client.write_register(6, 60, device_id=1)  # 0.60 m/s
+        assert not rr.isError()
+        assert await read_tag(client, point) == pytest.approx(0.6)  # at once, not next tick
+        belt = points_for(sim, "conveyor-01")["belt_speed"]
+
+        async def slowed() -> bool:
+            return bool(await read_tag(client, belt) <= 0.61)
+
+        await until(sim, slowed, ticks=200)
+    finally:
+        await client.write_register(6, 120, device_id=1)  # back to 1.2 m/s for the next tests
         client.close()
 
 
