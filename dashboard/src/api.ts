@@ -45,6 +45,33 @@ export interface Series {
   /** The device profile's plausible range (alerts fire past it); null when it gives none. */
   limit_low?: number | null;
   limit_high?: number | null;
+  /** Operators may write it (its profile says writable), numbers within write_min..write_max. */
+  writable?: boolean;
+  write_min?: number | null;
+  write_max?: number | null;
+}
+
+export type CommandStatus = "pending" | "done" | "refused" | "failed" | "expired";
+
+/** A write sent to a machine's agent and what it answered (docs/commands.md). */
+export interface Command {
+  id: string;
+  kind: string;
+  agent_id: string;
+  site: string;
+  line: string;
+  machine: string;
+  tag: string;
+  value: Value;
+  issued_by: string;
+  issued_at: number;
+  expires_at: number;
+  status: CommandStatus;
+  detail: string | null;
+  previous: Value;
+  read_back: Value;
+  finished_at: number | null;
+  answered_at: number | null;
 }
 
 export type Value = number | boolean | string | null;
@@ -299,4 +326,8 @@ export const api = {
   deadLetters: (limit: number) => get<DeadLetter[]>("/dead-letters", { limit }),
   alerts: (params: Record<string, string | number>) => get<Alert[]>("/alerts", params),
   ackAlert: (id: string, comment: string) => call<Alert>("POST", `/alerts/${id}/ack`, undefined, { comment }),
+  writeTag: (s: Series, value: Value) =>
+    call<Command>("POST", `/machines/${s.site}/${s.line}/${s.machine}/tags/${s.tag}/write`, undefined, { value }),
+  command: (id: string) => get<Command>(`/commands/${id}`),
+  commands: (params: Record<string, string | number>) => get<Command[]>("/commands", params),
 };

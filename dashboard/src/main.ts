@@ -10,6 +10,7 @@ import { machinePage } from "./pages/machine";
 import { completenessPage } from "./pages/completeness";
 import { deadLettersPage } from "./pages/deadletters";
 import { alertsPage } from "./pages/alerts";
+import { commandsPage } from "./pages/commands";
 import { chartBenchPage } from "./pages/chartbench";
 
 type Cleanup = () => void;
@@ -21,6 +22,7 @@ const routes: [RegExp, Page, string][] = [
   [/^\/completeness$/, completenessPage, "completeness"],
   [/^\/alerts$/, alertsPage, "alerts"],
   [/^\/dead-letters$/, deadLettersPage, "dead-letters"],
+  [/^\/commands$/, commandsPage, "commands"],
 ];
 
 const app = document.getElementById("app")!;
@@ -75,6 +77,7 @@ async function render(): Promise<void> {
       link("/", "Fleet", nav === "fleet"),
       link("/alerts", "Alerts", nav === "alerts"),
       link("/completeness", "Completeness", nav === "completeness"),
+      me.role === "admin" ? link("/commands", "Commands", nav === "commands") : null,
       me.role === "admin" ? link("/dead-letters", "Dead letters", nav === "dead-letters") : null,
     ),
     h(

@@ -6,12 +6,13 @@ the hub and `edge-agent write` on the line PC are refused for the same reasons, 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Literal
 
 from edge_agent.drivers.base import Value
 from edge_agent.errors import WriteRefused
 
-__all__ = ["ValueKind", "check_write"]
+__all__ = ["ValueKind", "check_write", "no_such_tag"]
 
 ValueKind = Literal["bool", "number", "string"]
 
@@ -49,3 +50,9 @@ def check_write(
     if max is not None and value > max:
         raise WriteRefused(f"{value:g} is above {tag}'s max {max:g}")
     return value
+
+
+def no_such_tag(device: str, tag: str, tags: Sequence[str]) -> WriteRefused:
+    """The refusal for a tag the device's profile does not have, naming the ones it has."""
+    more = ", …" if len(tags) > 20 else ""
+    return WriteRefused(f"{device} has no tag {tag!r}; its tags: {', '.join(tags[:20])}{more}")

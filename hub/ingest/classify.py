@@ -21,8 +21,9 @@ from hub.storage import (
     TelemetryBatch,
 )
 
-__all__ = ["classify", "guess_seq", "guess_src"]
+__all__ = ["Classified", "classify", "guess_seq", "guess_src"]
 
+# What one message becomes (the pipeline batches these into storage transactions).
 Classified = (
     TelemetryBatch
     | DeadLetter

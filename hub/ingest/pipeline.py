@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import wire
 from hub.errors import StorageUnavailable
+from hub.ingest.classify import Classified
 from hub.ingest.deadletters import DeadLetterBudget
 from hub.ingest.message import Incoming
 from hub.metrics import HubMetrics
@@ -52,15 +53,6 @@ log = logging.getLogger(__name__)
 # process's CPU and ~1 ms of latency (pickling, a pipe, two thread hops). A device's message
 # of ten readings is ~0.7 KiB; an agent batch of 1,000 readings ~66 KiB goes to a worker.
 INLINE_MAX_BYTES = 4096
-
-Classified = (
-    TelemetryBatch
-    | DeadLetter
-    | MachineStatusUpdate
-    | AgentStatusUpdate
-    | MachineMetaUpdate
-    | CommandResultUpdate
-)
 
 _KIND = {
     TelemetryBatch: "telemetry",

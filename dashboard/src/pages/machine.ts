@@ -1,11 +1,12 @@
 // One machine: live charts per tag (WebSocket), current values with quality and units, history
 // over a chosen range from the API's downsampling, and drag-to-zoom (double-click resets).
-import { api, type Alert, type Latest, type Machine, type Quality, type Series, type Value } from "../api";
+import { api, type Alert, type Latest, type Machine, type Me, type Quality, type Series, type Value } from "../api";
 import { TagChart, numeric } from "../chart";
 import { badge, clear, fmtAge, fmtTime, fmtValue, h } from "../dom";
 import { machineState } from "../fleetstate";
 import { LiveStream, type LiveReading } from "../live";
 import { linkHandler } from "../router";
+import { openWrite } from "./write";
 
 const RANGES: [string, number][] = [
   ["15 min", 15 * 60_000],
@@ -28,8 +29,10 @@ interface Current {
   q: Quality;
 }
 
-export function machinePage(root: HTMLElement, [site, line, name]: string[]): () => void {
+export function machinePage(root: HTMLElement, [site, line, name]: string[], me: Me | null = null): () => void {
   const key = `${site}/${line}/${name}`;
+  // Writes are for operators and admins (the API refuses viewers too).
+  const canWrite = me !== null && (me.role === "operator" || me.role === "admin");
   let alive = true;
   let range = RANGES[0][1];
   let zoom: [number, number] | null = null;
@@ -67,7 +70,7 @@ export function machinePage(root: HTMLElement, [site, line, name]: string[]): ()
         h(
           "table",
           { class: "grid values", id: "values" },
-          h("thead", null, h("tr", null, h("th", null, "Tag"), h("th", { class: "num" }, "Value"), h("th", null, "Unit"), h("th", null, "Quality"), h("th", null, "Time"))),
+          h("thead", null, h("tr", null, h("th", null, "Tag"), h("th", { class: "num" }, "Value"), h("th", null, "Unit"), h("th", null, "Quality"), h("th", null, "Time"), h("th", null, ""))),
           valuesBody,
         ),
       ),
@@ -159,6 +162,7 @@ export function machinePage(root: HTMLElement, [site, line, name]: string[]): ()
         h("td", { class: "unit" }, s?.unit ?? "–"),
         h("td", { class: "quality" }),
         h("td", { class: "time" }),
+        h("td", { class: "write" }),
       );
       rows.set(tag, tr);
       const sorted = [...rows.keys()].sort();
@@ -180,6 +184,10 @@ export function machinePage(root: HTMLElement, [site, line, name]: string[]): ()
     valueCell.classList.toggle("q-uncertain", c.q === "uncertain");
     clear(cells[3], badge(c.q === "good" ? "online" : c.q === "bad" ? "faulted" : "stale", c.q));
     cells[4].textContent = fmtTime(c.ts, true);
+    const s = series.find((x) => x.tag === tag);
+    if (canWrite && s?.writable && !cells[5].firstChild) {
+      cells[5].append(h("button", { class: "small write-tag", onclick: () => openWrite(s, current.get(tag)?.v ?? null) }, "Write…"));
+    }
     tr.dataset.ts = String(c.ts);
   }
 

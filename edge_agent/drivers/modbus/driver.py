@@ -30,7 +30,7 @@ from edge_agent.drivers.modbus.planner import (
     split_request,
 )
 from edge_agent.drivers.modbus.points import ModbusPoint
-from edge_agent.drivers.writes import ValueKind, check_write
+from edge_agent.drivers.writes import ValueKind, check_write, no_such_tag
 from edge_agent.errors import DecodeError, DeviceUnavailable, WriteRefused
 from millstream_common.backoff import Backoff, device_backoff
 
@@ -345,9 +345,7 @@ class ModbusDriver:
         for point in self.points:
             if point.name == tag:
                 return point
-        names = ", ".join(p.name for p in self.points[:20])
-        more = ", …" if len(self.points) > 20 else ""
-        raise WriteRefused(f"{self.device} has no tag {tag!r}; its tags: {names}{more}")
+        raise no_such_tag(self.device, tag, [p.name for p in self.points])
 
     async def read_tag(self, tag: str) -> Value:
         """One tag's value now (None when its registers hold no valid value); `WriteRefused`

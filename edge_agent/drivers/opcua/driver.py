@@ -21,8 +21,8 @@ from edge_agent.drivers.heartbeat import Heartbeat
 from edge_agent.drivers.opcua.points import OpcuaEndpoint, OpcuaPoint
 from edge_agent.drivers.opcua.session import OpcuaSession, SessionOptions
 from edge_agent.drivers.opcua.writes import kind_of, variant_for, variant_type
-from edge_agent.drivers.writes import check_write
-from edge_agent.errors import DeviceUnavailable, WriteRefused
+from edge_agent.drivers.writes import check_write, no_such_tag
+from edge_agent.errors import DeviceUnavailable
 from millstream_common.backoff import Backoff, device_backoff
 
 __all__ = ["DriverStats", "OpcuaDriver"]
@@ -133,9 +133,7 @@ class OpcuaDriver:
         for point in self.points:
             if point.tag == tag:
                 return point
-        names = ", ".join(p.tag for p in self.points[:20])
-        more = ", …" if len(self.points) > 20 else ""
-        raise WriteRefused(f"{self.device} has no tag {tag!r}; its tags: {names}{more}")
+        raise no_such_tag(self.device, tag, [p.tag for p in self.points])
 
     async def write(self, tag: str, value: Value) -> tuple[Value, Value]:
         """Write `value` to a writable tag as its node's data type; (value before, read back).

@@ -22,35 +22,11 @@ import pytest
 from mqtt_harness import Broker
 
 import wire
-from tests.edge_agent.drivers.modbus.modbus_harness import free_port, sim_device, tcp_server
+from tests.edge_agent.drivers.modbus.modbus_harness import free_port, tcp_server
+from tests.harness.mixer import PROFILE, MixerDevice
 
 EDGE_AGENT = str(Path(sys.executable).with_name("edge-agent"))
 AGENT = "cmd-pc"
-WRITES = {5, 6, 15, 16}
-
-PROFILE = """
-profile: test-mixer
-vendor: Millstream tests
-model: Mixer
-protocol: modbus
-source: written for this test
-tags:
-  - {name: setpoint, table: holding, address: 0, type: float32, writable: true, min: 0, max: 100}
-  - {name: temp, table: holding, address: 2, type: int16, scale: 0.1}
-  - {name: start, table: coil, address: 0, type: bool, writable: true}
-"""
-
-
-class Device:
-    """The pymodbus device's write requests, as it served them."""
-
-    def __init__(self) -> None:
-        self.writes = 0
-
-    async def action(self, function_code: int, *args: Any) -> None:
-        # pymodbus also calls this to build a write's response: count the calls with values.
-        if function_code in WRITES and args[-1] is not None:
-            self.writes += 1
 
 
 def _config(folder: Path, broker: Broker, port: int) -> Path:
@@ -154,13 +130,11 @@ async def _registers(port: int) -> list[int]:
 
 
 async def test_commands_write_once_and_are_answered(broker: Broker, tmp_path: Path) -> None:
-    device = Device()
+    device = MixerDevice()
     port = free_port()
-    # setpoint 10.0 (float32 0x41200000), temp 21.5 °C.
-    mixer = sim_device(1, holding={0: 0x4120, 1: 0, 2: 215}, coils={0: 0}, action=device.action)
     config = _config(tmp_path / "agent", broker, port)
     with (tmp_path / "agent.log").open("w+b") as log:
-        async with tcp_server([mixer], port), stand_in_hub(broker) as hub:
+        async with tcp_server([device.device], port), stand_in_hub(broker) as hub:
             agent = await _start(config, log)
             try:
                 async with asyncio.timeout(30):
@@ -277,12 +251,11 @@ async def _edge_agent(*args: str, stdin: bytes = b"") -> tuple[int, str, str]:
 
 
 async def test_a_technician_writes_from_the_line_pc(broker: Broker, tmp_path: Path) -> None:
-    device = Device()
+    device = MixerDevice()
     port = free_port()
-    mixer = sim_device(1, holding={0: 0x4120, 1: 0, 2: 215}, coils={0: 0}, action=device.action)
     config = str(_config(tmp_path / "agent", broker, port))
     where = ["--device", "mixer-01", "--tag"]
-    async with tcp_server([mixer], port):
+    async with tcp_server([device.device], port):
         code, out, err = await _edge_agent("write", config, "42.5", *where, "setpoint", "--yes")
         assert code == 0, err
         assert "mixer-01.setpoint: 10.0 → 42.5 (wrote 42.5)" in out

@@ -13,7 +13,6 @@ import hmac
 import json
 import os
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
@@ -32,11 +31,10 @@ from websockets.asyncio.client import connect
 
 import wire
 from tests.harness import free_port
+from tests.harness.hubcli import HUB, hub_cli
 from tests.harness.webhook import WebhookReceiver
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
-
-HUB = str(Path(sys.executable).with_name("millstream-hub"))
 
 
 @pytest.fixture
@@ -114,15 +112,6 @@ def hubs() -> Iterator[list[HubProcess]]:
     for h in started:
         h.kill()
         h._log.close()
-
-
-def cli(config: Path, *args: str) -> str:
-    done = subprocess.run(
-        [HUB, *args, "--config", str(config)], capture_output=True, text=True, timeout=60,
-        check=False,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    return done.stdout
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], within: float = 20.0) -> None:
@@ -205,9 +194,9 @@ async def test_threshold_alert_lifecycle_survives_a_hub_sigkill(
     mailbox = Mailbox()
     andon = AndonBoard(mosquitto.host, mosquitto.port)
     config, port = write_config(tmp_path, mosquitto.url, pg_dsn, receiver.url, mailbox.port)
-    cli(config, "migrate")
-    key = cli(config, "users", "api-key", "add", "andon", "--role", "operator").strip()
-    viewer_key = cli(config, "users", "api-key", "add", "wall", "--role", "viewer").strip()
+    hub_cli(config, "migrate")
+    key = hub_cli(config, "users", "api-key", "add", "andon", "--role", "operator").strip()
+    viewer_key = hub_cli(config, "users", "api-key", "add", "wall", "--role", "viewer").strip()
     site = f"s{uuid.uuid4().hex[:8]}"
     receiver.failing = True  # the crossing is recorded, its notification not yet delivered
     hubs.append(HubProcess(config, tmp_path / "hub1.log"))
@@ -342,9 +331,11 @@ async def test_admins_manage_rules_and_operators_shelve_machines_through_the_api
 ) -> None:
     mailbox = Mailbox()
     config, port = write_config(tmp_path, mosquitto.url, pg_dsn, receiver.url, mailbox.port)
-    cli(config, "migrate")
-    admin = {"X-API-Key": cli(config, "users", "api-key", "add", "ops", "--role", "admin").strip()}
-    operator = {"X-API-Key": cli(config, "users", "api-key", "add", "op", "--role", "operator")
+    hub_cli(config, "migrate")
+    admin = {
+        "X-API-Key": hub_cli(config, "users", "api-key", "add", "ops", "--role", "admin").strip()
+    }
+    operator = {"X-API-Key": hub_cli(config, "users", "api-key", "add", "op", "--role", "operator")
                 .strip()}  # fmt: skip
     site = f"s{uuid.uuid4().hex[:8]}"
     hubs.append(HubProcess(config, tmp_path / "hub.log"))

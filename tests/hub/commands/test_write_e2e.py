@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
 import sys
 import time
 import uuid
@@ -16,32 +15,14 @@ import asyncpg
 import httpx
 import pytest
 
-from tests.edge_agent.drivers.modbus.modbus_harness import sim_device, tcp_server
+from tests.edge_agent.drivers.modbus.modbus_harness import tcp_server
 from tests.harness import free_port
+from tests.harness.hubcli import HUB, hub_cli
+from tests.harness.mixer import PROFILE, MixerDevice
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
-HUB = str(Path(sys.executable).with_name("millstream-hub"))
 EDGE_AGENT = str(Path(sys.executable).with_name("edge-agent"))
-PROFILE = """
-profile: test-mixer
-vendor: Millstream tests
-model: Mixer
-protocol: modbus
-source: written for this test
-tags:
-  - {name: setpoint, table: holding, address: 0, type: float32, writable: true, min: 0, max: 100}
-  - {name: temp, table: holding, address: 2, type: int16, scale: 0.1}
-"""
-
-
-def _cli(config: Path, *args: str) -> str:
-    done = subprocess.run(
-        [HUB, *args, "--config", str(config)], capture_output=True, text=True, timeout=60,
-        check=False,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    return done.stdout
 
 
 async def _until(check: Any, within: float = 30.0) -> None:
@@ -62,9 +43,9 @@ async def test_an_operator_writes_a_setpoint_and_the_audit_log_keeps_it(
         f"storage: '{pg_dsn}'\nhttp: {{host: 127.0.0.1, port: {http}}}\nflush_ms: 20\n"
         f"jwt_secret: {os.urandom(24).hex()}\n"
     )
-    _cli(hub_config, "migrate")
+    hub_cli(hub_config, "migrate")
     keys = {
-        role: _cli(hub_config, "users", "api-key", "add", f"{role}-key", "--role", role).strip()
+        role: hub_cli(hub_config, "users", "api-key", "add", f"{role}-key", "--role", role).strip()
         for role in ("viewer", "operator", "admin")
     }
     site, agent_id, modbus = f"s{group}", f"pc-{group}", free_port()
@@ -78,15 +59,7 @@ async def test_an_operator_writes_a_setpoint_and_the_audit_log_keeps_it(
         "devices:\n  - machine: mixer-01\n    profile: test-mixer\n"
         f"    modbus: {{host: 127.0.0.1, port: {modbus}, unit: 1}}\n"
     )
-    writes = 0
-
-    async def count(function_code: int, *args: Any) -> None:
-        nonlocal writes
-        if function_code in (6, 16) and args[-1] is not None:
-            writes += 1
-
-    # setpoint 10.0 (float32 0x41200000), temp 21.5 °C.
-    mixer = sim_device(1, holding={0: 0x4120, 1: 0, 2: 215}, action=count)
+    mixer = MixerDevice()
     with (tmp_path / "hub.log").open("ab") as hub_log, (tmp_path / "agent.log").open("ab") as log:
         hub = await asyncio.create_subprocess_exec(
             HUB, "serve", "--config", str(hub_config), stderr=hub_log
@@ -96,7 +69,7 @@ async def test_an_operator_writes_a_setpoint_and_the_audit_log_keeps_it(
         )
         try:
             async with (
-                tcp_server([mixer], modbus),
+                tcp_server([mixer.device], modbus),
                 httpx.AsyncClient(base_url=f"http://127.0.0.1:{http}/api/v1", timeout=30) as api,
             ):
 
@@ -134,14 +107,14 @@ async def test_an_operator_writes_a_setpoint_and_the_audit_log_keeps_it(
                 url = f"/machines/{site}/l1/mixer-01/tags/setpoint/write"
                 viewer = await api.post(url, json={"value": 42.5}, headers=auth("viewer"))
                 assert viewer.status_code == 403
-                assert writes == 0
+                assert mixer.writes == 0
 
                 r = await api.post(url, json={"value": 42.5}, headers=auth("operator"))
                 assert r.status_code == 200, r.text
                 done = r.json()
                 assert (done["status"], done["previous"], done["read_back"]) == ("done", 10.0, 42.5)
                 assert done["issued_by"] == "key:operator-key"  # an API key, by name
-                assert writes == 1
+                assert mixer.writes == 1
 
                 r = await api.post(
                     f"/machines/{site}/l1/mixer-01/tags/temp/write",
@@ -170,7 +143,7 @@ async def test_an_operator_writes_a_setpoint_and_the_audit_log_keeps_it(
                 assert log_rows[1]["value"] == 42.5
                 one = await api.get(f"/commands/{done['id']}", headers=auth("operator"))
                 assert one.json() == log_rows[1]
-                assert writes == 1
+                assert mixer.writes == 1
         finally:
             for proc in (agent, hub):
                 proc.terminate()

@@ -317,6 +317,37 @@ async def test_engineer_sees_fleet_live_values_and_an_agent_going_offline(
                 timeout=15_000,
             )
             assert await oil.get_attribute("data-limits") == "10,80"
+
+            # A write: the conveyor's speed setpoint (writable in its profile) from the
+            # machine page, confirmed against the value now and its limits, answered by the
+            # agent with the value read back; the simulated drive takes it; the audit log
+            # (admins) keeps it.
+            conveyor = next(m for m in machines if m.endswith("/conveyor-01"))
+            await page.goto(f"{base}/machines/{conveyor}")
+            write = page.locator('tr[data-tag="speed_setpoint"] button.write-tag')
+            await write.wait_for(timeout=15_000)
+            assert await page.locator('tr[data-tag="belt_speed"] button.write-tag').count() == 0
+            await write.click()
+            await page.fill("#write-value", "3")
+            await page.click("#write-next")
+            assert "above the highest allowed, 2" in await page.inner_text("#write-problem")
+            await page.fill("#write-value", "0.8")
+            await page.click("#write-next")
+            confirm = await page.inner_text("#write-confirm")
+            assert "from 1.2 to 0.8 m/s" in confirm, confirm
+            assert "Allowed: 0 – 2 m/s" in confirm, confirm
+            await page.click("#write-send")
+            await page.locator('#write-result[data-status="done"]').wait_for(timeout=15_000)
+            assert "Read back: 0.8 m/s (was 1.2)" in await page.inner_text("#write-result")
+            await page.screenshot(path=str(shots / "write.png"))
+            await page.click("#write-close")
+            assert plant.sim.plant.machine("conveyor-01").setpoint == pytest.approx(0.8)
+            await page.click("nav >> text=Commands")
+            logged = page.locator('#commands-table tr[data-status="done"]')
+            await logged.wait_for(timeout=10_000)
+            text = await logged.inner_text()
+            assert all(part in text for part in ("speed_setpoint", ADMIN, "0.8")), text
+
             await page.click("nav >> text=Fleet")
             await page.locator(f'tr[data-machine="{machines[0]}"]').wait_for()
 
