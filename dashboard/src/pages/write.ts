@@ -77,13 +77,15 @@ export function openWrite(s: Series, now: Value): void {
   function show(c: Command): void {
     result.hidden = false;
     const after = c.status === "done" ? ` Read back: ${fmtValue(c.read_back)}${unit} (was ${fmtValue(c.previous)}).` : "";
-    const waiting = c.status === "pending" ? "Sent; waiting for the agent's answer…" : (c.detail ?? "");
+    const said = (c.detail ?? "").replace(/[.]?$/, ".");
+    const waiting = c.status === "pending" ? "Sent; waiting for the agent's answer…" : said;
     result.replaceChildren(badge(look(c.status), c.status), " ", h("span", { id: "write-detail" }, `${waiting}${after}`));
     result.dataset.status = c.status;
   }
 
   send.onclick = async () => {
     send.disabled = true;
+    send.hidden = true; // one write per dialog: a second one is a new decision
     close.textContent = "Close";
     try {
       let c = await api.writeTag(s, value);

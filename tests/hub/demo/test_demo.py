@@ -253,6 +253,19 @@ async def test_demo_shows_live_data_stops_cleanly_and_continues(tmp_path: Path) 
                 "/api/v1/auth/login", json={"username": user, "password": password}
             )
             assert answer.status_code == 200, answer.text
+            # A write on the demo's SQLite hub: the simulated conveyor takes its new speed,
+            # the agent reads it back, the audit log keeps it.
+            headers = {"Authorization": f"Bearer {answer.json()['access_token']}"}
+            written = await client.post(
+                f"/api/v1/machines/{SITE}/{LINE}/conveyor-01/tags/speed_setpoint/write",
+                json={"value": 0.9},
+                headers=headers,
+                timeout=30,
+            )
+            assert written.status_code == 200, written.text
+            assert (written.json()["status"], written.json()["read_back"]) == ("done", 0.9)
+            audit = await client.get("/api/v1/commands", headers=headers)
+            assert [c["id"] for c in audit.json()] == [written.json()["id"]]
 
         # A component that dies takes the demo down with a message, and nothing is left over.
         children = psutil.Process(again.proc.pid).children(recursive=True)
