@@ -51,6 +51,19 @@ export interface Series {
   write_max?: number | null;
 }
 
+/** An alert rule as the hub lists it (docs/alerts.md "API"); only the fields the charts use. */
+export interface AlertRule {
+  rule: {
+    name: string;
+    kind: string;
+    severity?: Severity;
+    match?: { site?: string; line?: string; machine?: string; tag?: string };
+    above?: number;
+    below?: number;
+  };
+  source: "config" | "api";
+}
+
 export type CommandStatus = "pending" | "done" | "refused" | "failed" | "expired";
 
 /** A write sent to a machine's agent and what it answered (docs/commands.md). */
@@ -326,6 +339,7 @@ export const api = {
   deadLetters: (limit: number) => get<DeadLetter[]>("/dead-letters", { limit }),
   alerts: (params: Record<string, string | number>) => get<Alert[]>("/alerts", params),
   ackAlert: (id: string, comment: string) => call<Alert>("POST", `/alerts/${id}/ack`, undefined, { comment }),
+  alertRules: () => get<AlertRule[]>("/alerts/rules"),
   writeTag: (s: Series, value: Value) =>
     call<Command>("POST", `/machines/${s.site}/${s.line}/${s.machine}/tags/${s.tag}/write`, undefined, { value }),
   command: (id: string) => get<Command>(`/commands/${id}`),

@@ -12,6 +12,13 @@ const DRAW_BUDGET = 0.1;
 type Col = (number | null)[];
 
 /** A span an alert was active on this tag (to = null: still open), and how bad. */
+/** A threshold rule's limit drawn on a chart: `above` or `below` of a rule matching the tag. */
+export interface Threshold {
+  rule: string;
+  value: number;
+  severity: string;
+}
+
 export interface AlertSpan {
   from: number;
   to: number | null;
@@ -43,6 +50,7 @@ export class TagChart {
   private static live = new Set<TagChart>();
   private limits: [number | null, number | null] = [null, null];
   private alerts: AlertSpan[] = [];
+  private thresholds: Threshold[] = [];
   private readonly release = () => {
     this.dragging = false;
     this.schedule();
@@ -118,12 +126,15 @@ export class TagChart {
     return [this.xs, this.ys, this.lo, this.hi, this.unc, this.bad] as unknown as uPlot.AlignedData;
   }
 
-  /** The tag's plausible range (profile limits) and the spans its alerts were active. */
-  setMarks(low: number | null, high: number | null, alerts: AlertSpan[]): void {
+  /** The tag's plausible range (profile limits), the threshold rules that watch it, and the
+   * spans its alerts were active. */
+  setMarks(low: number | null, high: number | null, alerts: AlertSpan[], thresholds: Threshold[] = []): void {
     this.limits = [low, high];
     this.alerts = alerts;
+    this.thresholds = thresholds;
     this.el.dataset.alerts = String(alerts.length);
     this.el.dataset.limits = [low, high].map((v) => (v === null ? "" : String(v))).join(",");
+    this.el.dataset.thresholds = thresholds.map((t) => `${t.rule}:${t.value}`).join(",");
     this.u.redraw(false);
   }
 
@@ -151,6 +162,21 @@ export class TagChart {
       ctx.moveTo(left, y);
       ctx.lineTo(left + width, y);
       ctx.stroke();
+    }
+    // Threshold rules: dotted, in their severity's colour, named at the right edge.
+    ctx.setLineDash([2, 3]);
+    ctx.font = `${Math.round(11 * devicePixelRatio)}px sans-serif`;
+    ctx.textAlign = "right";
+    for (const t of this.thresholds) {
+      const y = u.valToPos(t.value, "y", true);
+      const colour = t.severity === "critical" ? "#cf222e" : t.severity === "warning" ? "#bf8700" : "#57606a";
+      ctx.strokeStyle = colour;
+      ctx.fillStyle = colour;
+      ctx.beginPath();
+      ctx.moveTo(left, y);
+      ctx.lineTo(left + width, y);
+      ctx.stroke();
+      ctx.fillText(t.rule, left + width - 4, y - 3);
     }
     ctx.restore();
   }

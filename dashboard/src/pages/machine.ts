@@ -1,7 +1,7 @@
 // One machine: live charts per tag (WebSocket), current values with quality and units, history
 // over a chosen range from the API's downsampling, and drag-to-zoom (double-click resets).
-import { api, type Alert, type Latest, type Machine, type Me, type Quality, type Series, type Value } from "../api";
-import { TagChart, numeric } from "../chart";
+import { api, type Alert, type AlertRule, type Latest, type Machine, type Me, type Quality, type Series, type Value } from "../api";
+import { TagChart, numeric, type Threshold } from "../chart";
 import { badge, clear, fmtAge, fmtTime, fmtValue, h } from "../dom";
 import { machineState } from "../fleetstate";
 import { LiveStream, type LiveReading } from "../live";
@@ -22,6 +22,41 @@ const RANGES: [string, number][] = [
 const RAW_WINDOW_MS = 3_600_000;
 /** The API's largest max_points (docs/api.md): an hour of a 5 Hz tag (18,000 readings) fits. */
 const RAW_CAP = 20_000;
+
+/** A shell-style glob (`press-*`, `*current*`, `[ab]?`) as the hub's rules match names. */
+export function globRe(glob: string): RegExp {
+  let re = "";
+  for (let i = 0; i < glob.length; i++) {
+    const c = glob[i];
+    if (c === "*") re += ".*";
+    else if (c === "?") re += ".";
+    else if (c === "[") {
+      const end = glob.indexOf("]", i + 2);
+      if (end < 0) re += "\\[";
+      else {
+        const body = glob.slice(i + 1, end);
+        re += "[" + (body.startsWith("!") ? "^" + body.slice(1) : body).replace(/\\/g, "\\\\") + "]";
+        i = end;
+      }
+    } else re += c.replace(/[.+^${}()|\\\]]/g, "\\$&");
+  }
+  return new RegExp(`^${re}$`);
+}
+
+/** The limits of threshold rules that watch one series. */
+export function thresholdsFor(rules: AlertRule[], site: string, line: string, machine: string, tag: string): Threshold[] {
+  const out: Threshold[] = [];
+  for (const { rule } of rules) {
+    if (rule.kind !== "threshold") continue;
+    const m = rule.match ?? {};
+    const parts: [string | undefined, string][] = [[m.site, site], [m.line, line], [m.machine, machine], [m.tag, tag]];
+    if (!parts.every(([g, v]) => globRe(g ?? "*").test(v))) continue;
+    const severity = rule.severity ?? "warning";
+    if (typeof rule.above === "number") out.push({ rule: rule.name, value: rule.above, severity });
+    if (typeof rule.below === "number") out.push({ rule: rule.name, value: rule.below, severity });
+  }
+  return out;
+}
 
 interface Current {
   ts: number;
@@ -132,6 +167,8 @@ export function machinePage(root: HTMLElement, [site, line, name]: string[], me:
   }
 
   /** Limits and the spans alerts were active, per tag, over the shown window. */
+  let rules: AlertRule[] = [];
+  let rulesAt = 0;
   async function loadMarks(from: number, to: number): Promise<void> {
     let alerts: Alert[] = [];
     try {
@@ -140,13 +177,18 @@ export function machinePage(root: HTMLElement, [site, line, name]: string[], me:
     } catch {
       /* charts without marks rather than none */
     }
+    if (Date.now() - rulesAt > 60_000) {
+      // Rules change rarely (config, or an admin through the API): a minute late is fine.
+      rulesAt = Date.now();
+      rules = await api.alertRules().catch(() => rules);
+    }
     if (!alive) return;
     for (const [tag, chart] of charts) {
       const s = series.find((x) => x.tag === tag);
       const spans = alerts
         .filter((a) => a.tag === tag && (a.cleared_ms === null || a.cleared_ms >= from))
         .map((a) => ({ from: a.ts, to: a.cleared_ms, severity: a.severity }));
-      chart.setMarks(s?.limit_low ?? null, s?.limit_high ?? null, spans);
+      chart.setMarks(s?.limit_low ?? null, s?.limit_high ?? null, spans, thresholdsFor(rules, site, line, name, tag));
     }
   }
 

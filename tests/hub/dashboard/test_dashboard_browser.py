@@ -317,6 +317,8 @@ async def test_engineer_sees_fleet_live_values_and_an_agent_going_offline(
                 timeout=15_000,
             )
             assert await oil.get_attribute("data-limits") == "10,80"
+            # The config's threshold rules on oil_temp are drawn at their limits too.
+            assert await oil.get_attribute("data-thresholds") == "warm-oil:20,boiling-oil:500"
 
             # A write: the conveyor's speed setpoint (writable in its profile) from the
             # machine page, confirmed against the value now and its limits, answered by the
