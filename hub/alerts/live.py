@@ -17,19 +17,16 @@ from typing import Any
 import asyncpg
 
 from hub.alerts.store import CHANGES_CHANNEL
+from hub.errors import StorageUnavailable
 from hub.live import Fanout
+from hub.sql.singleton import PG_ERRORS, connect, wait, wait_any
 from millstream_common.backoff import Backoff
 
 __all__ = ["relay_alert_changes"]
 
 log = logging.getLogger(__name__)
 
-_ERRORS: tuple[type[BaseException], ...] = (
-    OSError,
-    TimeoutError,
-    asyncpg.PostgresError,
-    asyncpg.InterfaceError,
-)
+_LOST: tuple[type[BaseException], ...] = (StorageUnavailable, *PG_ERRORS)
 
 
 async def relay_alert_changes(dsn: str, fanout: Fanout, stop: asyncio.Event) -> None:
@@ -47,25 +44,18 @@ async def relay_alert_changes(dsn: str, fanout: Fanout, stop: asyncio.Event) -> 
     while not stop.is_set():
         conn: asyncpg.Connection | None = None
         try:
-            async with asyncio.timeout(30):
-                conn = await asyncpg.connect(dsn)
+            conn = await connect(dsn, "alert changes")
             await conn.add_listener(CHANGES_CHANNEL, heard)
             backoff.reset()
             lost = asyncio.Event()
             conn.add_termination_listener(lambda _c, lost=lost: lost.set())
-            waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(lost.wait())]
-            try:
-                await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for w in waiters:
-                    w.cancel()
-        except _ERRORS as exc:
+            while not (stop.is_set() or lost.is_set()):
+                await wait_any(lost, stop, 3600.0)
+        except _LOST as exc:
             log.debug("alert changes: %s", exc)
         finally:
             if conn is not None:
-                with contextlib.suppress(*_ERRORS):
+                with contextlib.suppress(*PG_ERRORS):
                     await conn.close(timeout=5)
         if not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(backoff.next_delay()):
-                    await stop.wait()
+            await wait(stop, backoff.next_delay())

@@ -34,6 +34,12 @@ Segment = Annotated[str | None, Query(pattern=f"^{wire.SEGMENT_PATTERN}$")]
 EpochMs = Annotated[int | None, Query(ge=0, le=2**53)]
 
 
+def _postgres_only(services: ApiServices) -> None:
+    """API rules and shelves live in PostgreSQL (the evaluator's); 409 on the SQLite demo."""
+    if services.db.dialect != "postgresql":
+        raise HTTPException(409, "alert rules and shelves need PostgreSQL storage")
+
+
 def alerts_router(services: ApiServices) -> APIRouter:
     """Alert routes (docs/alerts.md, "API")."""
     router = APIRouter(tags=["alerts"], responses={401: {}, 403: {}, 429: {}})
@@ -110,10 +116,6 @@ def alert_rules_router(services: ApiServices) -> APIRouter:
     viewer = requires(services, Role.VIEWER)
     admin = requires(services, Role.ADMIN)
 
-    def postgres_only() -> None:
-        if services.db.dialect != "postgresql":
-            raise HTTPException(409, "alert rules and shelves need PostgreSQL storage")
-
     @router.get("/alerts/rules", dependencies=[Depends(viewer)])
     async def rules() -> list[RuleOut]:
         """Every rule: the hub config's (`source: config`, change them there) and the API's."""
@@ -131,7 +133,7 @@ def alert_rules_router(services: ApiServices) -> APIRouter:
     ) -> RuleOut:
         """Create or replace a rule (admin); the body is a rule as in the config's
         `alerts.rules` (its `name` may be left out). The evaluator applies it within seconds."""
-        postgres_only()
+        _postgres_only(services)
         if body.get("name", name) != name:
             raise HTTPException(422, "name: the body names another rule than the path")
         try:
@@ -150,7 +152,7 @@ def alert_rules_router(services: ApiServices) -> APIRouter:
     )  # fmt: skip
     async def remove_rule(name: str) -> Response:
         """Delete an API rule (admin); its active alerts clear when the evaluator reloads."""
-        postgres_only()
+        _postgres_only(services)
         if not await delete_rule(services.db, name):
             raise HTTPException(404, "no API rule of that name (config rules are in the config)")
         return Response(status_code=204)
@@ -164,21 +166,17 @@ def alert_shelves_router(services: ApiServices) -> APIRouter:
     viewer = requires(services, Role.VIEWER)
     operator = requires(services, Role.OPERATOR)
 
-    def postgres_only() -> None:
-        if services.db.dialect != "postgresql":
-            raise HTTPException(409, "alert rules and shelves need PostgreSQL storage")
-
     @router.get("/alerts/shelves", dependencies=[Depends(viewer)])
     async def shelves() -> list[ShelfOut]:
         """Shelves in force: silenced rules and machines, until when and why."""
-        postgres_only()
+        _postgres_only(services)
         return [ShelfOut.of(s) for s in await list_shelves(services.db, services.now_ms())]
 
     @router.post("/alerts/shelves", status_code=201, responses={409: {}, 422: {}})
     async def add_shelf(body: ShelfIn, who: Annotated[Principal, Depends(operator)]) -> ShelfOut:
         """Silence a rule and/or machines (operator) for a maintenance window: alerts are still
         recorded, nobody is notified. Give `for` (`2h`) or `until` (epoch ms)."""
-        postgres_only()
+        _postgres_only(services)
         now = services.now_ms()
         if (body.for_ is None) == (body.until is None):
             raise HTTPException(422, "give either `for` (e.g. 2h) or `until` (epoch ms)")
@@ -200,7 +198,7 @@ def alert_shelves_router(services: ApiServices) -> APIRouter:
     )  # fmt: skip
     async def end_shelf(shelf_id: Annotated[int, Path_(ge=1, le=2**62)]) -> Response:
         """End a shelf early (operator)."""
-        postgres_only()
+        _postgres_only(services)
         if not await delete_shelf(services.db, shelf_id):
             raise HTTPException(404, "no such shelf")
         return Response(status_code=204)

@@ -12,7 +12,6 @@ import hashlib
 import hmac
 import json
 import os
-import subprocess
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
@@ -31,7 +30,7 @@ from websockets.asyncio.client import connect
 
 import wire
 from tests.harness import free_port
-from tests.harness.hubcli import HUB, hub_cli
+from tests.harness.hubproc import HubProcess, hub_cli, wait_ready
 from tests.harness.webhook import WebhookReceiver
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -88,30 +87,12 @@ class AndonBoard:
         self.client.loop_stop()
 
 
-class HubProcess:
-    def __init__(self, config: Path, log: Path) -> None:
-        self._log = log.open("ab")
-        self.proc = subprocess.Popen(
-            [HUB, "serve", "--config", str(config)], stderr=self._log, env=dict(os.environ)
-        )
-
-    def log_text(self) -> str:
-        self._log.flush()
-        return Path(self._log.name).read_text(errors="replace")
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
-
-
 @pytest.fixture
 def hubs() -> Iterator[list[HubProcess]]:
     started: list[HubProcess] = []
     yield started
     for h in started:
-        h.kill()
-        h._log.close()
+        h.close()
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], within: float = 20.0) -> None:
@@ -174,20 +155,6 @@ class Device:
         self.client.loop_stop()
 
 
-async def ready(port: int, hub: HubProcess) -> None:
-    async with httpx.AsyncClient() as client:
-
-        async def up() -> bool:
-            assert hub.proc.poll() is None, hub.log_text()
-            try:
-                r = await client.get(f"http://127.0.0.1:{port}/health/ready")
-            except httpx.HTTPError:
-                return False
-            return r.status_code == 200
-
-        await eventually(up, 60)
-
-
 async def test_threshold_alert_lifecycle_survives_a_hub_sigkill(
     mosquitto: Any, pg_dsn: str, tmp_path: Path, receiver: WebhookReceiver, hubs: list[HubProcess]
 ) -> None:
@@ -200,7 +167,7 @@ async def test_threshold_alert_lifecycle_survives_a_hub_sigkill(
     site = f"s{uuid.uuid4().hex[:8]}"
     receiver.failing = True  # the crossing is recorded, its notification not yet delivered
     hubs.append(HubProcess(config, tmp_path / "hub1.log"))
-    await ready(port, hubs[0])
+    await wait_ready(port, hubs[0])
     device = Device(mosquitto.host, mosquitto.port, site)
     try:
         for v in (80.0, 85.0, 95.0):
@@ -230,7 +197,7 @@ async def test_threshold_alert_lifecycle_survives_a_hub_sigkill(
 
         receiver.failing = False
         hubs.append(HubProcess(config, tmp_path / "hub2.log"))
-        await ready(port, hubs[1])
+        await wait_ready(port, hubs[1])
         await eventually(_async(lambda: receiver.states() == ["active"]), 30)
         _arrived, headers, body = receiver.got[0]
         expect = "sha256=" + hmac.new(b"s3cret-signing-key", body, hashlib.sha256).hexdigest()
@@ -339,7 +306,7 @@ async def test_admins_manage_rules_and_operators_shelve_machines_through_the_api
                 .strip()}  # fmt: skip
     site = f"s{uuid.uuid4().hex[:8]}"
     hubs.append(HubProcess(config, tmp_path / "hub.log"))
-    await ready(port, hubs[0])
+    await wait_ready(port, hubs[0])
     device = Device(mosquitto.host, mosquitto.port, site)
     base = f"http://127.0.0.1:{port}/api/v1"
     try:

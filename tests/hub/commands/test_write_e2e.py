@@ -17,7 +17,7 @@ import pytest
 
 from tests.edge_agent.drivers.modbus.modbus_harness import tcp_server
 from tests.harness import free_port
-from tests.harness.hubcli import HUB, hub_cli
+from tests.harness.hubproc import HUB, hub_cli
 from tests.harness.mixer import PROFILE, MixerDevice
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")

@@ -6,7 +6,6 @@ import asyncio
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,20 +16,10 @@ import psutil
 import pytest
 from hubtest import MqttTestClient, count_readings, eventually, pg_fetch, telemetry, unique
 
-from hub.config import HubConfig
 from tests.harness import free_port
+from tests.harness.hubproc import HUB, HubProcess, hub_env, wait_ready
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
-
-HUB = str(Path(sys.executable).with_name("millstream-hub"))
-
-
-def hub_env() -> dict[str, str]:
-    """The environment for hub subprocesses (the API's auth, when present, needs a secret)."""
-    env = dict(os.environ)
-    if "jwt_secret" in HubConfig.model_fields:
-        env.setdefault("MILLSTREAM_JWT_SECRET", "test-" + os.urandom(24).hex())
-    return env
 
 
 def now_ms() -> int:
@@ -52,46 +41,12 @@ def write_config(tmp_path: Path, mqtt_url: str, storage: str) -> tuple[Path, int
     return path, port
 
 
-class HubProcess:
-    """`millstream-hub serve` in a subprocess, log captured to a file."""
-
-    def __init__(self, config: Path, log: Path) -> None:
-        self._log = log.open("ab")
-        self.proc = subprocess.Popen(
-            [HUB, "serve", "--config", str(config)], stderr=self._log, env=hub_env()
-        )
-
-    def log_text(self) -> str:
-        self._log.flush()
-        return Path(self._log.name).read_text(errors="replace")
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
-        self._log.close()
-
-
 @pytest.fixture
 def hub_processes() -> Iterator[list[HubProcess]]:
     started: list[HubProcess] = []
     yield started
     for p in started:
         p.close()
-
-
-async def wait_ready(port: int, hub: HubProcess) -> None:
-    async with httpx.AsyncClient() as client:
-
-        async def ready() -> bool:
-            assert hub.proc.poll() is None, hub.log_text()
-            try:
-                r = await client.get(f"http://127.0.0.1:{port}/health/ready")
-            except httpx.HTTPError:
-                return False
-            return r.status_code == 200
-
-        await eventually(ready, 60)
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
