@@ -9,6 +9,8 @@ late. Kinds:
 - `write`: set `tag` of `machine` to `value` (engineering units); the agent refuses tags its
   profile does not mark `writable` and values outside the tag's `min`/`max`, writes, reads the
   value back and reports it in `read_back` (and the value before in `previous`);
+- `call`: call `method` of `machine` (an OPC-UA method its profile declares) with `args`; the
+  result carries the method's `outputs`;
 - `config`: a new agent configuration (reserved; agents answer `refused` until they support it).
 
 docs/wire.md ("Commands") is the reference for device makers.
@@ -40,7 +42,8 @@ __all__ = [
     "parse_command_result",
 ]
 
-CommandKind = Literal["write", "config"]
+CommandKind = Literal["write", "call", "config"]
+MAX_ARGS = 32
 CommandStatus = Literal["done", "refused", "failed", "expired"]
 COMMAND_STATUSES: tuple[CommandStatus, ...] = ("done", "refused", "failed", "expired")
 CommandId = Annotated[str, Field(strict=True, pattern=f"^{UUID_PATTERN}$")]
@@ -61,10 +64,12 @@ class Command(_Model):
     issued_by: Who
     issued_at: Ts
     expires_at: Ts
-    # write
+    # write (machine, tag, value) and call (machine, method, args)
     machine: Segment | None = None
     tag: Tag | None = None
     value: Value | None = None
+    method: Tag | None = None
+    args: Annotated[tuple[Value, ...], Field(max_length=MAX_ARGS)] = ()
     # config (reserved): the agent configuration document
     config: dict[str, Any] | None = None
 
@@ -76,6 +81,8 @@ class Command(_Model):
             self.machine is None or self.tag is None or self.value is None
         ):
             raise PydanticCustomError("incomplete_command", "a write names machine, tag and value")
+        if self.kind == "call" and (self.machine is None or self.method is None):
+            raise PydanticCustomError("incomplete_command", "a call names machine and method")
         if self.kind == "config" and self.config is None:
             raise PydanticCustomError("incomplete_command", "a config command carries config")
         return self
@@ -91,6 +98,7 @@ class CommandResult(_Model):
     ts: Ts
     read_back: Value | None = None
     previous: Value | None = None
+    outputs: Annotated[tuple[Value, ...], Field(max_length=MAX_ARGS)] | None = None
 
 
 def encode_command(command: Command) -> bytes:
@@ -123,4 +131,6 @@ def parse_command_result(topic: str, payload: bytes) -> tuple[str, CommandResult
 
 def _dump(body: Command | CommandResult) -> bytes:
     fields = body.model_dump(mode="json", exclude_none=True, exclude={"v"})
+    if not fields.get("args", True):
+        del fields["args"]  # a write has none
     return json.dumps({"v": body.v, **fields}, separators=(",", ":"), ensure_ascii=False).encode()

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 
 import wire
 from edge_agent.commands.journal import CommandJournal, JournalEntry
-from edge_agent.drivers.base import Value, WritingDriver
+from edge_agent.drivers.base import CallingDriver, Value, WritingDriver
 from edge_agent.errors import DecodeError, DeviceUnavailable, WriteFailed, WriteRefused
 
 __all__ = ["CommandExecutor"]
@@ -109,30 +109,19 @@ class CommandExecutor:
         if self._now_ms() > command.expires_at:
             await self._finish(command.id, "expired", "arrived after expires_at: not run")
             return
-        if command.kind != "write":
-            await self._finish(
-                command.id, "refused", "this agent does not take config commands yet"
-            )
-            return
-        assert command.machine is not None  # a write names both (wire checked)
-        assert command.tag is not None
-        device = self.devices.get(command.machine)
-        if device is None:
-            await self._finish(
-                command.id, "refused", f"this agent has no device {command.machine!r}"
-            )
-            return
-        if not isinstance(device, WritingDriver):
-            await self._finish(
-                command.id, "refused", f"{command.machine}: its protocol cannot write yet"
-            )
+        refusal = self._refusal(command)
+        if refusal is not None:
+            await self._finish(command.id, "refused", refusal)
             return
         if not await asyncio.to_thread(self.journal.start, command.id):
             return  # started before (another round got here first)
-        what = f"{command.machine}.{command.tag} = {command.value!r}"
+        if command.kind == "write":
+            what = f"{command.machine}.{command.tag} = {command.value!r}"
+        else:
+            what = f"{command.machine}.{command.method}({', '.join(map(repr, command.args))})"
         try:
             async with asyncio.timeout(WRITE_TIMEOUT_S):
-                previous, read_back = await device.write(command.tag, command.value)
+                previous, read_back, outputs = await self._run(command)
         except WriteRefused as exc:
             await self._finish(command.id, "refused", str(exc))
         except (DeviceUnavailable, DecodeError, WriteFailed) as exc:
@@ -145,10 +134,36 @@ class CommandExecutor:
             log.exception("command %s: unexpected error", command.id)
             await self._finish(command.id, "failed", f"{what}: internal error: {exc!r}")
         else:
+            verb = "wrote" if command.kind == "write" else "called"
             await self._finish(
-                command.id, "done", f"wrote {what}", read_back=read_back, previous=previous
-            )
+                command.id, "done", f"{verb} {what}", read_back=read_back, previous=previous,
+                outputs=outputs,
+            )  # fmt: skip
         log.info("command %s from %s: %s", command.id, command.issued_by, what)
+
+    def _refusal(self, command: wire.Command) -> str | None:
+        """Why a command is refused before anything is sent to the machine, or None."""
+        if command.kind == "config":
+            return "this agent does not take config commands yet"
+        device = self.devices.get(command.machine or "")
+        if device is None:
+            return f"this agent has no device {command.machine!r}"
+        able = WritingDriver if command.kind == "write" else CallingDriver
+        if not isinstance(device, able):
+            return f"{command.machine}: its protocol cannot {command.kind} yet"
+        return None
+
+    async def _run(self, command: wire.Command) -> tuple[Value, Value, tuple[Value, ...] | None]:
+        """(value before, value read back, outputs) of a write or a call."""
+        device = self.devices[command.machine or ""]
+        if command.kind == "write":
+            assert isinstance(device, WritingDriver)
+            assert command.tag is not None  # a write names it (wire checked)
+            previous, read_back = await device.write(command.tag, command.value)
+            return previous, read_back, None
+        assert isinstance(device, CallingDriver)
+        assert command.method is not None  # a call names it (wire checked)
+        return None, None, tuple(await device.call(command.method, command.args))
 
     async def _finish(
         self,
@@ -158,8 +173,11 @@ class CommandExecutor:
         *,
         read_back: Value = None,
         previous: Value = None,
+        outputs: tuple[Value, ...] | None = None,
     ) -> None:
-        result = self._result(command_id, status, detail, read_back, previous)
+        result = self._result(
+            command_id, status, detail, read_back=read_back, previous=previous, outputs=outputs
+        )
         await asyncio.to_thread(self.journal.finish, command_id, result)
         self.executed += 1
         if status != "done":
@@ -171,8 +189,10 @@ class CommandExecutor:
         command_id: str,
         status: wire.CommandStatus,
         detail: str,
+        *,
         read_back: Value = None,
         previous: Value = None,
+        outputs: tuple[Value, ...] | None = None,
     ) -> bytes:
         return wire.encode_command_result(
             wire.CommandResult(
@@ -182,6 +202,7 @@ class CommandExecutor:
                 ts=self._now_ms(),
                 read_back=read_back,
                 previous=previous,
+                outputs=outputs,
             )
         )
 

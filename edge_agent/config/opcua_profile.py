@@ -9,17 +9,23 @@ from pydantic import (
     ConfigDict,
     Field,
     FiniteFloat,
+    ValidationError,
     ValidatorFunctionWrapHandler,
     field_validator,
     model_validator,
 )
 
 import wire
-from edge_agent.config.issues import Issue, raise_issues
-from edge_agent.config.modbus_profile import DEFAULT_MAX_INTERVAL, MaxInterval, validate_tag_list
+from edge_agent.config.issues import Issue, raise_issues, reraise_with
+from edge_agent.config.modbus_profile import (
+    DEFAULT_MAX_INTERVAL,
+    MaxInterval,
+    duplicate_issues,
+    validate_tag_list,
+)
 from edge_agent.config.names import Name
 
-__all__ = ["OpcUaDeadband", "OpcUaDefaults", "OpcUaProfile", "OpcUaTag"]
+__all__ = ["OpcUaDeadband", "OpcUaDefaults", "OpcUaMethod", "OpcUaProfile", "OpcUaTag"]
 
 
 class _Model(BaseModel):
@@ -96,6 +102,15 @@ class OpcUaTag(_Model):
         return self
 
 
+class OpcUaMethod(_Model):
+    """A method commands may call (docs/commands.md): the object it belongs to and its node."""
+
+    name: Name
+    object: str = Field(min_length=1)  # NodeId of the object the method is called on
+    method: str = Field(min_length=1)  # NodeId of the method
+    description: str = Field("", max_length=256)
+
+
 class OpcUaProfile(_Model):
     """A machine type spoken to over OPC-UA: its variables and sampling rules."""
 
@@ -106,8 +121,21 @@ class OpcUaProfile(_Model):
     source: str = Field(min_length=1)
     defaults: OpcUaDefaults = OpcUaDefaults()
     tags: tuple[OpcUaTag, ...]
+    # Methods commands may call; only these (nothing else on the server can be called).
+    methods: tuple[OpcUaMethod, ...] = ()
 
     @field_validator("tags", mode="wrap")
     @classmethod
     def _unique_names(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
         return validate_tag_list("OpcUaProfile", value, handler)
+
+    @field_validator("methods", mode="wrap")
+    @classmethod
+    def _unique_methods(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        problems = duplicate_issues(value, "name", "method name", "methods")
+        try:
+            methods = handler(value)
+        except ValidationError as exc:
+            reraise_with("OpcUaProfile", exc, problems)
+        raise_issues("OpcUaProfile", problems)
+        return methods

@@ -6,14 +6,22 @@ handles Modbus and OPC-UA devices the same way.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from edge_agent.drivers.health import DeviceHealth
 
-__all__ = ["Driver", "Quality", "Sample", "SubscribingDriver", "Value", "WritingDriver"]
+__all__ = [
+    "CallingDriver",
+    "Driver",
+    "Quality",
+    "Sample",
+    "SubscribingDriver",
+    "Value",
+    "WritingDriver",
+]
 
 Quality = Literal["good", "uncertain", "bad"]
 Value = float | int | bool | str | None
@@ -72,4 +80,13 @@ class WritingDriver(Driver, Protocol):
     async def write(self, tag: str, value: Value) -> tuple[Value, Value]:
         """Write a tag the profile marks writable: (value before, value read back after);
         `WriteRefused` before anything is sent when it may not be written."""
+        ...
+
+
+@runtime_checkable
+class CallingDriver(Driver, Protocol):
+    """A driver that calls methods its profile declares (OPC-UA; docs/commands.md)."""
+
+    async def call(self, method: str, args: Sequence[Value]) -> list[Value]:
+        """The method's outputs; `WriteRefused` for an undeclared method or unfit arguments."""
         ...

@@ -1,6 +1,6 @@
-"""One write from the API: find the machine's agent, record the command, publish it, and wait
-(a few seconds) for the agent's answer, which the ingest stores whichever hub instance
-receives it — so the instance that waits reads it from storage, not from its own session."""
+"""One write or call from the API: find the machine's agent, record the command, publish it,
+and wait (a few seconds) for the agent's answer, which the ingest stores whichever hub
+instance receives it — so the instance that waits reads it from storage, not its session."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import wire
 from hub.commands.store import agent_of, get_command, record_command
 from hub.sql import Database
 
-__all__ = ["NoAgentError", "NotConnectedError", "issue_write"]
+__all__ = ["NoAgentError", "NotConnectedError", "issue"]
 
 POLL_S = 0.1
 
@@ -26,24 +26,23 @@ class NotConnectedError(RuntimeError):
     """This hub has no broker session to send the command on."""
 
 
-async def issue_write(
+async def issue(
     db: Database,
     publish: Callable[[str, bytes], object] | None,
     *,
     site: str,
     line: str,
     machine: str,
-    tag: str,
-    value: wire.Value,
     who: str,
     now_ms: int,
     expires_in_ms: int,
     wait_s: float,
+    what: dict[str, Any],
 ) -> dict[str, Any]:
-    """The command as stored after up to `wait_s` (status `pending` if no answer yet).
-
-    `wire.PayloadError`-free: a value the wire contract refuses raises `ValueError` first.
-    """
+    """Send a write (`what`: kind, tag, value) or a call (kind, method, args) to the machine's
+    agent; the command as stored after up to `wait_s` (status `pending` if no answer yet).
+    A command the wire contract refuses raises pydantic's `ValidationError` before anything is
+    recorded or sent."""
     agent = await agent_of(db, site, line, machine)
     if agent is None:
         raise NoAgentError(f"no agent has reported polling {site}/{line}/{machine}")
@@ -51,13 +50,11 @@ async def issue_write(
         raise NotConnectedError("this hub has no broker connection to send commands on")
     command = wire.Command(
         id=str(uuid.uuid4()),
-        kind="write",
         issued_by=who,
         issued_at=now_ms,
         expires_at=now_ms + expires_in_ms,
         machine=machine,
-        tag=tag,
-        value=value,
+        **what,
     )
     await record_command(db, command, agent, site, line)
     publish(wire.cmd_topic(agent), wire.encode_command(command))

@@ -40,8 +40,9 @@ async def record_command(db: Database, command: wire.Command, agent_id: str, sit
         site,
         line,
         command.machine,
-        command.tag,
-        json.dumps(command.value),
+        # A call is kept like a write: the method in `tag`, its arguments in `value`.
+        command.tag if command.kind == "write" else command.method,
+        json.dumps(command.value if command.kind == "write" else list(command.args)),
         command.issued_by,
         command.issued_at,
         command.expires_at,

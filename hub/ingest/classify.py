@@ -156,7 +156,10 @@ def _agent(msg: Incoming) -> CommandResultUpdate | AgentStatusUpdate:
             detail=r.detail,
             ts=r.ts,
             previous=None if r.previous is None else json.dumps(r.previous),
-            read_back=None if r.read_back is None else json.dumps(r.read_back),
+            # A call's outputs are kept where a write keeps its read-back value.
+            read_back=json.dumps(r.outputs if r.outputs is not None else r.read_back)
+            if r.outputs is not None or r.read_back is not None
+            else None,
             received_at=msg.received_at,
         )
     a = wire.parse_agent_status(msg.topic, msg.payload)

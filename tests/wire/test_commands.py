@@ -32,7 +32,8 @@ def test_a_write_and_its_result_round_trip() -> None:
     [
         ({"id": "not-a-uuid"}, "id", "must be a UUID in lower-case hex"),
         ({"id": ID.upper()}, "id", "must be a UUID in lower-case hex"),
-        ({"kind": "reboot"}, "kind", "'write' or 'config'"),
+        ({"kind": "reboot"}, "kind", "'write', 'call' or 'config'"),
+        ({"kind": "call"}, "payload", "a call names machine and method"),
         ({"value": None}, "payload", "a write names machine, tag and value"),
         ({"expires_at": 999}, "payload", "expires_at is before issued_at"),
         ({"issued_by": "a\\u0000b"}, "issued_by", "U+0000"),
@@ -48,6 +49,22 @@ def test_a_broken_command_names_what_is_wrong(
         wire.parse_command(TOPIC, body.encode())
     assert info.value.field == field
     assert words in str(info.value)
+
+
+def test_a_call_and_its_outputs_round_trip() -> None:
+    body = {**WRITE, "kind": "call", "method": "reset_counter", "args": [3, "night"]}
+    del body["tag"], body["value"]
+    _agent, command = wire.parse_command(TOPIC, json.dumps(body).encode())
+    assert (command.method, command.args) == ("reset_counter", (3, "night"))
+    assert wire.parse_command(TOPIC, wire.encode_command(command))[1] == command
+    result = wire.CommandResult(id=ID, status="done", ts=2_000, outputs=(0, True))
+    assert wire.parse_command_result(TOPIC + "/res", wire.encode_command_result(result))[1] == (
+        result
+    )
+    # A write carries no args on the wire.
+    assert b"args" not in wire.encode_command(
+        wire.parse_command(TOPIC, json.dumps(WRITE).encode())[1]
+    )
 
 
 def test_commands_and_results_stay_on_their_topics() -> None:

@@ -15,14 +15,17 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 
+from asyncua import ua
+
 from edge_agent.drivers.base import Sample, Value
 from edge_agent.drivers.health import DeviceHealth, offline_after
 from edge_agent.drivers.heartbeat import Heartbeat
-from edge_agent.drivers.opcua.points import OpcuaEndpoint, OpcuaPoint
+from edge_agent.drivers.opcua.points import OpcuaEndpoint, OpcuaMethod, OpcuaPoint
 from edge_agent.drivers.opcua.session import OpcuaSession, SessionOptions
+from edge_agent.drivers.opcua.values import wire_value
 from edge_agent.drivers.opcua.writes import kind_of, variant_for, variant_type
 from edge_agent.drivers.writes import check_write, no_such_tag
-from edge_agent.errors import DeviceUnavailable
+from edge_agent.errors import DeviceUnavailable, WriteRefused
 from millstream_common.backoff import Backoff, device_backoff
 
 __all__ = ["DriverStats", "OpcuaDriver"]
@@ -55,8 +58,10 @@ class OpcuaDriver:
         backoff: Backoff | None = None,
         queue_batches: int = 10_000,
         clock: Callable[[], float] = time.time,
+        methods: Sequence[OpcuaMethod] = (),
     ) -> None:
         self.device = device
+        self.methods = {m.name: m for m in methods}
         self.endpoint = endpoint
         self.points = tuple(points)
         self.options = options
@@ -154,6 +159,34 @@ class OpcuaDriver:
         await session.write(point, variant)
         (after,) = await session.read([point])
         return before.value, after.value
+
+    async def call(self, method: str, args: Sequence[Value]) -> list[Value]:
+        """Call a method the profile declares, each argument as the method's input type; its
+        outputs as wire values. `WriteRefused` for an undeclared method or unfit arguments."""
+        declared = self.methods.get(method)
+        if declared is None:
+            names = ", ".join(self.methods) or "none"
+            raise WriteRefused(
+                f"{self.device} declares no method {method!r} in its profile (methods: {names})"
+            )
+        session = self._session
+        if session is None:
+            raise DeviceUnavailable("not connected (reconnecting)", device=self.device)
+        method_id = ua.NodeId.from_string(declared.method)
+        types = await session.input_types(method_id)
+        if len(types) != len(args):
+            raise WriteRefused(f"{method} takes {len(types)} arguments, not {len(args)}")
+        variants = []
+        for i, (data_type, arg) in enumerate(zip(types, args, strict=True)):
+            where = f"{method} argument {i + 1}"
+            vt = variant_type(where, data_type)
+            variants.append(
+                variant_for(where, check_write(where, arg, kind_of(vt), writable=True), vt)
+            )
+        outputs = await session.call(
+            method, ua.NodeId.from_string(declared.object), method_id, variants
+        )
+        return [wire_value(o) for o in outputs]
 
     async def subscribe(self) -> AsyncIterator[Sample]:
         """Samples from subscriptions and poll loops, across reconnects, until `close()`."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["Deadband", "OpcuaEndpoint", "OpcuaPoint"]
+__all__ = ["Deadband", "OpcuaEndpoint", "OpcuaMethod", "OpcuaPoint"]
 
 Mode = Literal["subscribe", "poll"]
 DeadbandKind = Literal["absolute", "percent"]
@@ -61,3 +61,12 @@ class OpcuaEndpoint:
     # Resolved from the environment variable named by `password_env` in the agent config,
     # so secrets never sit in YAML files.
     password: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OpcuaMethod:
+    """A method commands may call: `method` on `object` (NodeId strings, from the profile)."""
+
+    name: str
+    object: str
+    method: str

@@ -420,6 +420,40 @@ class OpcuaSession:
         if not status.is_good():
             raise WriteFailed(f"{point.tag}: the server refused the write ({status.name})")
 
+    async def input_types(self, method: ua.NodeId) -> list[ua.NodeId]:
+        """The DataType of each input argument of a method (its InputArguments property)."""
+        element = ua.RelativePathElement(
+            ReferenceTypeId=ua.NodeId(ua.Int32(ua.ObjectIds.HasProperty)),
+            TargetName=ua.QualifiedName("InputArguments", 0),
+        )
+        element.IsInverse = False  # type: ignore[assignment] # as in _browse_request
+        path = ua.BrowsePath(StartingNode=method, RelativePath=ua.RelativePath(Elements=[element]))
+        (found,) = await self._call(self.client.uaclient.translate_browsepaths_to_nodeids([path]))
+        if not found.StatusCode.is_good() or not found.Targets:
+            return []  # a method without inputs has no such property
+        params = ua.ReadParameters(
+            NodesToRead=[
+                ua.ReadValueId(NodeId=found.Targets[0].TargetId, AttributeId=ua.AttributeIds.Value)
+            ]
+        )
+        (value,) = await self._call(self.client.uaclient.read(params))
+        arguments = value.Value.Value if value.Value is not None else None
+        return [a.DataType for a in arguments or []]
+
+    async def call(
+        self, name: str, obj: ua.NodeId, method: ua.NodeId, args: list[ua.Variant]
+    ) -> list[object]:
+        """Call a method; its output values, or `WriteFailed` naming the server's refusal."""
+        request = ua.CallMethodRequest(ObjectId=obj, MethodId=method, InputArguments=args)
+        (result,) = await self._call(self.client.uaclient.call([request]))
+        if not result.StatusCode.is_good():
+            bad = [s.name for s in result.InputArgumentResults or [] if not s.is_good()]
+            why = f"; arguments: {', '.join(bad)}" if bad else ""
+            raise WriteFailed(
+                f"{name}: the server refused the call ({result.StatusCode.name}{why})"
+            )
+        return [v.Value if isinstance(v, ua.Variant) else v for v in result.OutputArguments or []]
+
     def _node_of(self, point: OpcuaPoint) -> ua.NodeId:
         node = self.nodes.get(point.tag)
         if node is None:

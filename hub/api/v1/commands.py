@@ -1,19 +1,19 @@
-"""Writes to machines (operator) and the command audit log (docs/commands.md)."""
+"""Writes and method calls to machines (operator) and the command audit log (docs/commands.md)."""
 
 # No `from __future__ import annotations`: FastAPI must resolve `Depends(operator)`, a closure
 # variable, when it reads the signature (as in auth_routes.py).
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response
 from pydantic import ValidationError
 
 import wire
 from hub.api.v1.deps import requires
-from hub.api.v1.schemas import CommandOut, WriteIn
+from hub.api.v1.schemas import CallIn, CommandOut, WriteIn
 from hub.api.v1.services import ApiServices
 from hub.auth import Principal, Role
-from hub.commands.issue import NoAgentError, NotConnectedError, issue_write
+from hub.commands.issue import NoAgentError, NotConnectedError, issue
 from hub.commands.store import get_command, list_commands
 
 __all__ = ["commands_router"]
@@ -48,24 +48,49 @@ def commands_router(services: ApiServices) -> APIRouter:
         """Write a tag of a machine through its agent (operator). Answers with the agent's
         result (`done`, `refused`, `failed`, `expired`, with the value before and read back)
         within `wait` seconds, or 202 with the command still `pending`."""
+        what = {"kind": "write", "tag": tag, "value": body.value}
+        return await send((site, line, machine), what, body, who, response)
+
+    @router.post(
+        "/machines/{site}/{line}/{machine}/methods/{method}/call",
+        responses={202: {"description": "sent; no answer yet: poll /commands/{id}"},
+                   404: {}, 422: {}, 503: {}},
+    )  # fmt: skip
+    async def call(
+        *,
+        site: Segment,
+        line: Segment,
+        machine: Segment,
+        method: TagName,
+        body: CallIn,
+        who: Annotated[Principal, Depends(operator)],
+        response: Response,
+    ) -> CommandOut:
+        """Call a method the machine's profile declares (operator; OPC-UA). Answers like a
+        write; the method's outputs are in `read_back` (a list)."""
+        what = {"kind": "call", "method": method, "args": tuple(body.args)}
+        return await send((site, line, machine), what, body, who, response)
+
+    async def send(
+        where: tuple[str, str, str], what: dict[str, Any], body: WriteIn | CallIn,
+        who: Principal, response: Response,
+    ) -> CommandOut:  # fmt: skip
+        site, line, machine = where
         try:
-            row = await issue_write(
+            row = await issue(
                 services.db,
                 services.publish,
                 site=site,
                 line=line,
                 machine=machine,
-                tag=tag,
-                value=body.value,
                 who=who.subject,
                 now_ms=services.now_ms(),
                 expires_in_ms=round(body.expires_in * 1000),
                 wait_s=body.wait,
+                what=what,
             )
         except NoAgentError as exc:
-            raise HTTPException(
-                404, f"{exc}: only machines an agent polls can be written"
-            ) from None
+            raise HTTPException(404, f"{exc}: only machines an agent polls take commands") from None
         except NotConnectedError as exc:
             raise HTTPException(503, str(exc)) from None
         except ValidationError as exc:

@@ -11,6 +11,7 @@ __all__ = [
     "AgentOut",
     "AlertOut",
     "BucketOut",
+    "CallIn",
     "CommandOut",
     "CompletenessOut",
     "DeadLetterOut",
@@ -333,6 +334,16 @@ class WriteIn(_In):
     """A value to write to a machine's tag, in engineering units."""
 
     value: WireValue
+    wait: float = Field(5.0, ge=0, le=30, description="seconds to wait for the agent's answer")
+    expires_in: float = Field(
+        60.0, ge=1, le=3600, description="seconds after which the agent must not run it"
+    )
+
+
+class CallIn(_In):
+    """The arguments of a method call, in order (engineering values, as the wire carries)."""
+
+    args: list[WireValue] = Field(default_factory=list, max_length=32)
     wait: float = Field(5.0, ge=0, le=30, description="seconds to wait for the agent's answer")
     expires_in: float = Field(
         60.0, ge=1, le=3600, description="seconds after which the agent must not run it"

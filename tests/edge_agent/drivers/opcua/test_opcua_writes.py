@@ -10,8 +10,9 @@ import pytest
 from asyncua import ua
 from opcua_harness import CncServer, endpoint
 
-from edge_agent.drivers.base import WritingDriver
+from edge_agent.drivers.base import CallingDriver, WritingDriver
 from edge_agent.drivers.opcua import OpcuaDriver, OpcuaPoint, SessionOptions
+from edge_agent.drivers.opcua.points import OpcuaMethod
 from edge_agent.errors import WriteFailed, WriteRefused
 
 POINTS = [
@@ -60,3 +61,39 @@ async def test_values_are_written_as_the_nodes_types_and_read_back(
         ):
             await driver.write("x", 11.0)
         assert await cnc.nodes["x"].read_value() == 10.5
+
+
+async def test_declared_methods_are_called_with_their_argument_types(
+    cnc: CncServer, options: SessionOptions
+) -> None:
+    assert cnc.server is not None
+    machine = await cnc.server.nodes.objects.get_child([f"{cnc.ns}:Machine"])
+    calls: list[tuple[object, ...]] = []
+
+    async def reset(_parent: object, count: ua.Variant, shift: ua.Variant) -> list[ua.Variant]:
+        calls.append((count.Value, count.VariantType, shift.Value))
+        return [ua.Variant(count.Value + 1, ua.VariantType.UInt32)]
+
+    await machine.add_method(
+        ua.NodeId("Machine.Reset", cnc.ns), ua.QualifiedName("Reset", cnc.ns), reset,
+        [ua.VariantType.UInt32, ua.VariantType.String], [ua.VariantType.UInt32],
+    )  # fmt: skip
+    methods = [
+        OpcuaMethod("reset_counter", "ns=2;s=Machine", "ns=2;s=Machine.Reset"),
+        OpcuaMethod("ghost", "ns=2;s=Machine", "ns=2;s=Machine.Nothing"),
+    ]
+    async with OpcuaDriver("mill-01", endpoint(cnc), POINTS, options, methods=methods) as driver:
+        assert isinstance(driver, CallingDriver)
+        # 7 arrives as an int; the method takes a UInt32, and a UInt32 is what it gets.
+        assert await driver.call("reset_counter", [7, "night"]) == [8]
+        assert calls == [(7, ua.VariantType.UInt32, "night")]
+        for method, args, why in (
+            ("reset_counter", [7], "reset_counter takes 2 arguments, not 1"),
+            ("reset_counter", [-1, "x"], "outside reset_counter argument 1's type UInt32"),
+            ("reboot", [], "mill-01 declares no method 'reboot' in its profile"),
+        ):
+            with pytest.raises(WriteRefused, match=re.escape(why)):
+                await driver.call(method, args)
+        with pytest.raises(WriteFailed, match=r"ghost: the server refused the call"):
+            await driver.call("ghost", [])
+        assert len(calls) == 1
