@@ -10,8 +10,10 @@ import typer
 
 from edge_agent.config import LoadedConfig, load_agent_config
 from edge_agent.errors import ConfigError, DeviceUnavailable, MillstreamAgentError
+from edge_agent.runtime.registry import build_driver
+from edge_agent.runtime.sources import Source
 
-__all__ = ["fail", "load_or_exit"]
+__all__ = ["driver_or_exit", "fail", "load_or_exit"]
 
 
 def fail(exc: MillstreamAgentError) -> typer.Exit:
@@ -31,4 +33,13 @@ def load_or_exit(config: Path) -> LoadedConfig:
     try:
         return load_agent_config(config, os.environ)
     except ConfigError as exc:
+        raise fail(exc) from exc
+
+
+def driver_or_exit(config: Path, device: str) -> Source:
+    """The driver of one configured device, or its config's problems printed and exit 1."""
+    loaded = load_or_exit(config)
+    try:
+        return build_driver(loaded, device)
+    except MillstreamAgentError as exc:
         raise fail(exc) from exc

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
 
-from edge_agent.cli.common import fail, load_or_exit
+from edge_agent.cli.common import driver_or_exit, fail
 from edge_agent.cli.opcua import probe_opcua
 from edge_agent.drivers.modbus.codec import (
     MULTI_REGISTER_NUMERIC,
@@ -28,7 +28,6 @@ from edge_agent.drivers.modbus.codec import (
 from edge_agent.drivers.modbus.driver import ModbusDriver, PointReading
 from edge_agent.drivers.modbus.points import ModbusPoint
 from edge_agent.errors import MillstreamAgentError
-from edge_agent.runtime.registry import build_driver
 
 if TYPE_CHECKING:
     from edge_agent.drivers.opcua.driver import OpcuaDriver
@@ -140,11 +139,7 @@ def probe(
     ] = False,
 ) -> None:
     """Read one Modbus device once and print every tag with raw registers and all orders."""
-    loaded = load_or_exit(config)
-    try:
-        driver = build_driver(loaded, device)
-    except MillstreamAgentError as exc:
-        raise fail(exc) from exc
+    driver = driver_or_exit(config, device)
     if not isinstance(driver, ModbusDriver):
         probe_opcua(cast("OpcuaDriver", driver), as_json=as_json)  # the only other protocol
         return

@@ -14,10 +14,9 @@ from typing import Annotated
 
 import typer
 
-from edge_agent.cli.common import fail, load_or_exit
+from edge_agent.cli.common import driver_or_exit, fail
 from edge_agent.drivers.base import Value, WritingDriver
 from edge_agent.errors import MillstreamAgentError, WriteRefused
-from edge_agent.runtime.registry import build_driver
 
 __all__ = ["parse_value", "register", "write"]
 
@@ -64,11 +63,7 @@ def write(
     yes: Annotated[bool, typer.Option("--yes", help="Write without asking first.")] = False,
 ) -> None:
     """Write one tag of one device and print the value before and read back."""
-    loaded = load_or_exit(config)
-    try:
-        driver = build_driver(loaded, device)
-    except MillstreamAgentError as exc:
-        raise fail(exc) from exc
+    driver = driver_or_exit(config, device)
     if not isinstance(driver, WritingDriver):
         typer.echo(f"error: {device}: its protocol cannot write yet", err=True)
         typer.echo("next: writes work on Modbus and OPC-UA devices (docs/commands.md)", err=True)
