@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -209,6 +211,16 @@ class Agent:
 
 
 def _write_atomic(path: Path, doc: dict[str, object]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=1))
-    os.replace(tmp, path)
+    # A temporary file of this write's own: at shutdown the final status and the periodic one
+    # may be written at the same moment from two threads, and one shared ".tmp" name let one
+    # rename the other's file away (FileNotFoundError, the agent exiting 1 on SIGTERM).
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        os.fchmod(fd, 0o644)  # as the status file always was: `edge-agent status` reads it
+        with os.fdopen(fd, "w") as f:
+            f.write(json.dumps(doc, indent=1))
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise

@@ -48,7 +48,11 @@ class Simulator:
         self.workdir = workdir
         self.machines = machines
         self.modbus = free_port()
+        # Machine k listens on modbus + k: an OPC-UA port among those would collide (free ports
+        # often come in sequence), and the simulator would not start at all.
         self.opcua = free_port()
+        while self.modbus <= self.opcua < self.modbus + machines:
+            self.opcua = free_port()
         self.args = [
             "--machines",
             str(machines),
