@@ -51,11 +51,13 @@ def fill(disk: Path) -> Path:
     """Take every free byte of `disk` with one file."""
     filler = disk / "filler"
     chunk = bytes(1 << 16)
-    with filler.open("wb") as f:
+    # Unbuffered: a buffered file keeps what a full disk refused and writes it again when it is
+    # closed, so the ENOSPC caught below came back out of the `with` (a flake, depending on how
+    # many bytes the agent had left free).
+    with filler.open("wb", buffering=0) as f:
         try:
             while True:
                 f.write(chunk)
-                f.flush()
         except OSError as exc:
             if exc.errno != errno.ENOSPC:
                 raise
