@@ -48,11 +48,9 @@ class Simulator:
         self.workdir = workdir
         self.machines = machines
         self.modbus = free_port()
-        # Machine k listens on modbus + k: an OPC-UA port among those would collide (free ports
-        # often come in sequence), and the simulator would not start at all.
-        self.opcua = free_port()
-        while self.modbus <= self.opcua < self.modbus + machines:
-            self.opcua = free_port()
+        # Machine k listens on modbus + k: an OPC-UA or control port among those would collide
+        # (free ports often come in sequence), and the simulator would not start at all.
+        self.opcua = self._other_port()
         self.args = [
             "--machines",
             str(machines),
@@ -66,10 +64,17 @@ class Simulator:
     def start(self) -> None:
         with (self.workdir / "sim.log").open("ab") as log:
             self.proc = subprocess.Popen(
-                [EDGE_AGENT, "simulate", *self.args, "--control-port", str(free_port())],
+                [EDGE_AGENT, "simulate", *self.args, "--control-port", str(self._other_port())],
                 stdout=log,
                 stderr=log,
             )
+
+    def _other_port(self) -> int:
+        """A free port outside the Modbus machines' consecutive ports."""
+        port = free_port()
+        while self.modbus <= port < self.modbus + self.machines:
+            port = free_port()
+        return port
 
     def signal(self, sig: int) -> None:
         assert self.proc is not None
