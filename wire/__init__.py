@@ -19,10 +19,12 @@ no clock reads: callers pass `now_ms`. Every parser raises `PayloadError` (with 
 
 from wire.commands import (
     COMMAND_STATUSES,
+    CONFIG_MAIN_FILE,
     Command,
     CommandKind,
     CommandResult,
     CommandStatus,
+    ConfigBundle,
     encode_command,
     encode_command_result,
     parse_command,
@@ -104,6 +106,7 @@ __all__ = [
     "AGENT_STATUS_FILTER",
     "COMMAND_RESULT_FILTER",
     "COMMAND_STATUSES",
+    "CONFIG_MAIN_FILE",
     "MACHINE_META_FILTER",
     "MACHINE_STATUS_FILTER",
     "MAX_ABS_NUMBER",
@@ -135,6 +138,7 @@ __all__ = [
     "CommandKind",
     "CommandResult",
     "CommandStatus",
+    "ConfigBundle",
     "DeviceReport",
     "DeviceStatus",
     "Limits",

@@ -11,7 +11,11 @@ late. Kinds:
   value back and reports it in `read_back` (and the value before in `previous`);
 - `call`: call `method` of `machine` (an OPC-UA method its profile declares) with `args`; the
   result carries the method's `outputs`;
-- `config`: a new agent configuration (reserved; agents answer `refused` until they support it).
+- `config`: a new agent configuration (`config`: its version, its files — the agent config file
+  `agent.yaml` and the device profiles it names — and `rollback_after`); the agent validates it,
+  switches to it and keeps it only if every device online before comes back and the broker is
+  reached within `rollback_after` seconds, else it goes back to its previous configuration by
+  itself. The result says which. No secret travels: the agent keeps its local broker password.
 
 docs/wire.md ("Commands") is the reference for device makers.
 """
@@ -19,9 +23,9 @@ docs/wire.md ("Commands") is the reference for device makers.
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
 from wire.errors import PayloadError, shorten
@@ -32,10 +36,12 @@ from wire.validation import validate_payload
 
 __all__ = [
     "COMMAND_STATUSES",
+    "CONFIG_MAIN_FILE",
     "Command",
     "CommandKind",
     "CommandResult",
     "CommandStatus",
+    "ConfigBundle",
     "encode_command",
     "encode_command_result",
     "parse_command",
@@ -49,10 +55,48 @@ COMMAND_STATUSES: tuple[CommandStatus, ...] = ("done", "refused", "failed", "exp
 CommandId = Annotated[str, Field(strict=True, pattern=f"^{UUID_PATTERN}$")]
 Who = Annotated[Text, Field(min_length=1, max_length=128)]
 Detail = Annotated[Text, Field(max_length=1000)]
+# A file of a config bundle: a relative path of plain names ("agent.yaml", "profiles/x.yaml").
+ConfigFileName = Annotated[
+    str,
+    Field(
+        strict=True,
+        max_length=200,
+        pattern=r"^[A-Za-z0-9_-][A-Za-z0-9_.-]*(/[A-Za-z0-9_-][A-Za-z0-9_.-]*)*$",
+    ),
+]
+MAX_CONFIG_FILES = 64
+CONFIG_MAIN_FILE = "agent.yaml"
 
 
 class _Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+
+def _text_file(text: str) -> str:
+    if "\x00" in text:
+        raise PydanticCustomError("nul_in_string", "a config file holds U+0000 (NUL)")
+    return text
+
+
+class ConfigBundle(_Model):
+    """An agent configuration as it travels: the config file and the profiles it names."""
+
+    version: Annotated[int, Field(strict=True, ge=1, le=2**31 - 1)]
+    # Relative paths (no `..`: the pattern allows no segment starting with a dot) to contents.
+    files: Annotated[
+        dict[ConfigFileName, Annotated[str, AfterValidator(_text_file)]],
+        Field(min_length=1, max_length=MAX_CONFIG_FILES),
+    ]
+    # Seconds the agent gives the new configuration to bring back every device and the broker.
+    rollback_after: Annotated[float, Field(ge=5, le=3600)] = 60.0
+
+    @model_validator(mode="after")
+    def _has_main_file(self) -> ConfigBundle:
+        if CONFIG_MAIN_FILE not in self.files:
+            raise PydanticCustomError(
+                "incomplete_command", "a config bundle carries agent.yaml among its files"
+            )
+        return self
 
 
 class Command(_Model):
@@ -70,8 +114,8 @@ class Command(_Model):
     value: Value | None = None
     method: Tag | None = None
     args: Annotated[tuple[Value, ...], Field(max_length=MAX_ARGS)] = ()
-    # config (reserved): the agent configuration document
-    config: dict[str, Any] | None = None
+    # config: the agent configuration, whole
+    config: ConfigBundle | None = None
 
     @model_validator(mode="after")
     def _complete(self) -> Command:

@@ -31,6 +31,9 @@ export interface Agent {
   publish_rate: number | null;
   drain_eta_s: number | null;
   poll_errors: Record<string, number>;
+  config_version?: number | null;
+  config_latest?: number | null;
+  config_latest_status?: string | null;
 }
 
 export interface Series {

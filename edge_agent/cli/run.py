@@ -10,6 +10,8 @@ from typing import Annotated
 import typer
 
 from edge_agent.cli.common import fail, load_or_exit
+from edge_agent.commands import Reconfigurer
+from edge_agent.config.remote import select_config
 from edge_agent.errors import MillstreamAgentError
 from edge_agent.runtime import profile_meta, run_agent, setup_logging
 from edge_agent.runtime.registry import build_sources
@@ -45,9 +47,8 @@ def run(
 ) -> None:
     """Run the agent until SIGTERM or Ctrl-C."""
     setup_logging(log_level)
-    loaded = load_or_exit(config)
+    local = load_or_exit(config)
     try:
-        sources = build_sources(loaded)
         on_status = None
         if metrics_port is not None:
             from edge_agent.runtime.metrics import AgentMetrics  # noqa: PLC0415 -- optional
@@ -56,8 +57,29 @@ def run(
             metrics.serve(metrics_port)
             on_status = metrics.update
             log.info("metrics on http://127.0.0.1:%d/metrics", metrics_port)
-        meta = profile_meta(loaded)
-        asyncio.run(run_agent(loaded.config, loaded.path, sources, on_status=on_status, meta=meta))
+        # A configuration from the hub, once active or rolled back, restarts the agent in
+        # this loop: everything is built again from the configuration active now.
+        while True:
+            loaded, active = select_config(local, Path(local.config.state_dir))
+            running = None if active is None or loaded is local else active.version
+            if running is not None:
+                log.info("running config version %d from the hub (local file %s)", running,
+                         local.path)  # fmt: skip
+            reconfigure = Reconfigurer(local, active, running)
+            sources = build_sources(loaded)
+            reload = asyncio.run(
+                run_agent(
+                    loaded.config,
+                    local.path,
+                    sources,
+                    on_status=on_status,
+                    meta=profile_meta(loaded),
+                    reconfigure=reconfigure,
+                )
+            )
+            if not reload:
+                return
+            local = load_or_exit(config)
     except MillstreamAgentError as exc:
         raise fail(exc) from exc
 

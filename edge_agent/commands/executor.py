@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 
 import wire
 from edge_agent.commands.journal import CommandJournal, JournalEntry
+from edge_agent.commands.reconfigure import Reconfigurer
 from edge_agent.drivers.base import CallingDriver, Value, WritingDriver
 from edge_agent.errors import DecodeError, DeviceUnavailable, WriteFailed, WriteRefused
 
@@ -41,7 +42,9 @@ class CommandExecutor:
         devices: Mapping[str, object],
         *,
         clock: Callable[[], float] = time.time,
+        reconfigure: Reconfigurer | None = None,
     ) -> None:
+        self.reconfigure = reconfigure
         self.topic = wire.cmd_topic(agent_id)
         self.result_topic = wire.cmd_result_topic(agent_id)
         self.journal = journal
@@ -96,13 +99,18 @@ class CommandExecutor:
 
     async def run(self) -> None:
         """Execute journalled commands until cancelled."""
+        trial = None if self.reconfigure is None else self.reconfigure.trial
         for entry in await asyncio.to_thread(self.journal.interrupted):
-            await self._finish(entry.id, "failed", _INTERRUPTED)
-        while True:
-            self._wake.clear()
-            for entry in await asyncio.to_thread(self.journal.queued):
-                await self._execute(entry)
-            await self._wake.wait()
+            if trial is None or entry.id != trial.command_id:  # a trial is answered when proven
+                await self._finish(entry.id, "failed", _INTERRUPTED)
+        async with asyncio.TaskGroup() as tg:
+            if trial is not None and self.reconfigure is not None:
+                tg.create_task(self.reconfigure.prove(self._finish), name="config-trial")
+            while True:
+                self._wake.clear()
+                for entry in await asyncio.to_thread(self.journal.queued):
+                    await self._execute(entry)
+                await self._wake.wait()
 
     async def _execute(self, entry: JournalEntry) -> None:
         command = wire.Command.model_validate_json(entry.body)
@@ -115,6 +123,9 @@ class CommandExecutor:
             return
         if not await asyncio.to_thread(self.journal.start, command.id):
             return  # started before (another round got here first)
+        if command.kind == "config":
+            await self._reconfigure(command)
+            return
         if command.kind == "write":
             what = f"{command.machine}.{command.tag} = {command.value!r}"
         else:
@@ -141,10 +152,36 @@ class CommandExecutor:
             )  # fmt: skip
         log.info("command %s from %s: %s", command.id, command.issued_by, what)
 
+    async def _reconfigure(self, command: wire.Command) -> None:
+        """Validate a configuration and put it on trial; answered when the trial ends."""
+        assert self.reconfigure is not None
+        assert command.config is not None
+        bundle = command.config
+        try:
+            problems = await asyncio.to_thread(self.reconfigure.prepare, bundle)
+        except OSError as exc:
+            await self._finish(command.id, "failed", f"cannot keep config version "
+                               f"{bundle.version} in the state folder: {exc}")  # fmt: skip
+            return
+        if problems:
+            count = len(problems)
+            detail = f"config version {bundle.version} is not valid ({count} problem"
+            detail += f"{'s' if count != 1 else ''}): " + "; ".join(problems)
+            await self._finish(command.id, "refused", detail)
+            return
+        log.info("command %s from %s: config version %d", command.id, command.issued_by,
+                 bundle.version)  # fmt: skip
+        await self.reconfigure.begin(command.id)
+
     def _refusal(self, command: wire.Command) -> str | None:
         """Why a command is refused before anything is sent to the machine, or None."""
         if command.kind == "config":
-            return "this agent does not take config commands yet"
+            if self.reconfigure is None:
+                return (
+                    "this agent runs embedded (the demo) and takes its configuration from it: "
+                    "config commands are for agents started with `edge-agent run`"
+                )
+            return self.reconfigure.refusal()
         device = self.devices.get(command.machine or "")
         if device is None:
             return f"this agent has no device {command.machine!r}"

@@ -28,6 +28,11 @@ from edge_agent.config.profile import PROFILE_MODELS, profile_model_for
 from edge_agent.config.yamlfile import YamlDocument, read_yaml
 from edge_agent.errors import ConfigError, ConfigProblem
 from millstream_common.config import apply_env_overrides
+from millstream_common.configbundle import (
+    LOCAL_PROFILE_DIRS,
+    PROFILE_SUFFIXES,
+    profile_file_names,
+)
 
 __all__ = [
     "PROFILE_PATH_ENV",
@@ -43,7 +48,6 @@ __all__ = [
 ]
 
 PROFILE_PATH_ENV = "MILLSTREAM_PROFILE_PATH"
-_SUFFIXES = (".yaml", ".yml")
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,15 +102,22 @@ def builtin_profile_dirs() -> list[Path]:
     return [path for path in candidates if path.is_dir()]
 
 
-def _search_dirs(config_dir: Path, env: Mapping[str, str]) -> list[Path]:
+def _search_dirs(
+    config_dir: Path, env: Mapping[str, str], base_dir: Path | None = None
+) -> list[Path]:
     extra = [Path(p) for p in env.get(PROFILE_PATH_ENV, "").split(os.pathsep) if p]
-    return [config_dir, config_dir / "device_profiles", *builtin_profile_dirs(), *extra]
+    local = [config_dir] if base_dir is None else [config_dir, base_dir]
+    own = [folder / sub for folder in local for sub in LOCAL_PROFILE_DIRS]
+    return [*own, *builtin_profile_dirs(), *extra]
 
 
-def find_profile(ref: str, config_dir: Path, env: Mapping[str, str]) -> Path | None:
-    """Return the file `profile: ref` means, searching in the documented order."""
-    names = [ref] if ref.endswith(_SUFFIXES) else [ref + suffix for suffix in _SUFFIXES]
-    for folder in _search_dirs(config_dir, env):
+def find_profile(
+    ref: str, config_dir: Path, env: Mapping[str, str], base_dir: Path | None = None
+) -> Path | None:
+    """Return the file `profile: ref` means, searching in the documented order (a config
+    received from the hub also searches the folder of the agent's own config, `base_dir`)."""
+    names = profile_file_names(ref)
+    for folder in _search_dirs(config_dir, env, base_dir):
         for name in names:
             candidate = folder / name
             if candidate.is_file():
@@ -114,16 +125,21 @@ def find_profile(ref: str, config_dir: Path, env: Mapping[str, str]) -> Path | N
     return None
 
 
-def available_profiles(config_dir: Path, env: Mapping[str, str]) -> list[str]:
+def available_profiles(
+    config_dir: Path, env: Mapping[str, str], base_dir: Path | None = None
+) -> list[str]:
     """Return the profile names that `find_profile` can find by bare name."""
     names: set[str] = set()
-    for folder in _search_dirs(config_dir, env):
+    config_dirs = {config_dir} if base_dir is None else {config_dir, base_dir}
+    for folder in _search_dirs(config_dir, env, base_dir):
         if not folder.is_dir():
             continue
         for path in folder.iterdir():
             # The config folder also holds agent configs: only files that declare a protocol
             # are profiles.
-            if path.suffix in _SUFFIXES and (folder != config_dir or _looks_like_profile(path)):
+            if path.suffix in PROFILE_SUFFIXES and (
+                folder not in config_dirs or _looks_like_profile(path)
+            ):
                 names.add(path.stem)
     return sorted(names)
 
@@ -197,8 +213,13 @@ def _protocol_problem(document: YamlDocument, shown: str, prefix: str) -> Config
     return ConfigProblem(shown, prefix + "protocol", message, hint, document.line_of(("protocol",)))
 
 
-def load_agent_config(path: str | Path, env: Mapping[str, str] = os.environ) -> LoadedConfig:
-    """Load, apply `env` overrides, resolve profiles, validate; ConfigError lists every problem."""
+def load_agent_config(
+    path: str | Path, env: Mapping[str, str] = os.environ, *, base_dir: Path | None = None
+) -> LoadedConfig:
+    """Load, apply `env` overrides, resolve profiles, validate; ConfigError lists every problem.
+
+    `base_dir` is for a config received from the hub (edge_agent/config/remote.py): its relative
+    paths mean what they would beside the agent's own config file, in `base_dir`."""
     config_path = Path(path)
     shown = _shown(config_path)
     document, problems = read_yaml(config_path, shown_as=shown)
@@ -226,13 +247,15 @@ def load_agent_config(path: str | Path, env: Mapping[str, str] = os.environ) -> 
         problems += problems_from_validation(
             exc, root=AgentConfig, file=shown, document=document, env_origins=origins
         )
-    profiles, profile_problems = _resolve_profiles(data, config_path.parent, env, shown, document)
+    profiles, profile_problems = _resolve_profiles(
+        data, config_path.parent, env, shown, document, base_dir=base_dir
+    )
     problems += profile_problems
     if problems or config is None:
         raise ConfigError(_in_reading_order(problems))
     # Relative paths are relative to the config file, so a service started from any folder
     # finds the same files; made absolute here so no consumer has to know the rule.
-    folder = config_path.parent
+    folder = config_path.parent if base_dir is None else base_dir
     buffer = config.buffer.model_copy(update={"path": str((folder / config.buffer.path).resolve())})
     config = config.model_copy(
         update={"buffer": buffer, "state_dir": str((folder / config.state_dir).resolve())}
@@ -255,6 +278,8 @@ def _resolve_profiles(
     env: Mapping[str, str],
     shown: str,
     document: YamlDocument,
+    *,
+    base_dir: Path | None,
 ) -> tuple[dict[int, tuple[ModbusProfile | OpcUaProfile, Path]], list[ConfigProblem]]:
     """Load the profile of every device entry, each file once; problems are named by device."""
     resolved: dict[int, tuple[ModbusProfile | OpcUaProfile, Path]] = {}
@@ -265,10 +290,10 @@ def _resolve_profiles(
         ref = raw.get("profile") if isinstance(raw, dict) else None
         if not isinstance(ref, str) or not ref:
             continue  # the model reports the missing or malformed key
-        file = find_profile(ref, config_dir, env)
+        file = find_profile(ref, config_dir, env, base_dir)
         where = f"devices[{index}].profile"
         if file is None:
-            names = available_profiles(config_dir, env)
+            names = available_profiles(config_dir, env, base_dir)
             guess = closest(ref, names)
             hint = (f"did you mean {guess}? " if guess else "") + (
                 f"available profiles: {', '.join(names)}" if names else "no profiles found"

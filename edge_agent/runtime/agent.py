@@ -72,10 +72,34 @@ class Agent:
         self._machine_states: dict[str, str] = {}  # as last published on each machine's topic
         self._clock = clock
         self._stop = asyncio.Event()
+        self.reload_requested = False
 
     def stop(self) -> None:
         """Begin graceful shutdown (safe from a signal handler)."""
         self._stop.set()
+
+    def reload(self) -> None:
+        """Stop gracefully so the caller starts again with the configuration now active."""
+        self.reload_requested = True
+        self._stop.set()
+
+    # -- what a config trial watches (edge_agent/commands/reconfigure.py) -----------------------
+
+    def online_devices(self) -> set[str]:
+        """Devices answering now."""
+        now = self._clock()
+        return {name for name, health in self.health.items() if health.state(now) == "online"}
+
+    def broker_connected(self) -> bool:
+        """Connected to the broker now."""
+        return self.publisher.stats.connected
+
+    def device_problem(self, device: str) -> str:
+        """Why a device is not answering, in words (empty if it never failed)."""
+        health = self.health.get(device)
+        if health is None:
+            return "no longer configured"
+        return health.why() or health.last_error or "no answer yet"
 
     async def run(self) -> None:
         """Run until `stop()`: flush, commit, publish `offline`, disconnect."""

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import wire
 from edge_agent.buffer import Batcher, Bounds, Buffer
-from edge_agent.commands import CommandExecutor, CommandJournal
+from edge_agent.commands import CommandExecutor, CommandJournal, Reconfigurer
 from edge_agent.config import AgentConfig, buffer_path, state_dir
 from edge_agent.publish import Publisher, PublisherSettings
 from edge_agent.runtime.agent import Agent
@@ -35,11 +35,15 @@ async def run_agent(
     on_status: Callable[[wire.AgentReport], None] | None = None,
     on_ready: Callable[[Agent], None] | None = None,
     meta: Mapping[str, Mapping[str, wire.TagMeta]] | None = None,
-) -> None:
+    reconfigure: Reconfigurer | None = None,
+) -> bool:
     """Run until SIGTERM or SIGINT, then shut down cleanly (flush, commit, status offline).
+    True when it stopped to reload: a configuration from the hub became active (or was
+    rolled back), and the caller starts it again with `select_config`.
 
     `meta` (machine → tag → unit, see `profile_meta`) is published retained for every device
-    on each connect, so the hub shows units; None publishes no meta at all.
+    on each connect, so the hub shows units; None publishes no meta at all. Without
+    `reconfigure` (an agent embedded in the demo) config commands are refused.
     """
     # One agent per buffer (edge_agent/runtime/lock.py): held before the buffer is opened.
     state = state_dir(config, config_file)
@@ -47,7 +51,7 @@ async def run_agent(
     buffer_file = buffer_path(config, config_file)
     # The command journal beside the status file; held under the same lock as the buffer.
     with hold_agent_lock(buffer_file), closing(CommandJournal(state / "commands.db")) as journal:
-        await _run(
+        return await _run(
             config,
             config_file,
             sources=sources,
@@ -56,6 +60,7 @@ async def run_agent(
             on_status=on_status,
             on_ready=on_ready,
             meta=meta,
+            reconfigure=reconfigure,
         )
 
 
@@ -69,7 +74,8 @@ async def _run(
     on_status: Callable[[wire.AgentReport], None] | None,
     on_ready: Callable[[Agent], None] | None,
     meta: Mapping[str, Mapping[str, wire.TagMeta]] | None,
-) -> None:
+    reconfigure: Reconfigurer | None,
+) -> bool:
     mqtt, buf = config.mqtt, config.buffer
     contract = WireContract(config.agent.id, config.agent.site, config.agent.line)
     settings = PublisherSettings.from_config(mqtt, config.agent.id, config_file=str(config_file))
@@ -78,7 +84,7 @@ async def _run(
         max_bytes=buf.max_bytes, max_age=buf.max_age.total_seconds(), on_full=buf.on_full
     )
     state = state_dir(config, config_file)
-    commands = CommandExecutor(config.agent.id, journal, sources)
+    commands = CommandExecutor(config.agent.id, journal, sources, reconfigure=reconfigure)
     async with Buffer(
         buffer_file,
         bounds=bounds,
@@ -112,6 +118,8 @@ async def _run(
             on_status=on_status,
             commands=commands,
         )
+        if reconfigure is not None:
+            reconfigure.agent = agent
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, agent.stop)
@@ -119,6 +127,7 @@ async def _run(
             if on_ready is not None:
                 on_ready(agent)
             await agent.run()
+            return agent.reload_requested
         finally:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(sig)

@@ -7,7 +7,7 @@ this module only assembles them.
 import typer
 
 from hub import __version__
-from hub.cli import kafka, migrate, serve, users
+from hub.cli import agents, kafka, migrate, serve, users
 
 __all__ = ["app", "main"]
 
@@ -44,6 +44,7 @@ serve.register(app)
 migrate.register(app)
 kafka.register(app)
 users.register(app)
+agents.register(app)
 
 
 def main() -> None:

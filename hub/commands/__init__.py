@@ -3,4 +3,5 @@ answered on `…/cmd/res` (stored by the ingest like any message), kept as the a
 
     store.py   the `commands` table: record, read one, list (PostgreSQL or SQLite)
     issue.py   one write from the API: find the agent, record, publish, wait for the answer
+    configs.py each agent's configuration in versions; push one (a `config` command)
 """

@@ -4,18 +4,15 @@ instance receives it — so the instance that waits reads it from storage, not i
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Callable
 from typing import Any
 
 import wire
-from hub.commands.store import agent_of, get_command, record_command
+from hub.commands.store import agent_of, record_command, wait_answer
 from hub.sql import Database
 
 __all__ = ["NoAgentError", "NotConnectedError", "issue"]
-
-POLL_S = 0.1
 
 
 class NoAgentError(LookupError):
@@ -58,11 +55,4 @@ async def issue(
     )
     await record_command(db, command, agent, site, line)
     publish(wire.cmd_topic(agent), wire.encode_command(command))
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + wait_s
-    while True:
-        row = await get_command(db, command.id)
-        assert row is not None  # recorded above; commands are never deleted
-        if row["status"] != "pending" or loop.time() >= deadline:
-            return row
-        await asyncio.sleep(POLL_S)
+    return await wait_answer(db, command.id, wait_s)

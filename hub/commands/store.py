@@ -3,13 +3,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
 import wire
 from hub.sql import Database
 
-__all__ = ["COLUMNS", "agent_of", "get_command", "list_commands", "record_command"]
+__all__ = [
+    "COLUMNS",
+    "agent_of",
+    "get_command",
+    "list_commands",
+    "record_command",
+    "wait_answer",
+]
+
+_POLL_S = 0.1
 
 COLUMNS = (
     "id, kind, agent_id, site, line, machine, tag, value, issued_by, issued_at, expires_at,"
@@ -31,6 +41,16 @@ async def agent_of(db: Database, site: str, line: str, machine: str) -> str | No
 async def record_command(db: Database, command: wire.Command, agent_id: str, site: str,
                          line: str) -> None:  # fmt: skip
     """Write the command to the audit log before it is sent (so its answer has a row)."""
+    # A call is kept like a write: the method in `tag`, its arguments in `value`; a config
+    # names no machine: `tag` is "config", `value` its version.
+    value: object
+    if command.kind == "write":
+        tag, value = command.tag, command.value
+    elif command.kind == "call":
+        tag, value = command.method, list(command.args)
+    else:
+        assert command.config is not None  # the wire contract requires it
+        tag, value = "config", {"version": command.config.version}
     await db.execute(
         "INSERT INTO commands (id, kind, agent_id, site, line, machine, tag, value, issued_by,"
         " issued_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
@@ -39,10 +59,9 @@ async def record_command(db: Database, command: wire.Command, agent_id: str, sit
         agent_id,
         site,
         line,
-        command.machine,
-        # A call is kept like a write: the method in `tag`, its arguments in `value`.
-        command.tag if command.kind == "write" else command.method,
-        json.dumps(command.value if command.kind == "write" else list(command.args)),
+        command.machine or "",
+        tag,
+        json.dumps(value),
         command.issued_by,
         command.issued_at,
         command.expires_at,
@@ -56,6 +75,19 @@ async def get_command(db: Database, command_id: str) -> dict[str, Any] | None:
         command_id,
     )
     return _decoded(rows[0]) if rows else None
+
+
+async def wait_answer(db: Database, command_id: str, wait_s: float) -> dict[str, Any]:
+    """A recorded command once its agent answered, or as it is after `wait_s` (`pending`).
+    Read from storage: the ingest of whichever hub instance receives the answer stores it."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait_s
+    while True:
+        row = await get_command(db, command_id)
+        assert row is not None  # recorded before it was sent; commands are never deleted
+        if row["status"] != "pending" or loop.time() >= deadline:
+            return row
+        await asyncio.sleep(_POLL_S)
 
 
 async def list_commands(

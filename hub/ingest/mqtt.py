@@ -68,8 +68,11 @@ class MqttSession:
         deliver: Callable[[Incoming], None],
         *,
         subscribe: bool = True,
+        persistent: bool = True,
     ) -> None:
+        """`persistent=False` (a CLI that only publishes): no session is kept on the broker."""
         self._config = config
+        self._persistent = persistent
         self._client_id = client_id
         self._deliver = deliver
         self._subscribe = subscribe
@@ -95,7 +98,7 @@ class MqttSession:
             self._client = paho.Client(
                 CallbackAPIVersion.VERSION2,
                 client_id=client_id,
-                clean_session=False,
+                clean_session=not persistent,
                 protocol=MQTTProtocolVersion.MQTTv311,
                 manual_ack=True,
             )
@@ -126,13 +129,13 @@ class MqttSession:
         # connect_async never blocks on DNS/TCP; paho's thread connects and reconnects.
         if self._v5:
             props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-            props.SessionExpiryInterval = self._config.session_expiry_s
+            props.SessionExpiryInterval = self._config.session_expiry_s if self._persistent else 0
             props.ReceiveMaximum = self._config.receive_maximum
             self._client.connect_async(
                 self._config.host,
                 self._config.port,
                 keepalive=self._config.keepalive_s,
-                clean_start=False,
+                clean_start=not self._persistent,
                 properties=props,
             )
         else:

@@ -72,3 +72,35 @@ def test_commands_and_results_stay_on_their_topics() -> None:
         wire.parse_command(TOPIC + "/res", json.dumps(WRITE).encode())
     with pytest.raises(wire.PayloadError, match="not a command result topic"):
         wire.parse_command_result(TOPIC, b"{}")
+
+
+def test_a_config_command_carries_a_bundle_of_relative_files() -> None:
+    body = {
+        **WRITE, "kind": "config",
+        "config": {"version": 3, "files": {"agent.yaml": "agent: {}\n", "p/x.yaml": "tags: []\n"},
+                   "rollback_after": 30},
+    }  # fmt: skip
+    del body["machine"], body["tag"], body["value"]
+    _agent, command = wire.parse_command(TOPIC, json.dumps(body).encode())
+    assert command.config is not None
+    assert (command.config.version, command.config.rollback_after) == (3, 30.0)
+    assert wire.parse_command(TOPIC, wire.encode_command(command))[1] == command
+
+
+@pytest.mark.parametrize(
+    ("files", "words"),
+    [
+        ({"x.yaml": ""}, "carries agent.yaml"),
+        ({"agent.yaml": "", "../etc/passwd": ""}, "should match pattern"),
+        ({"agent.yaml": "", "/etc/passwd": ""}, "should match pattern"),
+        ({"agent.yaml": "", "a/.hidden": ""}, "should match pattern"),
+        ({"agent.yaml": "a\\u0000"}, "U+0000"),
+    ],
+)
+def test_a_config_bundle_names_only_plain_relative_files(files: dict[str, str], words: str) -> None:
+    body = {**WRITE, "kind": "config", "config": {"version": 1, "files": files}}
+    del body["machine"], body["tag"], body["value"]
+    raw = json.dumps(body).replace("\\\\u0000", "\\u0000")
+    with pytest.raises(wire.PayloadError) as info:
+        wire.parse_command(TOPIC, raw.encode())
+    assert words in str(info.value)

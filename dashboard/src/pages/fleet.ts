@@ -21,7 +21,24 @@ const AGENT_COLUMNS: [string, string?][] = [
   ["Dropped", "num"],
   ["Poll errors", "num"],
   ["Version", "hide-narrow"],
+  ["Config"],
 ];
+
+// The configuration an agent runs: the newest version it kept from the hub, or its own file;
+// a newer push that is on trial, was rolled back or refused is named beside it.
+function configCell(a: Agent): HTMLElement {
+  const kept = a.config_version === null || a.config_version === undefined ? "own file" : `v${a.config_version}`;
+  const latest = a.config_latest ?? null;
+  if (latest === null || latest === a.config_version) return h("td", { class: "config" }, kept);
+  const word: Record<string, string> = { pending: "on trial", failed: "rolled back", refused: "refused", expired: "expired" };
+  const status = a.config_latest_status ?? "pending";
+  return h(
+    "td",
+    { class: "config", title: `newest pushed: version ${latest} (${word[status] ?? status})` },
+    `${kept} `,
+    h("span", { class: status === "pending" ? "muted" : "bad-text" }, `(v${latest} ${word[status] ?? status})`),
+  );
+}
 
 export function fleetPage(root: HTMLElement): () => void {
   const banner = h("div", { class: "banner", hidden: true, role: "status" });
@@ -185,6 +202,7 @@ export function fleetPage(root: HTMLElement): () => void {
                     h("td", { class: `num ${a.dropped ? "bad-text" : ""}` }, fmtNum(a.dropped)),
                     h("td", { class: "num", title: Object.entries(a.poll_errors).map(([k, v]) => `${k}: ${v}`).join("\n") }, fmtNum(errors)),
                     h("td", { class: "hide-narrow" }, a.version ?? "–"),
+                    configCell(a),
                   );
                 }),
               ),

@@ -170,6 +170,11 @@ class AgentOut(BaseModel):
     publish_rate: float | None
     drain_eta_s: float | None
     poll_errors: dict[str, int]
+    # Remote configuration: the newest version the agent kept (None: its own file), and the
+    # newest pushed with what became of it (None: nothing was ever pushed).
+    config_version: int | None = None
+    config_latest: int | None = None
+    config_latest_status: str | None = None
 
 
 class DeviceOut(BaseModel):
@@ -348,6 +353,53 @@ class CallIn(_In):
     expires_in: float = Field(
         60.0, ge=1, le=3600, description="seconds after which the agent must not run it"
     )
+
+
+class ConfigPushIn(_In):
+    """A new configuration for an agent: its agent.yaml and the profiles beside it, by relative
+    path (what `millstream-hub agents config push` gathers). No secret: the agent keeps its own
+    broker password."""
+
+    files: dict[str, str] = Field(description="relative path → file text; agent.yaml required")
+    comment: str = Field("", max_length=500)
+    rollback_after: float = Field(
+        60.0, ge=5, le=3600,
+        description="seconds the agent gives the new version to bring back every device that "
+        "was online, and the broker, before it goes back to the previous one by itself",
+    )  # fmt: skip
+
+
+class ConfigRollbackIn(_In):
+    """Which kept version to return to (default: the one kept before the current one)."""
+
+    to: int | None = Field(None, ge=1, le=2**31 - 1)
+    rollback_after: float = Field(60.0, ge=5, le=3600)
+
+
+class ConfigVersionOut(BaseModel):
+    """One version of an agent's configuration and what became of it (`status` is its
+    command's: `done` kept, `failed` rolled back, `refused` invalid, `pending` no answer yet)."""
+
+    agent_id: str
+    version: int
+    comment: str
+    pushed_by: str
+    pushed_at: int
+    command_id: str
+    status: Literal["pending", "done", "refused", "failed", "expired"]
+    detail: str | None
+    answered_at: int | None
+    files: dict[str, str] | None = None
+
+
+class AgentConfigOut(BaseModel):
+    """The configuration an agent runs: the newest version it kept, or its own file (`version`
+    null, `config` null), and the newest version pushed."""
+
+    agent_id: str
+    version: int | None
+    config: ConfigVersionOut | None
+    latest: ConfigVersionOut | None
 
 
 class CommandOut(BaseModel):

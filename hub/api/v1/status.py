@@ -10,6 +10,7 @@ from hub.api.v1.deps import requires
 from hub.api.v1.schemas import AgentOut, DeadLetterOut, DeviceOut, UserOut
 from hub.api.v1.services import ApiServices
 from hub.auth import Role
+from hub.commands.configs import fleet_versions
 
 __all__ = ["status_router"]
 
@@ -21,8 +22,13 @@ def status_router(services: ApiServices) -> APIRouter:
 
     @router.get("/agents", dependencies=viewer)
     async def agents() -> list[AgentOut]:
-        """Every agent's last health report: buffer depth and age, drops, drain ETA."""
-        return [AgentOut(**a) for a in await services.queries.agents()]
+        """Every agent's last health report: buffer depth and age, drops, drain ETA, and the
+        configuration version it runs (docs/commands.md "Remote configuration")."""
+        versions = await fleet_versions(services.db)
+        return [
+            AgentOut(**a, **versions.get(a["agent_id"], {}))
+            for a in await services.queries.agents()
+        ]
 
     @router.get("/devices", dependencies=viewer)
     async def devices() -> list[DeviceOut]:

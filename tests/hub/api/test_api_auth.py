@@ -34,6 +34,9 @@ ENDPOINTS = [
     ("/api/v1/alerts/shelves", Role.VIEWER),
     ("/api/v1/commands/0b6f3a52-8c1e-4d0f-9a57-3c2b1e4f6a70", Role.OPERATOR),
     ("/api/v1/commands", Role.ADMIN),
+    ("/api/v1/agents/pc-a/config", Role.ADMIN),
+    ("/api/v1/agents/pc-a/config/history", Role.ADMIN),
+    ("/api/v1/agents/pc-a/config/versions/7", Role.ADMIN),
     ("/api/v1/dead-letters", Role.ADMIN),
     ("/api/v1/users", Role.ADMIN),
 ]
@@ -48,6 +51,8 @@ async def test_every_endpoint_needs_credentials_and_the_right_role(pg_dsn: str) 
             p.replace("/s/l1/m/", "/{site}/{line}/{machine}/")
             .replace("/1", "/{series_id}")
             .replace("/0b6f3a52-8c1e-4d0f-9a57-3c2b1e4f6a70", "/{command_id}")
+            .replace("/pc-a/", "/{agent_id}/")
+            .replace("/7", "/{version}")
             for p, _ in ENDPOINTS
         }
         for path, needed in ENDPOINTS:
