@@ -21,7 +21,7 @@ const AGENT_COLUMNS: [string, string?][] = [
   ["Dropped", "num"],
   ["Poll errors", "num"],
   ["Version", "hide-narrow"],
-  ["Config"],
+  ["Config", "hide-narrow"],
 ];
 
 // The configuration an agent runs: the newest version it kept from the hub, or its own file;
@@ -29,12 +29,12 @@ const AGENT_COLUMNS: [string, string?][] = [
 function configCell(a: Agent): HTMLElement {
   const kept = a.config_version === null || a.config_version === undefined ? "own file" : `v${a.config_version}`;
   const latest = a.config_latest ?? null;
-  if (latest === null || latest === a.config_version) return h("td", { class: "config" }, kept);
+  if (latest === null || latest === a.config_version) return h("td", { class: "config hide-narrow" }, kept);
   const word: Record<string, string> = { pending: "on trial", failed: "rolled back", refused: "refused", expired: "expired" };
   const status = a.config_latest_status ?? "pending";
   return h(
     "td",
-    { class: "config", title: `newest pushed: version ${latest} (${word[status] ?? status})` },
+    { class: "config hide-narrow", title: `newest pushed: version ${latest} (${word[status] ?? status})` },
     `${kept} `,
     h("span", { class: status === "pending" ? "muted" : "bad-text" }, `(v${latest} ${word[status] ?? status})`),
   );

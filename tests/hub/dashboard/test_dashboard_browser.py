@@ -189,6 +189,9 @@ async def test_engineer_sees_fleet_live_values_and_an_agent_going_offline(
             tile = page.locator("#machines-online .tile-value")
             assert await tile.inner_text() == f"{len(machines)} / {len(machines)}", agent.text()
             await page.locator(f'tr[data-agent="pc-{site}"] .badge[data-state="online"]').wait_for()
+            # No configuration was pushed from the hub: the agent runs its own file.
+            config = page.locator(f'tr[data-agent="pc-{site}"] td.config')
+            assert await config.inner_text() == "own file"
             await page.screenshot(path=str(shots / "fleet.png"), full_page=True)
 
             # A machine: live values; an anomaly injected into the simulator shows within 2 s.
