@@ -30,6 +30,10 @@ __all__ = ["Agent"]
 
 log = logging.getLogger(__name__)
 
+# How long a stopping agent waits for its devices to finish the reads in flight and hand over
+# what they read (a Modbus device's default timeout is 1 s); the whole stop stays near 5 s.
+DRAIN_S = 2.5
+
 
 class Agent:
     """Wires everything in one TaskGroup; `stop()` ends it cleanly within a few seconds."""
@@ -119,7 +123,9 @@ class Agent:
             await self._stop.wait()
             log.info("stopping: flushing buffered readings")
             # A write in progress ends as the journal says (edge_agent/commands/journal.py).
-            await cancel_and_wait([*execute, *acquire, flush])
+            await cancel_and_wait(execute)
+            await self._drain_sources(acquire)
+            await cancel_and_wait([flush])
             for device, readings in self.batcher.drain():
                 self.buffer.append(device, readings)
             await self.buffer.flush()
@@ -133,10 +139,26 @@ class Agent:
             await cancel_and_wait([status, publish])
         log.info("stopped")
 
+    async def _drain_sources(self, acquire: list[asyncio.Task[None]]) -> None:
+        """Stop reading, and take into the batcher everything the drivers had already read:
+        samples waiting in a driver's queue are readings the device served (a cancelled
+        acquire task would drop them)."""
+        closing = [asyncio.create_task(src.close()) for src in self.sources.values()]
+        _done, late = await asyncio.wait([*closing, *acquire], timeout=DRAIN_S)
+        if late:
+            log.warning(
+                "devices %s did not stop within %g s; what they still hold is not buffered",
+                ", ".join(
+                    sorted(t.get_name().removeprefix("acquire-") for t in late if t in acquire)
+                ),
+                DRAIN_S,
+            )
+        await cancel_and_wait([*closing, *acquire])
+
     async def _acquire(self, name: str, source: Source) -> None:
         health, production = self.health[name], self.production[name]
         backoff = device_backoff()
-        while True:
+        while not self._stop.is_set():  # stopping: never reconnect, the sources are closing
             try:
                 async with source:
                     async for samples in source.batches():
@@ -148,17 +170,24 @@ class Agent:
                         await self.buffer.wait_room()
                         backoff.reset()
             except MillstreamAgentError as exc:
+                if self._stop.is_set():
+                    return
                 # Drivers retry internally and report each failure to `health` themselves;
                 # reaching here means the source gave up this round (e.g. could not connect).
                 delay = backoff.next_delay()
                 log.debug("device %s: %s; retrying in %.1f s", name, exc, delay)
-                await asyncio.sleep(delay)
+                await self._pause(delay)
             except Exception as exc:
                 # A bug in one driver must not stop the other devices or the publisher.
                 health.poll_failed(f"internal error: {exc!r}")
                 delay = backoff.next_delay()
                 log.exception("device %s: unexpected error; restarting it in %.1f s", name, delay)
-                await asyncio.sleep(delay)
+                await self._pause(delay)
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep, but not past a stop."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), seconds)
 
     async def _flush_loop(self) -> None:
         while True:

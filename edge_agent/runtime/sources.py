@@ -25,8 +25,13 @@ class Source(Protocol):
         """Close."""
 
     def batches(self) -> AsyncIterator[list[Sample]]:
-        """Samples as they are read, one list per poll or publish response."""
+        """Samples as they are read, one list per poll or publish response; after `close()`,
+        what was read before it, then the end."""
         ...
+
+    async def close(self) -> None:
+        """Stop reading: a read in flight completes, and `batches()` hands out everything read
+        and then ends — so a stopping agent loses none of it."""
 
     @property
     def offline_after_s(self) -> float:
@@ -62,6 +67,7 @@ class SyntheticSource:
         self._clock = clock
         self._last_ts = [0] * tags
         self._truth: IO[str] | None = None
+        self._closed = False
         self.health = DeviceHealth(device)
 
     @property
@@ -73,7 +79,12 @@ class SyntheticSource:
         """Every tick counts as a good poll."""
         self.health = health
 
+    async def close(self) -> None:
+        """Stop producing: `batches()` ends at its next tick."""
+        self._closed = True
+
     async def __aenter__(self) -> Self:
+        self._closed = False
         if self.truth_path is not None:
             self._truth = self.truth_path.open("a", buffering=1 << 16)
         return self
@@ -88,7 +99,7 @@ class SyntheticSource:
         owed = 0.0
         last = time.monotonic()
         next_tag = 0
-        while True:
+        while not self._closed:
             await asyncio.sleep(self.tick)
             now = time.monotonic()
             # A consumer that made us wait (backpressure) does not get a burst of catch-up

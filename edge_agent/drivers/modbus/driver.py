@@ -9,6 +9,7 @@ and no exception leaves a poll loop, so one failing device or tag never stops th
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import time
@@ -98,6 +99,7 @@ class ModbusDriver:
         self._queue: asyncio.Queue[list[Sample] | None] = asyncio.Queue(maxsize=queue_batches)
         self._supervisor: asyncio.Task[None] | None = None
         self._closed = False
+        self._closing = asyncio.Event()  # wakes poll loops sleeping until their next poll
 
     async def __aenter__(self) -> ModbusDriver:
         if self._closed:
@@ -181,13 +183,19 @@ class ModbusDriver:
             yield batch
 
     async def close(self) -> None:
-        """Stop the poll loops and give the link back; safe to call twice."""
+        """Stop the poll loops and give the link back; safe to call twice.
+
+        A poll in flight is let finish (up to the timeout) and its samples queued: the device
+        served them, and a stopping agent drains `batches()` into its buffer — cancelling it
+        would lose readings the device counted as read."""
         if self._closed:
             return
         self._closed = True
+        self._closing.set()
         if self._supervisor is not None:
-            self._supervisor.cancel()
             # wait(), not await: our own cancellation must propagate, the supervisor's not.
+            await asyncio.wait([self._supervisor], timeout=self.endpoint.timeout_s + 1.0)
+            self._supervisor.cancel()
             await asyncio.wait([self._supervisor])
             failure = None if self._supervisor.cancelled() else self._supervisor.exception()
             if failure is not None:
@@ -204,6 +212,7 @@ class ModbusDriver:
         # A runtime may enter the same driver again after leaving it (retrying a device);
         # what it learned about the device (bad tags, cuts) is kept.
         self._closed = False
+        self._closing = asyncio.Event()
         self._supervisor = None
         self._queue = asyncio.Queue(maxsize=self._queue.maxsize)
 
@@ -253,7 +262,8 @@ class ModbusDriver:
             due += delay
             now = loop.time()
             due = max(due, now)
-            await asyncio.sleep(due - now)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closing.wait(), due - now)
 
     # -- one poll -----------------------------------------------------------------------------
 

@@ -185,9 +185,9 @@ async def test_a_pushed_config_is_kept_or_rolled_back_and_no_reading_is_lost(
         assert (tmp_path / "got" / "agent.yaml").read_text() == valid
         assert (tmp_path / "got" / "test-counter.yaml").read_text() == COUNTER_PROFILE
 
-        # Ground truth: every value the device served reached PostgreSQL once, except at
-        # most the one poll in flight at each switch (answered by the device after the agent
-        # had stopped listening): six switches.
+        # Ground truth: every value the device served reached PostgreSQL exactly once, across
+        # six switches: a stopping agent lets the poll in flight finish and drains what its
+        # drivers read into the buffer.
         frozen = len(counter.served)
         await asyncio.sleep(2)
         target = counter.served[frozen - 1]
@@ -199,5 +199,4 @@ async def test_a_pushed_config_is_kept_or_rolled_back_and_no_reading_is_lost(
         served = counter.served[:frozen]
         assert len(stored) == len(set(stored)), "a reading was stored twice"
         missing = set(map(float, served)) - set(stored)
-        assert len(missing) <= 6, sorted(missing)
-        assert set(stored) >= set(map(float, served[-20:]))
+        assert not missing, sorted(missing)

@@ -311,3 +311,32 @@ async def test_default_pool_shares_links_and_a_closed_driver_can_be_entered_agai
     assert first["v"].value == again["v"].value == 101
     assert second["v"].value == 202
     assert again["gap"].quality == "bad"
+
+
+async def test_close_lets_the_poll_in_flight_finish_and_hands_over_every_value_read() -> None:
+    # A slow counter: every read takes 150 ms and counts up, so a poll is almost always in
+    # flight when close() comes, and every value it served is one the driver must hand over.
+    served: list[int] = []
+
+    async def count(
+        function_code: int, start: int, address: int, n: int, registers: list[int], values: object
+    ) -> None:
+        if function_code == 3 and values is None:
+            # Counted as the request arrives, as a machine counts it, however long it takes.
+            registers[0 - start] += 1
+            served.append(registers[0 - start])
+            await asyncio.sleep(0.15)
+
+    point = ModbusPoint("count", "holding", 0, "uint16", poll_ms=10)
+    async with tcp_server([sim_device(1, holding={0: 0}, action=count)]) as port:
+        driver = ModbusDriver("counter", endpoint(port, timeout_ms=1000), [point])
+        async with driver:
+            batches = driver.batches()
+            first = await anext(batches)
+            # Not consumed meanwhile: what is read waits in the queue; polls take 150 ms each,
+            # so 0.5 s + 50 ms puts close() in the middle of one.
+            await asyncio.sleep(0.55)
+            await driver.close()
+            rest = [batch async for batch in batches]
+    received = [int(s.value) for batch in (first, *rest) for s in batch]  # type: ignore[arg-type]
+    assert received == served
