@@ -60,14 +60,17 @@ export function commandsPage(root: HTMLElement, _params: string[], me: Me | null
             null,
             ...rows.map((c) => {
               const path = `/machines/${c.site}/${c.line}/${c.machine}`;
+              // A configuration push names an agent, not a machine; its value is the version.
+              const config = c.kind === "config";
+              const asked = config ? `version ${(c.value as { version?: number } | null)?.version ?? "?"}` : fmtValue(c.value);
               return h(
                 "tr",
                 { "data-id": c.id, "data-status": c.status },
                 h("td", null, fmtTime(c.issued_at)),
                 h("td", null, c.issued_by),
-                h("td", null, h("a", { href: path, onclick: linkHandler(path) }, `${c.site} / ${c.line} / ${c.machine}`)),
+                h("td", null, config ? `agent ${c.agent_id}` : h("a", { href: path, onclick: linkHandler(path) }, `${c.site} / ${c.line} / ${c.machine}`)),
                 h("td", null, c.tag),
-                h("td", { class: "num" }, fmtValue(c.value)),
+                h("td", { class: "num" }, asked),
                 h("td", { class: "num" }, fmtValue(c.previous)),
                 h("td", { class: "num" }, fmtValue(c.read_back)),
                 h("td", null, badge(look(c.status), c.status)),
