@@ -1,4 +1,4 @@
-"""`edge-agent probe CONFIG --device MACHINE`: read one Modbus device once and show everything.
+"""`edge-agent probe CONFIG --device MACHINE`: read one device once and show everything.
 
 The commissioning tool: raw registers next to the decoded value, and for multi-register
 numbers the value in all four word/byte orders with the configured one marked and the
@@ -18,6 +18,7 @@ import typer
 
 from edge_agent.cli.common import driver_or_exit, fail
 from edge_agent.cli.opcua import probe_opcua
+from edge_agent.cli.s7 import probe_s7
 from edge_agent.drivers.modbus.codec import (
     MULTI_REGISTER_NUMERIC,
     ORDERS,
@@ -27,6 +28,7 @@ from edge_agent.drivers.modbus.codec import (
 )
 from edge_agent.drivers.modbus.driver import ModbusDriver, PointReading
 from edge_agent.drivers.modbus.points import ModbusPoint
+from edge_agent.drivers.s7.driver import S7Driver
 from edge_agent.errors import MillstreamAgentError
 
 if TYPE_CHECKING:
@@ -39,8 +41,9 @@ __all__ = [
     "register",
 ]
 
-_HELP = """Read one Modbus device once and print every tag: raw registers, decoded value, and
-for multi-register numbers the value in all four orders (* = configured, ! = implausible).
+_HELP = """Read one device once and print every tag: for Modbus the raw registers, decoded value,
+and for multi-register numbers the value in all four orders (* = configured, ! = implausible);
+for S7 the address and its bytes; for OPC-UA the node each tag resolved to.
 
 Example:
 
@@ -140,6 +143,9 @@ def probe(
 ) -> None:
     """Read one Modbus device once and print every tag with raw registers and all orders."""
     driver = driver_or_exit(config, device)
+    if isinstance(driver, S7Driver):
+        probe_s7(driver, as_json=as_json)
+        return
     if not isinstance(driver, ModbusDriver):
         probe_opcua(cast("OpcuaDriver", driver), as_json=as_json)  # the only other protocol
         return

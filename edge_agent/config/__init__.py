@@ -13,6 +13,7 @@ from edge_agent.config.agent import (
     ModbusConnection,
     MqttSection,
     OpcUaConnection,
+    S7Connection,
 )
 from edge_agent.config.loader import (
     PROFILE_PATH_ENV,
@@ -30,6 +31,7 @@ from edge_agent.config.modbus_profile import ModbusDefaults, ModbusProfile, Modb
 from edge_agent.config.opcua_profile import OpcUaDeadband, OpcUaDefaults, OpcUaProfile, OpcUaTag
 from edge_agent.config.points import modbus_point, modbus_points, opcua_point, opcua_points
 from edge_agent.config.profile import DeviceProfile
+from edge_agent.config.s7_profile import S7Profile, S7Tag
 from edge_agent.config.units import format_duration, format_size, parse_duration, parse_size
 from millstream_common.config import apply_env_overrides, env_name
 
@@ -52,6 +54,9 @@ __all__ = [
     "OpcUaProfile",
     "OpcUaTag",
     "ResolvedDevice",
+    "S7Connection",
+    "S7Profile",
+    "S7Tag",
     "apply_env_overrides",
     "available_profiles",
     "buffer_path",

@@ -243,6 +243,17 @@ class OpcUaConnection(_Model):
         return security
 
 
+class S7Connection(_Model):
+    """How to reach a Siemens S7 CPU over ISO-on-TCP: host, port, rack and slot (S7-300: rack 0,
+    slot 2; S7-1200/1500: rack 0, slot 1 — what TIA Portal shows for the CPU)."""
+
+    host: str = Field(min_length=1)
+    port: int = Field(102, ge=1, le=65535)
+    rack: int = Field(0, ge=0, le=7)
+    slot: int = Field(1, ge=0, le=31)
+    timeout_ms: int = Field(1000, ge=10, le=600_000)
+
+
 class Device(_Model):
     """One machine: its name, its profile and how to reach it."""
 
@@ -250,23 +261,28 @@ class Device(_Model):
     profile: str = Field(min_length=1)
     modbus: ModbusConnection | None = None
     opcua: OpcUaConnection | None = None
+    s7: S7Connection | None = None
 
     @property
-    def protocol(self) -> Literal["modbus", "opcua"]:
+    def protocol(self) -> Literal["modbus", "opcua", "s7"]:
         """The protocol of the connection section given."""
-        return "modbus" if self.modbus is not None else "opcua"
+        if self.modbus is not None:
+            return "modbus"
+        return "opcua" if self.opcua is not None else "s7"
 
     @model_validator(mode="after")
     def _one_connection(self) -> Device:
-        if (self.modbus is None) == (self.opcua is None):
+        given = [s for s in (self.modbus, self.opcua, self.s7) if s is not None]
+        if len(given) != 1:
             raise_issues(
                 "Device",
                 [
                     Issue(
                         ("modbus",) if self.modbus is not None else (),
-                        "a device needs exactly one of modbus and opcua",
-                        "add modbus: {host: ..., unit: 1} or opcua: {url: opc.tcp://...}"
-                        if self.modbus is None
+                        "a device needs exactly one of modbus, opcua and s7",
+                        "add modbus: {host: ..., unit: 1}, opcua: {url: opc.tcp://...} or "
+                        "s7: {host: ..., rack: 0, slot: 1}"
+                        if not given
                         else "keep the section matching the profile's protocol",
                     )
                 ],

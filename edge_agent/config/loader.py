@@ -21,10 +21,8 @@ from pydantic import ValidationError
 
 import edge_agent
 from edge_agent.config.agent import AgentConfig, Device
-from edge_agent.config.modbus_profile import ModbusProfile
-from edge_agent.config.opcua_profile import OpcUaProfile
 from edge_agent.config.problems import closest, problems_from_validation
-from edge_agent.config.profile import PROFILE_MODELS, profile_model_for
+from edge_agent.config.profile import PROFILE_MODELS, AnyProfile, profile_model_for
 from edge_agent.config.yamlfile import YamlDocument, read_yaml
 from edge_agent.errors import ConfigError, ConfigProblem
 from millstream_common.config import apply_env_overrides
@@ -55,7 +53,7 @@ class ResolvedDevice:
     """A device from the config with the profile it names, loaded and validated."""
 
     device: Device
-    profile: ModbusProfile | OpcUaProfile
+    profile: AnyProfile
     profile_file: Path
 
 
@@ -78,7 +76,7 @@ class LoadedConfig:
     devices: tuple[ResolvedDevice, ...]
 
     @property
-    def profiles(self) -> dict[str, ModbusProfile | OpcUaProfile]:
+    def profiles(self) -> dict[str, AnyProfile]:
         """Profiles in use, by profile name."""
         return {d.profile.profile: d.profile for d in self.devices}
 
@@ -159,9 +157,7 @@ def _shown(path: Path) -> str:
         return str(path)
 
 
-def load_profile(
-    path: Path, *, prefix: str = ""
-) -> tuple[ModbusProfile | OpcUaProfile | None, list[ConfigProblem]]:
+def load_profile(path: Path, *, prefix: str = "") -> tuple[AnyProfile | None, list[ConfigProblem]]:
     """Load and validate one profile file; return it (None if invalid) and its problems."""
     shown = _shown(path)
     document, problems = read_yaml(path, shown_as=shown)
@@ -280,11 +276,11 @@ def _resolve_profiles(
     document: YamlDocument,
     *,
     base_dir: Path | None,
-) -> tuple[dict[int, tuple[ModbusProfile | OpcUaProfile, Path]], list[ConfigProblem]]:
+) -> tuple[dict[int, tuple[AnyProfile, Path]], list[ConfigProblem]]:
     """Load the profile of every device entry, each file once; problems are named by device."""
-    resolved: dict[int, tuple[ModbusProfile | OpcUaProfile, Path]] = {}
+    resolved: dict[int, tuple[AnyProfile, Path]] = {}
     problems: list[ConfigProblem] = []
-    loaded: dict[Path, ModbusProfile | OpcUaProfile | None] = {}
+    loaded: dict[Path, AnyProfile | None] = {}
     devices = data.get("devices")
     for index, raw in enumerate(devices if isinstance(devices, list) else []):
         ref = raw.get("profile") if isinstance(raw, dict) else None
@@ -318,7 +314,7 @@ def _resolve_profiles(
         if profile is None:
             continue
         if isinstance(raw, dict):
-            connection = "modbus" if "modbus" in raw else "opcua" if "opcua" in raw else None
+            connection = next((c for c in PROFILE_MODELS if c in raw), None)
             if connection is not None and connection != profile.protocol:
                 problems.append(
                     ConfigProblem(

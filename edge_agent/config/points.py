@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from edge_agent.config.modbus_profile import ModbusProfile, ModbusTag
 from edge_agent.config.opcua_profile import OpcUaProfile, OpcUaTag
+from edge_agent.config.s7_profile import S7Profile
 from edge_agent.drivers.modbus.points import ModbusPoint
 from edge_agent.drivers.opcua.points import Deadband, OpcuaPoint
+from edge_agent.drivers.s7.address import MAX_STRING
 
-__all__ = ["modbus_point", "modbus_points", "opcua_point", "opcua_points"]
+if TYPE_CHECKING:
+    from edge_agent.drivers.s7.driver import S7Point
+
+__all__ = ["modbus_point", "modbus_points", "opcua_point", "opcua_points", "s7_points"]
 
 
 def _ms(duration: timedelta) -> int:
@@ -64,3 +70,24 @@ def opcua_point(tag: OpcUaTag, profile: OpcUaProfile) -> OpcuaPoint:
 def opcua_points(profile: OpcUaProfile) -> list[OpcuaPoint]:
     """Return one OPC-UA point per tag of `profile`, in profile order."""
     return [opcua_point(tag, profile) for tag in profile.tags]
+
+
+def s7_points(profile: S7Profile) -> list[S7Point]:
+    """Return one S7 point per tag of `profile`, in profile order."""
+    from edge_agent.drivers.s7.driver import S7Point  # noqa: PLC0415 -- imports snap7
+
+    return [
+        S7Point(
+            name=tag.name,
+            address=tag.parsed,
+            type=tag.type,
+            length=tag.length or MAX_STRING,
+            scale=tag.scale,
+            offset=tag.offset,
+            deadband=tag.deadband,
+            poll_ms=tag.poll_ms or profile.defaults.poll_ms,
+            max_interval_ms=_ms(tag.max_interval or profile.defaults.max_interval),
+            unit=tag.unit or None,
+        )
+        for tag in profile.tags
+    ]

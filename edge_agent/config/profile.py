@@ -8,19 +8,24 @@ from pydantic import Field
 
 from edge_agent.config.modbus_profile import ModbusProfile
 from edge_agent.config.opcua_profile import OpcUaProfile
+from edge_agent.config.s7_profile import S7Profile
 
-__all__ = ["PROFILE_MODELS", "DeviceProfile", "profile_model_for"]
+__all__ = ["PROFILE_MODELS", "AnyProfile", "DeviceProfile", "profile_model_for"]
 
-DeviceProfile = Annotated[ModbusProfile | OpcUaProfile, Field(discriminator="protocol")]
+AnyProfile = ModbusProfile | OpcUaProfile | S7Profile
+DeviceProfile = Annotated[AnyProfile, Field(discriminator="protocol")]
 
 # Adding a protocol = one more profile model here and one more connection section in Device.
-PROFILE_MODELS: dict[str, type[ModbusProfile] | type[OpcUaProfile]] = {
+PROFILE_MODELS: dict[str, type[ModbusProfile] | type[OpcUaProfile] | type[S7Profile]] = {
     "modbus": ModbusProfile,
     "opcua": OpcUaProfile,
+    "s7": S7Profile,
 }
 
 
-def profile_model_for(raw: Any) -> type[ModbusProfile] | type[OpcUaProfile] | None:
+def profile_model_for(
+    raw: Any,
+) -> type[ModbusProfile] | type[OpcUaProfile] | type[S7Profile] | None:
     """Return the profile model for raw data's `protocol`, or None if it names none we know."""
     protocol = raw.get("protocol") if isinstance(raw, dict) else None
     return PROFILE_MODELS.get(protocol) if isinstance(protocol, str) else None

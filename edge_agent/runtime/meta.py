@@ -14,7 +14,8 @@ from collections.abc import Iterable, Mapping
 import wire
 from edge_agent.config import LoadedConfig
 from edge_agent.config.modbus_profile import ModbusProfile
-from edge_agent.config.points import modbus_points, opcua_points
+from edge_agent.config.points import modbus_points, opcua_points, s7_points
+from edge_agent.config.s7_profile import S7Profile
 
 __all__ = ["meta_messages", "profile_meta"]
 
@@ -33,6 +34,13 @@ def profile_meta(loaded: LoadedConfig) -> dict[str, dict[str, wire.TagMeta]]:
                 tags[p.name] = wire.TagMeta(
                     unit=p.unit, max_interval_ms=p.max_interval_ms, poll_ms=every,
                     limits=limits[p.name], writable=_writable(p.writable, p.min, p.max),
+                )  # fmt: skip
+        elif isinstance(profile, S7Profile):
+            for q in s7_points(profile):
+                every = q.poll_ms if q.deadband is None else None
+                tags[q.name] = wire.TagMeta(
+                    unit=q.unit, max_interval_ms=q.max_interval_ms, poll_ms=every,
+                    limits=limits[q.name],
                 )  # fmt: skip
         else:
             for o in opcua_points(profile):

@@ -32,7 +32,13 @@ def _opcua(loaded: LoadedConfig, resolved: ResolvedDevice, environ: Mapping[str,
     return opcua_driver(loaded, resolved, environ)
 
 
-PROTOCOLS: dict[str, Build] = {"modbus": _modbus, "opcua": _opcua}
+def _s7(loaded: LoadedConfig, resolved: ResolvedDevice, environ: Mapping[str, str]) -> Source:
+    from edge_agent.drivers.s7.wiring import s7_driver  # noqa: PLC0415 -- import cost
+
+    return s7_driver(loaded, resolved, environ)
+
+
+PROTOCOLS: dict[str, Build] = {"modbus": _modbus, "opcua": _opcua, "s7": _s7}
 
 
 def find_device(loaded: LoadedConfig, machine: str) -> ResolvedDevice:

@@ -1,0 +1,340 @@
+"""The S7 driver: polls a Siemens S7 PLC over ISO-on-TCP (python-snap7's asyncio client).
+
+Tags polled at the same interval are read together: their addresses are merged into as few
+byte ranges per area and data block as the negotiated PDU allows (gaps of up to `max_gap`
+bytes are read and thrown away rather than paid for with another request), and each range is
+decoded locally. A failed read drops the connection; the next poll reconnects with backoff, and
+the device health says why in words. Like the Modbus driver, `close()` lets a read in flight
+finish and `batches()` hands out everything read before it ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import Counter, defaultdict
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+
+from snap7.async_client import AsyncClient
+from snap7.error import S7Error
+from snap7.type import Area
+
+from edge_agent.drivers.base import Sample, Value
+from edge_agent.drivers.health import DeviceHealth, offline_after
+from edge_agent.drivers.modbus.deadband import DeadbandFilter
+from edge_agent.drivers.s7.address import S7Address, S7Type, byte_size, decode
+from edge_agent.errors import DeviceUnavailable
+from millstream_common.backoff import Backoff, device_backoff
+
+__all__ = ["Block", "S7Driver", "S7Endpoint", "S7Point", "plan_blocks"]
+
+_log = logging.getLogger(__name__)
+
+_AREA = {"DB": Area.DB, "M": Area.MK, "I": Area.PE, "Q": Area.PA}
+# A read response spends 18 bytes of the PDU on headers (what snap7 reserves as well).
+_READ_OVERHEAD = 18
+DEFAULT_MAX_GAP = 32
+
+
+@dataclass(frozen=True, slots=True)
+class S7Endpoint:
+    """Where the PLC is: ISO-on-TCP host and port, rack and slot of its CPU."""
+
+    host: str
+    port: int = 102
+    rack: int = 0
+    slot: int = 1
+    timeout_ms: int = 1000
+
+    @property
+    def timeout_s(self) -> float:
+        """The response timeout in seconds."""
+        return self.timeout_ms / 1000
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.port} (rack {self.rack}, slot {self.slot})"
+
+
+@dataclass(frozen=True, slots=True)
+class S7Point:
+    """One tag: where it is, its S7 type and its scaling."""
+
+    name: str
+    address: S7Address
+    type: S7Type
+    length: int = 254  # characters, for strings
+    scale: float = 1.0
+    offset: float = 0.0
+    deadband: float | None = None
+    poll_ms: int = 1000
+    max_interval_ms: int = 60_000
+    unit: str | None = None
+
+    @property
+    def size(self) -> int:
+        """Bytes read for this tag."""
+        return byte_size(self.type, self.length)
+
+    def value(self, data: bytes) -> Value:
+        """The tag's value in engineering units from its bytes."""
+        raw = decode(self.type, data, self.address.bit)
+        if isinstance(raw, bool | str) or (self.scale == 1.0 and self.offset == 0.0):
+            return raw
+        return raw * self.scale + self.offset
+
+
+@dataclass
+class Block:
+    """One contiguous byte range read in one request, and the tags inside it."""
+
+    area: str
+    db: int
+    start: int
+    size: int
+    points: list[S7Point] = field(default_factory=list)
+
+
+def plan_blocks(
+    points: Sequence[S7Point], max_block: int, max_gap: int = DEFAULT_MAX_GAP
+) -> list[Block]:
+    """The fewest byte ranges covering `points`: per area and data block, neighbours merged
+    while the gap between them is at most `max_gap` and the range fits `max_block` bytes."""
+    groups: dict[tuple[str, int], list[S7Point]] = defaultdict(list)
+    for point in points:
+        groups[point.address.area, point.address.db].append(point)
+    blocks: list[Block] = []
+    for (area, db), members in sorted(groups.items()):
+        current: Block | None = None
+        for point in sorted(members, key=lambda p: (p.address.byte, p.size)):
+            start, end = point.address.byte, point.address.byte + point.size
+            if (
+                current is not None
+                and start <= current.start + current.size + max_gap
+                and max(end, current.start + current.size) - current.start <= max_block
+            ):
+                current.size = max(current.size, end - current.start)
+                current.points.append(point)
+                continue
+            current = Block(area, db, start, end - start, [point])
+            blocks.append(current)
+    return blocks
+
+
+class S7Driver:
+    """Polls one S7 PLC; the runtime's Source (batches, close, health)."""
+
+    def __init__(
+        self,
+        device: str,
+        endpoint: S7Endpoint,
+        points: Sequence[S7Point],
+        *,
+        max_gap: int = DEFAULT_MAX_GAP,
+        backoff: Backoff | None = None,
+        clock: Callable[[], float] = time.time,
+        queue_batches: int = 1000,
+    ) -> None:
+        self.device = device
+        self.endpoint = endpoint
+        self.points = tuple(points)
+        self.max_gap = max_gap
+        self.health = DeviceHealth(device, self.offline_after_s, clock)
+        # polls, requests, samples, reconnects: for benchmarks, metrics and tests.
+        self.counters: Counter[str] = Counter()
+        self.pdu_length = 0
+        self._client: AsyncClient | None = None
+        self._plans: dict[int, list[Block]] = {}
+        self._backoff = backoff or device_backoff()
+        self._clock = clock
+        self._deadband = DeadbandFilter(
+            {p.name: p.deadband for p in self.points if p.deadband is not None},
+            {p.name: p.max_interval_ms for p in self.points},
+        )
+        self._queue: asyncio.Queue[list[Sample] | None] = asyncio.Queue(maxsize=queue_batches)
+        self._supervisor: asyncio.Task[None] | None = None
+        self._closed = False
+        self._closing = asyncio.Event()
+        self._connecting = asyncio.Lock()  # poll loops of several intervals share one client
+
+    @property
+    def offline_after_s(self) -> float:
+        """Three missed polls of the fastest tag, at least the timeout plus 2 s."""
+        fastest = min((p.poll_ms for p in self.points), default=1000) / 1000
+        return offline_after(fastest, self.endpoint.timeout_s)
+
+    def report_to(self, health: DeviceHealth) -> None:
+        """Report poll outcomes to the runtime's health of this device."""
+        self.health = health
+
+    @property
+    def closed(self) -> bool:
+        """True once `close()` has been called."""
+        return self._closed
+
+    @property
+    def requests(self) -> list[Block]:
+        """The byte ranges one poll of every tag reads (after connecting)."""
+        return [block for blocks in self._plans.values() for block in blocks]
+
+    async def __aenter__(self) -> S7Driver:
+        if self._closed:
+            self._closed = False
+            self._closing = asyncio.Event()
+            self._supervisor = None
+            self._queue = asyncio.Queue(maxsize=self._queue.maxsize)
+        try:
+            await self.connect()
+        except DeviceUnavailable as exc:
+            self.health.poll_failed(exc.reason)
+            raise
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.close()
+
+    async def connect(self) -> None:
+        """Connect (if not connected) and plan the reads for the negotiated PDU size."""
+        async with self._connecting:
+            if self._client is None:
+                await self._connect()
+
+    async def _connect(self) -> None:
+        client = AsyncClient()
+        try:
+            async with asyncio.timeout(self.endpoint.timeout_s + 1.0):
+                await client.connect(
+                    self.endpoint.host, self.endpoint.rack, self.endpoint.slot, self.endpoint.port
+                )
+        except (S7Error, OSError, TimeoutError) as exc:
+            with contextlib.suppress(Exception):
+                await client.disconnect()
+            raise DeviceUnavailable(
+                f"cannot connect to {self.endpoint}: {_words(exc)}", device=self.device
+            ) from None
+        self._client = client
+        self.counters["reconnects"] += 1
+        self.pdu_length = client.pdu_length
+        by_interval: dict[int, list[S7Point]] = defaultdict(list)
+        for point in self.points:
+            by_interval[point.poll_ms].append(point)
+        self._plans = {
+            ms: plan_blocks(pts, self.pdu_length - _READ_OVERHEAD, self.max_gap)
+            for ms, pts in by_interval.items()
+        }
+
+    async def _disconnect(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            with contextlib.suppress(Exception):
+                await client.disconnect()
+
+    async def read(self) -> list[Sample]:
+        """Every tag once."""
+        return [sample for _point, _raw, sample in await self.read_raw()]
+
+    async def read_raw(self) -> list[tuple[S7Point, bytes, Sample]]:
+        """Every tag once with its bytes as the PLC keeps them (what `probe` shows)."""
+        await self.connect()
+        raw: list[tuple[S7Point, bytes, Sample]] = []
+        await self._poll([b for blocks in self._plans.values() for b in blocks], raw)
+        return raw
+
+    async def _poll(
+        self, blocks: Sequence[Block], raw: list[tuple[S7Point, bytes, Sample]] | None = None
+    ) -> list[Sample]:
+        client = self._client
+        if client is None:
+            raise DeviceUnavailable("not connected", device=self.device)
+        samples: list[Sample] = []
+        ts = int(self._clock() * 1000)
+        try:
+            for block in blocks:
+                async with asyncio.timeout(self.endpoint.timeout_s):
+                    data = bytes(
+                        await client.read_area(_AREA[block.area], block.db, block.start, block.size)
+                    )
+                self.counters["requests"] += 1
+                for point in block.points:
+                    at = point.address.byte - block.start
+                    own = data[at : at + point.size]
+                    sample = Sample(point.name, ts, point.value(own), "good")
+                    samples.append(sample)
+                    if raw is not None:
+                        raw.append((point, own, sample))
+        except (S7Error, OSError, TimeoutError) as exc:
+            await self._disconnect()
+            raise DeviceUnavailable(f"{self.endpoint}: {_words(exc)}", device=self.device) from None
+        return samples
+
+    async def batches(self) -> AsyncIterator[list[Sample]]:
+        """One list of samples per poll of one interval, until `close()`."""
+        if self._supervisor is None and not self._closed:
+            self._supervisor = asyncio.create_task(self._supervise(), name=f"s7 {self.device}")
+        while not (self._closed and self._queue.empty()):
+            batch = await self._queue.get()
+            if batch is None:
+                return
+            yield batch
+
+    async def close(self) -> None:
+        """Stop polling (a read in flight finishes and is handed over) and disconnect."""
+        if self._closed:
+            return
+        self._closed = True
+        self._closing.set()
+        if self._supervisor is not None:
+            await asyncio.wait([self._supervisor], timeout=self.endpoint.timeout_s + 1.0)
+            self._supervisor.cancel()
+            await asyncio.wait([self._supervisor])
+        await self._disconnect()
+        if self._queue.empty():
+            self._queue.put_nowait(None)
+
+    async def _supervise(self) -> None:
+        async with asyncio.TaskGroup() as group:
+            for poll_ms in sorted({p.poll_ms for p in self.points}):
+                group.create_task(self._poll_loop(poll_ms), name=f"s7 {self.device} {poll_ms}ms")
+
+    async def _poll_loop(self, poll_ms: int) -> None:
+        loop = asyncio.get_running_loop()
+        period = poll_ms / 1000
+        due = loop.time()
+        while not self._closed:
+            delay = period
+            try:
+                await self.connect()
+                samples = await self._poll(self._plans.get(poll_ms, []))
+            except DeviceUnavailable as exc:
+                if self.closed:
+                    return  # the failure is our own close() pulling the connection away
+                self.health.poll_failed(exc.reason)
+                delay = max(period, self._backoff.next_delay())
+            else:
+                self.health.poll_ok()
+                self._backoff.reset()
+                self.counters["polls"] += 1
+                reported = self._deadband.filter(samples)
+                if reported:
+                    await self._queue.put(reported)
+                    self.counters["samples"] += len(reported)
+            due += delay
+            now = loop.time()
+            due = max(due, now)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closing.wait(), due - now)
+
+
+def _words(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError):
+        return "no answer in time"
+    text = str(exc) or type(exc).__name__
+    if "Address out of range" in text or "not available" in text.lower():
+        return (
+            f"{text} — on an S7-1200/1500, a data block read by absolute address needs "
+            "'Optimized block access' turned off in its properties, and PUT/GET allowed in the "
+            "CPU's protection settings"
+        )
+    return text
