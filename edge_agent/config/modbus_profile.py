@@ -338,28 +338,7 @@ class ModbusTag(_Model):
                     True,
                 )
             )
-        for key in ("min", "max"):
-            if getattr(self, key) is None:
-                continue
-            if not self.writable:
-                issues.append(
-                    Issue(
-                        (key,),
-                        f"{key} bounds what commands may write, but the tag is not writable",
-                        f"add writable: true, or remove {key} (for alert limits use limits:)",
-                        getattr(self, key),
-                    )
-                )
-            elif self.type in ("bool", "string"):
-                issues.append(
-                    Issue((key,), f"{key} applies to numbers, not to type {self.type}",
-                          f"remove {key}", getattr(self, key))
-                )  # fmt: skip
-        if self.min is not None and self.max is not None and self.min > self.max:
-            issues.append(
-                Issue(("max",), f"max {self.max:g} is below min {self.min:g}",
-                      "swap them: min is the lowest value a command may write", self.max)
-            )  # fmt: skip
+        issues += write_bound_issues(self.writable, self.min, self.max, self.type)
         return issues
 
     def _address_issue(self) -> Issue | None:
@@ -478,6 +457,38 @@ class ModbusTag(_Model):
                     )
                 )
         return issues
+
+
+def write_bound_issues(
+    writable: bool, low: float | None, high: float | None, type_: str | None = None
+) -> list[Issue]:
+    """What is wrong with a tag's `min`/`max` (the range commands may write), for every
+    protocol: they need `writable`, a number type (`type_` None: decided by the device), and
+    min ≤ max."""
+    issues: list[Issue] = []
+    for key, bound in (("min", low), ("max", high)):
+        if bound is None:
+            continue
+        if not writable:
+            issues.append(
+                Issue(
+                    (key,),
+                    f"{key} bounds what commands may write, but the tag is not writable",
+                    f"add writable: true, or remove {key} (for alert limits use limits:)",
+                    bound,
+                )
+            )
+        elif type_ in ("bool", "string"):
+            issues.append(
+                Issue((key,), f"{key} applies to numbers, not to type {type_}", f"remove {key}",
+                      bound)
+            )  # fmt: skip
+    if low is not None and high is not None and low > high:
+        issues.append(
+            Issue(("max",), f"max {high:g} is below min {low:g}",
+                  "swap them: min is the lowest value a command may write", high)
+        )  # fmt: skip
+    return issues
 
 
 def validate_tag_list(title: str, value: Any, handler: ValidatorFunctionWrapHandler) -> Any:

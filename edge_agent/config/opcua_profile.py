@@ -22,6 +22,7 @@ from edge_agent.config.modbus_profile import (
     MaxInterval,
     duplicate_issues,
     validate_tag_list,
+    write_bound_issues,
 )
 from edge_agent.config.names import Name
 
@@ -67,22 +68,7 @@ class OpcUaTag(_Model):
 
     @model_validator(mode="after")
     def _bounds(self) -> OpcUaTag:
-        issues = [
-            Issue(
-                (key,),
-                f"{key} bounds what commands may write, but the tag is not writable",
-                f"add writable: true, or remove {key} (for alert limits use limits:)",
-                getattr(self, key),
-            )
-            for key in ("min", "max")
-            if getattr(self, key) is not None and not self.writable
-        ]
-        if self.min is not None and self.max is not None and self.min > self.max:
-            issues.append(
-                Issue(("max",), f"max {self.max:g} is below min {self.min:g}",
-                      "swap them: min is the lowest value a command may write", self.max)
-            )  # fmt: skip
-        raise_issues("OpcUaTag", issues)
+        raise_issues("OpcUaTag", write_bound_issues(self.writable, self.min, self.max))
         return self
 
     @model_validator(mode="after")

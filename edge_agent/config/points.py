@@ -88,6 +88,9 @@ def s7_points(profile: S7Profile) -> list[S7Point]:
             poll_ms=tag.poll_ms or profile.defaults.poll_ms,
             max_interval_ms=_ms(tag.max_interval or profile.defaults.max_interval),
             unit=tag.unit or None,
+            writable=tag.writable,
+            min=tag.min,
+            max=tag.max,
         )
         for tag in profile.tags
     ]

@@ -31,6 +31,7 @@ from edge_agent.config.modbus_profile import (
     MaxInterval,
     PollMs,
     validate_tag_list,
+    write_bound_issues,
 )
 from edge_agent.config.names import Name
 from edge_agent.drivers.s7.address import (
@@ -71,6 +72,11 @@ class S7Tag(_Model):
     poll_ms: PollMs | None = None
     max_interval: MaxInterval | None = None
     limits: wire.Limits | None = None
+    # Commands may write this tag (docs/commands.md), numbers within `min`/`max` (engineering
+    # units, before scale and offset are undone).
+    writable: bool = False
+    min: FiniteFloat | None = None
+    max: FiniteFloat | None = None
 
     @field_validator("address")
     @classmethod
@@ -98,6 +104,10 @@ class S7Tag(_Model):
             issues.append(Issue(("length",), "only a string has a length", "remove length"))
         if self.deadband is not None and self.type in ("bool", "string"):
             issues.append(Issue(("deadband",), f"a {self.type} has no deadband", "remove it"))
+        if self.writable and self.parsed.area == "I":
+            issues.append(Issue(("writable",), "process inputs (I/E) are read-only",
+                                "write to a DB, M or Q address, or remove writable"))  # fmt: skip
+        issues += write_bound_issues(self.writable, self.min, self.max, self.type)
         raise_issues("S7Tag", issues)
         return self
 

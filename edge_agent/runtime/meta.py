@@ -40,7 +40,7 @@ def profile_meta(loaded: LoadedConfig) -> dict[str, dict[str, wire.TagMeta]]:
                 every = q.poll_ms if q.deadband is None else None
                 tags[q.name] = wire.TagMeta(
                     unit=q.unit, max_interval_ms=q.max_interval_ms, poll_ms=every,
-                    limits=limits[q.name],
+                    limits=limits[q.name], writable=_writable(q.writable, q.min, q.max),
                 )  # fmt: skip
         else:
             for o in opcua_points(profile):

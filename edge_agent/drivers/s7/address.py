@@ -26,6 +26,7 @@ __all__ = [
     "S7Type",
     "byte_size",
     "decode",
+    "encode",
     "parse_address",
     "width_problem",
 ]
@@ -166,3 +167,26 @@ def decode(type_: S7Type, data: bytes, bit: int | None = None) -> bool | int | f
         return data[2 : 2 + min(used, capacity, len(data) - 2)].decode("latin-1")
     value: int | float = struct.unpack(_STRUCT[type_], data)[0]
     return value
+
+
+_RANGES = {
+    "byte": (0, 0xFF), "word": (0, 0xFFFF), "dword": (0, 0xFFFF_FFFF), "int": (-(2**15), 2**15 - 1),
+    "dint": (-(2**31), 2**31 - 1), "uint": (0, 0xFFFF), "udint": (0, 0xFFFF_FFFF),
+}  # fmt: skip
+
+
+def encode(type_: S7Type, value: bool | int | float | str, length: int = MAX_STRING) -> bytes:
+    """The bytes the PLC keeps for `value` (not for bool: a bit is set inside its byte);
+    ValueError naming the type's range when it does not fit."""
+    if type_ == "string":
+        text = str(value).encode("latin-1", errors="strict")
+        if len(text) > length:
+            raise ValueError(f"{len(text)} characters do not fit a String[{length}]")
+        return bytes([length, len(text)]) + text
+    if type_ in ("real", "lreal"):
+        return struct.pack(_STRUCT[type_], float(value))
+    number = round(float(value))
+    low, high = _RANGES[type_]
+    if not low <= number <= high:
+        raise ValueError(f"{number} does not fit {type_.upper()} ({low} … {high})")
+    return struct.pack(_STRUCT[type_], number)

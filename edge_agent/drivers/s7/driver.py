@@ -25,8 +25,9 @@ from snap7.type import Area
 from edge_agent.drivers.base import Sample, Value
 from edge_agent.drivers.health import DeviceHealth, offline_after
 from edge_agent.drivers.modbus.deadband import DeadbandFilter
-from edge_agent.drivers.s7.address import S7Address, S7Type, byte_size, decode
-from edge_agent.errors import DeviceUnavailable
+from edge_agent.drivers.s7.address import S7Address, S7Type, byte_size, decode, encode
+from edge_agent.drivers.writes import ValueKind, check_write, no_such_tag
+from edge_agent.errors import DeviceUnavailable, WriteFailed, WriteRefused
 from millstream_common.backoff import Backoff, device_backoff
 
 __all__ = ["Block", "S7Driver", "S7Endpoint", "S7Point", "plan_blocks"]
@@ -72,6 +73,9 @@ class S7Point:
     poll_ms: int = 1000
     max_interval_ms: int = 60_000
     unit: str | None = None
+    writable: bool = False
+    min: float | None = None
+    max: float | None = None
 
     @property
     def size(self) -> int:
@@ -268,6 +272,69 @@ class S7Driver:
             await self._disconnect()
             raise DeviceUnavailable(f"{self.endpoint}: {_words(exc)}", device=self.device) from None
         return samples
+
+    # -- writes (commands, `edge-agent write`) -------------------------------------------------
+
+    def _point(self, tag: str) -> S7Point:
+        for point in self.points:
+            if point.name == tag:
+                return point
+        raise no_such_tag(self.device, tag, [p.name for p in self.points])
+
+    async def read_tag(self, tag: str) -> Value:
+        """One tag's value now; `WriteRefused` naming the tags there are when there is none."""
+        point = self._point(tag)
+        await self.connect()
+        block = Block(point.address.area, point.address.db, point.address.byte, point.size,
+                      [point])  # fmt: skip
+        (sample,) = await self._poll([block])
+        return sample.value
+
+    async def write(self, tag: str, value: Value) -> tuple[Value, Value]:
+        """Write `value` (engineering units) to a writable tag; (value before, value read back).
+        A bool is set inside its byte (read, change the one bit, write back)."""
+        point = self._point(tag)
+        kind: ValueKind = (
+            "bool" if point.type == "bool" else "string" if point.type == "string" else "number"
+        )
+        checked = check_write(tag, value, kind, writable=point.writable, min=point.min,
+                              max=point.max)  # fmt: skip
+        previous = await self.read_tag(tag)
+        address = point.address
+        try:
+            if point.type == "bool":
+                old = await self._read_bytes(address.area, address.db, address.byte, 1)
+                mask = 1 << (address.bit or 0)
+                data = bytes([old[0] | mask if checked else old[0] & ~mask & 0xFF])
+            else:
+                raw = checked if isinstance(checked, str) else (
+                    (float(checked) - point.offset) / point.scale  # type: ignore[arg-type]
+                )  # fmt: skip
+                data = encode(point.type, raw, point.length)
+        except ValueError as exc:
+            raise WriteRefused(f"{tag}: {exc}") from None
+        client = self._client
+        if client is None:
+            raise DeviceUnavailable("not connected", device=self.device)
+        try:
+            async with asyncio.timeout(self.endpoint.timeout_s):
+                await client.write_area(_AREA[address.area], address.db, address.byte,
+                                        bytearray(data))  # fmt: skip
+        except (S7Error, OSError, TimeoutError) as exc:
+            await self._disconnect()
+            raise WriteFailed(f"{address}: {_words(exc)}") from None
+        return previous, await self.read_tag(tag)
+
+    async def _read_bytes(self, area: str, db: int, start: int, size: int) -> bytes:
+        client = self._client
+        if client is None:
+            raise DeviceUnavailable("not connected", device=self.device)
+        try:
+            async with asyncio.timeout(self.endpoint.timeout_s):
+                return bytes(await client.read_area(_AREA[area], db, start, size))
+        except (S7Error, OSError, TimeoutError) as exc:
+            await self._disconnect()
+            raise DeviceUnavailable(f"{self.endpoint}: {_words(exc)}", device=self.device) from None
 
     async def batches(self) -> AsyncIterator[list[Sample]]:
         """One list of samples per poll of one interval, until `close()`."""

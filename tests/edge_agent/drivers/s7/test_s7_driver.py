@@ -12,6 +12,7 @@ import pytest
 
 from edge_agent.drivers.s7.address import AddressError, parse_address
 from edge_agent.drivers.s7.driver import S7Driver, S7Endpoint, S7Point
+from edge_agent.errors import WriteRefused
 from millstream_common.backoff import Backoff
 from tests.edge_agent.drivers.s7.s7_harness import s7_server
 
@@ -129,3 +130,39 @@ def test_a_wrong_address_names_the_right_form(text: str, hint: str) -> None:
     with pytest.raises(AddressError) as info:
         parse_address(text)
     assert hint in info.value.hint
+
+
+async def test_writes_land_in_the_plc_and_are_read_back() -> None:
+    db = _db10()
+    points = [
+        _point("speed", "DB10.DBD0", "real", writable=True, min=0.0, max=100.0),
+        _point("count", "DB10.DBD4", "dint", writable=True),
+        _point("temp", "DB10.DBW8", "int", scale=0.1, writable=True),
+        _point("bit", "DB10.DBX31.5", "bool", writable=True),
+        _point("text", "DB10.DBB32", "string", length=20, writable=True),
+        _point("word", "DB10.DBW10", "word"),
+    ]
+    with s7_server({10: db}) as (_server, port):
+        async with S7Driver("plc", S7Endpoint("127.0.0.1", port), points) as driver:
+            assert await driver.write("speed", 55.5) == (12.5, 55.5)
+            assert await driver.write("count", 7) == (-123456, 7)
+            before, after = await driver.write("temp", 21.5)
+            assert (before, after) == (pytest.approx(-0.7), pytest.approx(21.5))
+            assert await driver.write("bit", True) == (False, True)
+            assert await driver.write("text", "recipe 4") == ("hello", "recipe 4")
+            for tag, value, words in (
+                ("speed", 150, "above speed's max 100"),
+                ("word", 1, "not writable"),
+                ("temp", 5000, "50000 does not fit INT (-32768 … 32767)"),
+                ("nope", 1, "no tag 'nope'"),
+                ("text", "x" * 21, "do not fit a String[20]"),
+            ):
+                with pytest.raises(WriteRefused) as info:
+                    await driver.write(tag, value)
+                assert words in str(info.value)
+    # The PLC's own memory holds them, big-endian, the other bits of the byte untouched.
+    assert struct.unpack_from(">f", db, 0)[0] == 55.5
+    assert struct.unpack_from(">i", db, 4)[0] == 7
+    assert struct.unpack_from(">h", db, 8)[0] == 215
+    assert db[31] == 0b0010_1000
+    assert db[32:42] == bytes([20, 8]) + b"recipe 4"
