@@ -1,5 +1,6 @@
 """Modbus TCP and RTU acquisition: points, codec, read planner, deadband, bus and the driver."""
 
+from edge_agent.drivers.deadband import DeadbandFilter, exceeds_deadband
 from edge_agent.drivers.modbus.bus import BusPool, ModbusBus, RequestRejected
 from edge_agent.drivers.modbus.codec import (
     all_orders,
@@ -12,7 +13,6 @@ from edge_agent.drivers.modbus.codec import (
     scale_value,
     set_bit,
 )
-from edge_agent.drivers.modbus.deadband import DeadbandFilter, exceeds_deadband
 from edge_agent.drivers.modbus.driver import ModbusDriver, PointReading
 from edge_agent.drivers.modbus.endpoint import ModbusEndpoint, SerialLink, TcpLink
 from edge_agent.drivers.modbus.planner import Learned, ReadRequest, plan_reads, split_request

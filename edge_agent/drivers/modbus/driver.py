@@ -8,20 +8,15 @@ and no exception leaves a poll loop, so one failing device or tag never stops th
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import math
 import time
-from collections import Counter
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from edge_agent.drivers.base import Sample, Value
-from edge_agent.drivers.health import DeviceHealth, offline_after
 from edge_agent.drivers.modbus.bus import BusPool, ModbusBus, RequestRejected, default_pool
 from edge_agent.drivers.modbus.codec import decode_point, encode_point, register_count
-from edge_agent.drivers.modbus.deadband import DeadbandFilter
 from edge_agent.drivers.modbus.endpoint import ModbusEndpoint
 from edge_agent.drivers.modbus.planner import (
     DEFAULT_MAX_GAP,
@@ -31,9 +26,10 @@ from edge_agent.drivers.modbus.planner import (
     split_request,
 )
 from edge_agent.drivers.modbus.points import ModbusPoint
+from edge_agent.drivers.polling import PollingDriver
 from edge_agent.drivers.writes import ValueKind, check_write, no_such_tag
 from edge_agent.errors import DecodeError, DeviceUnavailable, WriteRefused
-from millstream_common.backoff import Backoff, device_backoff
+from millstream_common.backoff import Backoff
 
 __all__ = ["ModbusDriver", "PointReading"]
 
@@ -61,7 +57,7 @@ def reading_of(point: ModbusPoint, raw: Sequence[int], ts: int) -> PointReading:
     return PointReading(point, tuple(raw), Sample(point.name, ts, value, "good"))
 
 
-class ModbusDriver:
+class ModbusDriver(PollingDriver):
     """Implements the driver Protocol (connect, read, subscribe, close) for one Modbus device."""
 
     def __init__(
@@ -76,43 +72,27 @@ class ModbusDriver:
         clock: Callable[[], float] = time.time,
         queue_batches: int = 1000,
     ) -> None:
-        self.device = device
         self.endpoint = endpoint
         self.points = tuple(points)
         self.max_gap = max_gap
         self.learned = Learned()
-        # Replaced by the runtime's (`report_to`); this one serves `probe` and tests.
-        self.health = DeviceHealth(device, self.offline_after_s, clock)
-        # polls, requests, samples, bad_points, rejected, reconnects: for benchmarks and metrics.
-        self.counters: Counter[str] = Counter()
+        super().__init__(
+            device, self.points, backoff=backoff, clock=clock, queue_batches=queue_batches
+        )
         # None: the event loop's default pool, so devices on one serial port share it anyway.
         self._pool = pool
         self._bus: ModbusBus | None = None
-        self._backoff = backoff or device_backoff()
-        self._clock = clock
         self._plan = self._make_plan()
-        self._deadband = DeadbandFilter(
-            {p.name: p.deadband for p in self.points if p.deadband is not None},
-            {p.name: p.max_interval_ms for p in self.points},
-        )
-        # Bounded: a consumer that falls behind slows polling down instead of growing memory.
-        self._queue: asyncio.Queue[list[Sample] | None] = asyncio.Queue(maxsize=queue_batches)
-        self._supervisor: asyncio.Task[None] | None = None
-        self._closed = False
-        self._closing = asyncio.Event()  # wakes poll loops sleeping until their next poll
 
-    async def __aenter__(self) -> ModbusDriver:
-        if self._closed:
-            self._reopen()
-        try:
-            await self.connect()
-        except DeviceUnavailable as exc:
-            self.health.poll_failed(exc.reason)
-            raise
-        return self
+    @property
+    def timeout_s(self) -> float:
+        """The response timeout."""
+        return self.endpoint.timeout_s
 
-    async def __aexit__(self, *_exc: object) -> None:
-        await self.close()
+    @property
+    def fastest_poll_s(self) -> float:
+        """The shortest poll interval of the device's tags, in seconds."""
+        return min((p.poll_ms for p in self.points), default=1000) / 1000
 
     @property
     def bus(self) -> ModbusBus:
@@ -125,21 +105,6 @@ class ModbusDriver:
                 self._pool = default_pool()
             self._bus = self._pool.acquire(self.endpoint.link, self.endpoint.timeout_s)
         return self._bus
-
-    @property
-    def closed(self) -> bool:
-        """True once `close()` has been called."""
-        return self._closed
-
-    @property
-    def offline_after_s(self) -> float:
-        """Three missed polls of the fastest tag, at least the timeout plus 2 s."""
-        fastest = min((p.poll_ms for p in self.points), default=1000) / 1000
-        return offline_after(fastest, self.endpoint.timeout_s)
-
-    def report_to(self, health: DeviceHealth) -> None:
-        """Report poll outcomes to the runtime's health of this device."""
-        self.health = health
 
     @property
     def online(self) -> bool:
@@ -167,103 +132,16 @@ class ModbusDriver:
         await self.connect()
         return await self._poll(self._plan)
 
-    async def subscribe(self) -> AsyncIterator[Sample]:
-        """Samples as the poll loops produce them (deadband applied), until `close()`."""
-        async for batch in self.batches():
-            for sample in batch:
-                yield sample
+    async def poll_interval(self, poll_ms: int) -> list[Sample]:
+        """The tags polled every `poll_ms`, once."""
+        readings = await self._poll([r for r in self._plan if r.poll_ms == poll_ms])
+        return [r.sample for r in readings]
 
-    async def batches(self) -> AsyncIterator[list[Sample]]:
-        """One list of samples per poll of one interval, until `close()`."""
-        self._start()
-        while not (self._closed and self._queue.empty()):
-            batch = await self._queue.get()
-            if batch is None:
-                return
-            yield batch
-
-    async def close(self) -> None:
-        """Stop the poll loops and give the link back; safe to call twice.
-
-        A poll in flight is let finish (up to the timeout) and its samples queued: the device
-        served them, and a stopping agent drains `batches()` into its buffer — cancelling it
-        would lose readings the device counted as read."""
-        if self._closed:
-            return
-        self._closed = True
-        self._closing.set()
-        if self._supervisor is not None:
-            # wait(), not await: our own cancellation must propagate, the supervisor's not.
-            await asyncio.wait([self._supervisor], timeout=self.endpoint.timeout_s + 1.0)
-            self._supervisor.cancel()
-            await asyncio.wait([self._supervisor])
-            failure = None if self._supervisor.cancelled() else self._supervisor.exception()
-            if failure is not None:
-                _log.error("device %s: poll loops failed", self.device, exc_info=failure)
+    async def release(self) -> None:
+        """Give the link back (closed when no other device on it still uses it)."""
         if self._bus is not None and self._pool is not None:
             self._pool.release(self._bus)
             self._bus = None
-        # Wake a consumer blocked in batches(). Only an empty queue can block it; a consumer
-        # with batches left drains them, then sees the driver closed.
-        if self._queue.empty():
-            self._queue.put_nowait(None)
-
-    def _reopen(self) -> None:
-        # A runtime may enter the same driver again after leaving it (retrying a device);
-        # what it learned about the device (bad tags, cuts) is kept.
-        self._closed = False
-        self._closing = asyncio.Event()
-        self._supervisor = None
-        self._queue = asyncio.Queue(maxsize=self._queue.maxsize)
-
-    # -- poll loops ---------------------------------------------------------------------------
-
-    def _start(self) -> None:
-        if self._supervisor is None and not self._closed:
-            self._supervisor = asyncio.create_task(
-                self._supervise(), name=f"modbus {self.device} supervisor"
-            )
-
-    async def _supervise(self) -> None:
-        intervals = sorted({p.poll_ms for p in self.points})
-        async with asyncio.TaskGroup() as group:
-            for poll_ms in intervals:
-                group.create_task(
-                    self._poll_loop(poll_ms), name=f"modbus {self.device} {poll_ms}ms"
-                )
-
-    async def _poll_loop(self, poll_ms: int) -> None:
-        loop = asyncio.get_running_loop()
-        period = poll_ms / 1000
-        due = loop.time()
-        # The flag, not only the cancellation, ends the loop: Python 3.11's wait_for (inside
-        # pymodbus) can swallow a cancel that arrives together with a response.
-        while not self._closed:
-            delay = period
-            try:
-                await self.connect()
-                readings = await self._poll([r for r in self._plan if r.poll_ms == poll_ms])
-            except Exception as exc:  # a poll loop must survive anything (DeviceUnavailable first)
-                if self.closed:
-                    return  # the failure is our own close() pulling the link away
-                self.health.poll_failed(
-                    exc.reason if isinstance(exc, DeviceUnavailable) else f"internal error: {exc!r}"
-                )
-                delay = max(period, self._backoff.next_delay())
-            else:
-                self.health.poll_ok()
-                self._backoff.reset()
-                self.counters["polls"] += 1
-                samples = self._deadband.filter([r.sample for r in readings])
-                if samples:
-                    await self._queue.put(samples)
-                    self.counters["samples"] += len(samples)
-            # Fixed rate, not fixed delay; after an overrun or an outage start afresh from now.
-            due += delay
-            now = loop.time()
-            due = max(due, now)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._closing.wait(), due - now)
 
     # -- one poll -----------------------------------------------------------------------------
 

@@ -14,8 +14,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import Counter, defaultdict
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections import defaultdict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from snap7.async_client import AsyncClient
@@ -23,12 +23,11 @@ from snap7.error import S7Error
 from snap7.type import Area
 
 from edge_agent.drivers.base import Sample, Value
-from edge_agent.drivers.health import DeviceHealth, offline_after
-from edge_agent.drivers.modbus.deadband import DeadbandFilter
+from edge_agent.drivers.polling import PollingDriver
 from edge_agent.drivers.s7.address import S7Address, S7Type, byte_size, decode, encode
 from edge_agent.drivers.writes import ValueKind, check_write, no_such_tag
 from edge_agent.errors import DeviceUnavailable, WriteFailed, WriteRefused
-from millstream_common.backoff import Backoff, device_backoff
+from millstream_common.backoff import Backoff
 
 __all__ = ["Block", "S7Driver", "S7Endpoint", "S7Point", "plan_blocks"]
 
@@ -127,7 +126,7 @@ def plan_blocks(
     return blocks
 
 
-class S7Driver:
+class S7Driver(PollingDriver):
     """Polls one S7 PLC; the runtime's Source (batches, close, health)."""
 
     def __init__(
@@ -141,63 +140,31 @@ class S7Driver:
         clock: Callable[[], float] = time.time,
         queue_batches: int = 1000,
     ) -> None:
-        self.device = device
         self.endpoint = endpoint
         self.points = tuple(points)
         self.max_gap = max_gap
-        self.health = DeviceHealth(device, self.offline_after_s, clock)
-        # polls, requests, samples, reconnects: for benchmarks, metrics and tests.
-        self.counters: Counter[str] = Counter()
+        super().__init__(
+            device, self.points, backoff=backoff, clock=clock, queue_batches=queue_batches
+        )
         self.pdu_length = 0
         self._client: AsyncClient | None = None
         self._plans: dict[int, list[Block]] = {}
-        self._backoff = backoff or device_backoff()
-        self._clock = clock
-        self._deadband = DeadbandFilter(
-            {p.name: p.deadband for p in self.points if p.deadband is not None},
-            {p.name: p.max_interval_ms for p in self.points},
-        )
-        self._queue: asyncio.Queue[list[Sample] | None] = asyncio.Queue(maxsize=queue_batches)
-        self._supervisor: asyncio.Task[None] | None = None
-        self._closed = False
-        self._closing = asyncio.Event()
         self._connecting = asyncio.Lock()  # poll loops of several intervals share one client
 
     @property
-    def offline_after_s(self) -> float:
-        """Three missed polls of the fastest tag, at least the timeout plus 2 s."""
-        fastest = min((p.poll_ms for p in self.points), default=1000) / 1000
-        return offline_after(fastest, self.endpoint.timeout_s)
-
-    def report_to(self, health: DeviceHealth) -> None:
-        """Report poll outcomes to the runtime's health of this device."""
-        self.health = health
+    def timeout_s(self) -> float:
+        """The response timeout."""
+        return self.endpoint.timeout_s
 
     @property
-    def closed(self) -> bool:
-        """True once `close()` has been called."""
-        return self._closed
+    def fastest_poll_s(self) -> float:
+        """The shortest poll interval of the device's tags, in seconds."""
+        return min((p.poll_ms for p in self.points), default=1000) / 1000
 
     @property
     def requests(self) -> list[Block]:
         """The byte ranges one poll of every tag reads (after connecting)."""
         return [block for blocks in self._plans.values() for block in blocks]
-
-    async def __aenter__(self) -> S7Driver:
-        if self._closed:
-            self._closed = False
-            self._closing = asyncio.Event()
-            self._supervisor = None
-            self._queue = asyncio.Queue(maxsize=self._queue.maxsize)
-        try:
-            await self.connect()
-        except DeviceUnavailable as exc:
-            self.health.poll_failed(exc.reason)
-            raise
-        return self
-
-    async def __aexit__(self, *_exc: object) -> None:
-        await self.close()
 
     async def connect(self) -> None:
         """Connect (if not connected) and plan the reads for the negotiated PDU size."""
@@ -228,6 +195,14 @@ class S7Driver:
             ms: plan_blocks(pts, self.pdu_length - _READ_OVERHEAD, self.max_gap)
             for ms, pts in by_interval.items()
         }
+
+    async def poll_interval(self, poll_ms: int) -> list[Sample]:
+        """The tags polled every `poll_ms`, once."""
+        return await self._poll(self._plans.get(poll_ms, []))
+
+    async def release(self) -> None:
+        """Disconnect."""
+        await self._disconnect()
 
     async def _disconnect(self) -> None:
         client, self._client = self._client, None
@@ -335,63 +310,6 @@ class S7Driver:
         except (S7Error, OSError, TimeoutError) as exc:
             await self._disconnect()
             raise DeviceUnavailable(f"{self.endpoint}: {_words(exc)}", device=self.device) from None
-
-    async def batches(self) -> AsyncIterator[list[Sample]]:
-        """One list of samples per poll of one interval, until `close()`."""
-        if self._supervisor is None and not self._closed:
-            self._supervisor = asyncio.create_task(self._supervise(), name=f"s7 {self.device}")
-        while not (self._closed and self._queue.empty()):
-            batch = await self._queue.get()
-            if batch is None:
-                return
-            yield batch
-
-    async def close(self) -> None:
-        """Stop polling (a read in flight finishes and is handed over) and disconnect."""
-        if self._closed:
-            return
-        self._closed = True
-        self._closing.set()
-        if self._supervisor is not None:
-            await asyncio.wait([self._supervisor], timeout=self.endpoint.timeout_s + 1.0)
-            self._supervisor.cancel()
-            await asyncio.wait([self._supervisor])
-        await self._disconnect()
-        if self._queue.empty():
-            self._queue.put_nowait(None)
-
-    async def _supervise(self) -> None:
-        async with asyncio.TaskGroup() as group:
-            for poll_ms in sorted({p.poll_ms for p in self.points}):
-                group.create_task(self._poll_loop(poll_ms), name=f"s7 {self.device} {poll_ms}ms")
-
-    async def _poll_loop(self, poll_ms: int) -> None:
-        loop = asyncio.get_running_loop()
-        period = poll_ms / 1000
-        due = loop.time()
-        while not self._closed:
-            delay = period
-            try:
-                await self.connect()
-                samples = await self._poll(self._plans.get(poll_ms, []))
-            except DeviceUnavailable as exc:
-                if self.closed:
-                    return  # the failure is our own close() pulling the connection away
-                self.health.poll_failed(exc.reason)
-                delay = max(period, self._backoff.next_delay())
-            else:
-                self.health.poll_ok()
-                self._backoff.reset()
-                self.counters["polls"] += 1
-                reported = self._deadband.filter(samples)
-                if reported:
-                    await self._queue.put(reported)
-                    self.counters["samples"] += len(reported)
-            due += delay
-            now = loop.time()
-            due = max(due, now)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._closing.wait(), due - now)
 
 
 def _words(exc: BaseException) -> str:

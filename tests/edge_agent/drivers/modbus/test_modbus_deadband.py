@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from edge_agent.drivers.base import Sample
-from edge_agent.drivers.modbus.deadband import DeadbandFilter, exceeds_deadband
+from edge_agent.drivers.deadband import DeadbandFilter, exceeds_deadband
 
 
 def test_exceeds_deadband() -> None:
