@@ -18,11 +18,12 @@ import logging
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Sequence
-from typing import Protocol, Self
+from typing import Generic, Protocol, Self, TypeVar
 
 from edge_agent.drivers.base import Sample
 from edge_agent.drivers.deadband import DeadbandFilter
 from edge_agent.drivers.health import DeviceHealth, offline_after
+from edge_agent.drivers.writes import no_such_tag
 from edge_agent.errors import DeviceUnavailable
 from millstream_common.backoff import Backoff, device_backoff
 
@@ -47,19 +48,24 @@ class PolledPoint(Protocol):
     def max_interval_ms(self) -> int: ...
 
 
-class PollingDriver(abc.ABC):
+P = TypeVar("P", bound=PolledPoint)
+
+
+class PollingDriver(abc.ABC, Generic[P]):
     """Poll loops, health, queue and close for one device (module docstring)."""
 
     def __init__(
         self,
         device: str,
-        points: Sequence[PolledPoint],
+        points: Sequence[P],
         *,
         backoff: Backoff | None = None,
         clock: Callable[[], float] = time.time,
         queue_batches: int = 1000,
     ) -> None:
         self.device = device
+        self.points: tuple[P, ...] = tuple(points)
+        self._intervals = sorted({p.poll_ms for p in points})
         # Replaced by the runtime's (`report_to`); this one serves `probe` and tests.
         self.health = DeviceHealth(device, self.offline_after_s, clock)
         # polls, requests, samples, reconnects, …: for benchmarks, metrics and tests.
@@ -70,7 +76,6 @@ class PollingDriver(abc.ABC):
             {p.name: p.deadband for p in points if p.deadband is not None},
             {p.name: p.max_interval_ms for p in points},
         )
-        self._intervals = sorted({p.poll_ms for p in points})
         # Bounded: a consumer that falls behind slows polling down instead of growing memory.
         self._queue: asyncio.Queue[list[Sample] | None] = asyncio.Queue(maxsize=queue_batches)
         self._supervisor: asyncio.Task[None] | None = None
@@ -83,11 +88,6 @@ class PollingDriver(abc.ABC):
     @abc.abstractmethod
     def timeout_s(self) -> float:
         """How long one request may take."""
-
-    @property
-    @abc.abstractmethod
-    def fastest_poll_s(self) -> float:
-        """The shortest poll interval of the device's tags, in seconds."""
 
     @abc.abstractmethod
     async def connect(self) -> None:
@@ -107,7 +107,15 @@ class PollingDriver(abc.ABC):
     @property
     def offline_after_s(self) -> float:
         """Three missed polls of the fastest tag, at least the timeout plus 2 s."""
-        return offline_after(self.fastest_poll_s, self.timeout_s)
+        fastest = self._intervals[0] / 1000 if self._intervals else 1.0
+        return offline_after(fastest, self.timeout_s)
+
+    def point(self, tag: str) -> P:
+        """The tag named `tag`; `WriteRefused` naming the tags there are when there is none."""
+        for point in self.points:
+            if point.name == tag:
+                return point
+        raise no_such_tag(self.device, tag, [p.name for p in self.points])
 
     def report_to(self, health: DeviceHealth) -> None:
         """Report poll outcomes to the runtime's health of this device."""

@@ -12,9 +12,14 @@ from typing import Literal
 from edge_agent.drivers.base import Value
 from edge_agent.errors import WriteRefused
 
-__all__ = ["ValueKind", "check_write", "no_such_tag"]
+__all__ = ["ValueKind", "check_write", "no_such_tag", "value_kind"]
 
 ValueKind = Literal["bool", "number", "string"]
+
+
+def value_kind(type_: str) -> ValueKind:
+    """What kind of value a tag of a protocol's `type_` takes ("bool", "string", else numbers)."""
+    return "bool" if type_ == "bool" else "string" if type_ == "string" else "number"
 
 
 def check_write(

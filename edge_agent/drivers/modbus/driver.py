@@ -27,7 +27,7 @@ from edge_agent.drivers.modbus.planner import (
 )
 from edge_agent.drivers.modbus.points import ModbusPoint
 from edge_agent.drivers.polling import PollingDriver
-from edge_agent.drivers.writes import ValueKind, check_write, no_such_tag
+from edge_agent.drivers.writes import check_write, value_kind
 from edge_agent.errors import DecodeError, DeviceUnavailable, WriteRefused
 from millstream_common.backoff import Backoff
 
@@ -57,7 +57,7 @@ def reading_of(point: ModbusPoint, raw: Sequence[int], ts: int) -> PointReading:
     return PointReading(point, tuple(raw), Sample(point.name, ts, value, "good"))
 
 
-class ModbusDriver(PollingDriver):
+class ModbusDriver(PollingDriver[ModbusPoint]):
     """Implements the driver Protocol (connect, read, subscribe, close) for one Modbus device."""
 
     def __init__(
@@ -73,12 +73,9 @@ class ModbusDriver(PollingDriver):
         queue_batches: int = 1000,
     ) -> None:
         self.endpoint = endpoint
-        self.points = tuple(points)
         self.max_gap = max_gap
         self.learned = Learned()
-        super().__init__(
-            device, self.points, backoff=backoff, clock=clock, queue_batches=queue_batches
-        )
+        super().__init__(device, points, backoff=backoff, clock=clock, queue_batches=queue_batches)
         # None: the event loop's default pool, so devices on one serial port share it anyway.
         self._pool = pool
         self._bus: ModbusBus | None = None
@@ -88,11 +85,6 @@ class ModbusDriver(PollingDriver):
     def timeout_s(self) -> float:
         """The response timeout."""
         return self.endpoint.timeout_s
-
-    @property
-    def fastest_poll_s(self) -> float:
-        """The shortest poll interval of the device's tags, in seconds."""
-        return min((p.poll_ms for p in self.points), default=1000) / 1000
 
     @property
     def bus(self) -> ModbusBus:
@@ -209,10 +201,8 @@ class ModbusDriver(PollingDriver):
         `WriteRefused` before anything is sent when the profile does not allow it;
         `DeviceUnavailable` (or `RequestRejected`, the device's own refusal) when sending fails.
         """
-        point = self._point(tag)
-        kind: ValueKind = (
-            "bool" if point.type == "bool" else "string" if point.type == "string" else "number"
-        )
+        point = self.point(tag)
+        kind = value_kind(point.type)
         value = check_write(tag, value, kind, writable=point.writable, min=point.min, max=point.max)
         try:
             registers = encode_point(value, point)  # type: ignore[arg-type] # checked above
@@ -229,16 +219,10 @@ class ModbusDriver(PollingDriver):
             await self.bus.write(point.table, point.address, registers, self.endpoint.unit, timeout)
         return previous, await self.read_tag(tag)
 
-    def _point(self, tag: str) -> ModbusPoint:
-        for point in self.points:
-            if point.name == tag:
-                return point
-        raise no_such_tag(self.device, tag, [p.name for p in self.points])
-
     async def read_tag(self, tag: str) -> Value:
         """One tag's value now (None when its registers hold no valid value); `WriteRefused`
         naming the tags there are when there is no such tag."""
-        point = self._point(tag)
+        point = self.point(tag)
         await self.connect()
         count = 1 if point.is_bit else register_count(point.type, point.length)
         regs = await self.bus.read(

@@ -25,7 +25,7 @@ from snap7.type import Area
 from edge_agent.drivers.base import Sample, Value
 from edge_agent.drivers.polling import PollingDriver
 from edge_agent.drivers.s7.address import S7Address, S7Type, byte_size, decode, encode
-from edge_agent.drivers.writes import ValueKind, check_write, no_such_tag
+from edge_agent.drivers.writes import check_write, value_kind
 from edge_agent.errors import DeviceUnavailable, WriteFailed, WriteRefused
 from millstream_common.backoff import Backoff
 
@@ -126,7 +126,7 @@ def plan_blocks(
     return blocks
 
 
-class S7Driver(PollingDriver):
+class S7Driver(PollingDriver[S7Point]):
     """Polls one S7 PLC; the runtime's Source (batches, close, health)."""
 
     def __init__(
@@ -141,11 +141,8 @@ class S7Driver(PollingDriver):
         queue_batches: int = 1000,
     ) -> None:
         self.endpoint = endpoint
-        self.points = tuple(points)
         self.max_gap = max_gap
-        super().__init__(
-            device, self.points, backoff=backoff, clock=clock, queue_batches=queue_batches
-        )
+        super().__init__(device, points, backoff=backoff, clock=clock, queue_batches=queue_batches)
         self.pdu_length = 0
         self._client: AsyncClient | None = None
         self._plans: dict[int, list[Block]] = {}
@@ -155,11 +152,6 @@ class S7Driver(PollingDriver):
     def timeout_s(self) -> float:
         """The response timeout."""
         return self.endpoint.timeout_s
-
-    @property
-    def fastest_poll_s(self) -> float:
-        """The shortest poll interval of the device's tags, in seconds."""
-        return min((p.poll_ms for p in self.points), default=1000) / 1000
 
     @property
     def requests(self) -> list[Block]:
@@ -250,15 +242,9 @@ class S7Driver(PollingDriver):
 
     # -- writes (commands, `edge-agent write`) -------------------------------------------------
 
-    def _point(self, tag: str) -> S7Point:
-        for point in self.points:
-            if point.name == tag:
-                return point
-        raise no_such_tag(self.device, tag, [p.name for p in self.points])
-
     async def read_tag(self, tag: str) -> Value:
         """One tag's value now; `WriteRefused` naming the tags there are when there is none."""
-        point = self._point(tag)
+        point = self.point(tag)
         await self.connect()
         block = Block(point.address.area, point.address.db, point.address.byte, point.size,
                       [point])  # fmt: skip
@@ -268,10 +254,8 @@ class S7Driver(PollingDriver):
     async def write(self, tag: str, value: Value) -> tuple[Value, Value]:
         """Write `value` (engineering units) to a writable tag; (value before, value read back).
         A bool is set inside its byte (read, change the one bit, write back)."""
-        point = self._point(tag)
-        kind: ValueKind = (
-            "bool" if point.type == "bool" else "string" if point.type == "string" else "number"
-        )
+        point = self.point(tag)
+        kind = value_kind(point.type)
         checked = check_write(tag, value, kind, writable=point.writable, min=point.min,
                               max=point.max)  # fmt: skip
         previous = await self.read_tag(tag)
