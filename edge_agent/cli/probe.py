@@ -17,8 +17,10 @@ from typing import TYPE_CHECKING, Annotated, Any, cast
 import typer
 
 from edge_agent.cli.common import driver_or_exit, fail
+from edge_agent.cli.enip import probe_enip
 from edge_agent.cli.opcua import probe_opcua
 from edge_agent.cli.s7 import probe_s7
+from edge_agent.drivers.enip.driver import EnipDriver
 from edge_agent.drivers.modbus.codec import (
     MULTI_REGISTER_NUMERIC,
     ORDERS,
@@ -43,7 +45,8 @@ __all__ = [
 
 _HELP = """Read one device once and print every tag: for Modbus the raw registers, decoded value,
 and for multi-register numbers the value in all four orders (* = configured, ! = implausible);
-for S7 the address and its bytes; for OPC-UA the node each tag resolved to.
+for S7 the address and its bytes; for EtherNet/IP the controller's tag name; for OPC-UA the
+node each tag resolved to.
 
 Example:
 
@@ -145,6 +148,9 @@ def probe(
     driver = driver_or_exit(config, device)
     if isinstance(driver, S7Driver):
         probe_s7(driver, as_json=as_json)
+        return
+    if isinstance(driver, EnipDriver):
+        probe_enip(driver, as_json=as_json)
         return
     if not isinstance(driver, ModbusDriver):
         probe_opcua(cast("OpcuaDriver", driver), as_json=as_json)  # the only other protocol

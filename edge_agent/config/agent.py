@@ -254,6 +254,16 @@ class S7Connection(_Model):
     timeout_ms: int = Field(1000, ge=10, le=600_000)
 
 
+class EnipConnection(_Model):
+    """How to reach an Allen-Bradley Logix controller over EtherNet/IP: host, port and the
+    slot of the CPU in its chassis (CompactLogix: 0)."""
+
+    host: str = Field(min_length=1)
+    port: int = Field(44818, ge=1, le=65535)
+    slot: int = Field(0, ge=0, le=31)
+    timeout_ms: int = Field(2000, ge=10, le=600_000)
+
+
 class Device(_Model):
     """One machine: its name, its profile and how to reach it."""
 
@@ -262,26 +272,29 @@ class Device(_Model):
     modbus: ModbusConnection | None = None
     opcua: OpcUaConnection | None = None
     s7: S7Connection | None = None
+    enip: EnipConnection | None = None
 
     @property
-    def protocol(self) -> Literal["modbus", "opcua", "s7"]:
+    def protocol(self) -> Literal["modbus", "opcua", "s7", "enip"]:
         """The protocol of the connection section given."""
         if self.modbus is not None:
             return "modbus"
-        return "opcua" if self.opcua is not None else "s7"
+        if self.opcua is not None:
+            return "opcua"
+        return "s7" if self.s7 is not None else "enip"
 
     @model_validator(mode="after")
     def _one_connection(self) -> Device:
-        given = [s for s in (self.modbus, self.opcua, self.s7) if s is not None]
+        given = [s for s in (self.modbus, self.opcua, self.s7, self.enip) if s is not None]
         if len(given) != 1:
             raise_issues(
                 "Device",
                 [
                     Issue(
                         ("modbus",) if self.modbus is not None else (),
-                        "a device needs exactly one of modbus, opcua and s7",
-                        "add modbus: {host: ..., unit: 1}, opcua: {url: opc.tcp://...} or "
-                        "s7: {host: ..., rack: 0, slot: 1}"
+                        "a device needs exactly one of modbus, opcua, s7 and enip",
+                        "add modbus: {host: ..., unit: 1}, opcua: {url: opc.tcp://...}, "
+                        "s7: {host: ..., rack: 0, slot: 1} or enip: {host: ..., slot: 0}"
                         if not given
                         else "keep the section matching the profile's protocol",
                     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
+from edge_agent.config.enip_profile import EnipProfile
 from edge_agent.config.modbus_profile import ModbusProfile, ModbusTag
 from edge_agent.config.opcua_profile import OpcUaProfile, OpcUaTag
 from edge_agent.config.s7_profile import S7Profile
@@ -13,9 +14,17 @@ from edge_agent.drivers.opcua.points import Deadband, OpcuaPoint
 from edge_agent.drivers.s7.address import MAX_STRING
 
 if TYPE_CHECKING:
+    from edge_agent.drivers.enip.driver import EnipPoint
     from edge_agent.drivers.s7.driver import S7Point
 
-__all__ = ["modbus_point", "modbus_points", "opcua_point", "opcua_points", "s7_points"]
+__all__ = [
+    "enip_points",
+    "modbus_point",
+    "modbus_points",
+    "opcua_point",
+    "opcua_points",
+    "s7_points",
+]
 
 
 def _ms(duration: timedelta) -> int:
@@ -82,6 +91,29 @@ def s7_points(profile: S7Profile) -> list[S7Point]:
             address=tag.parsed,
             type=tag.type,
             length=tag.length or MAX_STRING,
+            scale=tag.scale,
+            offset=tag.offset,
+            deadband=tag.deadband,
+            poll_ms=tag.poll_ms or profile.defaults.poll_ms,
+            max_interval_ms=_ms(tag.max_interval or profile.defaults.max_interval),
+            unit=tag.unit or None,
+            writable=tag.writable,
+            min=tag.min,
+            max=tag.max,
+        )
+        for tag in profile.tags
+    ]
+
+
+def enip_points(profile: EnipProfile) -> list[EnipPoint]:
+    """Return one EtherNet/IP point per tag of `profile`, in profile order."""
+    from edge_agent.drivers.enip.driver import EnipPoint  # noqa: PLC0415 -- imports pylogix
+
+    return [
+        EnipPoint(
+            name=tag.name,
+            tag=tag.tag,
+            type=tag.type,
             scale=tag.scale,
             offset=tag.offset,
             deadband=tag.deadband,

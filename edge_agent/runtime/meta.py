@@ -13,8 +13,9 @@ from collections.abc import Iterable, Mapping
 
 import wire
 from edge_agent.config import LoadedConfig
+from edge_agent.config.enip_profile import EnipProfile
 from edge_agent.config.modbus_profile import ModbusProfile
-from edge_agent.config.points import modbus_points, opcua_points, s7_points
+from edge_agent.config.points import enip_points, modbus_points, opcua_points, s7_points
 from edge_agent.config.s7_profile import S7Profile
 
 __all__ = ["meta_messages", "profile_meta"]
@@ -35,8 +36,9 @@ def profile_meta(loaded: LoadedConfig) -> dict[str, dict[str, wire.TagMeta]]:
                     unit=p.unit, max_interval_ms=p.max_interval_ms, poll_ms=every,
                     limits=limits[p.name], writable=_writable(p.writable, p.min, p.max),
                 )  # fmt: skip
-        elif isinstance(profile, S7Profile):
-            for q in s7_points(profile):
+        elif isinstance(profile, S7Profile | EnipProfile):
+            points = s7_points(profile) if isinstance(profile, S7Profile) else enip_points(profile)
+            for q in points:
                 every = q.poll_ms if q.deadband is None else None
                 tags[q.name] = wire.TagMeta(
                     unit=q.unit, max_interval_ms=q.max_interval_ms, poll_ms=every,

@@ -38,7 +38,13 @@ def _s7(loaded: LoadedConfig, resolved: ResolvedDevice, environ: Mapping[str, st
     return s7_driver(loaded, resolved, environ)
 
 
-PROTOCOLS: dict[str, Build] = {"modbus": _modbus, "opcua": _opcua, "s7": _s7}
+def _enip(loaded: LoadedConfig, resolved: ResolvedDevice, environ: Mapping[str, str]) -> Source:
+    from edge_agent.drivers.enip.wiring import enip_driver  # noqa: PLC0415 -- import cost
+
+    return enip_driver(loaded, resolved, environ)
+
+
+PROTOCOLS: dict[str, Build] = {"modbus": _modbus, "opcua": _opcua, "s7": _s7, "enip": _enip}
 
 
 def find_device(loaded: LoadedConfig, machine: str) -> ResolvedDevice:

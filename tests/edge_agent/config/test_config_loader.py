@@ -175,7 +175,7 @@ def test_device_without_connection_section(write: Write) -> None:
     )
     (problem,) = load_problems(write("agent.yaml", text))
     assert problem.path == "devices[0]"
-    assert "exactly one of modbus, opcua and s7" in problem.message
+    assert "exactly one of modbus, opcua, s7 and enip" in problem.message
 
 
 def test_protocol_mismatch_between_device_and_profile(write: Write) -> None:
