@@ -13,31 +13,19 @@ type is read from the controller unless `type` gives it (then a value of another
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
-    FiniteFloat,
-    ValidatorFunctionWrapHandler,
     field_validator,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
 
-import wire
-from edge_agent.config.issues import ERROR_TYPE, Issue, raise_issues
-from edge_agent.config.modbus_profile import (
-    DEFAULT_MAX_INTERVAL,
-    MaxInterval,
-    PollMs,
-    validate_tag_list,
-    write_bound_issues,
-)
-from edge_agent.config.names import Name
+from edge_agent.config.issues import ERROR_TYPE, raise_issues
+from edge_agent.config.polled_profile import PolledProfileHead, PolledTag
 
-__all__ = ["EnipDefaults", "EnipProfile", "EnipTag", "LogixType"]
+__all__ = ["EnipProfile", "EnipTag", "LogixType"]
 
 LogixType = Literal[
     "bool", "sint", "int", "dint", "lint", "usint", "uint", "udint", "real", "lreal", "string"
@@ -47,33 +35,11 @@ _SEGMENT = r"[A-Za-z_][A-Za-z0-9_]*(\[\d+(,\d+){0,2}\])?"
 _TAG = re.compile(rf"^(Program:[A-Za-z_][A-Za-z0-9_]*\.)?{_SEGMENT}(\.{_SEGMENT})*(\.\d+)?$")
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class EnipDefaults(_Model):
-    """Values a tag inherits when it does not set them."""
-
-    poll_ms: PollMs = 1000
-    max_interval: MaxInterval = DEFAULT_MAX_INTERVAL
-
-
-class EnipTag(_Model):
+class EnipTag(PolledTag):
     """One value of the controller: its symbolic name and how to scale it."""
 
-    name: Name
     tag: str = Field(min_length=1, max_length=255)
     type: LogixType | None = None
-    scale: FiniteFloat = 1.0
-    offset: FiniteFloat = 0.0
-    unit: str = Field("", max_length=32)
-    deadband: FiniteFloat | None = Field(None, ge=0)
-    poll_ms: PollMs | None = None
-    max_interval: MaxInterval | None = None
-    limits: wire.Limits | None = None
-    writable: bool = False
-    min: FiniteFloat | None = None
-    max: FiniteFloat | None = None
 
     @field_validator("tag")
     @classmethod
@@ -92,25 +58,12 @@ class EnipTag(_Model):
 
     @model_validator(mode="after")
     def _bounds(self) -> EnipTag:
-        issues: list[Issue] = write_bound_issues(self.writable, self.min, self.max, self.type)
-        if self.deadband is not None and self.type in ("bool", "string"):
-            issues.append(Issue(("deadband",), f"a {self.type} has no deadband", "remove it"))
-        raise_issues("EnipTag", issues)
+        raise_issues("EnipTag", self.common_issues(self.type))
         return self
 
 
-class EnipProfile(_Model):
+class EnipProfile(PolledProfileHead):
     """A machine type spoken to over EtherNet/IP (CIP, Logix controllers): its tags by name."""
 
-    profile: Name
-    vendor: str = Field(min_length=1)
-    model: str = Field(min_length=1)
     protocol: Literal["enip"]
-    source: str = Field(min_length=1)
-    defaults: EnipDefaults = EnipDefaults()
     tags: tuple[EnipTag, ...]
-
-    @field_validator("tags", mode="wrap")
-    @classmethod
-    def _tags(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
-        return validate_tag_list("EnipProfile", value, handler)

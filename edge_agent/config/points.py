@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from edge_agent.config.enip_profile import EnipProfile
 from edge_agent.config.modbus_profile import ModbusProfile, ModbusTag
 from edge_agent.config.opcua_profile import OpcUaProfile, OpcUaTag
+from edge_agent.config.polled_profile import PolledDefaults, PolledTag
 from edge_agent.config.s7_profile import S7Profile
 from edge_agent.drivers.modbus.points import ModbusPoint
 from edge_agent.drivers.opcua.points import Deadband, OpcuaPoint
@@ -81,25 +82,32 @@ def opcua_points(profile: OpcUaProfile) -> list[OpcuaPoint]:
     return [opcua_point(tag, profile) for tag in profile.tags]
 
 
+def _polled(tag: PolledTag, defaults: PolledDefaults) -> dict[str, Any]:
+    """The point fields every polled PLC protocol's tag has, defaults filled in."""
+    return {
+        "name": tag.name,
+        "scale": tag.scale,
+        "offset": tag.offset,
+        "deadband": tag.deadband,
+        "poll_ms": tag.poll_ms or defaults.poll_ms,
+        "max_interval_ms": _ms(tag.max_interval or defaults.max_interval),
+        "unit": tag.unit or None,
+        "writable": tag.writable,
+        "min": tag.min,
+        "max": tag.max,
+    }
+
+
 def s7_points(profile: S7Profile) -> list[S7Point]:
     """Return one S7 point per tag of `profile`, in profile order."""
     from edge_agent.drivers.s7.driver import S7Point  # noqa: PLC0415 -- imports snap7
 
     return [
         S7Point(
-            name=tag.name,
             address=tag.parsed,
             type=tag.type,
             length=tag.length or MAX_STRING,
-            scale=tag.scale,
-            offset=tag.offset,
-            deadband=tag.deadband,
-            poll_ms=tag.poll_ms or profile.defaults.poll_ms,
-            max_interval_ms=_ms(tag.max_interval or profile.defaults.max_interval),
-            unit=tag.unit or None,
-            writable=tag.writable,
-            min=tag.min,
-            max=tag.max,
+            **_polled(tag, profile.defaults),
         )
         for tag in profile.tags
     ]
@@ -111,18 +119,9 @@ def enip_points(profile: EnipProfile) -> list[EnipPoint]:
 
     return [
         EnipPoint(
-            name=tag.name,
             tag=tag.tag,
             type=tag.type,
-            scale=tag.scale,
-            offset=tag.offset,
-            deadband=tag.deadband,
-            poll_ms=tag.poll_ms or profile.defaults.poll_ms,
-            max_interval_ms=_ms(tag.max_interval or profile.defaults.max_interval),
-            unit=tag.unit or None,
-            writable=tag.writable,
-            min=tag.min,
-            max=tag.max,
+            **_polled(tag, profile.defaults),
         )
         for tag in profile.tags
     ]

@@ -200,3 +200,66 @@ async def test_a_pushed_config_is_kept_or_rolled_back_and_no_reading_is_lost(
         assert len(stored) == len(set(stored)), "a reading was stored twice"
         missing = set(map(float, served)) - set(stored)
         assert not missing, sorted(missing)
+
+
+async def test_an_agent_killed_during_a_trial_still_rolls_back_and_answers(
+    mosquitto: Any, pg_dsn: str, tmp_path: Path
+) -> None:
+    counter, modbus = CounterDevice(), free_port()
+    device = (
+        "  - machine: counter-01\n    profile: test-counter\n"
+        f"    modbus: {{host: 127.0.0.1, port: {modbus}, unit: 1}}\n"
+    )
+    hub_config = tmp_path / "hub.yaml"
+    async with (
+        tcp_server([counter.device], modbus),
+        running_line(
+            tmp_path, mosquitto, pg_dsn, ("test-counter.yaml", COUNTER_PROFILE), device
+        ) as line,
+    ):
+        agent_id = f"pc-{line.site.removeprefix('s')}"
+        local = tmp_path / "agent" / "agent.yaml"
+        edits = tmp_path / "edits"
+        edits.mkdir()
+        (edits / "test-counter.yaml").write_text(COUNTER_PROFILE)
+        (edits / "agent.yaml").write_text(
+            local.read_text().replace(f"port: {modbus}", f"port: {free_port()}")
+        )
+        deadline = time.monotonic() + 30
+        while len(await _stored(pg_dsn, line.site)) < 5:
+            assert time.monotonic() < deadline, "no readings arrived"
+            await asyncio.sleep(0.2)
+        code, out, err = await _cli(
+            hub_config, "agents", "config", "push", agent_id, str(edits / "agent.yaml"),
+            "--rollback-after", str(ROLLBACK_AFTER), "--wait", "0",
+        )  # fmt: skip
+        assert code == 0, out + err
+        pushed = time.monotonic()
+        trial = tmp_path / "agent" / "state" / "remote-config" / "active.json"
+        while '"trial": null' in (trial.read_text() if trial.exists() else '"trial": null'):
+            assert time.monotonic() - pushed < 15, "the agent never began the trial"
+            await asyncio.sleep(0.1)
+        # In the middle of the trial, the agent dies without a word, and is started again.
+        await line.kill_and_restart_agent()
+
+        async def answered() -> dict[str, Any]:
+            code, out, _err = await _cli(hub_config, "agents", "config", "history", agent_id,
+                                         "--json")  # fmt: skip
+            assert code == 0
+            return dict(json.loads(out)[0])
+
+        while (latest := await answered())["status"] == "pending":
+            assert time.monotonic() - pushed < ROLLBACK_AFTER + 20, "no answer after the crash"
+            await asyncio.sleep(0.5)
+        assert latest["status"] == "failed"
+        assert (
+            "rolled back to the agent's own config file: device counter-01 stayed offline"
+            in (latest["detail"])
+        )
+        # Back on its own file: the machine is read again.
+        before = len(await _stored(pg_dsn, line.site))
+        deadline = time.monotonic() + 30
+        while len(await _stored(pg_dsn, line.site)) <= before + 5:
+            assert time.monotonic() < deadline, "readings never resumed"
+            await asyncio.sleep(0.2)
+        assert not trial.exists(), "the agent's own file is active again"

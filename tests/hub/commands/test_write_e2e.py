@@ -56,6 +56,15 @@ class Line:
 
     site: str
     api: dict[str, httpx.AsyncClient]
+    # The agent process, replaced by `kill_and_restart_agent` (terminated at the end).
+    agent: asyncio.subprocess.Process
+    start_agent: Any
+
+    async def kill_and_restart_agent(self) -> None:
+        """kill -9 the agent (no clean stop at all) and start it again."""
+        self.agent.kill()
+        await self.agent.wait()
+        self.agent = await self.start_agent()
 
 
 async def _agent_known(dsn: str, agent_id: str) -> bool:
@@ -100,9 +109,13 @@ async def running_line(
         hub = await asyncio.create_subprocess_exec(
             HUB, "serve", "--config", str(hub_config), stderr=hub_log
         )
-        agent = await asyncio.create_subprocess_exec(
-            EDGE_AGENT, "run", str(agent_dir / "agent.yaml"), stderr=log
-        )
+
+        async def start_agent() -> asyncio.subprocess.Process:
+            return await asyncio.create_subprocess_exec(
+                EDGE_AGENT, "run", str(agent_dir / "agent.yaml"), stderr=log
+            )
+
+        line = Line(site, {}, await start_agent(), start_agent)
         try:
             async with contextlib.AsyncExitStack() as stack:
                 api = {
@@ -115,9 +128,10 @@ async def running_line(
                     for role in ROLES
                 }  # fmt: skip
                 await _until(lambda: _agent_known(dsn, agent_id), 60)
-                yield Line(site, api)
+                line.api = api
+                yield line
         finally:
-            for proc in (agent, hub):
+            for proc in (line.agent, hub):
                 proc.terminate()
                 async with asyncio.timeout(20):
                     await proc.wait()
