@@ -4,7 +4,9 @@ versions, pushed over MQTT as a `config` command (docs/commands.md "Remote confi
 from __future__ import annotations
 
 import asyncio
+import getpass
 import json
+import os
 import sys
 import time
 import uuid
@@ -37,7 +39,17 @@ from millstream_common.configbundle import BundleError, gather_config_files
 __all__ = ["register"]
 
 _T = TypeVar("_T")
-WHO = "cli"  # the audit log's `issued_by` for pushes from this command line
+
+
+def _who() -> str:
+    """The audit log's `issued_by` for a push from this command line: the OS account."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (a bare container)
+        user = str(os.getuid())
+    return f"cli:{user}"[:128]
+
+
 CONNECT_S = 15.0
 
 agents_app = typer.Typer(name="agents", help="Agents reporting to this hub.", no_args_is_help=True)
@@ -141,7 +153,7 @@ async def _send(
             lambda topic, payload: sent.append(session.publish(topic, payload)),
             agent_id=agent,
             files=files,
-            who=WHO,
+            who=_who(),
             now_ms=_now_ms(),
             rollback_after=rollback_after,
             comment=comment,

@@ -162,6 +162,7 @@ async def test_a_pushed_config_is_kept_or_rolled_back_and_no_reading_is_lost(
             (5, "refused"), (4, "refused"), (3, "failed"), (2, "failed"), (1, "done"),
         ]  # fmt: skip
         assert history[4]["comment"] == "status every 5 s"
+        assert history[4]["pushed_by"].startswith("cli:")  # who, for the audit log
         code, out, _err = await _cli(hub_config, "agents", "config", "get", agent_id)
         assert (code, out) == (0, valid)
         # The fleet view's column: the version kept, and the newest push with its fate.
