@@ -11,7 +11,7 @@ import time
 import pytest
 
 from edge_agent.drivers.s7.address import AddressError, parse_address
-from edge_agent.drivers.s7.driver import S7Driver, S7Endpoint, S7Point
+from edge_agent.drivers.s7.driver import Block, S7Driver, S7Endpoint, S7Point, pack_requests
 from edge_agent.errors import WriteRefused
 from millstream_common.backoff import Backoff
 from tests.edge_agent.drivers.s7.s7_harness import s7_server
@@ -167,3 +167,15 @@ async def test_writes_land_in_the_plc_and_are_read_back() -> None:
     assert struct.unpack_from(">h", db, 8)[0] == 215
     assert db[31] == 0b0010_1000
     assert db[32:42] == bytes([20, 8]) + b"recipe 4"
+
+
+def test_requests_are_packed_within_the_pdu_and_twenty_items() -> None:
+    def blocks(*sizes: int) -> list[Block]:
+        return [Block("DB", 1, 100 * i, size) for i, size in enumerate(sizes)]
+
+    # 25 two-byte ranges: twenty to a request, however small they are.
+    assert [len(p) for p in pack_requests(blocks(*[2] * 25), 960)] == [20, 5]
+    # Answers of 4 + size (+ a fill byte to even) after 14 bytes of headers: 14 + 3 × 156 = 482.
+    assert [len(p) for p in pack_requests(blocks(151, 151, 151), 480)] == [2, 1]
+    # A range that fills a PDU alone goes alone.
+    assert [len(p) for p in pack_requests(blocks(2, 462, 2), 480)] == [1, 1, 1]
