@@ -164,8 +164,10 @@ class Reconfigurer:
         await self._roll_back(trial, reasons, finish)
 
     async def _keep(self, trial: Trial, finish: Finish) -> None:
-        digest = await asyncio.to_thread(local_digest, self.local.path)
-        self.active = ActiveConfig(trial.version, digest)
+        # The local file as it was at the switch: edited since (during the trial), the edit
+        # wins at the next start, as any edit made after a version became active does.
+        assert self.active is not None  # the trial is kept in it
+        self.active = ActiveConfig(trial.version, self.active.local_digest)
         await asyncio.to_thread(self.store.save, self.active)
         online = ", ".join(trial.watch) or "no device was online before"
         detail = (

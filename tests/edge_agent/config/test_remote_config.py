@@ -3,6 +3,7 @@ file (with its password), and never running over a local file edited since."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -98,3 +99,43 @@ def test_a_trial_survives_in_active_json(local: Path) -> None:
     assert store.active() == active
     store.save(None)
     assert store.active() is None
+
+
+async def test_a_local_edit_during_a_trial_still_wins_at_the_next_start(local: Path) -> None:
+    from edge_agent.commands.reconfigure import Reconfigurer  # noqa: PLC0415
+
+    mine = load_agent_config(local, {})
+    state = Path(mine.config.state_dir)
+    store = RemoteConfigs(state)
+    store.stage(_bundle(2, _agent_yaml(1502)))
+    trial = Trial("c" * 8, 2, 1e12, 60.0, (), None)
+    store.save(ActiveConfig(2, local_digest(local), trial))
+
+    class Agent:  # the running agent, as a trial sees it: broker up, no device to wait for
+        def online_devices(self) -> set[str]:
+            return set()
+
+        def broker_connected(self) -> bool:
+            return True
+
+        def device_problem(self, device: str) -> str:
+            return ""
+
+        def reload(self) -> None:
+            raise AssertionError("a kept version needs no reload")
+
+    answers: list[tuple[str, str]] = []
+
+    async def finish(command_id: str, status: str, detail: str) -> None:
+        answers.append((status, detail))
+
+    reconfigure = Reconfigurer(mine, store.active(), 2)
+    reconfigure.agent = Agent()
+    # The technician edits the file meanwhile.
+    await asyncio.to_thread(local.write_text, _agent_yaml(2502))
+    await reconfigure.prove(finish)  # type: ignore[arg-type]
+    assert answers[0][0] == "done"
+    running, active = select_config(load_agent_config(local, {}), state, {})
+    assert active is None
+    assert running.config.devices[0].modbus is not None
+    assert running.config.devices[0].modbus.port == 2502
