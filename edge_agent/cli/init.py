@@ -58,6 +58,10 @@ devices:
       host: {host}
       port: 502
       unit: 1
+  # Other protocols take one of these instead of modbus: (docs/configuration.md):
+  #   opcua: {{url: "opc.tcp://192.0.2.20:4840"}}
+  #   s7: {{host: 192.0.2.30, rack: 0, slot: 1}}      # Siemens S7-300/400/1200/1500
+  #   enip: {{host: 192.0.2.40, slot: 0}}             # Allen-Bradley ControlLogix/CompactLogix
 """
 
 
