@@ -34,6 +34,8 @@ class DeviceReport(_Report):
     last_error: str | None = None
     skipped: int = 0
     readings_per_min: float = 0.0
+    # Share of the scheduled polls done (polled protocols; None until measured).
+    schedule: float | None = None
     dropped: int = 0
     downsampled: int = 0
     produced_minutes: list[tuple[int, int]] = Field(default_factory=list)

@@ -81,6 +81,11 @@ def format_status(doc: wire.AgentReport, running: bool, now_s: float) -> str:
             f"    {name:20} {state} "
             f"{d.readings_per_min:>9.0f}/min  errors {d.errors}  dropped {d.dropped}"
             + (f"  why: {d.why}" if d.why else "")
+            + (
+                f"  polling at {100 * d.schedule:.0f} % of schedule"
+                if d.schedule is not None and d.schedule < 0.9
+                else ""
+            )
             + (f"  last error: {d.last_error}" if d.last_error and not d.why else "")
         )
     return "\n".join(lines)

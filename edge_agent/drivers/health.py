@@ -43,6 +43,9 @@ class DeviceHealth:
     last_error: str = ""
     last_ok: float | None = None  # wall-clock time of the newest successful poll
     failing_since: float | None = None  # first failure since the last success
+    # Share of the scheduled polls the device was polled (None until measured): below 1 when
+    # more is configured than the agent or the device can keep up with (docs/devices.md).
+    schedule: float | None = None
     _streak: int = 0
 
     def poll_ok(self) -> None:

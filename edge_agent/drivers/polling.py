@@ -27,9 +27,14 @@ from edge_agent.drivers.writes import no_such_tag
 from edge_agent.errors import DeviceUnavailable
 from millstream_common.backoff import Backoff, device_backoff
 
-__all__ = ["PolledPoint", "PollingDriver"]
+__all__ = ["SCHEDULE_WINDOW_S", "PolledPoint", "PollingDriver"]
 
 _log = logging.getLogger(__name__)
+
+# Schedule adherence is judged over windows this long (polls done ÷ polls due), and said in
+# the log when a window falls below SCHEDULE_WARN.
+SCHEDULE_WINDOW_S = 10.0
+SCHEDULE_WARN = 0.9
 
 
 class PolledPoint(Protocol):
@@ -81,6 +86,10 @@ class PollingDriver(abc.ABC, Generic[P]):
         self._supervisor: asyncio.Task[None] | None = None
         self._closed = False
         self._closing = asyncio.Event()  # wakes poll loops sleeping until their next poll
+        self.schedule_window_s = SCHEDULE_WINDOW_S
+        # poll_ms → (window start, polls in it), and each interval's last judged share.
+        self._windows: dict[int, tuple[float, int]] = {}
+        self._shares: dict[int, float] = {}
 
     # -- what a protocol says -----------------------------------------------------------------
 
@@ -186,6 +195,31 @@ class PollingDriver(abc.ABC, Generic[P]):
         if self._queue.empty():
             self._queue.put_nowait(None)
 
+    def _count_poll(self, poll_ms: int, now: float) -> None:
+        """Judge, per window, the share of scheduled polls done; the device's is its worst
+        interval's (the one that shows overload first)."""
+        start, polls = self._windows.get(poll_ms, (now, 0))
+        polls += 1
+        elapsed = now - start
+        if elapsed < self.schedule_window_s:
+            self._windows[poll_ms] = (start, polls)
+            return
+        self._windows[poll_ms] = (now, 0)
+        # The first poll of a window is the one at its start: polls - 1 periods elapsed.
+        share = min(1.0, (polls - 1) * (poll_ms / 1000) / elapsed)
+        self._shares[poll_ms] = share
+        worst = min(self._shares.values())
+        before, self.health.schedule = self.health.schedule, round(worst, 3)
+        if worst < SCHEDULE_WARN and (before is None or before >= SCHEDULE_WARN):
+            _log.warning(
+                "device %s: polling at %.0f %% of schedule (tags every %d ms): more is "
+                "configured than the agent or the device keeps up with; poll less often, or "
+                "fewer tags",
+                self.device, 100 * worst, poll_ms,
+            )  # fmt: skip
+        elif worst >= SCHEDULE_WARN and before is not None and before < SCHEDULE_WARN:
+            _log.info("device %s: polling on schedule again", self.device)
+
     async def _supervise(self) -> None:
         async with asyncio.TaskGroup() as group:
             for poll_ms in self._intervals:
@@ -209,10 +243,12 @@ class PollingDriver(abc.ABC, Generic[P]):
                     exc.reason if isinstance(exc, DeviceUnavailable) else f"internal error: {exc!r}"
                 )
                 delay = max(period, self._backoff.next_delay())
+                self._windows.pop(poll_ms, None)  # an outage is not a slow schedule
             else:
                 self.health.poll_ok()
                 self._backoff.reset()
                 self.counters["polls"] += 1
+                self._count_poll(poll_ms, loop.time())
                 reported = self._deadband.filter(samples)
                 if reported:
                     await self._queue.put(reported)

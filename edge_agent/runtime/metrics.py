@@ -67,6 +67,13 @@ class AgentMetrics:
             labels,
             registry=r,
         )
+        self.schedule = Gauge(
+            "millstream_agent_poll_schedule_ratio",
+            "Share of the scheduled polls done over the last 10 s (polled protocols; below 0.9 "
+            "the agent warns: more is configured than it or the device keeps up with)",
+            labels,
+            registry=r,
+        )
 
     def serve(self, port: int) -> None:
         """Serve /metrics on 127.0.0.1:`port` (a background thread)."""
@@ -88,3 +95,5 @@ class AgentMetrics:
             self.errors.labels(name).set(dev.errors)
             self.online.labels(name).set(1 if dev.online else 0)
             self.per_min.labels(name).set(dev.readings_per_min)
+            if dev.schedule is not None:
+                self.schedule.labels(name).set(dev.schedule)

@@ -55,6 +55,7 @@ def _device(h: DeviceHealth, p: Production, buf: BufferStats, now: float) -> wir
         last_error=h.last_error or None,
         skipped=p.skipped,
         readings_per_min=round(p.per_minute(now), 1),
+        schedule=h.schedule,
         dropped=buf.dropped.get(h.device, 0),
         downsampled=buf.downsampled.get(h.device, 0),
         produced_minutes=list(p.produced_minutes()),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import Counter
 from collections.abc import Callable
 
@@ -340,3 +341,29 @@ async def test_close_lets_the_poll_in_flight_finish_and_hands_over_every_value_r
             rest = [batch async for batch in batches]
     received = [int(s.value) for batch in (first, *rest) for s in batch]  # type: ignore[arg-type]
     assert received == served
+
+
+async def test_a_device_polled_slower_than_scheduled_says_so(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Every read takes 50 ms, the tag asks for one every 10 ms: about a fifth of the schedule.
+    async def slow(function_code: int, *args: object) -> None:
+        if function_code == 3:
+            await asyncio.sleep(0.05)
+
+    point = ModbusPoint("count", "holding", 0, "uint16", poll_ms=10)
+    async with tcp_server([sim_device(1, holding={0: 0}, action=slow)]) as port:
+        driver = ModbusDriver("busy", endpoint(port), [point])
+        driver.schedule_window_s = 0.5
+        async with driver:
+            batches = driver.batches()
+            await anext(batches)
+            deadline = time.monotonic() + 10
+            while driver.health.schedule is None:
+                assert time.monotonic() < deadline, "never judged"
+                await asyncio.sleep(0.05)
+            await driver.close()
+    assert driver.health.schedule is not None
+    assert 0.1 < driver.health.schedule < 0.4, driver.health.schedule
+    assert "device busy: polling at" in caplog.text
+    assert "% of schedule (tags every 10 ms)" in caplog.text
