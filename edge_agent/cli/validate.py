@@ -8,10 +8,10 @@ from typing import Annotated
 
 import typer
 
-from edge_agent.config import LoadedConfig, load_agent_config
+from edge_agent.config import LoadedConfig, OpcUaProfile, load_agent_config
 from edge_agent.errors import ConfigError, ConfigProblem
 
-__all__ = ["format_problem", "register", "summary", "validate"]
+__all__ = ["format_problem", "load_warning", "offered_rate", "register", "summary", "validate"]
 
 _HELP = """Check CONFIG and every device profile it names; print every problem at once.
 
@@ -49,6 +49,39 @@ def summary(loaded: LoadedConfig) -> str:
     )
 
 
+# What one core of the agent sustains end to end (poll → buffer → MQTT with receipts), rounded
+# down from docs/agent.md "Figures" and bench/modbus_poll.py: a config asking for more will be
+# polled below its schedule.
+SUSTAINED_READINGS_PER_S = 50_000
+
+
+def offered_rate(loaded: LoadedConfig) -> float:
+    """Readings per second the config asks for at most: every tag at its poll interval."""
+    rate = 0.0
+    for d in loaded.devices:
+        profile = d.profile
+        if isinstance(profile, OpcUaProfile):
+            for t in profile.tags:
+                ms = profile.defaults.sampling_ms if t.sampling_ms is None else t.sampling_ms
+                rate += 1000 / ms if ms > 0 else 0.0
+            continue
+        for tag in profile.tags:
+            rate += 1000 / (tag.poll_ms or profile.defaults.poll_ms)
+    return rate
+
+
+def load_warning(loaded: LoadedConfig) -> str | None:
+    """A warning when the config asks for more than the agent can poll, else None."""
+    rate = offered_rate(loaded)
+    if rate <= SUSTAINED_READINGS_PER_S:
+        return None
+    return (
+        f"warning: this config asks for up to {rate:,.0f} readings/s; one core of the agent "
+        f"sustains about {SUSTAINED_READINGS_PER_S:,} (docs/agent.md, Figures), so devices will "
+        "be polled below their schedule: poll less often (poll_ms) or read fewer tags"
+    )
+
+
 def validate(
     config: Annotated[
         Path, typer.Argument(help="Agent config file, e.g. /etc/millstream/agent.yaml.")
@@ -64,6 +97,9 @@ def validate(
         typer.echo(f"{count} problem{'s' if count != 1 else ''} found in {config}")
         raise typer.Exit(1) from exc
     typer.echo(summary(loaded))
+    warning = load_warning(loaded)
+    if warning is not None:
+        typer.echo(warning)
 
 
 def register(app: typer.Typer) -> None:

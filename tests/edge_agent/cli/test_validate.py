@@ -110,3 +110,25 @@ def test_installed_command_runs_as_a_process() -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.startswith("ok: agent line3-pc")
+
+
+def test_a_config_asking_more_than_one_core_polls_is_valid_but_warned(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    tags = "\n".join(
+        f"  - {{name: r{i}, table: holding, address: {i}, type: uint16}}" for i in range(600)
+    )
+    (tmp_path / "fast-plc.yaml").write_text(
+        "profile: fast-plc\nvendor: Test\nmodel: T\nprotocol: modbus\nsource: test\n"
+        f"defaults: {{poll_ms: 10}}\ntags:\n{tags}\n"
+    )
+    config = tmp_path / "agent.yaml"
+    config.write_text(
+        "agent: {id: a, site: s, line: l}\nmqtt: {url: 'mqtt://127.0.0.1:1883'}\ndevices:\n"
+        "  - {machine: plc-01, profile: fast-plc, modbus: {host: 127.0.0.1}}\n"
+    )
+    result = runner.invoke(app, ["validate", str(config)])
+    assert result.exit_code == 0, result.output
+    assert "asks for up to 60,000 readings/s" in result.output
+    assert "poll less often (poll_ms)" in result.output
+    # The shipped example is far below it: one line, no warning (test above).
