@@ -186,8 +186,9 @@ class Buffer:
         await self.call(lambda db: db.unclaim(seqs))
 
     async def ack(self, batches: list[tuple[int, str]]) -> int:
-        """Delete each batch (seq, digest) whose payload had that digest; readings deleted."""
-        return await self.call(lambda db: db.ack(batches))
+        """Delete each batch (seq, digest) whose payload had that digest; readings deleted.
+        Ahead of every queued append: a receipt never waits behind load (writer.py)."""
+        return await asyncio.wrap_future(self.writer.submit_urgent(lambda db: db.ack(batches)))
 
     async def stats(self) -> BufferStats:
         """Snapshot of contents and drop counts."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures
 import logging
 import queue
@@ -23,6 +24,7 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 _STOP = object()
+_WAKE = object()  # an urgent operation is waiting (it is taken from `_urgent`, not from here)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +52,9 @@ class WriterThread(threading.Thread):
         super().__init__(name="buffer-writer", daemon=True)
         self._open_db = open_db
         self._ops: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        # Receipts go ahead of everything queued: under load thousands of appends (each an
+        # encode) may wait, and a receipt stuck behind them would have its batch republished.
+        self._urgent: collections.deque[tuple[Callable[[BufferDB], Any], Any]] = collections.deque()
         self.bounds = bounds
         self.commit_interval = commit_interval
         self._on_committed = on_committed
@@ -69,6 +74,13 @@ class WriterThread(threading.Thread):
         """Queue `fn(db)`; the future resolves with its result (writes not yet committed)."""
         fut: concurrent.futures.Future[T] = concurrent.futures.Future()
         self._ops.put((fn, fut))
+        return fut
+
+    def submit_urgent(self, fn: Callable[[BufferDB], T]) -> concurrent.futures.Future[T]:
+        """Like `submit`, run before every operation queued but not started (receipts)."""
+        fut: concurrent.futures.Future[T] = concurrent.futures.Future()
+        self._urgent.append((fn, fut))
+        self._ops.put(_WAKE)
         return fut
 
     def post(self, fn: Callable[[BufferDB], object]) -> None:
@@ -109,10 +121,7 @@ class WriterThread(threading.Thread):
             timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
             if db.disk_full:  # wake up to see whether space came back
                 timeout = 1.0 if timeout is None else min(timeout, 1.0)
-            try:
-                op = self._ops.get(timeout=timeout)
-            except queue.Empty:
-                op = None
+            op = self._next_op(timeout)
             if op is _STOP:
                 self._commit_or_roll_back(db, fresh)
                 return
@@ -133,6 +142,18 @@ class WriterThread(threading.Thread):
                 self._end_group(db, fresh, min_ts)
                 fresh = []
                 deadline = None
+
+    def _next_op(self, timeout: float | None) -> Any:
+        """The next operation: an urgent one first; None when `timeout` passed without one."""
+        if self._urgent:
+            return self._urgent.popleft()
+        try:
+            op = self._ops.get(timeout=timeout)
+        except queue.Empty:
+            return None
+        if op is _WAKE:  # its operation may have run already (taken first, above)
+            return self._urgent.popleft() if self._urgent else None
+        return op
 
     def _run_op(self, db: BufferDB, op: Any, fresh: list[ChunkRef]) -> bool:
         """Run one queued operation; False when a full disk made the group roll back."""

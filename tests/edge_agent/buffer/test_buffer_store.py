@@ -3,6 +3,7 @@
 import asyncio
 import json
 import logging
+import time
 from pathlib import Path
 
 import pytest
@@ -205,3 +206,31 @@ async def test_producers_wait_when_the_writer_is_far_behind(tmp_path: Path) -> N
         assert buf.queued <= 50
         await buf.flush()
         assert (await buf.stats()).readings == 150
+
+
+async def test_a_receipt_goes_ahead_of_every_queued_append(tmp_path: Path) -> None:
+    # Under load thousands of appends wait for the one writer thread; a receipt queued behind
+    # them would leave its batch to be republished. It runs before all of them instead.
+    async with Buffer(tmp_path / "b.db", bounds=NO_AGE) as buf:
+        buf.append("m1", readings(1000, 10))
+        batch = (await buf.claim_live(await wait_live(buf, 1), max_batch=1000))[0]
+        order: list[str] = []
+        gate = asyncio.Event()
+        loop = asyncio.get_running_loop()
+
+        def slow(db: object) -> None:
+            order.append("append")
+            time.sleep(0.01)  # an encode of a big chunk
+
+        def blocked(db: object) -> None:
+            # Holds the writer until the receipt is queued behind 200 appends.
+            asyncio.run_coroutine_threadsafe(gate.wait(), loop).result(5)
+
+        buf.writer.post(blocked)
+        for _ in range(200):
+            buf.writer.post(slow)
+        receipt = asyncio.ensure_future(buf.ack([(batch.seq, batch.digest)]))
+        await asyncio.sleep(0.05)
+        gate.set()
+        assert await asyncio.wait_for(receipt, 5) == 10
+        assert order.count("append") < 20, "the receipt waited behind the appends"
