@@ -178,7 +178,7 @@ class CommandExecutor:
         if command.kind == "config":
             if self.reconfigure is None:
                 return (
-                    "this agent runs embedded (the demo) and takes its configuration from it: "
+                    "this agent is embedded in another program, which owns its configuration: "
                     "config commands are for agents started with `edge-agent run`"
                 )
             return self.reconfigure.refusal()
