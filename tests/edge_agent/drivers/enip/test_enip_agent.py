@@ -37,7 +37,7 @@ def _files(folder: Path, port: int, broker_url: str, profile: str = PROFILE) -> 
         "agent: {id: enip-pc, site: plant, line: l1}\n"
         f"mqtt: {{url: '{broker_url}', receipts: false}}\n"
         "devices:\n"
-        f"  - {{machine: press-01, profile: test-logix, enip: {{host: 127.0.0.1, port: {port}}}}}\n"
+        f"  - {{machine: logix-01, profile: test-logix, enip: {{host: 127.0.0.1, port: {port}}}}}\n"
     )
     return config
 
@@ -57,13 +57,13 @@ async def test_a_logix_machine_is_validated_probed_and_published(
         done = _agent("validate", str(config))
         assert done.returncode == 0, done.stdout + done.stderr
         assert "1 device, 3 tags, profiles test-logix" in done.stdout
-        done = _agent("probe", str(config), "--device", "press-01", "--json")
+        done = _agent("probe", str(config), "--device", "logix-01", "--json")
         assert done.returncode == 0, done.stderr
         rows = {r["tag"]: r for r in json.loads(done.stdout)}
         assert (rows["speed"]["value"], rows["speed"]["raw"]) == (42.5, "Speed")
         assert (rows["running"]["value"], rows["zone3"]["value"]) == (True, 180)
 
-        topic = wire.telemetry_topic("plant", "l1", "press-01")
+        topic = wire.telemetry_topic("plant", "l1", "logix-01")
         async with aiomqtt.Client("127.0.0.1", mosquitto.port, identifier="enip-test") as client:
             await client.subscribe(topic, qos=1)
             agent = await asyncio.create_subprocess_exec(
