@@ -166,7 +166,9 @@ async def test_a_pushed_config_is_kept_or_rolled_back_and_no_reading_is_lost(
         code, out, _err = await _cli(hub_config, "agents", "config", "get", agent_id)
         assert (code, out) == (0, valid)
         # The fleet view's column: the version kept, and the newest push with its fate.
-        (fleet,) = (await line.api["viewer"].get("/agents")).json()
+        # (The broker is the session's: other tests' agents may have left retained statuses.)
+        agents = (await line.api["viewer"].get("/agents")).json()
+        fleet = next(a for a in agents if a["agent_id"] == agent_id)
         assert (fleet["config_version"], fleet["config_latest"], fleet["config_latest_status"]) == (
             1, 5, "refused",
         )  # fmt: skip
