@@ -49,8 +49,10 @@ def _agent(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 async def test_a_logix_machine_is_validated_probed_and_published(
-    mosquitto: Any, tmp_path: Path
+    mosquitto_factory: Any, tmp_path: Path
 ) -> None:
+    # A private broker: this agent's retained statuses must not reach other tests' hubs.
+    mosquitto = mosquitto_factory(persistence=False)
     with enip_server({"Speed": "REAL", "Running": "BOOL", "Zones": "DINT[8]"}) as server:
         server.set(Speed=42.5, Running=True, Zones_3=180)
         config = _files(tmp_path, server.port, mosquitto.url)

@@ -58,8 +58,10 @@ def _db() -> bytearray:
 
 
 async def test_an_s7_machine_is_validated_probed_and_published(
-    mosquitto: Any, tmp_path: Path
+    mosquitto_factory: Any, tmp_path: Path
 ) -> None:
+    # A private broker: this agent's retained statuses must not reach other tests' hubs.
+    mosquitto = mosquitto_factory(persistence=False)
     with s7_server({10: _db()}) as (_server, port):
         config = _files(tmp_path, port, mosquitto.url)
         done = _agent("validate", str(config))
