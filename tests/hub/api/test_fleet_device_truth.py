@@ -136,10 +136,12 @@ class Views:
 
     async def machine(self, site: str, machine: str) -> tuple[str, str]:
         """The hub's judgement of one machine: (state, reason); ("absent", "") if unknown."""
-        r = await self.http.get("/api/v1/machines", params={"site": site})
+        # /machines lists every machine of every site (it takes no filter): pick this site's,
+        # or a namesake another test left retained on the shared broker would answer instead.
+        r = await self.http.get("/api/v1/machines")
         r.raise_for_status()
         for m in r.json():
-            if m["machine"] == machine:
+            if (m["site"], m["machine"]) == (site, machine):
                 return (m["state"], m["reason"])
         return ("absent", "")
 
