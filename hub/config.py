@@ -10,6 +10,7 @@ problem at once with file, path and a hint.
 from __future__ import annotations
 
 import os
+import string
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -169,6 +170,38 @@ class RedisConfig(_Frozen):
     key_prefix: str = "ms:latest:"
 
 
+_SPB_FIELDS = frozenset({"group", "node", "device"})
+
+
+class SparkplugConfig(_Frozen):
+    """The hub as Sparkplug B primary host application (docs/sparkplug.md)."""
+
+    # The id in `spBv1.0/STATE/{host_id}`: what edge nodes are configured to honour.
+    host_id: str = Field(default="millstream", pattern=f"^{SEGMENT_PATTERN}$")
+    # Which Sparkplug ids make site, line and machine: templates over {group}, {node}, {device}
+    # (node-level metrics: {device} is the edge node id).
+    site: str = "{group}"
+    line: str = "{node}"
+    machine: str = "{device}"
+    # At most one rebirth request per edge node in this time (a node that keeps sending
+    # unknown aliases is not flooded with requests).
+    rebirth_interval_s: float = Field(default=5.0, ge=0.5, le=3600)
+
+    @field_validator("site", "line", "machine")
+    @classmethod
+    def _template(cls, value: str) -> str:
+        try:
+            fields = {name for _, name, _, _ in string.Formatter().parse(value) if name}
+        except ValueError as exc:
+            raise ValueError(f'not a template: {exc}; e.g. "{{group}}"') from None
+        unknown = fields - _SPB_FIELDS
+        if unknown:
+            raise ValueError(
+                f"unknown field {{{sorted(unknown)[0]}}}; use {{group}}, {{node}} or {{device}}"
+            )
+        return value
+
+
 class HubConfig(_Frozen):
     """The hub's whole configuration."""
 
@@ -185,6 +218,7 @@ class HubConfig(_Frozen):
     redis: RedisConfig | None = None  # absent: no Redis (live views stay in-process)
     alerts: AlertsConfig | None = None  # absent: no alert evaluation (docs/alerts.md)
     smtp: SmtpConfig | None = None  # the mail server of email notifiers
+    sparkplug: SparkplugConfig | None = None  # absent: no Sparkplug B host (docs/sparkplug.md)
 
     @model_validator(mode="after")
     def _kafka_needs_postgres(self) -> HubConfig:

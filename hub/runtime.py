@@ -32,6 +32,7 @@ from hub.ingest.classify import classify
 from hub.ingest.message import Incoming
 from hub.ingest.mqtt import MqttSession
 from hub.ingest.pipeline import IngestPipeline
+from hub.ingest.sparkplug_host import SparkplugHost
 from hub.ingest.workers import worker_pool
 from hub.live import LiveWebSocketProtocol
 from hub.metrics import HubMetrics
@@ -93,6 +94,7 @@ class Hub:
         self._started = asyncio.Event()
         self._parser: ProcessPoolExecutor | None = None
         self.evaluator: AlertEvaluator | None = None
+        self.sparkplug: SparkplugHost | None = None  # with a `sparkplug:` section
         # Alert rules are evaluated over the feed the ingest transaction writes (docs/alerts.md).
         # With an `alerts:` section (PostgreSQL only: config validation), even one without rules
         # of its own: admins may add rules through the API.
@@ -105,11 +107,20 @@ class Hub:
         return self._session is not None and self._session.connected
 
     def bridge_health(self) -> dict[str, Any]:
-        """Kafka relay / Redis / alert detail for `/health/ready` (never makes the hub unready)."""
+        """Kafka relay / Redis / alert / Sparkplug detail for `/health/ready` (never makes the
+        hub unready)."""
         out = self.bridges.health()
         if self.evaluator is not None:
             out["alerts"] = self.evaluator.health()
+        if self.sparkplug is not None:
+            out["sparkplug"] = self.sparkplug.health()
         return out
+
+    def _ack(self, session: MqttSession, messages: Sequence[Incoming]) -> None:
+        # Each broker session acknowledges only the messages it delivered.
+        session.ack(messages)
+        if self.sparkplug is not None:
+            self.sparkplug.ack(messages)
 
     async def ping_storage(self) -> None:
         """Raise `StorageUnavailable` unless storage answers."""
@@ -147,8 +158,9 @@ class Hub:
 
         def committed(batches: Sequence[TelemetryBatch]) -> None:
             for b in batches:
-                tracker.add(b.src, b.seq, b.digest)
-            self.bridges.on_committed(batches)
+                if b.receipt:
+                    tracker.add(b.src, b.seq, b.digest)
+            self.bridges.on_committed([b for b in batches if b.live])
 
         def dead_lettered(letters: Sequence[DeadLetter]) -> None:
             # Set aside is committed too: without a receipt the agent would resend a batch the
@@ -184,7 +196,7 @@ class Hub:
                 pipeline = IngestPipeline(
                     storage,
                     classify=classify,
-                    ack=lambda messages: session.ack(messages),  # noqa: PLW0108 -- bound later
+                    ack=lambda messages: self._ack(session, messages),
                     on_committed=committed,
                     on_dead_letters=dead_lettered,
                     on_validated=self.api.on_validated,
@@ -196,6 +208,8 @@ class Hub:
                     cfg.mqtt, cfg.mqtt.client_id or default_client_id(), pipeline.submit
                 )
                 self._session = session
+                if cfg.sparkplug is not None:
+                    self.sparkplug = SparkplugHost(cfg, pipeline.submit_classified)
                 self._started.set()
                 async with (
                     session,
@@ -214,46 +228,18 @@ class Hub:
                         tg.create_task(self.api.run(stop), name="live"),
                     ]
                     server: _Server | None = None
+                    host_done = asyncio.Event()
+                    if self.sparkplug is not None:
+                        others.append(
+                            tg.create_task(self.sparkplug.run(host_done), name="sparkplug")
+                        )
                     if self._evaluates:
                         others.append(self._start_alerts(tg, session, stop))
                     if self._serve_http:
-                        app = create_app(self, self.metrics)
-                        await api_stack.enter_async_context(
-                            self.api.mounted(app, publish=session.publish)
-                        )
-                        server = _Server(
-                            uvicorn.Config(
-                                app,
-                                host=cfg.http.host,
-                                port=cfg.http.port,
-                                log_config=None,
-                                lifespan="off",
-                                access_log=False,
-                                # uvicorn believes X-Forwarded-For from 127.0.0.1 by default,
-                                # which let any local client dodge the per-address login limit.
-                                proxy_headers=bool(cfg.http.trusted_proxies),
-                                forwarded_allow_ips=list(cfg.http.trusted_proxies),
-                                # Compressing each live message for each client cost a
-                                # fifth of the hub's CPU at 1,000 clients; the messages are
-                                # small and mostly go over a LAN (bench/ws_fanout.py).
-                                ws_per_message_deflate=False,
-                                # Writes each live update's prepared frame straight to the
-                                # sockets of clients that keep up (hub/live/server.py).
-                                ws=LiveWebSocketProtocol,
-                            )
-                        )
+                        server = await self._http_server(api_stack, session)
                         others.append(tg.create_task(self._serve(server), name="http"))
                     await stop.wait()
-                    if cfg.mqtt.retire_on_stop:
-                        log.info("retiring: leaving the share group, ending the broker session")
-                        await session.retire()
-                    log.info("stopping: committing %d received messages", pipeline.backlog)
-                    pipeline.stop()
-                    try:
-                        async with asyncio.timeout(DRAIN_TIMEOUT_S):
-                            await ingest
-                    except TimeoutError:
-                        log.warning("drain timed out; unacknowledged messages stay with the broker")
+                    await self._wind_down(session, pipeline, ingest, host_done, others)
                     if server is not None:
                         server.should_exit = True
                     for task in others:
@@ -266,6 +252,61 @@ class Hub:
                     await asyncio.to_thread(parser.shutdown, True, cancel_futures=True)
                     self._parser = None
         self._storage = None
+
+    async def _wind_down(
+        self,
+        session: MqttSession,
+        pipeline: IngestPipeline,
+        ingest: asyncio.Task[None],
+        host_done: asyncio.Event,
+        others: Sequence[asyncio.Task[Any]],
+    ) -> None:
+        """Stop taking messages and commit what was received; then the Sparkplug host, which
+        outlives the drain (what it delivered is acknowledged) and says it is going."""
+        if self.config.mqtt.retire_on_stop:
+            log.info("retiring: leaving the share group, ending the broker session")
+            await session.retire()
+        log.info("stopping: committing %d received messages", pipeline.backlog)
+        pipeline.stop()
+        try:
+            async with asyncio.timeout(DRAIN_TIMEOUT_S):
+                await ingest
+        except TimeoutError:
+            log.warning("drain timed out; unacknowledged messages stay with the broker")
+        host_done.set()
+        for task in others:
+            if task.get_name() == "sparkplug":
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(10):
+                        await asyncio.shield(task)
+
+    async def _http_server(
+        self, api_stack: contextlib.AsyncExitStack, session: MqttSession
+    ) -> _Server:
+        cfg = self.config
+        app = create_app(self, self.metrics)
+        await api_stack.enter_async_context(self.api.mounted(app, publish=session.publish))
+        return _Server(
+            uvicorn.Config(
+                app,
+                host=cfg.http.host,
+                port=cfg.http.port,
+                log_config=None,
+                lifespan="off",
+                access_log=False,
+                # uvicorn believes X-Forwarded-For from 127.0.0.1 by default,
+                # which let any local client dodge the per-address login limit.
+                proxy_headers=bool(cfg.http.trusted_proxies),
+                forwarded_allow_ips=list(cfg.http.trusted_proxies),
+                # Compressing each live message for each client cost a
+                # fifth of the hub's CPU at 1,000 clients; the messages are
+                # small and mostly go over a LAN (bench/ws_fanout.py).
+                ws_per_message_deflate=False,
+                # Writes each live update's prepared frame straight to the
+                # sockets of clients that keep up (hub/live/server.py).
+                ws=LiveWebSocketProtocol,
+            )
+        )
 
     def _start_alerts(
         self, tg: asyncio.TaskGroup, session: MqttSession, stop: asyncio.Event

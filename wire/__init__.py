@@ -15,6 +15,8 @@ no clock reads: callers pass `now_ms`. Every parser raises `PayloadError` (with 
     meta.py        machine tag metadata (units, heartbeats, schedule) codec
     report.py      the agent's full status report (status file, CLI, metrics; cut to the wire)
     commands.py    commands to agents (writes, config) and their results
+    sparkplug/     Sparkplug B 3.0: topics, naming, the protobuf payload (imported on its own:
+                   it needs protobuf, which the JSON contract does not)
 """
 
 from wire.commands import (
@@ -79,6 +81,7 @@ from wire.telemetry import (
     encode_telemetry,
     parse_telemetry,
     parse_telemetry_partial,
+    validate_reading,
 )
 from wire.topics import (
     AGENT_STATUS_FILTER,
@@ -192,4 +195,5 @@ __all__ = [
     "scheduled_per_minute",
     "status_topic",
     "telemetry_topic",
+    "validate_reading",
 ]

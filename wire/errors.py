@@ -28,6 +28,9 @@ Reason = Literal[
     "bad_quality",  # q not in good | uncertain | bad
     "ts_out_of_range",  # ts outside [now - 30 days, now + 5 min] (or not a plausible epoch ms)
     "bad_range",  # a receipt range with first > last
+    "bad_protobuf",  # a Sparkplug B payload that does not parse as its protobuf schema
+    "unsupported_value",  # a Sparkplug metric whose type Millstream does not store (DataSet, …)
+    "unknown_alias",  # a Sparkplug metric by an alias no birth of its edge node declared
 ]
 
 REASONS: tuple[Reason, ...] = get_args(Reason)

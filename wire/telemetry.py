@@ -23,6 +23,7 @@ __all__ = [
     "encode_telemetry",
     "parse_telemetry",
     "parse_telemetry_partial",
+    "validate_reading",
 ]
 
 # Compact, UTF-8 as is (escaping non-ASCII only grows the payload), NaN refused at the source.
@@ -141,6 +142,32 @@ def _parse(
         readings=whole if whole is not None and not refused else tuple(kept),
     )
     return telemetry, tuple(refused)
+
+
+def validate_reading(
+    tag: str, ts: int, v: object, q: str, now_ms: int, *, where: str = "reading"
+) -> Reading:
+    """One reading judged by the rules a telemetry batch's readings obey (tag alphabet, value,
+    string size, NUL, the hub's ts window), for readings that arrive in another dialect
+    (Sparkplug B); `where` names it in the error."""
+    try:
+        one = _OneReading.model_validate({"readings": [{"tag": tag, "ts": ts, "v": v, "q": q}]})
+    except ValidationError as exc:
+        error = payload_error(exc)
+        raise PayloadError(
+            error.reason,
+            error.message.replace("readings[0]", where, 1),
+            (error.field or "").replace("readings[0]", where, 1),
+        ) from None
+    reading = one.readings[0]
+    if not now_ms - MAX_PAST_MS <= reading.ts <= now_ms + MAX_FUTURE_MS:
+        raise PayloadError(
+            "ts_out_of_range",
+            f"{where}.ts: {reading.ts} ({_iso(reading.ts)}) is {_offset(reading.ts - now_ms)}"
+            " the hub's clock; accepted: 30 days before to 5 minutes after",
+            f"{where}.ts",
+        )
+    return reading
 
 
 def _split(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 
 import wire
 from hub.ingest.message import Incoming
@@ -18,20 +19,44 @@ from hub.storage import (
     DeadLetter,
     MachineMetaUpdate,
     MachineStatusUpdate,
+    SparkplugBirth,
     TelemetryBatch,
 )
 
-__all__ = ["Classified", "classify", "guess_seq", "guess_src"]
+__all__ = ["Classified", "Part", "Several", "classify", "guess_seq", "guess_src", "parts"]
 
-# What one message becomes (the pipeline batches these into storage transactions).
-Classified = (
+# One thing a message becomes (the pipeline batches these into storage transactions).
+Part = (
     TelemetryBatch
     | DeadLetter
     | MachineStatusUpdate
     | AgentStatusUpdate
     | MachineMetaUpdate
     | CommandResultUpdate
+    | SparkplugBirth
 )
+
+
+@dataclass(frozen=True, slots=True)
+class Several:
+    """A message that becomes more than one thing, committed together (a Sparkplug birth:
+    its readings, the machine's status and the birth's aliases)."""
+
+    parts: tuple[Part, ...]
+
+
+# What one message becomes.
+Classified = Part | Several
+
+
+def parts(result: Classified | None) -> tuple[Part, ...]:
+    """The things a classified message became, in order (none for an ignored one)."""
+    if result is None:
+        return ()
+    if isinstance(result, Several):
+        return result.parts
+    return (result,)
+
 
 # Only to attribute a refused payload to its publisher in the dead-letter table; never used to
 # accept data. Bounded: looks at the first 4 KiB only.

@@ -18,3 +18,6 @@ class Incoming:
     received_at: int  # epoch ms, read once at the I/O edge
     # Which broker connection delivered it: a packet id is only meaningful on that connection.
     generation: int = 0
+    # Which of the hub's broker sessions it came on (its own tree, or the Sparkplug host's):
+    # each acknowledges only its own messages.
+    channel: str = ""

@@ -69,8 +69,18 @@ class MqttSession:
         *,
         subscribe: bool = True,
         persistent: bool = True,
+        topics: list[tuple[str, SubscribeOptions]] | None = None,
+        will: tuple[str, bytes] | None = None,
+        on_connect: Sequence[tuple[str, bytes]] = (),
+        channel: str = "",
     ) -> None:
-        """`persistent=False` (a CLI that only publishes): no session is kept on the broker."""
+        """`persistent=False` (a CLI that only publishes): no session is kept on the broker.
+        `topics` replaces the hub's own subscriptions (the Sparkplug host's session); `will`
+        is a retained last will and `on_connect` retained messages published on every
+        (re)connect (its STATE birth and death certificates); `channel` tags what it receives."""
+        self._topics = topics
+        self._on_connect_publish = tuple(on_connect)
+        self._channel = channel
         self._config = config
         self._persistent = persistent
         self._client_id = client_id
@@ -102,6 +112,8 @@ class MqttSession:
                 protocol=MQTTProtocolVersion.MQTTv311,
                 manual_ack=True,
             )
+        if will is not None:
+            self._client.will_set(will[0], will[1], qos=1, retain=True)
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.on_message = self._on_message
@@ -123,6 +135,11 @@ class MqttSession:
     def connected(self) -> bool:
         """True while the broker connection is up."""
         return self._connected
+
+    @property
+    def subscribed(self) -> bool:
+        """True once the broker acknowledged this connection's subscriptions."""
+        return self._subscribed.is_set()
 
     async def __aenter__(self) -> Self:
         self._loop = asyncio.get_running_loop()
@@ -186,7 +203,10 @@ class MqttSession:
             return
         self._unsubscribed.clear()
         self._client.unsubscribe(
-            [topic for topic, _ in subscriptions(self._config.share_group, shared=True)]
+            [
+                topic
+                for topic, _ in self._topics or subscriptions(self._config.share_group, shared=True)
+            ]
         )
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout_s):
@@ -201,15 +221,21 @@ class MqttSession:
         sent = 0
         with self._lock:
             for msg in messages:
-                if msg.qos > 0 and msg.generation == self._generation:
+                if (
+                    msg.qos > 0
+                    and msg.generation == self._generation
+                    and msg.channel == self._channel
+                ):
                     self._client.ack(msg.mid, msg.qos)
                     sent += 1
         return sent
 
-    def publish(self, topic: str, payload: bytes, qos: int = 1) -> paho.MQTTMessageInfo:
+    def publish(
+        self, topic: str, payload: bytes, qos: int = 1, *, retain: bool = False
+    ) -> paho.MQTTMessageInfo:
         """Queue a PUBLISH (paho's publish is thread-safe and does not block); the returned
         info tells when the broker has it (`is_published()`, PUBACK for QoS 1)."""
-        return self._client.publish(topic, payload, qos=qos)
+        return self._client.publish(topic, payload, qos=qos, retain=retain)
 
     # --- paho thread ---------------------------------------------------------------------
 
@@ -236,12 +262,14 @@ class MqttSession:
             flags.session_present,
         )
         if self._subscribe:
-            subs = subscriptions(self._config.share_group, shared=self._v5)
+            subs = self._topics or subscriptions(self._config.share_group, shared=self._v5)
             if self._v5:
                 client.subscribe(subs)
             else:
                 # paho takes (topic, qos) pairs for MQTT 3.1.1: options are a v5 thing.
                 client.subscribe([(topic, opts.QoS) for topic, opts in subs])
+        for topic, payload in self._on_connect_publish:
+            client.publish(topic, payload, qos=1, retain=True)
 
     def _on_subscribe(
         self,
@@ -304,6 +332,7 @@ class MqttSession:
             mid=message.mid,
             received_at=time.time_ns() // 1_000_000,
             generation=self._generation,
+            channel=self._channel,
         )
         loop = self._loop
         if loop is None or loop.is_closed():

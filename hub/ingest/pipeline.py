@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import wire
 from hub.errors import StorageUnavailable
-from hub.ingest.classify import Classified
+from hub.ingest.classify import Classified, Part, Several, parts
 from hub.ingest.deadletters import DeadLetterBudget
 from hub.ingest.message import Incoming
 from hub.metrics import HubMetrics
@@ -37,6 +37,7 @@ from hub.storage import (
     DeadLetter,
     MachineMetaUpdate,
     MachineStatusUpdate,
+    SparkplugBirth,
     Storage,
     TelemetryBatch,
     WriteBatch,
@@ -61,6 +62,7 @@ _KIND = {
     AgentStatusUpdate: "agent_status",
     MachineMetaUpdate: "machine_meta",
     CommandResultUpdate: "command_result",
+    SparkplugBirth: "sparkplug_birth",
 }
 
 
@@ -73,12 +75,13 @@ class _Item:
     parsing: asyncio.Future[Classified | None] | None = None
 
 
+def _readings(result: Classified | None) -> int:
+    return sum(len(p.readings) for p in parts(result) if isinstance(p, TelemetryBatch))
+
+
 def _build(items: Sequence[_Item]) -> WriteBatch:
-    telemetry, dead, machines, agents, metas, results = [], [], [], [], [], []
-    for item in items:
-        r = item.result
-        if r is None:
-            continue
+    telemetry, dead, machines, agents, metas, results, births = [], [], [], [], [], [], []
+    for r in (p for item in items for p in parts(item.result)):
         if isinstance(r, TelemetryBatch):
             telemetry.append(r)
             if r.refused is not None:
@@ -91,6 +94,8 @@ def _build(items: Sequence[_Item]) -> WriteBatch:
             metas.append(r)
         elif isinstance(r, CommandResultUpdate):
             results.append(r)
+        elif isinstance(r, SparkplugBirth):
+            births.append(r)
         else:
             agents.append(r)
     return WriteBatch(
@@ -100,6 +105,7 @@ def _build(items: Sequence[_Item]) -> WriteBatch:
         agents=agents,
         metas=metas,
         results=results,
+        births=births,
     )
 
 
@@ -107,8 +113,11 @@ def _rejected(item: _Item, exc: Exception) -> _Item:
     msg = item.msg
     src = seq = None
     digest = ""
-    if isinstance(item.result, TelemetryBatch | DeadLetter):
-        src, seq, digest = item.result.src, item.result.seq, item.result.digest
+    first = next(
+        (p for p in parts(item.result) if isinstance(p, TelemetryBatch | DeadLetter)), None
+    )
+    if first is not None and (not isinstance(first, TelemetryBatch) or first.receipt):
+        src, seq, digest = first.src, first.seq, first.digest
     dead = DeadLetter(
         msg.topic,
         msg.payload,
@@ -186,6 +195,11 @@ class IngestPipeline:
             log.exception("classifier failed on %s", msg.topic)
             return DeadLetter(msg.topic, msg.payload, "internal", str(exc), msg.received_at)
 
+    def submit_classified(self, msg: Incoming, result: Classified | None) -> None:
+        """Accept a message classified by its own session (Sparkplug: stateful, so on the
+        event loop, in arrival order); committed and acknowledged in order with the rest."""
+        self._accept(_Item(msg, result, asyncio.get_running_loop().time()))
+
     def submit(self, msg: Incoming) -> None:
         """Accept one message from the broker (event-loop thread); never raises on bad input."""
         loop = asyncio.get_running_loop()
@@ -212,8 +226,7 @@ class IngestPipeline:
         else:
             item.result = fut.result()
         item.parsed = True
-        if isinstance(item.result, TelemetryBatch):
-            self._readings += len(item.result.readings)
+        self._readings += _readings(item.result)
         self._announce()
         self._wake.set()
 
@@ -221,8 +234,7 @@ class IngestPipeline:
         validated = []
         while self._unannounced and self._unannounced[0].parsed:
             result = self._unannounced.popleft().result
-            if isinstance(result, TelemetryBatch):
-                validated.append(result)
+            validated += [p for p in parts(result) if isinstance(p, TelemetryBatch) and p.live]
         if validated and self._on_validated is not None:
             try:
                 self._on_validated(validated)
@@ -233,8 +245,8 @@ class IngestPipeline:
         self._items.append(item)
         self._unannounced.append(item)
         self._announce()
-        if item.parsed and isinstance(item.result, TelemetryBatch):
-            self._readings += len(item.result.readings)
+        if item.parsed:
+            self._readings += _readings(item.result)
         self._metrics.backlog.set(self.backlog)
         self._wake.set()
 
@@ -297,7 +309,7 @@ class IngestPipeline:
             item = self._items[0]
             if not item.parsed:
                 break
-            n = len(item.result.readings) if isinstance(item.result, TelemetryBatch) else 0
+            n = _readings(item.result)
             if taken and (len(taken) >= self._max_messages or readings + n > self._max_readings):
                 break
             taken.append(self._trimmed(self._items.popleft()))
@@ -308,14 +320,19 @@ class IngestPipeline:
 
     def _trimmed(self, item: _Item) -> _Item:
         """The item with its dead letter's payload cut to what the budget keeps."""
-        result, now = item.result, time.monotonic()
-        if isinstance(result, DeadLetter):
-            item.result = self._dead_budget.trim(result, now)
-        elif isinstance(result, TelemetryBatch) and result.refused is not None:
-            item.result = dataclasses.replace(
-                result, refused=self._dead_budget.trim(result.refused, now)
-            )
+        if isinstance(item.result, Several):
+            item.result = Several(tuple(self._trim(p) for p in item.result.parts))
+        elif item.result is not None:
+            item.result = self._trim(item.result)
         return item
+
+    def _trim(self, result: Part) -> Part:
+        now = time.monotonic()
+        if isinstance(result, DeadLetter):
+            return self._dead_budget.trim(result, now)
+        if isinstance(result, TelemetryBatch) and result.refused is not None:
+            return dataclasses.replace(result, refused=self._dead_budget.trim(result.refused, now))
+        return result
 
     async def _ack_in_order(self) -> None:
         # Commits may overlap (two transactions in flight), but PUBACKs go out strictly in
@@ -333,13 +350,12 @@ class IngestPipeline:
             self._ack([i.msg for i in committed])
             self._inflight_count -= len(committed)
             self._metrics.backlog.set(self.backlog)
-            telemetry = [i.result for i in committed if isinstance(i.result, TelemetryBatch)]
-            dead = [i.result for i in committed if isinstance(i.result, DeadLetter)]
+            done = [p for i in committed for p in parts(i.result)]
+            telemetry = [p for p in done if isinstance(p, TelemetryBatch)]
+            dead = [p for p in done if isinstance(p, DeadLetter)]
             dead += [t.refused for t in telemetry if t.refused is not None]
-            for item in committed:
-                if item.result is None:
-                    continue
-                self._metrics.messages.labels(_KIND[type(item.result)]).inc()
+            for part in done:
+                self._metrics.messages.labels(_KIND[type(part)]).inc()
             for letter in dead:
                 self._metrics.dead_letters.labels(letter.reason).inc()
             if telemetry:

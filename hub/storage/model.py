@@ -21,6 +21,7 @@ __all__ = [
     "ReadingLike",
     "RollupRow",
     "SeriesKey",
+    "SparkplugBirth",
     "StoredReading",
     "TelemetryBatch",
     "WriteBatch",
@@ -83,6 +84,11 @@ class TelemetryBatch:
     # The readings of the same payload the hub cannot store (each breaks a rule of its own),
     # committed to the dead-letter store in the same transaction as `readings`.
     refused: DeadLetter | None = None
+    # False for a publisher that takes no receipts (a Sparkplug edge node: src/seq only
+    # label the batch in Kafka).
+    receipt: bool = True
+    # False for history (Sparkplug `is_historical`): stored and bridged, never shown as live.
+    live: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +188,20 @@ class CommandResultUpdate:
 
 
 @dataclass(frozen=True, slots=True)
+class SparkplugBirth:
+    """What a Sparkplug edge node or device declared in its latest birth: kept so that data
+    sent by alias (and redelivered after a hub restart) still names its metrics."""
+
+    group: str
+    node: str
+    device: str  # "" for the edge node itself
+    bd_seq: int | None  # the node birth's bdSeq (an NDEATH must match it to count)
+    # (metric name, alias or None, datatype or None) in the order the birth listed them.
+    metrics: Sequence[tuple[str, int | None, int | None]]
+    received_at: int
+
+
+@dataclass(frozen=True, slots=True)
 class WriteBatch:
     """Everything committed in one transaction: telemetry, dead letters, status and meta."""
 
@@ -191,6 +211,7 @@ class WriteBatch:
     agents: Sequence[AgentStatusUpdate] = ()
     metas: Sequence[MachineMetaUpdate] = ()
     results: Sequence[CommandResultUpdate] = ()
+    births: Sequence[SparkplugBirth] = ()
     readings_count: int = field(default=0)
 
     def __post_init__(self) -> None:

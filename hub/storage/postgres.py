@@ -29,6 +29,7 @@ from hub.storage.model import (
 from hub.storage.rows import (
     DAY_MS,
     SeriesIds,
+    birth_rows,
     drop_rows,
     missing_series,
     newest_metas,
@@ -423,6 +424,7 @@ class PostgresStorage:
                 for meta in newest_metas(batch.metas):
                     await _replace_meta(conn, meta)
                 await conn.executemany(stmt.COMMAND_RESULT, result_rows(batch.results))
+                await conn.executemany(stmt.SPARKPLUG_BIRTH_UPSERT, birth_rows(batch.births))
                 result = WriteResult(inserted, len(records) - inserted)
                 for hook in self._hooks:
                     await hook(conn, batch, result)

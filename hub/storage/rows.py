@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
@@ -13,6 +14,7 @@ from hub.storage.model import (
     MachineMetaUpdate,
     MachineStatusUpdate,
     SeriesKey,
+    SparkplugBirth,
     TelemetryBatch,
 )
 
@@ -25,6 +27,7 @@ __all__ = [
     "ProducedRow",
     "Row",
     "SeriesIds",
+    "birth_rows",
     "drop_rows",
     "missing_series",
     "newest_metas",
@@ -210,6 +213,23 @@ def result_rows(
     return [
         (r.id, r.agent_id, r.status, r.detail, r.ts, r.previous, r.read_back, r.received_at)
         for r in results
+    ]
+
+
+def birth_rows(
+    births: Iterable[SparkplugBirth],
+) -> list[tuple[str, str, str, int | None, str, int]]:
+    """`statements.SPARKPLUG_BIRTH_UPSERT` parameters (metrics as JSON text)."""
+    return [
+        (
+            b.group,
+            b.node,
+            b.device,
+            b.bd_seq,
+            json.dumps([list(m) for m in b.metrics], separators=(",", ":"), ensure_ascii=False),
+            b.received_at,
+        )
+        for b in births
     ]
 
 

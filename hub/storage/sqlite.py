@@ -28,6 +28,7 @@ from hub.storage.rollup import BUCKET_MS, aggregate, text_counts
 from hub.storage.rows import (
     DAY_MS,
     SeriesIds,
+    birth_rows,
     drop_rows,
     missing_series,
     newest_metas,
@@ -46,6 +47,7 @@ _AGENT_OUTAGE_CLOSE = stmt.for_sqlite(stmt.AGENT_OUTAGE_CLOSE)
 _AGENT_OUTAGE_OPEN = stmt.for_sqlite(stmt.AGENT_OUTAGE_OPEN)
 _AGENT_UPSERT = stmt.for_sqlite(stmt.AGENT_UPSERT)
 _COMMAND_RESULT = stmt.for_sqlite(stmt.COMMAND_RESULT)
+_SPARKPLUG_BIRTH_UPSERT = stmt.for_sqlite(stmt.SPARKPLUG_BIRTH_UPSERT)
 _DEVICE_OUTAGE_CLOSE = stmt.for_sqlite(stmt.DEVICE_OUTAGE_CLOSE)
 _DEVICE_OUTAGE_OPEN = stmt.for_sqlite(stmt.DEVICE_OUTAGE_OPEN)
 _DROP_SPAN_UPSERT = stmt.for_sqlite(stmt.DROP_SPAN_UPSERT)
@@ -286,6 +288,7 @@ class SqliteStorage:
             for meta in newest_metas(batch.metas):
                 self._replace_meta(meta)
             db.executemany(_COMMAND_RESULT, result_rows(batch.results))
+            db.executemany(_SPARKPLUG_BIRTH_UPSERT, birth_rows(batch.births))
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")

@@ -20,6 +20,7 @@ __all__ = [
     "META_UPSERT",
     "OWNER_UPSERT",
     "PRODUCED_UPSERT",
+    "SPARKPLUG_BIRTH_UPSERT",
     "for_sqlite",
 ]
 
@@ -123,6 +124,16 @@ COMMAND_RESULT = """
 UPDATE commands SET status = $3, detail = $4, finished_at = $5, previous = $6, read_back = $7,
                     answered_at = $8
 WHERE id = $1 AND agent_id = $2 AND status IS NULL
+"""
+
+# A birth replaces the one before (a rebirth may renumber aliases); commits of two instances
+# may land out of order, so the later-received birth wins.
+SPARKPLUG_BIRTH_UPSERT = """
+INSERT INTO sparkplug_births AS b (group_id, edge_node, device, bd_seq, metrics, received_at)
+VALUES ($1, $2, $3, $4, $5, $6)
+ON CONFLICT (group_id, edge_node, device) DO UPDATE SET
+    bd_seq = excluded.bd_seq, metrics = excluded.metrics, received_at = excluded.received_at
+WHERE excluded.received_at >= b.received_at
 """
 
 

@@ -33,6 +33,7 @@ class Mosquitto(Server):
         persistence: bool = True,
         autosave_interval: int = 1800,
         max_queued_messages: int = 1_000_000,
+        upgrade_qos0: bool = False,
         users: Mapping[str, str] | None = None,
         port: int | None = None,
         workdir: Path | None = None,
@@ -48,6 +49,9 @@ class Mosquitto(Server):
         # persistent session during a hub outage of a few seconds at plant rates; tests that stop
         # the hub must see every message again. 0 would mean unbounded; we keep a bound.
         self.max_queued_messages = max_queued_messages
+        # As packaging/mosquitto/mosquitto.conf does for Sparkplug data (QoS 0 by its spec):
+        # queued for, and delivered at the QoS of, the hub's persistent QoS 1 subscription.
+        self.upgrade_qos0 = upgrade_qos0
         self.config_path = self.workdir / "mosquitto.conf"
         self.password_file = self.workdir / "passwd"
         self.data_dir = self.workdir / "data"
@@ -97,7 +101,8 @@ class Mosquitto(Server):
             f"max_queued_messages {self.max_queued_messages}",
             "max_queued_bytes 0",
             "max_inflight_messages 20",
-            "queue_qos0_messages false",
+            f"queue_qos0_messages {'true' if self.upgrade_qos0 else 'false'}",
+            f"upgrade_outgoing_qos {'true' if self.upgrade_qos0 else 'false'}",
             "set_tcp_nodelay true",
             "log_dest stdout",
             "log_type error",

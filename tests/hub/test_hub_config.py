@@ -95,3 +95,20 @@ def test_cli_prints_problems_and_exits_1(tmp_path: Path) -> None:
 def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read"):
         load_config(tmp_path / "nope.yaml", {})
+
+
+def test_sparkplug_naming_templates_are_checked(tmp_path: Path) -> None:
+    path = tmp_path / "hub.yaml"
+    path.write_text(
+        "sparkplug: {host_id: 'bad id', site: '{plant}', line: '{node', machine: '{device}'}\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, {})
+    where = {p.path: str(p) for p in caught.value.problems}
+    assert set(where) == {"sparkplug.host_id", "sparkplug.site", "sparkplug.line"}
+    assert "use {group}, {node} or {device}" in where["sparkplug.site"]
+    ok = tmp_path / "ok.yaml"
+    ok.write_text("sparkplug: {site: plant-3, line: '{group}', machine: '{node}-{device}'}\n")
+    cfg = load_config(ok, {})
+    assert cfg.sparkplug is not None
+    assert cfg.sparkplug.host_id == "millstream"

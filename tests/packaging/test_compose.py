@@ -282,6 +282,7 @@ def test_broker_configs_share_persistence_and_queue_limits() -> None:
         "max_queued_messages",
         "max_queued_bytes",
         "queue_qos0_messages",
+        "upgrade_outgoing_qos",
         "max_inflight_messages",
         "max_packet_size",
         "allow_anonymous",
