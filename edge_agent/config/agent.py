@@ -73,6 +73,16 @@ class AgentSection(_Model):
         return site
 
 
+class SparkplugSection(_Model):
+    """`mqtt.output: sparkplug`: this agent as a Sparkplug B edge node (docs/sparkplug.md)."""
+
+    group_id: Name | None = None  # default: agent.site
+    edge_node_id: Name | None = None  # default: agent.line
+    # The primary host whose STATE the agent honours (sends nothing while it is offline);
+    # None: publish whenever connected.
+    host_id: Name | None = None
+
+
 class MqttSection(_Model):
     """Where batches are published."""
 
@@ -95,6 +105,9 @@ class MqttSection(_Model):
     reconnect_min: Duration = timedelta(seconds=1)
     reconnect_max: Duration = timedelta(seconds=60)
     status_interval: Duration = timedelta(seconds=10)
+    # millstream: the wire contract (docs/wire.md); sparkplug: Sparkplug B (docs/sparkplug.md).
+    output: Literal["millstream", "sparkplug"] = "millstream"
+    sparkplug: SparkplugSection = SparkplugSection()
 
     @field_validator("url")
     @classmethod

@@ -18,6 +18,7 @@ from edge_agent.cancel import recheck_cancel
 from edge_agent.errors import DiskFull
 from edge_agent.publish.contract import Commands, Contract
 from edge_agent.publish.settings import PublisherSettings
+from edge_agent.publish.sparkplug import SparkplugEdge
 from edge_agent.publish.stats import PublishStats
 from millstream_common.backoff import backoff_delay
 from millstream_common.ratelimit import TokenBucket
@@ -43,7 +44,11 @@ class Publisher:
         clock: Callable[[], float] = time.time,
         rnd: Callable[[], float] = random.random,
         commands: Commands | None = None,
+        sparkplug: SparkplugEdge | None = None,
     ) -> None:
+        """`sparkplug`: publish as a Sparkplug B edge node instead of the wire contract's
+        telemetry topics (edge_agent/publish/sparkplug.py)."""
+        self.sparkplug = sparkplug
         self.settings = settings
         self.buffer = buffer
         self.contract = contract
@@ -131,9 +136,7 @@ class Publisher:
             clean_session=False,
             protocol=aiomqtt.ProtocolVersion.V311,
             keepalive=s.keepalive,
-            will=aiomqtt.Will(
-                self.contract.status_topic, self.contract.offline_status(), qos=1, retain=True
-            ),
+            will=self._will(),
             tls_params=tls,
             max_inflight_messages=s.inflight,
             timeout=s.connect_timeout,
@@ -145,6 +148,16 @@ class Publisher:
         # exposes no switch of its own).
         client._client.manual_ack_set(True)
         return client
+
+    def _will(self) -> aiomqtt.Will:
+        if self.sparkplug is not None:
+            # A Sparkplug node's will is its NDEATH (not retained); the agent's own status says
+            # offline on a clean stop only.
+            topic, payload = self.sparkplug.will()
+            return aiomqtt.Will(topic, payload, qos=1, retain=False)
+        return aiomqtt.Will(
+            self.contract.status_topic, self.contract.offline_status(), qos=1, retain=True
+        )
 
     async def _session_guarded(self, client: aiomqtt.Client) -> None:
         self.stats.connected = True
@@ -194,8 +207,16 @@ class Publisher:
         if self.commands is not None:
             await client.subscribe(self.commands.topic, qos=1)
             recheck_cancel()
+        if self.sparkplug is not None:
+            for topic in self.sparkplug.subscriptions():
+                await client.subscribe(topic, qos=1)
+                recheck_cancel()
+            # Births before any data of this connection (and again on request).
+            self.sparkplug.ask_rebirth()
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self._incoming(client), name="publish-incoming")
+            if self.sparkplug is not None:
+                tg.create_task(self._births_lane(client, self.sparkplug), name="publish-births")
             if self.commands is not None:
                 tg.create_task(self._results_lane(client, self.commands), name="publish-results")
             tg.create_task(self._status_lane(client), name="publish-status")
@@ -217,6 +238,8 @@ class Publisher:
             payload = bytes(raw) if isinstance(raw, bytes | bytearray) else str(raw).encode()
             if self.commands is not None and message.topic.matches(self.commands.topic):
                 await self.commands.receive(payload)
+            elif self.sparkplug is not None and self.sparkplug.handle(str(message.topic), payload):
+                pass
             else:
                 await self._receipt(str(message.topic), payload)
             if message.qos > 0:
@@ -251,6 +274,21 @@ class Publisher:
         with contextlib.suppress(DiskFull):
             self.stats.acked_readings += await self.buffer.ack(batches)
 
+    async def _births_lane(self, client: aiomqtt.Client, edge: SparkplugEdge) -> None:
+        while True:
+            await edge.rebirth.wait()
+            await edge.host_online.wait()
+            # Queued in one step (paho's publish does not block), so no data message of this
+            # node can come between its NBIRTH and its DBIRTHs.
+            for topic, payload in edge.births():
+                client._client.publish(topic, payload, qos=1)
+
+    async def _may_send(self) -> None:
+        # A Sparkplug node sends nothing while its primary host is offline (its STATE) nor
+        # before its births: readings wait in the buffer and go out as backlog later.
+        if self.sparkplug is not None:
+            await self.sparkplug.clear_to_send.wait()
+
     async def _status_lane(self, client: aiomqtt.Client) -> None:
         while True:
             await self._status_dirty.wait()
@@ -275,6 +313,7 @@ class Publisher:
     async def _live_lane(self, client: aiomqtt.Client, tg: asyncio.TaskGroup) -> None:
         while True:
             await self.buffer.live_ready.wait()
+            await self._may_send()
             refs = self.buffer.take_live()
             try:
                 batches = await self.buffer.claim_live(refs, self.settings.max_batch)
@@ -288,6 +327,7 @@ class Publisher:
         s = self.settings
         bucket = TokenBucket(s.backlog_rate, max(s.backlog_rate / 10, s.max_batch), self._clock())
         while True:
+            await self._may_send()
             try:
                 # Overdue receipts first (same seq, same readings), then the oldest unsent data.
                 batches = await self.buffer.due(s.receipt_timeout, limit=s.inflight)
@@ -323,9 +363,15 @@ class Publisher:
 
     async def _publish(self, client: aiomqtt.Client, batch: Batch, *, live: bool) -> None:
         try:
-            topic = self.contract.telemetry_topic(batch.device)
+            if self.sparkplug is not None:
+                # Framed now, not when stored: the node's seq runs in the order sent.
+                topic, payload = self.sparkplug.frame(
+                    batch.device, batch.payload, batch.seq, live=live
+                )
+            else:
+                topic, payload = self.contract.telemetry_topic(batch.device), batch.payload
             # A PUBACK that never comes means a dead link the keepalive has not noticed yet.
-            await client.publish(topic, batch.payload, qos=1, timeout=self.settings.receipt_timeout)
+            await client.publish(topic, payload, qos=1, timeout=self.settings.receipt_timeout)
             recheck_cancel()
             self._unacked.discard(batch.seq)
             if not self._unacked:

@@ -15,6 +15,7 @@ from edge_agent.buffer import Batcher, Bounds, Buffer
 from edge_agent.commands import CommandExecutor, CommandJournal, Reconfigurer
 from edge_agent.config import AgentConfig, buffer_path, state_dir
 from edge_agent.publish import Publisher, PublisherSettings
+from edge_agent.publish.sparkplug import SparkplugEdge
 from edge_agent.runtime.agent import Agent
 from edge_agent.runtime.contract import WireContract
 from edge_agent.runtime.lock import hold_agent_lock
@@ -92,7 +93,13 @@ async def _run(
         encoder=contract.encode_batch,
         reserve_bytes=buf.disk_reserve,
     ) as buffer:
-        publisher = Publisher(settings, buffer, contract, commands=commands)
+        publisher = Publisher(
+            settings,
+            buffer,
+            contract,
+            commands=commands,
+            sparkplug=_sparkplug_edge(config, sources, meta),
+        )
         if meta is not None:
             # Stamped once per start: a reconnect republishes the same message, which the hub
             # takes as unchanged; a restart with a changed profile supersedes it.
@@ -131,3 +138,21 @@ async def _run(
         finally:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(sig)
+
+
+def _sparkplug_edge(
+    config: AgentConfig,
+    sources: Mapping[str, Source],
+    meta: Mapping[str, Mapping[str, wire.TagMeta]] | None,
+) -> SparkplugEdge | None:
+    """The Sparkplug B edge node this agent is with `mqtt.output: sparkplug` (else None)."""
+    if config.mqtt.output != "sparkplug":
+        return None
+    spb = config.mqtt.sparkplug
+    return SparkplugEdge(
+        config.agent.id,
+        spb.group_id or config.agent.site,
+        spb.edge_node_id or config.agent.line,
+        host_id=spb.host_id,
+        tags={machine: list((meta or {}).get(machine, {})) for machine in sources},
+    )

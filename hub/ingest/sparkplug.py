@@ -20,8 +20,10 @@ What becomes what (docs/sparkplug.md has the full table):
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
+import re
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -48,6 +50,8 @@ BD_SEQ_METRIC = "bdSeq"
 # stored as series.
 _CONTROL_PREFIXES = ("Node Control/", "Device Control/")
 _LISTED = 5  # refused metrics named in a partial dead letter's message (all are in its payload)
+# What a Millstream agent in `output: sparkplug` puts in `uuid`: its id and the batch's seq.
+_AGENT_BATCH = re.compile(r"ms:(" + wire.SEGMENT_PATTERN + r"):(\d{1,18})")
 
 NodeKey = tuple[str, str]  # (group, edge node)
 BirthKey = tuple[str, str, str]  # (group, edge node, device or "")
@@ -217,6 +221,7 @@ class SparkplugIngest:
         birth = self._births.get(key)
         live: list[CompactReading] = []
         history: list[CompactReading] = []
+        sent: list[CompactReading] = []  # every value as sent, in order (for a receipt)
         refused: list[tuple[int, dict[str, object], wire.PayloadError]] = []
         fallback_ts = payload.timestamp if payload.timestamp is not None else msg.received_at
         for index, m in enumerate(payload.metrics):
@@ -241,10 +246,13 @@ class SparkplugIngest:
                 error = wire.PayloadError("unsupported_value", f"{here} ({name}): {m.refused}")
                 refused.append((index, _described(m, name), error))
                 continue
+            ts = m.ts if m.ts is not None else fallback_ts
+            assert m.value is not None  # decode: no value only when null or refused
+            sent.append(CompactReading(spb.tag_name(name), ts, m.value, m.quality))
             try:
                 r = wire.validate_reading(
                     spb.tag_name(name),
-                    m.ts if m.ts is not None else fallback_ts,
+                    ts,
                     m.value,
                     m.quality,
                     msg.received_at,
@@ -254,21 +262,46 @@ class SparkplugIngest:
                 refused.append((index, _described(m, name), exc))
                 continue
             (history if m.is_historical else live).append(CompactReading(r.tag, r.ts, r.v, r.q))
-        src = f"{spb.NAMESPACE}/{topic.group}/{topic.node}"
-        seq = payload.seq or 0
+        src, seq, digest = _receipt(payload.uuid, sent)
+        receipt = digest != ""
+        if not receipt:
+            src, seq = f"{spb.NAMESPACE}/{topic.group}/{topic.node}", payload.seq or 0
         out: list[Part] = []
-        aside = _refused(msg, src, refused, len(payload.metrics)) if refused else None
+        aside = None
+        if refused:
+            aside = _refused(msg, src, refused, len(payload.metrics))
+            if receipt:  # set aside is committed too: the agent must stop sending it
+                aside = dataclasses.replace(aside, seq=seq, digest=digest)
         for readings, is_live in ((live, True), (history, False)):
             if readings:
                 out.append(
                     TelemetryBatch(
-                        *where, src, seq, readings, refused=aside, receipt=False, live=is_live
+                        *where, src, seq, readings, digest,
+                        refused=aside, receipt=receipt, live=is_live,
                     )
-                )
+                )  # fmt: skip
                 aside = None  # committed with the first batch
         if aside is not None:
             out.append(aside)
         return out
+
+
+def _receipt(uuid: str | None, sent: list[CompactReading]) -> tuple[str, int, str]:
+    """(agent id, batch seq, digest) to receipt a Millstream agent's batch by, or ("", 0, "").
+
+    The digest is taken of the batch as the agent stored it — the same readings in the same
+    order, encoded by the same `wire.encode_telemetry` — rebuilt from what this message carried,
+    never of anything the message claims: a forged `uuid` gets a receipt for its own content
+    only, which deletes nothing of the agent it names (edge_agent/publish/sparkplug.py)."""
+    found = _AGENT_BATCH.fullmatch(uuid or "")
+    if found is None or not sent:
+        return "", 0, ""
+    src, seq = found.group(1), int(found.group(2))
+    try:
+        digest = wire.batch_digest(wire.encode_telemetry(src, seq, sent))
+    except wire.PayloadError:
+        return "", 0, ""  # not a batch the agent could have stored
+    return src, seq, digest
 
 
 def _described(m: spb.SpbMetric, name: str | None) -> dict[str, object]:

@@ -70,6 +70,9 @@ class SpbPayload:
     timestamp: int | None
     seq: int | None
     metrics: list[SpbMetric] = field(default_factory=list)
+    # Free text for correlation; a Millstream agent puts `ms:{src}:{batch seq}` here, which
+    # lets a Millstream host receipt the batch (docs/sparkplug.md "Receipts").
+    uuid: str | None = None
 
 
 def datatype_of(value: float | int | bool | str) -> int:
@@ -187,6 +190,7 @@ def decode(data: bytes) -> SpbPayload:
         timestamp=msg.timestamp if msg.HasField("timestamp") else None,
         seq=msg.seq if msg.HasField("seq") else None,
         metrics=metrics,
+        uuid=msg.uuid if msg.HasField("uuid") else None,
     )
 
 
@@ -197,33 +201,37 @@ def encode(payload: SpbPayload) -> bytes:
         msg.timestamp = payload.timestamp
     if payload.seq is not None:
         msg.seq = payload.seq
+    if payload.uuid is not None:
+        msg.uuid = payload.uuid
     for m in payload.metrics:
-        out = msg.metrics.add()
-        if m.name is not None:
-            out.name = m.name
-        if m.alias is not None:
-            out.alias = m.alias
-        if m.ts is not None:
-            out.timestamp = m.ts
-        datatype = m.datatype
-        if datatype is None and m.value is not None:
-            datatype = datatype_of(m.value)
-        if datatype is not None:
-            out.datatype = datatype
-        if m.is_historical:
-            out.is_historical = True
-        if m.is_transient:
-            out.is_transient = True
-        if m.quality != "good":
-            out.properties.keys.append(QUALITY_PROPERTY)
-            out.properties.values.add(
-                type=DATATYPES["Int32"], int_value=0 if m.quality == "bad" else 500
-            )
-        if m.value is None or m.is_null:
-            out.is_null = True
-            continue
-        _set_value(out, datatype, m.value)
+        _encode_metric(msg.metrics.add(), m)
     return bytes(msg.SerializeToString())
+
+
+def _encode_metric(out: Any, m: SpbMetric) -> None:
+    if m.name is not None:
+        out.name = m.name
+    if m.alias is not None:
+        out.alias = m.alias
+    if m.ts is not None:
+        out.timestamp = m.ts
+    datatype = m.datatype
+    if datatype is None and m.value is not None:
+        datatype = datatype_of(m.value)
+    if datatype is not None:
+        out.datatype = datatype
+    if m.is_historical:
+        out.is_historical = True
+    if m.is_transient:
+        out.is_transient = True
+    if m.quality != "good":
+        out.properties.keys.append(QUALITY_PROPERTY)
+        code = 0 if m.quality == "bad" else 500
+        out.properties.values.add(type=DATATYPES["Int32"], int_value=code)
+    if m.value is None or m.is_null:
+        out.is_null = True
+        return
+    _set_value(out, datatype, m.value)
 
 
 def _set_value(out: Any, datatype: int | None, value: float | int | bool | str) -> None:

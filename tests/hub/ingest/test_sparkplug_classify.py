@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import time
 
+import wire
+from edge_agent.publish.sparkplug import SparkplugEdge
 from hub.ingest.classify import parts
 from hub.ingest.message import Incoming
 from hub.ingest.sparkplug import SparkplugIngest
-from hub.storage import DeadLetter, MachineStatusUpdate, SparkplugBirth, TelemetryBatch
+from hub.storage import (
+    CompactReading,
+    DeadLetter,
+    MachineStatusUpdate,
+    SparkplugBirth,
+    TelemetryBatch,
+)
 from wire import sparkplug as spb
 
 NOW = int(time.time() * 1000)
@@ -139,3 +147,36 @@ def test_garbage_and_commands_are_handled() -> None:
     assert dead.reason == "bad_protobuf"
     assert dead.seq is None  # nothing is receipted to a Sparkplug node
     assert host.ingest.classify(Incoming("spBv1.0/g/NCMD/n", b"", 1, 1, NOW)) is None
+
+
+def test_an_agent_batch_framed_as_sparkplug_is_receipted_by_its_own_digest() -> None:
+    edge = SparkplugEdge("pc-1", "g", "n", host_id=None, tags={"d": ["temp"]})
+    edge.will()
+    births = edge.births()
+    readings = [
+        CompactReading("temp", NOW, 21.5, "good"),
+        CompactReading("count", NOW, 7, "uncertain"),
+        CompactReading("mode", NOW - 1, "auto", "bad"),
+        CompactReading("run", NOW - 2, True, "good"),
+    ]
+    stored = wire.encode_telemetry("pc-1", 41, readings)  # as the agent's buffer keeps it
+    host = Host()
+    for topic, payload in births:
+        host.ingest.classify(Incoming(topic, payload, 1, 1, NOW))
+    topic, payload = edge.frame("d", stored, 41, live=False)
+    out = list(parts(host.ingest.classify(Incoming(topic, payload, 1, 1, NOW))))
+    (batch,) = [p for p in out if isinstance(p, TelemetryBatch)]
+    assert (batch.src, batch.seq, batch.receipt) == ("pc-1", 41, True)
+    assert batch.digest == wire.batch_digest(stored)  # what the agent's buffer deletes by
+    assert not batch.live  # from the backlog: history
+    assert [(r.tag, r.v, r.q) for r in batch.readings] == [(r.tag, r.v, r.q) for r in readings]
+    # A forged claim to the same batch gets a receipt for its own content only.
+    other = wire.encode_telemetry("pc-1", 41, [CompactReading("temp", NOW, 0.0, "good")])
+    topic, payload = edge.frame("d", other, 41, live=True)
+    (forged,) = [
+        p
+        for p in parts(host.ingest.classify(Incoming(topic, payload, 1, 1, NOW)))
+        if isinstance(p, TelemetryBatch)
+    ]
+    assert forged.digest != wire.batch_digest(stored)
+    assert host.asked == []  # births came first; seq ran without a gap

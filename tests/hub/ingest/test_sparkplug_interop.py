@@ -5,85 +5,21 @@ on PostgreSQL. Ground truth is what the node published: every metric value store
 from __future__ import annotations
 
 import asyncio
-import json
 import os
-import queue
-import shutil
 import subprocess
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from hubtest import MqttTestClient, eventually, pg_fetch, unique
 
 from tests.harness import free_port
-from tests.harness.hubproc import HUB, HubProcess, hub_env, wait_ready
+from tests.harness.hubproc import HUB, HubProcess, hub_env
+from tests.harness.tahu import EdgeNode, host_ready
 
 pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.timeout(240)]
-
-INTEROP = Path(__file__).resolve().parents[2] / "interop" / "sparkplug"
-
-
-class EdgeNode:
-    """One Tahu edge node process; `send` a command, `expect` an event it prints."""
-
-    def __init__(self) -> None:
-        if shutil.which("node") is None:
-            pytest.fail("Sparkplug interop needs Node.js (scripts/services install)")
-        if not (INTEROP / "node_modules" / "sparkplug-client").is_dir():
-            pytest.fail("Tahu's sparkplug-client is not installed: run scripts/services install")
-        self.proc = subprocess.Popen(
-            ["node", str(INTEROP / "edge_node.js")],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-        )  # fmt: skip
-        self.events: queue.Queue[dict[str, Any]] = queue.Queue()
-        self.seen: list[dict[str, Any]] = []
-        threading.Thread(target=self._read, daemon=True, name="tahu-stdout").start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            if line.strip():
-                self.events.put(json.loads(line))
-
-    def send(self, op: str, **args: Any) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(json.dumps({"op": op, **args}) + "\n")
-        self.proc.stdin.flush()
-
-    async def expect(self, match: Callable[[dict[str, Any]], bool], within: float = 20.0) -> None:
-        """Wait for an event `match` accepts (seen before or arriving now)."""
-        if any(match(e) for e in self.seen):
-            self.seen = [e for e in self.seen if not match(e)]
-            return
-        deadline = time.monotonic() + within
-        while time.monotonic() < deadline:
-            try:
-                event = self.events.get_nowait()
-            except queue.Empty:
-                await asyncio.sleep(0.02)
-                continue
-            if match(event):
-                return
-            self.seen.append(event)
-        raise AssertionError(f"no such event from the edge node; saw {self.seen}")
-
-    async def do(self, op: str, **args: Any) -> None:
-        """Send a command and wait until the node has carried it out."""
-        self.send(op, **args)
-        await self.expect(lambda e: e == {"event": "done", "op": op})
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait(10)
-        for pipe in (self.proc.stdin, self.proc.stdout):
-            if pipe is not None:
-                pipe.close()
 
 
 @pytest.fixture
@@ -117,19 +53,6 @@ def hub_yaml(tmp_path: Path, mqtt_url: str, dsn: str, host_id: str) -> tuple[Pat
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     return path, port
-
-
-async def host_ready(port: int, hub: HubProcess) -> None:
-    """The hub is ready and its Sparkplug session subscribed (the node's data reaches it)."""
-    await wait_ready(port, hub)
-
-    async def subscribed() -> bool:
-        async with httpx.AsyncClient() as http:
-            ready = (await http.get(f"http://127.0.0.1:{port}/health/ready")).json()
-        host = ready.get("sparkplug") or {}
-        return bool(host.get("subscribed"))
-
-    await eventually(subscribed)
 
 
 async def stored(dsn: str, site: str) -> dict[tuple[str, str, int], Any]:

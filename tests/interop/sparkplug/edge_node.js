@@ -27,8 +27,15 @@ const deviceBirths = new Map();
 let hostOnline = true;
 const kept = [];
 
+// 64-bit integers decode as Long objects: print them as numbers.
+function plain(key, value) {
+  return value && typeof value === "object" && typeof value.toNumber === "function"
+    ? value.toNumber()
+    : value;
+}
+
 function emit(event) {
-  process.stdout.write(JSON.stringify(event) + "\n");
+  process.stdout.write(JSON.stringify(event, plain) + "\n");
 }
 
 function copy(metrics) {
