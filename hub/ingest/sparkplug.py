@@ -151,10 +151,7 @@ class SparkplugIngest:
         return Several(tuple(self._readings(msg, topic, key, where, payload)))
 
     def _node_death(self, msg: Incoming, node: NodeKey, payload: spb.SpbPayload) -> Classified:
-        bd_seq = next(
-            (m.value for m in payload.metrics if m.name == BD_SEQ_METRIC and m.value is not None),
-            None,
-        )
+        bd_seq = _bd_seq(payload)
         birth = self._births.get((*node, ""))
         if birth is not None and birth.bd_seq is not None and bd_seq != birth.bd_seq:
             # The will of an older connection, delivered after the node came back: not news.
@@ -182,17 +179,11 @@ class SparkplugIngest:
         where: tuple[str, str, str],
         payload: spb.SpbPayload,
     ) -> Classified:
-        bd_seq = None
-        if topic.kind == "NBIRTH":
-            bd_seq = next(
-                (m.value for m in payload.metrics if m.name == BD_SEQ_METRIC),
-                None,
-            )
         record = SparkplugBirth(
             group=topic.group,
             node=topic.node,
             device=key[2],
-            bd_seq=bd_seq if isinstance(bd_seq, int) else None,
+            bd_seq=_bd_seq(payload) if topic.kind == "NBIRTH" else None,
             metrics=tuple((m.name, m.alias, m.datatype) for m in payload.metrics if m.name),
             received_at=msg.received_at,
         )
@@ -284,6 +275,12 @@ class SparkplugIngest:
         if aside is not None:
             out.append(aside)
         return out
+
+
+def _bd_seq(payload: spb.SpbPayload) -> int | None:
+    """The birth/death sequence number a node birth or death carries."""
+    value = next((m.value for m in payload.metrics if m.name == BD_SEQ_METRIC), None)
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _receipt(uuid: str | None, sent: list[CompactReading]) -> tuple[str, int, str]:

@@ -35,8 +35,11 @@ def edge_nodes() -> Iterator[Callable[[], EdgeNode]]:
         node.close()
 
 
-def hub_yaml(tmp_path: Path, mqtt_url: str, dsn: str, host_id: str) -> tuple[Path, int]:
-    port = free_port()
+def sparkplug_hub(mosquitto_factory: Any, tmp_path: Path, dsn: str) -> tuple[Any, Path, int, str]:
+    """A private broker set as packaging sets it for Sparkplug, and a migrated hub config
+    hosting Sparkplug: (broker, config file, HTTP port, host id)."""
+    broker = mosquitto_factory(persistence=False, upgrade_qos0=True)
+    mqtt_url, host_id, port = broker.url, unique("host"), free_port()
     path = tmp_path / "hub.yaml"
     path.write_text(
         f"mqtt: {{url: '{mqtt_url}', client_id: {unique('hub-')}, share_group: {unique('g')},"
@@ -52,7 +55,7 @@ def hub_yaml(tmp_path: Path, mqtt_url: str, dsn: str, host_id: str) -> tuple[Pat
         check=False, env=hub_env(),
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    return path, port
+    return broker, path, port, host_id
 
 
 async def stored(dsn: str, site: str) -> dict[tuple[str, str, int], Any]:
@@ -84,9 +87,8 @@ async def test_a_tahu_edge_node_is_stored_once_with_aliases_rebirths_and_deaths(
     tmp_path: Path,
     edge_nodes: Callable[[], EdgeNode],
 ) -> None:
-    broker = mosquitto_factory(persistence=False, upgrade_qos0=True)
-    group, node, host_id = unique("plant"), unique("line"), unique("host")
-    config, port = hub_yaml(tmp_path, broker.url, pg_dsn, host_id)
+    broker, config, port, host_id = sparkplug_hub(mosquitto_factory, tmp_path, pg_dsn)
+    group, node = unique("plant"), unique("line")
     hub = HubProcess(config, tmp_path / "hub.log")
     try:
         await host_ready(port, hub)
@@ -242,9 +244,8 @@ async def test_a_hub_sigkill_and_an_edge_node_reconnect_lose_and_double_nothing(
     tmp_path: Path,
     edge_nodes: Callable[[], EdgeNode],
 ) -> None:
-    broker = mosquitto_factory(persistence=False, upgrade_qos0=True)
-    group, node, host_id = unique("plant"), unique("line"), unique("host")
-    config, port = hub_yaml(tmp_path, broker.url, pg_dsn, host_id)
+    broker, config, port, host_id = sparkplug_hub(mosquitto_factory, tmp_path, pg_dsn)
+    group, node = unique("plant"), unique("line")
     hub = HubProcess(config, tmp_path / "hub-1.log")
     t = int(time.time() * 1000) - 120_000
     sent: dict[tuple[str, str, int], Any] = {("press-01", "Oil.Temp", t): 0.5}
