@@ -7,7 +7,7 @@ this module only assembles them.
 import typer
 
 from hub import __version__
-from hub.cli import agents, kafka, migrate, serve, users
+from hub.cli import agents, devices, kafka, migrate, serve, users
 
 __all__ = ["app", "main"]
 
@@ -45,6 +45,7 @@ migrate.register(app)
 kafka.register(app)
 users.register(app)
 agents.register(app)
+devices.register(app)
 
 
 def main() -> None:

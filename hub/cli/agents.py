@@ -36,12 +36,12 @@ from hub.ingest.mqtt import MqttSession
 from hub.sql import Database, open_database
 from millstream_common.configbundle import BundleError, gather_config_files
 
-__all__ = ["register"]
+__all__ = ["agents_app", "register", "who_runs_this"]
 
 _T = TypeVar("_T")
 
 
-def _who() -> str:
+def who_runs_this() -> str:
     """The audit log's `issued_by` for a push from this command line: the OS account."""
     try:
         user = getpass.getuser()
@@ -153,7 +153,7 @@ async def _send(
             lambda topic, payload: sent.append(session.publish(topic, payload)),
             agent_id=agent,
             files=files,
-            who=_who(),
+            who=who_runs_this(),
             now_ms=_now_ms(),
             rollback_after=rollback_after,
             comment=comment,

@@ -1,0 +1,200 @@
+"""Broker identities made by `millstream-hub devices …` in a real Mosquitto with its dynamic
+security plugin, with a hub process storing what devices publish: scoped by construction, cut off
+at once, rotated."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as paho
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+
+import wire
+from tests.harness import free_port
+from tests.harness.hubproc import HubProcess, hub_cli, wait_ready
+
+pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.timeout(180)]
+
+
+class Device:
+    """A device as a maker would write it: paho, MQTT v5, its own user name and password."""
+
+    def __init__(self, port: int, user: str, password: str) -> None:
+        self.client = paho.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=f"{user}-{secrets.token_hex(3)}",
+            protocol=MQTTProtocolVersion.MQTTv5,
+        )
+        self.client.username_pw_set(user, password)
+        self.connack: Any = None
+        self.connected = threading.Event()
+        self.refused = threading.Event()
+        self.dropped = threading.Event()
+        self.granted: list[int] = []
+        self.subacked = threading.Event()
+        self.messages: list[tuple[str, bytes]] = []
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = lambda *_a: self.dropped.set()
+        self.client.on_subscribe = self._on_subscribe
+        self.client.on_message = lambda _c, _u, m: self.messages.append((m.topic, m.payload))
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+
+    def _on_connect(self, _c: Any, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        self.connack = reason
+        (self.refused if reason.is_failure else self.connected).set()
+
+    def _on_subscribe(self, _c: Any, _u: Any, _mid: int, reasons: Any, _p: Any) -> None:
+        self.granted = [r.value for r in reasons]
+        self.subacked.set()
+
+    def publish(self, topic: str, payload: bytes) -> int:
+        """The PUBACK's reason code (0 accepted, 0x87 not authorized)."""
+        codes: list[int] = []
+        done = threading.Event()
+
+        def on_publish(_c: Any, _u: Any, _mid: int, reason: Any, _p: Any) -> None:
+            codes.append(reason.value)
+            done.set()
+
+        self.client.on_publish = on_publish
+        self.client.publish(topic, payload, qos=1)
+        assert done.wait(10), "no PUBACK"
+        return codes[0]
+
+    def subscribe(self, topic: str) -> int:
+        self.subacked.clear()
+        self.client.subscribe(topic, qos=1)
+        assert self.subacked.wait(10), "no SUBACK"
+        return self.granted[0]
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def _stored(db: Path, machine: str) -> int:
+    with sqlite3.connect(db) as conn:
+        (n,) = conn.execute(
+            "SELECT count(*) FROM readings r JOIN series s ON s.id = r.series_id"
+            " WHERE s.machine = ?",
+            (machine,),
+        ).fetchone()
+    return int(n)
+
+
+def _batch(src: str, seq: int, n: int) -> bytes:
+    t = int(time.time() * 1000)
+    return wire.encode_telemetry(
+        src, seq, [wire.Reading(tag="temp", ts=t - i, v=20.0 + i) for i in range(n)]
+    )
+
+
+async def _until(check: Any, within: float, what: str) -> None:
+    deadline = time.monotonic() + within
+    while not check():
+        assert time.monotonic() < deadline, what
+        await asyncio.sleep(0.05)
+
+
+async def test_devices_are_scoped_cut_off_and_rotated(
+    mosquitto_factory: Any, tmp_path: Path
+) -> None:
+    admin = secrets.token_hex(12)
+    broker = mosquitto_factory(persistence=False, dynsec_admin=("hub", admin))
+    (tmp_path / "hub.pw").write_text(admin)
+    db, port = tmp_path / "hub.db", free_port()
+    config = tmp_path / "hub.yaml"
+    config.write_text(
+        f"mqtt: {{url: '{broker.url}', username: hub, password_file: {tmp_path / 'hub.pw'},"
+        " client_id: hub-1, share_group: hub}\n"
+        f"storage: 'sqlite:///{db}'\nhttp: {{host: 127.0.0.1, port: {port}}}\nflush_ms: 20\n"
+        f"jwt_secret: {os.urandom(24).hex()}\n"
+    )
+    hub_cli(config, "migrate")
+    assert "holds the millstream-hub role" in hub_cli(config, "devices", "setup")
+    hub_cli(config, "devices", "setup")  # again: harmless
+    added = json.loads(
+        hub_cli(
+            config, "devices", "add", "press-gw", "--site", "s1", "--line", "l1",
+            "--machine", "press-01", "--json",
+        )
+    )  # fmt: skip
+    assert added["src"] == "press-gw"
+    listed = json.loads(hub_cli(config, "devices", "list", "--json"))
+    assert [(d["name"], d["machines"], d["disabled"]) for d in listed] == [
+        ("press-gw", ["press-01"], False)
+    ]
+    assert "password" not in hub_cli(config, "devices", "show", "press-gw")
+    hub = HubProcess(config, tmp_path / "hub.log")
+    device = Device(broker.port, "press-gw", added["password"])
+    try:
+        await wait_ready(port, hub)
+        assert device.connected.wait(10), device.connack
+        # Its own receipts: yes. Another publisher's receipts, or commands: refused.
+        assert device.subscribe(wire.receipt_topic("press-gw")) == 1
+        assert device.subscribe(wire.receipt_topic("someone-else")) >= 0x80
+        assert device.subscribe(wire.cmd_topic("line3-pc")) >= 0x80
+        # Its own machine: stored (and receipted). Another machine: refused by the broker.
+        assert device.publish("ms/v1/s1/l1/press-01/telemetry", _batch("press-gw", 1, 5)) == 0
+        assert device.publish("ms/v1/s1/l1/press-02/telemetry", _batch("press-gw", 2, 5)) == 0x87
+        assert device.publish(wire.receipt_topic("press-gw"), b'{"v":1}') == 0x87
+        await _until(lambda: _stored(db, "press-01") == 5, 15, "own machine not stored")
+        await _until(lambda: device.messages, 15, "no receipt for the device")
+        assert _stored(db, "press-02") == 0
+
+        # Disabled: disconnected at once, and refused when it tries again.
+        started = time.monotonic()
+        hub_cli(config, "devices", "disable", "press-gw")
+        await _until(device.dropped.is_set, 2.0 + (time.monotonic() - started), "not cut off")
+        device.close()
+        again = Device(broker.port, "press-gw", added["password"])
+        assert again.refused.wait(10), again.connack
+        again.close()
+        hub_cli(config, "devices", "enable", "press-gw")
+        back = Device(broker.port, "press-gw", added["password"])
+        assert back.connected.wait(10), back.connack
+        back.close()
+
+        # Rotated: the old password no longer works, the new one does.
+        new = json.loads(hub_cli(config, "devices", "rotate", "press-gw", "--json"))["password"]
+        assert new != added["password"]
+        old = Device(broker.port, "press-gw", added["password"])
+        assert old.refused.wait(10), old.connack
+        old.close()
+        fresh = Device(broker.port, "press-gw", new)
+        assert fresh.connected.wait(10), fresh.connack
+        assert fresh.publish("ms/v1/s1/l1/press-01/telemetry", _batch("press-gw", 3, 2)) == 0
+        await _until(lambda: _stored(db, "press-01") == 7, 15, "not stored after rotation")
+        fresh.close()
+
+        # An agent: its line's machines, its own status, results and commands.
+        agent = json.loads(
+            hub_cli(config, "agents", "add", "line3-pc", "--site", "s1", "--line", "l3", "--json")
+        )
+        pc = Device(broker.port, "line3-pc", agent["password"])
+        assert pc.connected.wait(10), pc.connack
+        assert pc.subscribe(wire.cmd_topic("line3-pc")) == 1
+        assert pc.subscribe(wire.cmd_topic("other-pc")) >= 0x80
+        assert pc.publish("ms/v1/s1/l3/oven-02/telemetry", _batch("line3-pc", 1, 1)) == 0
+        assert pc.publish("ms/v1/s1/l1/press-01/telemetry", _batch("line3-pc", 2, 1)) == 0x87
+        assert pc.publish(wire.agent_status_topic("other-pc"), b"{}") == 0x87
+        pc.close()
+
+        hub_cli(config, "devices", "remove", "press-gw")
+        gone = Device(broker.port, "press-gw", new)
+        assert gone.refused.wait(10), gone.connack
+        gone.close()
+        assert json.loads(hub_cli(config, "devices", "list", "--json")) == []
+    finally:
+        device.close()
+        hub.close()
