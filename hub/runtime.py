@@ -12,6 +12,7 @@ import contextlib
 import logging
 import os
 import socket
+import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -31,6 +32,7 @@ from hub.errors import MillstreamHubError, StorageUnavailable
 from hub.ingest.classify import classify
 from hub.ingest.message import Incoming
 from hub.ingest.mqtt import MqttSession
+from hub.ingest.owners import Owners, load_owners
 from hub.ingest.pipeline import IngestPipeline
 from hub.ingest.sparkplug_host import SparkplugHost
 from hub.ingest.workers import worker_pool
@@ -38,6 +40,8 @@ from hub.live import LiveWebSocketProtocol
 from hub.metrics import HubMetrics
 from hub.receipts.publisher import publish_receipts
 from hub.receipts.tracker import ReceiptTracker
+from hub.sql import open_database
+from hub.sql.singleton import PG_ERRORS
 from hub.storage import DeadLetter, Storage, TelemetryBatch, TransactionHook, open_storage
 from millstream_common.backoff import Backoff
 
@@ -47,6 +51,13 @@ log = logging.getLogger(__name__)
 
 MAINTENANCE_INTERVAL_S = 3600.0
 DRAIN_TIMEOUT_S = 10.0
+OWNERS_REFRESH_S = 5.0
+# A database away or not migrated yet: keep the owners last read and try again.
+_OWNER_READ_ERRORS: tuple[type[BaseException], ...] = (
+    StorageUnavailable,
+    sqlite3.Error,
+    *PG_ERRORS,
+)
 
 
 def default_client_id() -> str:
@@ -95,6 +106,8 @@ class Hub:
         self._parser: ProcessPoolExecutor | None = None
         self.evaluator: AlertEvaluator | None = None
         self.sparkplug: SparkplugHost | None = None  # with a `sparkplug:` section
+        # Which publisher owns which machine, from the broker identities the hub made.
+        self._owners = Owners()
         # Alert rules are evaluated over the feed the ingest transaction writes (docs/alerts.md).
         # With an `alerts:` section (PostgreSQL only: config validation), even one without rules
         # of its own: admins may add rules through the API.
@@ -203,6 +216,8 @@ class Hub:
                     metrics=self.metrics,
                     flush_ms=cfg.flush_ms,
                     parser=parser,
+                    # Late-bound: _watch_owners replaces the map as identities change.
+                    authorize=lambda msg, batch: self._owners.judge(msg, batch),  # noqa: PLW0108
                 )
                 session = MqttSession(
                     cfg.mqtt, cfg.mqtt.client_id or default_client_id(), pipeline.submit
@@ -223,6 +238,7 @@ class Hub:
                             name="receipts",
                         ),
                         tg.create_task(self._maintain(storage), name="maintenance"),
+                        tg.create_task(self._watch_owners(), name="owners"),
                         tg.create_task(self._watch_broker(session), name="broker-gauge"),
                         tg.create_task(self.bridges.run(stop), name="bridges"),
                         tg.create_task(self.api.run(stop), name="live"),
@@ -345,6 +361,17 @@ class Hub:
             except StorageUnavailable as exc:
                 log.warning("maintenance skipped: %s", exc)
             await asyncio.sleep(MAINTENANCE_INTERVAL_S)
+
+    async def _watch_owners(self) -> None:
+        # Identities change from the CLI or another instance: read them again every few
+        # seconds (a handful of rows).
+        async with open_database(self.config.storage, max_connections=1) as db:
+            while True:
+                try:
+                    self._owners = await load_owners(db)
+                except _OWNER_READ_ERRORS as exc:
+                    log.debug("broker identities not read: %s", exc)
+                await asyncio.sleep(OWNERS_REFRESH_S)
 
     async def _watch_broker(self, session: MqttSession) -> None:
         while True:

@@ -31,6 +31,7 @@ Reason = Literal[
     "bad_protobuf",  # a Sparkplug B payload that does not parse as its protobuf schema
     "unsupported_value",  # a Sparkplug metric whose type Millstream does not store (DataSet, …)
     "unknown_alias",  # a Sparkplug metric by an alias no birth of its edge node declared
+    "not_authorized",  # a src not owned by the broker identity that may publish there (hub)
 ]
 
 REASONS: tuple[Reason, ...] = get_args(Reason)

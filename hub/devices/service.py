@@ -14,7 +14,7 @@ from hub.devices.identities import HUB_ROLE, Identity, acls, hub_acls, role_name
 from hub.errors import MillstreamHubError
 from hub.sql import Database
 
-__all__ = ["BrokerIdentities", "IdentityError", "new_password"]
+__all__ = ["BrokerIdentities", "IdentityError", "identity_of", "new_password"]
 
 # What a device may be told once; 32 characters of a URL-safe alphabet (192 bits).
 PASSWORD_BYTES = 24
@@ -29,7 +29,8 @@ def new_password() -> str:
     return secrets.token_urlsafe(PASSWORD_BYTES)
 
 
-def _identity(row: dict[str, Any]) -> Identity:
+def identity_of(row: dict[str, Any]) -> Identity:
+    """An identity as its `broker_identities` row has it."""
     return Identity(
         name=row["name"],
         kind=row["kind"],
@@ -74,7 +75,7 @@ class BrokerIdentities:
     async def list(self) -> list[Identity]:
         """Every identity the hub made, by name."""
         rows = await self._db.fetch("SELECT * FROM broker_identities ORDER BY name")
-        return [_identity(r) for r in rows]
+        return [identity_of(r) for r in rows]
 
     async def get(self, name: str) -> Identity:
         """One identity (`IdentityError` if the hub made none of that name)."""
@@ -83,7 +84,7 @@ class BrokerIdentities:
             raise IdentityError(
                 f"no broker identity {name!r}: `millstream-hub devices list` shows them"
             )
-        return _identity(rows[0])
+        return identity_of(rows[0])
 
     async def add(self, identity: Identity, who: str) -> str:
         """Create the broker client and its role; the password (returned) is never kept."""

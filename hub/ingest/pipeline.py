@@ -150,7 +150,12 @@ class IngestPipeline:
         max_concurrent_commits: int = 2,
         parser: Executor | None = None,
         dead_letter_budget: DeadLetterBudget | None = None,
+        authorize: Callable[[Incoming, TelemetryBatch], DeadLetter | None] | None = None,
     ) -> None:
+        """`authorize`: the dead letter a batch becomes when its publisher may not send it
+        (hub/ingest/owners.py), judged on the event loop as soon as a batch is validated, so a
+        refused one is neither shown live nor stored."""
+        self._authorize = authorize
         self._storage = storage
         self._dead_budget = dead_letter_budget or DeadLetterBudget()
         # Validation is the hub's main CPU cost; worker processes let it use more than one core.
@@ -226,6 +231,7 @@ class IngestPipeline:
         else:
             item.result = fut.result()
         item.parsed = True
+        self._judge(item)
         self._readings += _readings(item.result)
         self._announce()
         self._wake.set()
@@ -241,7 +247,15 @@ class IngestPipeline:
             except Exception:  # the live view failing must not stop or lose ingest
                 log.exception("live announcement failed")
 
+    def _judge(self, item: _Item) -> None:
+        if self._authorize is not None and isinstance(item.result, TelemetryBatch):
+            refused = self._authorize(item.msg, item.result)
+            if refused is not None:
+                item.result = refused
+
     def _accept(self, item: _Item) -> None:
+        if item.parsed:
+            self._judge(item)
         self._items.append(item)
         self._unannounced.append(item)
         self._announce()

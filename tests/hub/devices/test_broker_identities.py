@@ -92,6 +92,11 @@ def _stored(db: Path, machine: str) -> int:
     return int(n)
 
 
+def _dead(db: Path) -> list[str]:
+    with sqlite3.connect(db) as conn:
+        return [r for (r,) in conn.execute("SELECT reason FROM dead_letters ORDER BY id")]
+
+
 def _batch(src: str, seq: int, n: int) -> bytes:
     t = int(time.time() * 1000)
     return wire.encode_telemetry(
@@ -151,6 +156,10 @@ async def test_devices_are_scoped_cut_off_and_rotated(
         await _until(lambda: _stored(db, "press-01") == 5, 15, "own machine not stored")
         await _until(lambda: device.messages, 15, "no receipt for the device")
         assert _stored(db, "press-02") == 0
+        # Its own topic, but claiming another publisher's src: set aside by the hub.
+        assert device.publish("ms/v1/s1/l1/press-01/telemetry", _batch("line3-pc", 9, 3)) == 0
+        await _until(lambda: _dead(db) == ["not_authorized"], 15, "forged src not refused")
+        assert _stored(db, "press-01") == 5
 
         # Disabled: disconnected at once, and refused when it tries again.
         started = time.monotonic()
