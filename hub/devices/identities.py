@@ -74,8 +74,21 @@ def acls(identity: Identity) -> list[dict[str, object]]:
             _acl("publishClientSend", wire.cmd_result_topic(identity.name)),
             _acl("subscribeLiteral", wire.cmd_topic(identity.name)),
             _acl("publishClientReceive", wire.cmd_topic(identity.name)),
+            *_sparkplug_node(identity.site, identity.line),
         ]
     return out
+
+
+def _sparkplug_node(group: str, node: str) -> list[dict[str, object]]:
+    """An agent with `mqtt.output: sparkplug` and its default ids (group = site, edge node =
+    line): its births, data and deaths, rebirth requests for it, and any host's STATE."""
+    base = f"spBv1.0/{group}"
+    reads = [f"{base}/NCMD/{node}", f"{base}/DCMD/{node}/+", "spBv1.0/STATE/+"]
+    return [
+        _acl("publishClientSend", f"{base}/+/{node}"),
+        _acl("publishClientSend", f"{base}/+/{node}/+"),
+        *(_acl(t, topic) for topic in reads for t in ("subscribePattern", "publishClientReceive")),
+    ]
 
 
 HUB_ROLE = "millstream-hub"

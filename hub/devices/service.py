@@ -47,25 +47,31 @@ def identity_of(row: dict[str, Any]) -> Identity:
 class BrokerIdentities:
     """One admin session: the hub database and the broker's dynamic security."""
 
-    def __init__(self, db: Database, dynsec: Dynsec, now_ms: Callable[[], int]) -> None:
+    def __init__(self, db: Database, dynsec: Dynsec | None, now_ms: Callable[[], int]) -> None:
+        """`dynsec` None: reads only (list, get)."""
         self._db = db
         self._dynsec = dynsec
         self._now = now_ms
 
+    def _broker(self) -> Dynsec:
+        if self._dynsec is None:
+            raise IdentityError("changing identities needs the broker (a Dynsec session)")
+        return self._dynsec
+
     async def setup(self, hub_user: str) -> None:
         """Give the hub's own broker user the role it needs (again: harmless)."""
-        await self._dynsec.run(
+        await self._broker().run(
             [{"command": "createRole", "rolename": HUB_ROLE, "acls": hub_acls()}],
             tolerate=("already exists",),
         )
         # The broker disconnects a client whose roles change (to apply them), this very
         # session included, and Mosquitto 2.0 then answers "Internal error" although the role
         # was added: what counts is what the client holds afterwards.
-        await self._dynsec.run(
+        await self._broker().run(
             [{"command": "addClientRole", "username": hub_user, "rolename": HUB_ROLE}],
             tolerate=("already", "Internal error"),
         )
-        (answer,) = await self._dynsec.run([{"command": "getClient", "username": hub_user}])
+        (answer,) = await self._broker().run([{"command": "getClient", "username": hub_user}])
         roles = {
             r.get("rolename") for r in answer.get("data", {}).get("client", {}).get("roles", [])
         }
@@ -98,7 +104,7 @@ class BrokerIdentities:
             )
         password = new_password()
         role = role_name(identity)
-        await self._dynsec.run(
+        await self._broker().run(
             [
                 {"command": "createRole", "rolename": role, "acls": acls(identity)},
                 {
@@ -130,7 +136,7 @@ class BrokerIdentities:
         """Disable (the broker disconnects it at once and refuses it) or enable again."""
         identity = await self.get(name)
         command = "disableClient" if disabled else "enableClient"
-        await self._dynsec.run([{"command": command, "username": name}])
+        await self._broker().run([{"command": command, "username": name}])
         await self._db.execute(
             "UPDATE broker_identities SET disabled = $2, updated_at = $3 WHERE name = $1",
             name,
@@ -143,7 +149,7 @@ class BrokerIdentities:
         """A new password; the old one stops working at once."""
         await self.get(name)
         password = new_password()
-        await self._dynsec.run(
+        await self._broker().run(
             [{"command": "setClientPassword", "username": name, "password": password}]
         )
         await self._db.execute(
@@ -154,7 +160,7 @@ class BrokerIdentities:
     async def remove(self, name: str) -> None:
         """Delete the broker client and its role (gone already on the broker: fine)."""
         identity = await self.get(name)
-        await self._dynsec.run(
+        await self._broker().run(
             [
                 {"command": "deleteClient", "username": name},
                 {"command": "deleteRole", "rolename": role_name(identity)},

@@ -422,3 +422,37 @@ class CommandOut(BaseModel):
     read_back: Any
     finished_at: int | None
     answered_at: int | None
+
+
+class IdentityIn(_In):
+    """A broker identity to make (docs/deploy.md "Broker identities with dynamic security")."""
+
+    name: str = Field(description="broker user name; also its `src` unless `src` is given")
+    kind: Literal["device", "agent"] = "device"
+    site: str
+    line: str
+    machines: list[str] = Field(
+        default_factory=list, description="a device's machines (an agent: any of its line)"
+    )
+    src: str = ""
+
+
+class IdentityOut(BaseModel):
+    """What the hub knows of an identity (the broker keeps the password, hashed)."""
+
+    name: str
+    kind: str
+    site: str
+    line: str
+    machines: list[str]
+    src: str
+    disabled: bool
+    created_at: int
+    created_by: str
+
+
+class IdentityPasswordOut(BaseModel):
+    """A new identity's or a rotated password: shown in this answer only."""
+
+    name: str
+    password: str

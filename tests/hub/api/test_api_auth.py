@@ -38,6 +38,8 @@ ENDPOINTS = [
     ("/api/v1/agents/pc-a/config/history", Role.ADMIN),
     ("/api/v1/agents/pc-a/config/versions/7", Role.ADMIN),
     ("/api/v1/dead-letters", Role.ADMIN),
+    ("/api/v1/identities", Role.ADMIN),
+    ("/api/v1/identities/press-gw", Role.ADMIN),
     ("/api/v1/users", Role.ADMIN),
 ]
 
@@ -53,6 +55,7 @@ async def test_every_endpoint_needs_credentials_and_the_right_role(pg_dsn: str) 
             .replace("/0b6f3a52-8c1e-4d0f-9a57-3c2b1e4f6a70", "/{command_id}")
             .replace("/pc-a/", "/{agent_id}/")
             .replace("/7", "/{version}")
+            .replace("/identities/press-gw", "/identities/{name}")
             for p, _ in ENDPOINTS
         }
         for path, needed in ENDPOINTS:

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
@@ -199,11 +200,41 @@ async def test_devices_are_scoped_cut_off_and_rotated(
         assert pc.publish(wire.agent_status_topic("other-pc"), b"{}") == 0x87
         pc.close()
 
+        # The same over the API (admin).
+        key = hub_cli(config, "users", "api-key", "add", "ops", "--role", "admin").strip()
+        async with httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{port}/api/v1",
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=30,
+        ) as api:
+            oven = {"name": "oven-gw", "site": "s1", "line": "l2", "machines": ["oven-01"]}
+            made = await api.post("/identities", json=oven)
+            assert made.status_code == 201, made.text
+            assert (await api.post("/identities", json=oven)).status_code == 409
+            bad = await api.post("/identities", json={**oven, "name": "no spaces"})
+            assert bad.status_code == 422
+            gw = Device(broker.port, "oven-gw", made.json()["password"])
+            assert gw.connected.wait(10), gw.connack
+            assert gw.publish("ms/v1/s1/l2/oven-01/telemetry", _batch("oven-gw", 1, 1)) == 0
+            shown = (await api.get("/identities/oven-gw")).json()
+            assert (shown["machines"], shown["disabled"]) == (["oven-01"], False)
+            off = await api.post("/identities/oven-gw/disable")
+            assert off.json()["disabled"] is True
+            await _until(gw.dropped.is_set, 2.0, "not cut off through the API")
+            gw.close()
+            assert (await api.delete("/identities/oven-gw")).status_code == 204
+            assert (await api.get("/identities/oven-gw")).status_code == 404
+            names = [i["name"] for i in (await api.get("/identities")).json()]
+            assert names == ["line3-pc", "press-gw"]
+
         hub_cli(config, "devices", "remove", "press-gw")
         gone = Device(broker.port, "press-gw", new)
         assert gone.refused.wait(10), gone.connack
         gone.close()
         assert json.loads(hub_cli(config, "devices", "list", "--json")) == []
+        assert [a["name"] for a in json.loads(hub_cli(config, "agents", "list", "--json"))] == [
+            "line3-pc"
+        ]
     finally:
         device.close()
         hub.close()
