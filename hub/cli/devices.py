@@ -17,7 +17,9 @@ from hub.cli.agents import agents_app, who_runs_this
 from hub.cli.migrate import ConfigOption
 from hub.config import HubConfig, load_config
 from hub.devices import BrokerIdentities, Dynsec, Identity, IdentityKind
+from hub.devices.watch import watch
 from hub.errors import ConfigError, MillstreamHubError
+from hub.ingest.owners import Owners
 from hub.sql import open_database
 
 __all__ = ["register"]
@@ -185,6 +187,45 @@ def add(  # noqa: PLR0917 -- typer maps parameters to CLI options
     """Make a device's broker identity; prints its password once."""
     identity = _identity(name, "device", site, line, tuple(machine), src)
     _added(identity, _run(config, lambda _c, ids: ids.add(identity, who_runs_this())), as_json)
+
+
+@devices_app.command("watch")
+def watch_device(
+    name: NameArg,
+    count: Annotated[
+        int, typer.Option(min=0, help="Stop after this many messages (0: until Ctrl-C).")
+    ] = 0,
+    config: ConfigOption = None,
+) -> None:
+    """Show a device's messages live as the hub judges them: accepted (and stored), or refused
+    with the reason and the field. For device makers developing against a real hub."""
+
+    async def go(cfg: HubConfig) -> None:
+        async with open_database(cfg.storage, max_connections=1) as db:
+            ids = BrokerIdentities(db, None, lambda: time.time_ns() // 1_000_000)
+            identity = await ids.get(name)
+            owners = Owners.of(await ids.list())
+            seen = 0
+            lines = watch(
+                cfg.mqtt, db, identity, owners,
+                ready=lambda: typer.echo(f"watching {name}: publish now (Ctrl-C stops)", err=True),
+            )  # fmt: skip
+            async for line in lines:
+                typer.echo(line)
+                seen += 1
+                if count and seen >= count:
+                    return
+
+    try:
+        asyncio.run(go(load_config(config)))
+    except KeyboardInterrupt:
+        return
+    except TimeoutError:
+        typer.echo("failed: the broker did not accept the subscription: check mqtt.*", err=True)
+        raise typer.Exit(1) from None
+    except (ConfigError, MillstreamHubError) as exc:
+        typer.echo(f"failed: {exc}", err=True)
+        raise typer.Exit(1) from exc
 
 
 @agents_app.command("add")

@@ -9,6 +9,7 @@ import json
 import os
 import secrets
 import sqlite3
+import sys
 import threading
 import time
 from pathlib import Path
@@ -21,7 +22,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 import wire
 from tests.harness import free_port
-from tests.harness.hubproc import HubProcess, hub_cli, wait_ready
+from tests.harness.hubproc import HUB, HubProcess, hub_cli, hub_env, wait_ready
 
 pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.timeout(180)]
 
@@ -112,9 +113,9 @@ async def _until(check: Any, within: float, what: str) -> None:
         await asyncio.sleep(0.05)
 
 
-async def test_devices_are_scoped_cut_off_and_rotated(
-    mosquitto_factory: Any, tmp_path: Path
-) -> None:
+def dynsec_hub(mosquitto_factory: Any, tmp_path: Path) -> tuple[Any, Path, Path, int]:
+    """A broker with dynamic security whose admin is the hub's user, and a migrated hub config
+    (SQLite) after `devices setup`: (broker, config, database file, HTTP port)."""
     admin = secrets.token_hex(12)
     broker = mosquitto_factory(persistence=False, dynsec_admin=("hub", admin))
     (tmp_path / "hub.pw").write_text(admin)
@@ -128,6 +129,25 @@ async def test_devices_are_scoped_cut_off_and_rotated(
     )
     hub_cli(config, "migrate")
     assert "holds the millstream-hub role" in hub_cli(config, "devices", "setup")
+    return broker, config, db, port
+
+
+async def watching(config: Path, name: str, count: int) -> asyncio.subprocess.Process:
+    """`millstream-hub devices watch NAME --count N`, once it listens."""
+    proc = await asyncio.create_subprocess_exec(
+        HUB, "devices", "watch", name, "--count", str(count), "--config", str(config),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=hub_env(),
+    )  # fmt: skip
+    assert proc.stderr is not None
+    async with asyncio.timeout(30):
+        assert f"watching {name}".encode() in await proc.stderr.readline()
+    return proc
+
+
+async def test_devices_are_scoped_cut_off_and_rotated(
+    mosquitto_factory: Any, tmp_path: Path
+) -> None:
+    broker, config, db, port = dynsec_hub(mosquitto_factory, tmp_path)
     hub_cli(config, "devices", "setup")  # again: harmless
     added = json.loads(
         hub_cli(
@@ -141,10 +161,15 @@ async def test_devices_are_scoped_cut_off_and_rotated(
         ("press-gw", ["press-01"], False)
     ]
     assert "password" not in hub_cli(config, "devices", "show", "press-gw")
+    agent = json.loads(
+        hub_cli(config, "agents", "add", "line3-pc", "--site", "s1", "--line", "l3", "--json")
+    )
     hub = HubProcess(config, tmp_path / "hub.log")
     device = Device(broker.port, "press-gw", added["password"])
     try:
         await wait_ready(port, hub)
+        # The conformance view: what the hub makes of each message the device sends.
+        watcher = await watching(config, "press-gw", 2)
         assert device.connected.wait(10), device.connack
         # Its own receipts: yes. Another publisher's receipts, or commands: refused.
         assert device.subscribe(wire.receipt_topic("press-gw")) == 1
@@ -157,10 +182,15 @@ async def test_devices_are_scoped_cut_off_and_rotated(
         await _until(lambda: _stored(db, "press-01") == 5, 15, "own machine not stored")
         await _until(lambda: device.messages, 15, "no receipt for the device")
         assert _stored(db, "press-02") == 0
-        # Its own topic, but claiming another publisher's src: set aside by the hub.
+        # Its own topic, but claiming another identity's src: set aside by the hub.
         assert device.publish("ms/v1/s1/l1/press-01/telemetry", _batch("line3-pc", 9, 3)) == 0
         await _until(lambda: _dead(db) == ["not_authorized"], 15, "forged src not refused")
         assert _stored(db, "press-01") == 5
+        async with asyncio.timeout(30):
+            seen, _ = await watcher.communicate()
+        accepted, refused = seen.decode().splitlines()
+        assert accepted.endswith("accepted — 5 readings, src press-gw, seq 1; stored"), accepted
+        assert "REFUSED — refused (not_authorized): src: 'line3-pc' may not publish" in refused
 
         # Disabled: disconnected at once, and refused when it tries again.
         started = time.monotonic()
@@ -188,9 +218,6 @@ async def test_devices_are_scoped_cut_off_and_rotated(
         fresh.close()
 
         # An agent: its line's machines, its own status, results and commands.
-        agent = json.loads(
-            hub_cli(config, "agents", "add", "line3-pc", "--site", "s1", "--line", "l3", "--json")
-        )
         pc = Device(broker.port, "line3-pc", agent["password"])
         assert pc.connected.wait(10), pc.connack
         assert pc.subscribe(wire.cmd_topic("line3-pc")) == 1
@@ -237,4 +264,62 @@ async def test_devices_are_scoped_cut_off_and_rotated(
         ]
     finally:
         device.close()
+        hub.close()
+
+
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples" / "devices"
+
+
+async def test_the_worked_examples_pass_the_conformance_check(
+    mosquitto_factory: Any, tmp_path: Path
+) -> None:
+    """docs/wire.md "Connect a device in 10 minutes": both examples, as a maker would run them."""
+    broker, config, _db, port = dynsec_hub(mosquitto_factory, tmp_path)
+    binary = tmp_path / "publish"
+    cc = await asyncio.create_subprocess_shell(
+        f"cc -o {binary} {EXAMPLES / 'publish_libmosquitto.c'}"
+        " $(pkg-config --cflags --libs libmosquitto)",
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, err = await cc.communicate()
+    assert cc.returncode == 0, f"the C example does not build (libmosquitto-dev?): {err!r}"
+    hub = HubProcess(config, tmp_path / "hub.log")
+    try:
+        await wait_ready(port, hub)
+        for name, argv in (
+            ("paho-gw", [sys.executable, str(EXAMPLES / "publish_paho.py")]),
+            ("c-gw", [str(binary)]),
+        ):
+            made = json.loads(
+                hub_cli(
+                    config, "devices", "add", name, "--site", "plant-a", "--line", "line-3",
+                    "--machine", "press-01", "--json",
+                )
+            )  # fmt: skip
+            watcher = await watching(config, name, 1)
+            env = {
+                **os.environ,
+                "MQTT_PORT": str(broker.port),
+                "MQTT_USERNAME": name,
+                "MQTT_PASSWORD": made["password"],
+                "SITE": "plant-a",
+                "LINE": "line-3",
+                "MACHINE": "press-01",
+            }
+            example = await asyncio.create_subprocess_exec(
+                *argv, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+            )
+            async with asyncio.timeout(60):
+                out, err = await example.communicate()
+                seen, _ = await watcher.communicate()
+            assert example.returncode == 0, (name, out, err)
+            assert b"stored by the hub" in out
+            assert (
+                seen.decode()
+                .strip()
+                .endswith(
+                    f"accepted — 2 readings, src {name}, seq {out.split()[1].decode()[:-1]}; stored"
+                )
+            ), seen
+    finally:
         hub.close()

@@ -33,6 +33,24 @@ def test_owned_topics_take_only_their_owners_src() -> None:
     assert OWNERS.judge(MSG, _batch("l3", "oven-02", "press-gw")) is not None
 
 
+def test_a_src_no_identity_has_is_let_through() -> None:
+    # Nobody to impersonate; and what a device added a moment ago looks like before the hub
+    # reads the identities again.
+    assert OWNERS.judge(MSG, _batch("l1", "press-01", "new-gw")) is None
+
+
 def test_uncovered_topics_and_other_dialects_are_judged_as_before() -> None:
     assert OWNERS.judge(MSG, _batch("l9", "m", "anyone")) is None  # a static-ACL broker
     assert OWNERS.judge(MSG, _batch("l1", "press-01", "spBv1.0/g/n", receipt=False)) is None
+
+
+def test_a_machine_may_have_several_device_publishers() -> None:
+    owners = Owners.of(
+        [
+            Identity("gw-a", "device", "s1", "l1", ("press-01",)),
+            Identity("gw-b", "device", "s1", "l1", ("press-01", "press-02")),
+        ]
+    )
+    assert owners.judge(MSG, _batch("l1", "press-01", "gw-a")) is None
+    assert owners.judge(MSG, _batch("l1", "press-01", "gw-b")) is None
+    assert owners.judge(MSG, _batch("l1", "press-02", "gw-a")) is not None
