@@ -35,8 +35,16 @@ def identities_router(services: ApiServices) -> APIRouter:
     admin = requires(services, Role.ADMIN)
     router = APIRouter(tags=["broker identities"], responses={401: {}, 403: {}, 429: {}})
 
-    async def on_broker(op: Callable[[BrokerIdentities], Awaitable[_T]]) -> _T:
-        # One broker session per change: changes are rare, and no admin session lingers.
+    async def on_broker(
+        op: Callable[[BrokerIdentities], Awaitable[_T]], *, name: str | None = None
+    ) -> _T:
+        # Cheap refusals first (an unknown name is a 404 without a broker round trip), and none
+        # at all without a broker session of this hub; then one admin session per change:
+        # changes are rare, and no admin session lingers.
+        if name is not None:
+            await existing(name)
+        if services.publish is None:
+            raise HTTPException(503, "this hub has no broker connection")
         try:
             async with Dynsec(services.config.mqtt) as dynsec:
                 return await op(BrokerIdentities(services.db, dynsec, services.now_ms))
@@ -50,6 +58,12 @@ def identities_router(services: ApiServices) -> APIRouter:
         # Reads need only the hub's table, not the broker.
         return BrokerIdentities(services.db, None, services.now_ms)
 
+    async def existing(name: str) -> Identity:
+        try:
+            return await local().get(name)
+        except IdentityError as exc:
+            raise HTTPException(404, str(exc)) from None
+
     @router.get("/identities", dependencies=[Depends(admin)])
     async def identities() -> list[IdentityOut]:
         """Every device and agent identity the hub made (never a password)."""
@@ -58,10 +72,7 @@ def identities_router(services: ApiServices) -> APIRouter:
     @router.get("/identities/{name}", dependencies=[Depends(admin)], responses={404: {}})
     async def identity(name: Name) -> IdentityOut:
         """One identity."""
-        try:
-            return _out(await local().get(name))
-        except IdentityError as exc:
-            raise HTTPException(404, str(exc)) from None
+        return _out(await existing(name))
 
     @router.post("/identities", status_code=201, responses={409: {}, 422: {}, 503: {}})
     async def add(
@@ -74,29 +85,32 @@ def identities_router(services: ApiServices) -> APIRouter:
             )
         except ValueError as exc:
             raise HTTPException(422, str(exc)) from None
+        if any(i.name == new.name for i in await local().list()):
+            raise HTTPException(409, f"{new.name!r} exists: rotate its password, or remove it")
         password = await on_broker(lambda ids: ids.add(new, who.subject))
         return IdentityPasswordOut(name=new.name, password=password)
 
     @router.post("/identities/{name}/disable", responses={404: {}, 503: {}})
     async def disable(name: Name, _who: Annotated[Principal, Depends(admin)]) -> IdentityOut:
         """Cut it off now (the broker disconnects and refuses it)."""
-        await on_broker(lambda ids: ids.set_disabled(name, True))
-        return _out(await local().get(name))
+        await on_broker(lambda ids: ids.set_disabled(name, True), name=name)
+        return _out(await existing(name))
 
     @router.post("/identities/{name}/enable", responses={404: {}, 503: {}})
     async def enable(name: Name, _who: Annotated[Principal, Depends(admin)]) -> IdentityOut:
         """Let it connect again."""
-        await on_broker(lambda ids: ids.set_disabled(name, False))
-        return _out(await local().get(name))
+        await on_broker(lambda ids: ids.set_disabled(name, False), name=name)
+        return _out(await existing(name))
 
     @router.post("/identities/{name}/rotate", responses={404: {}, 503: {}})
     async def rotate(name: Name, _who: Annotated[Principal, Depends(admin)]) -> IdentityPasswordOut:
         """A new password (in this answer only); the old one stops working at once."""
-        return IdentityPasswordOut(name=name, password=await on_broker(lambda i: i.rotate(name)))
+        password = await on_broker(lambda ids: ids.rotate(name), name=name)
+        return IdentityPasswordOut(name=name, password=password)
 
     @router.delete("/identities/{name}", status_code=204, responses={404: {}, 503: {}})
     async def remove(name: Name, _who: Annotated[Principal, Depends(admin)]) -> None:
         """Delete it from the broker and the hub (its data stays)."""
-        await on_broker(lambda ids: ids.remove(name))
+        await on_broker(lambda ids: ids.remove(name), name=name)
 
     return router
