@@ -119,13 +119,7 @@ def _parse(
         if oldest <= reading.ts <= newest:
             kept.append(reading)
             continue
-        error = PayloadError(
-            "ts_out_of_range",
-            f"readings[{index}].ts: {reading.ts} ({_iso(reading.ts)}) is"
-            f" {_offset(reading.ts - now_ms)} the hub's clock; accepted: 30 days before to"
-            " 5 minutes after",
-            f"readings[{index}].ts",
-        )
+        error = _ts_out_of_range(f"readings[{index}]", reading.ts, now_ms)
         if not partial:
             raise error
         refused.append(RefusedReading(index, reading.model_dump(), error))
@@ -153,21 +147,29 @@ def validate_reading(
     try:
         one = _OneReading.model_validate({"readings": [{"tag": tag, "ts": ts, "v": v, "q": q}]})
     except ValidationError as exc:
-        error = payload_error(exc)
-        raise PayloadError(
-            error.reason,
-            error.message.replace("readings[0]", where, 1),
-            (error.field or "").replace("readings[0]", where, 1),
-        ) from None
+        raise _placed(payload_error(exc), where) from None
     reading = one.readings[0]
     if not now_ms - MAX_PAST_MS <= reading.ts <= now_ms + MAX_FUTURE_MS:
-        raise PayloadError(
-            "ts_out_of_range",
-            f"{where}.ts: {reading.ts} ({_iso(reading.ts)}) is {_offset(reading.ts - now_ms)}"
-            " the hub's clock; accepted: 30 days before to 5 minutes after",
-            f"{where}.ts",
-        )
+        raise _ts_out_of_range(where, reading.ts, now_ms)
     return reading
+
+
+def _placed(error: PayloadError, where: str) -> PayloadError:
+    """An error about `readings[0]` of a one-reading probe, naming the reading's real place."""
+    return PayloadError(
+        error.reason,
+        error.message.replace("readings[0]", where, 1),
+        (error.field or "").replace("readings[0]", where, 1),
+    )
+
+
+def _ts_out_of_range(where: str, ts: int, now_ms: int) -> PayloadError:
+    return PayloadError(
+        "ts_out_of_range",
+        f"{where}.ts: {ts} ({_iso(ts)}) is {_offset(ts - now_ms)} the hub's clock; accepted:"
+        " 30 days before to 5 minutes after",
+        f"{where}.ts",
+    )
 
 
 def _split(
@@ -188,18 +190,8 @@ def _split(
         try:
             one = _OneReading.model_validate_json(f'{{"readings":[{text}]}}')
         except ValidationError as exc:
-            error = payload_error(exc)
-            here = f"readings[{index}]"
             refused.append(
-                RefusedReading(
-                    index,
-                    raw,
-                    PayloadError(
-                        error.reason,
-                        error.message.replace("readings[0]", here, 1),
-                        (error.field or "").replace("readings[0]", here, 1),
-                    ),
-                )
+                RefusedReading(index, raw, _placed(payload_error(exc), f"readings[{index}]"))
             )
             continue
         kept.append((index, one.readings[0]))
