@@ -7,6 +7,7 @@ refuses, a slow answer — never touches its neighbours, exactly as with real de
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -133,7 +134,12 @@ class ModbusDevice:
         """Listen on host:port (port 0: any free port, then remembered for restarts)."""
         self.host = host
         server = _TcpServer(self._datastore, address=(host, port))
-        await server.serve_forever(background=True)
+        try:
+            await server.serve_forever(background=True)
+        except RuntimeError as exc:
+            # pymodbus logs the bind error and raises a bare RuntimeError: raise what it was, so
+            # `edge-agent simulate` says which address it could not listen on and what to do.
+            raise OSError(errno.EADDRINUSE, f"{self.name}: {host}:{port} is in use") from exc
         self._server = server
         listener: asyncio.Server = server.transport  # type: ignore[assignment]
         self.port = listener.sockets[0].getsockname()[1]
@@ -165,7 +171,7 @@ class ModbusDevice:
         while True:
             try:
                 await self.start(self.host, self.port)
-            except (OSError, RuntimeError):
+            except OSError:
                 # Someone else grabbed the port meanwhile: keep refusing, as a device that
                 # fails to come back would, and try again rather than kill the whole plant.
                 _log.warning("%s: cannot listen again on port %d yet", self.name, self.port)

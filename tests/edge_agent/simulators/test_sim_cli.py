@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -114,6 +115,26 @@ def test_the_command_prints_where_machines_listen_and_stops_on_ctrl_c() -> None:
     assert proc.returncode == 0
     assert "simulator stopped" in rest
     assert "Traceback" not in rest
+
+
+def test_a_port_in_use_is_named_with_the_next_step_not_a_traceback() -> None:
+    exe = Path(sys.executable).with_name("edge-agent")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        ports = ["--modbus-port", str(port), "--opcua-port", "0", "--control-port", "0"]
+        done = subprocess.run(
+            [str(exe), "simulate", "--machines", "1", *ports],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert done.returncode == 1
+    assert f"press-01: 127.0.0.1:{port} is in use" in done.stderr
+    assert "--modbus-port" in done.stderr  # the next step
+    assert "Traceback" not in done.stderr + done.stdout
 
 
 # -- Ctrl-C at any moment ----------------------------------------------------------------------

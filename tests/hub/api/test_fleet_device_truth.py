@@ -12,6 +12,7 @@ import asyncio
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -47,27 +48,61 @@ class Simulator:
     def __init__(self, workdir: Path, machines: int = 2) -> None:
         self.workdir = workdir
         self.machines = machines
-        self.modbus = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.started = False
+        self._pick_ports()
+
+    def _pick_ports(self) -> None:
         # Machine k listens on modbus + k: an OPC-UA or control port among those would collide
         # (free ports often come in sequence), and the simulator would not start at all.
+        self.modbus = free_port()
+        while not all(_port_is_free(self.modbus + k) for k in range(self.machines)):
+            self.modbus = free_port()
         self.opcua = self._other_port()
-        self.args = [
-            "--machines",
-            str(machines),
-            "--modbus-port",
-            str(self.modbus),
-            "--opcua-port",
-            str(self.opcua),
-        ]
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.control = self._other_port()
 
-    def start(self) -> None:
-        with (self.workdir / "sim.log").open("ab") as log:
-            self.proc = subprocess.Popen(
-                [EDGE_AGENT, "simulate", *self.args, "--control-port", str(self._other_port())],
-                stdout=log,
-                stderr=log,
+    async def start(self) -> None:
+        """Start and wait until every machine listens. A free port can be taken before the
+        simulator binds it (by any client's outgoing connection, as the hub opens a dozen): on
+        the first start it then moves to other ports; on a restart it retries the same ones."""
+        for _attempt in range(5):
+            if await self._started():
+                self.started = True
+                return
+            if not self.started:
+                self._pick_ports()
+            await asyncio.sleep(0.5)
+        raise AssertionError(f"the simulator did not start:\n{self._log().read_text()[-3000:]}")
+
+    async def _started(self) -> bool:
+        log = self._log()
+        offset = log.stat().st_size if log.exists() else 0
+        self.proc = self._launch(log)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            with log.open("rb") as f:
+                f.seek(offset)
+                if b"control: " in f.read():
+                    return True
+            if self.proc.poll() is not None:
+                return False
+            await asyncio.sleep(0.1)
+        self.kill()
+        return False
+
+    def _launch(self, log: Path) -> subprocess.Popen[bytes]:
+        args = ["--machines", str(self.machines), "--modbus-port", str(self.modbus)]
+        args += ["--opcua-port", str(self.opcua), "--control-port", str(self.control)]
+        with log.open("ab") as out:
+            return subprocess.Popen(
+                [EDGE_AGENT, "simulate", *args],
+                stdout=out,
+                stderr=out,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},  # its "control:" line is the cue
             )
+
+    def _log(self) -> Path:
+        return self.workdir / "sim.log"
 
     def _other_port(self) -> int:
         """A free port outside the Modbus machines' consecutive ports."""
@@ -86,9 +121,20 @@ class Simulator:
             self.proc.wait()
 
 
+def _port_is_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 @pytest.fixture
-def simulator(tmp_path: Path) -> Iterator[Simulator]:
-    sim = Simulator(tmp_path)
+def simulator(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Simulator]:
+    """A plant of 2 machines, or as many as `@pytest.mark.machines(n)` asks; killed afterwards."""
+    marker = request.node.get_closest_marker("machines")
+    sim = Simulator(tmp_path, machines=marker.args[0] if marker else 2)
     try:
         yield sim
     finally:
@@ -261,10 +307,10 @@ async def test_a_silent_machine_is_offline_everywhere_within_10s(
     mosquitto: Any, pg_dsn: str, simulator: Simulator, tmp_path: Path
 ) -> None:
     site = unique("truth")
+    await simulator.start()  # first: it settles its ports, which the config names
     config = plant_config(simulator, tmp_path, mosquitto.url, site)
     status_topic = wire.status_topic(site, "line-1", MACHINE)
     await migrate(pg_dsn)
-    simulator.start()
     metrics_port = free_port()
     subscriber = paho.Client(CallbackAPIVersion.VERSION2, client_id=unique("watch-"))
     async with running_hub(mosquitto.url, pg_dsn) as (_hub, base), viewer(base, pg_dsn) as http:
@@ -294,7 +340,7 @@ async def test_a_silent_machine_is_offline_everywhere_within_10s(
             killed = await seconds_until_all(
                 views, site, "offline", 30, lambda why: why is not None and " since " in why
             )
-            simulator.start()
+            await simulator.start()
             back = await seconds_until_all(views, site, "online", 30, lambda _: True)
 
             simulator.kill()
@@ -340,13 +386,14 @@ async def test_a_silent_machine_is_offline_everywhere_within_10s(
     assert_within({"frozen": frozen, "thawed": thawed, "killed": killed, "restarted": back})
 
 
+@pytest.mark.machines(5)
 async def test_a_stopped_opcua_server_is_offline_everywhere_within_10s(
-    mosquitto: Any, pg_dsn: str, tmp_path: Path
+    mosquitto: Any, pg_dsn: str, simulator: Simulator, tmp_path: Path
 ) -> None:
     # The simulated plant's fifth machine, cnc-01, speaks OPC-UA: its server goes away with the
     # simulator and comes back with it.
-    simulator = Simulator(tmp_path, machines=5)
     site = unique("truth")
+    await simulator.start()  # first: it settles its ports, which the config names
     config = plant_config(simulator, tmp_path, mosquitto.url, site)
     # A 3 s request timeout: offline after max(3 × fastest sampling, 3 s + 2 s) = 5 s, leaving
     # the 10 s promise a margin on a loaded CI machine. (With the default 5 s it is 7 s: measured
@@ -355,39 +402,35 @@ async def test_a_stopped_opcua_server_is_offline_everywhere_within_10s(
     config.write_text(text)
     machines = ["press-01", "conveyor-01", "oven-01", "compressor-01", "cnc-01"]
     await migrate(pg_dsn)
-    simulator.start()
     metrics_port = free_port()
     subscriber = paho.Client(CallbackAPIVersion.VERSION2, client_id=unique("watch-"))
-    try:
-        async with (
-            running_hub(mosquitto.url, pg_dsn) as (_hub, base),
-            viewer(base, pg_dsn) as http,
-        ):
-            status_file = tmp_path / "plant" / "state" / "agent-status.json"
-            views = Views(http, status_file, metrics_port, "cnc-01")
-            subscriber.on_message = views.on_message
-            subscriber.connect(mosquitto.host, mosquitto.port)
-            subscriber.subscribe(wire.status_topic(site, "line-1", "cnc-01"), qos=1)
-            subscriber.loop_start()
-            agent = start_agent(config, metrics_port, tmp_path / "run.log")
-            try:
-                await seconds_until_all(views, site, "online", 90, lambda _: True)
-                url = f"opc.tcp://127.0.0.1:{simulator.opcua}"
-                simulator.kill()
-                stopped = await seconds_until_all(
-                    views, site, "offline", 30, lambda why: why is not None and url in why
-                )
-                simulator.start()
-                back = await seconds_until_all(views, site, "online", 30, lambda _: True)
-            finally:
-                if agent.poll() is None:
-                    agent.send_signal(signal.SIGTERM)
-                    agent.wait(timeout=30)
-                await clear_retained(mosquitto, site, machines)
-                subscriber.loop_stop()
-                subscriber.disconnect()
-    finally:
-        simulator.kill()
+    async with (
+        running_hub(mosquitto.url, pg_dsn) as (_hub, base),
+        viewer(base, pg_dsn) as http,
+    ):
+        status_file = tmp_path / "plant" / "state" / "agent-status.json"
+        views = Views(http, status_file, metrics_port, "cnc-01")
+        subscriber.on_message = views.on_message
+        subscriber.connect(mosquitto.host, mosquitto.port)
+        subscriber.subscribe(wire.status_topic(site, "line-1", "cnc-01"), qos=1)
+        subscriber.loop_start()
+        agent = start_agent(config, metrics_port, tmp_path / "run.log")
+        try:
+            await seconds_until_all(views, site, "online", 90, lambda _: True)
+            url = f"opc.tcp://127.0.0.1:{simulator.opcua}"
+            simulator.kill()
+            stopped = await seconds_until_all(
+                views, site, "offline", 30, lambda why: why is not None and url in why
+            )
+            await simulator.start()
+            back = await seconds_until_all(views, site, "online", 30, lambda _: True)
+        finally:
+            if agent.poll() is None:
+                agent.send_signal(signal.SIGTERM)
+                agent.wait(timeout=30)
+            await clear_retained(mosquitto, site, machines)
+            subscriber.loop_stop()
+            subscriber.disconnect()
     assert_within({"stopped": stopped, "restarted": back})
 
 
