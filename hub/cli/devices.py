@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, TypeVar
+from urllib.parse import urlsplit
 
 import typer
 
@@ -17,7 +19,8 @@ from hub.cli.agents import agents_app, who_runs_this
 from hub.cli.migrate import ConfigOption
 from hub.config import HubConfig, load_config
 from hub.devices import BrokerIdentities, Dynsec, Identity, IdentityKind
-from hub.devices.watch import watch
+from hub.devices.enrolment import Enrolments
+from hub.devices.watch import Watch
 from hub.errors import ConfigError, MillstreamHubError
 from hub.ingest.owners import Owners
 from hub.sql import open_database
@@ -206,15 +209,13 @@ def watch_device(
             identity = await ids.get(name)
             owners = Owners.of(await ids.list())
             seen = 0
-            lines = watch(
-                cfg.mqtt, db, identity, owners,
-                ready=lambda: typer.echo(f"watching {name}: publish now (Ctrl-C stops)", err=True),
-            )  # fmt: skip
-            async for line in lines:
-                typer.echo(line)
-                seen += 1
-                if count and seen >= count:
-                    return
+            async with Watch(cfg.mqtt, db, identity, owners) as judged_messages:
+                typer.echo(f"watching {name}: publish now (Ctrl-C stops)", err=True)
+                async for judged in judged_messages:
+                    typer.echo(judged.line())
+                    seen += 1
+                    if count and seen >= count:
+                        return
 
     try:
         asyncio.run(go(load_config(config)))
@@ -228,17 +229,111 @@ def watch_device(
         raise typer.Exit(1) from exc
 
 
+EnrolOption = Annotated[
+    bool,
+    typer.Option(
+        "--enrol",
+        help="Print a one-time enrolment token instead of the password: on the line PC, "
+        "`edge-agent init --hub URL --token TOKEN` fetches the agent's credentials with it.",
+    ),
+]
+BrokerUrl = Annotated[
+    str,
+    typer.Option(
+        help="The broker URL as the agent reaches it (default: this hub's mqtt.url).",
+    ),
+]
+HubUrl = Annotated[
+    str,
+    typer.Option(
+        help="This hub's API as the line PC reaches it, for the command printed (default: "
+        "http://THIS-HOST:8080)."
+    ),
+]
+ValidHours = Annotated[
+    int, typer.Option(min=1, max=720, help="Hours the token works (it works once).")
+]
+
+
 @agents_app.command("add")
-def add_agent(
+def add_agent(  # noqa: PLR0917 -- typer maps parameters to CLI options
     name: Annotated[str, typer.Argument(help="The agent id (agent.id in its agent.yaml).")],
     site: Site,
     line: Line,
+    enrol: EnrolOption = False,
+    broker_url: BrokerUrl = "",
+    hub_url: HubUrl = "",
+    valid_hours: ValidHours = 24,
     config: ConfigOption = None,
     as_json: JsonOut = False,
 ) -> None:
-    """Make an agent's broker identity (any machine of its line); prints its password once."""
+    """Make an agent's broker identity (any machine of its line); prints its password once, or
+    with --enrol a one-time token the agent fetches its credentials with."""
     identity = _identity(name, "agent", site, line)
-    _added(identity, _run(config, lambda _c, ids: ids.add(identity, who_runs_this())), as_json)
+    if not enrol:
+        password = _run(config, lambda _c, ids: ids.add(identity, who_runs_this()))
+        _added(identity, password, as_json)
+        return
+
+    async def op(cfg: HubConfig, ids: BrokerIdentities) -> tuple[str, str]:
+        await ids.add(identity, who_runs_this())  # its password is replaced when enrolled
+        return await _issue(cfg, ids, identity, broker_url, valid_hours)
+
+    token, url = _run(config, op)
+    _enrolment(identity, token, url, hub_url, valid_hours, as_json)
+
+
+@agents_app.command("enrol")
+def enrol_agent(  # noqa: PLR0917 -- typer maps parameters to CLI options
+    name: Annotated[str, typer.Argument(help="The agent id (agent.id in its agent.yaml).")],
+    broker_url: BrokerUrl = "",
+    hub_url: HubUrl = "",
+    valid_hours: ValidHours = 24,
+    config: ConfigOption = None,
+    as_json: JsonOut = False,
+) -> None:
+    """A new one-time enrolment token for an agent (a new PC, a lost token): an earlier unused
+    token stops working; its password changes only when the token is used."""
+
+    async def op(cfg: HubConfig, ids: BrokerIdentities) -> tuple[Identity, str, str]:
+        identity = await ids.get(name)
+        return (identity, *await _issue(cfg, ids, identity, broker_url, valid_hours))
+
+    identity, token, url = _run(config, op)
+    _enrolment(identity, token, url, hub_url, valid_hours, as_json)
+
+
+async def _issue(
+    cfg: HubConfig, ids: BrokerIdentities, identity: Identity, broker_url: str, hours: int
+) -> tuple[str, str]:
+    url = broker_url or cfg.mqtt.url
+    token = await Enrolments(ids.db, ids.now_ms).issue(
+        identity, url, who_runs_this(), hours * 3600 * 1000
+    )
+    return token, url
+
+
+def _enrolment(  # noqa: PLR0917 -- one line of output per argument
+    identity: Identity, token: str, broker_url: str, hub_url: str, hours: int, as_json: bool
+) -> None:
+    # The name this machine goes by, as a start: behind a proxy or NAT pass --hub-url.
+    hub_url = hub_url or f"http://{socket.gethostname()}:8080"
+    command = f"edge-agent init --hub {hub_url} --token {token}"
+    if as_json:
+        typer.echo(json.dumps({**_describe(identity), "token": token, "command": command}))
+        return
+    typer.echo(
+        f"agent {identity.name} may publish for {identity.site}/{identity.line}; it will reach"
+        f" the broker at {broker_url}"
+    )
+    if urlsplit(broker_url).hostname in {"127.0.0.1", "localhost", "::1"}:
+        typer.echo(
+            f"note: {broker_url} is this machine's loopback; a line PC cannot reach it there."
+            " Pass --broker-url with the address the PC uses.",
+            err=True,
+        )
+    typer.echo(f"enrolment token (works once, for {hours} h): {token}")
+    typer.echo(f"on the line PC run:\n    {command}")
 
 
 _register_common(devices_app, "device")
