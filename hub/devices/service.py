@@ -53,6 +53,15 @@ class BrokerIdentities:
         self._dynsec = dynsec
         self._now = now_ms
 
+    @property
+    def db(self) -> Database:
+        """The hub database this session changes (enrolment tokens live there too)."""
+        return self._db
+
+    def now_ms(self) -> int:
+        """The clock identities are stamped with."""
+        return self._now()
+
     def _broker(self) -> Dynsec:
         if self._dynsec is None:
             raise IdentityError("changing identities needs the broker (a Dynsec session)")

@@ -11,6 +11,7 @@ from hub.api.v1.alerts import alert_rules_router, alert_shelves_router, alerts_r
 from hub.api.v1.auth_routes import auth_router
 from hub.api.v1.commands import commands_router
 from hub.api.v1.configs import configs_router
+from hub.api.v1.enrol import enrol_router
 from hub.api.v1.identities import identities_router
 from hub.api.v1.machines import machines_router
 from hub.api.v1.middleware import RequestLog
@@ -40,6 +41,7 @@ def build_v1(services: ApiServices) -> FastAPI:
         alert_shelves_router(services),
         commands_router(services),
         configs_router(services),
+        enrol_router(services),
         identities_router(services),
         machines_router(services),
         series_router(services),
