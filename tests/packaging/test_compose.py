@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from edge_agent.cli import app as agent_app
 from edge_agent.config import load_agent_config
 from hub.cli import app as hub_app
 from hub.config import load_config
+from hub.devices.seed import SIM_AGENT
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
@@ -244,10 +246,17 @@ def test_agent_config_loads_and_points_at_the_stack(resolved: dict[str, Any]) ->
     assert cfg.state_dir.startswith(data + "/")
     hosts = {d.device.modbus.host for d in loaded.devices if d.device.modbus is not None}
     assert hosts == {"simulator"}
-    # The broker's ACL has a block for this agent, confined to its site.
-    acl = (ROOT / "packaging/mosquitto/millstream.acl").read_text()
-    assert f"user {cfg.mqtt.username}\ntopic write ms/v1/{cfg.agent.site}/#" in acl
-    assert cfg.mqtt.username == cfg.agent.id
+    # The broker's seed gives this agent an agent's role, confined to its site and line.
+    assert cfg.mqtt.username == cfg.agent.id == SIM_AGENT.name
+    assert (cfg.agent.site, cfg.agent.line) == (SIM_AGENT.site, SIM_AGENT.line)
+
+
+def test_the_broker_seed_is_what_the_hub_code_makes() -> None:
+    # Regenerate with: .venv/bin/python -m hub.devices.seed > packaging/mosquitto/dynsec-seed.txt
+    made = subprocess.run(
+        [sys.executable, "-m", "hub.devices.seed"], capture_output=True, text=True, check=True
+    ).stdout
+    assert (ROOT / "packaging/mosquitto/dynsec-seed.txt").read_text() == made
 
 
 def _mounts(doc: dict[str, Any], service: str) -> list[dict[str, Any]]:

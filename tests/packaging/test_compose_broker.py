@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import pwd
 import queue
 import shutil
 import socket
@@ -24,6 +23,7 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import paho.mqtt.client as mqtt
@@ -45,14 +45,21 @@ class Broker:
     plain_port: int
     ca: Path
     secrets: Path
+    data: Path
 
 
-def _init(certs: Path, secrets: Path) -> subprocess.CompletedProcess[str]:
+DYNSEC_PLUGIN = "/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so"  # Debian's package
+
+
+def _init(certs: Path, secrets: Path, data: Path) -> subprocess.CompletedProcess[str]:
     env = {
         **os.environ,
         "INIT_CERTS": str(certs),
         "INIT_SECRETS": str(secrets),
-        "INIT_ACL": str(MOSQ / "millstream.acl"),
+        "INIT_DATA": str(data),
+        "INIT_SEED": str(MOSQ / "dynsec-seed.txt"),
+        "INIT_PLUGIN": DYNSEC_PLUGIN,
+        "INIT_PORT": str(free_port()),
         "MQTT_HUB_PASSWORD": HUB_PW,
         "MQTT_AGENT_PASSWORD": AGENT_PW,
     }
@@ -64,6 +71,12 @@ def _init(certs: Path, secrets: Path) -> subprocess.CompletedProcess[str]:
         check=False,
         timeout=60,
     )
+
+
+def _users(data: Path) -> dict[str, dict[str, Any]]:
+    """The dynamic security plugin's clients, by user name."""
+    doc = json.loads((data / "dynamic-security.json").read_text())
+    return {c["username"]: c for c in doc["clients"]}
 
 
 def _listening(port: int) -> bool:
@@ -91,16 +104,13 @@ def broker() -> Iterator[Broker]:
             check=True,
             timeout=120,
         )
-        init = _init(certs, secrets)
+        init = _init(certs, secrets, data)
         assert init.returncode == 0, init.stderr
-        data.mkdir()
-        if os.geteuid() == 0:
-            account = pwd.getpwnam("mosquitto")
-            os.chown(data, account.pw_uid, account.pw_gid)
         tls_port, plain_port = free_port(), free_port()
         conf = (MOSQ / "mosquitto.compose.conf").read_text()
         conf = conf.replace("/mosquitto/secrets", str(secrets))
         conf = conf.replace("/mosquitto/data/", f"{data}/")
+        conf = conf.replace("/usr/lib/mosquitto_dynamic_security.so", DYNSEC_PLUGIN)
         conf = conf.replace("listener 8883", f"listener {tls_port} 127.0.0.1")
         conf = conf.replace("listener 1883", f"listener {plain_port} 127.0.0.1")
         (work / "mosquitto.conf").write_text(conf)
@@ -114,7 +124,7 @@ def broker() -> Iterator[Broker]:
             time.sleep(0.1)
         assert proc.poll() is None, (work / "mosquitto.log").read_text()
         assert _listening(tls_port), (work / "mosquitto.log").read_text()
-        yield Broker(tls_port, plain_port, certs / "ca.crt", secrets)
+        yield Broker(tls_port, plain_port, certs / "ca.crt", secrets, data)
     finally:
         if proc is not None:
             proc.terminate()
@@ -166,24 +176,37 @@ def _client(made: list[Client], cid: str, user: str | None, pw: str | None) -> C
 
 
 def test_init_writes_private_secrets(broker: Broker) -> None:
-    passwd = broker.secrets / "passwd"
-    users = {line.split(":")[0] for line in passwd.read_text().splitlines()}
-    assert users == {"hub", "sim-line-pc", "healthcheck"}
-    for secret in ("server.key", "passwd", "acl", "healthcheck.pw"):
+    users = _users(broker.data)
+    assert set(users) == {"hub", "sim-line-pc", "healthcheck"}
+    assert {r["rolename"] for r in users["hub"]["roles"]} == {"admin", "millstream-hub"}
+    assert [r["rolename"] for r in users["sim-line-pc"]["roles"]] == ["ms-agent-sim-line-pc"]
+    for secret in ("server.key", "healthcheck.pw"):
         assert (broker.secrets / secret).stat().st_mode & 0o077 == 0, secret
+    assert (broker.data / "dynamic-security.json").stat().st_mode & 0o077 == 0
 
 
-def test_init_keeps_users_added_later(broker: Broker, tmp_path: Path) -> None:
+def test_init_keeps_users_added_later(broker: Broker) -> None:
     certs = broker.ca.parent
-    secrets = tmp_path / "secrets"
-    assert _init(certs, secrets).returncode == 0
-    subprocess.run(
-        ["mosquitto_passwd", "-b", str(secrets / "passwd"), "line3-pc", "pw"], check=True
-    )
-    again = _init(certs, secrets)
-    assert again.returncode == 0, again.stderr
-    users = {line.split(":")[0] for line in (secrets / "passwd").read_text().splitlines()}
-    assert users == {"hub", "sim-line-pc", "healthcheck", "line3-pc"}
+    # Not pytest's tmp_path: the seeding broker drops root for user mosquitto, who must reach it.
+    work = Path(tempfile.mkdtemp(prefix="millstream-compose-init-"))
+    work.chmod(0o755)
+    try:
+        secrets, data = work / "secrets", work / "data"
+        first = _init(certs, secrets, data)
+        assert first.returncode == 0, first.stderr
+        # An identity `millstream-hub agents add` made since (the plugin keeps it in this file).
+        path = data / "dynamic-security.json"
+        doc = json.loads(path.read_text())
+        added = {**_users(data)["sim-line-pc"], "username": "line3-pc", "roles": []}
+        doc["clients"].append(added)
+        path.write_text(json.dumps(doc))
+        again = _init(certs, secrets, data)
+        assert again.returncode == 0, again.stderr
+        users = _users(data)
+        assert set(users) == {"hub", "sim-line-pc", "healthcheck", "line3-pc"}
+        assert users["line3-pc"]["password"] == added["password"]
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def test_agent_publishes_over_tls_only_under_its_site(
@@ -247,7 +270,7 @@ def test_healthcheck_user_can_do_what_the_healthcheck_does(
 
 
 def test_init_refuses_to_run_without_certificates(tmp_path: Path) -> None:
-    result = _init(tmp_path / "nothing", tmp_path / "secrets")
+    result = _init(tmp_path / "nothing", tmp_path / "secrets", tmp_path / "data")
     assert result.returncode != 0
     assert "make-certs.sh" in result.stderr
 
@@ -415,7 +438,7 @@ def test_stack_configs_carry_data_end_to_end(broker: Broker, pg_dsn: str, tmp_pa
             doc = json.loads(status.stdout)
             return bool(doc["running"] and doc["status"]["publish"]["receipts"] > 0)
 
-        # The compose healthcheck's condition, and receipts through the ACL's %u pattern.
+        # The compose healthcheck's condition, and receipts the agent's role lets it read.
         _wait("receipts at the agent", receipted, logs)
     finally:
         _stop_all(procs)
