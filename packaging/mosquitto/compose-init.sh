@@ -22,6 +22,8 @@ data=${INIT_DATA:-/mosquitto/data}
 seed=${INIT_SEED:-/mosquitto/config/dynsec-seed.txt}
 plugin=${INIT_PLUGIN:-/usr/lib/mosquitto_dynamic_security.so}
 port=${INIT_PORT:-1884}
+# Debian keeps the broker in /usr/sbin, which a non-login PATH may lack.
+mosquitto=$(command -v mosquitto || echo /usr/sbin/mosquitto)
 
 for f in ca.crt server.crt server.key; do
   if [ ! -s "$src/$f" ]; then
@@ -55,7 +57,7 @@ plugin $plugin
 plugin_opt_config_file $dynsec
 CONF
 chmod 0644 "$conf"
-mosquitto -c "$conf" >"$conf.log" 2>&1 &
+"$mosquitto" -c "$conf" >"$conf.log" 2>&1 &
 broker=$!
 stop_broker() {
   kill "$broker" 2>/dev/null || true
