@@ -8,6 +8,7 @@ import json
 import socket
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, TypeVar
@@ -83,6 +84,7 @@ def _describe(i: Identity) -> dict[str, object]:
         "disabled": i.disabled,
         "created_at": _when(i.created_at),
         "created_by": i.created_by,
+        "auth": i.auth,
     }
 
 
@@ -96,13 +98,22 @@ def _identity(*args: object) -> Identity:
 
 def _added(identity: Identity, password: str, as_json: bool) -> None:
     if as_json:
-        typer.echo(json.dumps({**_describe(identity), "password": password}))
+        secret = {"password": password} if password else {}
+        typer.echo(json.dumps({**_describe(identity), **secret}))
         return
     where = ", ".join(identity.machines) if identity.kind == "device" else "every machine"
     typer.echo(
         f"{identity.kind} {identity.name} added: publishes for {identity.site}/{identity.line}"
         f" ({where}) as src {identity.src}"
     )
+    if identity.auth == "certificate":
+        typer.echo(
+            "it logs in with a client certificate, no password: issue it where the site CA's"
+            f" key is kept,\n    packaging/mosquitto/make-certs.sh --client {identity.name}\n"
+            "and give the device its .crt and .key and ca.crt; it connects to the broker's"
+            " certificate port (8884) with no user name"
+        )
+        return
     typer.echo(f"password (shown once; give it to the {identity.kind} now): {password}")
 
 
@@ -184,11 +195,22 @@ def add(  # noqa: PLR0917 -- typer maps parameters to CLI options
         list[str], typer.Option("--machine", help="A machine it publishes for (repeat).")
     ],
     src: Annotated[str, typer.Option(help="Its `src` in payloads (default: the name).")] = "",
+    certificate: Annotated[
+        bool,
+        typer.Option(
+            "--certificate",
+            help="It logs in with a client certificate from the site CA (make-certs.sh "
+            "--client NAME) on the broker's certificate port, not a password.",
+        ),
+    ] = False,
     config: ConfigOption = None,
     as_json: JsonOut = False,
 ) -> None:
-    """Make a device's broker identity; prints its password once."""
+    """Make a device's broker identity; prints its password once (or, with --certificate, how
+    to issue its certificate)."""
     identity = _identity(name, "device", site, line, tuple(machine), src)
+    if certificate:
+        identity = replace(identity, auth="certificate")
     _added(identity, _run(config, lambda _c, ids: ids.add(identity, who_runs_this())), as_json)
 
 

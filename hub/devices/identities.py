@@ -15,9 +15,21 @@ from typing import Literal
 
 import wire
 
-__all__ = ["HUB_ROLE", "MACHINE_KINDS", "Identity", "IdentityKind", "acls", "hub_acls", "role_name"]
+__all__ = [
+    "HUB_ROLE",
+    "MACHINE_KINDS",
+    "Identity",
+    "IdentityAuth",
+    "IdentityKind",
+    "acls",
+    "hub_acls",
+    "role_name",
+]
 
 IdentityKind = Literal["device", "agent"]
+# How it logs in: a password the hub sets (shown once), or a client certificate from the site CA
+# whose common name is its name (make-certs.sh --client), on the broker's certificate listener.
+IdentityAuth = Literal["password", "certificate"]
 # What a publisher may send about a machine (wire contract v1; `events` is reserved for it).
 MACHINE_KINDS = ("telemetry", "status", "meta", "events")
 
@@ -36,6 +48,7 @@ class Identity:
     created_at: int = 0
     created_by: str = ""
     notes: dict[str, str] = field(default_factory=dict)
+    auth: IdentityAuth = "password"
 
     def __post_init__(self) -> None:
         for what, value in (("name", self.name), ("line", self.line)):

@@ -41,6 +41,7 @@ def identity_of(row: dict[str, Any]) -> Identity:
         disabled=bool(row["disabled"]),
         created_at=row["created_at"],
         created_by=row["created_by"],
+        auth=row["auth"],
     )
 
 
@@ -102,7 +103,9 @@ class BrokerIdentities:
         return identity_of(rows[0])
 
     async def add(self, identity: Identity, who: str) -> str:
-        """Create the broker client and its role; the password (returned) is never kept."""
+        """Create the broker client and its role; the password (returned) is never kept. An
+        identity that logs in with a certificate gets none (""): the broker takes its name from
+        the certificate's common name and cannot log it in with a password."""
         rows = await self._db.fetch(
             "SELECT kind FROM broker_identities WHERE name = $1", identity.name
         )
@@ -111,25 +114,24 @@ class BrokerIdentities:
                 f"{rows[0]['kind']} {identity.name!r} exists: rotate its password, or remove it"
                 " first"
             )
-        password = new_password()
+        password = new_password() if identity.auth == "password" else ""
         role = role_name(identity)
+        client: dict[str, object] = {
+            "command": "createClient",
+            "username": identity.name,
+            "textname": f"Millstream {identity.kind} ({identity.site}/{identity.line})",
+            "roles": [{"rolename": role}],
+        }
+        if password:
+            client["password"] = password
         await self._broker().run(
-            [
-                {"command": "createRole", "rolename": role, "acls": acls(identity)},
-                {
-                    "command": "createClient",
-                    "username": identity.name,
-                    "password": password,
-                    "textname": f"Millstream {identity.kind} ({identity.site}/{identity.line})",
-                    "roles": [{"rolename": role}],
-                },
-            ]
+            [{"command": "createRole", "rolename": role, "acls": acls(identity)}, client]
         )
         now = self._now()
         await self._db.execute(
             "INSERT INTO broker_identities (name, kind, site, line, machines, src, disabled,"
-            " created_at, created_by, updated_at) VALUES ($1, $2, $3, $4, $5, $6, false, $7,"
-            " $8, $7)",
+            " created_at, created_by, updated_at, auth) VALUES ($1, $2, $3, $4, $5, $6, false,"
+            " $7, $8, $7, $9)",
             identity.name,
             identity.kind,
             identity.site,
@@ -138,6 +140,7 @@ class BrokerIdentities:
             identity.src,
             now,
             who,
+            identity.auth,
         )
         return password
 
@@ -146,6 +149,13 @@ class BrokerIdentities:
         identity = await self.get(name)
         command = "disableClient" if disabled else "enableClient"
         await self._broker().run([{"command": command, "username": name}])
+        if identity.auth == "certificate":
+            # The broker never asks the plugin to log a certificate in, so "disabled" alone
+            # would not keep it out: without its role it may connect but neither publish nor
+            # subscribe to anything. (Done twice is harmless.)
+            command = "removeClientRole" if disabled else "addClientRole"
+            role = {"username": name, "rolename": role_name(identity)}
+            await self._broker().run([{"command": command, **role}], tolerate=("not", "already"))
         await self._db.execute(
             "UPDATE broker_identities SET disabled = $2, updated_at = $3 WHERE name = $1",
             name,
@@ -156,7 +166,13 @@ class BrokerIdentities:
 
     async def rotate(self, name: str) -> str:
         """A new password; the old one stops working at once."""
-        await self.get(name)
+        identity = await self.get(name)
+        if identity.auth == "certificate":
+            raise IdentityError(
+                f"{name!r} logs in with a client certificate, not a password: issue it a new one"
+                f" (packaging/mosquitto/make-certs.sh --client {name}); to shut out the old one"
+                " before it expires, remove the identity and add it again under a new name"
+            )
         password = new_password()
         await self._broker().run(
             [{"command": "setClientPassword", "username": name, "password": password}]

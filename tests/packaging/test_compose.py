@@ -168,14 +168,15 @@ def test_published_ports_bind_loopback(resolved: dict[str, Any]) -> None:
 
 
 def test_broker_port_can_face_the_plant(filled_env: Path) -> None:
-    # The one documented exception: MQTT_TLS_BIND opens the TLS listener to the line PCs.
+    # The one documented exception: MQTT_TLS_BIND opens the TLS listeners to the line PCs.
     env = filled_env.read_text().replace("MQTT_TLS_BIND=127.0.0.1", "MQTT_TLS_BIND=10.20.0.5")
     other = filled_env.with_name("plant.env")
     other.write_text(env)
     result = _run_config(other)
     assert result.returncode == 0, result.stderr
     ports = yaml.safe_load(result.stdout)["services"]["mosquitto"]["ports"]
-    assert [str(p).split(":")[0] for p in ports] == ["10.20.0.5"]
+    # The password and the client-certificate TLS listeners, both on the plant-facing address.
+    assert [str(p).split(":")[0] for p in ports] == ["10.20.0.5", "10.20.0.5"]
 
 
 def test_bind_mounted_files_exist(resolved: dict[str, Any]) -> None:

@@ -32,6 +32,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
 from tests.harness._server import free_port
+from tests.harness.hubproc import HUB, hub_cli, hub_env
 
 ROOT = Path(__file__).resolve().parents[2]
 MOSQ = ROOT / "packaging" / "mosquitto"
@@ -46,6 +47,7 @@ class Broker:
     ca: Path
     secrets: Path
     data: Path
+    cert_port: int
 
 
 DYNSEC_PLUGIN = "/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so"  # Debian's package
@@ -106,13 +108,14 @@ def broker() -> Iterator[Broker]:
         )
         init = _init(certs, secrets, data)
         assert init.returncode == 0, init.stderr
-        tls_port, plain_port = free_port(), free_port()
+        tls_port, plain_port, cert_port = free_port(), free_port(), free_port()
         conf = (MOSQ / "mosquitto.compose.conf").read_text()
         conf = conf.replace("/mosquitto/secrets", str(secrets))
         conf = conf.replace("/mosquitto/data/", f"{data}/")
         conf = conf.replace("/usr/lib/mosquitto_dynamic_security.so", DYNSEC_PLUGIN)
         conf = conf.replace("listener 8883", f"listener {tls_port} 127.0.0.1")
         conf = conf.replace("listener 1883", f"listener {plain_port} 127.0.0.1")
+        conf = conf.replace("listener 8884", f"listener {cert_port} 127.0.0.1")
         (work / "mosquitto.conf").write_text(conf)
         proc = subprocess.Popen(
             [binary, "-c", str(work / "mosquitto.conf")], stdout=log, stderr=subprocess.STDOUT
@@ -124,7 +127,7 @@ def broker() -> Iterator[Broker]:
             time.sleep(0.1)
         assert proc.poll() is None, (work / "mosquitto.log").read_text()
         assert _listening(tls_port), (work / "mosquitto.log").read_text()
-        yield Broker(tls_port, plain_port, certs / "ca.crt", secrets, data)
+        yield Broker(tls_port, plain_port, certs / "ca.crt", secrets, data, cert_port)
     finally:
         if proc is not None:
             proc.terminate()
@@ -149,9 +152,17 @@ class Client:
         self.mqtt.on_publish = lambda _c, _u, mid, rc, _p: self.pubacks.put((mid, rc))
         self.mqtt.on_message = lambda _c, _u, msg: self.messages.put(msg)
 
-    def connect(self, port: int, ca: Path | None = None) -> ReasonCode:
+    def connect(
+        self, port: int, ca: Path | None = None, cert: tuple[Path, Path] | None = None
+    ) -> ReasonCode:
         if ca is not None:
-            self.mqtt.tls_set(ca_certs=str(ca), tls_version=ssl.PROTOCOL_TLS_CLIENT)
+            certfile, keyfile = (str(cert[0]), str(cert[1])) if cert else (None, None)
+            self.mqtt.tls_set(
+                ca_certs=str(ca),
+                certfile=certfile,
+                keyfile=keyfile,
+                tls_version=ssl.PROTOCOL_TLS_CLIENT,
+            )
         self.mqtt.connect("localhost" if ca is not None else "127.0.0.1", port)
         self.mqtt.loop_start()
         return self.connacks.get(timeout=30)
@@ -267,6 +278,87 @@ def test_healthcheck_user_can_do_what_the_healthcheck_does(
     assert check.connect(broker.plain_port) == 0
     check.mqtt.subscribe("$SYS/broker/uptime", qos=0)
     assert [rc.value for rc in check.subacks.get(timeout=30)] == [0]
+
+
+def _issue(certs: Path, name: str) -> tuple[Path, Path]:
+    subprocess.run(
+        ["bash", str(MOSQ / "make-certs.sh"), "--out", str(certs), "--client", name],
+        capture_output=True, check=True, timeout=60,
+    )  # fmt: skip
+    return certs / f"{name}.crt", certs / f"{name}.key"
+
+
+def test_a_device_logs_in_with_a_client_certificate_scoped_and_cut_off(
+    broker: Broker, clients: list[Client], tmp_path: Path
+) -> None:
+    (tmp_path / "hub.pw").write_text(HUB_PW)
+    config = tmp_path / "hub.yaml"
+    config.write_text(
+        f"mqtt: {{url: 'mqtt://127.0.0.1:{broker.plain_port}', username: hub,"
+        f" password_file: {tmp_path / 'hub.pw'}}}\nstorage: 'sqlite:///{tmp_path / 'hub.db'}'\n"
+    )
+    hub_cli(config, "migrate")
+    made = json.loads(
+        hub_cli(config, "devices", "add", "oven-gw", "--site", "sim-plant", "--line", "line-2",
+                "--machine", "oven-09", "--certificate", "--json")
+    )  # fmt: skip
+    assert made["auth"] == "certificate"
+    assert "password" not in made
+    cert = _issue(broker.ca.parent, "oven-gw")
+    own = "ms/v1/sim-plant/line-2/oven-09/telemetry"
+
+    def publish(device: Client, topic: str) -> ReasonCode:
+        sent = device.mqtt.publish(topic, b"{}", qos=1)
+        mid, code = device.pubacks.get(timeout=30)
+        assert mid == sent.mid
+        return code
+
+    device = _client(clients, "oven-gw-1", None, None)  # no user name: the certificate's CN
+    assert device.connect(broker.cert_port, ca=broker.ca, cert=cert) == 0
+    assert not publish(device, own).is_failure
+    assert publish(device, "ms/v1/sim-plant/line-2/oven-10/telemetry").is_failure
+
+    # Without a certificate, or with one from another CA, the listener refuses the connection.
+    other_ca = _issue_from_other_ca(tmp_path / "other", "oven-gw")
+    for who, pair in (("no-cert", None), ("other-ca", other_ca)):
+        stranger = _client(clients, who, None, None)
+        assert _refused(stranger, broker.cert_port, broker.ca, pair), who
+
+    # Disabled: cut off at once, and connecting again gets it nowhere.
+    hub_cli(config, "devices", "disable", "oven-gw")
+    again = _client(clients, "oven-gw-2", None, None)
+    assert again.connect(broker.cert_port, ca=broker.ca, cert=cert) == 0
+    assert publish(again, own).is_failure
+    hub_cli(config, "devices", "enable", "oven-gw")
+    back = _client(clients, "oven-gw-3", None, None)
+    assert back.connect(broker.cert_port, ca=broker.ca, cert=cert) == 0
+    assert not publish(back, own).is_failure
+    rotated = hub_cli_result(config, "devices", "rotate", "oven-gw")
+    assert rotated.returncode == 1
+    assert "make-certs.sh --client oven-gw" in rotated.stderr
+
+
+def _refused(client: Client, port: int, ca: Path, cert: tuple[Path, Path] | None) -> bool:
+    """The TLS handshake fails, or the broker answers the CONNECT with a failure."""
+    try:
+        return bool(client.connect(port, ca=ca, cert=cert).is_failure)
+    except (OSError, queue.Empty):  # ssl.SSLError is an OSError; no CONNACK: dropped
+        return True
+
+
+def _issue_from_other_ca(folder: Path, name: str) -> tuple[Path, Path]:
+    subprocess.run(
+        ["bash", str(MOSQ / "make-certs.sh"), "--out", str(folder)],
+        capture_output=True, check=True, timeout=120,
+    )  # fmt: skip
+    return _issue(folder, name)
+
+
+def hub_cli_result(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [HUB, *args, "--config", str(config)],
+        capture_output=True, text=True, timeout=60, check=False, env=hub_env(),
+    )  # fmt: skip
 
 
 def test_init_refuses_to_run_without_certificates(tmp_path: Path) -> None:

@@ -160,7 +160,9 @@ async def test_devices_are_scoped_cut_off_and_rotated(
     assert [(d["name"], d["machines"], d["disabled"]) for d in listed] == [
         ("press-gw", ["press-01"], False)
     ]
-    assert "password" not in hub_cli(config, "devices", "show", "press-gw")
+    shown = json.loads(hub_cli(config, "devices", "show", "press-gw"))
+    assert "password" not in shown  # never a password, only how it logs in
+    assert shown["auth"] == "password"
     agent = json.loads(
         hub_cli(config, "agents", "add", "line3-pc", "--site", "s1", "--line", "l3", "--json")
     )
