@@ -42,7 +42,14 @@ from hub.receipts.publisher import publish_receipts
 from hub.receipts.tracker import ReceiptTracker
 from hub.sql import open_database
 from hub.sql.singleton import PG_ERRORS
-from hub.storage import DeadLetter, Storage, TelemetryBatch, TransactionHook, open_storage
+from hub.storage import (
+    DeadLetter,
+    EventBatch,
+    Storage,
+    TelemetryBatch,
+    TransactionHook,
+    open_storage,
+)
 from millstream_common.backoff import Backoff
 
 __all__ = ["Hub", "default_client_id"]
@@ -165,7 +172,11 @@ class Hub:
 
     def _commit_callbacks(
         self, tracker: ReceiptTracker
-    ) -> tuple[Callable[[Sequence[TelemetryBatch]], None], Callable[[Sequence[DeadLetter]], None]]:
+    ) -> tuple[
+        Callable[[Sequence[TelemetryBatch]], None],
+        Callable[[Sequence[EventBatch]], None],
+        Callable[[Sequence[DeadLetter]], None],
+    ]:
         """What runs after each commit: receipts and bridges (the live fan-out runs earlier,
         on validation)."""
 
@@ -175,6 +186,10 @@ class Hub:
                     tracker.add(b.src, b.seq, b.digest)
             self.bridges.on_committed([b for b in batches if b.live])
 
+        def events_committed(batches: Sequence[EventBatch]) -> None:
+            for b in batches:
+                tracker.add(b.src, b.seq, b.digest)
+
         def dead_lettered(letters: Sequence[DeadLetter]) -> None:
             # Set aside is committed too: without a receipt the agent would resend a batch the
             # hub will always refuse (e.g. timestamps older than 30 days) forever.
@@ -182,7 +197,7 @@ class Hub:
                 if d.src is not None and d.seq is not None:
                     tracker.add(d.src, d.seq, d.digest)
 
-        return committed, dead_lettered
+        return committed, events_committed, dead_lettered
 
     async def run(self, stop: asyncio.Event) -> None:
         """Serve until `stop` is set; raises `MillstreamHubError` on fatal problems."""
@@ -201,7 +216,7 @@ class Hub:
                 return
             tracker = ReceiptTracker(interval_ms=200)
 
-            committed, dead_lettered = self._commit_callbacks(tracker)
+            committed, events_committed, dead_lettered = self._commit_callbacks(tracker)
 
             parser = await self._start_parser()
             try:
@@ -211,6 +226,7 @@ class Hub:
                     classify=classify,
                     ack=lambda messages: self._ack(session, messages),
                     on_committed=committed,
+                    on_events=events_committed,
                     on_dead_letters=dead_lettered,
                     on_validated=self.api.on_validated,
                     metrics=self.metrics,

@@ -13,6 +13,7 @@ no clock reads: callers pass `now_ms`. Every parser raises `PayloadError` (with 
     receipts.py    parse_receipt / encode_receipt / coalesce_seqs / batch_digest
     status.py      machine and agent status codecs
     meta.py        machine tag metadata (units, heartbeats, schedule) codec
+    events.py      machine event batches (alarms, conditions): parse (strict / partial), encode
     report.py      the agent's full status report (status file, CLI, metrics; cut to the wire)
     commands.py    commands to agents (writes, config) and their results
     sparkplug/     Sparkplug B 3.0: topics, naming, the protobuf payload (imported on its own:
@@ -33,9 +34,12 @@ from wire.commands import (
     parse_command_result,
 )
 from wire.errors import REASONS, PayloadError, Reason
+from wire.events import RefusedEvent, encode_events, parse_events, parse_events_partial
 from wire.limits import (
+    EVENT_ID_PATTERN,
     MAX_ABS_NUMBER,
     MAX_DESCRIPTION_CHARS,
+    MAX_EVENTS,
     MAX_FUTURE_MS,
     MAX_META_TAGS,
     MAX_PAST_MS,
@@ -56,7 +60,11 @@ from wire.models import (
     AgentStatus,
     AgentStatusBody,
     DeviceStatus,
+    EventState,
     Limits,
+    MachineEvent,
+    MachineEvents,
+    MachineEventsBody,
     Meta,
     MetaBody,
     Quality,
@@ -86,6 +94,7 @@ from wire.telemetry import (
 from wire.topics import (
     AGENT_STATUS_FILTER,
     COMMAND_RESULT_FILTER,
+    EVENTS_FILTER,
     MACHINE_META_FILTER,
     MACHINE_STATUS_FILTER,
     PREFIX,
@@ -98,6 +107,7 @@ from wire.topics import (
     check_segment,
     cmd_result_topic,
     cmd_topic,
+    events_topic,
     meta_topic,
     parse_topic,
     receipt_topic,
@@ -110,10 +120,13 @@ __all__ = [
     "COMMAND_RESULT_FILTER",
     "COMMAND_STATUSES",
     "CONFIG_MAIN_FILE",
+    "EVENTS_FILTER",
+    "EVENT_ID_PATTERN",
     "MACHINE_META_FILTER",
     "MACHINE_STATUS_FILTER",
     "MAX_ABS_NUMBER",
     "MAX_DESCRIPTION_CHARS",
+    "MAX_EVENTS",
     "MAX_FUTURE_MS",
     "MAX_META_TAGS",
     "MAX_PAST_MS",
@@ -144,7 +157,11 @@ __all__ = [
     "ConfigBundle",
     "DeviceReport",
     "DeviceStatus",
+    "EventState",
     "Limits",
+    "MachineEvent",
+    "MachineEvents",
+    "MachineEventsBody",
     "MachineTopic",
     "Meta",
     "MetaBody",
@@ -157,6 +174,7 @@ __all__ = [
     "Receipt",
     "ReceiptBody",
     "ReceiptTopic",
+    "RefusedEvent",
     "RefusedReading",
     "State",
     "Status",
@@ -176,14 +194,18 @@ __all__ = [
     "encode_agent_status",
     "encode_command",
     "encode_command_result",
+    "encode_events",
     "encode_meta",
     "encode_receipt",
     "encode_status",
     "encode_telemetry",
+    "events_topic",
     "meta_topic",
     "parse_agent_status",
     "parse_command",
     "parse_command_result",
+    "parse_events",
+    "parse_events_partial",
     "parse_meta",
     "parse_receipt",
     "parse_status",

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 __all__ = [
     "DIGEST_PATTERN",
+    "EVENT_ID_PATTERN",
     "MAX_ABS_NUMBER",
     "MAX_DESCRIPTION_CHARS",
+    "MAX_EVENTS",
+    "MAX_EVENT_FIELDS",
+    "MAX_EVENT_LABEL_CHARS",
     "MAX_FUTURE_MS",
     "MAX_META_TAGS",
     "MAX_PAST_MS",
@@ -37,6 +41,16 @@ MAX_ABS_NUMBER = 1e300
 MAX_META_TAGS = 10_000
 MAX_UNIT_CHARS = 32
 MAX_DESCRIPTION_CHARS = 256
+
+# Machine events (`…/events`): far fewer than readings — an alarm storm of a whole line fits one
+# batch. Extra fields per event as a profile or an OPC-UA select clause names them; a source or a
+# type is a node path or an event type name (OPC-UA's can be long).
+MAX_EVENTS = 1000
+MAX_EVENT_FIELDS = 64
+MAX_EVENT_LABEL_CHARS = 256
+# An event id is stable per occurrence: a condition's id, an OPC-UA EventId in hex, or
+# "{machine tag}:{edge}:{ts}"; URL- and topic-safe so tools can put it in a path.
+EVENT_ID_PATTERN = r"[A-Za-z0-9_.:-]{1,128}"
 
 # Readings older than the window are what a forgotten buffer replays; newer ones are a wrong clock.
 MAX_PAST_MS = 30 * 24 * 60 * 60 * 1000

@@ -23,8 +23,12 @@ from pydantic_core import PydanticCustomError
 
 from wire.limits import (
     DIGEST_PATTERN,
+    EVENT_ID_PATTERN,
     MAX_ABS_NUMBER,
     MAX_DESCRIPTION_CHARS,
+    MAX_EVENT_FIELDS,
+    MAX_EVENT_LABEL_CHARS,
+    MAX_EVENTS,
     MAX_META_TAGS,
     MAX_READINGS,
     MAX_SEQ,
@@ -41,7 +45,11 @@ __all__ = [
     "AgentStatus",
     "AgentStatusBody",
     "DeviceStatus",
+    "EventState",
     "Limits",
+    "MachineEvent",
+    "MachineEvents",
+    "MachineEventsBody",
     "Meta",
     "MetaBody",
     "Quality",
@@ -348,3 +356,53 @@ class Receipt(_Model):
 
     def __contains__(self, seq: object) -> bool:
         return isinstance(seq, int) and any(first <= seq <= last for first, last in self.seqs)
+
+
+EventState = Literal["active", "acked", "confirmed", "cleared"]
+_Label = Annotated[
+    str,
+    Field(strict=True, min_length=1, max_length=MAX_EVENT_LABEL_CHARS),
+    AfterValidator(_no_nul),
+]
+
+
+class MachineEvent(_Model):
+    """One thing that happened at a machine: an alarm raised or cleared, a state change.
+
+    `id` is stable per occurrence (every transition of one alarm carries the same id, with its
+    own `ts` and `state`); `severity` is OPC-UA's 1-1000; `state` is set for conditions only.
+    """
+
+    id: Annotated[str, Field(strict=True, pattern=f"^{EVENT_ID_PATTERN}$")]
+    ts: Ts
+    source: _Label  # the node or tag it is about
+    type: _Label  # e.g. "alarm", "OffNormalAlarmType", "guard_open"
+    severity: Annotated[int, Field(strict=True, ge=1, le=1000)]
+    message: Text = ""
+    state: EventState | None = None
+    fields: Annotated[Mapping[Tag, Value], Field(max_length=MAX_EVENT_FIELDS)] = Field(
+        default_factory=dict
+    )
+
+
+MachineEventList = Annotated[tuple[MachineEvent, ...], Field(min_length=1, max_length=MAX_EVENTS)]
+
+
+class MachineEventsBody(_Model):
+    """Payload of `ms/v1/{site}/{line}/{machine}/events`: a batch, receipted like telemetry."""
+
+    v: Version
+    src: Segment
+    seq: Seq
+    events: MachineEventList
+
+
+class MachineEvents(_Model):
+    """A validated events batch with the machine identity taken from its topic."""
+
+    site: Site
+    line: Segment
+    machine: Segment
+    src: Segment
+    seq: Seq
+    events: MachineEventList

@@ -3,7 +3,7 @@
 ms/v1/{site}/{line}/{machine}/telemetry     ms/v1/agents/{agent_id}/status
 ms/v1/{site}/{line}/{machine}/status        ms/v1/agents/{agent_id}/cmd
 ms/v1/{site}/{line}/{machine}/meta          ms/v1/agents/{agent_id}/cmd/res
-ms/v1/receipts/{src}
+ms/v1/{site}/{line}/{machine}/events        ms/v1/receipts/{src}
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from wire.limits import RESERVED_SITES, SEGMENT_PATTERN
 __all__ = [
     "AGENT_STATUS_FILTER",
     "COMMAND_RESULT_FILTER",
+    "EVENTS_FILTER",
     "MACHINE_META_FILTER",
     "MACHINE_STATUS_FILTER",
     "PREFIX",
@@ -30,6 +31,7 @@ __all__ = [
     "check_segment",
     "cmd_result_topic",
     "cmd_topic",
+    "events_topic",
     "meta_topic",
     "parse_topic",
     "receipt_topic",
@@ -43,6 +45,7 @@ PREFIX = "ms/v1"
 TELEMETRY_FILTER = f"{PREFIX}/+/+/+/telemetry"
 MACHINE_STATUS_FILTER = f"{PREFIX}/+/+/+/status"
 MACHINE_META_FILTER = f"{PREFIX}/+/+/+/meta"
+EVENTS_FILTER = f"{PREFIX}/+/+/+/events"
 AGENT_STATUS_FILTER = f"{PREFIX}/agents/+/status"
 COMMAND_RESULT_FILTER = f"{PREFIX}/agents/+/cmd/res"
 
@@ -52,11 +55,12 @@ _AGENT_KINDS: dict[str, Literal["status", "cmd", "cmd_res"]] = {
     "cmd": "cmd",
     "cmd/res": "cmd_res",
 }
-MachineKind = Literal["telemetry", "status", "meta"]
+MachineKind = Literal["telemetry", "status", "meta", "events"]
 _MACHINE_KINDS: dict[str, MachineKind] = {
     "telemetry": "telemetry",
     "status": "status",
     "meta": "meta",
+    "events": "events",
 }
 
 
@@ -131,6 +135,11 @@ def status_topic(site: str, line: str, machine: str) -> str:
 def meta_topic(site: str, line: str, machine: str) -> str:
     """Topic of a machine's retained tag metadata (units, descriptions)."""
     return str(MachineTopic("meta", *_machine(site, line, machine)))
+
+
+def events_topic(site: str, line: str, machine: str) -> str:
+    """Topic a machine's event batches (alarms, conditions) are published to."""
+    return str(MachineTopic("events", *_machine(site, line, machine)))
 
 
 def agent_status_topic(agent_id: str) -> str:

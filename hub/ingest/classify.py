@@ -17,6 +17,8 @@ from hub.storage import (
     CommandResultUpdate,
     CompactReading,
     DeadLetter,
+    EventBatch,
+    EventRow,
     MachineMetaUpdate,
     MachineStatusUpdate,
     SparkplugBirth,
@@ -28,6 +30,7 @@ __all__ = ["Classified", "Part", "Several", "classify", "guess_seq", "guess_src"
 # One thing a message becomes (the pipeline batches these into storage transactions).
 Part = (
     TelemetryBatch
+    | EventBatch
     | DeadLetter
     | MachineStatusUpdate
     | AgentStatusUpdate
@@ -77,9 +80,13 @@ def guess_seq(payload: bytes) -> int | None:
     return int(found.group(1)) if found else None
 
 
+# Topics of batches a publisher numbers and the hub receipts (a refused one too).
+_BATCHES = ("/telemetry", "/events")
+
+
 def _dead(msg: Incoming, exc: wire.PayloadError) -> DeadLetter:
     src = guess_src(msg.payload)
-    telemetry = msg.topic.endswith("/telemetry")
+    batch = msg.topic.endswith(_BATCHES)
     return DeadLetter(
         topic=msg.topic,
         payload=msg.payload,
@@ -87,87 +94,119 @@ def _dead(msg: Incoming, exc: wire.PayloadError) -> DeadLetter:
         message=str(exc)[:2000],
         received_at=msg.received_at,
         src=src,
-        seq=guess_seq(msg.payload) if telemetry and src is not None else None,
-        digest=wire.batch_digest(msg.payload) if telemetry and src is not None else "",
+        seq=guess_seq(msg.payload) if batch and src is not None else None,
+        digest=wire.batch_digest(msg.payload) if batch and src is not None else "",
     )
 
 
-def _refused_readings(
+def _set_aside(  # noqa: PLR0917 -- one batch's identity and what of it was refused
     msg: Incoming,
-    batch: wire.Telemetry,
-    refused: tuple[wire.RefusedReading, ...],
+    src: str,
+    seq: int,
     digest: str,
+    what: str,
+    refused: list[tuple[object, wire.PayloadError]],
+    kept: int,
 ) -> DeadLetter:
-    """Only the readings the hub cannot store, as a batch of their own, with every reason."""
-    total = len(batch.readings) + len(refused)
-    reasons = "; ".join(str(r.error) for r in refused[:_LISTED])
+    """Only the `what` ("readings", "events") the hub cannot store, as a batch of their own,
+    with every reason; the rest of the batch is stored."""
+    total = kept + len(refused)
+    reasons = "; ".join(str(error) for _, error in refused[:_LISTED])
     more = f"; and {len(refused) - _LISTED} more" if len(refused) > _LISTED else ""
-    body = {"v": 1, "src": batch.src, "seq": batch.seq, "readings": [r.reading for r in refused]}
+    body = {"v": 1, "src": src, "seq": seq, what: [item for item, _ in refused]}
     return DeadLetter(
         topic=msg.topic,
         payload=json.dumps(body, separators=(",", ":")).encode(),
-        reason=refused[0].error.reason,
-        message=f"{len(refused)} of {total} readings refused, the rest stored: {reasons}{more}"[
+        reason=refused[0][1].reason,
+        message=f"{len(refused)} of {total} {what} refused, the rest stored: {reasons}{more}"[
             :2000
         ],
         received_at=msg.received_at,
-        src=batch.src,
-        seq=batch.seq,
+        src=src,
+        seq=seq,
         digest=digest,
     )
+
+
+def _events(msg: Incoming) -> EventBatch:
+    e, refused = wire.parse_events_partial(msg.topic, msg.payload, msg.received_at)
+    digest = wire.batch_digest(msg.payload)
+    rows = [
+        EventRow(x.id, x.ts, x.source, x.type, x.severity, x.message, x.state,
+                 json.dumps(dict(x.fields), separators=(",", ":"), ensure_ascii=False))
+        for x in e.events
+    ]  # fmt: skip
+    aside = None
+    if refused:
+        errors = [(r.event, r.error) for r in refused]
+        aside = _set_aside(msg, e.src, e.seq, digest, "events", errors, len(rows))
+    return EventBatch(e.site, e.line, e.machine, e.src, e.seq, rows, digest, aside, msg.received_at)
 
 
 def classify(msg: Incoming) -> Classified | None:
     """Validate `msg` against the wire contract (its receive time is `now`); None = ignore."""
     try:
         if msg.topic.endswith("/telemetry"):
-            t, refused = wire.parse_telemetry_partial(msg.topic, msg.payload, msg.received_at)
-            # Compact tuples: the window may hold 256 batches of up to 10,000 readings each.
-            readings = [CompactReading(r.tag, r.ts, r.v, r.q) for r in t.readings]
-            digest = wire.batch_digest(msg.payload)
-            aside = _refused_readings(msg, t, refused, digest) if refused else None
-            return TelemetryBatch(t.site, t.line, t.machine, t.src, t.seq, readings, digest, aside)
+            return _telemetry(msg)
+        if msg.topic.endswith("/events"):
+            return _events(msg)
         if not msg.payload:
             # A zero-length retained PUBLISH is how MQTT clears a retained status: not an error.
             return None
         if msg.topic.endswith("/meta"):
-            m = wire.parse_meta(msg.topic, msg.payload)
-            return MachineMetaUpdate(
-                site=m.site,
-                line=m.line,
-                machine=m.machine,
-                ts=m.ts,
-                tags=[(tag, t.unit, t.description) for tag, t in m.tags.items()],
-                limits=[
-                    (tag, t.limits.low, t.limits.high)
-                    for tag, t in m.tags.items()
-                    if t.limits is not None
-                ],
-                writable=[
-                    (tag, t.writable.min, t.writable.max)
-                    for tag, t in m.tags.items()
-                    if t.writable is not None
-                ],
-                payload=msg.payload.decode("utf-8"),
-                received_at=msg.received_at,
-                quiet_ms=wire.quiet_ms(m.tags),
-                scheduled_per_minute=wire.scheduled_per_minute(m.tags),
-            )
-        if msg.topic.startswith("ms/v1/agents/"):
-            return _agent(msg)
-        s = wire.parse_status(msg.topic, msg.payload)
-        return MachineStatusUpdate(
-            site=s.site,
-            line=s.line,
-            machine=s.machine,
-            state=s.state,
-            ts=s.ts,
-            detail=s.detail,
-            payload=msg.payload.decode("utf-8"),
-            received_at=msg.received_at,
-        )
+            return _meta(msg)
+        return _agent(msg) if msg.topic.startswith("ms/v1/agents/") else _status(msg)
     except wire.PayloadError as exc:
         return _dead(msg, exc)
+
+
+def _status(msg: Incoming) -> MachineStatusUpdate:
+    s = wire.parse_status(msg.topic, msg.payload)
+    return MachineStatusUpdate(
+        site=s.site,
+        line=s.line,
+        machine=s.machine,
+        state=s.state,
+        ts=s.ts,
+        detail=s.detail,
+        payload=msg.payload.decode("utf-8"),
+        received_at=msg.received_at,
+    )
+
+
+def _telemetry(msg: Incoming) -> TelemetryBatch:
+    t, refused = wire.parse_telemetry_partial(msg.topic, msg.payload, msg.received_at)
+    # Compact tuples: the window may hold 256 batches of up to 10,000 readings each.
+    readings = [CompactReading(r.tag, r.ts, r.v, r.q) for r in t.readings]
+    digest = wire.batch_digest(msg.payload)
+    aside = None
+    if refused:
+        errors = [(r.reading, r.error) for r in refused]
+        aside = _set_aside(msg, t.src, t.seq, digest, "readings", errors, len(readings))
+    return TelemetryBatch(t.site, t.line, t.machine, t.src, t.seq, readings, digest, aside)
+
+
+def _meta(msg: Incoming) -> MachineMetaUpdate:
+    m = wire.parse_meta(msg.topic, msg.payload)
+    return MachineMetaUpdate(
+        site=m.site,
+        line=m.line,
+        machine=m.machine,
+        ts=m.ts,
+        tags=[(tag, t.unit, t.description) for tag, t in m.tags.items()],
+        limits=[
+            (tag, t.limits.low, t.limits.high) for tag, t in m.tags.items() if t.limits is not None
+        ],
+        writable=[
+            (tag, t.writable.min, t.writable.max)
+            for tag, t in m.tags.items()
+            if t.writable is not None
+        ],
+        payload=msg.payload.decode("utf-8"),
+        received_at=msg.received_at,
+        quiet_ms=wire.quiet_ms(m.tags),
+        scheduled_per_minute=wire.scheduled_per_minute(m.tags),
+    )
 
 
 def _agent(msg: Incoming) -> CommandResultUpdate | AgentStatusUpdate:

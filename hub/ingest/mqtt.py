@@ -35,13 +35,14 @@ log = logging.getLogger(__name__)
 
 
 def subscriptions(share_group: str, *, shared: bool = True) -> list[tuple[str, SubscribeOptions]]:
-    """Topic filters: telemetry and command results shared across hub instances (one of them
-    stores each), status and meta seen by every one."""
+    """Topic filters: telemetry, machine events and command results shared across hub
+    instances (one of them stores each), status and meta seen by every one."""
     if not shared:
         # MQTT 3.1.1 has neither shared subscriptions nor retain handling options.
         plain = SubscribeOptions(qos=1)
         return [
             (wire.TELEMETRY_FILTER, plain),
+            (wire.EVENTS_FILTER, plain),
             (wire.MACHINE_STATUS_FILTER, plain),
             (wire.MACHINE_META_FILTER, plain),
             (wire.AGENT_STATUS_FILTER, plain),
@@ -51,6 +52,7 @@ def subscriptions(share_group: str, *, shared: bool = True) -> list[tuple[str, S
     status = SubscribeOptions(qos=1, retainHandling=SubscribeOptions.RETAIN_SEND_IF_NEW_SUB)
     return [
         (f"$share/{share_group}/{wire.TELEMETRY_FILTER}", SubscribeOptions(qos=1)),
+        (f"$share/{share_group}/{wire.EVENTS_FILTER}", SubscribeOptions(qos=1)),
         (wire.MACHINE_STATUS_FILTER, status),
         (wire.MACHINE_META_FILTER, status),
         (wire.AGENT_STATUS_FILTER, status),

@@ -35,6 +35,7 @@ from hub.storage import (
     AgentStatusUpdate,
     CommandResultUpdate,
     DeadLetter,
+    EventBatch,
     MachineMetaUpdate,
     MachineStatusUpdate,
     SparkplugBirth,
@@ -57,6 +58,7 @@ INLINE_MAX_BYTES = 4096
 
 _KIND = {
     TelemetryBatch: "telemetry",
+    EventBatch: "events",
     DeadLetter: "dead_letter",
     MachineStatusUpdate: "machine_status",
     AgentStatusUpdate: "agent_status",
@@ -81,9 +83,10 @@ def _readings(result: Classified | None) -> int:
 
 def _build(items: Sequence[_Item]) -> WriteBatch:
     telemetry, dead, machines, agents, metas, results, births = [], [], [], [], [], [], []
+    events = []
     for r in (p for item in items for p in parts(item.result)):
-        if isinstance(r, TelemetryBatch):
-            telemetry.append(r)
+        if isinstance(r, TelemetryBatch | EventBatch):
+            (telemetry if isinstance(r, TelemetryBatch) else events).append(r)
             if r.refused is not None:
                 dead.append(r.refused)
         elif isinstance(r, DeadLetter):
@@ -106,6 +109,7 @@ def _build(items: Sequence[_Item]) -> WriteBatch:
         metas=metas,
         results=results,
         births=births,
+        events=events,
     )
 
 
@@ -114,7 +118,8 @@ def _rejected(item: _Item, exc: Exception) -> _Item:
     src = seq = None
     digest = ""
     first = next(
-        (p for p in parts(item.result) if isinstance(p, TelemetryBatch | DeadLetter)), None
+        (p for p in parts(item.result) if isinstance(p, TelemetryBatch | EventBatch | DeadLetter)),
+        None,
     )
     if first is not None and (not isinstance(first, TelemetryBatch) or first.receipt):
         src, seq, digest = first.src, first.seq, first.digest
@@ -142,6 +147,7 @@ class IngestPipeline:
         ack: Callable[[Sequence[Incoming]], object],
         on_committed: Callable[[Sequence[TelemetryBatch]], None],
         metrics: HubMetrics,
+        on_events: Callable[[Sequence[EventBatch]], None] | None = None,
         on_dead_letters: Callable[[Sequence[DeadLetter]], None] | None = None,
         on_validated: Callable[[Sequence[TelemetryBatch]], None] | None = None,
         flush_ms: int = 50,
@@ -163,6 +169,7 @@ class IngestPipeline:
         self._classify = classify
         self._ack = ack
         self._on_committed = on_committed
+        self._on_events = on_events
         self._on_dead_letters = on_dead_letters
         self._on_validated = on_validated
         # Received and not yet announced live: validation finishes in any order, announcing
@@ -344,7 +351,7 @@ class IngestPipeline:
         now = time.monotonic()
         if isinstance(result, DeadLetter):
             return self._dead_budget.trim(result, now)
-        if isinstance(result, TelemetryBatch) and result.refused is not None:
+        if isinstance(result, TelemetryBatch | EventBatch) and result.refused is not None:
             return dataclasses.replace(result, refused=self._dead_budget.trim(result.refused, now))
         return result
 
@@ -366,14 +373,18 @@ class IngestPipeline:
             self._metrics.backlog.set(self.backlog)
             done = [p for i in committed for p in parts(i.result)]
             telemetry = [p for p in done if isinstance(p, TelemetryBatch)]
+            events = [p for p in done if isinstance(p, EventBatch)]
             dead = [p for p in done if isinstance(p, DeadLetter)]
             dead += [t.refused for t in telemetry if t.refused is not None]
+            dead += [e.refused for e in events if e.refused is not None]
             for part in done:
                 self._metrics.messages.labels(_KIND[type(part)]).inc()
             for letter in dead:
                 self._metrics.dead_letters.labels(letter.reason).inc()
             if telemetry:
                 self._on_committed(telemetry)
+            if events and self._on_events is not None:
+                self._on_events(events)
             if dead and self._on_dead_letters is not None:
                 self._on_dead_letters(dead)
 

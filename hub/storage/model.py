@@ -16,6 +16,8 @@ __all__ = [
     "CommandResultUpdate",
     "CompactReading",
     "DeadLetter",
+    "EventBatch",
+    "EventRow",
     "MachineMetaUpdate",
     "MachineStatusUpdate",
     "ReadingLike",
@@ -89,6 +91,35 @@ class TelemetryBatch:
     receipt: bool = True
     # False for history (Sparkplug `is_historical`): stored and bridged, never shown as live.
     live: bool = True
+
+
+class EventRow(NamedTuple):
+    """One machine event as stored; its identity is (site, line, machine, id, ts)."""
+
+    id: str
+    ts: int
+    source: str
+    type: str
+    severity: int
+    message: str
+    state: str | None
+    fields: str  # the event's extra fields, as a JSON object
+
+
+@dataclass(frozen=True, slots=True)
+class EventBatch:
+    """One validated events message: a publisher's batch of a machine's events, receipted by
+    (src, seq, digest) like telemetry."""
+
+    site: str
+    line: str
+    machine: str
+    src: str
+    seq: int
+    events: Sequence[EventRow]
+    digest: str = ""
+    refused: DeadLetter | None = None  # the events of the same payload the hub cannot store
+    received_at: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,6 +243,7 @@ class WriteBatch:
     metas: Sequence[MachineMetaUpdate] = ()
     results: Sequence[CommandResultUpdate] = ()
     births: Sequence[SparkplugBirth] = ()
+    events: Sequence[EventBatch] = ()
     readings_count: int = field(default=0)
 
     def __post_init__(self) -> None:

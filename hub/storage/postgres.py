@@ -31,6 +31,7 @@ from hub.storage.rows import (
     SeriesIds,
     birth_rows,
     drop_rows,
+    event_rows,
     missing_series,
     newest_metas,
     outage_events,
@@ -425,6 +426,7 @@ class PostgresStorage:
                     await _replace_meta(conn, meta)
                 await conn.executemany(stmt.COMMAND_RESULT, result_rows(batch.results))
                 await conn.executemany(stmt.SPARKPLUG_BIRTH_UPSERT, birth_rows(batch.births))
+                await conn.executemany(stmt.EVENT_INSERT, event_rows(batch.events))
                 result = WriteResult(inserted, len(records) - inserted)
                 for hook in self._hooks:
                     await hook(conn, batch, result)
@@ -452,6 +454,7 @@ class PostgresStorage:
                     await conn.execute(f"DROP TABLE IF EXISTS {name}")
                     self._partitions.discard(day_no)
             await conn.execute("DELETE FROM dead_letters WHERE received_at < $1", dl_cutoff)
+            await conn.execute("DELETE FROM machine_events WHERE ts < $1", cutoff_day * DAY_MS)
             await conn.execute(
                 "DELETE FROM produced_minutes WHERE minute < $1", cutoff_day * DAY_MS
             )

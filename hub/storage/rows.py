@@ -11,6 +11,7 @@ from hub.storage.model import (
     QUALITY_CODES,
     AgentStatusUpdate,
     CommandResultUpdate,
+    EventBatch,
     MachineMetaUpdate,
     MachineStatusUpdate,
     SeriesKey,
@@ -214,6 +215,19 @@ def result_rows(
         (r.id, r.agent_id, r.status, r.detail, r.ts, r.previous, r.read_back, r.received_at)
         for r in results
     ]
+
+
+EventParams = tuple[str, str, str, str, int, str, str, int, str, str | None, str, str, int]
+
+
+def event_rows(batches: Iterable[EventBatch]) -> list[EventParams]:
+    """`statements.EVENT_INSERT` parameters of machine event batches."""
+    return [
+        (b.site, b.line, b.machine, e.id, e.ts, e.source, e.type, e.severity, e.message, e.state,
+         e.fields, b.src, b.received_at)
+        for b in batches
+        for e in b.events
+    ]  # fmt: skip
 
 
 def birth_rows(

@@ -30,6 +30,7 @@ from hub.storage.rows import (
     SeriesIds,
     birth_rows,
     drop_rows,
+    event_rows,
     missing_series,
     newest_metas,
     outage_events,
@@ -48,6 +49,7 @@ _AGENT_OUTAGE_OPEN = stmt.for_sqlite(stmt.AGENT_OUTAGE_OPEN)
 _AGENT_UPSERT = stmt.for_sqlite(stmt.AGENT_UPSERT)
 _COMMAND_RESULT = stmt.for_sqlite(stmt.COMMAND_RESULT)
 _SPARKPLUG_BIRTH_UPSERT = stmt.for_sqlite(stmt.SPARKPLUG_BIRTH_UPSERT)
+_EVENT_INSERT = stmt.for_sqlite(stmt.EVENT_INSERT)
 _DEVICE_OUTAGE_CLOSE = stmt.for_sqlite(stmt.DEVICE_OUTAGE_CLOSE)
 _DEVICE_OUTAGE_OPEN = stmt.for_sqlite(stmt.DEVICE_OUTAGE_OPEN)
 _DROP_SPAN_UPSERT = stmt.for_sqlite(stmt.DROP_SPAN_UPSERT)
@@ -289,6 +291,7 @@ class SqliteStorage:
                 self._replace_meta(meta)
             db.executemany(_COMMAND_RESULT, result_rows(batch.results))
             db.executemany(_SPARKPLUG_BIRTH_UPSERT, birth_rows(batch.births))
+            db.executemany(_EVENT_INSERT, event_rows(batch.events))
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
@@ -326,6 +329,7 @@ class SqliteStorage:
         def run() -> None:
             self._db.execute("DELETE FROM readings WHERE ts < ?", (cutoff,))
             self._db.execute("DELETE FROM dead_letters WHERE received_at < ?", (dl_cutoff,))
+            self._db.execute("DELETE FROM machine_events WHERE ts < ?", (cutoff,))
             self._db.execute("DELETE FROM produced_minutes WHERE minute < ?", (cutoff,))
             self._db.execute(
                 "DELETE FROM alerts WHERE state = 'cleared' AND cleared_ms < ?", (cutoff,)

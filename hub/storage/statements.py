@@ -137,6 +137,15 @@ WHERE excluded.received_at >= b.received_at
 """
 
 
+# A machine event is stored once: a batch sent again (no receipt yet) finds its rows there.
+EVENT_INSERT = """
+INSERT INTO machine_events (site, line, machine, event_id, ts, source, type, severity, message,
+                            state, fields, src, received_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+ON CONFLICT (site, line, machine, event_id, ts) DO NOTHING
+"""
+
+
 def for_sqlite(sql: str) -> str:
     """One of the statements above in SQLite's dialect."""
     return re.sub(r"\$(\d+)", r"?\1", sql.replace("greatest(", "max("))

@@ -42,7 +42,7 @@ def test_parse_topic_classifies_and_round_trips(topic: str, expected: wire.Topic
 @pytest.mark.parametrize(
     ("topic", "field"),
     [
-        ("ms/v1/p/l/m/events", "topic"),
+        ("ms/v1/p/l/m/alarms", "topic"),
         ("ms/v1/p/l/telemetry", "topic"),
         ("ms/v1/p/l/m/n/telemetry", "topic"),
         ("ms/v1/agents/a/state", "topic"),

@@ -12,6 +12,7 @@ from hub.api.v1.auth_routes import auth_router
 from hub.api.v1.commands import commands_router
 from hub.api.v1.configs import configs_router
 from hub.api.v1.enrol import enrol_router
+from hub.api.v1.events import events_router
 from hub.api.v1.identities import identities_router
 from hub.api.v1.machines import machines_router
 from hub.api.v1.middleware import RequestLog
@@ -42,6 +43,7 @@ def build_v1(services: ApiServices) -> FastAPI:
         commands_router(services),
         configs_router(services),
         enrol_router(services),
+        events_router(services),
         identities_router(services),
         machines_router(services),
         series_router(services),

@@ -32,6 +32,7 @@ ENDPOINTS = [
     ("/api/v1/alerts", Role.VIEWER),
     ("/api/v1/alerts/rules", Role.VIEWER),
     ("/api/v1/alerts/shelves", Role.VIEWER),
+    ("/api/v1/events", Role.VIEWER),
     ("/api/v1/commands/0b6f3a52-8c1e-4d0f-9a57-3c2b1e4f6a70", Role.OPERATOR),
     ("/api/v1/commands", Role.ADMIN),
     ("/api/v1/agents/pc-a/config", Role.ADMIN),
