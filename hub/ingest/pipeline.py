@@ -82,13 +82,14 @@ def _readings(result: Classified | None) -> int:
 
 
 def _build(items: Sequence[_Item]) -> WriteBatch:
-    telemetry, dead, machines, agents, metas, results, births = [], [], [], [], [], [], []
-    events = []
+    dead, machines, agents, metas, results, births = [], [], [], [], [], []
+    telemetry: list[TelemetryBatch] = []
+    events: list[EventBatch] = []
     for r in (p for item in items for p in parts(item.result)):
-        if isinstance(r, TelemetryBatch | EventBatch):
-            (telemetry if isinstance(r, TelemetryBatch) else events).append(r)
-            if r.refused is not None:
-                dead.append(r.refused)
+        if isinstance(r, TelemetryBatch):
+            telemetry.append(r)
+        elif isinstance(r, EventBatch):
+            events.append(r)
         elif isinstance(r, DeadLetter):
             dead.append(r)
         elif isinstance(r, MachineStatusUpdate):
@@ -101,6 +102,9 @@ def _build(items: Sequence[_Item]) -> WriteBatch:
             births.append(r)
         else:
             agents.append(r)
+    # What a batch sets aside of itself is committed with it.
+    dead += [t.refused for t in telemetry if t.refused is not None]
+    dead += [e.refused for e in events if e.refused is not None]
     return WriteBatch(
         telemetry=telemetry,
         dead_letters=dead,
