@@ -152,6 +152,7 @@ class KafkaConfig(_Frozen):
     state_topic: str = "millstream.relay-state"
     deadletter_topic: str = "millstream.deadletter"
     alerts_topic: str = "millstream.alerts"
+    events_topic: str = "millstream.events"
     partitions: int = Field(default=12, ge=1, le=10_000)
     # None = the cluster's default.replication.factor (3 on a production cluster, 1 on a dev node).
     replication_factor: int | None = Field(default=None, ge=1, le=15)

@@ -17,17 +17,19 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from operator import attrgetter
 
-from hub.storage.model import DeadLetter, ReadingLike
+from hub.storage.model import DeadLetter, EventBatch, EventRow, ReadingLike
 
 __all__ = [
     "DEAD_LETTER_BODY_LIMIT",
     "KIND_ALERT",
     "KIND_DEAD_LETTER",
+    "KIND_EVENT",
     "KIND_TELEMETRY",
     "OutboxRow",
     "decode_cursor",
     "encode_cursor",
     "encode_dead_letter",
+    "encode_event",
     "encode_readings",
     "machine_key",
     "record_prefix",
@@ -38,6 +40,7 @@ __all__ = [
 KIND_TELEMETRY = 0
 KIND_DEAD_LETTER = 1
 KIND_ALERT = 2  # an alert transition's notification body (docs/alerts.md), written by the hub
+KIND_EVENT = 3  # a machine event this transaction stored (docs/events.md), one per row
 
 # A dead letter's payload travels as text up to this size: Kafka's default max.message.bytes is
 # 1 MB, and the full payload stays in PostgreSQL's dead_letters table.
@@ -101,6 +104,17 @@ def record_values(row: OutboxRow) -> Iterator[str]:
     prefix = record_prefix(row.site or "", row.line or "", row.machine or "")
     for fragment in row.body.split("\n"):
         yield prefix + fragment + "}"
+
+
+def encode_event(batch: EventBatch, e: EventRow) -> str:
+    """A machine event's Kafka record value (docs/kafka.md "Events")."""
+    body = {
+        "site": batch.site, "line": batch.line, "machine": batch.machine, "src": batch.src,
+        "seq": batch.seq, "id": e.id, "ts": e.ts, "source": e.source, "type": e.type,
+        "severity": e.severity, "message": e.message, "state": e.state,
+        "fields": json.loads(e.fields),
+    }  # fmt: skip
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
 
 
 def encode_dead_letter(d: DeadLetter) -> str:

@@ -36,6 +36,7 @@ from hub.bridge.kafka.outbox import (
 )
 from hub.bridge.kafka.records import (
     KIND_ALERT,
+    KIND_EVENT,
     KIND_TELEMETRY,
     OutboxRow,
     encode_cursor,
@@ -259,7 +260,7 @@ class KafkaRelay:
         """One Kafka transaction: the rows' records plus the new cursor (runs in a thread)."""
         cfg = self.cfg
         topic = cfg.telemetry_topic
-        counts = {topic: 0, cfg.deadletter_topic: 0, cfg.alerts_topic: 0}
+        counts = {topic: 0, cfg.deadletter_topic: 0, cfg.alerts_topic: 0, cfg.events_topic: 0}
         try:
             producer.begin_transaction()
             for row in rows:
@@ -272,11 +273,12 @@ class KafkaRelay:
                     for value in record_values(row):
                         _produce(producer, topic, value, key, headers)
                     counts[topic] += row.n
-                elif row.kind == KIND_ALERT:
-                    if cfg.alerts_topic in optional:
+                elif row.kind in (KIND_ALERT, KIND_EVENT):
+                    to = cfg.alerts_topic if row.kind == KIND_ALERT else cfg.events_topic
+                    if to in optional:
                         key = machine_key(row.site or "", row.line or "", row.machine or "")
-                        _produce(producer, cfg.alerts_topic, row.body, key, None)
-                        counts[cfg.alerts_topic] += 1
+                        _produce(producer, to, row.body, key, None)
+                        counts[to] += 1
                 elif cfg.deadletter_topic in optional:
                     key = (row.src or "").encode()
                     _produce(producer, cfg.deadletter_topic, row.body, key, None)

@@ -48,6 +48,8 @@ def topic_specs(cfg: KafkaConfig) -> list[TopicSpec]:
         TopicSpec(cfg.deadletter_topic, 1, {"retention.ms": str(cfg.retention_ms)}),
         # Alert transitions (docs/alerts.md), keyed by machine like telemetry.
         TopicSpec(cfg.alerts_topic, cfg.partitions, {"retention.ms": str(cfg.retention_ms)}),
+        # Machine events (docs/events.md), keyed by machine like telemetry.
+        TopicSpec(cfg.events_topic, cfg.partitions, {"retention.ms": str(cfg.retention_ms)}),
     ]
 
 
@@ -94,7 +96,7 @@ def create_topics(cfg: KafkaConfig, timeout_s: float = 30.0) -> dict[str, str]:
 
 def check_topics(cfg: KafkaConfig, timeout_s: float = 15.0) -> frozenset[str]:
     """Raise `KafkaTopicsMissing` unless the relay's topics exist; return which of the optional
-    ones (dead letters, alerts) exist: rows for a missing one are skipped, not held up."""
+    ones (dead letters, alerts, events) exist: rows for a missing one are skipped, not held up."""
     existing = _existing(_admin(cfg), timeout_s)
     missing = [t for t in (cfg.telemetry_topic, cfg.state_topic) if t not in existing]
     if missing:
@@ -102,4 +104,5 @@ def check_topics(cfg: KafkaConfig, timeout_s: float = 15.0) -> frozenset[str]:
             f"Kafka topics missing on {cfg.bootstrap}: {', '.join(missing)}; "
             "run `millstream-hub kafka init --config hub.yaml`"
         )
-    return frozenset(t for t in (cfg.deadletter_topic, cfg.alerts_topic) if t in existing)
+    optional = (cfg.deadletter_topic, cfg.alerts_topic, cfg.events_topic)
+    return frozenset(t for t in optional if t in existing)

@@ -31,6 +31,7 @@ def kafka_config(bootstrap: str, **kw: object) -> KafkaConfig:
         "state_topic": f"{name}.relay-state",
         "deadletter_topic": f"{name}.deadletter",
         "alerts_topic": f"{name}.alerts",
+        "events_topic": f"{name}.events",
         "partitions": 3,
         "linger_ms": 5,
         "transaction_timeout_s": 20.0,
