@@ -18,12 +18,16 @@ from edge_agent.simulators.profiles import agent_config, profile_name
 
 __all__ = ["register", "simulate_app"]
 
-_HELP = """Run a simulated plant on 127.0.0.1: Modbus TCP machines and an OPC-UA CNC server.
+_HELP = """Run a simulated plant on 127.0.0.1: Modbus TCP machines and an OPC-UA CNC server,
+and on request a Siemens S7 and an Allen-Bradley Logix (EtherNet/IP) machine.
 
 --machines N spreads N machines over five types, in this order: press-01 (hydraulic press),
 conveyor-01, oven-01, compressor-01 (Modbus TCP, one port per machine from --modbus-port up,
-unit id 1) and cnc-01 (OPC-UA, one server on --opcua-port for every CNC). Values are
-deterministic in --seed and simulated time; --speed 10 runs the physics ten times faster.
+unit id 1) and cnc-01 (OPC-UA, one server on --opcua-port for every CNC). --s7-port P adds
+s7-press-01 (a press with an S7-1200: DB1, rack 0, slot 1); --enip-port P adds
+logix-conveyor-01 (a conveyor with a CompactLogix: tags by name, slot 0; needs cpppo, a
+development dependency). Values are deterministic in --seed and simulated time; --speed 10 runs
+the physics ten times faster.
 
 Rehearse a commissioning against it:
 
@@ -33,6 +37,13 @@ Rehearse a commissioning against it:
     $ edge-agent simulate inject --machine press-01 --tag oil_temp --kind drift
     $ edge-agent simulate fault --machine conveyor-01 --kind exception --tag item_count
     $ edge-agent simulate status
+
+With the PLC machines (ports above 1024 need no root; 0 picks any free port):
+
+\b
+    $ edge-agent simulate --s7-port 1102 --enip-port 44818
+    $ edge-agent simulate config --s7-port 1102 --enip-port 44818 --out sim
+    $ edge-agent probe sim/plant.yaml --device s7-press-01
 
 Profiles: device_profiles/sim-*.yaml; agent config for the default plant: examples/plant.yaml
 (`edge-agent simulate config --machines N` writes one for any N). See docs/simulator.md.
@@ -67,6 +78,17 @@ def simulate(  # noqa: PLR0917 - typer maps options to parameters
         int, typer.Option(help="First Modbus TCP port; machine k gets this + k (0: any free).")
     ] = 5020,
     opcua_port: Annotated[int, typer.Option(help="OPC-UA server port (0: any free).")] = 4840,
+    s7_port: Annotated[
+        int | None,
+        typer.Option(help="Also serve s7-press-01, an S7 PLC, on this port (0: any free)."),
+    ] = None,
+    enip_port: Annotated[
+        int | None,
+        typer.Option(
+            help="Also serve logix-conveyor-01, a Logix controller over EtherNet/IP, on this "
+            "port (0: any free; needs cpppo)."
+        ),
+    ] = None,
     control_port: Annotated[
         int, typer.Option(help="Line-JSON control port for inject/fault (0: any free).")
     ] = 7020,
@@ -90,9 +112,11 @@ def simulate(  # noqa: PLR0917 - typer maps options to parameters
     """Run the simulated plant until Ctrl-C (or use a subcommand to steer a running one)."""
     if ctx.invoked_subcommand is not None:
         return
+    plc_ports = SimulatorOptions(s7_port=s7_port, enip_port=enip_port)
     try:
         schedule = tuple(load_schedule(anomalies)) if anomalies else ()
-        Plant(machines, seed, schedule)  # every entry names a machine and tag of this plant
+        # Every entry names a machine and tag of this plant.
+        Plant(machines, seed, schedule, extra=plc_ports.plc_types())
     except ValueError as exc:
         raise typer.BadParameter(f"{anomalies}: {exc}", param_hint="--anomalies") from exc
     options = SimulatorOptions(
@@ -106,6 +130,8 @@ def simulate(  # noqa: PLR0917 - typer maps options to parameters
         anomalies=schedule,
         truth=truth,
         opcua_cert_dir=opcua_cert_dir,
+        s7_port=s7_port,
+        enip_port=enip_port,
     )
     try:
         asyncio.run(_serve(options))
@@ -114,7 +140,8 @@ def simulate(  # noqa: PLR0917 - typer maps options to parameters
     except OSError as exc:
         typer.echo(
             f"error: cannot listen: {exc}\n    hint: another simulator may be running; "
-            "pick other ports with --modbus-port/--opcua-port/--control-port, or 0 for any",
+            "pick other ports with --modbus-port/--opcua-port/--control-port (--s7-port, "
+            "--enip-port), or 0 for any",
             err=True,
         )
         raise typer.Exit(1) from exc
@@ -143,18 +170,21 @@ async def _serve(options: SimulatorOptions) -> None:
 def _print_endpoints(sim: Simulator) -> None:
     opts = sim.options
     typer.echo(
-        f"simulating {opts.machines} machines (seed {opts.seed}, speed {opts.speed:g}x); "
-        "Ctrl-C stops"
+        f"simulating {len(sim.plant.machines)} machines (seed {opts.seed}, "
+        f"speed {opts.speed:g}x); Ctrl-C stops"
     )
     for ep in sim.endpoints():
         cls = type(sim.plant.machines[ep["machine"]])
-        where = (
-            f"{ep['host']}:{ep['port']} unit {ep['unit']}"
-            if ep["protocol"] == "modbus"
-            else f"{ep['url']} {ep['browse_root']}"
-        )
+        if ep["protocol"] == "modbus":
+            where = f"{ep['host']}:{ep['port']} unit {ep['unit']}"
+        elif ep["protocol"] == "s7":
+            where = f"{ep['host']}:{ep['port']} rack {ep['rack']} slot {ep['slot']}"
+        elif ep["protocol"] == "enip":
+            where = f"{ep['host']}:{ep['port']} slot {ep['slot']}"
+        else:
+            where = f"{ep['url']} {ep['browse_root']}"
         typer.echo(
-            f"  {ep['machine']:<14} {ep['kind']:<16} {ep['protocol']:<7} {where}"
+            f"  {ep['machine']:<17} {ep['kind']:<16} {ep['protocol']:<7} {where}"
             f"  profile {profile_name(cls, ep['machine'])}"
         )
     if sim.control is not None:
@@ -212,7 +242,11 @@ def fault(  # noqa: PLR0917 - typer maps options to parameters
         str | None, typer.Option(help="exception: only requests touching this tag.")
     ] = None,
     code: Annotated[
-        int | None, typer.Option(help="exception: Modbus exception code (2 with --tag, else 6).")
+        int | None,
+        typer.Option(
+            help="exception: Modbus exception code (2 with --tag, else 6); S7 read return code "
+            "(5 with --tag, else 3); CIP general status (5 with --tag, else 2)."
+        ),
     ] = None,
     delay_ms: Annotated[int | None, typer.Option(help="slow: answer delay (2000).")] = None,
     renumber: Annotated[
@@ -254,16 +288,29 @@ def status(host: Host = "127.0.0.1", control_port: ControlPort = 7020) -> None:
 
 
 @simulate_app.command("config")
-def config(
+def config(  # noqa: PLR0917 - typer maps options to parameters
     machines: Annotated[int, typer.Option(min=1, max=1000, help="Number of machines.")] = 5,
     out: Annotated[Path, typer.Option(help="Directory to write plant.yaml (and profiles) to.")] = (
         Path()
     ),
     modbus_port: Annotated[int, typer.Option(help="First Modbus TCP port.")] = 5020,
     opcua_port: Annotated[int, typer.Option(help="OPC-UA server port.")] = 4840,
+    s7_port: Annotated[
+        int | None, typer.Option(help="Port of the S7 machine (s7-press-01), if served.")
+    ] = None,
+    enip_port: Annotated[
+        int | None, typer.Option(help="Port of the Logix machine (logix-conveyor-01), if served.")
+    ] = None,
 ) -> None:
-    """Write an agent config for `edge-agent simulate --machines N` (and extra CNC profiles)."""
-    text, profiles = agent_config(machines, modbus_port, opcua_port)
+    """Write an agent config for `edge-agent simulate --machines N` (and extra CNC profiles);
+    with the same --s7-port / --enip-port the simulator was given, its PLC machines too."""
+    for option, port in (("--s7-port", s7_port), ("--enip-port", enip_port)):
+        if port == 0:
+            raise typer.BadParameter(
+                "the agent needs the port the simulator printed, not 0", param_hint=option
+            )
+    text, profiles = agent_config(machines, modbus_port, opcua_port, s7_port=s7_port,
+                                  enip_port=enip_port)  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)
     (out / "plant.yaml").write_text(text, encoding="utf-8")
     for name, body in profiles.items():

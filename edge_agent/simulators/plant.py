@@ -2,27 +2,40 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import partial
 
 from edge_agent.simulators.anomalies import Anomaly
 from edge_agent.simulators.machines import MACHINE_TYPES, Machine
+from edge_agent.simulators.plc_values import quantize as plc_quantize
 from edge_agent.simulators.registers import quantizer
-from edge_agent.simulators.tags import ModbusTag, OpcuaTag, Value
+from edge_agent.simulators.tags import ModbusTag, OpcuaTag, SimTag, Value
 
 __all__ = ["Plant", "PlantSnapshot", "machine_names"]
 
 _UINT32_MAX = 2**32 - 1
 
 
-def machine_names(count: int) -> list[tuple[str, type[Machine]]]:
-    """Names and types of a plant of `count` machines: press-01, conveyor-01, … round-robin."""
+def machine_names(
+    count: int, extra: Sequence[type[Machine]] = ()
+) -> list[tuple[str, type[Machine]]]:
+    """Names and types of a plant of `count` machines: press-01, conveyor-01, … round-robin,
+    then one of each `extra` type (the PLC-served machines: s7-press-01, logix-conveyor-01)."""
     out = []
     for i in range(count):
         cls = MACHINE_TYPES[i % len(MACHINE_TYPES)]
         out.append((f"{cls.prefix}-{i // len(MACHINE_TYPES) + 1:02d}", cls))
+    out += [(f"{cls.prefix}-01", cls) for cls in extra]
     return out
+
+
+def _exact(tag: SimTag) -> Callable[[Value], Value]:
+    if isinstance(tag, ModbusTag):
+        return quantizer(tag)
+    if isinstance(tag, OpcuaTag):
+        return partial(_opcua_value, tag)
+    return partial(plc_quantize, tag)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,20 +60,23 @@ def _opcua_value(tag: OpcuaTag, value: Value) -> Value:
 class Plant:
     """The simulated machines of one run, deterministic in (seed, simulated time, anomalies)."""
 
-    def __init__(self, machines: int, seed: int, anomalies: Iterable[Anomaly] = ()) -> None:
+    def __init__(
+        self,
+        machines: int,
+        seed: int,
+        anomalies: Iterable[Anomaly] = (),
+        extra: Sequence[type[Machine]] = (),
+    ) -> None:
         if machines < 1:
             raise ValueError("a plant needs at least one machine")
         self.seed = seed
         self.machines: dict[str, Machine] = {
-            name: cls(name, seed) for name, cls in machine_names(machines)
+            name: cls(name, seed) for name, cls in machine_names(machines, extra)
         }
-        # Per machine: how each served value is made exact (register quantisation, OPC-UA type).
+        # Per machine: how each served value is made exact (register quantisation, a PLC
+        # type's width, the OPC-UA type).
         self._exact: dict[str, list[tuple[str, Callable[[Value], Value]]]] = {
-            name: [
-                (t.name, quantizer(t) if isinstance(t, ModbusTag) else partial(_opcua_value, t))
-                for t in m.tags
-            ]
-            for name, m in self.machines.items()
+            name: [(t.name, _exact(t)) for t in m.tags] for name, m in self.machines.items()
         }
         self.anomalies: list[Anomaly] = []
         for anomaly in anomalies:
@@ -75,7 +91,7 @@ class Plant:
                 f"no machine {name!r}; machines are {', '.join(self.machines)}"
             ) from None
 
-    def tag(self, machine: str, tag: str) -> ModbusTag | OpcuaTag:
+    def tag(self, machine: str, tag: str) -> SimTag:
         """The spec of one tag; ValueError naming what exists when it does not."""
         m = self.machine(machine)
         for spec in m.tags:

@@ -1,4 +1,5 @@
-"""The running simulator: plant + Modbus and OPC-UA servers + control interface + truth file.
+"""The running simulator: plant + Modbus, OPC-UA, S7 and EtherNet/IP servers + control
+interface + truth file.
 
 Start it in-process (tests, the demo) as an async context manager:
 
@@ -25,12 +26,16 @@ from pymodbus.constants import ExcCodes
 
 from edge_agent.simulators.anomalies import Anomaly
 from edge_agent.simulators.control import ControlServer
+from edge_agent.simulators.enip_server import ENIP_SLOT, LogixDevice, cpppo_missing
 from edge_agent.simulators.faults import DEFAULT_FAULT_S, FAULT_KINDS, Fault, FaultBook, FaultKind
+from edge_agent.simulators.machines import LogixConveyor, Machine, S7Press
 from edge_agent.simulators.modbus_server import UNIT_ID, ModbusDevice
 from edge_agent.simulators.opcua_server import OpcuaHost, browse_path, node_id
 from edge_agent.simulators.plant import Plant
+from edge_agent.simulators.plc_values import quantize as plc_quantize
 from edge_agent.simulators.registers import quantize
-from edge_agent.simulators.tags import ModbusTag, OpcuaTag, Value
+from edge_agent.simulators.s7_server import S7_RACK, S7_SLOT, S7Device
+from edge_agent.simulators.tags import LogixTag, ModbusTag, OpcuaTag, S7Tag, Value
 from edge_agent.simulators.truth import TruthRow, TruthWriter
 
 __all__ = ["Simulator", "SimulatorOptions", "TickStats"]
@@ -53,6 +58,16 @@ class SimulatorOptions:
     anomalies: tuple[Anomaly, ...] = ()
     truth: Path | None = None
     opcua_cert_dir: Path | None = None  # also serve secured OPC-UA with the certificate kept here
+    s7_port: int | None = None  # serve one S7 machine (s7-press-01) here; None: none
+    enip_port: int | None = None  # serve one Logix machine (logix-conveyor-01) here; None: none
+
+    def plc_types(self) -> tuple[type[Machine], ...]:
+        """The PLC-served machine types these options add after the round-robin ones."""
+        return tuple(
+            cls
+            for cls, port in ((S7Press, self.s7_port), (LogixConveyor, self.enip_port))
+            if port is not None
+        )
 
 
 @dataclass(slots=True)
@@ -87,14 +102,25 @@ def _free_port(host: str) -> int:
         return port
 
 
+# What an `exception` fault answers with unless told, with a tag and without one: an S7 read
+# item's return code (5: address out of range; 3: access denied, as with PUT/GET not allowed)
+# and a CIP general status (5: path destination unknown; 2: resource unavailable).
+_EXCEPTION_CODES = {"s7": (5, 3), "enip": (5, 2)}
+
+
 class Simulator:
-    """The simulated plant serving over Modbus TCP and OPC-UA until the context exits."""
+    """The simulated plant serving over Modbus TCP, OPC-UA, S7 and EtherNet/IP until the
+    context exits."""
 
     def __init__(self, options: SimulatorOptions) -> None:
         if options.speed <= 0:
             raise ValueError("--speed must be positive")
+        if options.enip_port is not None and (why := cpppo_missing()):
+            raise ValueError(why)
         self.options = options
-        self.plant = Plant(options.machines, options.seed, options.anomalies)
+        self.plant = Plant(
+            options.machines, options.seed, options.anomalies, extra=options.plc_types()
+        )
         self.faults = FaultBook()
         self.stats = TickStats()
         self.devices: dict[str, ModbusDevice] = {}
@@ -104,6 +130,17 @@ class Simulator:
                 self.devices[name] = ModbusDevice(
                     name, tags, self.faults, on_write=functools.partial(self._written, name)
                 )
+        # The PLC-served machines, one server each (S7: in-process; Logix: cpppo's process).
+        self.plcs: dict[str, S7Device | LogixDevice] = {}
+        for name, m in self.plant.machines.items():
+            if m.protocol == "s7":
+                s7_tags = tuple(t for t in m.tags if isinstance(t, S7Tag))
+                self.plcs[name] = S7Device(name, s7_tags, self.faults)
+            elif m.protocol == "enip":
+                logix_tags = tuple(t for t in m.tags if isinstance(t, LogixTag))
+                self.plcs[name] = LogixDevice(
+                    name, logix_tags, self.faults, on_write=functools.partial(self._written, name)
+                )
         opcua_machines = [m for m in self.plant.machines.values() if m.protocol == "opcua"]
         self.opcua = (
             OpcuaHost(opcua_machines, options.host, 0, options.opcua_cert_dir)
@@ -112,7 +149,7 @@ class Simulator:
         )
         self.control: ControlServer | None = None
         self.truth: TruthWriter | None = None
-        self._last: dict[str, dict[str, Any]] = {name: {} for name in self.devices}
+        self._last: dict[str, dict[str, Any]] = {name: {} for name in [*self.devices, *self.plcs]}
         self._t0 = 0.0
         self._stack = AsyncExitStack()
         self._tick_task: asyncio.Task[None] | None = None
@@ -138,6 +175,13 @@ class Simulator:
             for k, device in enumerate(self.devices.values()):
                 await device.start(opts.host, opts.modbus_port + k if opts.modbus_port else 0)
                 self._stack.push_async_callback(device.stop)
+            for plc in self.plcs.values():
+                if isinstance(plc, S7Device):
+                    await plc.start(opts.host, opts.s7_port or 0)
+                else:
+                    # cpppo is told its port on the command line: pick a free one first.
+                    await plc.start(opts.host, opts.enip_port or _free_port(opts.host))
+                self._stack.push_async_callback(plc.stop)
             if opts.control_port is not None:
                 self.control = await self._stack.enter_async_context(
                     ControlServer(self.handle, opts.host, opts.control_port)
@@ -200,6 +244,15 @@ class Simulator:
                 device.image.update(values, set(changed))
                 last.update(values)
                 rows.extend((name, tag, values[tag], False) for tag in changed)
+        for name, plc in self.plcs.items():
+            values = sample.values[name]
+            last = self._last[name]
+            changed = [tag for tag, v in values.items() if last.get(tag, _MISSING) != v]
+            # Called on every tick, changes or not: a Logix controller also hears of faults here.
+            plc.update(values, set(changed))
+            if changed:
+                last.update(values)
+                rows.extend((name, tag, values[tag], False) for tag in changed)
         if self.opcua is not None:
             ts = dt.datetime.fromtimestamp(ts_ms / 1000, dt.UTC)
             rows.extend(await self.opcua.publish(ts, sample.values, sample.bad))
@@ -217,8 +270,14 @@ class Simulator:
         """A client wrote a writable tag: the model takes it, and the register image shows it
         at once (a read-back straight after the write sees the new value)."""
         self.plant.machine(machine).write(tag, value)
-        device = self.devices[machine]
         last = self._last[machine]
+        if machine in self.plcs:
+            plc = self.plcs[machine]
+            plc_spec = next(t for t in plc.tags if t.name == tag)
+            last[tag] = plc_quantize(plc_spec, value)
+            plc.update(last, {tag})
+            return
+        device = self.devices[machine]
         spec = next(t for t in device.image.tags if t.name == tag)
         last[tag] = quantize(spec, value)
         device.image.update(last, {tag})
@@ -233,6 +292,13 @@ class Simulator:
             if name in self.devices:
                 dev = self.devices[name]
                 entry.update(host=dev.host, port=dev.port, unit=UNIT_ID)
+            elif name in self.plcs:
+                plc = self.plcs[name]
+                entry.update(host=plc.host, port=plc.port)
+                if isinstance(plc, S7Device):
+                    entry.update(rack=S7_RACK, slot=S7_SLOT)
+                else:
+                    entry.update(slot=ENIP_SLOT)
             elif self.opcua is not None:
                 entry.update(url=self.opcua.url, browse_root=f"/Objects/2:{name}")
             out.append(entry)
@@ -248,7 +314,7 @@ class Simulator:
         }
 
     def current(self, machine: str) -> dict[str, Value]:
-        """The values served by the last tick (Modbus machines)."""
+        """The values served by the last tick (Modbus, S7 and Logix machines)."""
         return dict(self._last[machine])
 
     # -- control ----------------------------------------------------------------------------
@@ -297,6 +363,8 @@ class Simulator:
         self.plant.machine(machine)  # a helpful error for an unknown machine
         duration = float(req.get("duration") or DEFAULT_FAULT_S[kind])
         now = time.monotonic()
+        if machine in self.plcs:
+            return self._plc_fault(machine, kind, duration, req)
         if machine not in self.devices:
             if kind not in ("restart", "drop") or self.opcua is None:
                 raise ValueError(
@@ -325,6 +393,34 @@ class Simulator:
             code = int(req.get("code") or (2 if tag else 6))
             ExcCodes(code)  # ValueError for codes Modbus does not define
         delay_s = float(req.get("delay_ms") or 2000) / 1000 if kind == "slow" else 0.0
+        fault = Fault(machine, cast(FaultKind, kind), now, now + duration, delay_s, code, tag)
+        self.faults.add(fault)
+        return fault.to_json()
+
+    def _plc_fault(
+        self, machine: str, kind: str, duration: float, req: dict[str, Any]
+    ) -> dict[str, Any]:
+        plc = self.plcs[machine]
+        protocol = self.plant.machine(machine).protocol
+        if kind == "drop":
+            closed = plc.drop_connections()
+            return {"machine": machine, "kind": kind, "closed": closed}
+        if kind in ("offline", "restart"):
+            if not plc.listening:
+                raise ValueError(f"{machine} is already offline")
+            self._spawn(plc.go_offline(duration), f"sim-offline-{machine}")
+            return {"machine": machine, "kind": kind, "duration": duration}
+        tag = req.get("tag")
+        code = 0
+        if kind == "exception":
+            if tag is not None:
+                self.plant.tag(machine, str(tag))
+            with_tag, without = _EXCEPTION_CODES[protocol]
+            code = int(req.get("code") or (with_tag if tag else without))
+            if not 0 < code < 0xFF:
+                raise ValueError(f"code {code}: an S7 return code or CIP status is 1 to 254")
+        delay_s = float(req.get("delay_ms") or 2000) / 1000 if kind == "slow" else 0.0
+        now = time.monotonic()
         fault = Fault(machine, cast(FaultKind, kind), now, now + duration, delay_s, code, tag)
         self.faults.add(fault)
         return fault.to_json()

@@ -13,9 +13,12 @@ import random
 from abc import ABC, abstractmethod
 from typing import ClassVar, Literal
 
-from edge_agent.simulators.tags import ModbusTag, OpcuaTag, Value
+from edge_agent.simulators.tags import LogixTag, ModbusTag, OpcuaTag, S7Tag, Value
 
-__all__ = ["STEP_S", "Machine", "lag_factor"]
+__all__ = ["STEP_S", "Machine", "MachineProtocol", "TagSpecs", "lag_factor"]
+
+MachineProtocol = Literal["modbus", "opcua", "s7", "enip"]
+TagSpecs = tuple[ModbusTag, ...] | tuple[OpcuaTag, ...] | tuple[S7Tag, ...] | tuple[LogixTag, ...]
 
 STEP_S = 0.1
 _STEPS_PER_S = 10
@@ -31,10 +34,10 @@ class Machine(ABC):
 
     kind: ClassVar[str]
     prefix: ClassVar[str]
-    protocol: ClassVar[Literal["modbus", "opcua"]]
+    protocol: ClassVar[MachineProtocol]
     vendor: ClassVar[str] = "Millstream simulator"
     model: ClassVar[str]
-    tags: ClassVar[tuple[ModbusTag, ...] | tuple[OpcuaTag, ...]]
+    tags: ClassVar[TagSpecs]
 
     def __init__(self, name: str, seed: int) -> None:
         self.name = name

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from edge_agent.simulators.machines.base import Machine, lag_factor
+from typing import ClassVar
+
+from edge_agent.simulators.machines.base import Machine, MachineProtocol, TagSpecs, lag_factor
 from edge_agent.simulators.tags import ModbusTag, Value
 
 __all__ = ["Conveyor"]
@@ -18,9 +20,11 @@ class Conveyor(Machine):
 
     kind = "conveyor"
     prefix = "conveyor"
-    protocol = "modbus"
+    # Declared wide: a subclass serves the same physics over another protocol (s7_press.py,
+    # logix_conveyor.py).
+    protocol: ClassVar[MachineProtocol] = "modbus"
     model = "BC-1200 SIM"
-    tags = (
+    tags: ClassVar[TagSpecs] = (
         ModbusTag("belt_speed", "input", 0, "uint16", "m/s", scale=0.01, lo=0, hi=2, poll_ms=500),
         ModbusTag("motor_current", "input", 1, "float32", "A", order="CDAB", lo=0, hi=20),
         ModbusTag("item_count", "input", 3, "uint32", lo=0, hi=4e9),

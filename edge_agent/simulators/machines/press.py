@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
-from edge_agent.simulators.machines.base import Machine, lag_factor
+from edge_agent.simulators.machines.base import Machine, MachineProtocol, TagSpecs, lag_factor
 from edge_agent.simulators.tags import ModbusTag, Value
 
 __all__ = ["HydraulicPress"]
@@ -22,9 +23,11 @@ class HydraulicPress(Machine):
 
     kind = "hydraulic-press"
     prefix = "press"
-    protocol = "modbus"
+    # Declared wide: a subclass serves the same physics over another protocol (s7_press.py,
+    # logix_conveyor.py).
+    protocol: ClassVar[MachineProtocol] = "modbus"
     model = "HP-1000 SIM"
-    tags = (
+    tags: ClassVar[TagSpecs] = (
         ModbusTag("model", "holding", 0, "string", length=8),
         ModbusTag("pressure", "input", 0, "float32", "bar", lo=0, hi=250, poll_ms=200),
         ModbusTag("ram_position", "input", 2, "int16", "mm", scale=0.1, lo=0, hi=300, poll_ms=200),
