@@ -9,6 +9,8 @@ one the initial values, before anything listens — and hears of clients' writes
 
     in:  {"values": {"Program:MainProgram.BeltSpeed": 1.2, "Counters[0]": 5}}
     in:  {"delay": 2.0}  {"error": {"tag": "Counters", "code": 5}}  {"drop": true}
+    out: {"listening": 44818}    (first: the port bound, which may have been asked as 0)
+    out: {"error": "cannot listen on 127.0.0.1:44818"}    (instead, and the process ends)
     out: {"write": "Program:MainProgram.SpeedSetpoint", "value": 0.8}
 
 End of input ends it.
@@ -23,6 +25,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 from types import SimpleNamespace
 from typing import Any
 
@@ -33,6 +36,12 @@ _stdout_lock = threading.Lock()
 def _split(tag: str) -> tuple[str, int | None]:
     match = _ELEMENT.match(tag)
     return (match.group(1), int(match.group(2))) if match else (tag, None)
+
+
+def _say(message: dict[str, Any]) -> None:
+    with _stdout_lock:
+        sys.stdout.write(json.dumps(message) + "\n")
+        sys.stdout.flush()
 
 
 def main(argv: list[str]) -> None:
@@ -75,11 +84,7 @@ def main(argv: list[str]) -> None:
 
         def __setitem__(self, key: Any, value: Any) -> None:
             super().__setitem__(key, value)
-            current = self.value if self.scalar else list(self.default)
-            line = json.dumps({"write": self.name, "value": current})
-            with _stdout_lock:
-                sys.stdout.write(line + "\n")
-                sys.stdout.flush()
+            _say({"write": self.name, "value": self.value if self.scalar else list(self.default)})
 
     # The open connections, so the simulator's `drop` fault can close them as a controller
     # reboot would (cpppo has no call for it), and the delay of a `slow` fault, which cpppo reads
@@ -101,6 +106,13 @@ def main(argv: list[str]) -> None:
         target=enip_main.main, kwargs={"argv": args, "attribute_class": Reported}, daemon=True
     )
     server.start()
+    # cpppo puts the address it bound in its control dict; its thread ends if it cannot bind.
+    while not (control := enip_main.srv_ctl.get("control")) or not control.get("address"):
+        if not server.is_alive():
+            _say({"error": f"cannot listen on {address}"})
+            sys.exit(1)
+        time.sleep(0.02)
+    _say({"listening": control["address"][1]})
     for line in sys.stdin:
         request = json.loads(line)
         if "values" in request:
@@ -116,9 +128,7 @@ def main(argv: list[str]) -> None:
             for conn in list(connections):
                 with contextlib.suppress(OSError):
                     conn.shutdown(socket.SHUT_RDWR)
-    control = enip_main.srv_ctl.get("control")
-    if control is not None:
-        control["done"] = True
+    control["done"] = True
     server.join(timeout=2.0)
 
 

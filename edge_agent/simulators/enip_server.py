@@ -131,9 +131,9 @@ class LogixDevice:
         proc.stdin.write(json.dumps(request).encode() + b"\n")
 
     async def start(self, host: str, port: int) -> None:
-        """Start the controller on host:port (it must be a real port: see runtime._free_port)
-        with the values of the last tick, and wait until it takes connections."""
-        self.host, self.port = host, port
+        """Start the controller on host:port (0: any free port, then kept for restarts) with
+        the values of the last tick; returns once it listens."""
+        self.host = host
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "edge_agent.simulators.enip_child", f"{host}:{port}",
             *cpppo_tags(self.tags),
@@ -143,24 +143,17 @@ class LogixDevice:
         self._proc = proc
         self._sent_faults = (0.0, {})
         assert proc.stdin is not None
+        assert proc.stdout is not None
         proc.stdin.write(json.dumps({"values": self._values}).encode() + b"\n")
+        first: dict[str, Any] = {}
+        with contextlib.suppress(TimeoutError, ValueError):
+            async with asyncio.timeout(_START_S):
+                first = json.loads(await proc.stdout.readline() or b"{}")
+        if "listening" not in first:
+            await self.stop()
+            raise OSError(errno.EADDRINUSE, f"{self.name}: {host}:{port} is in use")
+        self.port = int(first["listening"])
         self._reader = asyncio.create_task(self._read_writes(proc), name=f"sim-enip-{self.name}")
-        deadline = time.monotonic() + _START_S
-        while True:
-            try:
-                _reader, writer = await asyncio.open_connection(host, port)
-            except OSError:
-                if proc.returncode is not None or time.monotonic() > deadline:
-                    await self.stop()
-                    raise OSError(
-                        errno.EADDRINUSE, f"{self.name}: cannot listen on {host}:{port}"
-                    ) from None
-                await asyncio.sleep(0.1)
-            else:
-                writer.close()
-                with contextlib.suppress(OSError):
-                    await writer.wait_closed()
-                break
         self.listening = True
 
     async def _read_writes(self, proc: asyncio.subprocess.Process) -> None:

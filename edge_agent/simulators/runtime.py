@@ -176,11 +176,8 @@ class Simulator:
                 await device.start(opts.host, opts.modbus_port + k if opts.modbus_port else 0)
                 self._stack.push_async_callback(device.stop)
             for plc in self.plcs.values():
-                if isinstance(plc, S7Device):
-                    await plc.start(opts.host, opts.s7_port or 0)
-                else:
-                    # cpppo is told its port on the command line: pick a free one first.
-                    await plc.start(opts.host, opts.enip_port or _free_port(opts.host))
+                port = opts.s7_port if isinstance(plc, S7Device) else opts.enip_port
+                await plc.start(opts.host, port or 0)
                 self._stack.push_async_callback(plc.stop)
             if opts.control_port is not None:
                 self.control = await self._stack.enter_async_context(

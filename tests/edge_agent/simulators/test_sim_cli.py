@@ -206,3 +206,52 @@ def test_ctrl_c_during_start_up_stops_it(after_s: float) -> None:
     assert proc.returncode == 0, out
     assert "Traceback" not in out, out
     assert out.endswith("simulator stopped\n"), out
+
+
+# -- the PLC machines ---------------------------------------------------------------------------
+
+
+def test_config_with_the_plc_ports_adds_their_devices(tmp_path: Path) -> None:
+    result = runner.invoke(
+        app,
+        ["simulate", "config", "--s7-port", "1102", "--enip-port", "44818", "--out", str(tmp_path)],
+    )
+    assert result.exit_code == 0, result.output
+    loaded = load_agent_config(tmp_path / "plant.yaml", env={})
+    devices = {d.machine: d for d in loaded.config.devices}
+    assert list(devices)[-2:] == ["s7-press-01", "logix-conveyor-01"]
+    assert devices["s7-press-01"].s7 is not None
+    assert devices["s7-press-01"].s7.port == 1102
+    assert devices["logix-conveyor-01"].enip is not None
+    assert devices["logix-conveyor-01"].enip.port == 44818
+
+
+def test_config_refuses_port_0_for_a_plc_it_names_the_printed_port() -> None:
+    result = runner.invoke(app, ["simulate", "config", "--s7-port", "0"])
+    assert result.exit_code == 2
+    assert "the port the simulator printed" in result.output
+
+
+def test_the_plc_machines_are_listed_and_stop_with_ctrl_c() -> None:
+    exe = Path(sys.executable).with_name("edge-agent")
+    ports = ["--modbus-port", "0", "--opcua-port", "0", "--control-port", "0"]
+    proc = subprocess.Popen(
+        [str(exe), "simulate", "--machines", "1", *ports, "--s7-port", "0", "--enip-port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    banner = _read_banner(proc)
+    rest = _interrupt(proc)
+    assert proc.returncode == 0, banner + rest
+    assert rest.endswith("simulator stopped\n"), rest
+    assert "Traceback" not in rest
+    lines = {line.split()[0]: line.split() for line in banner.splitlines()[1:-1]}
+    assert lines["s7-press-01"][1:3] == ["s7-press", "s7"]
+    assert "rack 0 slot 1" in " ".join(lines["s7-press-01"])
+    assert lines["logix-conveyor-01"][1:3] == ["logix-conveyor", "enip"]
+    # Every server went with it, cpppo's process too: both ports refuse.
+    for name in ("s7-press-01", "logix-conveyor-01"):
+        port = int(lines[name][3].rsplit(":", 1)[1])
+        with socket.socket() as probe:
+            assert probe.connect_ex(("127.0.0.1", port)) != 0, name
