@@ -108,6 +108,9 @@ class S7Device:
 
     async def start(self, host: str, port: int) -> None:
         """Listen on host:port (0: any free port, then kept for restarts)."""
+        # snap7's server logs every connection a fault closes as an error; the simulator's
+        # console is for its own endpoints, and the client sees the fault anyway.
+        logging.getLogger("snap7.server").setLevel(logging.CRITICAL)
         self.host = host
         server = _Server(self)
         for db, block in self.image.blocks.items():

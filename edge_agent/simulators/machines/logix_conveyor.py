@@ -7,6 +7,8 @@ from edge_agent.simulators.tags import LogixTag, Value
 
 __all__ = ["LogixConveyor"]
 
+_PARCEL_KG = 2.5
+
 
 class LogixConveyor(Conveyor):
     """A 12 m belt conveyor whose CompactLogix has a Conveyor UDT, counters and program tags."""
@@ -24,6 +26,7 @@ class LogixConveyor(Conveyor):
                  hi=2, writable=True),
         LogixTag("motor_current", "Conveyor.Motor.Current", "real", "A", lo=0, hi=20),
         LogixTag("motor_temp", "Conveyor.Motor.Temp", "int", "°C", scale=0.1, lo=10, hi=100),
+        LogixTag("belt_load", "Conveyor.LoadCell", "int", "kg", scale=0.1, lo=0, hi=200),
         LogixTag("distance", "Conveyor.Distance", "lreal", "m", lo=0, hi=1e9),
         LogixTag("jammed", "Conveyor.Jammed", "bool"),
         LogixTag("running", "Conveyor.Running", "bool"),
@@ -56,4 +59,6 @@ class LogixConveyor(Conveyor):
         out["jam_count"] = self.jams
         out["last_item"] = f"PKG-{self.items:08d}"
         out["photo_eye"] = self.eye_left > 0.0
+        # The belt's load cell weighs the parcels on it (the model's smooth expectation).
+        out["belt_load"] = self.on_belt * _PARCEL_KG
         return out

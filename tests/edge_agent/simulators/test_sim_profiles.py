@@ -124,6 +124,7 @@ def test_the_logix_machine_is_served_as_cpppo_tags_with_its_array_whole() -> Non
         "Program:MainProgram.SpeedSetpoint=REAL",
         "Conveyor.Motor.Current=REAL",
         "Conveyor.Motor.Temp=INT",
+        "Conveyor.LoadCell=INT",
         "Conveyor.Distance=LREAL",
         "Conveyor.Jammed=BOOL",
         "Conveyor.Running=BOOL",
