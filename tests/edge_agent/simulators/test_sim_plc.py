@@ -329,3 +329,13 @@ async def test_status_names_where_the_plcs_listen(plc_sim: Simulator) -> None:
     assert by_name[LOGIX_MACHINE]["protocol"] == "enip"
     assert by_name[LOGIX_MACHINE]["slot"] == 0
     assert by_name[LOGIX_MACHINE]["port"] > 0
+
+
+def test_without_cpppo_the_logix_machine_is_refused_with_the_next_step(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import edge_agent.simulators.enip_server as enip_server  # noqa: PLC0415 - patched here
+
+    monkeypatch.setattr(enip_server.importlib.util, "find_spec", lambda _name: None)
+    with pytest.raises(ValueError, match=r"pip install cpppo\), or leave out --enip-port"):
+        Simulator(SimulatorOptions(machines=1, enip_port=0))
