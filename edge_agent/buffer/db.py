@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import sqlite3
 from collections import Counter
@@ -10,13 +11,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import wire
 from edge_agent.buffer.downsample import downsample
 from edge_agent.buffer.readings import (
+    EVENTS_LANE,
     Encoder,
     Reading,
+    Value,
     assemble,
     decode_body,
     encode_body,
+    encode_events_body,
+    events_lane,
+    lane_machine,
     wire_encoder,
 )
 from edge_agent.buffer.schema import is_disk_full, open_database
@@ -196,6 +203,53 @@ class BufferDB:
         assert cur.lastrowid is not None
         self._count(device, len(readings), len(body), +1)
         return ChunkRef(cur.lastrowid, device, len(readings))
+
+    def append_events(
+        self, machine: str, events: list[wire.MachineEvent], state: dict[str, Value]
+    ) -> ChunkRef | None:
+        """Store a machine's events as one chunk of its events lane, and the new last values of
+        its `event:` tags (`state`), in the same group (uncommitted until it commits); an event
+        the hub would refuse is counted and left out."""
+        lane = events_lane(machine)
+        self.begin()
+        self.conn.executemany(
+            "INSERT INTO event_state (device, tag, value) VALUES (?, ?, ?)"
+            " ON CONFLICT (device, tag) DO UPDATE SET value = excluded.value",
+            [(machine, tag, json.dumps(v)) for tag, v in state.items()],
+        )
+        if not events:
+            return None
+        try:
+            body = encode_events_body(events)
+        except ValueError:
+            events = [e for e in events if self._event_ok(lane, e)]
+            if not events:
+                return None
+            body = encode_events_body(events)
+        cur = self.conn.execute(
+            "INSERT INTO chunk (device, n, nbytes, first_ts, ds, body) VALUES (?,?,?,?,0,?)",
+            (lane, len(events), len(body), min(e.ts for e in events), body),
+        )
+        assert cur.lastrowid is not None
+        self._count(lane, len(events), len(body), +1)
+        return ChunkRef(cur.lastrowid, lane, len(events))
+
+    def event_state(self, machine: str) -> dict[str, Value]:
+        """The last committed value of each `event:` tag of `machine`."""
+        rows = self.conn.execute(
+            "SELECT tag, value FROM event_state WHERE device = ?", (machine,)
+        ).fetchall()
+        return {tag: json.loads(value) for tag, value in rows}
+
+    def _event_ok(self, lane: str, event: wire.MachineEvent) -> bool:
+        try:
+            encode_events_body([event])
+        except ValueError as exc:
+            if not self.totals.rejected[lane]:
+                log.warning("%s: event refused by the wire contract: %s", lane, exc)
+            self.totals.rejected[lane] += 1
+            return False
+        return True
 
     def _count(self, device: str, n: int, nbytes: int, sign: int) -> None:
         t = self.totals
@@ -396,8 +450,11 @@ class BufferDB:
 
     def _downsample_oldest(self) -> bool:
         """Summarise the oldest raw unclaimed run of one device; False if none is left."""
+        # Events are never summarised: an alarm is not an average.
         first = self.conn.execute(
-            "SELECT id, device FROM chunk WHERE ds=0 AND seq IS NULL ORDER BY id LIMIT 1"
+            "SELECT id, device FROM chunk WHERE ds=0 AND seq IS NULL AND device NOT LIKE ?"
+            " ORDER BY id LIMIT 1",
+            (f"%{EVENTS_LANE}",),
         ).fetchone()
         if first is None:
             return False
@@ -453,6 +510,8 @@ class BufferDB:
         """Feed every buffered reading with ts >= since_ts to `sink`; return the count."""
         count = 0
         for device, body in self.conn.execute("SELECT device, body FROM chunk ORDER BY id"):
+            if lane_machine(device)[1]:
+                continue  # events are not readings
             for r in decode_body(body):
                 if r.ts >= since_ts:
                     sink(device, r)

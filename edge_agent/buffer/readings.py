@@ -4,6 +4,10 @@ A chunk body is the inside of the `readings` array of a payload built by `wire.e
 (validated there once, when the chunk is stored). A batch is then one wire envelope around the
 comma-joined bodies of its chunks, so draining a backlog costs a join, not a decode and re-encode:
 that is what makes 100,000+ readings/s on one core possible.
+
+A machine's events (alarms from its profile's `event:` tags) travel the same way in a lane of
+their own, `{machine}/events` (a name no machine can have): their chunk bodies are the inside
+of an events batch's `events` array, and their batches go to the machine's events topic.
 """
 
 from __future__ import annotations
@@ -15,11 +19,15 @@ from typing import NamedTuple
 import wire
 
 __all__ = [
+    "EVENTS_LANE",
     "Encoder",
     "Reading",
     "assemble",
     "decode_body",
     "encode_body",
+    "encode_events_body",
+    "events_lane",
+    "lane_machine",
     "split_payload",
     "wire_encoder",
 ]
@@ -27,6 +35,9 @@ __all__ = [
 Value = float | int | bool | str
 
 _ARRAY = b'"readings":['
+_EVENTS_ARRAY = b'"events":['
+# The lane suffix of a machine's events: "/" is never in a machine name (a topic segment).
+EVENTS_LANE = "/events"
 
 
 class Reading(NamedTuple):
@@ -55,11 +66,33 @@ def wire_encoder(src: str) -> Encoder:
     return encode
 
 
+def events_lane(machine: str) -> str:
+    """The buffer lane ("device") a machine's events are kept and batched under."""
+    return machine + EVENTS_LANE
+
+
+def lane_machine(device: str) -> tuple[str, bool]:
+    """(machine, True) for an events lane, (device, False) for a machine's readings."""
+    if device.endswith(EVENTS_LANE):
+        return device[: -len(EVENTS_LANE)], True
+    return device, False
+
+
 def split_payload(payload: bytes) -> tuple[bytes, bytes, bytes]:
-    """Split a telemetry payload into (head, readings fragment, tail)."""
-    start = payload.index(_ARRAY) + len(_ARRAY)
-    end = payload.rindex(b"]")  # every field after `readings` is a scalar
+    """Split a telemetry (or events) payload into (head, array fragment, tail)."""
+    # Whichever array comes first: a string inside the other could spell the second one.
+    readings, events = payload.find(_ARRAY), payload.find(_EVENTS_ARRAY)
+    if events != -1 and (readings == -1 or events < readings):
+        start = events + len(_EVENTS_ARRAY)
+    else:
+        start = payload.index(_ARRAY) + len(_ARRAY)
+    end = payload.rindex(b"]")  # every field after the array is a scalar
     return payload[:start], payload[start:end], payload[end:]
+
+
+def encode_events_body(events: list[wire.MachineEvent]) -> bytes:
+    """The validated wire fragment of a machine's events (raises ValueError if one is refused)."""
+    return split_payload(wire.encode_events("buffer", 0, events))[1]
 
 
 def encode_body(encode: Encoder, device: str, readings: list[Reading]) -> bytes:
@@ -68,8 +101,11 @@ def encode_body(encode: Encoder, device: str, readings: list[Reading]) -> bytes:
 
 
 def assemble(encode: Encoder, device: str, seq: int, bodies: list[bytes]) -> bytes:
-    """The payload of batch `seq` made of chunk `bodies`, in order."""
+    """The payload of batch `seq` made of chunk `bodies`, in order (an events batch for an
+    events lane: the same envelope, `src` and `seq`, around its `events` array)."""
     head, _, tail = split_payload(encode(device, seq, _PLACEHOLDER))
+    if lane_machine(device)[1]:
+        head = head.replace(_ARRAY, _EVENTS_ARRAY)
     return head + b",".join(bodies) + tail
 
 

@@ -46,6 +46,15 @@ CREATE TABLE IF NOT EXISTS drops (
     dropped INTEGER NOT NULL DEFAULT 0,
     downsampled INTEGER NOT NULL DEFAULT 0
 );
+-- The last value of each `event:` tag, committed with the events its changes made: after a
+-- restart (even kill -9) the first reading is compared with it, so an edge is neither lost nor
+-- reported twice.
+CREATE TABLE IF NOT EXISTS event_state (
+    device TEXT NOT NULL,
+    tag TEXT NOT NULL,
+    value TEXT NOT NULL,  -- JSON
+    PRIMARY KEY (device, tag)
+);
 """
 
 

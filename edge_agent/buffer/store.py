@@ -10,8 +10,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
+import wire
 from edge_agent.buffer.db import Batch, BufferDB, ChunkRef
-from edge_agent.buffer.readings import Encoder, Reading
+from edge_agent.buffer.readings import Encoder, Reading, Value
 from edge_agent.buffer.reserve import DiskReserve
 from edge_agent.buffer.writer import Bounds, WriterThread
 
@@ -134,6 +135,28 @@ class Buffer:
         def write(db: BufferDB) -> ChunkRef | None:
             try:
                 return db.append(device, readings)
+            finally:
+                if not loop.is_closed():
+                    loop.call_soon_threadsafe(self._written, n)
+
+        self.writer.post(write)
+
+    def append_events(
+        self, machine: str, events: list[wire.MachineEvent], state: dict[str, Value]
+    ) -> None:
+        """Queue a machine's events as one chunk of its events lane, with the new last values
+        of its `event:` tags; durable within `commit_interval`, published in batches of their
+        own (edge_agent/buffer/readings.py)."""
+        if not events and not state:
+            return
+        n = len(events)
+        self.queued += n
+        loop = self._loop
+        assert loop is not None
+
+        def write(db: BufferDB) -> ChunkRef | None:
+            try:
+                return db.append_events(machine, events, state)
             finally:
                 if not loop.is_closed():
                     loop.call_soon_threadsafe(self._written, n)

@@ -14,6 +14,7 @@ from edge_agent.commands import Reconfigurer
 from edge_agent.config.remote import select_config
 from edge_agent.errors import MillstreamAgentError
 from edge_agent.runtime import profile_meta, run_agent, setup_logging
+from edge_agent.runtime.events import tag_events
 from edge_agent.runtime.registry import build_sources
 
 __all__ = ["register", "run"]
@@ -74,6 +75,7 @@ def run(
                     sources,
                     on_status=on_status,
                     meta=profile_meta(loaded),
+                    events=tag_events(loaded),
                     reconfigure=reconfigure,
                 )
             )

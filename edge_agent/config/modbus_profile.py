@@ -34,6 +34,7 @@ from pydantic_core import PydanticCustomError
 import wire
 from edge_agent.config.issues import ERROR_TYPE, Issue, raise_issues, reraise_with
 from edge_agent.config.names import Name
+from edge_agent.config.tag_event import TagEvent, event_issues
 from edge_agent.config.units import Duration
 from edge_agent.drivers.modbus.types import (
     BIT_TABLES,
@@ -219,6 +220,8 @@ class ModbusTag(_Model):
     writable: bool = False
     min: FiniteFloat | None = None
     max: FiniteFloat | None = None
+    # Its changes are machine events too (an alarm bit, a fault code register).
+    event: TagEvent | None = None
 
     @field_validator("address", mode="before")
     @classmethod
@@ -292,6 +295,7 @@ class ModbusTag(_Model):
         else:
             issues.extend(self._register_issues())
         issues.extend(self._write_issues())
+        issues.extend(event_issues(self.event, self.type))
         if self.type in ("bool", "string"):
             for key in ("scale", "offset", "deadband"):
                 if key in given:

@@ -1,9 +1,11 @@
 """Read one YAML file into plain data plus the line of every key, or a located syntax problem.
 
 Line numbers matter because a technician fixes a file in an editor: `line 14` beats a path
-alone. Two YAML 1.1 traps are closed here rather than downstream: duplicate keys (PyYAML keeps
-the last one silently) and numbers with leading zeros (`00001` would load as octal 1, hiding a
-0xxxx coil reference), which are kept as strings so the address check can see them.
+alone. Three YAML 1.1 traps are closed here rather than downstream: duplicate keys (PyYAML keeps
+the last one silently); numbers with leading zeros (`00001` would load as octal 1, hiding a
+0xxxx coil reference), which are kept as strings so the address check can see them; and the
+words YAML 1.1 reads as booleans (`on`, `off`, `yes`, `no`): only `true` and `false` are, as in
+YAML 1.2, so `event: {on: rising}` has a key `on` and a machine called `no` keeps its name.
 """
 
 from __future__ import annotations
@@ -32,10 +34,16 @@ class _Loader(_Base):  # type: ignore[valid-type,misc]
     """SafeLoader that keeps `0017`-style scalars as text instead of YAML 1.1 octal."""
 
 
+_REPLACED = frozenset({"tag:yaml.org,2002:int", "tag:yaml.org,2002:bool"})
 _Loader.yaml_implicit_resolvers = {
-    key: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:int"]
+    key: [(tag, regexp) for tag, regexp in resolvers if tag not in _REPLACED]
     for key, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool",
+    re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+    list("tTfF"),
+)
 _Loader.add_implicit_resolver(
     "tag:yaml.org,2002:int",
     re.compile(

@@ -23,8 +23,9 @@ class Contract(Protocol):
         """`ms/v1/receipts/{src}`."""
         ...
 
-    def telemetry_topic(self, device: str) -> str:
-        """Topic of the machine behind `device`."""
+    def batch_topic(self, device: str) -> str:
+        """Topic a batch of buffer lane `device` goes to: the machine's telemetry, or its events
+        for an events lane (edge_agent/buffer/readings.py)."""
         ...
 
     def encode_batch(self, device: str, seq: int, readings: list[Reading]) -> bytes:

@@ -369,7 +369,7 @@ class Publisher:
                     batch.device, batch.payload, batch.seq, live=live
                 )
             else:
-                topic, payload = self.contract.telemetry_topic(batch.device), batch.payload
+                topic, payload = self.contract.batch_topic(batch.device), batch.payload
             # A PUBACK that never comes means a dead link the keepalive has not noticed yet.
             await client.publish(topic, payload, qos=1, timeout=self.settings.receipt_timeout)
             recheck_cancel()

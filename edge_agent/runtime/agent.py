@@ -20,6 +20,7 @@ from edge_agent.commands import CommandExecutor
 from edge_agent.drivers.health import DeviceHealth
 from edge_agent.errors import MillstreamAgentError
 from edge_agent.publish import Publisher
+from edge_agent.runtime.events import EventWatch
 from edge_agent.runtime.ingest import to_readings
 from edge_agent.runtime.production import Production
 from edge_agent.runtime.sources import Source
@@ -53,8 +54,11 @@ class Agent:
         on_status: Callable[[wire.AgentReport], None] | None = None,
         clock: Callable[[], float] = time.time,
         commands: CommandExecutor | None = None,
+        events: dict[str, EventWatch] | None = None,
     ) -> None:
         self.agent_id = agent_id
+        # Machines whose profiles have `event:` tags (edge_agent/runtime/events.py).
+        self.events = events or {}
         self.commands = commands
         self.site = site
         self.line = line
@@ -163,6 +167,9 @@ class Agent:
                 async with source:
                     async for samples in source.batches():
                         readings, skipped = to_readings(samples)
+                        if (watch := self.events.get(name)) is not None:
+                            seen = watch.see(readings)
+                            self.buffer.append_events(name, seen.events, seen.changed)
                         now = self._clock()
                         production.record(readings, skipped, now)
                         for group in self.batcher.add(name, readings, now):

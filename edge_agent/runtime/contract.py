@@ -6,6 +6,7 @@ import time
 
 import wire
 from edge_agent.buffer import Reading
+from edge_agent.buffer.readings import lane_machine
 
 __all__ = ["WireContract"]
 
@@ -21,11 +22,14 @@ class WireContract:
         self.receipt_topic = wire.receipt_topic(agent_id)
         self._topics: dict[str, str] = {}
 
-    def telemetry_topic(self, device: str) -> str:
-        """Device names are machine names (config: `devices[].machine`)."""
+    def batch_topic(self, device: str) -> str:
+        """Device names are machine names (config: `devices[].machine`); a machine's events
+        lane goes to its events topic."""
         topic = self._topics.get(device)
         if topic is None:
-            topic = self._topics[device] = wire.telemetry_topic(self.site, self.line, device)
+            machine, events = lane_machine(device)
+            make = wire.events_topic if events else wire.telemetry_topic
+            topic = self._topics[device] = make(self.site, self.line, machine)
         return topic
 
     def encode_batch(self, device: str, seq: int, readings: list[Reading]) -> bytes:

@@ -8,16 +8,19 @@ import signal
 import time
 from collections.abc import Callable, Mapping
 from contextlib import closing
+from functools import partial
 from pathlib import Path
 
 import wire
-from edge_agent.buffer import Batcher, Bounds, Buffer
+from edge_agent.buffer import Batcher, Bounds, Buffer, BufferDB
 from edge_agent.commands import CommandExecutor, CommandJournal, Reconfigurer
 from edge_agent.config import AgentConfig, buffer_path, state_dir
+from edge_agent.config.tag_event import TagEvent
 from edge_agent.publish import Publisher, PublisherSettings
 from edge_agent.publish.sparkplug import SparkplugEdge
 from edge_agent.runtime.agent import Agent
 from edge_agent.runtime.contract import WireContract
+from edge_agent.runtime.events import EventWatch
 from edge_agent.runtime.lock import hold_agent_lock
 from edge_agent.runtime.meta import meta_messages
 from edge_agent.runtime.sources import Source
@@ -37,13 +40,16 @@ async def run_agent(
     on_ready: Callable[[Agent], None] | None = None,
     meta: Mapping[str, Mapping[str, wire.TagMeta]] | None = None,
     reconfigure: Reconfigurer | None = None,
+    events: Mapping[str, Mapping[str, TagEvent]] | None = None,
 ) -> bool:
     """Run until SIGTERM or SIGINT, then shut down cleanly (flush, commit, status offline).
     True when it stopped to reload: a configuration from the hub became active (or was
     rolled back), and the caller starts it again with `select_config`.
 
     `meta` (machine → tag → unit, see `profile_meta`) is published retained for every device
-    on each connect, so the hub shows units; None publishes no meta at all. Without
+    on each connect, so the hub shows units; None publishes no meta at all. `events` (machine →
+    tag → `event:`, see `tag_events`) are the alarm bits and codes whose changes are published
+    as machine events. Without
     `reconfigure` (an agent embedded in the demo) config commands are refused.
     """
     # One agent per buffer (edge_agent/runtime/lock.py): held before the buffer is opened.
@@ -62,6 +68,7 @@ async def run_agent(
             on_ready=on_ready,
             meta=meta,
             reconfigure=reconfigure,
+            events=events or {},
         )
 
 
@@ -76,6 +83,7 @@ async def _run(
     on_ready: Callable[[Agent], None] | None,
     meta: Mapping[str, Mapping[str, wire.TagMeta]] | None,
     reconfigure: Reconfigurer | None,
+    events: Mapping[str, Mapping[str, TagEvent]],
 ) -> bool:
     mqtt, buf = config.mqtt, config.buffer
     contract = WireContract(config.agent.id, config.agent.site, config.agent.line)
@@ -112,6 +120,7 @@ async def _run(
                     int(time.time() * 1000),
                 )
             )
+        watches = await _event_watches(buffer, events, sparkplug=mqtt.output == "sparkplug")
         agent = Agent(
             agent_id=config.agent.id,
             site=config.agent.site,
@@ -124,6 +133,7 @@ async def _run(
             status_file=state / "agent-status.json",
             on_status=on_status,
             commands=commands,
+            events=watches,
         )
         if reconfigure is not None:
             reconfigure.agent = agent
@@ -156,3 +166,18 @@ def _sparkplug_edge(
         host_id=spb.host_id,
         tags={machine: list((meta or {}).get(machine, {})) for machine in sources},
     )
+
+
+async def _event_watches(
+    buffer: Buffer, events: Mapping[str, Mapping[str, TagEvent]], *, sparkplug: bool
+) -> dict[str, EventWatch]:
+    """One watch per machine with `event:` tags, starting from the values last committed."""
+    if sparkplug and events:
+        # A Sparkplug edge node has no machine-events topic of its own (docs/events.md).
+        log.warning("mqtt.output is sparkplug: the profiles' event: tags publish no events")
+        return {}
+    watches = {}
+    for machine, specs in events.items():
+        last = await buffer.call(partial(BufferDB.event_state, machine=machine))
+        watches[machine] = EventWatch(specs, last)
+    return watches

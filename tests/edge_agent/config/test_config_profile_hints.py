@@ -197,6 +197,25 @@ def only(problems: list[ConfigProblem]) -> ConfigProblem:
             "max 1 is below min 9",
             "swap them",
         ),
+        (
+            "{name: t, table: holding, address: 0, type: float32, event: {on: change}}",
+            "tags[0].event",
+            "a float32 tag cannot raise events",
+            "put event: on the alarm bit",
+        ),
+        (
+            "{name: t, table: holding, address: 0, type: uint16, event: {on: rising}}",
+            "tags[0].event.on",
+            "rising is an edge of a bit, and this tag is a uint16",
+            "use on: change for a code register",
+        ),
+        (
+            "{name: t, table: coil, address: 0, type: bool,"
+            " event: {on: rising, message: {1: Overload}}}",
+            "tags[0].event.message",
+            "a map of codes to texts is for a code register",
+            "give one text",
+        ),
     ],
 )
 def test_broken_tag_gets_located_hint(

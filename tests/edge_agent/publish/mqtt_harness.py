@@ -189,7 +189,7 @@ class JsonContract:
         self.status_topic = f"ms/v1/agents/{src}/status"
         self.receipt_topic = f"ms/v1/receipts/{src}"
 
-    def telemetry_topic(self, device: str) -> str:
+    def batch_topic(self, device: str) -> str:
         return f"ms/v1/site/line/{device}/telemetry"
 
     def encode_batch(self, device: str, seq: int, readings: list[Reading]) -> bytes:
