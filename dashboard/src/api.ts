@@ -190,6 +190,35 @@ export interface Alert {
   cleared_value: number | null;
 }
 
+/** A broker identity the hub made (docs/deploy.md "Broker identities with dynamic security"). */
+export interface Identity {
+  name: string;
+  kind: "device" | "agent";
+  site: string;
+  line: string;
+  /** A device's machines; an agent publishes for any machine of its line (empty list). */
+  machines: string[];
+  src: string;
+  disabled: boolean;
+  created_at: number;
+  created_by: string;
+}
+
+export interface IdentityIn {
+  name: string;
+  kind: "device" | "agent";
+  site: string;
+  line: string;
+  machines: string[];
+  src?: string;
+}
+
+/** A new identity's or a rotated password: in this answer only, never again. */
+export interface IdentityPassword {
+  name: string;
+  password: string;
+}
+
 export interface Me {
   subject: string;
   role: string;
@@ -347,4 +376,11 @@ export const api = {
     call<Command>("POST", `/machines/${s.site}/${s.line}/${s.machine}/tags/${s.tag}/write`, undefined, { value }),
   command: (id: string) => get<Command>(`/commands/${id}`),
   commands: (params: Record<string, string | number>) => get<Command[]>("/commands", params),
+  identities: () => get<Identity[]>("/identities"),
+  identity: (name: string) => get<Identity>(`/identities/${encodeURIComponent(name)}`),
+  addIdentity: (body: IdentityIn) => call<IdentityPassword>("POST", "/identities", undefined, body),
+  setIdentityDisabled: (name: string, disabled: boolean) =>
+    call<Identity>("POST", `/identities/${encodeURIComponent(name)}/${disabled ? "disable" : "enable"}`),
+  rotateIdentity: (name: string) => call<IdentityPassword>("POST", `/identities/${encodeURIComponent(name)}/rotate`),
+  removeIdentity: (name: string) => call<null>("DELETE", `/identities/${encodeURIComponent(name)}`),
 };

@@ -11,6 +11,8 @@ import { completenessPage } from "./pages/completeness";
 import { deadLettersPage } from "./pages/deadletters";
 import { alertsPage } from "./pages/alerts";
 import { commandsPage } from "./pages/commands";
+import { identitiesPage } from "./pages/identities";
+import { identityWatchPage } from "./pages/identitywatch";
 import { chartBenchPage } from "./pages/chartbench";
 
 type Cleanup = () => void;
@@ -23,6 +25,8 @@ const routes: [RegExp, Page, string][] = [
   [/^\/alerts$/, alertsPage, "alerts"],
   [/^\/dead-letters$/, deadLettersPage, "dead-letters"],
   [/^\/commands$/, commandsPage, "commands"],
+  [/^\/identities$/, identitiesPage, "identities"],
+  [/^\/identities\/([^/]+)\/watch$/, identityWatchPage, "identities"],
 ];
 
 const app = document.getElementById("app")!;
@@ -79,6 +83,7 @@ async function render(): Promise<void> {
       link("/completeness", "Completeness", nav === "completeness"),
       me.role === "admin" ? link("/commands", "Commands", nav === "commands") : null,
       me.role === "admin" ? link("/dead-letters", "Dead letters", nav === "dead-letters") : null,
+      me.role === "admin" ? link("/identities", "Identities", nav === "identities") : null,
     ),
     h(
       "span",

@@ -1,6 +1,8 @@
 """The pipeline the dashboard tests look at, started for real: simulator (in-process, Modbus) →
 `edge-agent run` → a private Mosquitto → `millstream-hub serve` on PostgreSQL. Shared by the
-Chromium and the Firefox test; the `procs` fixture (conftest.py) stops what they start."""
+Chromium and the Firefox test; the `procs` fixture (conftest.py) stops what they start. `chromium`
+opens Debian's Chromium for Playwright and `watch` collects a page's errors and off-origin
+requests, for every Chromium test."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +21,7 @@ import httpx
 import pytest
 from paho.mqtt.client import Client
 from paho.mqtt.enums import CallbackAPIVersion
+from playwright.async_api import BrowserContext, Page, Request, async_playwright
 
 from edge_agent.simulators import Simulator, SimulatorOptions, request
 from tests.harness import Mosquitto, free_port
@@ -230,3 +233,45 @@ async def inject_high_pressure(sim: Simulator) -> None:
         },
     )
     assert answer["ok"], answer
+
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@asynccontextmanager
+async def chromium(profile: Path) -> AsyncIterator[BrowserContext]:
+    """Debian's Chromium with a fresh profile (never a downloaded browser)."""
+    async with async_playwright() as pw:
+        context = await pw.chromium.launch_persistent_context(
+            profile,
+            executable_path=CHROMIUM,
+            args=CHROMIUM_ARGS,
+            viewport={"width": 1280, "height": 900},
+        )
+        try:
+            yield context
+        finally:
+            await context.close()
+
+
+def watch(page: Page, base: str) -> Callable[[], list[str]]:
+    """Collect page errors and any request leaving the hub's origin (no CDN, no internet)."""
+    problems: list[str] = []
+    page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
+
+    def request(req: Request) -> None:
+        if not req.url.startswith((base, "ws://127.0.0.1", "data:")):
+            problems.append(f"request outside the hub: {req.url}")
+
+    page.on("request", request)
+    return lambda: problems

@@ -18,8 +18,7 @@ import json
 import re
 import signal
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,57 +30,18 @@ from dashtest import (
     PASSWORD,
     Proc,
     artifacts,
+    chromium,
     inject_high_pressure,
     publish_once,
     running_plant,
+    watch,
 )
-from playwright.async_api import BrowserContext, Page, Request, WebSocketRoute, async_playwright
+from playwright.async_api import Page, WebSocketRoute
 
 import wire
 from tests.harness import Mosquitto
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-@asynccontextmanager
-async def chromium(profile: Path) -> AsyncIterator[BrowserContext]:
-    """Debian's Chromium with a fresh profile (never a downloaded browser)."""
-    async with async_playwright() as pw:
-        context = await pw.chromium.launch_persistent_context(
-            profile,
-            executable_path=CHROMIUM,
-            args=CHROMIUM_ARGS,
-            viewport={"width": 1280, "height": 900},
-        )
-        try:
-            yield context
-        finally:
-            await context.close()
-
-
-def watch(page: Page, base: str) -> Callable[[], list[str]]:
-    """Collect page errors and any request leaving the hub's origin (no CDN, no internet)."""
-    problems: list[str] = []
-    page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
-
-    def request(req: Request) -> None:
-        if not req.url.startswith((base, "ws://127.0.0.1", "data:")):
-            problems.append(f"request outside the hub: {req.url}")
-
-    page.on("request", request)
-    return lambda: problems
 
 
 @dataclass
