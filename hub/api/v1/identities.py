@@ -55,6 +55,7 @@ def _out(i: Identity) -> IdentityOut:
     return IdentityOut(
         name=i.name, kind=i.kind, site=i.site, line=i.line, machines=list(i.machines),
         src=i.src, disabled=i.disabled, created_at=i.created_at, created_by=i.created_by,
+        auth=i.auth,
     )  # fmt: skip
 
 
@@ -109,14 +110,15 @@ def identities_router(services: ApiServices) -> APIRouter:
         """Make an identity in the broker; its password is in this answer and nowhere else."""
         try:
             new = Identity(
-                body.name, body.kind, body.site, body.line, tuple(body.machines), body.src
-            )
+                body.name, body.kind, body.site, body.line, tuple(body.machines), body.src,
+                auth=body.auth,
+            )  # fmt: skip
         except ValueError as exc:
             raise HTTPException(422, str(exc)) from None
         if any(i.name == new.name for i in await local().list()):
             raise HTTPException(409, f"{new.name!r} exists: rotate its password, or remove it")
         password = await on_broker(lambda ids: ids.add(new, who.subject))
-        return IdentityPasswordOut(name=new.name, password=password)
+        return IdentityPasswordOut(name=new.name, password=password or None)
 
     @router.post("/identities/{name}/disable", responses={404: {}, 503: {}})
     async def disable(name: Name, _who: Annotated[Principal, Depends(admin)]) -> IdentityOut:

@@ -435,6 +435,11 @@ class IdentityIn(_In):
         default_factory=list, description="a device's machines (an agent: any of its line)"
     )
     src: str = ""
+    auth: Literal["password", "certificate"] = Field(
+        "password",
+        description="certificate: it logs in with a client certificate from the site CA "
+        "(make-certs.sh --client NAME) on the broker's port 8884, and gets no password",
+    )
 
 
 class IdentityOut(BaseModel):
@@ -449,10 +454,12 @@ class IdentityOut(BaseModel):
     disabled: bool
     created_at: int
     created_by: str
+    auth: str = "password"  # or "certificate" (docs/deploy.md)
 
 
 class IdentityPasswordOut(BaseModel):
-    """A new identity's or a rotated password: shown in this answer only."""
+    """A new identity's or a rotated password: shown in this answer only (none for an identity
+    that logs in with a certificate)."""
 
     name: str
-    password: str
+    password: str | None

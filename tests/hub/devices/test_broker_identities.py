@@ -253,6 +253,16 @@ async def test_devices_are_scoped_cut_off_and_rotated(
             gw.close()
             assert (await api.delete("/identities/oven-gw")).status_code == 204
             assert (await api.get("/identities/oven-gw")).status_code == 404
+            # One that logs in with a client certificate: no password exists to hand out.
+            cert = {**oven, "name": "oven-cert", "auth": "certificate"}
+            made = await api.post("/identities", json=cert)
+            assert made.status_code == 201, made.text
+            assert made.json()["password"] is None
+            assert (await api.get("/identities/oven-cert")).json()["auth"] == "certificate"
+            rotated = await api.post("/identities/oven-cert/rotate")
+            assert rotated.status_code == 409
+            assert "make-certs.sh --client oven-cert" in rotated.json()["detail"]
+            assert (await api.delete("/identities/oven-cert")).status_code == 204
             names = [i["name"] for i in (await api.get("/identities")).json()]
             assert names == ["line3-pc", "press-gw"]
 
