@@ -15,7 +15,8 @@ export default defineConfig({
     // `npx vite` for development: the API and WebSocket of a hub on 127.0.0.1:8000.
     host: "127.0.0.1",
     proxy: {
-      "/api": "http://127.0.0.1:8000",
+      // ws: the identity watch view's WebSocket lives under /api/v1.
+      "/api": { target: "http://127.0.0.1:8000", ws: true },
       "/ws": { target: "ws://127.0.0.1:8000", ws: true },
     },
   },
