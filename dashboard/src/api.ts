@@ -190,6 +190,24 @@ export interface Alert {
   cleared_value: number | null;
 }
 
+/** A machine's own event: an alarm raised, acknowledged or cleared at the machine (docs/events.md). */
+export interface MachineEvent {
+  site: string;
+  line: string;
+  machine: string;
+  id: string;
+  ts: number;
+  source: string;
+  type: string;
+  /** OPC-UA's 1-1000. */
+  severity: number;
+  message: string;
+  state: string | null;
+  fields: Record<string, unknown>;
+  src: string;
+  received_at: number;
+}
+
 /** A broker identity the hub made (docs/deploy.md "Broker identities with dynamic security"). */
 export interface Identity {
   name: string;
@@ -370,6 +388,7 @@ export const api = {
     get<Completeness>(`/machines/${m.site}/${m.line}/${m.machine}/completeness`, { from, to }),
   deadLetters: (limit: number) => get<DeadLetter[]>("/dead-letters", { limit }),
   alerts: (params: Record<string, string | number>) => get<Alert[]>("/alerts", params),
+  events: (params: Record<string, string | number>) => get<MachineEvent[]>("/events", params),
   ackAlert: (id: string, comment: string) => call<Alert>("POST", `/alerts/${id}/ack`, undefined, { comment }),
   alertRules: () => get<AlertRule[]>("/alerts/rules"),
   writeTag: (s: Series, value: Value) =>

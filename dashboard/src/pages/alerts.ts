@@ -1,6 +1,6 @@
-// Alerts: what is wrong now and what was, with acknowledge for operators (docs/alerts.md).
-// Polled every few seconds like the fleet view.
-import { api, ApiError, type Alert, type Me } from "../api";
+// Alerts: what is wrong now and what was, with acknowledge for operators (docs/alerts.md), and
+// beside them what the machines raised themselves (docs/events.md). Polled like the fleet view.
+import { api, ApiError, type Alert, type MachineEvent, type Me } from "../api";
 import { badge, clear, fmtAge, fmtTime, fmtValue, h } from "../dom";
 import { LiveStream } from "../live";
 import { linkHandler } from "../router";
@@ -26,6 +26,12 @@ export function where(a: Alert): HTMLElement {
   return h("span", null, link, a.tag && a.tag !== "(agent)" ? ` · ${a.tag}` : "");
 }
 
+/** A machine event's severity (OPC-UA's 1-1000) in the alerts' three words. */
+export function eventSeverity(e: MachineEvent): HTMLElement {
+  const [look, word] = e.severity >= 700 ? ["faulted", "critical"] : e.severity >= 400 ? ["stale", "warning"] : ["offline", "info"];
+  return badge(look, `${word} ${e.severity}`);
+}
+
 export function alertsPage(root: HTMLElement, _params: string[], me: Me | null): () => void {
   const canAck = me !== null && (me.role === "operator" || me.role === "admin");
   const state = h(
@@ -42,12 +48,15 @@ export function alertsPage(root: HTMLElement, _params: string[], me: Me | null):
   const machine = h("input", { id: "alert-machine", placeholder: "machine", "aria-label": "Machine", size: 14 }) as HTMLInputElement;
   const banner = h("div", { class: "banner", hidden: true, role: "status" });
   const body = h("section", { class: "card", id: "alerts-table" }, h("p", { class: "muted" }, "Loading…"));
+  const events = h("section", { class: "card", id: "machine-events" }, h("p", { class: "muted" }, "Loading…"));
   state.onchange = () => void load();
   machine.onchange = () => void load();
   root.append(
     h("div", { class: "page-head" }, h("h1", null, "Alerts"), h("span", { class: "filters" }, state, " ", machine)),
     banner,
     body,
+    h("h2", null, "Raised by the machines"),
+    events,
   );
   let alive = true;
   let timer: number | undefined;
@@ -58,10 +67,13 @@ export function alertsPage(root: HTMLElement, _params: string[], me: Me | null):
       const params: Record<string, string | number> = { limit: 200 };
       if (state.value) params.state = state.value;
       if (machine.value.trim()) params.machine = machine.value.trim();
-      const rows = await api.alerts(params);
+      const eventParams: Record<string, string | number> = { limit: 100 };
+      if (params.machine) eventParams.machine = params.machine;
+      const [rows, raised] = await Promise.all([api.alerts(params), api.events(eventParams)]);
       if (!alive) return;
       banner.hidden = true;
       draw(state.value === "open" ? bySeverity(rows) : rows);
+      drawEvents(raised);
     } catch (e) {
       if (!alive) return;
       banner.hidden = false;
@@ -117,6 +129,43 @@ export function alertsPage(root: HTMLElement, _params: string[], me: Me | null):
                 h("td", null, canAck && a.state === "active" ? h("button", { class: "small ack", onclick: () => void acknowledge(a) }, "Acknowledge") : ""),
               ),
             ),
+          ),
+        ),
+      ),
+    );
+  }
+
+  function drawEvents(rows: MachineEvent[]): void {
+    if (!rows.length) {
+      clear(events, h("p", { class: "muted", id: "events-empty" }, "No machine events."));
+      return;
+    }
+    clear(
+      events,
+      h(
+        "div",
+        { class: "scroll" },
+        h(
+          "table",
+          { class: "grid events" },
+          h("thead", null, h("tr", null, ...["Severity", "When", "Where", "Source", "Type", "State", "Message"].map((t) => h("th", null, t)))),
+          h(
+            "tbody",
+            null,
+            ...rows.map((e) => {
+              const path = `/machines/${e.site}/${e.line}/${e.machine}`;
+              return h(
+                "tr",
+                { "data-event": e.id, "data-state": e.state ?? "" },
+                h("td", null, eventSeverity(e)),
+                h("td", null, fmtTime(e.ts)),
+                h("td", null, h("a", { href: path, onclick: linkHandler(path), class: "machine-link" }, `${e.site} / ${e.line} / ${e.machine}`)),
+                h("td", null, h("code", null, e.source)),
+                h("td", null, e.type),
+                h("td", null, e.state ?? "–"),
+                h("td", { class: "why" }, e.message),
+              );
+            }),
           ),
         ),
       ),

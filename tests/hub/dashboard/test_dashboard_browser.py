@@ -261,7 +261,22 @@ async def test_engineer_sees_fleet_live_values_and_an_agent_going_offline(
             await card.wait_for(timeout=20_000)
             assert "critical" in await card.inner_text()
             assert await page.locator("#alerts-list li", has_text="boiling-oil").count() == 0
+            # The press itself raises an alarm (wire events, docs/events.md): shown on the
+            # Alerts page beside Millstream's own, with its severity, source and message.
+            raised = json.dumps({"v": 1, "src": "press-gw", "seq": 1, "events": [{
+                "id": "guard-open:1", "ts": int(time.time() * 1000), "source": "guard_open",
+                "type": "alarm", "severity": 700, "message": "Guard door open", "state": "active",
+            }]}).encode()  # fmt: skip
+            await asyncio.to_thread(
+                publish_once, broker, f"ms/v1/{site}/{LINE}/press-01/events", raised
+            )
             await page.click("nav >> text=Alerts")
+            event = page.locator('#machine-events tr[data-event="guard-open:1"]')
+            await event.wait_for(timeout=15_000)
+            shown = await event.inner_text()
+            assert "critical 700" in shown, shown
+            assert "guard_open" in shown, shown
+            assert "Guard door open" in shown, shown
             row = page.locator('#alerts-table tr[data-state="active"]', has_text="warm-oil")
             await row.wait_for(timeout=10_000)
             page.once("dialog", lambda d: asyncio.ensure_future(d.accept("checking the cooler")))
