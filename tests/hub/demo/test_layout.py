@@ -74,6 +74,7 @@ def test_mqtt_311_subscriptions_are_plain() -> None:
     topics = [t for t, _ in subscriptions("hub", shared=False)]
     assert topics == [
         "ms/v1/+/+/+/telemetry",
+        "ms/v1/+/+/+/events",
         "ms/v1/+/+/+/status",
         "ms/v1/+/+/+/meta",
         "ms/v1/agents/+/status",
