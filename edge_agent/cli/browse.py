@@ -1,8 +1,11 @@
-"""`edge-agent browse CONFIG --device X`: walk an OPC-UA server's address space, write a profile.
+"""`edge-agent browse CONFIG --device X`: walk an OPC-UA server's address space, or list a Logix
+controller's tags (EtherNet/IP), and write a profile.
 
 Commissioning starts here: the technician sees the machine's variables with data types and live
 values, and `--profile-out` turns what is under a path into a profile skeleton with browse paths
-(which survive node id changes after a PLC download).
+(which survive node id changes after a PLC download). For an `enip:` device it is the
+controller's tag list — controller and program tags with types and array sizes — and the
+skeleton addresses them by name (edge_agent/drivers/enip/tag_list.py).
 """
 
 from __future__ import annotations
@@ -18,11 +21,13 @@ import typer
 import yaml
 
 from edge_agent.cli.common import fail, load_or_exit
-from edge_agent.cli.opcua import opcua_of
+from edge_agent.cli.enip import browse_enip
+from edge_agent.drivers.enip.driver import EnipDriver
 from edge_agent.drivers.opcua.browse_path import QualifiedName, format_browse_path
 from edge_agent.drivers.opcua.browse_path import parse_browse_path as parse_path
 from edge_agent.drivers.opcua.values import wire_value
-from edge_agent.errors import MillstreamAgentError
+from edge_agent.errors import ConfigError, ConfigProblem, MillstreamAgentError
+from edge_agent.runtime.registry import build_driver
 
 if TYPE_CHECKING:
     from edge_agent.drivers.opcua.driver import OpcuaDriver
@@ -133,28 +138,75 @@ async def _walk(
     return found
 
 
+_HELP = """Show what a device offers, and with --profile-out write a profile skeleton of it.
+
+OPC-UA (opcua: device): the tree of nodes under --path with data types and current values; the
+skeleton addresses each variable by browse path.
+
+EtherNet/IP (enip: device, a Logix controller): the controller's tag list — controller tags and
+program tags (Program:X.Tag) with their types and array sizes, UDT members indented. The skeleton
+has one tag per value: UDT members by path (Filler.Motor.Current), array elements by index up to
+--max-elements (Heads[0] …); what has no profile type is left out with the reason. --path,
+--depth and --standard are OPC-UA's.
+
+Example:
+
+\b
+    $ edge-agent browse agent.yaml --device cnc-07 --path /Objects/2:Machine --depth 3
+    $ edge-agent browse agent.yaml --device filler-01 --profile-out filler-line.yaml
+"""
+
+
 def browse(  # noqa: PLR0917 -- typer maps parameters to CLI options
     config: Annotated[Path, typer.Argument(help="Agent config file.")],
     device: Annotated[str, typer.Option("--device", help="Machine name from the config.")],
-    path: Annotated[str, typer.Option("--path", help="Where to start.")] = "/Objects",
-    depth: Annotated[int, typer.Option("--depth", min=1, help="Levels below --path.")] = 3,
+    path: Annotated[str, typer.Option("--path", help="Where to start (OPC-UA).")] = "/Objects",
+    depth: Annotated[int, typer.Option("--depth", min=1, help="Levels below --path (OPC-UA).")] = 3,
     profile_out: Annotated[
         Path | None,
         typer.Option("--profile-out", help="Write a profile skeleton for the variables found."),
     ] = None,
     standard: Annotated[
-        bool, typer.Option("--standard", help="Also show namespace-0 (standard) nodes.")
+        bool, typer.Option("--standard", help="Also show namespace-0 (standard) nodes (OPC-UA).")
     ] = False,
+    max_elements: Annotated[
+        int,
+        typer.Option(
+            "--max-elements", min=1, help="Array elements per array in the skeleton (EtherNet/IP)."
+        ),
+    ] = 16,
 ) -> None:
-    """Show the tree of nodes under PATH with data types and current values."""
+    """Show what a device offers; write a profile skeleton of it (see --help)."""
     loaded = load_or_exit(config)
+    try:
+        driver = build_driver(loaded, device)
+    except MillstreamAgentError as exc:
+        raise fail(exc) from exc
+    if isinstance(driver, EnipDriver):
+        browse_enip(driver, profile_out, max_elements)
+        return
+    from edge_agent.drivers.opcua.driver import OpcuaDriver  # noqa: PLC0415 -- import cost
+
+    if not isinstance(driver, OpcuaDriver):
+        raise fail(
+            ConfigError(
+                [
+                    ConfigProblem(
+                        str(loaded.path),
+                        f"device {device}",
+                        "browse lists OPC-UA and EtherNet/IP devices only",
+                        "pick a device with opcua: or enip:",
+                    )
+                ]
+            )
+        )
     try:
         start = parse_path(path) if path.strip("/") else []
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
     try:
-        dev = opcua_of(loaded, device)
+        dev = driver
         nodes = asyncio.run(_walk(dev, start, depth, standard))
     except MillstreamAgentError as exc:
         raise fail(exc) from exc
@@ -176,4 +228,4 @@ def browse(  # noqa: PLR0917 -- typer maps parameters to CLI options
 
 def register(app: typer.Typer) -> None:
     """Add the `browse` command to `app`."""
-    app.command("browse")(browse)
+    app.command("browse", help=_HELP)(browse)

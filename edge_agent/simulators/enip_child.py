@@ -13,7 +13,8 @@ one the initial values, before anything listens — and hears of clients' writes
     out: {"error": "cannot listen on 127.0.0.1:44818"}    (instead, and the process ends)
     out: {"write": "Program:MainProgram.SpeedSetpoint", "value": 0.8}
 
-End of input ends it.
+End of input ends it. It also answers the tag list as a controller does (enip_symbols.py), so
+`edge-agent browse` can be rehearsed against it.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ import threading
 import time
 from types import SimpleNamespace
 from typing import Any
+
+from edge_agent.simulators.enip_symbols import message_router_class
 
 _ELEMENT = re.compile(r"^(.*)\[(\d+)\]$")
 _stdout_lock = threading.Lock()
@@ -103,7 +106,14 @@ def main(argv: list[str]) -> None:
     enip_main.enip_srv = tracked
     args = ["--address", address, "--no-udp", "--no-config", *specs]
     server = threading.Thread(
-        target=enip_main.main, kwargs={"argv": args, "attribute_class": Reported}, daemon=True
+        target=enip_main.main,
+        # The tag list too (message_router_class), so `edge-agent browse` can be rehearsed.
+        kwargs={
+            "argv": args,
+            "attribute_class": Reported,
+            "message_router_class": message_router_class(),
+        },
+        daemon=True,
     )
     server.start()
     # cpppo puts the address it bound in its control dict; its thread ends if it cannot bind.

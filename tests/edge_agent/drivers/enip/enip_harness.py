@@ -1,6 +1,7 @@
 """A real EtherNet/IP (Logix) server for tests: cpppo's, in its own process on 127.0.0.1 and a
 free port, with the tags a test names (`Speed=REAL`, `Data=DINT[10]`); values set through a
-client of its own (pylogix), as a PLC program would change them."""
+client of its own (pylogix), as a PLC program would change them. It also answers the tag list
+(Symbol Object, service 0x55: edge_agent/simulators/enip_symbols.py), as a controller does."""
 
 from __future__ import annotations
 
@@ -22,15 +23,19 @@ __all__ = ["EnipServer", "enip_server"]
 class EnipServer:
     """A running cpppo Logix simulator."""
 
-    def __init__(self, tags: dict[str, str], port: int) -> None:
+    def __init__(self, tags: dict[str, str], port: int, *, tag_list: bool = True) -> None:
         self.tags = tags
         self.port = port
+        # False: cpppo's own server, which does not answer the tag list (service 0x55).
+        self.tag_list = tag_list
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         """Start it and wait until it takes connections."""
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "cpppo.server.enip", "--address", f"127.0.0.1:{self.port}",
+            [sys.executable, "-m",
+             "edge_agent.simulators.enip_symbols" if self.tag_list else "cpppo.server.enip",
+             "--address", f"127.0.0.1:{self.port}",
              *(f"{name}={type_}" for name, type_ in self.tags.items())],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
@@ -64,9 +69,11 @@ class EnipServer:
 
 
 @contextlib.contextmanager
-def enip_server(tags: dict[str, str], port: int | None = None) -> Iterator[EnipServer]:
+def enip_server(
+    tags: dict[str, str], port: int | None = None, *, tag_list: bool = True
+) -> Iterator[EnipServer]:
     """A cpppo Logix server for the test's duration."""
-    server = EnipServer(tags, port or free_port())
+    server = EnipServer(tags, port or free_port(), tag_list=tag_list)
     server.start()
     try:
         yield server
