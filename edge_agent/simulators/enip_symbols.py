@@ -2,10 +2,11 @@
 Object's `Get_Instance_Attribute_List` (class 0x6B, service 0x55) that `edge-agent browse` asks.
 
 cpppo serves Read/Write Tag but not the tag list. A Logix controller answers service 0x55 on
-class 0x6B from an instance number on: each symbol as its instance id (UDINT), the attributes
-asked (pylogix asks 1 name: UINT length + characters; 2 symbol type: UINT, low 12 bits the CIP
-type, bits 13-14 the array's dimension count; 8 array dimensions: three UDINTs), and status 0x06
-when more symbols follow than fit the reply. Controller scope lists its programs too
+class 0x6B from an instance number on: each symbol as its instance id (UDINT), then the
+attributes asked, in the order asked (pylogix asks 1 name: UINT length + characters; 2 symbol
+type: UINT, low 12 bits the CIP type, bits 13-14 the array's dimension count; 8 array
+dimensions: three UDINTs; pycomm3 also 3, 5, 6 and 10), and status 0x06 when more symbols follow
+than fit the reply. Controller scope lists its programs too
 (`Program:MainProgram`); a path starting with the program's name (symbolic segment) lists that
 program's tags. That is the wire format pylogix's `GetTagList` parses (`eip._parse_packet`,
 `lgx_tag.Tag.parse`).
@@ -55,16 +56,37 @@ def symbols(tags: Iterable[tuple[str, int, int]], program: str | None) -> list[S
     return [(i, name, kind, length) for i, (name, kind, length) in enumerate(listed, start=1)]
 
 
-def list_reply(listed: list[Symbol], start: int) -> tuple[int, bytes]:
-    """(CIP general status, reply data) for the symbols from instance `start` on: 0x06 when more
-    follow than fit one reply."""
+def _attribute(symbol: Symbol, attribute: int) -> bytes:
+    _, name, kind, length = symbol
+    encoded = name.encode()
+    values = {
+        1: struct.pack("<H", len(encoded)) + encoded,  # symbol name
+        2: struct.pack("<H", kind),  # symbol type
+        3: struct.pack("<I", 0),  # symbol address (memory; nothing a client can use here)
+        5: struct.pack("<I", 0),  # symbol object address
+        6: struct.pack("<I", 0),  # software control
+        8: struct.pack("<III", length, 0, 0),  # array dimensions
+        10: struct.pack("<B", 0),  # external access: read/write
+    }
+    return values[attribute]
+
+
+def list_reply(
+    listed: list[Symbol], start: int, attributes: tuple[int, ...] = (1, 2, 8)
+) -> tuple[int, bytes]:
+    """(CIP general status, reply data) for the symbols from instance `start` on, each with the
+    `attributes` asked in the order asked: 0x06 when more follow than fit one reply, 0x14
+    (attribute not supported) for one this server does not know."""
     out = b""
-    for instance, name, kind, length in listed:
-        if instance < start:
+    for symbol in listed:
+        if symbol[0] < start:
             continue
-        encoded = name.encode()
-        entry = struct.pack("<IH", instance, len(encoded)) + encoded
-        entry += struct.pack("<HIII", kind, length, 0, 0)
+        try:
+            entry = struct.pack("<I", symbol[0]) + b"".join(
+                _attribute(symbol, a) for a in attributes
+            )
+        except KeyError:
+            return 0x14, b""
         if out and len(out) + len(entry) > _MAX_REPLY:
             return 0x06, out
         out += entry
@@ -105,7 +127,8 @@ def message_router_class() -> Any:
                 listed = symbols(tags_now(), program)
                 known = program is None or any(n == program for _, n, _, _ in symbols(
                     tags_now(), None))  # fmt: skip
-                status, payload = list_reply(listed, start) if known else (0x05, b"")
+                asked = tuple(int(a) for a in data[context].get("attributes", ()))
+                status, payload = list_reply(listed, start, asked) if known else (0x05, b"")
             data.status = status
             data.input = bytearray(struct.pack("<BBBB", data.service, 0, status, 0) + payload)
             return True

@@ -74,7 +74,9 @@ def _udt_members(udts: dict[int, Any], tag: Any, depth: int) -> tuple[ListedTag,
         if member.TagName.startswith("ZZZZZZZZZZ") or member.Internal:
             continue
         members.append(_listed(udts, member, member.TagName, depth + 1))
-    return tuple(members)
+    # No member at all: the template did not come back as pylogix parses it; the tag is then
+    # reported as a UDT without members rather than silently dropped.
+    return tuple(members) or None
 
 
 def _listed(udts: dict[int, Any], tag: Any, name: str, depth: int = 0) -> ListedTag:
@@ -185,7 +187,8 @@ def skeleton_entries(
                 skipped += why
         else:
             reason = (
-                f"a UDT ({tag.data_type or 'unknown'}) whose template the controller did not give"
+                f"a UDT ({tag.data_type or 'type unknown'}) whose members were not listed; "
+                f"add them by path ({target}.Member)"
                 if tag.struct
                 else f"type {tag.data_type or 'unknown'} has no profile type"
             )

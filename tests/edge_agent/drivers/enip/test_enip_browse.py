@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +19,7 @@ from edge_agent.config.enip_profile import EnipProfile
 from edge_agent.drivers.enip.driver import EnipEndpoint
 from edge_agent.drivers.enip.tag_list import ListedTag, TagListing, list_tags, profile_skeleton
 from edge_agent.simulators.enip_server import LogixDevice
+from edge_agent.simulators.enip_symbols import PROGRAM_SYMBOL_TYPE, list_reply, symbols
 from edge_agent.simulators.faults import FaultBook
 from edge_agent.simulators.machines.logix_conveyor import LogixConveyor
 from tests.edge_agent.drivers.enip.enip_harness import enip_server
@@ -174,6 +176,20 @@ def test_udt_members_go_by_path_and_what_has_no_profile_type_is_left_out_with_wh
     ]  # fmt: skip
     assert skipped == [
         "Grid REAL[3,…]: a 2-dimensional array; add elements as Grid[i,j]",
-        "Delay: a UDT (TIMER) whose template the controller did not give",
+        "Delay: a UDT (TIMER) whose members were not listed; add them by path (Delay.Member)",
     ]
     assert skeleton["tags"][1]["name"] == "filler_motor_current"
+
+
+def test_the_servers_tag_list_reply_has_the_attributes_asked_in_the_order_asked() -> None:
+    listed = symbols([("Speed", 0xCA, 0), ("Program:Main.Zones", 0xC4, 4)], None)
+    assert listed == [(1, "Speed", 0xCA, 0), (2, "Program:Main", PROGRAM_SYMBOL_TYPE, 0)]
+    status, data = list_reply(listed, 1, (1, 2, 8))
+    assert status == 0
+    assert data[:25] == struct.pack("<IH5sHIII", 1, 5, b"Speed", 0xCA, 0, 0, 0)
+    # pycomm3's set: name, type, address, object address, software control, dims, access.
+    status, data = list_reply(listed, 2, (1, 2, 3, 5, 6, 8, 10))
+    assert (status, len(data)) == (0, 4 + 2 + len("Program:Main") + 2 + 12 + 12 + 1)
+    assert list_reply(listed, 1, (1, 99)) == (0x14, b"")
+    (zones,) = symbols([("Program:Main.Zones", 0xC4, 4)], "Program:Main")
+    assert zones == (1, "Zones", 0x20C4, 4)
