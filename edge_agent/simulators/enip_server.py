@@ -14,13 +14,13 @@ import contextlib
 import errno
 import importlib.util
 import json
-import logging
 import re
 import sys
 import time
 from collections.abc import Callable
 from typing import Any
 
+from edge_agent.simulators import faults
 from edge_agent.simulators.faults import Fault, FaultBook
 from edge_agent.simulators.plc_values import raw_value
 from edge_agent.simulators.tags import LogixTag, Value
@@ -32,7 +32,6 @@ _CIP_TYPE = {"bool": "BOOL", "sint": "SINT", "int": "INT", "dint": "DINT", "real
              "lreal": "LREAL", "string": "SSTRING"}  # fmt: skip
 _ELEMENT = re.compile(r"^(.*)\[(\d+)\]$")
 _START_S = 30.0
-_log = logging.getLogger(__name__)
 
 
 def cpppo_missing() -> str | None:
@@ -199,13 +198,4 @@ class LogixDevice:
 
     async def go_offline(self, seconds: float) -> None:
         """Stop listening for `seconds`, then serve again on the same port."""
-        await self.stop()
-        await asyncio.sleep(seconds)
-        while True:
-            try:
-                await self.start(self.host, self.port)
-            except OSError:
-                _log.warning("%s: cannot listen again on port %d yet", self.name, self.port)
-                await asyncio.sleep(1.0)
-            else:
-                return
+        await faults.go_offline(self, seconds)

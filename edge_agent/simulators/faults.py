@@ -15,10 +15,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from dataclasses import dataclass
-from typing import Any, Literal, get_args
+from typing import Any, Literal, Protocol, get_args
 
-__all__ = ["DEFAULT_FAULT_S", "FAULT_KINDS", "Fault", "FaultBook", "FaultKind"]
+__all__ = [
+    "DEFAULT_FAULT_S",
+    "FAULT_KINDS",
+    "Fault",
+    "FaultBook",
+    "FaultKind",
+    "Listener",
+    "go_offline",
+]
 
 FaultKind = Literal["drop", "offline", "slow", "exception", "restart"]
 FAULT_KINDS: tuple[str, ...] = get_args(FaultKind)
@@ -81,3 +91,32 @@ class FaultBook:
     def expire(self, now: float) -> None:
         """Forget faults that have ended."""
         self.faults = [f for f in self.faults if f.end > now]
+
+
+class Listener(Protocol):
+    """A simulated device's server: the Modbus, S7 and Logix ones."""
+
+    name: str
+    host: str
+    port: int
+
+    async def start(self, host: str, port: int) -> None: ...
+    async def stop(self) -> None: ...
+
+
+async def go_offline(device: Listener, seconds: float) -> None:
+    """The `offline` fault: refuse connections for `seconds`, then listen again on the same
+    port. Someone may grab the port meanwhile: the device keeps refusing, as one that fails to
+    come back would, and tries again rather than kill the whole plant."""
+    await device.stop()
+    await asyncio.sleep(seconds)
+    while True:
+        try:
+            await device.start(device.host, device.port)
+        except OSError:
+            logging.getLogger(__name__).warning(
+                "%s: cannot listen again on port %d yet", device.name, device.port
+            )
+            await asyncio.sleep(1.0)
+        else:
+            return

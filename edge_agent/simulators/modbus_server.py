@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import logging
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -22,6 +21,7 @@ from pymodbus.server.requesthandler import ServerRequestHandler
 from pymodbus.transaction import TransactionManager
 
 from edge_agent.drivers.modbus.codec import decode_registers, scale_value
+from edge_agent.simulators import faults
 from edge_agent.simulators.faults import FaultBook
 from edge_agent.simulators.image import FUNCTION_TABLE, RegisterImage
 from edge_agent.simulators.tags import ModbusTag, Value
@@ -29,7 +29,6 @@ from edge_agent.simulators.tags import ModbusTag, Value
 __all__ = ["UNIT_ID", "ModbusDevice"]
 
 UNIT_ID = 1
-_log = logging.getLogger(__name__)
 
 
 class _Datastore(ModbusServerContext):
@@ -166,18 +165,7 @@ class ModbusDevice:
 
     async def go_offline(self, seconds: float) -> None:
         """Refuse connections for `seconds`, then listen again on the same port."""
-        await self.stop()
-        await asyncio.sleep(seconds)
-        while True:
-            try:
-                await self.start(self.host, self.port)
-            except OSError:
-                # Someone else grabbed the port meanwhile: keep refusing, as a device that
-                # fails to come back would, and try again rather than kill the whole plant.
-                _log.warning("%s: cannot listen again on port %d yet", self.name, self.port)
-                await asyncio.sleep(1.0)
-            else:
-                return
+        await faults.go_offline(self, seconds)
 
     async def answer(
         self, unit: int, func_code: int, address: int, count: int

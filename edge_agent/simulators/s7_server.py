@@ -23,6 +23,7 @@ from snap7.server import Server
 from snap7.type import SrvArea
 
 from edge_agent.drivers.s7.address import byte_size, parse_address
+from edge_agent.simulators import faults
 from edge_agent.simulators.faults import FaultBook
 from edge_agent.simulators.plc_values import S7Image
 from edge_agent.simulators.tags import S7Tag, Value
@@ -31,7 +32,6 @@ __all__ = ["S7_RACK", "S7_SLOT", "S7Device"]
 
 # Where an S7-1200/1500 CPU sits; python-snap7's server answers any rack and slot.
 S7_RACK, S7_SLOT = 0, 1
-_log = logging.getLogger(__name__)
 
 
 class _Server(Server):
@@ -142,16 +142,7 @@ class S7Device:
 
     async def go_offline(self, seconds: float) -> None:
         """Refuse connections for `seconds`, then listen again on the same port."""
-        await self.stop()
-        await asyncio.sleep(seconds)
-        while True:
-            try:
-                await self.start(self.host, self.port)
-            except OSError:
-                _log.warning("%s: cannot listen again on port %d yet", self.name, self.port)
-                await asyncio.sleep(1.0)
-            else:
-                return
+        await faults.go_offline(self, seconds)
 
     def delay_s(self) -> float:
         """How long a `slow` fault holds each answer now (from a client's thread)."""
