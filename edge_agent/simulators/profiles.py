@@ -44,20 +44,7 @@ def _modbus_tag(tag: ModbusTag) -> str:
         parts.append(f"order: {tag.order}")
     if tag.bit is not None:
         parts.append(f"bit: {tag.bit}")
-    if tag.scale != 1.0:
-        parts.append(f"scale: {tag.scale:g}")
-    if tag.offset != 0.0:
-        parts.append(f"offset: {tag.offset:g}")
-    if tag.unit:
-        parts.append(f"unit: {_q(tag.unit)}")
-    if tag.poll_ms != 1000:
-        parts.append(f"poll_ms: {tag.poll_ms}")
-    parts += _limits(tag)
-    if tag.writable:
-        parts.append("writable: true")
-        if tag.type not in ("bool", "string"):
-            parts.append(f"min: {tag.lo:.12g}, max: {tag.hi:.12g}")
-    return "  - {" + ", ".join(parts) + "}"
+    return _line([*parts, *_scaling_and_range(tag)])
 
 
 def _plc_tag(tag: S7Tag | LogixTag) -> str:
@@ -67,6 +54,12 @@ def _plc_tag(tag: S7Tag | LogixTag) -> str:
             parts.append(f"length: {tag.length}")
     else:
         parts = [f"name: {tag.name}", f"tag: {_q(tag.tag)}", f"type: {tag.type}"]
+    return _line([*parts, *_scaling_and_range(tag)])
+
+
+def _scaling_and_range(tag: ModbusTag | S7Tag | LogixTag) -> list[str]:
+    """What every protocol's tag line ends with: scaling, unit, poll, limits, write range."""
+    parts = []
     if tag.scale != 1.0:
         parts.append(f"scale: {tag.scale:g}")
     if tag.offset != 0.0:
@@ -80,6 +73,10 @@ def _plc_tag(tag: S7Tag | LogixTag) -> str:
         parts.append("writable: true")
         if tag.type not in ("bool", "string"):
             parts.append(f"min: {tag.lo:.12g}, max: {tag.hi:.12g}")
+    return parts
+
+
+def _line(parts: list[str]) -> str:
     return "  - {" + ", ".join(parts) + "}"
 
 
