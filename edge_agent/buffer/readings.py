@@ -36,6 +36,8 @@ Value = float | int | bool | str
 
 _ARRAY = b'"readings":['
 _EVENTS_ARRAY = b'"events":['
+# `{"v":1,"src":"<64>","seq":<19 digits>,"readings":[` is at most 118 bytes.
+_HEAD_BYTES = 160
 # The lane suffix of a machine's events: "/" is never in a machine name (a topic segment).
 EVENTS_LANE = "/events"
 
@@ -80,12 +82,11 @@ def lane_machine(device: str) -> tuple[str, bool]:
 
 def split_payload(payload: bytes) -> tuple[bytes, bytes, bytes]:
     """Split a telemetry (or events) payload into (head, array fragment, tail)."""
-    # Whichever array comes first: a string inside the other could spell the second one.
-    readings, events = payload.find(_ARRAY), payload.find(_EVENTS_ARRAY)
-    if events != -1 and (readings == -1 or events < readings):
-        start = events + len(_EVENTS_ARRAY)
-    else:
-        start = payload.index(_ARRAY) + len(_ARRAY)
+    # The array follows v, src and seq, so it starts within the head: look only there (this
+    # runs on every appended chunk; a string value could also spell the other array's key).
+    events = payload.find(_EVENTS_ARRAY, 0, _HEAD_BYTES)
+    array = _ARRAY if events == -1 else _EVENTS_ARRAY
+    start = (events if events != -1 else payload.index(_ARRAY)) + len(array)
     end = payload.rindex(b"]")  # every field after the array is a scalar
     return payload[:start], payload[start:end], payload[end:]
 
