@@ -11,6 +11,9 @@ late. Kinds:
   value back and reports it in `read_back` (and the value before in `previous`);
 - `call`: call `method` of `machine` (an OPC-UA method its profile declares) with `args`; the
   result carries the method's `outputs`;
+- `acknowledge`: acknowledge the alarm `event` (a machine event's id: the occurrence of an OPC-UA
+  condition the agent published) of `machine`, with the operator's `comment`; the agent refuses
+  an event it knows no acknowledgeable condition for;
 - `config`: a new agent configuration (`config`: its version, its files — the agent config file
   `agent.yaml` and the device profiles it names — and `rollback_after`); the agent validates it,
   switches to it and keeps it only if every device online before comes back and the broker is
@@ -29,14 +32,15 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 from pydantic_core import PydanticCustomError
 
 from wire.errors import PayloadError, shorten
-from wire.limits import UUID_PATTERN, VERSION
-from wire.models import Segment, Tag, Text, Ts, Value, Version
+from wire.limits import EVENT_ID_PATTERN, UUID_PATTERN, VERSION
+from wire.models import Segment, Tag, Text, Ts, Value, Version, _no_nul, _utf8_at_most
 from wire.topics import AgentTopic, parse_topic
 from wire.validation import validate_payload
 
 __all__ = [
     "COMMAND_STATUSES",
     "CONFIG_MAIN_FILE",
+    "MAX_ACK_COMMENT_CHARS",
     "Command",
     "CommandKind",
     "CommandResult",
@@ -48,8 +52,11 @@ __all__ = [
     "parse_command_result",
 ]
 
-CommandKind = Literal["write", "call", "config"]
+CommandKind = Literal["write", "call", "config", "acknowledge"]
 MAX_ARGS = 32
+# OPC-UA carries an acknowledgement's comment as a LocalizedText of any length; an operator's
+# note of a line or two is what a server's alarm list and the hub's audit log show.
+MAX_ACK_COMMENT_CHARS = 512
 CommandStatus = Literal["done", "refused", "failed", "expired"]
 COMMAND_STATUSES: tuple[CommandStatus, ...] = ("done", "refused", "failed", "expired")
 CommandId = Annotated[str, Field(strict=True, pattern=f"^{UUID_PATTERN}$")]
@@ -63,6 +70,13 @@ ConfigFileName = Annotated[
         max_length=200,
         pattern=r"^[A-Za-z0-9_-][A-Za-z0-9_.-]*(/[A-Za-z0-9_-][A-Za-z0-9_.-]*)*$",
     ),
+]
+# Text (UTF-8 bytes, no NUL) with a limit in characters, which is what an operator counts.
+AckComment = Annotated[
+    str,
+    Field(strict=True, max_length=MAX_ACK_COMMENT_CHARS),
+    AfterValidator(_utf8_at_most),
+    AfterValidator(_no_nul),
 ]
 MAX_CONFIG_FILES = 64
 CONFIG_MAIN_FILE = "agent.yaml"
@@ -116,6 +130,9 @@ class Command(_Model):
     args: Annotated[tuple[Value, ...], Field(max_length=MAX_ARGS)] = ()
     # config: the agent configuration, whole
     config: ConfigBundle | None = None
+    # acknowledge (machine, event, comment)
+    event: Annotated[str, Field(strict=True, pattern=f"^{EVENT_ID_PATTERN}$")] | None = None
+    comment: AckComment = ""
 
     @model_validator(mode="after")
     def _complete(self) -> Command:
@@ -129,6 +146,10 @@ class Command(_Model):
             raise PydanticCustomError("incomplete_command", "a call names machine and method")
         if self.kind == "config" and self.config is None:
             raise PydanticCustomError("incomplete_command", "a config command carries config")
+        if self.kind == "acknowledge" and (self.machine is None or self.event is None):
+            raise PydanticCustomError(
+                "incomplete_command", "an acknowledge names machine and event"
+            )
         return self
 
 
@@ -177,4 +198,6 @@ def _dump(body: Command | CommandResult) -> bytes:
     fields = body.model_dump(mode="json", exclude_none=True, exclude={"v"})
     if not fields.get("args", True):
         del fields["args"]  # a write has none
+    if not fields.get("comment", True):
+        del fields["comment"]  # only an acknowledge may carry one
     return json.dumps({"v": body.v, **fields}, separators=(",", ":"), ensure_ascii=False).encode()

@@ -32,7 +32,7 @@ def test_a_write_and_its_result_round_trip() -> None:
     [
         ({"id": "not-a-uuid"}, "id", "must be a UUID in lower-case hex"),
         ({"id": ID.upper()}, "id", "must be a UUID in lower-case hex"),
-        ({"kind": "reboot"}, "kind", "'write', 'call' or 'config'"),
+        ({"kind": "reboot"}, "kind", "'write', 'call', 'config' or 'acknowledge'"),
         ({"kind": "call"}, "payload", "a call names machine and method"),
         ({"value": None}, "payload", "a write names machine, tag and value"),
         ({"expires_at": 999}, "payload", "expires_at is before issued_at"),
@@ -104,3 +104,50 @@ def test_a_config_bundle_names_only_plain_relative_files(files: dict[str, str], 
     with pytest.raises(wire.PayloadError) as info:
         wire.parse_command(TOPIC, raw.encode())
     assert words in str(info.value)
+
+
+ACKNOWLEDGE = {
+    **{k: v for k, v in WRITE.items() if k not in {"tag", "value"}},
+    "kind": "acknowledge", "machine": "cnc-01", "event": "c7f3a90b12e4", "comment": "on it",
+}  # fmt: skip
+
+
+def test_an_acknowledge_names_an_event_and_round_trips() -> None:
+    _agent, command = wire.parse_command(TOPIC, json.dumps(ACKNOWLEDGE).encode())
+    assert (command.machine, command.event, command.comment) == ("cnc-01", "c7f3a90b12e4", "on it")
+    assert wire.parse_command(TOPIC, wire.encode_command(command))[1] == command
+    # Without a comment it travels without one (so does every other kind).
+    bare = {k: v for k, v in ACKNOWLEDGE.items() if k != "comment"}
+    _agent, command = wire.parse_command(TOPIC, json.dumps(bare).encode())
+    assert command.comment == ""
+    assert b"comment" not in wire.encode_command(command)
+    assert b"comment" not in wire.encode_command(
+        wire.parse_command(TOPIC, json.dumps(WRITE).encode())[1]
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "words"),
+    [
+        ({"event": None}, "payload", "an acknowledge names machine and event"),
+        ({"machine": None}, "payload", "an acknowledge names machine and event"),
+        ({"event": "has space"}, "event", "should match pattern"),
+        ({"event": "x" * 129}, "event", "should match pattern"),
+        ({"comment": "c" * 513}, "comment", "is 513 characters, the limit is 512"),
+        ({"comment": "a\\u0000b"}, "comment", "U+0000"),
+    ],
+)
+def test_a_broken_acknowledge_names_what_is_wrong(
+    change: dict[str, object], field: str, words: str
+) -> None:
+    body = {k: v for k, v in {**ACKNOWLEDGE, **change}.items() if v is not None}
+    raw = json.dumps(body).replace("\\\\u0000", "\\u0000")
+    with pytest.raises(wire.PayloadError) as info:
+        wire.parse_command(TOPIC, raw.encode())
+    assert info.value.field == field
+    assert words in str(info.value)
+
+
+def test_an_acknowledge_comment_may_be_512_characters_of_any_script() -> None:
+    body = {**ACKNOWLEDGE, "comment": "ä" * 512}  # 1,024 bytes of UTF-8: the wire's text limit
+    assert wire.parse_command(TOPIC, json.dumps(body).encode())[1].comment == "ä" * 512
