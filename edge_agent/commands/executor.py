@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 import wire
 from edge_agent.commands.journal import CommandJournal, JournalEntry
 from edge_agent.commands.reconfigure import Reconfigurer
-from edge_agent.drivers.base import CallingDriver, Value, WritingDriver
+from edge_agent.drivers.base import AcknowledgingDriver, CallingDriver, Value, WritingDriver
 from edge_agent.errors import DecodeError, DeviceUnavailable, WriteFailed, WriteRefused
 
 __all__ = ["CommandExecutor"]
@@ -128,8 +128,10 @@ class CommandExecutor:
             return
         if command.kind == "write":
             what = f"{command.machine}.{command.tag} = {command.value!r}"
-        else:
+        elif command.kind == "call":
             what = f"{command.machine}.{command.method}({', '.join(map(repr, command.args))})"
+        else:
+            what = f"{command.machine} event {command.event}"
         try:
             async with asyncio.timeout(WRITE_TIMEOUT_S):
                 previous, read_back, outputs = await self._run(command)
@@ -145,7 +147,7 @@ class CommandExecutor:
             log.exception("command %s: unexpected error", command.id)
             await self._finish(command.id, "failed", f"{what}: internal error: {exc!r}")
         else:
-            verb = "wrote" if command.kind == "write" else "called"
+            verb = {"write": "wrote", "call": "called"}.get(command.kind, "acknowledged")
             await self._finish(
                 command.id, "done", f"{verb} {what}", read_back=read_back, previous=previous,
                 outputs=outputs,
@@ -185,14 +187,21 @@ class CommandExecutor:
         device = self.devices.get(command.machine or "")
         if device is None:
             return f"this agent has no device {command.machine!r}"
-        able = WritingDriver if command.kind == "write" else CallingDriver
+        able = {"write": WritingDriver, "call": CallingDriver}.get(
+            command.kind, AcknowledgingDriver
+        )
         if not isinstance(device, able):
             return f"{command.machine}: its protocol cannot {command.kind} yet"
         return None
 
     async def _run(self, command: wire.Command) -> tuple[Value, Value, tuple[Value, ...] | None]:
-        """(value before, value read back, outputs) of a write or a call."""
+        """(value before, value read back, outputs) of a write, a call or an acknowledge."""
         device = self.devices[command.machine or ""]
+        if command.kind == "acknowledge":
+            assert isinstance(device, AcknowledgingDriver)
+            assert command.event is not None  # an acknowledge names it (wire checked)
+            await device.acknowledge(command.event, command.comment)
+            return None, None, None
         if command.kind == "write":
             assert isinstance(device, WritingDriver)
             assert command.tag is not None  # a write names it (wire checked)

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from edge_agent.drivers.health import DeviceHealth
 
 __all__ = [
+    "AcknowledgingDriver",
     "CallingDriver",
     "Driver",
     "Quality",
@@ -90,3 +91,14 @@ class CallingDriver(Driver, Protocol):
     async def call(self, method: str, args: Sequence[Value]) -> list[Value]:
         """The method's outputs; `WriteRefused` for an undeclared method or unfit arguments."""
         ...
+
+
+@runtime_checkable
+class AcknowledgingDriver(Driver, Protocol):
+    """A driver that acknowledges the alarm conditions it published as events (OPC-UA Alarms &
+    Conditions; docs/events.md)."""
+
+    async def acknowledge(self, event: str, comment: str) -> None:
+        """Acknowledge the condition occurrence of machine event `event` with `comment`;
+        `WriteRefused` when no acknowledgeable condition has that event id, `WriteFailed`
+        when the server refuses, `DeviceUnavailable` while disconnected."""
