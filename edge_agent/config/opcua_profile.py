@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 from pydantic import (
@@ -26,7 +27,14 @@ from edge_agent.config.modbus_profile import (
 )
 from edge_agent.config.names import Name
 
-__all__ = ["OpcUaDeadband", "OpcUaDefaults", "OpcUaMethod", "OpcUaProfile", "OpcUaTag"]
+__all__ = [
+    "OpcUaDeadband",
+    "OpcUaDefaults",
+    "OpcUaEvents",
+    "OpcUaMethod",
+    "OpcUaProfile",
+    "OpcUaTag",
+]
 
 
 class _Model(BaseModel):
@@ -97,6 +105,45 @@ class OpcUaMethod(_Model):
     description: str = Field("", max_length=256)
 
 
+_NODE_ID = r"^(ns=\d+;)?[isgb]=.+$"
+_FIELD_PATH = r"^/?(\d+:)?[^/:]+(/(\d+:)?[^/:]+)*$"
+
+
+class OpcUaEvents(_Model):
+    """Events and Alarms & Conditions the machine reports (docs/events.md "From OPC-UA")."""
+
+    # Objects whose events are wanted: the Server object (i=2253) sees every event the server
+    # reports; a PLC may also offer its own notifiers (`edge-agent browse` marks them).
+    notifiers: tuple[str, ...] = Field(("i=2253",), min_length=1, max_length=32)
+    # Extra event fields beyond the standard ones, as browse paths below the event type
+    # ("2:BatchId"); each arrives in the event's `fields` under its last name.
+    fields: tuple[str, ...] = Field((), max_length=32)
+    # ConditionRefresh after every (re)connect: alarms raised while the agent was away are known.
+    refresh: bool = True
+
+    @field_validator("notifiers")
+    @classmethod
+    def _node_ids(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for node in value:
+            if not re.match(_NODE_ID, node):
+                raise ValueError(
+                    f"{node!r} is not a node id: write it as i=2253 (the Server object) or "
+                    "ns=2;s=Press"
+                )
+        return value
+
+    @field_validator("fields")
+    @classmethod
+    def _paths(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for path in value:
+            if not re.match(_FIELD_PATH, path):
+                raise ValueError(
+                    f"{path!r} is not a field path: write names below the event type, each with "
+                    "its namespace index, like 2:BatchId or 2:Recipe/2:Name"
+                )
+        return value
+
+
 class OpcUaProfile(_Model):
     """A machine type spoken to over OPC-UA: its variables and sampling rules."""
 
@@ -109,6 +156,8 @@ class OpcUaProfile(_Model):
     tags: tuple[OpcUaTag, ...]
     # Methods commands may call; only these (nothing else on the server can be called).
     methods: tuple[OpcUaMethod, ...] = ()
+    # Subscribe to the machine's events and alarm conditions (None: no event subscription).
+    events: OpcUaEvents | None = None
 
     @field_validator("tags", mode="wrap")
     @classmethod

@@ -1,5 +1,6 @@
 """A machine's alarm bits and code registers (`event:` on a profile tag) turned into machine
-events (wire `…/events`), from the readings the agent buffers anyway (pure).
+events (wire `…/events`), from the readings the agent buffers anyway (pure); and the protocol of
+a driver that reports events of its own (OPC-UA Alarms & Conditions).
 
 Each watched tag's last value is kept with the events in the buffer (edge_agent/buffer/db.py
 `event_state`), so a restart — even kill -9 — compares the first new reading with the last
@@ -9,8 +10,9 @@ reported when it reads the tag again (a Modbus bit keeps no history of its own).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
 
 import wire
 from edge_agent.buffer import Reading
@@ -18,7 +20,23 @@ from edge_agent.buffer.readings import Value
 from edge_agent.config import LoadedConfig
 from edge_agent.config.tag_event import TagEvent
 
-__all__ = ["EventWatch", "Seen", "tag_events"]
+__all__ = ["EventSink", "EventWatch", "ReportsEvents", "Seen", "tag_events"]
+
+# Where events go, with the memory to commit in the same transaction (the buffer's event_state).
+EventSink = Callable[[list[wire.MachineEvent], dict[str, Value]], None]
+
+
+@runtime_checkable
+class ReportsEvents(Protocol):
+    """A driver whose machine reports events itself (OPC-UA event notifiers and conditions)."""
+
+    @property
+    def wants_events(self) -> bool:
+        """True when its profile asks for events."""
+        ...
+
+    def report_events_to(self, sink: EventSink, state: Mapping[str, Value]) -> None:
+        """Hand every event to `sink` from now on, starting from the committed `state`."""
 
 
 def tag_events(loaded: LoadedConfig) -> dict[str, dict[str, TagEvent]]:

@@ -20,7 +20,7 @@ from edge_agent.publish import Publisher, PublisherSettings
 from edge_agent.publish.sparkplug import SparkplugEdge
 from edge_agent.runtime.agent import Agent
 from edge_agent.runtime.contract import WireContract
-from edge_agent.runtime.events import EventWatch
+from edge_agent.runtime.events import EventWatch, ReportsEvents
 from edge_agent.runtime.lock import hold_agent_lock
 from edge_agent.runtime.meta import meta_messages
 from edge_agent.runtime.sources import Source
@@ -120,7 +120,9 @@ async def _run(
                     int(time.time() * 1000),
                 )
             )
-        watches = await _event_watches(buffer, events, sparkplug=mqtt.output == "sparkplug")
+        sparkplug = mqtt.output == "sparkplug"
+        watches = await _event_watches(buffer, events, sparkplug=sparkplug)
+        await _event_reporters(buffer, sources, sparkplug=sparkplug)
         agent = Agent(
             agent_id=config.agent.id,
             site=config.agent.site,
@@ -181,3 +183,18 @@ async def _event_watches(
         last = await buffer.call(partial(BufferDB.event_state, machine=machine))
         watches[machine] = EventWatch(specs, last)
     return watches
+
+
+async def _event_reporters(
+    buffer: Buffer, sources: Mapping[str, Source], *, sparkplug: bool
+) -> None:
+    """Drivers that report events themselves (OPC-UA) hand them to the buffer's events lane,
+    starting from the condition memory last committed with them."""
+    for machine, source in sources.items():
+        if not isinstance(source, ReportsEvents) or not source.wants_events:
+            continue
+        if sparkplug:
+            log.warning("mqtt.output is sparkplug: %s's OPC-UA events are not published", machine)
+            continue
+        state = await buffer.call(partial(BufferDB.event_state, machine=machine))
+        source.report_events_to(partial(buffer.append_events, machine), state)

@@ -12,15 +12,18 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from asyncua import ua
 
+import wire
 from edge_agent.drivers.base import Sample, Value
 from edge_agent.drivers.health import DeviceHealth, offline_after
 from edge_agent.drivers.heartbeat import Heartbeat
-from edge_agent.drivers.opcua.points import OpcuaEndpoint, OpcuaMethod, OpcuaPoint
+from edge_agent.drivers.opcua.alarms import ConditionTracker, EventSink, select_names
+from edge_agent.drivers.opcua.points import OpcuaEndpoint, OpcuaEvents, OpcuaMethod, OpcuaPoint
 from edge_agent.drivers.opcua.session import OpcuaSession, SessionOptions
 from edge_agent.drivers.opcua.values import wire_value
 from edge_agent.drivers.opcua.writes import kind_of, variant_for, variant_type
@@ -59,8 +62,16 @@ class OpcuaDriver:
         queue_batches: int = 10_000,
         clock: Callable[[], float] = time.time,
         methods: Sequence[OpcuaMethod] = (),
+        events: OpcuaEvents | None = None,
     ) -> None:
         self.device = device
+        self.events = events
+        # Until the runtime hands its sink and the committed condition memory (`report_events_to`),
+        # events are only tracked (probe shows the active conditions).
+        self.conditions = ConditionTracker(
+            select_names(events.fields if events else ()), {}, options.clock_ms
+        )
+        self._event_sink: EventSink | None = None
         self.methods = {m.name: m for m in methods}
         self.endpoint = endpoint
         self.points = tuple(points)
@@ -99,6 +110,17 @@ class OpcuaDriver:
         up (its keep-alive answered) counts as a good poll, a lost one or a failed attempt as
         a failed one."""
         self.health = health
+
+    def report_events_to(self, sink: EventSink, state: Mapping[str, wire.Value]) -> None:
+        """Hand every event (and the condition memory to commit with it) to `sink`, starting
+        from `state`, the memory last committed (edge_agent/drivers/opcua/alarms.py)."""
+        self.conditions = ConditionTracker(self.conditions.names, state, self.options.clock_ms)
+        self._event_sink = sink
+
+    @property
+    def wants_events(self) -> bool:
+        """True when the profile asks for events (`events:`)."""
+        return self.events is not None
 
     @property
     def connected(self) -> bool:
@@ -188,6 +210,30 @@ class OpcuaDriver:
         )
         return [wire_value(o) for o in outputs]
 
+    async def acknowledge(self, event: str, comment: str) -> None:
+        """Acknowledge the condition whose occurrence has id `event` (its Acknowledge method,
+        naming the newest notification, OPC 10000-9 §5.7.3); the server's new state comes back
+        as an event. `WriteRefused` when no condition waits with that id."""
+        found = self.conditions.acknowledgeable(event)
+        if found is None:
+            raise WriteRefused(
+                f"{self.device} has no condition with event id {event!r} to acknowledge "
+                "(acknowledged or ended already, or the agent has not seen it since it started)"
+            )
+        session = self._session
+        if session is None:
+            raise DeviceUnavailable("not connected (reconnecting)", device=self.device)
+        condition, event_id = found
+        await session.call(
+            f"acknowledge {event}",
+            ua.NodeId.from_string(condition),
+            ua.NodeId(ua.Int32(ua.ObjectIds.AcknowledgeableConditionType_Acknowledge)),
+            [
+                ua.Variant(event_id, ua.VariantType.ByteString),
+                ua.Variant(ua.LocalizedText(comment), ua.VariantType.LocalizedText),
+            ],
+        )
+
     async def subscribe(self) -> AsyncIterator[Sample]:
         """Samples from subscriptions and poll loops, across reconnects, until `close()`."""
         async for batch in self.batches():
@@ -226,6 +272,9 @@ class OpcuaDriver:
             self.options,
             self._deliver,
             report=self._judged,
+            events=self.events,
+            on_events=self._on_events,
+            on_refresh_failed=self._refresh_failed,
         )
         await session.open()
         self._session = session
@@ -287,6 +336,26 @@ class OpcuaDriver:
 
     def _words(self, reason: str) -> str:
         return f"{self.endpoint.url}: {reason}"
+
+    def _refresh_failed(self) -> None:
+        # Looked up at call time: `report_events_to` may have replaced the tracker.
+        self.conditions.refresh_failed()
+
+    def _on_events(self, notifications: list[list[Any]]) -> None:
+        events: list[wire.MachineEvent] = []
+        changed: dict[str, wire.Value] = {}
+        for values in notifications:
+            try:
+                seen = self.conditions.see(values)
+            except ValueError as exc:  # a field the wire contract cannot carry: that event only
+                _log.warning(
+                    "%s: an event the server sent cannot be published: %s", self.device, exc
+                )
+                continue
+            events.extend(seen.events)
+            changed.update(seen.changed)
+        if self._event_sink is not None and (events or changed):
+            self._event_sink(events, changed)
 
     def _deliver(self, samples: list[Sample]) -> None:
         self._heartbeat.seen(samples)

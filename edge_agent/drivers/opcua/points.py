@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["Deadband", "OpcuaEndpoint", "OpcuaMethod", "OpcuaPoint"]
+__all__ = ["Deadband", "OpcuaEndpoint", "OpcuaEvents", "OpcuaMethod", "OpcuaPoint"]
 
 Mode = Literal["subscribe", "poll"]
 DeadbandKind = Literal["absolute", "percent"]
@@ -70,3 +70,16 @@ class OpcuaMethod:
     name: str
     object: str
     method: str
+
+
+@dataclass(frozen=True, slots=True)
+class OpcuaEvents:
+    """Which events a device's session subscribes to (docs/events.md "From OPC-UA")."""
+
+    # NodeIds of the objects whose events are wanted; i=2253 is the Server object, which sees
+    # every event the server reports.
+    notifiers: tuple[str, ...] = ("i=2253",)
+    # Event fields selected beyond the standard ones: browse paths below the event type.
+    fields: tuple[str, ...] = ()
+    # ConditionRefresh after every (re)connect, so conditions active meanwhile are known.
+    refresh: bool = True

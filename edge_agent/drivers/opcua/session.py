@@ -22,10 +22,11 @@ from asyncua.crypto import security_policies
 
 from edge_agent.cancel import recheck_cancel
 from edge_agent.drivers.base import Sample
+from edge_agent.drivers.opcua.alarms import event_filter
 from edge_agent.drivers.opcua.browse_path import parse_browse_path
 from edge_agent.drivers.opcua.certs import ensure_app_certificate, first_certificate, thumbprints
 from edge_agent.drivers.opcua.errors import ServerCertificateChanged, map_error
-from edge_agent.drivers.opcua.points import OpcuaEndpoint, OpcuaPoint
+from edge_agent.drivers.opcua.points import OpcuaEndpoint, OpcuaEvents, OpcuaPoint
 from edge_agent.drivers.opcua.quality import device_silence
 from edge_agent.drivers.opcua.samples import bad_sample, sample_from_datavalue
 from edge_agent.drivers.opcua.security import SecuritySpec, parse_security
@@ -50,6 +51,13 @@ def wall_clock_ms() -> int:
 # Publish requests kept in flight (capped by the number of subscriptions): 6 delivered 28,600
 # values/s from 5,000 items where 4 stopped near 20,000 (bench/opcua_subscribe.py).
 PUBLISH_REQUESTS = 6
+# Events are few and wanted fast (raise → hub within 2 s): a short publishing interval costs
+# nothing while nothing happens, keep-alives aside.
+_EVENT_INTERVAL_MS = 200.0
+# Events queued on the server per notifier between publishes: a burst of alarms (a line trip)
+# must not lose any, unlike data changes where the newest value is all that matters.
+_EVENT_QUEUE = 1000
+_CONDITION_REFRESH = ua.NodeId(ua.Int32(ua.ObjectIds.ConditionType_ConditionRefresh))
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,8 +100,16 @@ class OpcuaSession:
         emit: Callable[[list[Sample]], None] = lambda _samples: None,
         *,
         report: Callable[[str | None], None] = lambda _why: None,
+        events: OpcuaEvents | None = None,
+        on_events: Callable[[list[list[Any]]], None] = lambda _events: None,
+        on_refresh_failed: Callable[[], None] = lambda: None,
     ) -> None:
         self.device = device
+        # Event notifiers to subscribe to (None: none); each notification's field values, in
+        # the select clause's order, go to `on_events` (edge_agent/drivers/opcua/alarms.py).
+        self.events = events
+        self._on_events = on_events
+        self._on_refresh_failed = on_refresh_failed
         self.endpoint = endpoint
         self.points = tuple(points)
         self.options = options
@@ -107,6 +123,7 @@ class OpcuaSession:
         self.unresolved: dict[str, str] = {}
         self.deadband_refused: list[str] = []
         self._subscriptions: list[_Subscription] = []
+        self.events_refused: list[str] = []
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -149,6 +166,8 @@ class OpcuaSession:
             await self.resolve()
             if subscribe:
                 await self._create_subscriptions()
+                if self.events is not None:
+                    await self._subscribe_events(self.events)
             self._log_problems()
         except BaseException as exc:
             await self.aclose()
@@ -390,6 +409,107 @@ class OpcuaSession:
         elif silent is not None:
             self._report(f"the server reports {silent} for every tag")
 
+    # -- events ------------------------------------------------------------------------------
+
+    async def _subscribe_events(self, spec: OpcuaEvents) -> None:
+        """One subscription with a monitored item per notifier, then ConditionRefresh."""
+        keepalive = max(1, math.ceil(self.options.keepalive_s * 1000 / _EVENT_INTERVAL_MS))
+        params = ua.CreateSubscriptionParameters(
+            RequestedPublishingInterval=_EVENT_INTERVAL_MS,
+            RequestedMaxKeepAliveCount=keepalive,
+            RequestedLifetimeCount=keepalive * 10,
+            MaxNotificationsPerPublish=0,
+            PublishingEnabled=True,
+            Priority=0,
+        )
+        watchdog = StaleWatchdog(
+            _EVENT_INTERVAL_MS / 1000, keepalive, min_s=self.options.stale_min_s
+        )
+        sub = _Subscription(_EVENT_INTERVAL_MS, watchdog)
+        watchdog.feed(time.monotonic())
+
+        def on_publish(result: ua.PublishResult) -> None:
+            self._on_event_publish(sub, result)
+
+        revised = await self._call(self.client.uaclient.create_subscription(params, on_publish))
+        sub.subscription_id = revised.SubscriptionId
+        watchdog.publishing_interval_s = revised.RevisedPublishingInterval / 1000
+        watchdog.keepalive_count = revised.RevisedMaxKeepAliveCount
+        self._subscriptions.append(sub)
+        flt = event_filter(spec.fields)
+        requests = []
+        for n, notifier in enumerate(spec.notifiers, start=1):
+            handle = 900_000_000 + n
+            sub.handles[handle] = notifier
+            requests.append(
+                ua.MonitoredItemCreateRequest(
+                    ItemToMonitor=ua.ReadValueId(
+                        NodeId=ua.NodeId.from_string(notifier),
+                        AttributeId=ua.AttributeIds.EventNotifier,
+                    ),
+                    MonitoringMode=ua.MonitoringMode.Reporting,
+                    RequestedParameters=ua.MonitoringParameters(
+                        ClientHandle=handle,
+                        SamplingInterval=0,
+                        Filter=flt,
+                        QueueSize=_EVENT_QUEUE,
+                        DiscardOldest=True,
+                    ),
+                )
+            )
+        items = ua.CreateMonitoredItemsParameters(
+            SubscriptionId=sub.subscription_id,
+            TimestampsToReturn=ua.TimestampsToReturn.Both,
+            ItemsToCreate=requests,
+        )
+        results = await self._call(self.client.uaclient.create_monitored_items(items))
+        refused = [
+            f"{request.ItemToMonitor.NodeId.to_string()} ({result.StatusCode.name})"
+            for request, result in zip(requests, results, strict=True)
+            if not result.StatusCode.is_good()
+        ]
+        if refused:
+            self.events_refused = refused
+            _log.warning(
+                "%s: the server refused to report events of %s: check `events.notifiers` in the "
+                "profile (an object whose EventNotifier attribute says it reports events)",
+                self.device,
+                ", ".join(refused),
+            )
+        if spec.refresh and len(refused) < len(requests):
+            await self._condition_refresh(sub.subscription_id)
+
+    async def _condition_refresh(self, subscription_id: int) -> None:
+        """Ask the server to re-send every condition it retains (OPC 10000-9 §5.5.7)."""
+        request = ua.CallMethodRequest(
+            ObjectId=ua.NodeId(ua.Int32(ua.ObjectIds.ConditionType)),
+            MethodId=_CONDITION_REFRESH,
+            InputArguments=[ua.Variant(subscription_id, ua.VariantType.UInt32)],
+        )
+        (result,) = await self._call(self.client.uaclient.call([request]))
+        if not result.StatusCode.is_good():
+            self._on_refresh_failed()
+            _log.warning(
+                "%s: the server does not refresh its conditions (%s): alarms active before "
+                "this connection are reported only when they change",
+                self.device,
+                result.StatusCode.name,
+            )
+
+    def _on_event_publish(self, sub: _Subscription, result: ua.PublishResult) -> None:
+        sub.watchdog.feed(time.monotonic())
+        found: list[list[Any]] = []
+        for notification in result.NotificationMessage.NotificationData or ():
+            if isinstance(notification, ua.EventNotificationList):
+                for event in notification.Events:
+                    found.append([_plain(v) for v in event.EventFields])
+            elif isinstance(notification, ua.StatusChangeNotification) and (
+                not notification.Status.is_good()
+            ):
+                self._mark_lost(f"subscription status {notification.Status.name}")
+        if found:
+            self._on_events(found)
+
     # -- writes ------------------------------------------------------------------------------
 
     async def data_type(self, point: OpcuaPoint) -> ua.NodeId:
@@ -629,3 +749,8 @@ def _is_filter_problem(status: ua.StatusCode) -> bool:
 def _status(data_value: Any) -> int:
     status = data_value.StatusCode
     return 0 if status is None else int(status.value)
+
+
+def _plain(variant: Any) -> Any:
+    """An event field's value (asyncua hands Variants; a field the server lacks is None)."""
+    return variant.Value if isinstance(variant, ua.Variant) else variant

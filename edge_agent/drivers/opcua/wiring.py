@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from edge_agent.config import LoadedConfig, OpcUaProfile, ResolvedDevice, state_dir
 from edge_agent.config.points import opcua_points
 from edge_agent.drivers.opcua.driver import OpcuaDriver
-from edge_agent.drivers.opcua.points import OpcuaEndpoint, OpcuaMethod
+from edge_agent.drivers.opcua.points import OpcuaEndpoint, OpcuaEvents, OpcuaMethod
 from edge_agent.drivers.opcua.session import SessionOptions
 from edge_agent.errors import ConfigError, ConfigProblem
 from millstream_common.logjson import hide_secret
@@ -44,4 +44,17 @@ def opcua_driver(
         state_dir=state_dir(loaded.config, loaded.path), timeout_s=conn.timeout_ms / 1000
     )
     methods = [OpcuaMethod(m.name, m.object, m.method) for m in resolved.profile.methods]
-    return OpcuaDriver(machine, endpoint, opcua_points(resolved.profile), options, methods=methods)
+    spec = resolved.profile.events
+    events = (
+        None
+        if spec is None
+        else OpcuaEvents(notifiers=spec.notifiers, fields=spec.fields, refresh=spec.refresh)
+    )
+    return OpcuaDriver(
+        machine,
+        endpoint,
+        opcua_points(resolved.profile),
+        options,
+        methods=methods,
+        events=events,
+    )

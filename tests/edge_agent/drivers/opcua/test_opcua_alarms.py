@@ -1,0 +1,126 @@
+"""OPC-UA Alarms & Conditions through the driver, against a real asyncua server with an
+OffNormalAlarm (edge_agent/simulators/opcua_alarms.py): raise → an `active` event; Acknowledge
+through the driver → the server's condition is acknowledged and `acked` comes back; clear →
+`cleared`; a reconnect's ConditionRefresh reports what happened while the driver was away,
+with the ids already sent, and a condition that ended meanwhile is reported cleared."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import pytest
+import pytest_asyncio
+from asyncua import Server
+from opcua_harness import free_port, until
+
+import wire
+from edge_agent.drivers.opcua import OpcuaDriver, OpcuaEndpoint, SessionOptions
+from edge_agent.drivers.opcua.points import OpcuaEvents
+from edge_agent.errors import WriteRefused
+from edge_agent.simulators.opcua_alarms import OffNormalCondition, enable_conditions
+
+pytestmark = [pytest.mark.asyncio(loop_scope="function"), pytest.mark.timeout(60)]
+
+
+@dataclass
+class AlarmServer:
+    server: Server
+    alarm: OffNormalCondition
+    url: str
+
+
+@pytest_asyncio.fixture(loop_scope="function")
+async def press() -> AsyncIterator[AlarmServer]:
+    server = Server()
+    url = f"opc.tcp://127.0.0.1:{free_port()}/alarms/"
+    server.set_endpoint(url)
+    enable_conditions(server)
+    await server.init()
+    alarm = await OffNormalCondition.install(server)
+    async with server:
+        await alarm.start()
+        yield AlarmServer(server, alarm, url)
+        await alarm.stop()
+
+
+@dataclass
+class Committed:
+    """What the runtime's buffer would hold: the events, and the condition memory."""
+
+    events: list[wire.MachineEvent] = field(default_factory=list)
+    state: dict[str, wire.Value] = field(default_factory=dict)
+
+    def sink(self, events: list[wire.MachineEvent], changed: dict[str, wire.Value]) -> None:
+        self.events.extend(events)
+        self.state.update(changed)
+
+    def states(self) -> list[str | None]:
+        return [e.state for e in self.events]
+
+
+def driver_for(press: AlarmServer, options: SessionOptions, committed: Committed) -> OpcuaDriver:
+    driver = OpcuaDriver("press-01", OpcuaEndpoint(press.url), [], options, events=OpcuaEvents())
+    driver.report_events_to(committed.sink, dict(committed.state))
+    return driver
+
+
+async def test_raise_acknowledge_clear(press: AlarmServer, options: SessionOptions) -> None:
+    committed = Committed()
+    async with driver_for(press, options, committed) as driver:
+        await asyncio.sleep(0.5)  # the refresh of a server without active conditions: nothing
+        assert committed.events == []
+        await press.alarm.set(True)
+        await until(lambda: committed.states() == ["active"], 5)
+        raised = committed.events[0]
+        assert (raised.source, raised.type, raised.severity) == ("Press", "OffNormalAlarmType", 700)
+        assert raised.message == "Guard door open"
+        assert raised.fields["active"] is True
+        assert raised.fields["acked"] is False
+
+        with pytest.raises(WriteRefused, match="no condition with event id"):
+            await driver.acknowledge("not-this-one:1", "")
+        await driver.acknowledge(raised.id, "checked by shift lead")
+        await until(lambda: committed.states() == ["active", "acked"], 5)
+        assert press.alarm.acknowledged == ["checked by shift lead"]
+
+        await press.alarm.set(False)
+        await until(lambda: committed.states() == ["active", "acked", "cleared"], 5)
+    # One occurrence: every transition carries the id it was raised with.
+    assert {e.id for e in committed.events} == {raised.id}
+    cleared = committed.events[-1]
+    assert cleared.fields["retain"] is False
+    assert committed.state == {f"opcua:{raised.fields['condition']}": ""}
+
+
+async def test_refresh_after_reconnect(press: AlarmServer, options: SessionOptions) -> None:
+    committed = Committed()
+    async with driver_for(press, options, committed):
+        await press.alarm.set(True)
+        await until(lambda: committed.states() == ["active"], 5)
+    first = committed.events[0]
+
+    # Away and back with nothing changed: the refresh re-sends the same id and ts (the hub
+    # stores it once) and raises nothing new.
+    async with driver_for(press, options, committed):
+        await until(lambda: len(committed.events) == 2, 5)
+    assert (committed.events[1].id, committed.events[1].ts) == (first.id, first.ts)
+
+    # Away while the alarm is cleared and acknowledged at the panel: the server retains it no
+    # more, so the refresh does not mention it: reported cleared once the refresh ends.
+    await press.alarm.acknowledge(press.alarm._event.event.EventId.Value, "panel")
+    await press.alarm.set(False)
+    await asyncio.sleep(0.3)
+    await press.alarm.set(True)  # and raised again: a new occurrence, found by the refresh
+    await asyncio.sleep(0.3)
+    async with driver_for(press, options, committed):
+        await until(lambda: len(committed.events) == 4, 5)
+        await asyncio.sleep(0.5)
+    gone, again = committed.events[2], committed.events[3]
+    assert again.state == "active"
+    assert again.id != first.id
+    assert gone.id == first.id
+    assert gone.state == "cleared"
+    assert "while the agent could not see it" in gone.message
+    assert len(committed.events) == 4
