@@ -2,6 +2,6 @@
 answered on `…/cmd/res` (stored by the ingest like any message), kept as the audit log.
 
     store.py   the `commands` table: record, read one, list (PostgreSQL or SQLite)
-    issue.py   one write from the API: find the agent, record, publish, wait for the answer
+    issue.py   one write, call or acknowledge from the API: find the agent, record, publish, wait
     configs.py each agent's configuration in versions; push one (a `config` command)
 """

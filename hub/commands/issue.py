@@ -1,6 +1,6 @@
-"""One write or call from the API: find the machine's agent, record the command, publish it,
-and wait (a few seconds) for the agent's answer, which the ingest stores whichever hub
-instance receives it — so the instance that waits reads it from storage, not its session."""
+"""One write, call or acknowledge from the API: find the machine's agent, record the command,
+publish it, and wait (a few seconds) for the agent's answer, which the ingest stores whichever
+hub instance receives it — so the instance that waits reads it from storage, not its session."""
 
 from __future__ import annotations
 
@@ -36,10 +36,10 @@ async def issue(
     wait_s: float,
     what: dict[str, Any],
 ) -> dict[str, Any]:
-    """Send a write (`what`: kind, tag, value) or a call (kind, method, args) to the machine's
-    agent; the command as stored after up to `wait_s` (status `pending` if no answer yet).
-    A command the wire contract refuses raises pydantic's `ValidationError` before anything is
-    recorded or sent."""
+    """Send a write (`what`: kind, tag, value), a call (kind, method, args) or an acknowledge
+    (kind, event, comment) to the machine's agent; the command as stored after up to `wait_s`
+    (status `pending` if no answer yet). A command the wire contract refuses raises pydantic's
+    `ValidationError` before anything is recorded or sent."""
     agent = await agent_of(db, site, line, machine)
     if agent is None:
         raise NoAgentError(f"no agent has reported polling {site}/{line}/{machine}")

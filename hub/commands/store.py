@@ -41,13 +41,16 @@ async def agent_of(db: Database, site: str, line: str, machine: str) -> str | No
 async def record_command(db: Database, command: wire.Command, agent_id: str, site: str,
                          line: str) -> None:  # fmt: skip
     """Write the command to the audit log before it is sent (so its answer has a row)."""
-    # A call is kept like a write: the method in `tag`, its arguments in `value`; a config
-    # names no machine: `tag` is "config", `value` its version.
+    # A call is kept like a write: the method in `tag`, its arguments in `value`; an
+    # acknowledge: the event id in `tag`, the comment in `value`; a config names no machine:
+    # `tag` is "config", `value` its version.
     value: object
     if command.kind == "write":
         tag, value = command.tag, command.value
     elif command.kind == "call":
         tag, value = command.method, list(command.args)
+    elif command.kind == "acknowledge":
+        tag, value = command.event, command.comment
     else:
         assert command.config is not None  # the wire contract requires it
         tag, value = "config", {"version": command.config.version}

@@ -1,4 +1,5 @@
-"""Writes and method calls to machines (operator) and the command audit log (docs/commands.md)."""
+"""Writes and method calls to machines (operator) and the command audit log (docs/commands.md);
+`send_command` is how every route that commands a machine sends (events.py acknowledges)."""
 
 # No `from __future__ import annotations`: FastAPI must resolve `Depends(operator)`, a closure
 # variable, when it reads the signature (as in auth_routes.py).
@@ -10,13 +11,13 @@ from pydantic import ValidationError
 
 import wire
 from hub.api.v1.deps import requires
-from hub.api.v1.schemas import CallIn, CommandOut, WriteIn
+from hub.api.v1.schemas import CallIn, CommandIn, CommandOut, WriteIn
 from hub.api.v1.services import ApiServices
 from hub.auth import Principal, Role
 from hub.commands.issue import NoAgentError, NotConnectedError, issue
 from hub.commands.store import get_command, list_commands
 
-__all__ = ["commands_router"]
+__all__ = ["commands_router", "send_command"]
 
 Segment = Annotated[str, Path(pattern=f"^{wire.SEGMENT_PATTERN}$")]
 TagName = Annotated[str, Path(pattern=f"^{wire.TAG_PATTERN}$")]
@@ -49,7 +50,9 @@ def commands_router(services: ApiServices) -> APIRouter:
         result (`done`, `refused`, `failed`, `expired`, with the value before and read back)
         within `wait` seconds, or 202 with the command still `pending`."""
         what = {"kind": "write", "tag": tag, "value": body.value}
-        return await send((site, line, machine), what, body, who, response)
+        return await send_command(
+            services, (site, line, machine), what, body, who=who, response=response
+        )
 
     @router.post(
         "/machines/{site}/{line}/{machine}/methods/{method}/call",
@@ -69,35 +72,9 @@ def commands_router(services: ApiServices) -> APIRouter:
         """Call a method the machine's profile declares (operator; OPC-UA). Answers like a
         write; the method's outputs are in `read_back` (a list)."""
         what = {"kind": "call", "method": method, "args": tuple(body.args)}
-        return await send((site, line, machine), what, body, who, response)
-
-    async def send(
-        where: tuple[str, str, str], what: dict[str, Any], body: WriteIn | CallIn,
-        who: Principal, response: Response,
-    ) -> CommandOut:  # fmt: skip
-        site, line, machine = where
-        try:
-            row = await issue(
-                services.db,
-                services.publish,
-                site=site,
-                line=line,
-                machine=machine,
-                who=who.subject,
-                now_ms=services.now_ms(),
-                expires_in_ms=round(body.expires_in * 1000),
-                wait_s=body.wait,
-                what=what,
-            )
-        except NoAgentError as exc:
-            raise HTTPException(404, f"{exc}: only machines an agent polls take commands") from None
-        except NotConnectedError as exc:
-            raise HTTPException(503, str(exc)) from None
-        except ValidationError as exc:
-            raise HTTPException(422, exc.errors(include_url=False)[0]["msg"]) from None
-        if row["status"] == "pending":
-            response.status_code = 202
-        return CommandOut.model_validate(row)
+        return await send_command(
+            services, (site, line, machine), what, body, who=who, response=response
+        )
 
     @router.get("/commands/{command_id}", responses={404: {}})
     async def command(
@@ -127,3 +104,34 @@ def commands_router(services: ApiServices) -> APIRouter:
         return [CommandOut.model_validate(r) for r in rows]
 
     return router
+
+
+async def send_command(
+    services: ApiServices, where: tuple[str, str, str], what: dict[str, Any], body: CommandIn,
+    *, who: Principal, response: Response,
+) -> CommandOut:  # fmt: skip
+    """Issue a command (`what`: its kind and fields) to the machine's agent and answer with
+    its result, or 202 while it is pending; 404 without an agent, 503 without a broker."""
+    site, line, machine = where
+    try:
+        row = await issue(
+            services.db,
+            services.publish,
+            site=site,
+            line=line,
+            machine=machine,
+            who=who.subject,
+            now_ms=services.now_ms(),
+            expires_in_ms=round(body.expires_in * 1000),
+            wait_s=body.wait,
+            what=what,
+        )
+    except NoAgentError as exc:
+        raise HTTPException(404, f"{exc}: only machines an agent polls take commands") from None
+    except NotConnectedError as exc:
+        raise HTTPException(503, str(exc)) from None
+    except ValidationError as exc:
+        raise HTTPException(422, exc.errors(include_url=False)[0]["msg"]) from None
+    if row["status"] == "pending":
+        response.status_code = 202
+    return CommandOut.model_validate(row)

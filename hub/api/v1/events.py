@@ -1,18 +1,22 @@
 """`GET /events` (viewer): machine events — alarms raised, acknowledged, cleared — as machines
-and agents published them on `ms/v1/{site}/{line}/{machine}/events` (docs/events.md)."""
+and agents published them on `ms/v1/{site}/{line}/{machine}/events`; `POST /events/acknowledge`
+(operator): acknowledge an OPC-UA alarm condition through the machine's agent (docs/events.md)."""
 
-from __future__ import annotations
+# No `from __future__ import annotations`: FastAPI must resolve `Depends(operator)`, a closure
+# variable, when it reads the signature (as in commands.py).
 
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel
 
 import wire
+from hub.api.v1.commands import send_command
 from hub.api.v1.deps import requires
+from hub.api.v1.schemas import AcknowledgeIn, CommandOut
 from hub.api.v1.services import ApiServices
-from hub.auth import Role
+from hub.auth import Principal, Role
 
 __all__ = ["EventOut", "events_router"]
 
@@ -38,6 +42,7 @@ class EventOut(BaseModel):
 def events_router(services: ApiServices) -> APIRouter:
     router = APIRouter(tags=["events"], responses={401: {}, 403: {}, 429: {}})
     viewer = [Depends(requires(services, Role.VIEWER))]
+    operator = requires(services, Role.OPERATOR)
 
     @router.get("/events", dependencies=viewer)
     async def events(  # noqa: PLR0917 -- the filters a tool asks by
@@ -72,5 +77,20 @@ def events_router(services: ApiServices) -> APIRouter:
             )
             for r in rows
         ]  # fmt: skip
+
+    @router.post(
+        "/events/acknowledge",
+        responses={202: {"description": "sent; no answer yet: poll /commands/{id}"},
+                   404: {}, 422: {}, 503: {}},
+    )  # fmt: skip
+    async def acknowledge(
+        body: AcknowledgeIn, who: Annotated[Principal, Depends(operator)], response: Response
+    ) -> CommandOut:
+        """Acknowledge a machine's alarm condition (operator; OPC-UA): an `acknowledge` command
+        to the machine's agent, audited like a write, answered like one (`done`, or `refused`
+        when the agent knows no unacknowledged condition with this event id)."""
+        what = {"kind": "acknowledge", "event": body.id, "comment": body.comment}
+        where = (body.site, body.line, body.machine)
+        return await send_command(services, where, what, body, who=who, response=response)
 
     return router

@@ -6,12 +6,17 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+import wire
+from wire.commands import MAX_ACK_COMMENT_CHARS
+
 __all__ = [
     "AckIn",
+    "AcknowledgeIn",
     "AgentOut",
     "AlertOut",
     "BucketOut",
     "CallIn",
+    "CommandIn",
     "CommandOut",
     "CompletenessOut",
     "DeadLetterOut",
@@ -335,24 +340,36 @@ class ShelfOut(BaseModel):
 WireValue = bool | int | float | Text
 
 
-class WriteIn(_In):
+class CommandIn(_In):
+    """How long to wait for the agent's answer, and after when it must not run the command."""
+
+    wait: float = Field(5.0, ge=0, le=30, description="seconds to wait for the agent's answer")
+    expires_in: float = Field(
+        60.0, ge=1, le=3600, description="seconds after which the agent must not run it"
+    )
+
+
+class WriteIn(CommandIn):
     """A value to write to a machine's tag, in engineering units."""
 
     value: WireValue
-    wait: float = Field(5.0, ge=0, le=30, description="seconds to wait for the agent's answer")
-    expires_in: float = Field(
-        60.0, ge=1, le=3600, description="seconds after which the agent must not run it"
-    )
 
 
-class CallIn(_In):
+class CallIn(CommandIn):
     """The arguments of a method call, in order (engineering values, as the wire carries)."""
 
     args: list[WireValue] = Field(default_factory=list, max_length=32)
-    wait: float = Field(5.0, ge=0, le=30, description="seconds to wait for the agent's answer")
-    expires_in: float = Field(
-        60.0, ge=1, le=3600, description="seconds after which the agent must not run it"
-    )
+
+
+class AcknowledgeIn(CommandIn):
+    """A machine event to acknowledge — an OPC-UA alarm condition's occurrence, by the `id`
+    `GET /events` shows — and the operator's comment."""
+
+    site: Annotated[str, Field(pattern=f"^{wire.SEGMENT_PATTERN}$")]
+    line: Annotated[str, Field(pattern=f"^{wire.SEGMENT_PATTERN}$")]
+    machine: Annotated[str, Field(pattern=f"^{wire.SEGMENT_PATTERN}$")]
+    id: Annotated[str, Field(pattern=f"^{wire.EVENT_ID_PATTERN}$")]
+    comment: Annotated[Text, Field(max_length=MAX_ACK_COMMENT_CHARS)] = ""
 
 
 class ConfigPushIn(_In):
