@@ -45,6 +45,8 @@ class BrowsedNode:
     node_class: str
     data_type: str = ""
     value: Any = None
+    # An object whose EventNotifier attribute says it reports events (`events.notifiers`).
+    notifier: bool = False
 
     @property
     def browse_path(self) -> str:
@@ -74,7 +76,7 @@ def profile_skeleton(
             name, suffix = f"{base}_{suffix}", suffix + 1
         used.add(name)
         tags.append({"name": name, "browse_path": node.browse_path})
-    return {
+    skeleton: dict[str, Any] = {
         "profile": profile,
         "vendor": "TODO vendor",
         "model": "TODO model",
@@ -83,6 +85,11 @@ def profile_skeleton(
         "defaults": {"mode": "subscribe", "sampling_ms": 1000},
         "tags": tags,
     }
+    notifiers = [n.node_id for n in nodes if n.notifier]
+    if notifiers:
+        # The machine reports events there: its alarms become machine events (docs/events.md).
+        skeleton["events"] = {"notifiers": notifiers}
+    return skeleton
 
 
 async def _walk(
@@ -115,7 +122,10 @@ async def _walk(
                     continue  # the Server object's diagnostics drown the machine's variables
                 child_path = (*path, (name.NamespaceIndex, name.Name))
                 node_class = await timed(child.read_node_class())
-                data_type, value = "", None
+                data_type, value, notifier = "", None, False
+                if node_class == ua.NodeClass.Object:
+                    flags = await timed(child.read_event_notifier())
+                    notifier = ua.EventNotifier.SubscribeToEvents in flags
                 if node_class == ua.NodeClass.Variable:
                     type_id = await timed(child.read_data_type())
                     type_name = await timed(client.get_node(type_id).read_browse_name())
@@ -130,6 +140,7 @@ async def _walk(
                         node_class.name,
                         data_type,
                         value,
+                        notifier,
                     )
                 )
                 await visit(child, child_path, level + 1)
@@ -140,8 +151,9 @@ async def _walk(
 
 _HELP = """Show what a device offers, and with --profile-out write a profile skeleton of it.
 
-OPC-UA (opcua: device): the tree of nodes under --path with data types and current values; the
-skeleton addresses each variable by browse path.
+OPC-UA (opcua: device): the tree of nodes under --path with data types and current values, and
+the objects that report events (alarms); the skeleton addresses each variable by browse path and
+subscribes to those objects' events (events.notifiers).
 
 EtherNet/IP (enip: device, a Logix controller): the controller's tag list — controller tags and
 program tags (Program:X.Tag) with their types and array sizes, UDT members indented. The skeleton
@@ -219,11 +231,17 @@ def browse(  # noqa: PLR0917 -- typer maps parameters to CLI options
             shown = shown if len(shown) <= 40 else shown[:37] + "..."
             typer.echo(f"{indent}{label}  [{node.data_type}] = {shown}  ({node.node_id})")
         else:
-            typer.echo(f"{indent}{label}  <{node.node_class}>  ({node.node_id})")
+            events = ", reports events" if node.notifier else ""
+            typer.echo(f"{indent}{label}  <{node.node_class}{events}>  ({node.node_id})")
     if profile_out is not None:
         skeleton = profile_skeleton(profile_out.stem, dev.endpoint.url, tuple(start), nodes)
         profile_out.write_text(yaml.safe_dump(skeleton, sort_keys=False, allow_unicode=True))
         typer.echo(f"wrote {len(skeleton['tags'])} tags to {profile_out}")
+        if "events" in skeleton:
+            typer.echo(
+                f"its events: subscribed to the {len(skeleton['events']['notifiers'])} objects "
+                "that report them (events.notifiers); delete `events:` to leave them out"
+            )
 
 
 def register(app: typer.Typer) -> None:

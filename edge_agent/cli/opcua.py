@@ -4,14 +4,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from asyncua import ua
 from cryptography import x509
 
+import wire
 from edge_agent.cli.common import fail, load_or_exit
 from edge_agent.config import LoadedConfig, state_dir
 from edge_agent.drivers.base import Sample
@@ -26,6 +29,9 @@ if TYPE_CHECKING:
 
 __all__ = ["opcua_of", "probe_opcua", "register"]
 
+# How long probe waits for the server to re-send its conditions (ConditionRefresh).
+_REFRESH_WAIT_S = 5.0
+
 opcua_app = typer.Typer(
     name="opcua",
     help="OPC-UA certificates: show the agent's own, accept a server's changed one.",
@@ -37,7 +43,7 @@ opcua_app = typer.Typer(
 def probe_opcua(driver: OpcuaDriver, *, as_json: bool) -> None:
     """`edge-agent probe` for an OPC-UA device: read every tag once, table or `--json`."""
     try:
-        rows = asyncio.run(_probe_once(driver))
+        rows, conditions = asyncio.run(_probe_once(driver))
     except MillstreamAgentError as exc:
         raise fail(exc) from exc
     if as_json:
@@ -59,22 +65,76 @@ def probe_opcua(driver: OpcuaDriver, *, as_json: bool) -> None:
                 f"{sample.tag:<{width}}  {sample.value!r:<20}  {sample.quality:<9}  {when}  "
                 f"{node or '-'}{f'  ({note})' if note else ''}"
             )
+        if conditions is not None:
+            typer.echo("")
+            typer.echo(_conditions_table(conditions))
     if rows and all(s.quality != "good" for s, _, _ in rows):
         raise typer.Exit(1)
 
 
-async def _probe_once(driver: OpcuaDriver) -> list[tuple[Sample, str | None, str]]:
+def _conditions_table(conditions: list[wire.MachineEvent]) -> str:
+    """The conditions the server retains (after ConditionRefresh), one line each."""
+    if not conditions:
+        return "conditions: none active or waiting for acknowledgement"
+    lines = [f"conditions ({len(conditions)}):"]
+    for event in conditions:
+        when = dt.datetime.fromtimestamp(event.ts / 1000, dt.UTC).isoformat(timespec="seconds")
+        lines.append(
+            f"  {event.state or '-':<9}  severity {event.severity:<4}  {event.source}: "
+            f"{event.message or event.type}  (since {when}, {event.fields.get('condition', '')})"
+        )
+    return "\n".join(lines)
+
+
+async def _probe_once(
+    driver: OpcuaDriver,
+) -> tuple[list[tuple[Sample, str | None, str]], list[wire.MachineEvent] | None]:
+    """Every tag read once; and with `events:` in the profile, the conditions the server
+    retains (None without)."""
+    from edge_agent.drivers.opcua.alarms import ConditionTracker, select_names  # noqa: PLC0415
     from edge_agent.drivers.opcua.session import OpcuaSession  # noqa: PLC0415
 
-    session = OpcuaSession(driver.device, driver.endpoint, driver.points, driver.options)
-    # No subscriptions: probe reads once, like a poll.
+    names = select_names(driver.events.fields if driver.events else ())
+    tracker = ConditionTracker(names, {}, driver.options.clock_ms)
+    latest: dict[str, wire.MachineEvent] = {}
+    refreshed = asyncio.Event()
+    event_type = names.index("EventType")
+    refresh_end = ua.NodeId(ua.Int32(ua.ObjectIds.RefreshEndEventType))
+
+    def on_events(notifications: list[list[object]]) -> None:
+        for values in notifications:
+            for event in tracker.see(values).events:
+                condition = event.fields.get("condition")
+                if isinstance(condition, str):
+                    latest[condition] = event
+            if values[event_type] == refresh_end:
+                refreshed.set()
+
+    session = OpcuaSession(
+        driver.device,
+        driver.endpoint,
+        driver.points,
+        driver.options,
+        events=driver.events,
+        on_events=on_events,
+        on_refresh_failed=refreshed.set,
+    )
+    # No data subscriptions: probe reads once, like a poll.
     await session.open(subscribe=False)
     try:
         samples = await session.read()
+        if driver.events is not None:
+            await session.subscribe_events()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(refreshed.wait(), _REFRESH_WAIT_S)
     finally:
         await session.aclose()
     nodes = {tag: node.to_string() for tag, node in session.nodes.items()}
-    return [(s, nodes.get(s.tag), session.unresolved.get(s.tag, "")) for s in samples]
+    rows = [(s, nodes.get(s.tag), session.unresolved.get(s.tag, "")) for s in samples]
+    if driver.events is None:
+        return rows, None
+    retained = [e for c, e in latest.items() if c in tracker.occurrences]
+    return rows, sorted(retained, key=lambda e: (-e.severity, e.ts))
 
 
 @opcua_app.command("cert")

@@ -145,9 +145,9 @@ class OffNormalCondition:
         """The Acknowledge method of this condition (OPC 10000-9 §5.7.3)."""
         current = _bytes(self._event.event.EventId)
         if event_id != current:
-            return ua.StatusCode(ua.StatusCodes.BadEventIdUnknown)
+            return ua.StatusCode(ua.UInt32(ua.StatusCodes.BadEventIdUnknown))
         if self.acked:
-            return ua.StatusCode(ua.StatusCodes.BadConditionBranchAlreadyAcked)
+            return ua.StatusCode(ua.UInt32(ua.StatusCodes.BadConditionBranchAlreadyAcked))
         self.acked = True
         self.acknowledged.append(comment)
         await self._emit(f"{self.message}: acknowledged" + (f" ({comment})" if comment else ""))
@@ -179,11 +179,11 @@ def _conditions(server: Server) -> dict[ua.NodeId, OffNormalCondition]:
 
 
 def _acknowledge_method(server: Server) -> Any:
-    @uamethod  # type: ignore[misc]
+    @uamethod
     async def acknowledge(parent: ua.NodeId, event_id: Any, comment: Any) -> Any:
         condition = _conditions(server).get(parent)
         if condition is None:
-            return ua.StatusCode(ua.StatusCodes.BadNodeIdUnknown)
+            return ua.StatusCode(ua.UInt32(ua.StatusCodes.BadNodeIdUnknown))
         text = getattr(comment, "Text", comment)
         return await condition.acknowledge(_bytes(event_id), text if isinstance(text, str) else "")
 

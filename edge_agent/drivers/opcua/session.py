@@ -166,8 +166,7 @@ class OpcuaSession:
             await self.resolve()
             if subscribe:
                 await self._create_subscriptions()
-                if self.events is not None:
-                    await self._subscribe_events(self.events)
+                await self.subscribe_events()
             self._log_problems()
         except BaseException as exc:
             await self.aclose()
@@ -411,8 +410,12 @@ class OpcuaSession:
 
     # -- events ------------------------------------------------------------------------------
 
-    async def _subscribe_events(self, spec: OpcuaEvents) -> None:
-        """One subscription with a monitored item per notifier, then ConditionRefresh."""
+    async def subscribe_events(self) -> None:
+        """One subscription with a monitored item per notifier of `events`, then
+        ConditionRefresh (nothing without `events`). `open()` calls it; `probe` too."""
+        spec = self.events
+        if spec is None:
+            return
         keepalive = max(1, math.ceil(self.options.keepalive_s * 1000 / _EVENT_INTERVAL_MS))
         params = ua.CreateSubscriptionParameters(
             RequestedPublishingInterval=_EVENT_INTERVAL_MS,

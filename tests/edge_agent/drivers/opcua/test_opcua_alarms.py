@@ -16,6 +16,8 @@ from asyncua import Server
 from opcua_harness import free_port, until
 
 import wire
+from edge_agent.cli.browse import _walk, profile_skeleton
+from edge_agent.cli.opcua import _conditions_table, _probe_once
 from edge_agent.drivers.opcua import OpcuaDriver, OpcuaEndpoint, SessionOptions
 from edge_agent.drivers.opcua.points import OpcuaEvents
 from edge_agent.errors import WriteRefused
@@ -124,3 +126,32 @@ async def test_refresh_after_reconnect(press: AlarmServer, options: SessionOptio
     assert gone.state == "cleared"
     assert "while the agent could not see it" in gone.message
     assert len(committed.events) == 4
+
+
+async def test_probe_lists_the_conditions_the_server_retains(
+    press: AlarmServer, options: SessionOptions
+) -> None:
+    driver = OpcuaDriver("press-01", OpcuaEndpoint(press.url), [], options, events=OpcuaEvents())
+    _rows, conditions = await _probe_once(driver)
+    assert _conditions_table(conditions or []) == (
+        "conditions: none active or waiting for acknowledgement"
+    )
+    await press.alarm.set(True)
+    await asyncio.sleep(0.3)
+    _rows, conditions = await _probe_once(driver)
+    assert conditions is not None
+    (line,) = _conditions_table(conditions).splitlines()[1:]
+    assert line.strip().startswith("active     severity 700   Press: Guard door open")
+
+
+async def test_browse_marks_the_objects_that_report_events(
+    press: AlarmServer, options: SessionOptions
+) -> None:
+    driver = OpcuaDriver("press-01", OpcuaEndpoint(press.url), [], options)
+    nodes = await _walk(driver, [(0, "Objects")], depth=3, standard=False)
+    (machine,) = [n for n in nodes if n.path[-1][1] == "Press"]
+    assert machine.notifier
+    assert not [n for n in nodes if n.notifier and n is not machine]
+    skeleton = profile_skeleton("press", press.url, ((0, "Objects"),), nodes)
+    assert skeleton["events"] == {"notifiers": [machine.node_id]}
+    assert [t["name"] for t in skeleton["tags"]] == ["press_guardopen"]
