@@ -1,7 +1,8 @@
 """An OPC-UA alarm condition end to end, across an agent kill -9 and a hub SIGKILL: an asyncua
 server with an OffNormalAlarm (edge_agent/simulators/opcua_alarms.py) → `edge-agent run`
 (profile `events:`, ConditionRefresh, store-and-forward) → Mosquitto → `millstream-hub serve`
-→ PostgreSQL. Ground truth is the condition's transitions: each one row, none lost or doubled."""
+→ PostgreSQL, acknowledged from the hub's API (the dashboard's button) through the agent's command
+path. Ground truth is the condition's transitions: each one row, none lost or doubled."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import pytest_asyncio
 from asyncua import Server
@@ -82,6 +84,8 @@ async def test_condition_transitions_once_across_agent_and_hub_kills(
         f"jwt_secret: {os.urandom(24).hex()}\n"
     )
     hub_cli(hub_yaml, "migrate")
+    key = hub_cli(hub_yaml, "users", "api-key", "add", "shift-lead", "--role", "operator")
+    operator = {"X-API-Key": key.strip()}
     (tmp_path / "press-conditions.yaml").write_text(PROFILE.format(ns=ns))
     config = tmp_path / "agent.yaml"
     config.write_text(
@@ -136,7 +140,19 @@ async def test_condition_transitions_once_across_agent_and_hub_kills(
         await alarm.set(True)
         await states("active")
         print(f"raise → active in PostgreSQL: {time.monotonic() - raised_at:.2f} s")
-        await panel_acknowledge("seen")
+        # Acknowledged from the dashboard: the hub's API → the agent's command → the PLC's
+        # Acknowledge method; the server's new state comes back as an event.
+        ((raised_id, _),) = await rows()
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as api:
+            answer = await api.post(
+                "/api/v1/events/acknowledge",
+                headers=operator,
+                json={"site": site, "line": "l1", "machine": "press-01", "id": raised_id,
+                      "comment": "seen on the dashboard", "wait": 10},
+            )  # fmt: skip
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["status"] == "done", answer.json()
+        assert alarm.acknowledged == ["seen on the dashboard"]
         await states("active", "acked")
         await alarm.set(False)
         await states("active", "acked", "cleared")
