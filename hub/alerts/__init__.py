@@ -1,1 +1,2 @@
-"""Alerts: rules over committed readings and machine states, their lifecycle, and notifiers."""
+"""Alerts: rules over committed readings, machine states and machine events, their lifecycle,
+and notifiers."""

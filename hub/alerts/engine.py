@@ -12,6 +12,10 @@ a re-fire is a new occurrence. What "bad" and "ok" mean is the rule kind's busin
   they are learnt, so an anomaly does not teach the model that it is normal;
 - quality: the reading's quality is `bad`.
 
+Event rules watch machine events (docs/events.md), not readings: a matching event whose state is
+`active` (or none) opens an occurrence, the same event id with state `cleared` resolves it; the
+machine's own `acked`/`confirmed` change nothing here (Millstream's acknowledgement is its own).
+
 Time is the readings' own: `for` is measured between sample timestamps, and `tick(now)` fires a
 pending watch whose condition still holds once `for` has passed without a new sample. An
 occurrence's id is derived from the rule, the series and the timestamp its condition began, so
@@ -36,11 +40,23 @@ from typing import Any, Literal, NamedTuple
 
 from hub.alerts.rules import LimitsPolicy, Rule, format_duration
 
-__all__ = ["AgentHealth", "Engine", "MachineState", "SeriesKey", "Transition", "alert_id"]
+__all__ = [
+    "AgentHealth",
+    "Engine",
+    "Event",
+    "MachineState",
+    "SeriesKey",
+    "Transition",
+    "alert_id",
+]
 
 SERIES_KINDS = frozenset({"threshold", "rate", "zscore", "quality"})
 MACHINE_KINDS = frozenset({"stale", "offline"})  # on a machine's judged state (hub/query/fleet.py)
 AGENT_KINDS = frozenset({"edge"})  # on an agent's health report
+EVENT_KINDS = frozenset({"event"})  # on the events machines raise
+# Occurrences opened by events whose `cleared` never came are forgotten oldest first past this,
+# so a machine raising one-shot events (no state) cannot grow the checkpoint without bound.
+MAX_RAISED = 50_000
 # The `tag` of an agent's watches and alerts (machine-level alerts have tag ""): `machine` is
 # then the agent id.
 AGENT_TAG = "(agent)"
@@ -62,9 +78,22 @@ class SeriesKey(NamedTuple):
     tag: str
 
 
-def alert_id(rule: str, key: SeriesKey, since_ms: int) -> str:
-    """The occurrence id: the same rule, series and start always give the same id."""
-    return str(uuid.uuid5(_NAMESPACE, "\x1f".join((rule, *key, str(since_ms)))))
+def alert_id(rule: str, key: SeriesKey, since_ms: int, *more: str) -> str:
+    """The occurrence id: the same rule, series and start (and `more`, an event's id) always
+    give the same id."""
+    return str(uuid.uuid5(_NAMESPACE, "\x1f".join((rule, *key, str(since_ms), *more))))
+
+
+class Event(NamedTuple):
+    """A machine event as event rules judge it (wire `MachineEvent` without its fields)."""
+
+    id: str
+    ts: int
+    source: str
+    type: str
+    severity: int
+    message: str
+    state: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -390,8 +419,19 @@ class _RuleIndex:
         return found
 
 
+def _event_matches(rule: Rule, e: Event) -> bool:
+    m = rule.event
+    return (
+        m is not None
+        and e.severity >= m.min_severity
+        and fnmatch.fnmatchcase(e.type, m.type)
+        and fnmatch.fnmatchcase(e.source, m.source)
+    )
+
+
 class Engine:
-    """Rules over readings (see module docstring). Not thread-safe; one evaluator owns it."""
+    """Rules over readings and events (see module docstring). Not thread-safe; one evaluator
+    owns it."""
 
     def __init__(
         self,
@@ -404,6 +444,11 @@ class Engine:
         self._index = _RuleIndex(self.rules)
         self.state_rules = tuple(r for r in rules if r.kind in MACHINE_KINDS | AGENT_KINDS)
         self._states: dict[SeriesKey, list[_StateWatch]] = {}
+        self.event_rules = tuple(r for r in rules if r.kind in EVENT_KINDS)
+        self._event_rules_of: dict[tuple[str, str, str], list[Rule]] = {}
+        # (rule, site, line, machine, event id) → (occurrence id, found late): events raised
+        # and not yet cleared, in the order they were raised.
+        self._raised: dict[tuple[str, str, str, str, str], tuple[str, bool]] = {}
         self._policy = limits_policy or LimitsPolicy()
         self.limits: dict[SeriesKey, Limits] = {}
         self._limit_rules: dict[Limits, Rule] = {}
@@ -576,6 +621,52 @@ class Engine:
                 w.observe(dropping or behind, since, now_ms, detail, out)
         return out
 
+    def events(
+        self, site: str, line: str, machine: str, events: Iterable[Event], now_ms: int
+    ) -> list[Transition]:
+        """`event` rules over one machine's newly stored events (in time order) at `now_ms`."""
+        place = (site, line, machine)
+        rules = self._event_rules_of.get(place)
+        if rules is None:
+            rules = self._event_rules_of[place] = [
+                r
+                for r in self.event_rules
+                if fnmatch.fnmatchcase(site, r.match.site)
+                and fnmatch.fnmatchcase(line, r.match.line)
+                and fnmatch.fnmatchcase(machine, r.match.machine)
+            ]
+        out: list[Transition] = []
+        if not rules:
+            return out
+        late_before = now_ms - self._late_after
+        for e in events:
+            key = SeriesKey(site, line, machine, e.source)
+            detail = f"{e.message or e.type} ({e.type} from {e.source}, severity {e.severity})"
+            for rule in rules:
+                held = (rule.name, site, line, machine, e.id)
+                raised = self._raised.get(held)
+                if e.state == "cleared":
+                    # Whatever its severity now: the alarm this id raised is over.
+                    if raised is not None:
+                        del self._raised[held]
+                        oid, late = raised
+                        value = float(e.severity)
+                        out.append(Transition(oid, rule, "cleared", key, value, e.ts, late, detail))
+                    continue
+                if e.state not in (None, "active") or raised is not None:
+                    continue  # the machine's own acknowledgement, or the same alarm again
+                if not _event_matches(rule, e):
+                    continue
+                oid = alert_id(rule.name, key, e.ts, e.id)
+                late = e.ts < late_before
+                self._raised[held] = (oid, late)
+                if len(self._raised) > MAX_RAISED:
+                    del self._raised[next(iter(self._raised))]
+                out.append(
+                    Transition(oid, rule, "active", key, float(e.severity), e.ts, late, detail)
+                )
+        return out
+
     def tick(self, now_ms: int) -> list[Transition]:
         """Fire pending conditions whose `for` has passed with no new sample."""
         out: list[Transition] = []
@@ -586,7 +677,8 @@ class Engine:
 
     def active(self) -> int:
         """Occurrences active now."""
-        return sum(1 for ws in self._watches.values() for w in ws if w.active_id is not None)
+        watched = sum(1 for ws in self._watches.values() for w in ws if w.active_id is not None)
+        return watched + len(self._raised)
 
     def export(self) -> dict[str, Any]:
         """Everything the engine has learnt, as JSON values, keyed by rule name per series."""
@@ -600,7 +692,8 @@ class Engine:
             for key, watches in self._states.items()
             if watches
         ]
-        return {"v": 1, "series": series, "states": held}
+        raised = [[*k, oid, late] for k, (oid, late) in self._raised.items()]
+        return {"v": 1, "series": series, "states": held, "events": raised}
 
     def restore(self, snapshot: dict[str, Any]) -> None:
         """Load `export()`'s output; rules since removed are forgotten, new ones start idle."""
@@ -618,3 +711,7 @@ class Engine:
             for sw in self._state_watches(SeriesKey(*raw_key)):
                 if sw.rule.name in saved:
                     sw.restore(saved[sw.rule.name])
+        names = {r.name for r in self.event_rules}
+        for rule, site, line, machine, event, oid, late in snapshot.get("events", ()):
+            if rule in names:
+                self._raised[(rule, site, line, machine, event)] = (oid, bool(late))

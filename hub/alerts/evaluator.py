@@ -2,9 +2,10 @@
 
 Why one, and why the feed: the shared MQTT subscription splits a machine's batches across hub
 instances, so no instance sees a series whole, and an instance that dies takes what it had in
-memory with it. The feed (`hub.alerts.feed`) holds every committed reading once, in commit order,
-whichever instance stored it; the evaluator that holds the PostgreSQL advisory lock reads it
-like the Kafka relay reads its outbox, and the others stand by to take over.
+memory with it. The feed (`hub.alerts.feed`) holds every committed reading (and machine event)
+once, in commit order, whichever instance stored it; the evaluator that holds the PostgreSQL
+advisory lock reads it like the Kafka relay reads its outbox, and the others stand by to take
+over.
 
 What survives a crash: every `CHECKPOINT_S` the engine's state is saved with the feed id it is
 valid at, and the feed up to there deleted. A new evaluator restores the checkpoint and replays
@@ -32,9 +33,16 @@ from typing import Any
 
 import asyncpg
 
-from hub.alerts.engine import Engine, Transition
+from hub.alerts.engine import Engine, Event, Transition
 from hub.alerts.facts import agent_health, limits_version, machine_states, profile_limits
-from hub.alerts.feed import FEED_CHANNEL, FeedRow, decode_body, fetch_feed
+from hub.alerts.feed import (
+    FEED_CHANNEL,
+    KIND_EVENTS,
+    FeedRow,
+    decode_body,
+    decode_events,
+    fetch_feed,
+)
 from hub.alerts.manage import Shelf, api_rules, list_shelves, rules_version, shelved
 from hub.alerts.notify import DeliveryError, Sender
 from hub.alerts.rules import AlertsConfig, Rule
@@ -166,7 +174,7 @@ class AlertEvaluator:
         await conn.add_listener(FEED_CHANNEL, lambda *_: wake.set())
         log.info(
             "alert evaluator: active, %d rules, from feed id %d",
-            len(engine.rules) + len(engine.state_rules),
+            len(engine.rules) + len(engine.state_rules) + len(engine.event_rules),
             cp.cursor,
         )
         self.state = "ok"
@@ -199,6 +207,8 @@ class AlertEvaluator:
             for (site, line, machine), (readings, now) in _by_machine(release).items():
                 out += engine.readings(site, line, machine, readings, now)
                 self.evaluated += len(readings)
+            for (site, line, machine), (events, now) in _events_by_machine(release).items():
+                out += engine.events(site, line, machine, events, now)
             if time.monotonic() - ticked_at >= TICK_S:
                 out += engine.tick(self._clock())
                 ticked_at = time.monotonic()
@@ -346,10 +356,27 @@ def _by_machine(
     """Each machine's readings of these rows in time order, and the latest commit among them."""
     out: dict[tuple[str, str, str], tuple[list[tuple[str, int, Any, str]], int]] = {}
     for row in rows:
+        if row.kind == KIND_EVENTS:
+            continue
         key = (row.site, row.line, row.machine)
         readings, now = out.get(key, ([], 0))
         readings += decode_body(row.body)
         out[key] = (readings, max(now, row.created_at))
     for readings, _now in out.values():
         readings.sort(key=lambda r: r[1])  # stable: one series' equal timestamps keep order
+    return out
+
+
+def _events_by_machine(rows: list[FeedRow]) -> dict[tuple[str, str, str], tuple[list[Event], int]]:
+    """Each machine's events of these rows in time order, and the latest commit among them."""
+    out: dict[tuple[str, str, str], tuple[list[Event], int]] = {}
+    for row in rows:
+        if row.kind != KIND_EVENTS:
+            continue
+        key = (row.site, row.line, row.machine)
+        events, now = out.get(key, ([], 0))
+        events += decode_events(row.body)
+        out[key] = (events, max(now, row.created_at))
+    for events, _now in out.values():
+        events.sort(key=lambda e: e.ts)  # stable: an alarm's raise stays before its clear
     return out

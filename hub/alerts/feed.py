@@ -1,9 +1,11 @@
-"""The alert feed: committed readings for the evaluator, written in the ingest transaction.
+"""The alert feed: committed readings and machine events for the evaluator, written in the
+ingest transaction.
 
 `write_feed` is a storage transaction hook, like the Kafka outbox's: one `alert_feed` row per
-telemetry batch holding the readings this transaction inserted (a replay adds nothing), with
-ids handed out under an advisory lock held to commit, so id order is commit order and an
-evaluator reading `id > cursor` never skips a row that commits late.
+telemetry batch holding the readings this transaction inserted, and one per events batch holding
+the events it inserted (a replay adds nothing), with ids handed out under an advisory lock held
+to commit, so id order is commit order and an evaluator reading `id > cursor` never skips a row
+that commits late. The evaluator sees a row only once its transaction has committed.
 """
 
 from __future__ import annotations
@@ -13,31 +15,54 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from hub.bridge.kafka.records import encode_readings
-from hub.storage.committed import new_readings
+from hub.alerts.engine import Event
+from hub.bridge.kafka.records import encode_event, encode_readings
+from hub.storage.committed import event_key, new_events, new_readings
 from hub.storage.model import WriteBatch, WriteResult
 
-__all__ = ["FEED_CHANNEL", "FEED_LOCK", "FeedRow", "decode_body", "fetch_feed", "write_feed"]
+__all__ = [
+    "FEED_CHANNEL",
+    "FEED_LOCK",
+    "KIND_EVENTS",
+    "KIND_READINGS",
+    "FeedRow",
+    "decode_body",
+    "decode_events",
+    "fetch_feed",
+    "write_feed",
+]
 
 FEED_LOCK = 0x6D73_000A  # advisory lock ids: "ms" + purpose (see hub/bridge/kafka/outbox.py)
 FEED_CHANNEL = "millstream_alert_feed"
+KIND_READINGS = 0
+KIND_EVENTS = 1
 
 _INSERT = """
-INSERT INTO alert_feed (site, line, machine, n, body)
-SELECT site, line, machine, n, body
-FROM unnest($1::text[], $2::text[], $3::text[], $4::integer[], $5::text[])
-     WITH ORDINALITY AS t(site, line, machine, n, body, i)
+INSERT INTO alert_feed (kind, site, line, machine, n, body)
+SELECT kind, site, line, machine, n, body
+FROM unnest($1::smallint[], $2::text[], $3::text[], $4::text[], $5::integer[], $6::text[])
+     WITH ORDINALITY AS t(kind, site, line, machine, n, body, i)
 ORDER BY i
 """
 
 
 async def write_feed(conn: asyncpg.Connection, batch: WriteBatch, result: WriteResult) -> None:
-    """Storage transaction hook: the batch's new readings, for the alert evaluator."""
+    """Storage transaction hook: the batch's new readings and events, for the alert evaluator."""
     rows = []
     for t, readings in await new_readings(conn, batch, result):
         if readings:
             n, body = encode_readings(readings)
-            rows.append((t.site, t.line, t.machine, n, body))
+            rows.append((KIND_READINGS, t.site, t.line, t.machine, n, body))
+    stored = await new_events(conn, batch)
+    for b in batch.events:
+        lines = []
+        for e in b.events:
+            key = event_key(b, e)
+            if key in stored:
+                stored.discard(key)  # the same event twice in one transaction was stored once
+                lines.append(encode_event(b, e))
+        if lines:
+            rows.append((KIND_EVENTS, b.site, b.line, b.machine, len(lines), "\n".join(lines)))
     if not rows:
         return
     await conn.execute("SELECT pg_advisory_xact_lock($1)", FEED_LOCK)
@@ -47,7 +72,7 @@ async def write_feed(conn: asyncpg.Connection, batch: WriteBatch, result: WriteR
 
 @dataclass(frozen=True, slots=True)
 class FeedRow:
-    """One committed batch of a machine's new readings, as the evaluator reads it."""
+    """One committed batch of a machine's new readings (or events), as the evaluator reads it."""
 
     id: int
     created_at: int
@@ -55,6 +80,7 @@ class FeedRow:
     line: str
     machine: str
     body: str
+    kind: int = KIND_READINGS
 
 
 def decode_body(body: str) -> list[tuple[str, int, float | int | bool | str, str]]:
@@ -64,10 +90,21 @@ def decode_body(body: str) -> list[tuple[str, int, float | int | bool | str, str
     return [(x["tag"], x["ts"], x["v"], x["q"]) for x in items]
 
 
+def decode_events(body: str) -> list[Event]:
+    """The events of a feed body of kind `KIND_EVENTS`, in the order they were stored."""
+    out = []
+    for text in body.split("\n"):
+        x = json.loads(text)
+        out.append(
+            Event(x["id"], x["ts"], x["source"], x["type"], x["severity"], x["message"], x["state"])
+        )
+    return out
+
+
 async def fetch_feed(conn: asyncpg.Connection, after: int, limit: int) -> list[FeedRow]:
     """Feed rows with id > after, in id (commit) order."""
     records = await conn.fetch(
-        "SELECT id, created_at, site, line, machine, body FROM alert_feed"
+        "SELECT id, created_at, site, line, machine, body, kind FROM alert_feed"
         " WHERE id > $1 ORDER BY id LIMIT $2",
         after,
         limit,

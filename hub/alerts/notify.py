@@ -110,11 +110,16 @@ def _subject(body: Mapping[str, Any]) -> str:
 
 def _text(body: Mapping[str, Any]) -> str:
     when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(int(body["ts"]) / 1000))
+    if body.get("kind") == "event":
+        # Raised by the machine: `tag` holds the event's source, `value` its severity (1-1000).
+        what, value, why = "event source", f"Event severity: {body['value']:g}", "Message"
+    else:
+        what, value, why = "tag", f"Value: {body['value']}", "Why"
     lines = [
         f"Alert {body['rule']} is {body['state']} ({body['severity']}).",
-        f"Machine: {body['site']}/{body['line']}/{body['machine']}, tag {body['tag']}",
-        f"Value: {body['value']} at {when}",
-        f"Why: {body['detail']}",
+        f"Machine: {body['site']}/{body['line']}/{body['machine']}, {what} {body['tag']}",
+        f"{value} at {when}",
+        f"{why}: {body['detail']}",
     ]
     if body.get("comment"):
         lines.append(f"Comment by {body['by']}: {body['comment']}")

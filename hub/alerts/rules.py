@@ -25,6 +25,7 @@ __all__ = [
     "AlertsConfig",
     "DurationMs",
     "EmailNotifier",
+    "EventMatch",
     "KafkaNotifier",
     "LimitsPolicy",
     "Match",
@@ -39,7 +40,7 @@ __all__ = [
 ]
 
 Severity = Literal["info", "warning", "critical"]
-RuleKind = Literal["threshold", "rate", "zscore", "stale", "offline", "quality", "edge"]
+RuleKind = Literal["threshold", "rate", "zscore", "stale", "offline", "quality", "edge", "event"]
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|min|h|d)?\s*$")
 _UNIT_MS = {"ms": 1, "s": 1000, None: 1000, "m": 60_000, "min": 60_000, "h": 3_600_000,
@@ -89,6 +90,15 @@ class Match(_Frozen):
     line: str = "*"
     machine: str = "*"
     tag: str = "*"
+
+
+class EventMatch(_Frozen):
+    """Which machine events an `event` rule fires on (docs/events.md): at least this severity
+    (OPC UA's 1-1000), and shell-style globs on the event's type and source."""
+
+    min_severity: int = Field(default=1, ge=1, le=1000)
+    type: str = "*"
+    source: str = "*"
 
 
 class WebhookNotifier(_Frozen):
@@ -175,12 +185,28 @@ class Rule(_Frozen):
     min_samples: int = Field(default=60, ge=2)
     # edge: the oldest unsent reading older than this (dropping readings always fires).
     backlog_age: DurationMs | None = None
+    # event: which machine events fire it (`kind` may be left out when this is given).
+    event: EventMatch | None = None
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _event_implies_kind(cls, data: object) -> object:
+        if isinstance(data, dict) and "kind" not in data and data.get("event") is not None:
+            return {**data, "kind": "event"}
+        return data
 
     @model_validator(mode="after")
     def _fields_of_kind(self) -> Rule:
         kind = self.kind
+        if kind == "event":
+            self._event_fields()
+        elif self.event is not None:
+            raise ValueError(
+                f"`event` belongs to event rules; write `kind: event` to match machine events,"
+                f" or remove `event` from this {kind} rule"
+            )
         if kind == "threshold" and self.above is None and self.below is None:
             raise ValueError("a threshold rule needs `above` and/or `below`")
         if (
@@ -195,6 +221,32 @@ class Rule(_Frozen):
         if kind == "zscore" and self.window is None:
             object.__setattr__(self, "window", 3_600_000)
         return self
+
+    def _event_fields(self) -> None:
+        if self.event is None:
+            raise ValueError(
+                "an event rule needs `event` (which machine events fire it),"
+                " e.g. event: {min_severity: 600, type: alarm, source: guard_open}"
+            )
+        unused = [
+            name
+            for name, given in (
+                ("above", self.above is not None), ("below", self.below is not None),
+                ("window", self.window is not None), ("for", self.for_ms != 0),
+                ("backlog_age", self.backlog_age is not None),
+            )
+            if given
+        ]  # fmt: skip
+        if unused:
+            raise ValueError(
+                f"{', '.join(f'`{n}`' for n in unused)} do not apply to an event rule (it fires"
+                " when the machine raises a matching event); remove them"
+            )
+        if self.match.tag != "*":
+            raise ValueError(
+                "an event rule matches the event's source with `event: {source: ...}`,"
+                " not `match: {tag: ...}`; move the pattern there"
+            )
 
 
 class LimitsPolicy(_Frozen):

@@ -2,6 +2,7 @@
 
 The broker confines each identity to its topics; the `src` inside a payload is only what the
 publisher says. So on a machine device identities own (or a line agent identities own), a batch
+— telemetry or events —
 naming the `src` of **another known identity** is set aside as `not_authorized` (and never
 receipted, to anyone): one publisher cannot pass itself off as another, to forge its receipts
 or its place in the completeness ledger. A `src` no identity has is let through: nobody to
@@ -19,7 +20,7 @@ from hub.devices.identities import Identity
 from hub.devices.service import identity_of
 from hub.ingest.message import Incoming
 from hub.sql import Database
-from hub.storage import DeadLetter, TelemetryBatch
+from hub.storage import DeadLetter, EventBatch, TelemetryBatch
 
 __all__ = ["Owners", "load_owners"]
 
@@ -53,9 +54,10 @@ class Owners:
             frozenset(i.src for i in identities),
         )
 
-    def judge(self, msg: Incoming, batch: TelemetryBatch) -> DeadLetter | None:
-        """None if `batch` may be stored, else the dead letter that replaces it."""
-        if not batch.receipt:
+    def judge(self, msg: Incoming, batch: TelemetryBatch | EventBatch) -> DeadLetter | None:
+        """None if `batch` (telemetry or events) may be stored, else the dead letter that
+        replaces it."""
+        if isinstance(batch, TelemetryBatch) and not batch.receipt:
             return None  # another dialect (Sparkplug): its src is ours, not the publisher's
         allowed = self.devices.get((batch.site, batch.line, batch.machine))
         if allowed is None:

@@ -160,7 +160,8 @@ class IngestPipeline:
         max_concurrent_commits: int = 2,
         parser: Executor | None = None,
         dead_letter_budget: DeadLetterBudget | None = None,
-        authorize: Callable[[Incoming, TelemetryBatch], DeadLetter | None] | None = None,
+        authorize: Callable[[Incoming, TelemetryBatch | EventBatch], DeadLetter | None]
+        | None = None,
     ) -> None:
         """`authorize`: the dead letter a batch becomes when its publisher may not send it
         (hub/ingest/owners.py), judged on the event loop as soon as a batch is validated, so a
@@ -259,7 +260,7 @@ class IngestPipeline:
                 log.exception("live announcement failed")
 
     def _judge(self, item: _Item) -> None:
-        if self._authorize is not None and isinstance(item.result, TelemetryBatch):
+        if self._authorize is not None and isinstance(item.result, TelemetryBatch | EventBatch):
             refused = self._authorize(item.msg, item.result)
             if refused is not None:
                 item.result = refused

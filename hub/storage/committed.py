@@ -1,4 +1,5 @@
-"""Which readings a PostgreSQL ingest transaction actually inserted (for transaction hooks).
+"""Which readings (and machine events) a PostgreSQL ingest transaction actually inserted (for
+transaction hooks).
 
 A replayed batch (agent republish, broker redelivery, two instances storing the same batch)
 inserts nothing, and a batch with some duplicates inserts only its new readings. Consumers of
@@ -14,9 +15,16 @@ from typing import Any
 
 import asyncpg
 
-from hub.storage.model import ReadingLike, TelemetryBatch, WriteBatch, WriteResult
+from hub.storage.model import (
+    EventBatch,
+    EventRow,
+    ReadingLike,
+    TelemetryBatch,
+    WriteBatch,
+    WriteResult,
+)
 
-__all__ = ["NewReadings", "narrow", "new_readings"]
+__all__ = ["EventKey", "NewReadings", "event_key", "narrow", "new_events", "new_readings"]
 
 # Each telemetry batch with the readings of it this transaction inserted (possibly none).
 NewReadings = list[tuple[TelemetryBatch, Sequence[ReadingLike]]]
@@ -30,6 +38,32 @@ JOIN series s USING (site, line, machine, tag)
 JOIN readings r ON r.series_id = s.id AND r.ts = k.ts
 WHERE r.xmin = (txid_current() % 4294967296)::text::xid
 """
+
+
+# The events of a transaction's batches whose row this very transaction inserted (a batch sent
+# again inserts none).
+_NEW_EVENTS = """
+SELECT e.site, e.line, e.machine, e.event_id, e.ts FROM machine_events e
+JOIN unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[])
+     AS k(site, line, machine, event_id, ts) USING (site, line, machine, event_id, ts)
+WHERE e.xmin = (txid_current() % 4294967296)::text::xid
+"""
+# site, line, machine, event id, ts: a stored event's identity.
+EventKey = tuple[str, str, str, str, int]
+
+
+def event_key(b: EventBatch, e: EventRow) -> EventKey:
+    """The identity of event `e` of batch `b` in `machine_events`."""
+    return (b.site, b.line, b.machine, e.id, e.ts)
+
+
+async def new_events(conn: asyncpg.Connection, batch: WriteBatch) -> set[EventKey]:
+    """The events of `batch` this transaction inserted (inside it)."""
+    if not batch.events:
+        return set()
+    keys = [event_key(b, e) for b in batch.events for e in b.events]
+    found = await conn.fetch(_NEW_EVENTS, *(list(col) for col in zip(*keys, strict=True)))
+    return {(r[0], r[1], r[2], r[3], r[4]) for r in found}
 
 
 def narrow(batch: WriteBatch, inserted: set[int] | None) -> NewReadings:

@@ -27,8 +27,15 @@ from hub.bridge.kafka.records import (
     encode_event,
     encode_readings,
 )
-from hub.storage.committed import NewReadings, narrow, new_readings
-from hub.storage.model import EventBatch, EventRow, WriteBatch, WriteResult
+from hub.storage.committed import (
+    EventKey,
+    NewReadings,
+    event_key,
+    narrow,
+    new_events,
+    new_readings,
+)
+from hub.storage.model import WriteBatch, WriteResult
 
 __all__ = [
     "NOTIFY_CHANNEL",
@@ -59,16 +66,6 @@ ORDER BY i
 
 _Row = tuple[int, str | None, str | None, str | None, str | None, int | None, int, str]
 
-# The events of a transaction's batches whose row this very transaction inserted (a batch sent
-# again inserts none: Kafka gets each stored event once, as each stored reading).
-_NEW_EVENTS = """
-SELECT e.site, e.line, e.machine, e.event_id, e.ts FROM machine_events e
-JOIN unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[])
-     AS k(site, line, machine, event_id, ts) USING (site, line, machine, event_id, ts)
-WHERE e.xmin = (txid_current() % 4294967296)::text::xid
-"""
-EventKey = tuple[str, str, str, str, int]
-
 
 def outbox_values(
     batch: WriteBatch, inserted: set[int] | None, new_events: set[EventKey] | None = None
@@ -76,10 +73,6 @@ def outbox_values(
     """Outbox rows for a committed write (pure); `inserted` = 1-based reading indices to keep,
     `new_events` the events to keep (None: every one)."""
     return _rows(narrow(batch, inserted), batch, new_events)
-
-
-def _key(b: EventBatch, e: EventRow) -> EventKey:
-    return (b.site, b.line, b.machine, e.id, e.ts)
 
 
 def _rows(new: NewReadings, batch: WriteBatch, new_events: set[EventKey] | None) -> list[_Row]:
@@ -91,7 +84,7 @@ def _rows(new: NewReadings, batch: WriteBatch, new_events: set[EventKey] | None)
     seen: set[EventKey] = set()
     for b in batch.events:
         for e in b.events:
-            key = _key(b, e)
+            key = event_key(b, e)
             if (new_events is None or key in new_events) and key not in seen:
                 seen.add(key)  # the same event twice in one transaction was stored once
                 body = encode_event(b, e)
@@ -105,12 +98,8 @@ async def write_outbox(conn: asyncpg.Connection, batch: WriteBatch, result: Writ
     """Storage transaction hook: record the batch's new readings (and dead letters) for Kafka."""
     if result.inserted == 0 and not batch.dead_letters and not batch.events:
         return
-    new_events: set[EventKey] = set()
-    if batch.events:
-        keys = [_key(b, e) for b in batch.events for e in b.events]
-        found = await conn.fetch(_NEW_EVENTS, *(list(col) for col in zip(*keys, strict=True)))
-        new_events = {(r[0], r[1], r[2], r[3], r[4]) for r in found}
-    rows = _rows(await new_readings(conn, batch, result), batch, new_events)
+    # Kafka gets each stored event once, as each stored reading: a batch sent again adds none.
+    rows = _rows(await new_readings(conn, batch, result), batch, await new_events(conn, batch))
     if not rows:
         return
     # Held until commit: the next transaction gets its ids only after this one is visible.

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hub.devices.identities import Identity
 from hub.ingest.message import Incoming
 from hub.ingest.owners import Owners
-from hub.storage import CompactReading, TelemetryBatch
+from hub.storage import CompactReading, EventBatch, EventRow, TelemetryBatch
 
 OWNERS = Owners.of(
     [
@@ -54,3 +54,15 @@ def test_a_machine_may_have_several_device_publishers() -> None:
     assert owners.judge(MSG, _batch("l1", "press-01", "gw-a")) is None
     assert owners.judge(MSG, _batch("l1", "press-01", "gw-b")) is None
     assert owners.judge(MSG, _batch("l1", "press-02", "gw-a")) is not None
+
+
+def test_events_are_judged_like_telemetry() -> None:
+    # A device identity must not raise (or clear) another machine's alarms under another's src.
+    def events(src: str) -> EventBatch:
+        row = EventRow("guard:1", 1, "guard", "alarm", 700, "Guard door open", "active", "{}")
+        return EventBatch("s1", "l1", "press-01", src, 1, [row], "d")
+
+    assert OWNERS.judge(MSG, events("press-gw")) is None
+    refused = OWNERS.judge(MSG, events("pc-3"))
+    assert refused is not None
+    assert refused.reason == "not_authorized"
