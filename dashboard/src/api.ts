@@ -69,7 +69,7 @@ export interface AlertRule {
 
 export type CommandStatus = "pending" | "done" | "refused" | "failed" | "expired";
 
-/** A write sent to a machine's agent and what it answered (docs/commands.md). */
+/** A command (write, call, acknowledge, config) sent to an agent and what it answered (docs/commands.md). */
 export interface Command {
   id: string;
   kind: string;
@@ -390,6 +390,9 @@ export const api = {
   alerts: (params: Record<string, string | number>) => get<Alert[]>("/alerts", params),
   events: (params: Record<string, string | number>) => get<MachineEvent[]>("/events", params),
   ackAlert: (id: string, comment: string) => call<Alert>("POST", `/alerts/${id}/ack`, undefined, { comment }),
+  /** Acknowledge a machine's OPC-UA alarm condition through its agent (an `acknowledge` command). */
+  acknowledgeEvent: (e: MachineEvent, comment: string) =>
+    call<Command>("POST", "/events/acknowledge", undefined, { site: e.site, line: e.line, machine: e.machine, id: e.id, comment }),
   alertRules: () => get<AlertRule[]>("/alerts/rules"),
   writeTag: (s: Series, value: Value) =>
     call<Command>("POST", `/machines/${s.site}/${s.line}/${s.machine}/tags/${s.tag}/write`, undefined, { value }),

@@ -1,6 +1,6 @@
 // Alerts: what is wrong now and what was, with acknowledge for operators (docs/alerts.md), and
 // beside them what the machines raised themselves (docs/events.md). Polled like the fleet view.
-import { api, ApiError, type Alert, type MachineEvent, type Me } from "../api";
+import { api, ApiError, type Alert, type Command, type MachineEvent, type Me } from "../api";
 import { badge, clear, fmtAge, fmtTime, fmtValue, h } from "../dom";
 import { LiveStream } from "../live";
 import { linkHandler } from "../router";
@@ -8,6 +8,9 @@ import { linkHandler } from "../router";
 // Alert changes arrive on /ws the moment they are recorded; polling is the fallback.
 const POLL_MS = 15_000;
 const SEVERITY_RANK: Record<string, number> = { critical: 0, warning: 1, info: 2 };
+// An acknowledge the agent has not answered yet is asked about again this long (as a write is).
+const ACK_POLL_MS = 1_000;
+const ACK_POLL_FOR_MS = 30_000;
 
 /** Open alerts first by severity, then newest first. */
 export function bySeverity(alerts: Alert[]): Alert[] {
@@ -32,6 +35,24 @@ export function eventSeverity(e: MachineEvent): HTMLElement {
   return badge(look, `${word} ${e.severity}`);
 }
 
+/** The events an operator may acknowledge: of each occurrence (rows come newest first) the newest
+ * row, when it is an OPC-UA condition still active and not acknowledged (docs/events.md). */
+export function acknowledgeable(rows: MachineEvent[]): Set<MachineEvent> {
+  const seen = new Set<string>();
+  const out = new Set<MachineEvent>();
+  for (const e of rows) {
+    const key = `${e.site}/${e.line}/${e.machine}/${e.id}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    if (typeof e.fields.condition === "string" && e.fields.acked === false && e.state === "active") out.add(e);
+  }
+  return out;
+}
+
+function commandLook(status: Command["status"]): string {
+  return status === "done" ? "online" : status === "pending" ? "stale" : "faulted";
+}
+
 export function alertsPage(root: HTMLElement, _params: string[], me: Me | null): () => void {
   const canAck = me !== null && (me.role === "operator" || me.role === "admin");
   const state = h(
@@ -49,6 +70,8 @@ export function alertsPage(root: HTMLElement, _params: string[], me: Me | null):
   const banner = h("div", { class: "banner", hidden: true, role: "status" });
   const body = h("section", { class: "card", id: "alerts-table" }, h("p", { class: "muted" }, "Loading…"));
   const events = h("section", { class: "card", id: "machine-events" }, h("p", { class: "muted" }, "Loading…"));
+  // What the machine's agent answered to the last acknowledge: kept across redraws of the table.
+  const ackResult = h("p", { id: "event-ack-result", hidden: true, role: "status" });
   state.onchange = () => void load();
   machine.onchange = () => void load();
   root.append(
@@ -56,6 +79,7 @@ export function alertsPage(root: HTMLElement, _params: string[], me: Me | null):
     banner,
     body,
     h("h2", null, "Raised by the machines"),
+    ackResult,
     events,
   );
   let alive = true;
@@ -94,6 +118,37 @@ export function alertsPage(root: HTMLElement, _params: string[], me: Me | null):
       banner.textContent = `Could not acknowledge: ${text}`;
     }
     await load();
+  }
+
+  function showAck(e: MachineEvent, c: Command): void {
+    const said = c.status === "pending" ? "Sent; waiting for the agent's answer…" : (c.detail ?? "");
+    ackResult.hidden = false;
+    ackResult.dataset.status = c.status;
+    ackResult.dataset.event = e.id;
+    ackResult.replaceChildren(badge(commandLook(c.status), c.status), " ", `${e.machine}: ${e.message} — `, h("span", { id: "event-ack-detail" }, said));
+  }
+
+  async function acknowledgeEvent(e: MachineEvent, button: HTMLButtonElement): Promise<void> {
+    const comment = window.prompt(`Acknowledge "${e.message}" on ${e.machine} (at the machine): what are you doing about it?`, "");
+    if (comment === null) return;
+    button.disabled = true;
+    try {
+      let c = await api.acknowledgeEvent(e, comment);
+      showAck(e, c);
+      const until = Date.now() + ACK_POLL_FOR_MS;
+      while (c.status === "pending" && alive && Date.now() < until) {
+        await new Promise((r) => window.setTimeout(r, ACK_POLL_MS));
+        c = await api.command(c.id);
+        showAck(e, c);
+      }
+    } catch (err) {
+      ackResult.hidden = false;
+      ackResult.dataset.status = "error";
+      ackResult.dataset.event = e.id;
+      ackResult.replaceChildren(badge("faulted", "not sent"), " ", `${e.machine}: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    // The machine's own "acknowledged" event follows through the agent's buffer; the table shows it then.
+    if (alive) await load();
   }
 
   function draw(rows: Alert[]): void {
@@ -140,6 +195,7 @@ export function alertsPage(root: HTMLElement, _params: string[], me: Me | null):
       clear(events, h("p", { class: "muted", id: "events-empty" }, "No machine events."));
       return;
     }
+    const open = canAck ? acknowledgeable(rows) : new Set<MachineEvent>();
     clear(
       events,
       h(
@@ -148,7 +204,7 @@ export function alertsPage(root: HTMLElement, _params: string[], me: Me | null):
         h(
           "table",
           { class: "grid events" },
-          h("thead", null, h("tr", null, ...["Severity", "When", "Where", "Source", "Type", "State", "Message"].map((t) => h("th", null, t)))),
+          h("thead", null, h("tr", null, ...["Severity", "When", "Where", "Source", "Type", "State", "Message", ""].map((t) => h("th", null, t)))),
           h(
             "tbody",
             null,
@@ -164,12 +220,19 @@ export function alertsPage(root: HTMLElement, _params: string[], me: Me | null):
                 h("td", null, e.type),
                 h("td", null, e.state ?? "–"),
                 h("td", { class: "why" }, e.message),
+                h("td", null, open.has(e) ? ackButton(e) : ""),
               );
             }),
           ),
         ),
       ),
     );
+  }
+
+  function ackButton(e: MachineEvent): HTMLElement {
+    const button = h("button", { class: "small ack-event", title: "Acknowledge it at the machine (OPC-UA)" }, "Acknowledge") as HTMLButtonElement;
+    button.onclick = () => void acknowledgeEvent(e, button);
+    return button;
   }
 
   const live = new LiveStream(() => {}, () => {}, () => void load());

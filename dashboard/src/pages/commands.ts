@@ -1,5 +1,5 @@
-// The command audit log (admins): who wrote what to which machine, the value before and read
-// back, and what the agent answered (docs/commands.md).
+// The command audit log (admins): who wrote what to which machine (or acknowledged which of its
+// alarms), the value before and read back, and what the agent answered (docs/commands.md).
 import { api, type Command, type Me } from "../api";
 import { badge, clear, fmtTime, fmtValue, h } from "../dom";
 import { linkHandler } from "../router";
@@ -62,14 +62,16 @@ export function commandsPage(root: HTMLElement, _params: string[], me: Me | null
               const path = `/machines/${c.site}/${c.line}/${c.machine}`;
               // A configuration push names an agent, not a machine; its value is the version.
               const config = c.kind === "config";
-              const asked = config ? `version ${(c.value as { version?: number } | null)?.version ?? "?"}` : fmtValue(c.value);
+              // An acknowledge names a machine event (in `tag`) and carries the operator's comment.
+              const ack = c.kind === "acknowledge";
+              const asked = config ? `version ${(c.value as { version?: number } | null)?.version ?? "?"}` : ack ? `acknowledge: ${String(c.value ?? "") || "(no comment)"}` : fmtValue(c.value);
               return h(
                 "tr",
                 { "data-id": c.id, "data-status": c.status },
                 h("td", null, fmtTime(c.issued_at)),
                 h("td", null, c.issued_by),
                 h("td", null, config ? `agent ${c.agent_id}` : h("a", { href: path, onclick: linkHandler(path) }, `${c.site} / ${c.line} / ${c.machine}`)),
-                h("td", null, c.tag),
+                h("td", null, ack ? `event ${c.tag}` : c.tag),
                 h("td", { class: "num" }, asked),
                 h("td", { class: "num" }, fmtValue(c.previous)),
                 h("td", { class: "num" }, fmtValue(c.read_back)),

@@ -263,20 +263,37 @@ async def test_engineer_sees_fleet_live_values_and_an_agent_going_offline(
             assert await page.locator("#alerts-list li", has_text="boiling-oil").count() == 0
             # The press itself raises an alarm (wire events, docs/events.md): shown on the
             # Alerts page beside Millstream's own, with its severity, source and message.
+            # An OPC-UA condition among them gets an Acknowledge button (operators, admins).
             raised = json.dumps({"v": 1, "src": "press-gw", "seq": 1, "events": [{
                 "id": "guard-open:1", "ts": int(time.time() * 1000), "source": "guard_open",
                 "type": "alarm", "severity": 700, "message": "Guard door open", "state": "active",
+            }, {
+                "id": "c7f3a90b12e4", "ts": int(time.time() * 1000), "source": "Press.Hydraulics",
+                "type": "OffNormalAlarmType", "severity": 500, "message": "Oil level low",
+                "state": "active", "fields": {"condition": "ns=2;i=7", "active": True,
+                                              "acked": False},
             }]}).encode()  # fmt: skip
             await asyncio.to_thread(
                 publish_once, broker, f"ms/v1/{site}/{LINE}/press-01/events", raised
             )
             await page.click("nav >> text=Alerts")
             event = page.locator('#machine-events tr[data-event="guard-open:1"]')
-            await event.wait_for(timeout=15_000)
+            # Events are polled (every 15 s): one the first load missed is on the next.
+            await event.wait_for(timeout=20_000)
             shown = await event.inner_text()
             assert "critical 700" in shown, shown
             assert "guard_open" in shown, shown
             assert "Guard door open" in shown, shown
+            assert await event.locator("button.ack-event").count() == 0  # not a condition
+            # Acknowledged from the page: the command reaches the press's agent, whose answer
+            # is shown (the simulated press speaks Modbus, which has no conditions to ack).
+            condition = page.locator('#machine-events tr[data-event="c7f3a90b12e4"]')
+            page.once("dialog", lambda d: asyncio.ensure_future(d.accept("topping up")))
+            await condition.locator("button.ack-event").click()
+            answered = page.locator('#event-ack-result[data-status="refused"]')
+            await answered.wait_for(timeout=15_000)
+            said = await answered.inner_text()
+            assert "press-01: its protocol cannot acknowledge yet" in said, said
             row = page.locator('#alerts-table tr[data-state="active"]', has_text="warm-oil")
             await row.wait_for(timeout=10_000)
             page.once("dialog", lambda d: asyncio.ensure_future(d.accept("checking the cooler")))
