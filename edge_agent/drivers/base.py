@@ -7,8 +7,7 @@ handles Modbus and OPC-UA devices the same way.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Literal, NamedTuple, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from edge_agent.drivers.health import DeviceHealth
@@ -28,9 +27,12 @@ Quality = Literal["good", "uncertain", "bad"]
 Value = float | int | bool | str | None
 
 
-@dataclass(frozen=True, slots=True)
-class Sample:
-    """One reading of one tag: source time in epoch milliseconds UTC, value and quality."""
+class Sample(NamedTuple):
+    """One reading of one tag: source time in epoch milliseconds UTC, value and quality.
+
+    A NamedTuple, not a frozen dataclass: every reading the agent takes is one, and a tuple is
+    made in less than half the time (issue "overload": the per-reading objects were 9 % of the
+    agent's CPU at its ceiling)."""
 
     tag: str
     ts: int

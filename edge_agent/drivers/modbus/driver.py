@@ -45,16 +45,21 @@ class PointReading:
     sample: Sample
 
 
-def reading_of(point: ModbusPoint, raw: Sequence[int], ts: int) -> PointReading:
-    """Decode one point's registers into a reading; undecodable or non-finite ⇒ `bad`."""
+# Each point's raw registers (None when the device refused them), in sample order: kept only
+# when asked for (`edge-agent probe`), never on the polling hot path.
+_Raw = list[tuple[ModbusPoint, tuple[int, ...] | None]]
+
+
+def sample_of(point: ModbusPoint, raw: Sequence[int], ts: int) -> Sample:
+    """Decode one point's registers; undecodable or non-finite ⇒ `bad`."""
     try:
         value = decode_point(raw, point)
     except DecodeError:
-        return PointReading(point, tuple(raw), Sample(point.name, ts, None, "bad"))
+        return Sample(point.name, ts, None, "bad")
     # The wire carries finite numbers only; NaN from a meter means "no value" anyway.
-    if isinstance(value, float) and not math.isfinite(value):
-        return PointReading(point, tuple(raw), Sample(point.name, ts, None, "bad"))
-    return PointReading(point, tuple(raw), Sample(point.name, ts, value, "good"))
+    if type(value) is float and not math.isfinite(value):
+        return Sample(point.name, ts, None, "bad")
+    return Sample(point.name, ts, value, "good")
 
 
 class ModbusDriver(PollingDriver[ModbusPoint]):
@@ -117,17 +122,20 @@ class ModbusDriver(PollingDriver[ModbusPoint]):
 
     async def read(self) -> list[Sample]:
         """Every point once; rejected points come back `bad`, a silent device raises."""
-        return [r.sample for r in await self.read_raw()]
+        await self.connect()
+        return await self._poll(self._plan)
 
     async def read_raw(self) -> list[PointReading]:
         """Every point once, with its raw registers (what `edge-agent probe` shows)."""
         await self.connect()
-        return await self._poll(self._plan)
+        raw: _Raw = []
+        samples = await self._poll(self._plan, raw)
+        return [PointReading(p, r, s) for (p, r), s in zip(raw, samples, strict=True)]
 
     async def poll_interval(self, poll_ms: int) -> list[Sample]:
-        """The tags polled every `poll_ms`, once."""
-        readings = await self._poll([r for r in self._plan if r.poll_ms == poll_ms])
-        return [r.sample for r in readings]
+        """The tags polled every `poll_ms`, once (the agent's hot path: one sample a reading,
+        nothing else kept)."""
+        return await self._poll([r for r in self._plan if r.poll_ms == poll_ms])
 
     async def release(self) -> None:
         """Give the link back (closed when no other device on it still uses it)."""
@@ -137,17 +145,18 @@ class ModbusDriver(PollingDriver[ModbusPoint]):
 
     # -- one poll -----------------------------------------------------------------------------
 
-    async def _poll(self, requests: Sequence[ReadRequest]) -> list[PointReading]:
-        out: list[PointReading] = []
+    async def _poll(self, requests: Sequence[ReadRequest], raw: _Raw | None = None) -> list[Sample]:
+        out: list[Sample] = []
         learned_before = (len(self.learned.bad), len(self.learned.cuts))
         for request in requests:
-            await self._execute(request, out)
+            await self._execute(request, out, raw)
         if (len(self.learned.bad), len(self.learned.cuts)) != learned_before:
             self._plan = self._make_plan()
         return out
 
-    async def _execute(self, request: ReadRequest, out: list[PointReading]) -> bool:
-        """Read one request into `out`; True when it found a point the device refuses."""
+    async def _execute(self, request: ReadRequest, out: list[Sample], raw: _Raw | None) -> bool:
+        """Read one request into `out` (and `raw`); True when it found a point the device
+        refuses."""
         self.counters["requests"] += 1
         try:
             regs = await self.bus.read(
@@ -159,18 +168,21 @@ class ModbusDriver(PollingDriver[ModbusPoint]):
             )
         except RequestRejected as exc:
             self.counters["rejected"] += 1
-            return await self._rejected(request, exc, out)
+            return await self._rejected(request, exc, out, raw)
         ts = self._now_ms()
         if len(request.points) == 1 and request.points[0].name in self.learned.bad:
             _log.info("device %s: tag %s readable again", self.device, request.points[0].name)
             self.learned.mark_good(request.points[0])
             self._plan = self._make_plan()
         for point, (start, stop) in zip(request.points, request.slices, strict=True):
-            out.append(reading_of(point, regs[start:stop], ts))
+            registers = regs[start:stop]
+            out.append(sample_of(point, registers, ts))
+            if raw is not None:
+                raw.append((point, tuple(registers)))
         return False
 
     async def _rejected(
-        self, request: ReadRequest, exc: RequestRejected, out: list[PointReading]
+        self, request: ReadRequest, exc: RequestRejected, out: list[Sample], raw: _Raw | None
     ) -> bool:
         if len(request.points) == 1:
             point = request.points[0]
@@ -183,11 +195,13 @@ class ModbusDriver(PollingDriver[ModbusPoint]):
                 )
                 self.learned.mark_bad(point)
             self.counters["bad_points"] += 1
-            out.append(PointReading(point, None, Sample(point.name, self._now_ms(), None, "bad")))
+            out.append(Sample(point.name, self._now_ms(), None, "bad"))
+            if raw is not None:
+                raw.append((point, None))
             return True
         left, right = split_request(request)
-        found = await self._execute(left, out)
-        found = await self._execute(right, out) or found
+        found = await self._execute(left, out, raw)
+        found = await self._execute(right, out, raw) or found
         if not found:
             # Both halves read fine: the device refuses the gap between them.
             self.learned.cut(request.table, right.address)
@@ -228,7 +242,7 @@ class ModbusDriver(PollingDriver[ModbusPoint]):
         regs = await self.bus.read(
             point.table, point.address, count, self.endpoint.unit, self.endpoint.timeout_s
         )
-        return reading_of(point, regs, self._now_ms()).sample.value
+        return sample_of(point, regs, self._now_ms()).value
 
     def _make_plan(self) -> list[ReadRequest]:
         return plan_reads(self.points, max_gap=self.max_gap, learned=self.learned)
