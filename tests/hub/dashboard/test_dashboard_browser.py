@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 from dashtest import (
     ADMIN,
@@ -78,6 +79,20 @@ async def route_sockets(page: Page) -> Sockets:
 
     await page.route_web_socket(re.compile(r"/ws(\?.*)?$"), route)
     return sockets
+
+
+async def stored_events(dsn: str, site: str, count: int) -> None:
+    """Until `count` machine events of `site` are in PostgreSQL (30 s at most)."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        for _ in range(300):
+            found = await conn.fetchval("SELECT count(*) FROM machine_events WHERE site = $1", site)
+            if found >= count:
+                return
+            await asyncio.sleep(0.1)
+    finally:
+        await conn.close()
+    raise AssertionError(f"{count} events of {site} not stored within 30 s")
 
 
 async def agents_table_fits(page: Page, width: int) -> None:
@@ -276,10 +291,12 @@ async def test_engineer_sees_fleet_live_values_and_an_agent_going_offline(
             await asyncio.to_thread(
                 publish_once, broker, f"ms/v1/{site}/{LINE}/press-01/events", raised
             )
+            # Stored before the page asks: the page polls events every 15 s, so a first load
+            # that raced the hub's commit would wait for the next poll.
+            await stored_events(pg_dsn, site, 2)
             await page.click("nav >> text=Alerts")
             event = page.locator('#machine-events tr[data-event="guard-open:1"]')
-            # Events are polled (every 15 s): one the first load missed is on the next.
-            await event.wait_for(timeout=20_000)
+            await event.wait_for(timeout=10_000)
             shown = await event.inner_text()
             assert "critical 700" in shown, shown
             assert "guard_open" in shown, shown
