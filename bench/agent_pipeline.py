@@ -21,9 +21,6 @@ import asyncio
 import json
 import os
 import platform
-import re
-import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -32,76 +29,18 @@ import time
 from pathlib import Path
 from typing import Any
 
-import aiomqtt
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import wire
+from bench.hub_stand_in import start_broker, start_responder, stop
 from edge_agent.buffer import BufferDB, Reading
 from edge_agent.buffer.readings import encode_body
 from edge_agent.config import AgentConfig
 from edge_agent.runtime import SyntheticSource, WireContract, run_agent
 
 ROOT = Path(__file__).resolve().parents[1]
-HEAD = re.compile(rb'\{"v":1,"src":"(?P<src>[^"]+)","seq":(?P<seq>\d+),')
 DEVICES = 10
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_broker(workdir: Path) -> tuple[subprocess.Popen[bytes], int]:
-    port = free_port()
-    conf = workdir / "mosquitto.conf"
-    conf.write_text(
-        f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-        "max_queued_messages 1000000\nmax_inflight_messages 0\n"
-    )
-    proc = subprocess.Popen(["mosquitto", "-c", str(conf)], stderr=subprocess.DEVNULL)
-    for _ in range(100):
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-        except OSError:
-            time.sleep(0.05)
-        else:
-            return proc, port
-    raise RuntimeError("mosquitto did not start")
-
-
-# -- responder: subscribes to telemetry, answers with coalesced receipts (like the hub) ---------
-async def responder(port: int) -> None:
-    pending: dict[str, list[tuple[int, str]]] = {}
-
-    async with aiomqtt.Client("127.0.0.1", port, identifier="bench-hub", clean_session=True) as c:
-        await c.subscribe("ms/v1/+/+/+/telemetry", qos=1)
-
-        async def flush() -> None:
-            while True:
-                await asyncio.sleep(0.05)
-                for src, batches in list(pending.items()):
-                    if batches:
-                        pending[src] = []
-                        seqs = wire.coalesce_seqs(seq for seq, _ in batches)
-                        await c.publish(
-                            wire.receipt_topic(src), wire.encode_receipt(seqs, batches), qos=1
-                        )
-
-        task = asyncio.create_task(flush())
-        async for msg in c.messages:
-            assert isinstance(msg.payload, bytes)
-            # Only src and seq are read (and the digest taken, as the hub does): this bench
-            # measures the agent; what a real hub costs per reading is bench/hub_ingest.py's
-            # figure. On a shared 2-core box a stand-in that parses every reading would be the
-            # bottleneck being measured.
-            head = HEAD.match(msg.payload)
-            assert head is not None
-            batch = (int(head["seq"]), wire.batch_digest(msg.payload))
-            pending.setdefault(head["src"].decode(), []).append(batch)
-        task.cancel()
 
 
 # -- agent: the real runtime over synthetic sources ----------------------------------------------
@@ -146,16 +85,6 @@ def status(workdir: Path) -> dict[str, Any]:
 def spawn(args: list[str], log: Path) -> subprocess.Popen[bytes]:
     with log.open("ab") as f:
         return subprocess.Popen([sys.executable, __file__, *args], stdout=f, stderr=f)
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        os.kill(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait()
 
 
 def prefill(db_path: Path, readings: int, chunk: int = 200) -> float:
@@ -301,10 +230,7 @@ def main() -> None:
     parser.add_argument("--only", choices=["sustained", "drain", "rss"], action="append")
     args = parser.parse_args()
     if args.role:
-        if args.role[0] == "responder":
-            asyncio.run(responder(int(args.role[1])))
-        else:
-            agent(Path(args.role[1]), float(args.role[2]))
+        agent(Path(args.role[1]), float(args.role[2]))
         return
     only = set(args.only or ["sustained", "drain", "rss"])
     results: dict[str, Any] = {
@@ -318,7 +244,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         broker, port = start_broker(tmp)
-        resp = spawn(["--role", "responder", str(port)], tmp / "responder.log")
+        resp = start_responder(port, tmp / "responder.log")
         try:
             time.sleep(1)
             if "sustained" in only:
