@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import wire
 
-__all__ = ["free_port", "responder", "start_broker", "start_responder", "stop"]
+__all__ = ["HEAD", "free_port", "responder", "start_broker", "start_responder", "stop"]
 
 HEAD = re.compile(rb'\{"v":1,"src":"(?P<src>[^"]+)","seq":(?P<seq>\d+),')
 
