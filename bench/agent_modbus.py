@@ -243,8 +243,10 @@ def run(tmp: Path, broker_port: int, ports: list[int], args: argparse.Namespace)
         time.sleep(args.warmup)
         if args.py_spy:
             spy = subprocess.Popen(
+                # --gil: only the thread holding the GIL, i.e. where the Python CPU goes;
+                # --nonblocking: the agent is never paused (its latency is being measured).
                 [args.py_spy, "record", "--pid", str(agent.pid), "--duration",
-                 str(int(args.seconds)), "--format", "raw", "--threads",
+                 str(int(args.seconds)), "--format", "raw", "--threads", "--gil", "--nonblocking",
                  "--output", str(Path(tempfile.gettempdir()) / f"agent_modbus_{devices}.pyspy")],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
@@ -341,10 +343,17 @@ def run(tmp: Path, broker_port: int, ports: list[int], args: argparse.Namespace)
     return out
 
 
+def git(*args: str) -> str:
+    return subprocess.run(
+        ["git", *args], cwd=ROOT, check=False, capture_output=True, text=True
+    ).stdout.strip()
+
+
 def show(name: str, r: dict[str, Any]) -> None:
     lat, rss = r["latency_ms"], r["rss_mb"]
     print(
-        f"{name}: offered {r['offered_per_s']:,}/s, delivered {r['delivered_per_s']:,}/s "
+        f"{name}: offered {r['offered_per_s']:,}/s, produced {r['produced_per_s']:,}/s, "
+        f"delivered {r['delivered_per_s']:,}/s "
         f"({100 * r['delivered_ratio']:.1f} %), agent schedule {r['schedule_mean']} "
         f"(min {r['schedule_min']})\n"
         f"  agent {r['agent_cpu_cores']} cores: {r['agent_cpu_s_per_1000_delivered']} CPU-s per "
@@ -394,9 +403,15 @@ def main() -> None:
             "warmup_s": args.warmup,
             "window_s": args.seconds,
             "max_load": args.max_load,
+            "py_spy_attached": bool(args.py_spy),
             "buffer_sqlite": BUFFER_SQLITE,
             "mqtt": "agent defaults (max_batch 1000, max_delay_ms 100, inflight 100, QoS 1), "
             "status_interval 1s; receipts from bench/hub_stand_in.py every 50 ms",
+        },
+        # The agent measured is the working tree's: other work may be under way in it.
+        "agent_tree": {
+            "commit": git("rev-parse", "--short", "HEAD"),
+            "uncommitted": git("status", "--porcelain", "edge_agent", "wire").splitlines(),
         },
         "targets": {"p50_ms_at_20000": 50, "p99_ms_at_20000": 150, "p99_ms_overload": 1000},
     }
