@@ -35,6 +35,9 @@ _SEGMENT = re.compile(SEGMENT_PATTERN)
 _TAG = re.compile(TAG_PATTERN)
 _QUALITIES = frozenset({"good", "uncertain", "bad"})
 _INT64 = (-(2**63), 2**63 - 1)
+# Tag names already matched: the agent sends the same few thousand names again and again.
+_KNOWN_TAGS: set[str] = set()
+_KNOWN_TAGS_MAX = 65_536
 
 
 def plainly_valid(src: Any, seq: Any, readings: Sequence[Any]) -> bool:
@@ -48,22 +51,35 @@ def plainly_valid(src: Any, seq: Any, readings: Sequence[Any]) -> bool:
         and 1 <= len(readings) <= MAX_READINGS
     ):
         return False
-    tags: set[str] = set()  # a batch names few tags many times: match each once
+    tags = _KNOWN_TAGS
+    if len(tags) > _KNOWN_TAGS_MAX:  # bounded: tag names from a hostile source cannot grow it
+        tags.clear()
     for r in readings:
         tag, ts, v, q = r.tag, r.ts, r.v, r.q
-        if tag not in tags:
-            if type(tag) is not str or not _TAG.fullmatch(tag):
-                return False
-            tags.add(tag)
-        if not (
-            type(ts) is int
-            and 0 <= ts <= MAX_TS
-            and type(q) is str
-            and q in _QUALITIES
-            and _value_ok(v)
+        kind = type(v)
+        # The common value kinds inline; a comparison with NaN or ±inf is false, so floats
+        # need no isfinite of their own.
+        if (
+            type(tag) is not str
+            or (tag not in tags and not _new_tag(tag))
+            or type(ts) is not int
+            or not 0 <= ts <= MAX_TS
+            or type(q) is not str
+            or q not in _QUALITIES
+            or (kind is float and not -MAX_ABS_NUMBER <= v <= MAX_ABS_NUMBER)
+            or (kind is int and not _INT64[0] <= v <= _INT64[1] and not _value_ok(v))
+            or (kind is not float and kind is not int and kind is not bool and not _value_ok(v))
         ):
             return False
     return True
+
+
+def _new_tag(tag: str) -> bool:
+    """Whether a tag name not seen before is valid (and remember it if so)."""
+    if _TAG.fullmatch(tag):
+        _KNOWN_TAGS.add(tag)
+        return True
+    return False
 
 
 def _value_ok(v: Any) -> bool:  # noqa: PLR0911 -- one return per JSON value kind

@@ -39,6 +39,7 @@ tags = st.one_of(
     st.text(max_size=130),  # spaces, unicode, empty, too long, a trailing newline
     st.sampled_from(["temp\n", "a" * 129, "", "ok.tag"]),
     st.integers(),
+    weird,  # unhashable too: judged, not raised on
 )
 stamps = st.one_of(
     st.integers(0, wire.MAX_TS),
@@ -94,6 +95,10 @@ def model_accepts(src: Any, seq: Any, items: list[R]) -> bool | None:
 @example(src="pc-1", seq=1, items=[R("t", wire.MAX_TS + 1, 1)])
 @example(src="pc-1", seq=1, items=[R("t", -1, 1)])
 @example(src="pc-1", seq=1, items=[R("t", 1, 1, ["good"])])
+@example(src="pc-1", seq=1, items=[R(["t"], 1, 1)])
+@example(src="pc-1", seq=1, items=[R("t", 1, 1e301)])
+@example(src="pc-1", seq=1, items=[R("t", 1, -1e301)])
+@example(src="pc-1", seq=1, items=[R("t", 1, 1e300), R("u", 1, -1e300)])
 @example(src="pc-1", seq=1, items=[R("t", 1, "é" * 513)])
 def test_plain_checks_agree_with_the_model(src: Any, seq: Any, items: list[R]) -> None:
     verdict = model_accepts(src, seq, items)

@@ -90,6 +90,14 @@ def decode_registers(
         reg = regs[0]
         return bool((reg >> bit) & 1) if bit is not None else bool(reg)
     count = len(regs)
+    if count == 1 and (type == "uint16" or type == "int16"):  # noqa: PLR1714 -- fastest test
+        # The commonest tag, decoded without struct: the agent's hottest line at 100k readings/s.
+        reg = regs[0]
+        if not 0 <= reg <= 0xFFFF:
+            raise DecodeError(f"registers out of range 0..65535: {list(regs)}")
+        if order == "BADC" or order == "DCBA":  # noqa: PLR1714
+            reg = ((reg & 0xFF) << 8) | (reg >> 8)
+        return reg - 0x10000 if type == "int16" and reg >= 0x8000 else reg
     if type == "string":
         byte_swap = order in ("BADC", "DCBA")
         try:
