@@ -61,7 +61,7 @@ EDGE_AGENT = str(Path(sys.executable).with_name("edge-agent"))
 AGENT_ID, SITE, LINE = "bench-modbus", "bench", "l1"
 TS = re.compile(rb'"ts":(\d+)')
 # What the agent's buffer runs with (docs/agent.md "Buffer semantics", edge_agent/buffer/schema.py).
-BUFFER_SQLITE = {"journal_mode": "WAL", "synchronous": "FULL", "commit_interval_ms": 100}
+BUFFER_SQLITE = {"journal_mode": "WAL", "synchronous": "FULL", "commit_interval": "100ms"}
 
 
 # -- libmodbus servers ---------------------------------------------------------------------------
@@ -158,7 +158,12 @@ def percentile(hist: Counter[int], q: float) -> int | None:
 
 # -- the agent's config -------------------------------------------------------------------------
 def write_config(
-    work: Path, broker_port: int, ports: list[int], registers: int, poll_ms: int
+    work: Path,
+    broker_port: int,
+    ports: list[int],
+    registers: int,
+    poll_ms: int,
+    commit_interval: str | None,
 ) -> Path:
     """A profile of `registers` uint16 tags (no deadband: every poll is sent) and agent.yaml."""
     profiles = work / "device_profiles"
@@ -182,7 +187,9 @@ def write_config(
         f"agent: {{id: {AGENT_ID}, site: {SITE}, line: {LINE}}}\n"
         # The status file is how this bench watches the agent; the rest are the defaults.
         f"mqtt: {{url: 'mqtt://127.0.0.1:{broker_port}', status_interval: 1s}}\n"
-        "buffer: {path: ./buffer.db, max_bytes: 1GiB, max_age: 7d}\n"
+        "buffer: {path: ./buffer.db, max_bytes: 1GiB, max_age: 7d"
+        + (f", commit_interval: {commit_interval}" if commit_interval else "")
+        + "}\n"
         f"devices:\n{devices}"
     )
     return config
@@ -213,7 +220,9 @@ def run(tmp: Path, broker_port: int, ports: list[int], args: argparse.Namespace)
     devices = len(ports)
     out: dict[str, Any] = {"devices": devices, **wait_for_load(args.max_load, args.load_wait)}
     work = tmp / f"run-{devices}"
-    config = write_config(work, broker_port, ports, args.registers, args.interval_ms)
+    config = write_config(
+        work, broker_port, ports, args.registers, args.interval_ms, args.commit_interval
+    )
     sub_out = work / "subscriber.json"
     sub = subprocess.Popen(
         [sys.executable, __file__, "--subscriber", str(broker_port), str(sub_out)],
@@ -376,11 +385,15 @@ def main() -> None:
     parser.add_argument("--interval-ms", type=int, default=100)
     parser.add_argument("--warmup", type=float, default=10)
     parser.add_argument("--seconds", type=float, default=30)
+    parser.add_argument(
+        "--commit-interval", help="buffer.commit_interval, e.g. 20ms (default: the agent's)"
+    )
     parser.add_argument("--max-load", type=float, default=1.5)
     parser.add_argument("--load-wait", type=float, default=60, help="per run, seconds")
     parser.add_argument(
         "--py-spy", help="py-spy binary: record the agent in each window to $TMPDIR/*.pyspy"
     )
+    parser.add_argument("--results", type=Path, default=RESULTS, help="where to write the JSON")
     parser.add_argument("--subscriber", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.subscriber:
@@ -404,7 +417,8 @@ def main() -> None:
             "window_s": args.seconds,
             "max_load": args.max_load,
             "py_spy_attached": bool(args.py_spy),
-            "buffer_sqlite": BUFFER_SQLITE,
+            "buffer_sqlite": BUFFER_SQLITE
+            | ({"commit_interval": args.commit_interval} if args.commit_interval else {}),
             "mqtt": "agent defaults (max_batch 1000, max_delay_ms 100, inflight 100, QoS 1), "
             "status_interval 1s; receipts from bench/hub_stand_in.py every 50 ms",
         },
@@ -437,9 +451,9 @@ def main() -> None:
                 server.wait()
                 if server.stdout is not None:
                     server.stdout.close()
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"wrote {RESULTS}")
+    args.results.parent.mkdir(exist_ok=True)
+    args.results.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"wrote {args.results}")
 
 
 if __name__ == "__main__":
