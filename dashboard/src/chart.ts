@@ -25,6 +25,22 @@ export interface AlertSpan {
   severity: string;
 }
 
+/** A machine event drawn as a vertical line at its time; `title` shows on hover. */
+export interface EventMark {
+  ts: number;
+  /** OPC-UA's 1-1000: the line's colour band. */
+  severity: number;
+  title: string;
+}
+
+/** The colour of an event's severity band: ≥700 red, ≥400 amber, else grey. */
+export function eventColour(severity: number): string {
+  return severity >= 700 ? "#cf222e" : severity >= 400 ? "#bf8700" : "#8c959f";
+}
+
+/** How near (CSS px) the cursor must come to an event line for its title to show. */
+const EVENT_HOVER_PX = 5;
+
 export interface ChartHooks {
   onZoom(min: number, max: number): void;
   onReset(): void;
@@ -51,6 +67,7 @@ export class TagChart {
   private limits: [number | null, number | null] = [null, null];
   private alerts: AlertSpan[] = [];
   private thresholds: Threshold[] = [];
+  private events: EventMark[] = [];
   private readonly release = () => {
     this.dragging = false;
     this.schedule();
@@ -108,6 +125,9 @@ export class TagChart {
         // Under the data: the tag's alert spans as shaded columns, its profile limits as
         // dashed lines, so a value's excursion reads against where alerts fire.
         drawClear: [(u) => this.paintMarks(u)],
+        // Over the data: machine events, so a line is never hidden under the value it explains.
+        draw: [(u) => this.paintEvents(u)],
+        setCursor: [(u) => this.hoverEvent(u)],
         ready: [
           (u) => {
             u.over.addEventListener("dblclick", () => hooks.onReset());
@@ -136,6 +156,55 @@ export class TagChart {
     this.el.dataset.limits = [low, high].map((v) => (v === null ? "" : String(v))).join(",");
     this.el.dataset.thresholds = thresholds.map((t) => `${t.rule}:${t.value}`).join(",");
     this.u.redraw(false);
+  }
+
+  /** The machine's events in the shown window (one fetch per page refresh, shared by all
+   * charts). */
+  setEvents(events: EventMark[]): void {
+    this.events = events;
+    this.el.dataset.events = String(events.length);
+    this.u.redraw(false);
+  }
+
+  private paintEvents(u: uPlot): void {
+    if (!this.events.length) return;
+    const ctx = u.ctx;
+    const { left, top, width, height } = u.bbox;
+    const xMin = u.scales.x.min ?? -Infinity;
+    const xMax = u.scales.x.max ?? Infinity;
+    const tip = 5 * devicePixelRatio;
+    ctx.save();
+    ctx.lineWidth = Math.max(1, devicePixelRatio);
+    for (const e of this.events) {
+      if (e.ts < xMin || e.ts > xMax) continue;
+      const x = Math.round(u.valToPos(e.ts, "x", true));
+      if (x < left || x > left + width) continue;
+      ctx.strokeStyle = ctx.fillStyle = eventColour(e.severity);
+      ctx.beginPath();
+      ctx.moveTo(x, top);
+      ctx.lineTo(x, top + height);
+      ctx.stroke();
+      // A small flag at the top: a line among many readings is easy to miss.
+      ctx.beginPath();
+      ctx.moveTo(x - tip, top);
+      ctx.lineTo(x + tip, top);
+      ctx.lineTo(x, top + tip * 1.5);
+      ctx.fill();
+    }
+    ctx.restore();
+  }
+
+  /** The title of the event lines under the cursor, as the plot's tooltip. */
+  private hoverEvent(u: uPlot): void {
+    const at = u.cursor.left ?? -1;
+    let text = "";
+    if (at >= 0) {
+      text = this.events
+        .filter((e) => Math.abs(u.valToPos(e.ts, "x") - at) <= EVENT_HOVER_PX)
+        .map((e) => e.title)
+        .join("\n");
+    }
+    if (u.over.title !== text) u.over.title = text;
   }
 
   private paintMarks(u: uPlot): void {

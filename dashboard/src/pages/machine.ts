@@ -1,7 +1,7 @@
 // One machine: live charts per tag (WebSocket), current values with quality and units, history
 // over a chosen range from the API's downsampling, and drag-to-zoom (double-click resets).
-import { api, type Alert, type AlertRule, type Latest, type Machine, type Me, type Quality, type Series, type Value } from "../api";
-import { TagChart, numeric, type Threshold } from "../chart";
+import { api, type Alert, type AlertRule, type Latest, type Machine, type MachineEvent, type Me, type Quality, type Series, type Value } from "../api";
+import { TagChart, numeric, type EventMark, type Threshold } from "../chart";
 import { badge, clear, fmtAge, fmtTime, fmtValue, h } from "../dom";
 import { machineState } from "../fleetstate";
 import { LiveStream, type LiveReading } from "../live";
@@ -56,6 +56,13 @@ export function thresholdsFor(rules: AlertRule[], site: string, line: string, ma
     if (typeof rule.below === "number") out.push({ rule: rule.name, value: rule.below, severity });
   }
   return out;
+}
+
+/** A machine event as a chart marker: its line's colour band and what hovering it says. */
+export function eventMark(e: MachineEvent): EventMark {
+  const state = e.state ? `, ${e.state}` : "";
+  const what = e.message || e.type;
+  return { ts: e.ts, severity: e.severity, title: `${fmtTime(e.ts, true)} ${e.source}: ${what} (severity ${e.severity}${state})` };
 }
 
 interface Current {
@@ -166,17 +173,21 @@ export function machinePage(root: HTMLElement, [site, line, name]: string[], me:
     );
   }
 
-  /** Limits and the spans alerts were active, per tag, over the shown window. */
+  /** Limits, the spans alerts were active per tag, and the machine's events, over the shown
+   * window: one request each per refresh, whatever the number of charts. */
   let rules: AlertRule[] = [];
   let rulesAt = 0;
+  let events: EventMark[] = [];
   async function loadMarks(from: number, to: number): Promise<void> {
     let alerts: Alert[] = [];
-    try {
+    const [alertsAnswer, eventsAnswer] = await Promise.allSettled([
       // Alerts that began before the window but ran into it count too: look back a day.
-      alerts = await api.alerts({ site, line, machine: name, from: from - 86_400_000, to, limit: 1000 });
-    } catch {
-      /* charts without marks rather than none */
-    }
+      api.alerts({ site, line, machine: name, from: from - 86_400_000, to, limit: 1000 }),
+      api.events({ site, line, machine: name, since_ms: from, until_ms: to, limit: 1000 }),
+    ]);
+    // Charts without marks rather than none; events that could not be read keep the last ones.
+    if (alertsAnswer.status === "fulfilled") alerts = alertsAnswer.value;
+    if (eventsAnswer.status === "fulfilled") events = eventsAnswer.value.map(eventMark);
     if (Date.now() - rulesAt > 60_000) {
       // Rules change rarely (config, or an admin through the API): a minute late is fine.
       rulesAt = Date.now();
@@ -189,6 +200,7 @@ export function machinePage(root: HTMLElement, [site, line, name]: string[], me:
         .filter((a) => a.tag === tag && (a.cleared_ms === null || a.cleared_ms >= from))
         .map((a) => ({ from: a.ts, to: a.cleared_ms, severity: a.severity }));
       chart.setMarks(s?.limit_low ?? null, s?.limit_high ?? null, spans, thresholdsFor(rules, site, line, name, tag));
+      chart.setEvents(events);
     }
   }
 

@@ -331,6 +331,12 @@ async def test_engineer_sees_fleet_live_values_and_an_agent_going_offline(
             assert await oil.get_attribute("data-limits") == "10,80"
             # The config's threshold rules on oil_temp are drawn at their limits too.
             assert await oil.get_attribute("data-thresholds") == "warm-oil:20,boiling-oil:500"
+            # The press's two stored events are drawn on its charts as vertical markers.
+            await page.wait_for_function(
+                "() => document.querySelector('[data-chart=\"oil_temp\"]')?.dataset.events"
+                " === '2'",
+                timeout=10_000,
+            )
 
             # A write: the conveyor's speed setpoint (writable in its profile) from the
             # machine page, confirmed against the value now and its limits, answered by the
