@@ -333,8 +333,7 @@ async def test_engineer_sees_fleet_live_values_and_an_agent_going_offline(
             assert await oil.get_attribute("data-thresholds") == "warm-oil:20,boiling-oil:500"
             # The press's two stored events are drawn on its charts as vertical markers.
             await page.wait_for_function(
-                "() => document.querySelector('[data-chart=\"oil_temp\"]')?.dataset.events"
-                " === '2'",
+                "() => document.querySelector('[data-chart=\"oil_temp\"]')?.dataset.events === '2'",
                 timeout=10_000,
             )
 
