@@ -23,9 +23,10 @@ The machine is shared: each run waits (up to `--load-wait` s) for the 1-minute l
 drop below `--max-load`, then measures anyway; the load before and after is recorded.
 
     .venv/bin/python bench/agent_modbus.py [--runs 2 10] [--registers 1000] [--interval-ms 100]
-        [--warmup 10] [--seconds 30] [--py-spy PATH]
+        [--warmup 10] [--seconds 30] [--commit-interval 20ms] [--py-spy PATH] [--results PATH]
 
-Prints the figures and writes bench/results/agent_modbus.json.
+Prints the figures and writes bench/results/agent_modbus.json (runs recorded by earlier
+invocations stay; one with another `--seconds` or `--commit-interval` gets its own key).
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ RESULTS = ROOT / "bench" / "results" / "agent_modbus.json"
 SERVER_C = ROOT / "tests" / "edge_agent" / "drivers" / "modbus" / "libmodbus_server.c"
 EDGE_AGENT = str(Path(sys.executable).with_name("edge-agent"))
 AGENT_ID, SITE, LINE = "bench-modbus", "bench", "l1"
+WINDOW_S = 30.0
 TS = re.compile(rb'"ts":(\d+)')
 # What the agent's buffer runs with (docs/agent.md "Buffer semantics", edge_agent/buffer/schema.py).
 BUFFER_SQLITE = {"journal_mode": "WAL", "synchronous": "FULL", "commit_interval": "100ms"}
@@ -384,7 +386,7 @@ def main() -> None:
     parser.add_argument("--registers", type=int, default=1000, help="uint16 tags per device")
     parser.add_argument("--interval-ms", type=int, default=100)
     parser.add_argument("--warmup", type=float, default=10)
-    parser.add_argument("--seconds", type=float, default=30)
+    parser.add_argument("--seconds", type=float, default=WINDOW_S)
     parser.add_argument(
         "--commit-interval", help="buffer.commit_interval, e.g. 20ms (default: the agent's)"
     )
@@ -414,11 +416,9 @@ def main() -> None:
             "type": "uint16 holding, one tag per register, no deadband",
             "interval_ms": args.interval_ms,
             "warmup_s": args.warmup,
-            "window_s": args.seconds,
             "max_load": args.max_load,
             "py_spy_attached": bool(args.py_spy),
-            "buffer_sqlite": BUFFER_SQLITE
-            | ({"commit_interval": args.commit_interval} if args.commit_interval else {}),
+            "buffer_sqlite": BUFFER_SQLITE,  # a run's own commit_interval is in the run
             "mqtt": "agent defaults (max_batch 1000, max_delay_ms 100, inflight 100, QoS 1), "
             "status_interval 1s; receipts from bench/hub_stand_in.py every 50 ms",
         },
@@ -439,8 +439,16 @@ def main() -> None:
         try:
             time.sleep(1)
             for devices in args.runs:
+                # Runs with other than the default window or commit interval get their own key.
                 key = f"devices_{devices}"
+                if args.seconds != WINDOW_S:
+                    key += f"_{args.seconds:g}s"
+                if args.commit_interval:
+                    key += f"_commit_{args.commit_interval}"
                 results[key] = run(tmp, broker_port, ports[:devices], args)
+                results[key]["recorded"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+                results[key]["agent_commit"] = results["agent_tree"]["commit"]
+                results[key]["commit_interval"] = args.commit_interval or "100ms (default)"
                 show(key, results[key])
         finally:
             stop(responder)
@@ -452,7 +460,10 @@ def main() -> None:
                 if server.stdout is not None:
                     server.stdout.close()
     args.results.parent.mkdir(exist_ok=True)
-    args.results.write_text(json.dumps(results, indent=2) + "\n")
+    # Like agent_pipeline.json: runs of earlier invocations stay unless this one redid them.
+    previous = json.loads(args.results.read_text()) if args.results.exists() else {}
+    previous.update(results)
+    args.results.write_text(json.dumps(previous, indent=2) + "\n")
     print(f"wrote {args.results}")
 
 
