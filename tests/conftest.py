@@ -1,7 +1,8 @@
 """Real servers as fixtures, started on first use and stopped at session end.
 
 Session-scoped (shared by every test that asks): `mosquitto`, `postgres`, `redis`, `kafka`.
-Per test: `pg_dsn` (a fresh database on the session PostgreSQL, dropped afterwards) and the
+Per test: `pg_dsn` (a fresh database on the session PostgreSQL, dropped afterwards),
+`node_opcua_alarms` (the endpoint URL of a fresh node-opcua server with the Press alarm) and the
 factories `mosquitto_factory`, `postgres_factory`, `redis_factory`, `kafka_factory`, which give a
 test private servers it may stop, kill and restart. A server that cannot start fails the test with
 its log tail; it is never skipped. Under CI=true any skip counts as a failure.
@@ -27,6 +28,7 @@ from tests.harness import (
     ServerError,
     history,
 )
+from tests.harness.node_opcua import NodeOpcuaAlarms
 
 S = TypeVar("S", bound=Server)
 
@@ -73,6 +75,13 @@ def redis() -> Iterator[Redis]:
 def kafka() -> Iterator[Kafka]:
     """The session's single-node Kafka; give each test its own topic names."""
     yield from _serve(Kafka())
+
+
+@pytest.fixture
+def node_opcua_alarms() -> Iterator[str]:
+    """The URL of a fresh node-opcua server with the Press guard-door alarm (docs/opcua.md)."""
+    for server in _serve(NodeOpcuaAlarms()):
+        yield server.url
 
 
 @pytest.fixture
