@@ -195,6 +195,10 @@ class ConditionTracker:
         if event_type == _REFRESH_END:
             self._end_refresh(seen)
             return seen
+        if _is_audit(event_type):
+            # The server's record of who did what (an Acknowledge, a write): for security
+            # auditing, not something that happened at the machine.
+            return seen
         condition = get("ConditionId")
         if not isinstance(condition, ua.NodeId) or condition.is_null():
             seen.events.append(self._plain_event(get))
@@ -373,6 +377,16 @@ def _label(value: Any) -> str:
 
 def _node_text(value: Any) -> str:
     return value.to_string() if isinstance(value, ua.NodeId) and not value.is_null() else ""
+
+
+def _is_audit(value: Any) -> bool:
+    """A standard audit event type (AuditConditionAcknowledgeEventType, …)."""
+    return (
+        isinstance(value, ua.NodeId)
+        and value.NamespaceIndex == 0
+        and isinstance(value.Identifier, int)
+        and ua.ObjectIdNames.get(value.Identifier, "").startswith("Audit")
+    )
 
 
 def _type_name(value: Any) -> str:

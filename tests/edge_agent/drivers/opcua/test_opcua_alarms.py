@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import pytest
 import pytest_asyncio
-from asyncua import Server
+from asyncua import Client, Server, ua
 from opcua_harness import free_port, until
 
 import wire
@@ -21,7 +21,11 @@ from edge_agent.cli.opcua import _conditions_table, _probe_once
 from edge_agent.drivers.opcua import OpcuaDriver, OpcuaEndpoint, SessionOptions
 from edge_agent.drivers.opcua.points import OpcuaEvents
 from edge_agent.errors import WriteRefused
-from edge_agent.simulators.opcua_alarms import OffNormalCondition, enable_conditions
+from edge_agent.simulators.opcua_alarms import (
+    ALARMS_NAMESPACE,
+    OffNormalCondition,
+    enable_conditions,
+)
 
 pytestmark = [pytest.mark.asyncio(loop_scope="function"), pytest.mark.timeout(60)]
 
@@ -155,3 +159,60 @@ async def test_browse_marks_the_objects_that_report_events(
     skeleton = profile_skeleton("press", press.url, ((0, "Objects"),), nodes)
     assert skeleton["events"] == {"notifiers": [machine.node_id]}
     assert [t["name"] for t in skeleton["tags"]] == ["press_guardopen"]
+
+
+# -- the same condition on two independent servers (interop) ----------------------------------
+
+
+async def write_guard(url: str, value: bool) -> None:
+    """Open or close the guard door as the machine would: a write to Press/GuardOpen."""
+    async with Client(url, timeout=10) as client:
+        ns = await client.get_namespace_index(ALARMS_NAMESPACE)
+        node = await client.nodes.objects.get_child([f"{ns}:Press", f"{ns}:GuardOpen"])
+        await node.write_value(ua.DataValue(ua.Variant(value, ua.VariantType.Boolean)))
+
+
+@pytest.fixture(params=["asyncua", "node-opcua"])
+def alarm_url(request: pytest.FixtureRequest) -> str:
+    """The endpoint of a server with the Press guard-door OffNormalAlarm: asyncua's simulator or
+    node-opcua (tests/interop/node_opcua_alarms)."""
+    fixture = "press" if request.param == "asyncua" else "node_opcua_alarms"
+    found = request.getfixturevalue(fixture)
+    return found.url if isinstance(found, AlarmServer) else str(found)
+
+
+async def test_interop_raise_acknowledge_clear_and_refresh(
+    alarm_url: str, options: SessionOptions
+) -> None:
+    committed = Committed()
+
+    def driver() -> OpcuaDriver:
+        made = OpcuaDriver("press-01", OpcuaEndpoint(alarm_url), [], options, events=OpcuaEvents())
+        made.report_events_to(committed.sink, dict(committed.state))
+        return made
+
+    async with driver() as first:
+        await asyncio.sleep(0.5)
+        assert committed.events == []  # nothing retained: the refresh reports nothing
+        await write_guard(alarm_url, True)
+        await until(lambda: committed.states() == ["active"], 10)
+        raised = committed.events[0]
+        assert (raised.source, raised.severity, raised.message) == ("Press", 700, "Guard door open")
+        await first.acknowledge(raised.id, "interop")
+        await until(lambda: committed.states() == ["active", "acked"], 10)
+        await write_guard(alarm_url, False)
+        await until(lambda: committed.states() == ["active", "acked", "cleared"], 10)
+        await asyncio.sleep(0.5)  # an audit event of the acknowledge would have come by now
+    assert {e.id for e in committed.events} == {raised.id}
+    assert committed.events[-1].fields["retain"] is False
+
+    # Raised while the agent is away: the refresh after it connects reports it, a new id.
+    await write_guard(alarm_url, True)
+    await asyncio.sleep(0.3)
+    async with driver():
+        await until(lambda: len(committed.events) == 4, 10)
+        await asyncio.sleep(0.5)
+    again = committed.events[3]
+    assert again.state == "active"
+    assert again.id != raised.id
+    assert len(committed.events) == 4
