@@ -282,6 +282,25 @@ def test_values_files_name_secrets_and_hold_none() -> None:
     assert set(values["mqtt"]["hubPassword"]) == {"secretName", "key"}
 
 
+@pytest.mark.parametrize(
+    "setting",
+    ["postgresql.password=hunter2", "mqtt.hubPassword.value=hunter2", "hub.config.jwt_secret=x"],
+)
+def test_a_secret_given_as_a_value_is_refused(setting: str) -> None:
+    # values.schema.json: a password is a Secret's name and key, never the password.
+    argv = [_tool("helm"), "template", RELEASE, str(CHART), "--kube-version", KUBE_VERSION]
+    done = _run([*argv, "--set", setting])
+    assert done.returncode != 0, done.stdout
+    assert "hunter2" not in done.stdout
+
+
+def test_a_misspelt_value_is_refused() -> None:
+    argv = [_tool("helm"), "template", RELEASE, str(CHART), "--kube-version", KUBE_VERSION]
+    done = _run([*argv, "--set", "hub.replica=3"])
+    assert done.returncode != 0
+    assert "additional properties 'replica' not allowed" in done.stderr
+
+
 @pytest.mark.parametrize("fixture", ["default", "scaled"])
 def test_no_secret_is_rendered(fixture: str, request: pytest.FixtureRequest) -> None:
     docs: list[Doc] = request.getfixturevalue(fixture)
