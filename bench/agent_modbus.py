@@ -346,6 +346,7 @@ def run(tmp: Path, broker_port: int, ports: list[int], args: argparse.Namespace)
                 "end": round(samples[-1][1] / 2**20, 1),
                 "max": round(max(r for _, r, *_ in samples) / 2**20, 1),
                 "slope_mb_per_min": round(slope * 60 / 2**20, 2),
+                "every_10s": [round(r / 2**20, 1) for _, r, *_ in samples[9::10]],
             },
             "device_errors": sum(d.get("errors", 0) for d in s1["devices"].values()),
             "window_s": round(wall, 1),
