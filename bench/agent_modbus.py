@@ -326,6 +326,8 @@ def run(tmp: Path, broker_port: int, ports: list[int], args: argparse.Namespace)
             "schedule_min": min(schedules) if schedules else None,
             "schedule_at_end": final_schedule,
             "agent_cpu_cores": round(cores, 3),
+            # The kernel's part: sockets, SQLite's file writes and fsyncs.
+            "agent_cpu_system_share": round((c1.system - c0.system) / cpu, 3) if cpu else None,
             "agent_cpu_s_per_1000_delivered": round(cores / delivered_per_s * 1000, 4)
             if delivered_per_s
             else None,
