@@ -27,15 +27,13 @@ import time
 from pathlib import Path
 
 import asyncpg
-from asyncua import Server
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.hubproc import start_hub, stop_hub
 from edge_agent.simulators.opcua_alarms import (
     ALARMS_NAMESPACE,
-    OffNormalCondition,
-    enable_conditions,
+    press_server,
 )
 from tests.harness import Mosquitto, Postgres, free_port
 
@@ -84,12 +82,8 @@ async def run(rounds: int, workdir: Path) -> dict[str, object]:
     broker, pg = Mosquitto(), Postgres()
     broker.start()
     pg.start()
-    server = Server()
     url = f"opc.tcp://127.0.0.1:{free_port()}/press/"
-    server.set_endpoint(url)
-    enable_conditions(server)
-    await server.init()
-    alarm = await OffNormalCondition.install(server)
+    server, alarm = await press_server(url)
     ns = await server.get_namespace_index(ALARMS_NAMESPACE)
     hub = agent = None
     try:

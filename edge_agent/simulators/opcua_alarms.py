@@ -23,7 +23,7 @@ from asyncua import Server, ua
 from asyncua.common.methods import uamethod
 from asyncua.common.node import Node
 
-__all__ = ["ALARMS_NAMESPACE", "OffNormalCondition", "enable_conditions"]
+__all__ = ["ALARMS_NAMESPACE", "OffNormalCondition", "enable_conditions", "press_server"]
 
 ALARMS_NAMESPACE = "urn:millstream:test:alarms"
 _WATCH_S = 0.05  # how often the driving variable is looked at: a write shows within 50 ms
@@ -32,6 +32,16 @@ _WATCH_S = 0.05  # how often the driving variable is looked at: a write shows wi
 def enable_conditions(server: Server) -> None:
     """Before `server.init()`: serve ConditionRefresh (asyncua binds it only when asked)."""
     server.iserver.bind_condition_methods = True
+
+
+async def press_server(url: str) -> tuple[Server, OffNormalCondition]:
+    """An initialised (not yet started) server at `url` whose only machine is the press with the
+    guard-door alarm: `async with server:` serves it, `alarm.start()` watches the door."""
+    server = Server()
+    server.set_endpoint(url)
+    enable_conditions(server)
+    await server.init()
+    return server, await OffNormalCondition.install(server)
 
 
 class OffNormalCondition:

@@ -317,7 +317,10 @@ class OpcuaSession:
             for chunk in _chunks(points, self.options.items_per_subscription):
                 await self._subscribe_group(float(max(interval_ms, 10)), list(chunk))
 
-    async def _subscribe_group(self, interval_ms: float, points: list[OpcuaPoint]) -> None:
+    async def _new_subscription(
+        self, interval_ms: float, on_publish: Callable[[_Subscription, ua.PublishResult], None]
+    ) -> _Subscription:
+        """A subscription publishing every `interval_ms`, its keep-alive watched (`_watch`)."""
         keepalive = max(1, math.ceil(self.options.keepalive_s * 1000 / interval_ms))
         params = ua.CreateSubscriptionParameters(
             RequestedPublishingInterval=interval_ms,
@@ -331,15 +334,17 @@ class OpcuaSession:
         watchdog = StaleWatchdog(interval_ms / 1000, keepalive, min_s=self.options.stale_min_s)
         sub = _Subscription(interval_ms, watchdog)
         watchdog.feed(time.monotonic())
-
-        def on_publish(result: ua.PublishResult) -> None:
-            self._on_publish(sub, result)
-
-        revised = await self._call(self.client.uaclient.create_subscription(params, on_publish))
+        revised = await self._call(
+            self.client.uaclient.create_subscription(params, lambda r: on_publish(sub, r))
+        )
         sub.subscription_id = revised.SubscriptionId
         watchdog.publishing_interval_s = revised.RevisedPublishingInterval / 1000
         watchdog.keepalive_count = revised.RevisedMaxKeepAliveCount
         self._subscriptions.append(sub)
+        return sub
+
+    async def _subscribe_group(self, interval_ms: float, points: list[OpcuaPoint]) -> None:
+        sub = await self._new_subscription(interval_ms, self._on_publish)
         handle = len(self._subscriptions) * 1_000_000
         for chunk in _chunks(points, _BATCH):
             requests = []
@@ -416,29 +421,7 @@ class OpcuaSession:
         spec = self.events
         if spec is None:
             return
-        keepalive = max(1, math.ceil(self.options.keepalive_s * 1000 / _EVENT_INTERVAL_MS))
-        params = ua.CreateSubscriptionParameters(
-            RequestedPublishingInterval=_EVENT_INTERVAL_MS,
-            RequestedMaxKeepAliveCount=keepalive,
-            RequestedLifetimeCount=keepalive * 10,
-            MaxNotificationsPerPublish=0,
-            PublishingEnabled=True,
-            Priority=0,
-        )
-        watchdog = StaleWatchdog(
-            _EVENT_INTERVAL_MS / 1000, keepalive, min_s=self.options.stale_min_s
-        )
-        sub = _Subscription(_EVENT_INTERVAL_MS, watchdog)
-        watchdog.feed(time.monotonic())
-
-        def on_publish(result: ua.PublishResult) -> None:
-            self._on_event_publish(sub, result)
-
-        revised = await self._call(self.client.uaclient.create_subscription(params, on_publish))
-        sub.subscription_id = revised.SubscriptionId
-        watchdog.publishing_interval_s = revised.RevisedPublishingInterval / 1000
-        watchdog.keepalive_count = revised.RevisedMaxKeepAliveCount
-        self._subscriptions.append(sub)
+        sub = await self._new_subscription(_EVENT_INTERVAL_MS, self._on_event_publish)
         flt = event_filter(spec.fields)
         requests = []
         for n, notifier in enumerate(spec.notifiers, start=1):

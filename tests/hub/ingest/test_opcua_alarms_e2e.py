@@ -19,10 +19,9 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
-from asyncua import Server
 from hubtest import eventually, now_ms, pg_fetch, unique
 
-from edge_agent.simulators.opcua_alarms import OffNormalCondition, enable_conditions
+from edge_agent.simulators.opcua_alarms import OffNormalCondition, press_server
 from tests.harness import free_port
 from tests.harness.hubproc import HubProcess, hub_cli, wait_ready
 
@@ -46,12 +45,8 @@ events: {{}}
 
 @pytest_asyncio.fixture(loop_scope="session")
 async def press() -> AsyncIterator[tuple[OffNormalCondition, str, int]]:
-    server = Server()
     url = f"opc.tcp://127.0.0.1:{free_port()}/press/"
-    server.set_endpoint(url)
-    enable_conditions(server)
-    await server.init()
-    alarm = await OffNormalCondition.install(server)
+    server, alarm = await press_server(url)
     ns = await server.get_namespace_index("urn:millstream:test:alarms")
     async with server:
         await alarm.start()

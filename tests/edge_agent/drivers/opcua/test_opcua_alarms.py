@@ -24,7 +24,7 @@ from edge_agent.errors import WriteRefused
 from edge_agent.simulators.opcua_alarms import (
     ALARMS_NAMESPACE,
     OffNormalCondition,
-    enable_conditions,
+    press_server,
 )
 
 pytestmark = [pytest.mark.asyncio(loop_scope="function"), pytest.mark.timeout(60)]
@@ -39,12 +39,8 @@ class AlarmServer:
 
 @pytest_asyncio.fixture(loop_scope="function")
 async def press() -> AsyncIterator[AlarmServer]:
-    server = Server()
     url = f"opc.tcp://127.0.0.1:{free_port()}/alarms/"
-    server.set_endpoint(url)
-    enable_conditions(server)
-    await server.init()
-    alarm = await OffNormalCondition.install(server)
+    server, alarm = await press_server(url)
     async with server:
         await alarm.start()
         yield AlarmServer(server, alarm, url)
