@@ -359,6 +359,18 @@ def test_relay_is_its_own_deployment(default: list[Doc], scaled: list[Doc]) -> N
         assert CliRunner().invoke(hub_app, [*words, "--help"]).exit_code == 0
 
 
+def test_upgrading_the_hub_leaves_the_broker_alone() -> None:
+    # A new hub image must not roll the broker: every agent would reconnect for nothing.
+    def broker(tag: str) -> Doc:
+        argv = [_tool("helm"), "template", RELEASE, str(CHART), "--kube-version", KUBE_VERSION]
+        done = _run([*argv, "--set", f"image.tag={tag}"])
+        assert done.returncode == 0, done.stderr
+        docs = [d for d in yaml.safe_load_all(done.stdout) if d]
+        return _one(docs, "StatefulSet", f"{RELEASE}-millstream-mosquitto")["spec"]["template"]
+
+    assert broker("0.1.0") == broker("0.2.0")
+
+
 def _directives(text: str) -> dict[str, str]:
     out: dict[str, str] = {}
     for line in text.splitlines():
