@@ -90,23 +90,61 @@ class ReadQueries:
         """Raise `StorageUnavailable` unless the database answers."""
         await self._db.fetch("SELECT 1 AS ok")
 
-    async def machines(self, now_ms: int) -> list[dict[str, Any]]:
-        """Every machine known from status, telemetry or an agent, judged (hub/query/fleet.py)."""
+    async def machine_keys(
+        self, after: tuple[str, str, str] | None, limit: int
+    ) -> list[tuple[str, str, str]]:
+        """The first `limit` (site, line, machine) after `after`, in order: a page's keys.
+
+        A machine is known from any of three tables; each branch walks its own primary or
+        unique key index from the cursor and stops after `limit` rows."""
+        where, args = _after(("site", "line", "machine"), after, 2)
+        branches = [
+            f"SELECT * FROM (SELECT {distinct}site, line, machine FROM {table}"  # noqa: S608
+            f" WHERE {where} ORDER BY site, line, machine LIMIT $1) AS {table}_keys"
+            for table, distinct in (
+                ("machines", ""),
+                ("series", "DISTINCT "),
+                ("machine_agents", ""),
+            )
+        ]
+        rows = await self._db.fetch(
+            " UNION ".join(branches) + " ORDER BY site, line, machine LIMIT $1", limit, *args
+        )
+        return [(str(r["site"]), str(r["line"]), str(r["machine"])) for r in rows]
+
+    async def machines(
+        self,
+        now_ms: int,
+        after: tuple[str, str, str] | None = None,
+        through: tuple[str, str, str] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Every machine known from status, telemetry or an agent, judged (hub/query/fleet.py);
+        only those after `after` and up to `through` (inclusive) when given, in key order."""
+        keys = ("site", "line", "machine")
+        where, args = _after(keys, after, 1, through=through)
         status = await self._db.fetch(
-            "SELECT site, line, machine, state, detail, status_ts, last_seen FROM machines"
+            "SELECT site, line, machine, state, detail, status_ts, last_seen FROM machines"  # noqa: S608
+            f" WHERE {where}",
+            *args,
         )
         seen = await self._db.fetch(
-            "SELECT s.site, s.line, s.machine, count(*) AS series,"
+            "SELECT s.site, s.line, s.machine, count(*) AS series,"  # noqa: S608
             " max((SELECT h.last_ts FROM rollup_hour h WHERE h.series_id = s.id"
             "      ORDER BY h.bucket DESC LIMIT 1)) AS last_reading"
-            " FROM series s GROUP BY s.site, s.line, s.machine"
+            f" FROM series s WHERE {_after(keys, after, 1, through=through, alias='s')[0]}"
+            " GROUP BY s.site, s.line, s.machine",
+            *args,
         )
         quiet = await self._db.fetch(
-            "SELECT site, line, machine, quiet_ms FROM machine_meta WHERE quiet_ms IS NOT NULL"
+            "SELECT site, line, machine, quiet_ms FROM machine_meta"  # noqa: S608
+            f" WHERE quiet_ms IS NOT NULL AND {where}",
+            *args,
         )
         owners = await self._db.fetch(
-            "SELECT o.site, o.line, o.machine, o.agent_id, a.state, a.payload"
+            "SELECT o.site, o.line, o.machine, o.agent_id, a.state, a.payload"  # noqa: S608
             " FROM machine_agents o LEFT JOIN agents a ON a.agent_id = o.agent_id"
+            f" WHERE {_after(keys, after, 1, through=through, alias='o')[0]}",
+            *args,
         )
         out: dict[tuple[str, str, str], dict[str, Any]] = {}
 
@@ -167,15 +205,26 @@ class ReadQueries:
             m["state"], m["reason"] = judged.state, judged.reason
         return [out[k] for k in sorted(out)]
 
-    async def series(self, site: str | None = None, machine: str | None = None) -> list[SeriesInfo]:
-        """Every series, optionally of one site and/or machine name."""
+    async def series(
+        self,
+        site: str | None = None,
+        machine: str | None = None,
+        *,
+        after: tuple[str, str, str, str] | None = None,
+        limit: int | None = None,
+    ) -> list[SeriesInfo]:
+        """Every series, optionally of one site and/or machine name, in (site, line, machine,
+        tag) order (the unique key); only those after `after`, at most `limit`, when given."""
         cast = "::text" if self._db.dialect == "postgresql" else ""
+        where, args = _after(("site", "line", "machine", "tag"), after, 3, alias="s")
         rows = await self._db.fetch(
             f"{_SERIES} WHERE ($1{cast} IS NULL OR s.site = $1)"
-            f" AND ($2{cast} IS NULL OR s.machine = $2)"
-            " ORDER BY s.site, s.line, s.machine, s.tag",
+            f" AND ($2{cast} IS NULL OR s.machine = $2) AND {where}"
+            " ORDER BY s.site, s.line, s.machine, s.tag" + _limit(limit, 3 + len(args)),
             site,
             machine,
+            *args,
+            *([] if limit is None else [limit]),
         )
         return [SeriesInfo(**r) for r in rows]
 
@@ -274,11 +323,17 @@ class ReadQueries:
         )
         return [RollupRow(**r) for r in rows]
 
-    async def agents(self) -> list[dict[str, Any]]:
-        """Agent status rows with the health fields of their last status payload."""
+    async def agents(
+        self, *, after: str | None = None, limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Agent status rows with the health fields of their last status payload, by agent id;
+        only those after `after`, at most `limit`, when given."""
+        where, args = _after(("agent_id",), None if after is None else (after,), 1)
         rows = await self._db.fetch(
-            "SELECT agent_id, state, status_ts, version, buffer_depth, drops, payload, last_seen"
-            " FROM agents ORDER BY agent_id"
+            "SELECT agent_id, state, status_ts, version, buffer_depth, drops, payload, last_seen"  # noqa: S608
+            f" FROM agents WHERE {where} ORDER BY agent_id" + _limit(limit, 1 + len(args)),
+            *args,
+            *([] if limit is None else [limit]),
         )
         out = []
         for r in rows:
@@ -387,6 +442,37 @@ class ReadQueries:
         )
         value = rows[0]["scheduled_per_minute"] if rows else None
         return None if value is None else float(value)
+
+
+def _after(
+    columns: tuple[str, ...],
+    after: tuple[str | int, ...] | None,
+    first: int,
+    *,
+    through: tuple[str | int, ...] | None = None,
+    alias: str = "",
+) -> tuple[str, list[str | int]]:
+    """A keyset condition: `columns` (a row value) strictly after `after` and at most `through`,
+    with parameters numbered from `first`; `1 = 1` when neither is given.
+
+    Both engines compare row values lexicographically and walk a btree index on `columns` for it
+    (PostgreSQL; SQLite since 3.15)."""
+    prefix = f"{alias}." if alias else ""
+    row = "(" + ", ".join(prefix + c for c in columns) + ")"
+    parts: list[str] = []
+    args: list[str | int] = []
+    for op, key in ((">", after), ("<=", through)):
+        if key is None:
+            continue
+        n = first + len(args)
+        parts.append(f"{row} {op} (" + ", ".join(f"${n + i}" for i in range(len(key))) + ")")
+        args.extend(key)
+    return (" AND ".join(parts) or "1 = 1"), args
+
+
+def _limit(limit: int | None, n: int) -> str:
+    """` LIMIT $n` when there is a limit (PostgreSQL refuses a negative one, SQLite a NULL)."""
+    return "" if limit is None else f" LIMIT ${n}"
 
 
 def wire_value(value: float | None, text: str | None) -> float | bool | str | None:

@@ -94,5 +94,7 @@ def mount_api(app: FastAPI, services: ApiServices, registry: CollectorRegistry) 
             allow_origins=origins,
             allow_methods=["GET", "POST"],
             allow_headers=["Authorization", "Content-Type", "X-API-Key", "X-Request-ID"],
+            # A cross-origin client pages with these (docs/api.md "Paging").
+            expose_headers=["X-Next-Cursor", "Link"],
         )
     app.add_middleware(RequestLog, registry=registry)

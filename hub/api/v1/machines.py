@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
 
 import wire
 from hub.api.v1.deps import requires
+from hub.api.v1.paging import After, Limit, decode_cursor, next_page
 from hub.api.v1.schemas import CompletenessOut, LatestOut, MachineOut, MinuteOut, OutageOut
 from hub.api.v1.services import ApiServices
 from hub.auth import Role
@@ -28,10 +29,25 @@ def machines_router(services: ApiServices) -> APIRouter:
         responses={401: {}, 403: {}, 429: {}},
     )
 
-    @router.get("/machines")
-    async def machines() -> list[MachineOut]:
-        """Every machine with its state and why, its agent, and when it was last seen (ms)."""
-        return [MachineOut(**m) for m in await services.queries.machines(services.now_ms())]
+    @router.get("/machines", responses={422: {}})
+    async def machines(
+        request: Request, response: Response, limit: Limit = None, after: After = None
+    ) -> list[MachineOut]:
+        """Every machine with its state and why, its agent, and when it was last seen (ms), by
+        (site, line, machine); page with `limit` and `after` (the `X-Next-Cursor` header)."""
+        start = None
+        if after is not None:
+            site, line, machine = decode_cursor("machines", after, (str, str, str))
+            start = (str(site), str(line), str(machine))
+        queries, now = services.queries, services.now_ms()
+        if limit is None:
+            return [MachineOut(**m) for m in await queries.machines(now, start)]
+        keys = await queries.machine_keys(start, limit + 1)
+        if not keys:
+            return []
+        page = await queries.machines(now, start, through=keys[:limit][-1])
+        next_page(request, response, "machines", keys[limit - 1] if len(keys) > limit else None)
+        return [MachineOut(**m) for m in page]
 
     @router.get("/machines/{site}/{line}/{machine}/latest")
     async def latest(site: Segment, line: Segment, machine: Segment) -> list[LatestOut]:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 import wire
 from hub.api.v1.deps import requires
+from hub.api.v1.paging import After, Limit, decode_cursor, next_page
 from hub.api.v1.schemas import HistoryOut, SeriesOut
 from hub.api.v1.services import ApiServices
 from hub.auth import Role
@@ -97,10 +98,29 @@ def series_router(services: ApiServices) -> APIRouter:
         responses={401: {}, 403: {}, 429: {}},
     )
 
-    @router.get("")
-    async def list_series(site: Filter = None, machine: Filter = None) -> list[SeriesOut]:
-        """Every series (optionally of one site and/or machine name), with its id."""
-        return [_series_out(s) for s in await services.queries.series(site, machine)]
+    @router.get("", responses={422: {}})
+    async def list_series(
+        request: Request,
+        response: Response,
+        *,
+        site: Filter = None,
+        machine: Filter = None,
+        limit: Limit = None,
+        after: After = None,
+    ) -> list[SeriesOut]:
+        """Every series (optionally of one site and/or machine name), with its id, by (site,
+        line, machine, tag); page with `limit` and `after` (the `X-Next-Cursor` header)."""
+        start = None
+        if after is not None:
+            key = decode_cursor("series", after, (str, str, str, str))
+            start = (str(key[0]), str(key[1]), str(key[2]), str(key[3]))
+        rows = await services.queries.series(
+            site, machine, after=start, limit=None if limit is None else limit + 1
+        )
+        if limit is not None and len(rows) > limit:
+            last = rows[limit - 1]
+            next_page(request, response, "series", (last.site, last.line, last.machine, last.tag))
+        return [_series_out(s) for s in rows[:limit]]
 
     @router.get("/{series_id}", responses={404: {}})
     async def one_series(series_id: SeriesId) -> SeriesOut:

@@ -77,6 +77,30 @@ async def test_every_endpoint_needs_credentials_and_the_right_role(pg_dsn: str) 
                     assert r.status_code in (200, 404), (path, role, r.text)
 
 
+# The list endpoints' paging parameters (docs/api.md "Paging"): the role check comes first, so
+# a bad cursor or limit tells nothing to a caller without the right to the list.
+PAGED = [
+    ("/api/v1/machines", Role.VIEWER),
+    ("/api/v1/series", Role.VIEWER),
+    ("/api/v1/agents", Role.VIEWER),
+    ("/api/v1/dead-letters", Role.ADMIN),
+]
+
+
+async def test_paging_parameters_need_credentials_and_the_right_role(pg_dsn: str) -> None:
+    await migrate(pg_dsn)
+    async with running_api(pg_dsn) as api:
+        for path, needed in PAGED:
+            for params in ({"limit": 2}, {"limit": 0, "after": "x"}):
+                assert (await api.client.get(path, params=params)).status_code == 401, path
+                for role in Role:
+                    r = await api.client.get(path, params=params, headers=api.auth(role))
+                    if role.rank < needed.rank:
+                        assert r.status_code == 403, (path, role)
+                    else:
+                        assert r.status_code == (200 if "after" not in params else 422), path
+
+
 # Every WebSocket under /api/v1 and the weakest role allowed on it (its credentials come in the
 # first message, never in the URL; refusals close with 4401 / 4403, as on /ws).
 WEBSOCKETS = [("/api/v1/identities/press-gw/watch", Role.ADMIN)]
