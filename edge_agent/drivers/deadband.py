@@ -55,4 +55,17 @@ class DeadbandFilter:
 
     def filter(self, samples: list[Sample]) -> list[Sample]:
         """The samples of one poll worth reporting."""
-        return [s for s in samples if self.admit(s)]
+        if self.deadbands:
+            return [s for s in samples if self.admit(s)]
+        # No deadband: every value is reported (heartbeats are moot), so only "still no value"
+        # needs the memory: a value forgets the tag's last sample, a missing one is judged.
+        out = []
+        last = self._last
+        for s in samples:
+            if s.value is not None:
+                if last:
+                    last.pop(s.tag, None)
+                out.append(s)
+            elif self.admit(s):
+                out.append(s)
+        return out

@@ -66,17 +66,20 @@ srcs = st.one_of(st.from_regex(r"\A[A-Za-z0-9_-]{1,64}\Z"), st.text(max_size=70)
 seqs = st.one_of(st.integers(0, wire.MAX_SEQ), st.integers(-3, 2**64), st.sampled_from([True]))
 
 
-def model_accepts(src: Any, seq: Any, items: list[R]) -> bool | None:
-    """The model's verdict on the payload encode_telemetry would build; None when no JSON
-    payload can be built at all (the encoder refuses it first, as before)."""
-    body = {
+def body_of(src: Any, seq: Any, items: list[R]) -> dict[str, Any]:
+    return {
         "v": 1,
         "src": src,
         "seq": seq,
         "readings": [{"tag": r.tag, "ts": r.ts, "v": r.v, "q": r.q} for r in items],
     }
+
+
+def model_accepts(src: Any, seq: Any, items: list[R]) -> bool | None:
+    """The model's verdict on the payload encode_telemetry would build; None when no JSON
+    payload can be built at all (the encoder refuses it first, as before)."""
     try:
-        payload = wire.telemetry._ENCODER.encode(body).encode()
+        payload = wire.telemetry._ENCODER.encode(body_of(src, seq, items)).encode()
     except (ValueError, TypeError):
         return None
     try:
@@ -96,6 +99,8 @@ def model_accepts(src: Any, seq: Any, items: list[R]) -> bool | None:
 @example(src="pc-1", seq=1, items=[R("t", -1, 1)])
 @example(src="pc-1", seq=1, items=[R("t", 1, 1, ["good"])])
 @example(src="pc-1", seq=1, items=[R(["t"], 1, 1)])
+@example(src="pc-1", seq=1, items=[R("t", 1, 'quote " back\\slash \n tab\t é 😀')])
+@example(src="pc-1", seq=1, items=[R("t", 1, 1e16), R("t", 2, 5e-324), R("t", 3, -0.0)])
 @example(src="pc-1", seq=1, items=[R("t", 1, 1e301)])
 @example(src="pc-1", seq=1, items=[R("t", 1, -1e301)])
 @example(src="pc-1", seq=1, items=[R("t", 1, 1e300), R("u", 1, -1e300)])
@@ -105,6 +110,12 @@ def test_plain_checks_agree_with_the_model(src: Any, seq: Any, items: list[R]) -
     if verdict is None:
         return
     assert plainly_valid(src, seq, items) == verdict
+    if verdict:
+        # What the agent sends for it, written without a dict per reading: the same bytes the
+        # json encoder writes.
+        assert wire.telemetry._plain_body(src, seq, items) == wire.telemetry._ENCODER.encode(
+            body_of(src, seq, items)
+        )
 
 
 @settings(max_examples=200, deadline=None)

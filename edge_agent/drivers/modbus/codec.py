@@ -193,6 +193,8 @@ def decode_point(regs: Sequence[int], point: ModbusPoint) -> Decoded:
         raw = decode_registers(regs, point.type, point.order, point.bit)
     except DecodeError as exc:
         raise DecodeError(str(exc), point=point.name) from exc
+    if point.scale == 1.0 and point.offset == 0.0:  # most tags: nothing to scale
+        return raw
     return scale_value(raw, point.scale, point.offset)
 
 

@@ -56,3 +56,21 @@ def test_a_steady_value_is_reported_again_after_its_max_interval() -> None:
         False,
         True,
     ]
+
+
+def test_without_a_deadband_every_value_goes_and_a_missing_one_once() -> None:
+    # The filter's fast path for profiles without deadbands judges like admit() does.
+    fast = DeadbandFilter({})
+    slow = DeadbandFilter({"other": 1.0})  # any deadband: the general path, tag `t` without one
+    samples = [
+        Sample("t", 1, 5.0, "good"),
+        Sample("t", 2, 5.0, "good"),  # unchanged: still reported (no deadband)
+        Sample("t", 3, None, "bad"),
+        Sample("t", 4, None, "bad"),  # still no value: not again
+        Sample("t", 5, 6.0, "good"),
+        Sample("t", 6, None, "bad"),  # a value, then none: reported
+        Sample("t", 7, None, "uncertain"),  # quality changed: reported
+    ]
+    expected = [1, 2, 3, 5, 6, 7]
+    assert [s.ts for s in fast.filter(samples)] == expected
+    assert [s.ts for s in slow.filter(samples)] == expected
