@@ -355,6 +355,27 @@ export function get<T>(path: string, params?: Record<string, string | number>): 
 
 /** An authenticated request (one silent refresh on 401); `body` is sent as JSON. */
 async function call<T>(method: string, path: string, params?: Record<string, string | number>, body?: unknown): Promise<T> {
+  return (await request<T>(method, path, params, body)).doc;
+}
+
+/**
+ * Every row of a paged list (docs/api.md "Paging"), `size` at a time, following X-Next-Cursor;
+ * `onPage` sees the rows so far after each page (a big fleet draws before its last page).
+ */
+export async function getAll<T>(path: string, size: number, onPage?: (rows: T[]) => void): Promise<T[]> {
+  const rows: T[] = [];
+  let after: string | null = null;
+  do {
+    const params: Record<string, string | number> = after === null ? { limit: size } : { limit: size, after };
+    const page: { doc: T[]; headers: Headers } = await request<T[]>("GET", path, params);
+    rows.push(...page.doc);
+    after = page.headers.get("X-Next-Cursor");
+    if (after !== null) onPage?.(rows);
+  } while (after !== null);
+  return rows;
+}
+
+async function request<T>(method: string, path: string, params?: Record<string, string | number>, body?: unknown): Promise<{ doc: T; headers: Headers }> {
   const qs = params ? "?" + new URLSearchParams(Object.entries(params).map(([k, v]) => [k, String(v)])) : "";
   for (let attempt = 0; ; attempt++) {
     const token = tokens?.access_token;
@@ -372,7 +393,7 @@ async function call<T>(method: string, path: string, params?: Record<string, str
       onLoggedOut();
     }
     if (!r.ok) throw new ApiError(r.status, detail(doc, r.statusText));
-    return doc as T;
+    return { doc: doc as T, headers: r.headers };
   }
 }
 
@@ -380,6 +401,9 @@ export const api = {
   me: () => get<Me>("/auth/me"),
   machines: () => get<Machine[]>("/machines"),
   agents: () => get<Agent[]>("/agents"),
+  /** The same lists fetched page by page (the fleet view at hundreds of agents). */
+  allMachines: (onPage?: (rows: Machine[]) => void) => getAll<Machine>("/machines", 1000, onPage),
+  allAgents: () => getAll<Agent>("/agents", 1000),
   series: (machine: string) => get<Series[]>("/series", { machine }),
   latest: (m: Machine) => get<Latest[]>(`/machines/${m.site}/${m.line}/${m.machine}/latest`),
   history: (id: number, from: number, to: number, maxPoints: number) =>
