@@ -36,8 +36,16 @@ class Bounds:
     on_full: str = "drop_oldest"
 
 
+# Commits are at least this far apart: a group commit is one fsync (synchronous=FULL), and a
+# writer committing after every small write would spend itself on them.
+MIN_COMMIT_GAP_S = 0.01
+
+
 class WriterThread(threading.Thread):
-    """Run buffer operations on one thread; commit at most `commit_interval` after a write."""
+    """Run buffer operations on one thread and commit them in groups: as soon as nothing else is
+    queued (a reading is durable, and published, without waiting out a fixed interval when the
+    agent is not busy), at most every `MIN_COMMIT_GAP_S`, and at the latest `commit_interval`
+    after a group's first write (under load, when the queue never runs dry)."""
 
     def __init__(
         self,
@@ -117,6 +125,7 @@ class WriterThread(threading.Thread):
         fresh: list[ChunkRef] = []
         deadline: float | None = None  # commit due time, set by the first write of a group
         next_age_check = 0.0
+        last_commit = 0.0
         while True:
             timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
             if db.disk_full:  # wake up to see whether space came back
@@ -132,6 +141,9 @@ class WriterThread(threading.Thread):
                     fresh, deadline = [], None  # the group was rolled back
                 if db.in_txn and deadline is None:
                     deadline = time.monotonic() + self.commit_interval
+                if deadline is not None and self._ops.empty() and not self._urgent:
+                    # Idle: commit now (or once the gap since the last commit has passed).
+                    deadline = min(deadline, last_commit + MIN_COMMIT_GAP_S)
             if db.commit_requested or (deadline is not None and time.monotonic() >= deadline):
                 db.commit_requested = False
                 now = self._clock()
@@ -142,6 +154,7 @@ class WriterThread(threading.Thread):
                 self._end_group(db, fresh, min_ts)
                 fresh = []
                 deadline = None
+                last_commit = time.monotonic()
 
     def _next_op(self, timeout: float | None) -> Any:
         """The next operation: an urgent one first; None when `timeout` passed without one."""
