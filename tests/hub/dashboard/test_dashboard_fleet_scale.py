@@ -35,7 +35,6 @@ from tests.harness import Mosquitto, free_port
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 AGENTS, PER_AGENT = 500, 10
-FIRST_RENDER_S = 5.0  # generous: ~1 s measured on the shared 2-core machine (docs/dashboard.md)
 MAX_ROWS = 300
 ROWS = "document.querySelectorAll('tr').length"
 MACHINE_ROWS = "document.querySelectorAll('tr[data-machine]').length"
@@ -154,7 +153,8 @@ async def test_fleet_of_5000_machines_stays_usable(
             f"\nfleet of {AGENTS * PER_AGENT:,} machines: first rows {first_rows_s:.2f} s,"
             f" all loaded and drawn {loaded_s:.2f} s"
         )
-        assert loaded_s < FIRST_RENDER_S, f"the fleet view took {loaded_s:.1f} s to draw"
+        # Printed, not asserted: a test does not judge wall time on a shared machine (STYLE.md);
+        # what keeps the page fast at this size, a bounded DOM, is asserted below.
         tile = page.locator("#machines-online .tile-value")
         assert await tile.inner_text() == f"{AGENTS * PER_AGENT - PER_AGENT} / {AGENTS * PER_AGENT}"
         assert await page.locator("#fleet-shown").inner_text() == "5,000 machines"
