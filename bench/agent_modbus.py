@@ -45,6 +45,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -106,12 +107,35 @@ def start_servers(
 
 
 # -- subscriber: counts readings and their poll → broker latency ---------------------------------
-async def subscriber(port: int) -> dict[int, dict[str, Any]]:
+# What a subscriber does with one message: the (ts, readings) pairs it carries, or None for a
+# repeat of a batch already counted. bench/peer_tbgw.py counts the ThingsBoard gateway's with it.
+Count = Callable[[bytes], Iterable[tuple[int, int]] | None]
+
+
+def agent_batch_counter() -> Count:
+    """Counts the agent's telemetry batches, each (src, seq) once."""
+    seen: set[tuple[bytes, int]] = set()
+
+    def count(payload: bytes) -> Iterable[tuple[int, int]] | None:
+        head = HEAD.match(payload)
+        assert head is not None
+        key = (head["src"], int(head["seq"]))
+        if key in seen:  # a republish (no receipt in time): counted once, no latency
+            return None
+        seen.add(key)
+        # A poll's readings share few timestamps: count them in C, convert once each.
+        return ((int(ts), n) for ts, n in Counter(TS.findall(payload)).items())
+
+    return count
+
+
+async def subscriber(
+    port: int, topic: str = f"ms/v1/{SITE}/{LINE}/+/telemetry", count: Count | None = None
+) -> dict[int, dict[str, Any]]:
     """Until stdin closes: per second of receive time, readings (each batch once), repeated
     batches and a histogram of receive − ts in ms."""
+    count = count or agent_batch_counter()
     buckets: dict[int, dict[str, Any]] = {}
-    seen: set[tuple[bytes, int]] = set()
-    topic = f"ms/v1/{SITE}/{LINE}/+/telemetry"
     async with aiomqtt.Client("127.0.0.1", port, identifier=f"bench-sub-{os.getpid()}") as c:
         await c.subscribe(topic, qos=1)
         print("READY", flush=True)
@@ -124,17 +148,13 @@ async def subscriber(port: int) -> dict[int, dict[str, Any]]:
                 bucket = buckets.setdefault(
                     int(now_ms // 1000), {"readings": 0, "repeated": 0, "latency_ms": Counter()}
                 )
-                head = HEAD.match(payload)
-                assert head is not None
-                key = (head["src"], int(head["seq"]))
-                if key in seen:  # a republish (no receipt in time): counted once, no latency
+                counted = count(payload)
+                if counted is None:
                     bucket["repeated"] += 1
                     continue
-                seen.add(key)
-                # A poll's readings share few timestamps: count them in C, convert once each.
-                for ts, n in Counter(TS.findall(payload)).items():
+                for ts, n in counted:
                     bucket["readings"] += n
-                    bucket["latency_ms"][int(now_ms - int(ts))] += n
+                    bucket["latency_ms"][int(now_ms - ts)] += n
 
         task = asyncio.create_task(consume())
         await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
@@ -142,6 +162,45 @@ async def subscriber(port: int) -> dict[int, dict[str, Any]]:
         with contextlib.suppress(asyncio.CancelledError):
             await task
     return buckets
+
+
+def start_subscriber(script: str, broker_port: int, out: Path) -> subprocess.Popen[str]:
+    """`script --subscriber PORT OUT` in its own process, once it has subscribed; closing its
+    stdin makes it write its buckets to `out` and exit."""
+    sub = subprocess.Popen(
+        [sys.executable, script, "--subscriber", str(broker_port), str(out)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert sub.stdout is not None
+    if sub.stdout.readline().strip() != "READY":
+        raise SystemExit("subscriber failed")
+    return sub
+
+
+def stop_subscriber(sub: subprocess.Popen[str]) -> None:
+    """Close its stdin (it writes its buckets) and wait for it."""
+    assert sub.stdin is not None
+    sub.stdin.close()
+    sub.wait(30)
+    if sub.stdout is not None:
+        sub.stdout.close()
+
+
+def tally(buckets_file: Path, t0: float, t1: float) -> tuple[int, int, Counter[int], int]:
+    """Readings, repeated batches and the latency histogram over the whole seconds of receive
+    time inside [t0, t1]; and how many seconds that is."""
+    buckets = json.loads(buckets_file.read_text())
+    first, last = math.ceil(t0), math.floor(t1)
+    hist: Counter[int] = Counter()
+    delivered = repeated = 0
+    for second in range(first, last):
+        b = buckets.get(str(second), {"readings": 0, "repeated": 0, "latency_ms": {}})
+        delivered += b["readings"]
+        repeated += b["repeated"]
+        hist.update({int(k): v for k, v in b["latency_ms"].items()})
+    return delivered, repeated, hist, last - first
 
 
 def percentile(hist: Counter[int], q: float) -> int | None:
@@ -221,21 +280,13 @@ def run(tmp: Path, broker_port: int, ports: list[int], args: argparse.Namespace)
     """One agent run over `ports`; its figures."""
     devices = len(ports)
     out: dict[str, Any] = {"devices": devices, **wait_for_load(args.max_load, args.load_wait)}
-    work = tmp / f"run-{devices}"
+    # Its own folder: bench/peer_tbgw.py runs the same device count more than once.
+    work = Path(tempfile.mkdtemp(dir=tmp, prefix=f"run-{devices}-"))
     config = write_config(
         work, broker_port, ports, args.registers, args.interval_ms, args.commit_interval
     )
     sub_out = work / "subscriber.json"
-    sub = subprocess.Popen(
-        [sys.executable, __file__, "--subscriber", str(broker_port), str(sub_out)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert sub.stdout is not None
-    assert sub.stdin is not None
-    if sub.stdout.readline().strip() != "READY":
-        raise SystemExit("subscriber failed")
+    sub = start_subscriber(__file__, broker_port, sub_out)
     with (work / "agent.log").open("ab") as log:
         agent = subprocess.Popen([EDGE_AGENT, "run", str(config)], stdout=log, stderr=log)
     ps = psutil.Process(agent.pid)
@@ -282,22 +333,10 @@ def run(tmp: Path, broker_port: int, ports: list[int], args: argparse.Namespace)
         stop(agent)
         if spy is not None:
             spy.wait()
-        sub.stdin.close()
-        sub.wait(30)
-        sub.stdout.close()
+        stop_subscriber(sub)
     out["load_avg_end"] = round(os.getloadavg()[0], 2)
 
-    # Whole seconds of receive time inside the window.
-    buckets = json.loads(sub_out.read_text())
-    first, last = math.ceil(t0), math.floor(t1)
-    hist: Counter[int] = Counter()
-    delivered = repeated = 0
-    for second in range(first, last):
-        b = buckets.get(str(second), {"readings": 0, "repeated": 0, "latency_ms": {}})
-        delivered += b["readings"]
-        repeated += b["repeated"]
-        hist.update({int(k): v for k, v in b["latency_ms"].items()})
-    sub_s = last - first
+    delivered, repeated, hist, sub_s = tally(sub_out, t0, t1)
     wall = t1 - t0
     offered_per_s = devices * args.registers * 1000 / args.interval_ms
     delivered_per_s = delivered / sub_s
