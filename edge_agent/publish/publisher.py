@@ -283,11 +283,15 @@ class Publisher:
             for topic, payload in edge.births():
                 client._client.publish(topic, payload, qos=1)
 
-    async def _may_send(self) -> None:
-        # A Sparkplug node sends nothing while its primary host is offline (its STATE) nor
-        # before its births: readings wait in the buffer and go out as backlog later.
-        if self.sparkplug is not None:
-            await self.sparkplug.clear_to_send.wait()
+    async def _may_send(self) -> bool:
+        """Wait until sending is allowed; True when that meant waiting.
+
+        A Sparkplug node sends nothing while its primary host is offline (its STATE) nor before
+        its births: readings wait in the buffer and go out as backlog, as history, later."""
+        if self.sparkplug is None or self.sparkplug.clear_to_send.is_set():
+            return False
+        await self.sparkplug.clear_to_send.wait()
+        return True
 
     async def _status_lane(self, client: aiomqtt.Client) -> None:
         while True:
@@ -313,7 +317,11 @@ class Publisher:
     async def _live_lane(self, client: aiomqtt.Client, tg: asyncio.TaskGroup) -> None:
         while True:
             await self.buffer.live_ready.wait()
-            await self._may_send()
+            if await self._may_send():
+                # Committed while the host was away: backlog (sent as history), not live. They
+                # are in SQLite, unclaimed; the backlog lane takes them.
+                self.buffer.take_live()
+                continue
             refs = self.buffer.take_live()
             try:
                 batches = await self.buffer.claim_live(refs, self.settings.max_batch)
