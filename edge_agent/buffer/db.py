@@ -163,6 +163,18 @@ class BufferDB:
         self._load_totals()
         self._backlog_from = 0
 
+    def give_back_wal(self) -> None:
+        """Checkpoint the write-ahead log into the database file and truncate it (between
+        groups): with the disk full, the log's bytes are the room deletes and new groups need.
+
+        Without it the log could stay at its size with pages the database file cannot take in
+        (a checkpoint that must grow the file fails on a full disk): every write, even the
+        delete of a receipted batch, then failed, and the agent stopped sending for good."""
+        if self.in_txn or self.conn.in_transaction:
+            return
+        with contextlib.suppress(sqlite3.Error):  # still no room: tried again later
+            self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
     def close(self) -> None:
         """Commit, note the clean close (see schema's BUFFER WAL MISSING) and close."""
         self.begin()

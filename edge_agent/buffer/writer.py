@@ -77,6 +77,7 @@ class WriterThread(threading.Thread):
         self._full_cap = 0  # the byte bound while the disk is full (below the size it filled at)
         self._next_space_check = 0.0
         self._next_full_log = 0.0
+        self._next_wal_give_back = 0.0
 
     def submit(self, fn: Callable[[BufferDB], T]) -> concurrent.futures.Future[T]:
         """Queue `fn(db)`; the future resolves with its result (writes not yet committed)."""
@@ -217,6 +218,10 @@ class WriterThread(threading.Thread):
             self._failed(db, fresh, exc)
             return
         self.commits += 1
+        if db.disk_full and time.monotonic() >= self._next_wal_give_back:
+            # What dropping the oldest freed, handed back to the filesystem (between groups).
+            self._next_wal_give_back = time.monotonic() + 2.0
+            db.give_back_wal()
         if fresh:
             # Only now are these readings eligible for publishing (ARCHITECTURE.md §delivery 1).
             self._on_committed(fresh)
@@ -238,6 +243,8 @@ class WriterThread(threading.Thread):
         if self.disk_full_since is None:
             self.disk_full_since = self._clock()
         released = self.reserve is not None and self.reserve.release()
+        # The reserve just given back lets the checkpoint grow the database file once.
+        db.give_back_wal()
         # Below the size it filled at, so dropping the oldest frees pages new readings reuse.
         self._full_cap = int(db.totals.nbytes * 0.9)
         now = time.monotonic()

@@ -84,10 +84,16 @@ async def stored(dsn: str) -> set[tuple[str, str, int]]:
     return {(m, t, int(ts)) for m, t, ts in rows}
 
 
-async def until_stored(dsn: str, pred: Callable[[set[tuple[str, str, int]]], bool]) -> None:
+async def until_stored(
+    dsn: str, pred: Callable[[set[tuple[str, str, int]]], bool], agent: AgentProcess
+) -> None:
     deadline = time.monotonic() + 60
     while not pred(await stored(dsn)):
-        assert time.monotonic() < deadline, "not stored in time"
+        if time.monotonic() >= deadline:
+            # What the agent said is the only clue to a stall: CI keeps nothing else.
+            with contextlib.suppress(OSError, ValueError):
+                print("agent status:", agent.status())
+            raise AssertionError(f"not stored in time; agent log:\n{agent.log()[-6000:]}")
         await asyncio.sleep(0.5)
 
 
@@ -108,7 +114,7 @@ async def test_full_disk_keeps_the_agent_running_sending_and_honest(
     agent.mqtt = {"receipt_timeout": "2s"}
     async with running_hub(hub):
         agent.start()
-        await until_stored(pg_dsn, lambda got: len(got) > 500)
+        await until_stored(pg_dsn, lambda got: len(got) > 500, agent)
         assert (small_disk / "buffer.db.reserve").stat().st_size == 2 << 20
     # The hub is down, so nothing is confirmed: the buffer must grow, and the disk has no room.
     filler = fill(small_disk)
@@ -121,7 +127,7 @@ async def test_full_disk_keeps_the_agent_running_sending_and_honest(
     async with running_hub(hub):
         # It keeps sending what it holds: the hub is back and everything flows again.
         before = len(await stored(pg_dsn))
-        await until_stored(pg_dsn, lambda got: len(got) > before + 500)
+        await until_stored(pg_dsn, lambda got: len(got) > before + 500, agent)
         assert agent.proc is not None
         assert agent.proc.poll() is None
         # SIGTERM still stops it cleanly (exit 0, within the harness' 10 s).
@@ -131,7 +137,7 @@ async def test_full_disk_keeps_the_agent_running_sending_and_honest(
         agent.start()
         await until(lambda: agent.status_file.exists() and agent.status()["connected"])
         before = len(await stored(pg_dsn))
-        await until_stored(pg_dsn, lambda got: len(got) > before + 500)
+        await until_stored(pg_dsn, lambda got: len(got) > before + 500, agent)
         assert agent.proc is not None
         assert agent.proc.poll() is None
 
@@ -148,6 +154,6 @@ async def test_full_disk_keeps_the_agent_running_sending_and_honest(
         agent.rate = 1.0
         agent.start()
         await until(lambda: agent.status_file.exists() and agent.status()["connected"])
-        await until_stored(pg_dsn, lambda got: len(served - got) <= dropped)
+        await until_stored(pg_dsn, lambda got: len(served - got) <= dropped, agent)
         agent.terminate()
     assert dropped > 0  # the disk really was full: its policy dropped the oldest
