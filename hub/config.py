@@ -30,6 +30,7 @@ from pydantic import (
 from hub.alerts.rules import AlertsConfig, SmtpConfig
 from hub.errors import ConfigError, ConfigProblem
 from millstream_common.config import ENV_PREFIX, apply_env_overrides
+from millstream_common.tracing import TracingConfig
 from wire.limits import SEGMENT_PATTERN
 
 __all__ = [
@@ -220,6 +221,7 @@ class HubConfig(_Frozen):
     alerts: AlertsConfig | None = None  # absent: no alert evaluation (docs/alerts.md)
     smtp: SmtpConfig | None = None  # the mail server of email notifiers
     sparkplug: SparkplugConfig | None = None  # absent: no Sparkplug B host (docs/sparkplug.md)
+    tracing: TracingConfig = TracingConfig()  # off by default (docs/tracing.md)
 
     @model_validator(mode="after")
     def _kafka_needs_postgres(self) -> HubConfig:

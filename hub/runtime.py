@@ -35,6 +35,7 @@ from hub.ingest.mqtt import MqttSession
 from hub.ingest.owners import Owners, load_owners
 from hub.ingest.pipeline import IngestPipeline
 from hub.ingest.sparkplug_host import SparkplugHost
+from hub.ingest.tracing import IngestTracer
 from hub.ingest.workers import worker_pool
 from hub.live import LiveWebSocketProtocol
 from hub.metrics import HubMetrics
@@ -51,6 +52,7 @@ from hub.storage import (
     open_storage,
 )
 from millstream_common.backoff import Backoff
+from millstream_common.tracing import open_tracer
 
 __all__ = ["Hub", "default_client_id"]
 
@@ -101,8 +103,10 @@ class Hub:
         cpus = os.cpu_count() or 1
         self._parse_workers = min(4, cpus - 1) if parse_workers is None else parse_workers
         self.metrics = HubMetrics()
+        # Off by default (docs/tracing.md); spans of each batch from ingest to Kafka.
+        self.tracer = open_tracer("millstream-hub", config.tracing)
         # Kafka outbox + relay and Redis live values, each on only when configured.
-        self.bridges = Bridges(config, self.metrics.registry)
+        self.bridges = Bridges(config, self.metrics.registry, self.tracer)
         # REST API, auth and the WebSocket live stream (docs/api.md).
         self.api = ApiWiring(config, self.metrics.registry, self.bridges.live)
         self._hooks = hooks
@@ -217,6 +221,7 @@ class Hub:
             tracker = ReceiptTracker(interval_ms=200)
 
             committed, events_committed, dead_lettered = self._commit_callbacks(tracker)
+            tracing = None if self.tracer is None else IngestTracer(self.tracer)
 
             parser = await self._start_parser()
             try:
@@ -234,6 +239,7 @@ class Hub:
                     parser=parser,
                     # Late-bound: _watch_owners replaces the map as identities change.
                     authorize=lambda msg, batch: self._owners.judge(msg, batch),  # noqa: PLW0108
+                    tracing=tracing,
                 )
                 session = MqttSession(
                     cfg.mqtt, cfg.mqtt.client_id or default_client_id(), pipeline.submit
@@ -250,7 +256,13 @@ class Hub:
                     ingest = tg.create_task(pipeline.run(), name="ingest")
                     others = [
                         tg.create_task(
-                            publish_receipts(tracker, session, self.metrics, now_ms),
+                            publish_receipts(
+                                tracker,
+                                session,
+                                self.metrics,
+                                now_ms,
+                                None if tracing is None else tracing.receipts_sent,
+                            ),
                             name="receipts",
                         ),
                         tg.create_task(self._maintain(storage), name="maintenance"),
@@ -283,6 +295,8 @@ class Hub:
                     # Off the loop: shutdown joins the worker processes.
                     await asyncio.to_thread(parser.shutdown, True, cancel_futures=True)
                     self._parser = None
+                if self.tracer is not None:  # what it holds is exported before the end
+                    await asyncio.to_thread(self.tracer.close)
         self._storage = None
 
     async def _wind_down(

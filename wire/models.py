@@ -153,12 +153,19 @@ class Reading(_Model):
     q: Quality = "good"
 
 
+# A W3C `traceparent` (docs/tracing.md) for publishers that cannot send MQTT v5 user
+# properties. Not judged beyond its type: a receiver ignores an invalid one (W3C Trace Context
+# §3.2.2) and never refuses a batch for it.
+TraceField = Annotated[str | None, Field(max_length=1024)]
+
+
 class TelemetryBody(_Model):
     """Payload of `ms/v1/{site}/{line}/{machine}/telemetry`."""
 
     v: Version
     src: Segment
     seq: Seq
+    trace: TraceField = None
     readings: Annotated[tuple[Reading, ...], Field(min_length=1, max_length=MAX_READINGS)]
 
 
@@ -171,6 +178,7 @@ class Telemetry(_Model):
     src: Segment
     seq: Seq
     readings: Annotated[tuple[Reading, ...], Field(min_length=1, max_length=MAX_READINGS)]
+    trace: TraceField = None  # the `traceparent` the payload carried
 
 
 class _MachineState(_Model):

@@ -13,7 +13,7 @@ from pydantic_core import from_json
 
 from wire.errors import PayloadError, shorten
 from wire.limits import MAX_FUTURE_MS, MAX_PAST_MS, MAX_PAYLOAD_BYTES, MAX_READINGS, VERSION
-from wire.models import Reading, Segment, Seq, Telemetry, TelemetryBody, Version
+from wire.models import Reading, Segment, Seq, Telemetry, TelemetryBody, TraceField, Version
 from wire.plain import plainly_valid
 from wire.topics import MachineTopic, parse_topic
 from wire.validation import payload_error, validate_payload
@@ -61,6 +61,7 @@ class _Envelope(BaseModel):
     v: Version
     src: Segment
     seq: Seq
+    trace: TraceField = None
     readings: Annotated[tuple[Any, ...], Field(min_length=1, max_length=MAX_READINGS)]
 
 
@@ -105,7 +106,7 @@ def _parse(
     whole: tuple[Reading, ...] | None = None  # every reading passed its own rules
     try:
         body = validate_payload(TelemetryBody, payload)
-        src, seq, whole = body.src, body.seq, body.readings
+        src, seq, trace, whole = body.src, body.seq, body.trace, body.readings
         numbered = list(enumerate(whole))
     except PayloadError as exc:
         if exc.field is None or not exc.field.startswith("readings["):
@@ -113,7 +114,7 @@ def _parse(
         _refuse_too_many(payload)
         if not partial:
             raise
-        src, seq, numbered, refused = _split(payload, exc)
+        src, seq, trace, numbered, refused = _split(payload, exc)
     oldest, newest = now_ms - MAX_PAST_MS, now_ms + MAX_FUTURE_MS
     kept: list[Reading] = []
     for index, reading in numbered:
@@ -135,6 +136,7 @@ def _parse(
         src=src,
         seq=seq,
         readings=whole if whole is not None and not refused else tuple(kept),
+        trace=trace,
     )
     return telemetry, tuple(refused)
 
@@ -175,7 +177,7 @@ def _ts_out_of_range(where: str, ts: int, now_ms: int) -> PayloadError:
 
 def _split(
     payload: bytes, first: PayloadError
-) -> tuple[str, int, list[tuple[int, Reading]], list[RefusedReading]]:
+) -> tuple[str, int, str | None, list[tuple[int, Reading]], list[RefusedReading]]:
     """Judge each reading alone (error path only: a batch with a bad reading in it)."""
     try:
         envelope = _Envelope.model_validate_json(payload)
@@ -196,7 +198,7 @@ def _split(
             )
             continue
         kept.append((index, one.readings[0]))
-    return envelope.src, envelope.seq, kept, refused
+    return envelope.src, envelope.seq, envelope.trace, kept, refused
 
 
 def encode_telemetry(src: str, seq: int, readings: Iterable[ReadingLike]) -> bytes:

@@ -7,9 +7,10 @@ import json
 import logging
 import sqlite3
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import wire
 from edge_agent.buffer.downsample import downsample
@@ -30,7 +31,15 @@ from edge_agent.buffer.schema import is_disk_full, open_database
 from edge_agent.buffer.seqs import SeqAllocator
 from wire import batch_digest
 
-__all__ = ["MAX_BATCH_BYTES", "Batch", "BufferDB", "ChunkRef", "Totals", "is_disk_full"]
+__all__ = [
+    "MAX_BATCH_BYTES",
+    "Batch",
+    "BatchTracing",
+    "BufferDB",
+    "ChunkRef",
+    "Totals",
+    "is_disk_full",
+]
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +51,27 @@ class ChunkRef:
     id: int
     device: str
     n: int
+
+
+class BatchTracing(Protocol):
+    """Follows batches for tracing (edge_agent/publish/tracing.py); called on the writer thread."""
+
+    def committed(self, refs: Sequence[ChunkRef], start_ns: int, end_ns: int) -> None:
+        """Chunks `refs` were written in the group that ran from `start_ns` to `end_ns`."""
+
+    def claimed(
+        self,
+        device: str,
+        seq: int,
+        first_body: bytes,
+        chunk_ids: Sequence[int],
+        first_ts: int,
+        *,
+        again: bool,
+    ) -> str | None:
+        """Batch `seq` is being built (`again`: rebuilt to be sent again): the traceparent its
+        payload carries, or None. The same batch must get the same one when sent again (same
+        bytes, same digest)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +121,7 @@ class BufferDB:
         self.conn, self.moved_aside = open_database(path, now_ms=now_ms)
         self.path = path
         self.encode = encoder or wire_encoder("buffer")
+        self.tracing: BatchTracing | None = None
         ceiling = self.conn.execute("SELECT value FROM meta WHERE key='seq_ceiling'").fetchone()
         self.seqs = SeqAllocator(int(ceiling[0]))
         self.totals = Totals()
@@ -290,7 +321,11 @@ class BufferDB:
         if not rows:
             return None
         seq = self._take_seq()
-        payload = assemble(self.encode, device, seq, [r[1] for r in rows])
+        trace = None
+        if self.tracing is not None:
+            ids = [r[0] for r in rows]
+            trace = self.tracing.claimed(device, seq, rows[0][1], ids, rows[0][3], again=False)
+        payload = assemble(self.encode, device, seq, [r[1] for r in rows], trace)
         digest = batch_digest(payload)
         self.begin()
         self.conn.executemany(
@@ -370,7 +405,10 @@ class BufferDB:
                 "SELECT device, body, n, first_ts FROM chunk WHERE seq=? ORDER BY id", (seq,)
             ).fetchall()
             device = rows[0][0]
-            payload = assemble(self.encode, device, seq, [r[1] for r in rows])
+            trace = None
+            if self.tracing is not None:
+                trace = self.tracing.claimed(device, seq, rows[0][1], (), rows[0][3], again=True)
+            payload = assemble(self.encode, device, seq, [r[1] for r in rows], trace)
             digest = batch_digest(payload)
             self.begin()
             # The same bytes as before, so the same digest (set here for version-1 buffers).

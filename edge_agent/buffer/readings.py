@@ -101,12 +101,18 @@ def encode_body(encode: Encoder, device: str, readings: list[Reading]) -> bytes:
     return split_payload(encode(device, 0, readings))[1]
 
 
-def assemble(encode: Encoder, device: str, seq: int, bodies: list[bytes]) -> bytes:
+def assemble(
+    encode: Encoder, device: str, seq: int, bodies: list[bytes], trace: str | None = None
+) -> bytes:
     """The payload of batch `seq` made of chunk `bodies`, in order (an events batch for an
-    events lane: the same envelope, `src` and `seq`, around its `events` array)."""
+    events lane: the same envelope, `src` and `seq`, around its `events` array). `trace`: the
+    batch's W3C traceparent, in the envelope's optional `trace` field (telemetry only)."""
     head, _, tail = split_payload(encode(device, seq, _PLACEHOLDER))
     if lane_machine(device)[1]:
         head = head.replace(_ARRAY, _EVENTS_ARRAY)
+    elif trace is not None:
+        # A traceparent is lowercase hex and dashes: nothing to escape.
+        head = head.replace(_ARRAY, b'"trace":"' + trace.encode() + b'",' + _ARRAY)
     return head + b",".join(bodies) + tail
 
 

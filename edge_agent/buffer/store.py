@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import wire
-from edge_agent.buffer.db import Batch, BufferDB, ChunkRef
+from edge_agent.buffer.db import Batch, BatchTracing, BufferDB, ChunkRef
 from edge_agent.buffer.readings import Encoder, Reading, Value
 from edge_agent.buffer.reserve import DiskReserve
 from edge_agent.buffer.writer import Bounds, WriterThread
@@ -53,13 +53,16 @@ class Buffer:
         live_capacity: int = 10_000,
         queue_high: int = 100_000,
         reserve_bytes: int = 0,
+        tracing: BatchTracing | None = None,
     ) -> None:
+        """`tracing`: follows each batch for its trace (edge_agent/publish/tracing.py)."""
         if not 0 < commit_interval <= 0.2:
             # 200 ms is the promise: at most that much is lost on power failure.
             raise ValueError("commit_interval must be in (0, 0.2] seconds")
         self.path = Path(path)
         self._clock = clock
         self._encoder = encoder
+        self._tracing = tracing
         self.bounds = bounds or Bounds()
         self._commit_interval = commit_interval
         self.reserve = DiskReserve(self.path, reserve_bytes)
@@ -81,7 +84,7 @@ class Buffer:
     async def __aenter__(self) -> Buffer:
         self._loop = asyncio.get_running_loop()
         self._writer = WriterThread(
-            lambda: BufferDB(self.path, now_ms=int(self._clock() * 1000), encoder=self._encoder),
+            self._open_db,
             bounds=self.bounds,
             commit_interval=self._commit_interval,
             on_committed=self._committed_from_thread,
@@ -92,6 +95,11 @@ class Buffer:
         db = await asyncio.wrap_future(self._writer.ready)
         self.moved_aside = db.moved_aside
         return self
+
+    def _open_db(self) -> BufferDB:
+        db = BufferDB(self.path, now_ms=int(self._clock() * 1000), encoder=self._encoder)
+        db.tracing = self._tracing
+        return db
 
     async def __aexit__(self, *exc: object) -> None:
         writer = self._writer

@@ -78,6 +78,7 @@ class WriterThread(threading.Thread):
         self._next_space_check = 0.0
         self._next_full_log = 0.0
         self._next_wal_give_back = 0.0
+        self._group_start_ns = 0  # wall clock of the open group's first write
 
     def submit(self, fn: Callable[[BufferDB], T]) -> concurrent.futures.Future[T]:
         """Queue `fn(db)`; the future resolves with its result (writes not yet committed)."""
@@ -142,6 +143,7 @@ class WriterThread(threading.Thread):
                     fresh, deadline = [], None  # the group was rolled back
                 if db.in_txn and deadline is None:
                     deadline = time.monotonic() + self.commit_interval
+                    self._group_start_ns = time.time_ns()  # for tracing
                 if deadline is not None and self._ops.empty() and not self._urgent:
                     # Idle: commit now (or once the gap since the last commit has passed).
                     deadline = min(deadline, last_commit + MIN_COMMIT_GAP_S)
@@ -223,6 +225,8 @@ class WriterThread(threading.Thread):
             self._next_wal_give_back = time.monotonic() + 2.0
             db.give_back_wal()
         if fresh:
+            if db.tracing is not None:
+                db.tracing.committed(fresh, self._group_start_ns, time.time_ns())
             # Only now are these readings eligible for publishing (ARCHITECTURE.md §delivery 1).
             self._on_committed(fresh)
 

@@ -25,6 +25,7 @@ from edge_agent.config.modbus_profile import duplicate_issues
 from edge_agent.config.names import RESERVED_SITES, Name
 from edge_agent.config.units import Duration, parse_size
 from edge_agent.drivers.opcua.security import parse_security
+from millstream_common.tracing import TracingConfig
 
 __all__ = [
     "AgentConfig",
@@ -325,6 +326,8 @@ class AgentConfig(_Model):
     # Files the agent creates and keeps (OPC-UA certificate and pinned server certificates);
     # relative to the config file's folder.
     state_dir: str = Field("state", min_length=1)
+    # Off by default; docs/tracing.md.
+    tracing: TracingConfig = TracingConfig()
     devices: tuple[Device, ...]
 
     @field_validator("devices", mode="wrap")

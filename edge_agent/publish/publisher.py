@@ -20,6 +20,7 @@ from edge_agent.publish.contract import Commands, Contract
 from edge_agent.publish.settings import PublisherSettings
 from edge_agent.publish.sparkplug import SparkplugEdge
 from edge_agent.publish.stats import PublishStats
+from edge_agent.publish.tracing import BatchTracer
 from millstream_common.backoff import backoff_delay
 from millstream_common.ratelimit import TokenBucket
 
@@ -45,9 +46,12 @@ class Publisher:
         rnd: Callable[[], float] = random.random,
         commands: Commands | None = None,
         sparkplug: SparkplugEdge | None = None,
+        tracing: BatchTracer | None = None,
     ) -> None:
         """`sparkplug`: publish as a Sparkplug B edge node instead of the wire contract's
-        telemetry topics (edge_agent/publish/sparkplug.py)."""
+        telemetry topics (edge_agent/publish/sparkplug.py). `tracing`: hears each batch's
+        PUBACK and receipt (edge_agent/publish/tracing.py)."""
+        self.tracing = tracing
         self.sparkplug = sparkplug
         self.settings = settings
         self.buffer = buffer
@@ -269,6 +273,8 @@ class Publisher:
             self._warned_undigested = True
         self.stats.receipts += 1
         self.stats.last_receipt_at = self._clock()
+        if self.tracing is not None:
+            self.tracing.confirmed([seq for seq, _digest in batches])
         # With the disk full, deleting needs room too: the batches are sent again and
         # receipted again.
         with contextlib.suppress(DiskFull):
@@ -381,6 +387,10 @@ class Publisher:
             # A PUBACK that never comes means a dead link the keepalive has not noticed yet.
             await client.publish(topic, payload, qos=1, timeout=self.settings.receipt_timeout)
             recheck_cancel()
+            if self.tracing is not None:
+                self.tracing.puback(batch.seq)
+                if not self.settings.receipts:
+                    self.tracing.confirmed([batch.seq], receipt=False)
             self._unacked.discard(batch.seq)
             if not self._unacked:
                 self._drained.set()

@@ -18,6 +18,7 @@ from edge_agent.config import AgentConfig, buffer_path, state_dir
 from edge_agent.config.tag_event import TagEvent
 from edge_agent.publish import Publisher, PublisherSettings
 from edge_agent.publish.sparkplug import SparkplugEdge
+from edge_agent.publish.tracing import BatchTracer
 from edge_agent.runtime.agent import Agent
 from edge_agent.runtime.contract import WireContract
 from edge_agent.runtime.events import EventWatch, ReportsEvents
@@ -25,6 +26,7 @@ from edge_agent.runtime.lock import hold_agent_lock
 from edge_agent.runtime.meta import meta_messages
 from edge_agent.runtime.sources import Source
 from millstream_common.logjson import hide_secret
+from millstream_common.tracing import open_tracer
 
 __all__ = ["buffer_path", "run_agent", "state_dir"]
 
@@ -57,19 +59,28 @@ async def run_agent(
     state.mkdir(parents=True, exist_ok=True)
     buffer_file = buffer_path(config, config_file)
     # The command journal beside the status file; held under the same lock as the buffer.
-    with hold_agent_lock(buffer_file), closing(CommandJournal(state / "commands.db")) as journal:
-        return await _run(
-            config,
-            config_file,
-            sources=sources,
-            buffer_file=buffer_file,
-            journal=journal,
-            on_status=on_status,
-            on_ready=on_ready,
-            meta=meta,
-            reconfigure=reconfigure,
-            events=events or {},
-        )
+    tracer = open_tracer("millstream-agent", config.tracing)
+    try:
+        with (
+            hold_agent_lock(buffer_file),
+            closing(CommandJournal(state / "commands.db")) as journal,
+        ):
+            return await _run(
+                config,
+                config_file,
+                sources=sources,
+                buffer_file=buffer_file,
+                journal=journal,
+                on_status=on_status,
+                on_ready=on_ready,
+                meta=meta,
+                reconfigure=reconfigure,
+                events=events or {},
+                tracing=None if tracer is None else BatchTracer(tracer, config.agent.id),
+            )
+    finally:
+        if tracer is not None:  # what it holds is exported before the process ends
+            await asyncio.to_thread(tracer.close)
 
 
 async def _run(
@@ -84,6 +95,7 @@ async def _run(
     meta: Mapping[str, Mapping[str, wire.TagMeta]] | None,
     reconfigure: Reconfigurer | None,
     events: Mapping[str, Mapping[str, TagEvent]],
+    tracing: BatchTracer | None,
 ) -> bool:
     mqtt, buf = config.mqtt, config.buffer
     contract = WireContract(config.agent.id, config.agent.site, config.agent.line)
@@ -100,6 +112,7 @@ async def _run(
         commit_interval=buf.commit_interval.total_seconds(),
         encoder=contract.encode_batch,
         reserve_bytes=buf.disk_reserve,
+        tracing=tracing,
     ) as buffer:
         publisher = Publisher(
             settings,
@@ -107,6 +120,7 @@ async def _run(
             contract,
             commands=commands,
             sparkplug=_sparkplug_edge(config, sources, meta),
+            tracing=tracing,
         )
         if meta is not None:
             # Stamped once per start: a reconnect republishes the same message, which the hub

@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Protocol
 
-from fastapi import FastAPI, Response
+from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.openmetrics import exposition as openmetrics
 
 from hub.api.headers import SecurityHeaders
 from hub.dashboard import install_dashboard
@@ -59,7 +60,14 @@ def create_app(health: HealthSource, metrics: HubMetrics) -> FastAPI:
         )
 
     @app.get("/metrics")
-    async def prometheus() -> Response:
+    async def prometheus(request: Request) -> Response:
+        # A scraper that asks for OpenMetrics gets the exemplars too: the commit-latency
+        # histogram's link each bucket to a trace (docs/tracing.md).
+        if "application/openmetrics-text" in request.headers.get("accept", ""):
+            return Response(
+                openmetrics.generate_latest(metrics.registry),  # type: ignore[no-untyped-call]
+                media_type=openmetrics.CONTENT_TYPE_LATEST,
+            )
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     # The web dashboard (docs/dashboard.md) answers whatever no route above or mounted later does.

@@ -13,6 +13,7 @@ from hub.bridge.metrics import BridgeMetrics
 from hub.bridge.redis import RedisLive
 from hub.config import HubConfig
 from hub.storage import TelemetryBatch, TransactionHook
+from millstream_common.tracing import Tracer
 
 __all__ = ["Bridges"]
 
@@ -20,9 +21,18 @@ __all__ = ["Bridges"]
 class Bridges:
     """What the runtime wires: the outbox hook, the commit callback, the tasks, health detail."""
 
-    def __init__(self, cfg: HubConfig, registry: CollectorRegistry | None = None) -> None:
+    def __init__(
+        self,
+        cfg: HubConfig,
+        registry: CollectorRegistry | None = None,
+        tracer: Tracer | None = None,
+    ) -> None:
         self.metrics = BridgeMetrics(registry)
-        self.relay = KafkaRelay(cfg.kafka, cfg.storage, metrics=self.metrics) if cfg.kafka else None
+        self.relay = (
+            KafkaRelay(cfg.kafka, cfg.storage, metrics=self.metrics, tracer=tracer)
+            if cfg.kafka
+            else None
+        )
         self._relay_in_process = cfg.kafka is not None and cfg.kafka.relay_in_process
         if self.relay is not None and not self._relay_in_process:
             self.relay.state = "not in this process (millstream-hub kafka-relay runs it)"

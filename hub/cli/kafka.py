@@ -11,6 +11,7 @@ import typer
 from hub.cli.migrate import ConfigOption
 from hub.config import HubConfig, KafkaConfig, load_config
 from hub.errors import ConfigError, MillstreamHubError
+from millstream_common.tracing import open_tracer
 
 __all__ = ["register"]
 
@@ -55,10 +56,15 @@ async def _relay(cfg: HubConfig, kcfg: KafkaConfig) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    relay = KafkaRelay(kcfg, cfg.storage, topics_fatal=True)
-    async with asyncio.TaskGroup() as tg:
-        tg.create_task(relay.run(stop), name="kafka-relay")
-        tg.create_task(relay.watch_lag(stop), name="outbox-lag")
+    tracer = open_tracer("millstream-relay", cfg.tracing)
+    relay = KafkaRelay(kcfg, cfg.storage, topics_fatal=True, tracer=tracer)
+    try:
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(relay.run(stop), name="kafka-relay")
+            tg.create_task(relay.watch_lag(stop), name="outbox-lag")
+    finally:
+        if tracer is not None:
+            await asyncio.to_thread(tracer.close)
 
 
 def relay(config: ConfigOption = None) -> None:

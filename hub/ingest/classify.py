@@ -183,7 +183,9 @@ def _telemetry(msg: Incoming) -> TelemetryBatch:
     if refused:
         errors = [(r.reading, r.error) for r in refused]
         aside = _set_aside(msg, t.src, t.seq, digest, "readings", errors, len(readings))
-    return TelemetryBatch(t.site, t.line, t.machine, t.src, t.seq, readings, digest, aside)
+    return TelemetryBatch(
+        t.site, t.line, t.machine, t.src, t.seq, readings, digest, aside, trace=msg.trace or t.trace
+    )
 
 
 def _meta(msg: Incoming) -> MachineMetaUpdate:

@@ -21,3 +21,6 @@ class Incoming:
     # Which of the hub's broker sessions it came on (its own tree, or the Sparkplug host's):
     # each acknowledges only its own messages.
     channel: str = ""
+    # The `traceparent` MQTT v5 user property, if the publisher sent one (docs/tracing.md).
+    trace: str | None = None
+    received_ns: int = 0  # wall clock in ns at the I/O edge, for the trace's spans

@@ -60,6 +60,15 @@ def subscriptions(share_group: str, *, shared: bool = True) -> list[tuple[str, S
     ]
 
 
+def _traceparent(message: paho.MQTTMessage) -> str | None:
+    """The W3C `traceparent` user property of an MQTT v5 message (docs/tracing.md)."""
+    props = getattr(message, "properties", None)
+    for key, value in getattr(props, "UserProperty", None) or ():
+        if key == "traceparent":
+            return str(value)
+    return None
+
+
 class MqttSession:
     """Async context manager owning the paho client and its network thread."""
 
@@ -327,14 +336,17 @@ class MqttSession:
         except UnicodeDecodeError:
             # MQTT requires UTF-8 topics; keep the message so it can be dead-lettered and acked.
             topic = repr(message._topic)
+        now_ns = time.time_ns()
         msg = Incoming(
             topic=topic,
             payload=bytes(message.payload),
             qos=message.qos,
             mid=message.mid,
-            received_at=time.time_ns() // 1_000_000,
+            received_at=now_ns // 1_000_000,
             generation=self._generation,
             channel=self._channel,
+            trace=_traceparent(message) if self._v5 else None,
+            received_ns=now_ns,
         )
         loop = self._loop
         if loop is None or loop.is_closed():

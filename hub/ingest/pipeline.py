@@ -30,6 +30,7 @@ from hub.errors import StorageUnavailable
 from hub.ingest.classify import Classified, Part, Several, parts
 from hub.ingest.deadletters import DeadLetterBudget
 from hub.ingest.message import Incoming
+from hub.ingest.tracing import IngestTracer, Spans
 from hub.metrics import HubMetrics
 from hub.storage import (
     AgentStatusUpdate,
@@ -75,6 +76,10 @@ class _Item:
     arrived: float  # loop.time(), for the flush window
     parsed: bool = True  # False while a parse worker still has it
     parsing: asyncio.Future[Classified | None] | None = None
+    # Tracing only (hub/ingest/tracing.py): when it was validated, announced live, its spans.
+    validated_ns: int = 0
+    live: tuple[int, int] | None = None
+    spans: Spans | None = None
 
 
 def _readings(result: Classified | None) -> int:
@@ -140,6 +145,10 @@ def _rejected(item: _Item, exc: Exception) -> _Item:
     return _Item(msg, dead, item.arrived)
 
 
+def _trace_fields(spans: Spans) -> dict[str, str]:
+    return {"trace_id": f"{spans.ingest.trace_id:032x}", "span_id": f"{spans.ingest.span_id:016x}"}
+
+
 class IngestPipeline:
     """Batches classified messages into storage transactions; see module docstring."""
 
@@ -162,11 +171,13 @@ class IngestPipeline:
         dead_letter_budget: DeadLetterBudget | None = None,
         authorize: Callable[[Incoming, TelemetryBatch | EventBatch], DeadLetter | None]
         | None = None,
+        tracing: IngestTracer | None = None,
     ) -> None:
         """`authorize`: the dead letter a batch becomes when its publisher may not send it
         (hub/ingest/owners.py), judged on the event loop as soon as a batch is validated, so a
         refused one is neither shown live nor stored."""
         self._authorize = authorize
+        self._tracing = tracing
         self._storage = storage
         self._dead_budget = dead_letter_budget or DeadLetterBudget()
         # Validation is the hub's main CPU cost; worker processes let it use more than one core.
@@ -243,6 +254,8 @@ class IngestPipeline:
         else:
             item.result = fut.result()
         item.parsed = True
+        if self._tracing is not None:
+            item.validated_ns = time.time_ns()
         self._judge(item)
         self._readings += _readings(item.result)
         self._announce()
@@ -250,14 +263,23 @@ class IngestPipeline:
 
     def _announce(self) -> None:
         validated = []
+        announced = []
         while self._unannounced and self._unannounced[0].parsed:
-            result = self._unannounced.popleft().result
-            validated += [p for p in parts(result) if isinstance(p, TelemetryBatch) and p.live]
+            item = self._unannounced.popleft()
+            live = [p for p in parts(item.result) if isinstance(p, TelemetryBatch) and p.live]
+            if live:
+                validated += live
+                announced.append(item)
         if validated and self._on_validated is not None:
+            start = time.time_ns() if self._tracing is not None else 0
             try:
                 self._on_validated(validated)
             except Exception:  # the live view failing must not stop or lose ingest
                 log.exception("live announcement failed")
+            if self._tracing is not None:
+                end = time.time_ns()
+                for item in announced:
+                    item.live = (start, end)
 
     def _judge(self, item: _Item) -> None:
         if self._authorize is not None and isinstance(item.result, TelemetryBatch | EventBatch):
@@ -267,6 +289,8 @@ class IngestPipeline:
 
     def _accept(self, item: _Item) -> None:
         if item.parsed:
+            if self._tracing is not None:
+                item.validated_ns = time.time_ns()
             self._judge(item)
         self._items.append(item)
         self._unannounced.append(item)
@@ -392,15 +416,41 @@ class IngestPipeline:
                 self._on_events(events)
             if dead and self._on_dead_letters is not None:
                 self._on_dead_letters(dead)
+            if self._tracing is not None:
+                self._traced(committed)
+
+    def _traced(self, committed: list[_Item]) -> None:
+        """Emit the spans of acknowledged messages (hub/ingest/tracing.py)."""
+        assert self._tracing is not None
+        now = time.time_ns()
+        for item in committed:
+            result = item.result
+            if isinstance(result, TelemetryBatch) and item.spans is not None:
+                item.spans.validated_ns, item.spans.live = item.validated_ns, item.live
+                self._tracing.acknowledged(item.msg, result, item.spans, now)
+            elif isinstance(result, DeadLetter):
+                self._tracing.dead_lettered(item.msg, result, now)
+
+    def _trace_ids(self, items: list[_Item]) -> None:
+        """Give each telemetry batch its spans' ids before it is written: its outbox row
+        carries one of them to the relay."""
+        assert self._tracing is not None
+        for item in items:
+            if isinstance(item.result, TelemetryBatch) and item.spans is None:
+                item.spans = self._tracing.start(item.result)
+                item.result = dataclasses.replace(item.result, trace=item.spans.outbox.traceparent)
 
     async def _commit(self, items: list[_Item]) -> list[_Item]:
         """Write items in one transaction, retrying while storage is down; returns what was
         committed (rejected messages come back as dead letters)."""
         backoff = Backoff(initial_s=0.05, cap_s=5.0)
         outage_logged = False
+        if self._tracing is not None:
+            self._trace_ids(items)
         while True:
             try:
                 started = time.perf_counter()
+                started_ns = time.time_ns()
                 result = await self._storage.write(_build(items))
             except StorageUnavailable as exc:
                 self._metrics.storage_errors.inc()
@@ -413,7 +463,14 @@ class IngestPipeline:
                 continue
             except Exception as exc:  # StorageRejected, or a bug: isolate the bad message
                 return await self._split(items, exc)
-            self._record(result, len(items), time.perf_counter() - started)
+            exemplar = None
+            if self._tracing is not None:
+                done = (started_ns, time.time_ns())
+                for item in items:
+                    if item.spans is not None:
+                        item.spans.commit = done
+                        exemplar = exemplar or self._tracing.exemplar(item.spans)
+            self._record(result, len(items), time.perf_counter() - started, exemplar)
             if outage_logged:
                 log.warning("storage is back; committed %d held messages", len(items))
             return items
@@ -422,7 +479,14 @@ class IngestPipeline:
         if len(items) == 1:
             if isinstance(items[0].result, DeadLetter) and items[0].result.reason == "internal":
                 raise exc  # even the dead letter cannot be stored: let the hub fail loudly
-            log.warning("storage refused a message on %s: %s", items[0].msg.topic, exc)
+            spans = items[0].spans
+            log.warning(
+                "storage refused a message on %s: %s",
+                items[0].msg.topic,
+                exc,
+                # With tracing on, the line names the batch's trace (docs/tracing.md).
+                extra={"fields": _trace_fields(spans)} if spans is not None else None,
+            )
             fallback = _rejected(items[0], exc)
             if isinstance(items[0].result, DeadLetter):
                 fallback = _Item(
@@ -442,10 +506,12 @@ class IngestPipeline:
             committed.extend(await self._commit([item]))
         return committed
 
-    def _record(self, result: WriteResult, messages: int, seconds: float) -> None:
+    def _record(
+        self, result: WriteResult, messages: int, seconds: float, exemplar: dict[str, str] | None
+    ) -> None:
         self._storage_ok = True
         self._metrics.storage_up.set(1)
-        self._metrics.commit_seconds.observe(seconds)
+        self._metrics.commit_seconds.observe(seconds, exemplar)
         self._metrics.batch_messages.observe(messages)
         self._metrics.readings.labels("inserted").inc(result.inserted)
         self._metrics.readings.labels("duplicate").inc(result.duplicates)

@@ -28,8 +28,10 @@ async def publish_receipts(
     publisher: Publisher,
     metrics: HubMetrics,
     clock_ms: Callable[[], int],
+    on_sent: Callable[[str, list[int]], None] | None = None,
 ) -> None:
-    """Forever: publish whatever the tracker says is due."""
+    """Forever: publish whatever the tracker says is due; `on_sent(src, seqs)` after each
+    (tracing: hub/ingest/tracing.py)."""
     while True:
         for src, batches in tracker.due(clock_ms()):
             seqs = wire.coalesce_seqs(seq for seq, _ in batches)
@@ -39,4 +41,6 @@ async def publish_receipts(
             payload = wire.encode_receipt(seqs, named)
             publisher.publish(wire.receipt_topic(src), payload, qos=1)
             metrics.receipts.inc()
+            if on_sent is not None:
+                on_sent(src, [seq for seq, _ in batches])
         await asyncio.sleep(TICK_S)

@@ -91,6 +91,9 @@ class TelemetryBatch:
     receipt: bool = True
     # False for history (Sparkplug `is_historical`): stored and bridged, never shown as live.
     live: bool = True
+    # W3C traceparent: as received (MQTT v5 user property, else the payload's `trace`), then,
+    # when the hub traces, its own outbox span's, which the Kafka relay continues.
+    trace: str | None = None
 
 
 class EventRow(NamedTuple):

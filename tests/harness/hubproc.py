@@ -37,10 +37,13 @@ def hub_cli(config: Path, *args: str) -> str:
 class HubProcess:
     """`millstream-hub serve --config CONFIG` in a subprocess we own, log in `log`."""
 
-    def __init__(self, config: Path, log: Path) -> None:
+    def __init__(self, config: Path, log: Path, env: dict[str, str] | None = None) -> None:
+        """`env`: variables on top of `hub_env()`."""
         self._log = log.open("ab")
         self.proc = subprocess.Popen(
-            [HUB, "serve", "--config", str(config)], stderr=self._log, env=hub_env()
+            [HUB, "serve", "--config", str(config)],
+            stderr=self._log,
+            env={**hub_env(), **(env or {})},
         )
 
     def log_text(self) -> str:

@@ -56,15 +56,15 @@ RELAY_LOCK = 0x6D73_0009  # session lock of the one active relay
 NOTIFY_CHANNEL = "millstream_outbox"  # wakes the relay at commit (collapsed per transaction)
 
 _INSERT = """
-INSERT INTO kafka_outbox (kind, site, line, machine, src, seq, n, body)
-SELECT kind, site, line, machine, src, seq, n, body
+INSERT INTO kafka_outbox (kind, site, line, machine, src, seq, n, body, trace)
+SELECT kind, site, line, machine, src, seq, n, body, trace
 FROM unnest($1::smallint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[],
-            $7::integer[], $8::text[])
-     WITH ORDINALITY AS t(kind, site, line, machine, src, seq, n, body, i)
+            $7::integer[], $8::text[], $9::text[])
+     WITH ORDINALITY AS t(kind, site, line, machine, src, seq, n, body, trace, i)
 ORDER BY i
 """
 
-_Row = tuple[int, str | None, str | None, str | None, str | None, int | None, int, str]
+_Row = tuple[int, str | None, str | None, str | None, str | None, int | None, int, str, str | None]
 
 
 def outbox_values(
@@ -80,7 +80,8 @@ def _rows(new: NewReadings, batch: WriteBatch, new_events: set[EventKey] | None)
     for t, readings in new:
         if readings:
             n, body = encode_readings(readings)
-            rows.append((KIND_TELEMETRY, t.site, t.line, t.machine, t.src, t.seq, n, body))
+            row = (KIND_TELEMETRY, t.site, t.line, t.machine, t.src, t.seq, n, body, t.trace)
+            rows.append(row)
     seen: set[EventKey] = set()
     for b in batch.events:
         for e in b.events:
@@ -88,9 +89,10 @@ def _rows(new: NewReadings, batch: WriteBatch, new_events: set[EventKey] | None)
             if (new_events is None or key in new_events) and key not in seen:
                 seen.add(key)  # the same event twice in one transaction was stored once
                 body = encode_event(b, e)
-                rows.append((KIND_EVENT, b.site, b.line, b.machine, b.src, b.seq, 1, body))
+                rows.append((KIND_EVENT, b.site, b.line, b.machine, b.src, b.seq, 1, body, None))
     for d in batch.dead_letters:
-        rows.append((KIND_DEAD_LETTER, None, None, None, d.src, None, 1, encode_dead_letter(d)))
+        body = encode_dead_letter(d)
+        rows.append((KIND_DEAD_LETTER, None, None, None, d.src, None, 1, body, None))
     return rows
 
 
@@ -113,7 +115,7 @@ async def write_alerts(conn: asyncpg.Connection, bodies: Sequence[Mapping[str, A
     evaluator deletes the notifications it hands over in the same one, so each is relayed once)."""
     rows = [
         (KIND_ALERT, b["site"], b["line"], b["machine"], None, None, 1,
-         json.dumps(b, separators=(",", ":"), ensure_ascii=False))
+         json.dumps(b, separators=(",", ":"), ensure_ascii=False), None)
         for b in bodies
     ]  # fmt: skip
     if not rows:
@@ -126,7 +128,7 @@ async def write_alerts(conn: asyncpg.Connection, bodies: Sequence[Mapping[str, A
 async def fetch_rows(conn: asyncpg.Connection, after: int, limit: int) -> list[OutboxRow]:
     """Outbox rows with id > after, in id order."""
     records = await conn.fetch(
-        "SELECT id, kind, site, line, machine, src, seq, n, body FROM kafka_outbox"
+        "SELECT id, kind, site, line, machine, src, seq, n, body, trace FROM kafka_outbox"
         " WHERE id > $1 ORDER BY id LIMIT $2",
         after,
         limit,

@@ -62,6 +62,7 @@ class OutboxRow:
     seq: int | None
     n: int
     body: str
+    trace: str | None = None  # the writing hub span's traceparent (docs/tracing.md)
 
 
 def _value(v: float | int | bool | str) -> str:

@@ -50,6 +50,7 @@ from hub.config import KafkaConfig
 from hub.errors import KafkaTopicsMissing, KafkaUnavailable, StorageUnavailable
 from hub.sql.singleton import PG_ERRORS, connect, lead, wait, wait_any
 from millstream_common.backoff import Backoff
+from millstream_common.tracing import TraceContext, Tracer
 
 __all__ = ["KafkaRelay", "producer_config"]
 
@@ -102,7 +103,10 @@ class KafkaRelay:
         metrics: BridgeMetrics | None = None,
         topics_fatal: bool = False,
         clock: Callable[[], int] = _now_ms,
+        tracer: Tracer | None = None,
     ) -> None:
+        """`tracer`: continue each traced batch's trace with a `kafka.produce` span."""
+        self._tracer = tracer
         self.cfg = cfg
         self._dsn = dsn
         self.metrics = metrics or BridgeMetrics()
@@ -261,6 +265,8 @@ class KafkaRelay:
         cfg = self.cfg
         topic = cfg.telemetry_topic
         counts = {topic: 0, cfg.deadletter_topic: 0, cfg.alerts_topic: 0, cfg.events_topic: 0}
+        traced: list[tuple[OutboxRow, TraceContext, TraceContext]] = []
+        started_ns = time.time_ns()
         try:
             producer.begin_transaction()
             for row in rows:
@@ -270,6 +276,8 @@ class KafkaRelay:
                         ("src", (row.src or "").encode()),
                         ("seq", str(row.seq).encode()),
                     ]
+                    if row.trace is not None:
+                        headers.append(("traceparent", self._trace_header(row, traced)))
                     for value in record_values(row):
                         _produce(producer, topic, value, key, headers)
                     counts[topic] += row.n
@@ -290,10 +298,48 @@ class KafkaRelay:
             with contextlib.suppress(KafkaException):
                 producer.abort_transaction(5.0)
             raise KafkaUnavailable(f"Kafka transaction failed: {exc}") from exc
+        self._emit(traced, started_ns)
         for name, n in counts.items():
             if n:
                 self.metrics.relayed.labels(name).inc(n)
         self.metrics.transactions.inc()
+
+    def _trace_header(
+        self, row: OutboxRow, traced: list[tuple[OutboxRow, TraceContext, TraceContext]]
+    ) -> bytes:
+        """The records' `traceparent`: this relay's produce span (docs/tracing.md), or the
+        hub's as stored when this process does not trace."""
+        assert row.trace is not None
+        parent = TraceContext.parse(row.trace) if self._tracer is not None else None
+        if parent is None:
+            return row.trace.encode()
+        produce = parent.child()
+        traced.append((row, parent, produce))
+        return produce.traceparent.encode()
+
+    def _emit(
+        self, traced: list[tuple[OutboxRow, TraceContext, TraceContext]], started_ns: int
+    ) -> None:
+        """The `kafka.produce` spans of a committed transaction's traced rows."""
+        if self._tracer is None:
+            return
+        now = time.time_ns()
+        for row, parent, produce in traced:
+            if produce.sampled:
+                self._tracer.emit(
+                    "kafka.produce",
+                    produce,
+                    parent,
+                    start_ns=started_ns,
+                    end_ns=now,
+                    attributes={
+                        "messaging.system": "kafka",
+                        "messaging.destination.name": self.cfg.telemetry_topic,
+                        "millstream.outbox_id": row.id,
+                        "millstream.readings": row.n,
+                    },
+                    kind="producer",
+                )
 
     async def watch_lag(self, stop: asyncio.Event) -> None:
         """Measure the outbox every few seconds into metrics and `health()` (any instance)."""
