@@ -108,6 +108,8 @@ class MqttSection(_Model):
     status_interval: Duration = timedelta(seconds=10)
     # millstream: the wire contract (docs/wire.md); sparkplug: Sparkplug B (docs/sparkplug.md).
     output: Literal["millstream", "sparkplug"] = "millstream"
+    # mqttv5: a batch's trace context goes as a user property, not in the payload (docs/tracing.md).
+    protocol: Literal["mqttv311", "mqttv5"] = "mqttv311"
     sparkplug: SparkplugSection = SparkplugSection()
 
     @field_validator("url")

@@ -10,8 +10,11 @@ import socket
 import ssl
 import time
 from collections.abc import Callable, Mapping
+from typing import Any
 
 import aiomqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from edge_agent.buffer import Batch, Buffer
 from edge_agent.cancel import recheck_cancel
@@ -130,6 +133,13 @@ class Publisher:
                 keyfile=s.key_file,
                 cert_reqs=ssl.CERT_REQUIRED,
             )
+        v5 = s.protocol == "mqttv5"
+        session: dict[str, Any] = {"clean_session": False}
+        if v5:
+            # MQTT v5 keeps a session by its expiry interval rather than clean_session.
+            connect = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+            connect.SessionExpiryInterval = s.session_expiry_s
+            session = {"clean_start": False, "properties": connect}
         client = aiomqtt.Client(
             s.host,
             s.port,
@@ -137,8 +147,8 @@ class Publisher:
             username=s.username,
             password=s.password,
             # Persistent session: receipts sent while we were away are queued for us.
-            clean_session=False,
-            protocol=aiomqtt.ProtocolVersion.V311,
+            **session,
+            protocol=aiomqtt.ProtocolVersion.V5 if v5 else aiomqtt.ProtocolVersion.V311,
             keepalive=s.keepalive,
             will=self._will(),
             tls_params=tls,
@@ -385,7 +395,13 @@ class Publisher:
             else:
                 topic, payload = self.contract.batch_topic(batch.device), batch.payload
             # A PUBACK that never comes means a dead link the keepalive has not noticed yet.
-            await client.publish(topic, payload, qos=1, timeout=self.settings.receipt_timeout)
+            await client.publish(
+                topic,
+                payload,
+                qos=1,
+                properties=self._trace_property(batch),
+                timeout=self.settings.receipt_timeout,
+            )
             recheck_cancel()
             if self.tracing is not None:
                 self.tracing.puback(batch.seq)
@@ -406,6 +422,17 @@ class Publisher:
             self._window.release()
             if not live:
                 self._backlog_window.release()
+
+    def _trace_property(self, batch: Batch) -> Properties | None:
+        """MQTT v5: the batch's `traceparent` user property (docs/tracing.md)."""
+        if self.tracing is None or self.settings.protocol != "mqttv5":
+            return None
+        traceparent = self.tracing.traceparent(batch.seq)
+        if traceparent is None:
+            return None
+        props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+        props.UserProperty = ("traceparent", traceparent)
+        return props
 
     def _note_error(self, text: str) -> None:
         if text != self.stats.last_error:

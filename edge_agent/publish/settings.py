@@ -35,6 +35,9 @@ class PublisherSettings:
     reconnect_min: float = 1.0
     reconnect_max: float = 60.0
     connect_timeout: float = 10.0
+    protocol: str = "mqttv311"  # or "mqttv5"
+    # MQTT v5: how long the broker keeps our session (and receipts for us) while we are away.
+    session_expiry_s: int = 7 * 24 * 3600
 
     @classmethod
     def from_config(
@@ -89,4 +92,5 @@ class PublisherSettings:
             backlog_rate=float(mqtt.backlog_rate),
             reconnect_min=mqtt.reconnect_min.total_seconds(),
             reconnect_max=mqtt.reconnect_max.total_seconds(),
+            protocol=mqtt.protocol,
         )

@@ -49,7 +49,10 @@ class _Pending:
 class BatchTracer:
     """Implements the buffer's `BatchTracing` and hears the publisher's PUBACKs and receipts."""
 
-    def __init__(self, tracer: Tracer, src: str) -> None:
+    def __init__(self, tracer: Tracer, src: str, *, in_payload: bool = True) -> None:
+        """`in_payload`: the context goes in the payload's `trace` field (MQTT 3.1.1); False:
+        the publisher sends it as an MQTT v5 user property (`traceparent`)."""
+        self._in_payload = in_payload
         self._tracer = tracer
         self._src = src.encode()
         self._lock = threading.Lock()  # claims run on the writer thread, receipts on the loop
@@ -103,7 +106,14 @@ class BatchTracer:
                 )
                 while len(self._pending) > _MAX_PENDING:
                     del self._pending[next(iter(self._pending))]
-        return TraceContext(trace_id, publish_id, sampled).traceparent
+        traceparent = TraceContext(trace_id, publish_id, sampled).traceparent
+        return traceparent if self._in_payload else None
+
+    def traceparent(self, seq: int) -> str | None:
+        """Batch `seq`'s context, for a user property (None if it is not followed)."""
+        with self._lock:
+            p = self._pending.get(seq)
+        return None if p is None else TraceContext(p.trace_id, p.publish_id, p.sampled).traceparent
 
     # -- event loop ----------------------------------------------------------------------------
     def puback(self, seq: int) -> None:

@@ -76,7 +76,11 @@ async def run_agent(
                 meta=meta,
                 reconfigure=reconfigure,
                 events=events or {},
-                tracing=None if tracer is None else BatchTracer(tracer, config.agent.id),
+                tracing=None
+                if tracer is None
+                else BatchTracer(
+                    tracer, config.agent.id, in_payload=config.mqtt.protocol == "mqttv311"
+                ),
             )
     finally:
         if tracer is not None:  # what it holds is exported before the process ends

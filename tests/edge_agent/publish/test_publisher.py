@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import aiomqtt
+import pytest
 from mqtt_harness import Broker, JsonContract, Responder, eventually
 
 from edge_agent.buffer import Bounds, Buffer, Reading
@@ -64,8 +65,12 @@ def published(pub: Publisher, n: int) -> Callable[[], Awaitable[bool]]:
     return check
 
 
-async def test_receipts_delete_rows_and_everything_arrives(broker: Broker, tmp_path: Path) -> None:
-    async with Responder(broker) as hub, running(tmp_path / "b.db", settings(broker)) as (buf, pub):
+@pytest.mark.parametrize("protocol", ["mqttv311", "mqttv5"])
+async def test_receipts_delete_rows_and_everything_arrives(
+    broker: Broker, tmp_path: Path, protocol: str
+) -> None:
+    s = settings(broker, protocol=protocol)
+    async with Responder(broker) as hub, running(tmp_path / "b.db", s) as (buf, pub):
         fill(buf, "m1", 0, 2000)
         fill(buf, "m2", 0, 1000)
         await hub.wait_for(lambda: hub.total() == 3000)

@@ -107,8 +107,15 @@ async def _until(pred: Any, within: float, why: Any) -> Any:
     raise AssertionError(why())
 
 
+# MQTT 3.1.1: the context in the payload's `trace` field; MQTT v5: a `traceparent` user property.
+@pytest.mark.parametrize("protocol", ["mqttv311", "mqttv5"])
 async def test_one_batch_is_one_trace_across_agent_hub_and_relay(
-    otlp: OtlpReceiver, mosquitto_factory: Any, kafka: Any, pg_dsn: str, tmp_path: Path
+    protocol: str,
+    otlp: OtlpReceiver,
+    mosquitto_factory: Any,
+    kafka: Any,
+    pg_dsn: str,
+    tmp_path: Path,
 ) -> None:
     broker = mosquitto_factory(persistence=False)
     kcfg = kafka_config(kafka.bootstrap, relay_in_process=False)
@@ -139,6 +146,7 @@ async def test_one_batch_is_one_trace_across_agent_hub_and_relay(
     agent_cfg = yaml.safe_load(agent_yaml.read_text())
     agent_cfg["tracing"] = {"enabled": True, "ratio": 1.0, "endpoint": otlp.url}
     agent_cfg["mqtt"]["receipt_timeout"] = "5s"
+    agent_cfg["mqtt"]["protocol"] = protocol
     agent_yaml.write_text(yaml.safe_dump(agent_cfg, sort_keys=False))
 
     logs = {name: (tmp_path / f"{name}.log").open("ab") for name in ("sim", "relay", "agent")}
