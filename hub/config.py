@@ -157,11 +157,24 @@ class KafkaConfig(_Frozen):
     partitions: int = Field(default=12, ge=1, le=10_000)
     # None = the cluster's default.replication.factor (3 on a production cluster, 1 on a dev node).
     replication_factor: int | None = Field(default=None, ge=1, le=15)
+    # None = the cluster's min.insync.replicas; set on every topic `kafka init` creates (2 with
+    # replication 3: an acks=all write, and so a relay commit, survives one broker down).
+    min_insync_replicas: int | None = Field(default=None, ge=1, le=15)
     retention_ms: int = Field(default=7 * 24 * 3600 * 1000, ge=-1)
     batch_readings: int = Field(default=50_000, ge=1, le=1_000_000)
     linger_ms: int = Field(default=20, ge=0, le=5_000)
     compression: str = Field(default="lz4", pattern=r"^(none|gzip|snappy|lz4|zstd)$")
     transaction_timeout_s: float = Field(default=60.0, gt=0, le=900)
+
+    @model_validator(mode="after")
+    def _isr_fits(self) -> KafkaConfig:
+        isr, rf = self.min_insync_replicas, self.replication_factor
+        if isr is not None and rf is not None and isr > rf:
+            raise ValueError(
+                f"min_insync_replicas {isr} > replication_factor {rf}: no write could succeed; "
+                "use e.g. replication_factor 3, min_insync_replicas 2"
+            )
+        return self
 
 
 class RedisConfig(_Frozen):

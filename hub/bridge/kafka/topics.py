@@ -28,7 +28,7 @@ class TopicSpec:
 
 def topic_specs(cfg: KafkaConfig) -> list[TopicSpec]:
     """The topics of the bridge with their settings (pure)."""
-    return [
+    specs = [
         TopicSpec(
             cfg.telemetry_topic,
             cfg.partitions,
@@ -51,6 +51,11 @@ def topic_specs(cfg: KafkaConfig) -> list[TopicSpec]:
         # Machine events (docs/events.md), keyed by machine like telemetry.
         TopicSpec(cfg.events_topic, cfg.partitions, {"retention.ms": str(cfg.retention_ms)}),
     ]
+    if cfg.min_insync_replicas is not None:
+        # Every topic: one relay transaction writes to several, and its commit needs them all.
+        for spec in specs:
+            spec.config["min.insync.replicas"] = str(cfg.min_insync_replicas)
+    return specs
 
 
 def _admin(cfg: KafkaConfig) -> AdminClient:

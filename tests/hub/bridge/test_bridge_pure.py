@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -18,6 +19,7 @@ from hub.bridge.kafka.records import (
     record_values,
     split_batch,
 )
+from hub.bridge.kafka.topics import topic_specs
 from hub.bridge.redis.model import (
     Latest,
     Update,
@@ -28,6 +30,7 @@ from hub.bridge.redis.model import (
     encode_update,
     merge,
 )
+from hub.config import KafkaConfig
 from hub.storage import DeadLetter, TelemetryBatch, WriteBatch
 
 values = st.one_of(
@@ -81,6 +84,18 @@ def test_cursor_round_trip_and_junk() -> None:
     assert decode_cursor(encode_cursor(42, 1)) == 42
     for junk in (None, b"", b"{", b"[]", b'{"cursor": "x"}'):
         assert decode_cursor(junk) is None
+
+
+def test_min_insync_replicas_goes_on_every_topic_only_when_set() -> None:
+    plain = topic_specs(KafkaConfig(bootstrap="k:9092"))
+    assert all("min.insync.replicas" not in s.config for s in plain)
+    cfg = KafkaConfig(bootstrap="k:9092", replication_factor=3, min_insync_replicas=2)
+    specs = topic_specs(cfg)
+    assert {s.config["min.insync.replicas"] for s in specs} == {"2"}
+    assert len(specs) == len(plain)
+    assert specs[1].config["cleanup.policy"] == "compact"  # the other settings stay
+    with pytest.raises(ValueError, match="min_insync_replicas 3 > replication_factor 2"):
+        KafkaConfig(bootstrap="k:9092", replication_factor=2, min_insync_replicas=3)
 
 
 def test_outbox_rows_keep_only_inserted_readings_once() -> None:
