@@ -39,7 +39,6 @@ import math
 import os
 import platform
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -55,10 +54,10 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.hub_stand_in import HEAD, start_broker, start_responder, stop
+from tests.harness import libmodbus
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "agent_modbus.json"
-SERVER_C = ROOT / "tests" / "edge_agent" / "drivers" / "modbus" / "libmodbus_server.c"
 EDGE_AGENT = str(Path(sys.executable).with_name("edge-agent"))
 AGENT_ID, SITE, LINE = "bench-modbus", "bench", "l1"
 WINDOW_S = 30.0
@@ -69,23 +68,12 @@ BUFFER_SQLITE = {"journal_mode": "WAL", "synchronous": "FULL", "commit_interval"
 
 # -- libmodbus servers ---------------------------------------------------------------------------
 def compile_server(tmp: Path) -> tuple[Path, str]:
-    """The C server built like the test builds it; its binary and the libmodbus version."""
-    flags = subprocess.run(
-        ["pkg-config", "--cflags", "--libs", "libmodbus"],
-        check=False,
-        capture_output=True,
-        text=True,
-    )
-    if flags.returncode != 0 or shutil.which("gcc") is None:
-        raise SystemExit("needs gcc and libmodbus-dev (apt-get install libmodbus-dev)")
-    binary = tmp / "libmodbus_server"
-    subprocess.run(
-        ["gcc", "-O1", "-o", str(binary), str(SERVER_C), *flags.stdout.split()], check=True
-    )
-    version = subprocess.run(
-        ["pkg-config", "--modversion", "libmodbus"], check=False, capture_output=True, text=True
-    ).stdout.strip()
-    return binary, version
+    """The map-file server built like the tests build it; its binary and libmodbus' version."""
+    try:
+        binary = libmodbus.build(libmodbus.MAP_SERVER_C, tmp)
+    except libmodbus.LibmodbusMissingError as exc:
+        raise SystemExit(str(exc)) from exc
+    return binary, libmodbus.libmodbus_version()
 
 
 def start_servers(
@@ -94,16 +82,8 @@ def start_servers(
     """`count` libmodbus servers (one client each), holding registers 0.. set to 0..; ports."""
     map_file = tmp / "registers.map"
     map_file.write_text("".join(f"h {a} {a % 65536}\n" for a in range(registers)))
-    procs, ports = [], []
-    for _ in range(count):
-        proc = subprocess.Popen([str(binary), str(map_file)], stdout=subprocess.PIPE, text=True)
-        procs.append(proc)
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        if not line.startswith("PORT "):
-            raise SystemExit(f"libmodbus server failed: {line!r}")
-        ports.append(int(line.split()[1]))
-    return procs, ports
+    started = [libmodbus.spawn(binary, str(map_file)) for _ in range(count)]
+    return [proc for proc, _ in started], [port for _, port in started]
 
 
 # -- subscriber: counts readings and their poll → broker latency ---------------------------------
@@ -496,11 +476,7 @@ def main() -> None:
             stop(responder)
             broker.terminate()
             broker.wait()
-            for server in servers:
-                server.terminate()
-                server.wait()
-                if server.stdout is not None:
-                    server.stdout.close()
+            libmodbus.stop_all(servers)
     args.results.parent.mkdir(exist_ok=True)
     # Like agent_pipeline.json: runs of earlier invocations stay unless this one redid them.
     previous = json.loads(args.results.read_text()) if args.results.exists() else {}

@@ -7,6 +7,11 @@ is reported to the device health (in words) and retried with backoff, so one fai
 tag never stops the others. `close()` lets a read in flight finish (up to the timeout) and
 `batches()` hands out everything read before it ends — a stopping agent drains it into its
 buffer; cancelling would lose readings the device counted as read.
+
+A poll waits for room in the queue *before* it reads, never after: what a device answered is
+handed over at once, so nothing read waits on the consumer (a stop would have to cut that wait
+short and lose it), and an agent that cannot keep up polls less often instead of reading
+ahead into memory — the schedule share then says what it really keeps up with.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from edge_agent.drivers.writes import no_such_tag
 from edge_agent.errors import DeviceUnavailable
 from millstream_common.backoff import Backoff, device_backoff
 
-__all__ = ["SCHEDULE_WINDOW_S", "PolledPoint", "PollingDriver"]
+__all__ = ["QUEUE_BATCHES", "SCHEDULE_WINDOW_S", "PolledPoint", "PollingDriver"]
 
 _log = logging.getLogger(__name__)
 
@@ -35,6 +40,10 @@ _log = logging.getLogger(__name__)
 # the log when a window falls below SCHEDULE_WARN.
 SCHEDULE_WINDOW_S = 10.0
 SCHEDULE_WARN = 0.9
+# Polls read but not yet taken by the consumer, per device. Two keep a poll in flight while the
+# consumer works through the last one; more only hold readings in memory that a stop must then
+# drain (at 50 devices of 1,000 tags, 1,000 batches each were 50 million samples).
+QUEUE_BATCHES = 2
 
 
 class PolledPoint(Protocol):
@@ -66,7 +75,7 @@ class PollingDriver(abc.ABC, Generic[P]):
         *,
         backoff: Backoff | None = None,
         clock: Callable[[], float] = time.time,
-        queue_batches: int = 1000,
+        queue_batches: int = QUEUE_BATCHES,
     ) -> None:
         self.device = device
         self.points: tuple[P, ...] = tuple(points)
@@ -81,8 +90,12 @@ class PollingDriver(abc.ABC, Generic[P]):
             {p.name: p.deadband for p in points if p.deadband is not None},
             {p.name: p.max_interval_ms for p in points},
         )
-        # Bounded: a consumer that falls behind slows polling down instead of growing memory.
-        self._queue: asyncio.Queue[list[Sample] | None] = asyncio.Queue(maxsize=queue_batches)
+        # Bounded by the poll loops, which wait for room before they read (`_wait_room`): a
+        # consumer that falls behind slows polling down instead of growing memory. The queue
+        # itself never refuses a batch, so a poll's answer is never held back.
+        self._queue: asyncio.Queue[list[Sample] | None] = asyncio.Queue()
+        self.queue_batches = max(1, queue_batches)
+        self._room = asyncio.Event()  # set whenever the consumer takes a batch, and on close
         self._supervisor: asyncio.Task[None] | None = None
         self._closed = False
         self._closing = asyncio.Event()  # wakes poll loops sleeping until their next poll
@@ -154,7 +167,8 @@ class PollingDriver(abc.ABC, Generic[P]):
         self._closed = False
         self._closing = asyncio.Event()
         self._supervisor = None
-        self._queue = asyncio.Queue(maxsize=self._queue.maxsize)
+        self._queue = asyncio.Queue()
+        self._room = asyncio.Event()
 
     async def subscribe(self) -> AsyncIterator[Sample]:
         """Samples as the poll loops produce them (deadband applied), until `close()`."""
@@ -170,6 +184,7 @@ class PollingDriver(abc.ABC, Generic[P]):
             )
         while not (self._closed and self._queue.empty()):
             batch = await self._queue.get()
+            self._room.set()
             if batch is None:
                 return
             yield batch
@@ -181,6 +196,7 @@ class PollingDriver(abc.ABC, Generic[P]):
             return
         self._closed = True
         self._closing.set()
+        self._room.set()
         if self._supervisor is not None:
             # wait(), not await: our own cancellation must propagate, the supervisor's not.
             await asyncio.wait([self._supervisor], timeout=self.timeout_s + 1.0)
@@ -220,6 +236,13 @@ class PollingDriver(abc.ABC, Generic[P]):
         elif worst >= SCHEDULE_WARN and before is not None and before < SCHEDULE_WARN:
             _log.info("device %s: polling on schedule again", self.device)
 
+    async def _wait_room(self) -> bool:
+        """Until the queue has room for one more poll (True) or the driver closes (False)."""
+        while self._queue.qsize() >= self.queue_batches and not self._closed:
+            self._room.clear()
+            await self._room.wait()
+        return not self._closed
+
     async def _supervise(self) -> None:
         async with asyncio.TaskGroup() as group:
             for poll_ms in self._intervals:
@@ -233,6 +256,8 @@ class PollingDriver(abc.ABC, Generic[P]):
         # client libraries) can swallow a cancel that arrives together with a response.
         while not self._closed:
             delay = period
+            if not await self._wait_room():
+                return  # closing: nothing more is read
             try:
                 await self.connect()
                 samples = await self.poll_interval(poll_ms)
@@ -251,7 +276,8 @@ class PollingDriver(abc.ABC, Generic[P]):
                 self._count_poll(poll_ms, loop.time())
                 reported = self._deadband.filter(samples)
                 if reported:
-                    await self._queue.put(reported)
+                    # Room was made before the read: handed over at once, even when closing.
+                    self._queue.put_nowait(reported)
                     self.counters["samples"] += len(reported)
             # Fixed rate, not fixed delay; after an overrun or an outage start afresh from now.
             due += delay

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 from pylogix import PLC
 
 from edge_agent.drivers.base import Sample, Value
-from edge_agent.drivers.polling import PollingDriver
+from edge_agent.drivers.polling import QUEUE_BATCHES, PollingDriver
 from edge_agent.drivers.writes import check_write, value_kind
 from edge_agent.errors import DeviceUnavailable, WriteFailed, WriteRefused
 from millstream_common.backoff import Backoff
@@ -103,7 +103,7 @@ class EnipDriver(PollingDriver[EnipPoint]):
         *,
         backoff: Backoff | None = None,
         clock: Callable[[], float] = time.time,
-        queue_batches: int = 1000,
+        queue_batches: int = QUEUE_BATCHES,
     ) -> None:
         self.endpoint = endpoint
         super().__init__(device, points, backoff=backoff, clock=clock, queue_batches=queue_batches)

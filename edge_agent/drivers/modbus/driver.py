@@ -26,7 +26,7 @@ from edge_agent.drivers.modbus.planner import (
     split_request,
 )
 from edge_agent.drivers.modbus.points import ModbusPoint
-from edge_agent.drivers.polling import PollingDriver
+from edge_agent.drivers.polling import QUEUE_BATCHES, PollingDriver
 from edge_agent.drivers.writes import check_write, value_kind
 from edge_agent.errors import DecodeError, DeviceUnavailable, WriteRefused
 from millstream_common.backoff import Backoff
@@ -75,7 +75,7 @@ class ModbusDriver(PollingDriver[ModbusPoint]):
         max_gap: int = DEFAULT_MAX_GAP,
         backoff: Backoff | None = None,
         clock: Callable[[], float] = time.time,
-        queue_batches: int = 1000,
+        queue_batches: int = QUEUE_BATCHES,
     ) -> None:
         self.endpoint = endpoint
         self.max_gap = max_gap
@@ -149,6 +149,10 @@ class ModbusDriver(PollingDriver[ModbusPoint]):
         out: list[Sample] = []
         learned_before = (len(self.learned.bad), len(self.learned.cuts))
         for request in requests:
+            if self._closed:
+                # Stopping: the request in flight was answered; send no further one, and hand
+                # over what this poll read (raising would throw away answers already received).
+                break
             await self._execute(request, out, raw)
         if (len(self.learned.bad), len(self.learned.cuts)) != learned_before:
             self._plan = self._make_plan()

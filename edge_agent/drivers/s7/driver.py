@@ -23,7 +23,7 @@ from snap7.error import S7Error
 from snap7.type import Area
 
 from edge_agent.drivers.base import Sample, Value
-from edge_agent.drivers.polling import PollingDriver
+from edge_agent.drivers.polling import QUEUE_BATCHES, PollingDriver
 from edge_agent.drivers.s7.address import S7Address, S7Type, byte_size, decode, encode
 from edge_agent.drivers.writes import check_write, value_kind
 from edge_agent.errors import DeviceUnavailable, WriteFailed, WriteRefused
@@ -181,7 +181,7 @@ class S7Driver(PollingDriver[S7Point]):
         max_gap: int = DEFAULT_MAX_GAP,
         backoff: Backoff | None = None,
         clock: Callable[[], float] = time.time,
-        queue_batches: int = 1000,
+        queue_batches: int = QUEUE_BATCHES,
     ) -> None:
         self.endpoint = endpoint
         self.max_gap = max_gap

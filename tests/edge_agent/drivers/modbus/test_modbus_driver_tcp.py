@@ -16,6 +16,7 @@ from edge_agent.drivers.modbus.bus import BusPool
 from edge_agent.drivers.modbus.driver import ModbusDriver
 from edge_agent.drivers.modbus.endpoint import ModbusEndpoint, TcpLink
 from edge_agent.drivers.modbus.points import ModbusPoint
+from edge_agent.drivers.polling import QUEUE_BATCHES
 from edge_agent.errors import DeviceUnavailable
 from millstream_common.backoff import Backoff
 
@@ -343,6 +344,72 @@ async def test_close_lets_the_poll_in_flight_finish_and_hands_over_every_value_r
     assert received == served
 
 
+async def test_close_keeps_what_the_poll_under_way_has_read() -> None:
+    # Two requests per poll, and close() comes while the first is in flight: its answer is
+    # handed over, and the second request is never sent (the driver stops reading first).
+    first_in, gate = asyncio.Event(), asyncio.Event()
+    reads: list[int] = []
+
+    async def hold(
+        function_code: int, start: int, address: int, n: int, registers: list[int], values: object
+    ) -> None:
+        if function_code == 3 and values is None:
+            reads.append(address)
+            if len(reads) == 1:
+                first_in.set()
+                await gate.wait()
+
+    points = [ModbusPoint("a", "holding", 0, "uint16"), ModbusPoint("b", "holding", 100, "uint16")]
+    async with tcp_server([sim_device(1, holding={0: 7, 100: 9}, action=hold)]) as port:
+        driver = ModbusDriver("two-spans", endpoint(port, timeout_ms=1000), points)
+        async with driver:
+            assert len(driver.requests) == 2
+            batches = driver.batches()
+            taking = asyncio.create_task(anext(batches))
+            await asyncio.wait_for(first_in.wait(), 10)
+            closing = asyncio.create_task(driver.close())
+            await asyncio.sleep(0)  # close() has begun
+            assert driver.closed
+            gate.set()
+            batch = await taking
+            await closing
+            rest = [b async for b in batches]
+    assert [(s.tag, s.value) for s in batch] == [("a", 7)]
+    assert rest == []
+    assert reads == [0]
+
+
+async def test_a_poll_waits_for_room_before_it_reads() -> None:
+    # Nobody takes the batches: the driver reads two polls ahead (QUEUE_BATCHES) and then
+    # waits, rather than reading on into memory; a close then hands over all it read.
+    served: list[int] = []
+
+    async def count(
+        function_code: int, start: int, address: int, n: int, registers: list[int], values: object
+    ) -> None:
+        if function_code == 3 and values is None:
+            registers[0 - start] += 1
+            served.append(registers[0 - start])
+
+    point = ModbusPoint("count", "holding", 0, "uint16", poll_ms=10)
+    async with tcp_server([sim_device(1, holding={0: 0}, action=count)]) as port:
+        driver = ModbusDriver("counter", endpoint(port), [point])
+        assert driver.queue_batches == QUEUE_BATCHES == 2
+        async with driver:
+            batches = driver.batches()
+            first = await anext(batches)
+            deadline = time.monotonic() + 10
+            while len(served) < 1 + QUEUE_BATCHES:
+                assert time.monotonic() < deadline, served
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.3)  # thirty poll periods: none of them may read
+            assert len(served) == 1 + QUEUE_BATCHES
+            await driver.close()
+            rest = [batch async for batch in batches]
+    received = [int(s.value) for batch in (first, *rest) for s in batch]  # type: ignore[arg-type]
+    assert received == served == [1, 2, 3]
+
+
 async def test_a_device_polled_slower_than_scheduled_says_so(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -356,13 +423,18 @@ async def test_a_device_polled_slower_than_scheduled_says_so(
         driver = ModbusDriver("busy", endpoint(port), [point])
         driver.schedule_window_s = 0.5
         async with driver:
-            batches = driver.batches()
-            await anext(batches)
+            # Taken as the agent takes them: a driver whose batches nobody takes stops polling.
+            async def consume() -> None:
+                async for _ in driver.batches():
+                    pass
+
+            consumer = asyncio.create_task(consume())
             deadline = time.monotonic() + 10
             while driver.health.schedule is None:
                 assert time.monotonic() < deadline, "never judged"
                 await asyncio.sleep(0.05)
             await driver.close()
+            await consumer
     assert driver.health.schedule is not None
     assert 0.1 < driver.health.schedule < 0.4, driver.health.schedule
     assert "device busy: polling at" in caplog.text

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,27 +11,18 @@ from modbus_harness import ORDERS, catalog
 from edge_agent.drivers.modbus.driver import ModbusDriver
 from edge_agent.drivers.modbus.endpoint import ModbusEndpoint, TcpLink
 from edge_agent.drivers.modbus.points import ModbusPoint
+from tests.harness import libmodbus
 
-SOURCE = Path(__file__).with_name("libmodbus_server.c")
 _TABLE_LETTER = {"holding": "h", "input": "i", "coil": "c", "discrete": "d"}
 
 
 @pytest.fixture(scope="session")
 def libmodbus_server_binary(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The C server compiled against Debian's libmodbus-dev."""
-    flags = subprocess.run(
-        ["pkg-config", "--cflags", "--libs", "libmodbus"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if flags.returncode != 0 or shutil.which("gcc") is None:
-        pytest.skip("needs gcc and libmodbus-dev (apt-get install libmodbus-dev)")
-    binary = tmp_path_factory.mktemp("libmodbus") / "server"
-    subprocess.run(
-        ["gcc", "-O1", "-o", str(binary), str(SOURCE), *flags.stdout.split()], check=True
-    )
-    return binary
+    try:
+        return libmodbus.build(libmodbus.MAP_SERVER_C, tmp_path_factory.mktemp("libmodbus"))
+    except libmodbus.LibmodbusMissingError as exc:
+        pytest.skip(str(exc))
 
 
 @pytest.fixture
@@ -47,19 +36,11 @@ def libmodbus_port(libmodbus_server_binary: Path, tmp_path: Path) -> Iterator[in
     ]
     map_file = tmp_path / "registers.map"
     map_file.write_text("\n".join(lines) + "\n")
-    proc = subprocess.Popen(
-        [str(libmodbus_server_binary), str(map_file)], stdout=subprocess.PIPE, text=True
-    )
+    proc, port = libmodbus.spawn(libmodbus_server_binary, str(map_file))
     try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        assert line.startswith("PORT "), line
-        yield int(line.split()[1])
+        yield port
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-        if proc.stdout is not None:
-            proc.stdout.close()
+        libmodbus.stop(proc)
 
 
 async def test_every_type_and_order_decodes_from_libmodbus(libmodbus_port: int) -> None:
