@@ -6,10 +6,10 @@ a re-fire is a new occurrence. What "bad" and "ok" mean is the rule kind's busin
 
 - threshold: above `above` / below `below`; ok only back past the limit by `hysteresis`;
 - rate: |change per second (or minute)| over `window` above `above`;
-- zscore: |x − mean| / deviation ≥ `z`, against the series' own time-decayed mean and variance
-  over `window` (exact running moments until the window is full, so early samples are not
-  judged against a deviation that is still growing); samples past the limit are clamped before
-  they are learnt, so an anomaly does not teach the model that it is normal;
+- zscore: the series' own normal over `window`, judged three ways (`_ZScore`): its level
+  (|x − mean| / deviation ≥ `z`), its change per second (far beyond any it has made lately: a
+  drift, a jump) and its runs (frozen far longer than it ever holds a value: stuck); what fires
+  is not learnt, so an anomaly does not teach the model that it is normal;
 - quality: the reading's quality is `bad`.
 
 Event rules watch machine events (docs/events.md), not readings: a matching event whose state is
@@ -230,90 +230,260 @@ class _Rate(_Watch):
 
 
 class _ZScore(_Watch):
-    """The series' own normal: time-decayed mean and variance, and how often a sample repeats
-    the one before. A continuously varying signal (one that repeats itself in fewer than
-    `CONTINUOUS` of its samples) is judged two ways: a value `z` deviations from the mean, and a
-    value frozen for a run of samples its own repeat rate makes all but impossible (`STUCK_P`),
-    the signature of a stuck sensor or a dead PLC input — unless the signal has rested at that
-    very value before (a load at 0 between jobs) or only ever counts up (a counter pauses while
-    its machine stops). A step signal (setpoints, counts, states) repeats most samples: its
-    steps are operations, not anomalies, and it is not judged.
+    """The series' own normal, learnt per series in O(1) per sample and judged three ways
+    (docs/alerts.md "Anomalies"):
+
+    - level: |x − mean| / deviation ≥ `z`, against a time-decayed mean and variance over
+      `window` (exact running moments until the window has filled). A value past the limit is
+      clamped to it before it is learnt, so an anomaly (a drift included) does not drag the
+      baseline along, while a lasting change of level is learnt over about one window.
+      Continuous signals only: a step signal's steps (setpoints, states) are operations.
+    - change: the change per second `z` deviations from its own mean *and* more than
+      `CHANGE_MARGIN` times the largest (normal) change the series has made lately: a drift or
+      a jump on a signal that never moves that fast (a temperature, a counter), whatever its
+      level. The sample that brings the value back where it was ends an anomaly, it is none.
+    - runs: a value frozen (a stuck sensor, a dead input) for more than twice the longest run
+      the series has had lately and that its repeat rate makes all but impossible
+      (p < `RUN_P`); a step signal changing for as long (a setpoint that starts to wander).
+      Repeats at the ends of the range the series has shown are rests (a motor stopped, a
+      controller saturated, an axis at home): a series that rests there is not stuck there,
+      and a series that holds values anyway (`PAUSES` samples or more) is not judged stuck.
+
+    What an anomaly does is not learnt: not its changes, its runs or its range (a fired run
+    only raises the bar it passed, so a pattern that recurs is learnt after a few). Values past
+    the profile's limits are the limits rule's business and are not learnt at all. "Lately" is
+    the current and the previous `window` (two numbers per maximum, forgotten after one to two
+    windows).
     """
 
-    __slots__ = ("down", "eq", "last_ts", "last_v", "mean", "n", "rests", "same", "var")
+    __slots__ = (
+        "arrivals", "bucket", "dmax", "eq", "falls", "hi", "last_ts", "last_v", "lo",
+        "long_moved", "long_rest", "long_same", "mean", "moved", "n", "plausible", "ref",
+        "ref_ts", "rises", "rmean", "rvar", "same", "steady", "var",
+    )  # fmt: skip
 
-    CONTINUOUS = 0.2
-    STUCK_P = 1e-6
+    CONTINUOUS = 0.2  # more repeats than this: a step signal
+    RUN_P = 1e-6
+    CHANGE_MARGIN = 2.0
+    STEP_MARGIN = 4.0
+    COUNTS = 10  # rises (and no falls) that make a counter
+    PAUSES = 3  # a series that has held a value this long away from rests is not judged stuck
 
     def __init__(self, rule: Rule, key: SeriesKey) -> None:
         super().__init__(rule, key)
+        self.plausible: Limits = (None, None)  # the profile's limits, if the series has them
+        self.ref, self.ref_ts = 0.0, 0  # the last sample judged normal
         self.mean = 0.0
         self.var = 0.0
         self.n = 0
         self.last_ts = 0
-        self.eq = 0.0  # share of samples equal to the one before
+        self.last_v = math.nan
+        self.rmean = 0.0
+        self.rvar = 0.0
+        self.steady = 0.0  # share of samples equal to the one before
+        self.eq = 0.0  # the same away from rests: how likely a run is
+        self.falls = [0, 0]  # samples lower than the one before (none: a counter)
+        self.rises = 0  # samples higher than the one before (up to COUNTS)
+        self.arrivals = 0  # returns to an end of the range without resting there (to PAUSES)
         self.same = 0  # samples in a row equal to the one before
-        self.last_v: float | None = None
-        self.down = 0.0  # share of samples lower than the one before (0: a counter)
-        self.rests: list[float] = []  # values the signal has rested at (runs of 3 or more)
+        self.moved = 0  # samples in a row different from the one before
+        # [current window, previous window] maxima: |change − its mean|, the longest runs of
+        # repeats (away from and at the range's ends) and of changes, the range's ends; falls.
+        self.bucket = 0
+        self.dmax = [0.0, 0.0]
+        self.long_same = [0, 0]
+        self.long_rest = [0, 0]
+        self.long_moved = [0, 0]
+        self.lo = [math.inf, math.inf]
+        self.hi = [-math.inf, -math.inf]
 
     def judge(self, ts: int, v: float, q: str) -> tuple[bool, bool, str]:
         r = self.rule
-        limit = r.z
-        mean = self.mean
-        bad, ok = False, True
-        detail = "learning"
-        x = v
-        repeat = v == self.last_v
-        lower = self.last_v is not None and v < self.last_v
-        self.same = self.same + 1 if repeat else 0
-        self.last_v = v
-        if self.n >= r.min_samples and self.eq < self.CONTINUOUS:
-            # A perfectly flat signal has no deviation; judge it against a sliver of its level.
-            std = max(math.sqrt(self.var), 1e-6 * abs(mean), 1e-9)
-            z = (v - mean) / std
-            stuck = (
-                self.same >= 3
-                and max(self.eq, 1e-3) ** self.same < self.STUCK_P
-                and self.down > 0.05
-                and v not in self.rests
-            )
-            bad = abs(z) >= limit or stuck
-            ok = abs(z) < limit - max(r.hysteresis, 0.5) and not stuck
-            detail = (
-                f"{v:g} unchanged for {self.same + 1} samples"
-                if stuck
-                else f"{v:g} is {z:+.1f}σ from {mean:g}"
-            )
-            # Learn the sample clamped to the limit: an anomaly must not become the norm.
-            x = min(max(v, mean - limit * std), mean + limit * std)
-        if self.n == 0:
-            self.mean, self.n, self.last_ts = x, 1, ts
-            return bad, ok, detail
         window = r.window or 3_600_000
+        last_v = self.last_v
+        repeat = v == last_v
+        same_was, moved_was = self.same, self.moved
+        low, high = self.plausible
+        if (low is not None and v < low) or (high is not None and v > high):
+            # Implausible (past the profile's limits): the limits rule's business, and never
+            # learnt as the series' normal.
+            return False, False, f"{v:g} outside the profile's limits"
+        self.same = same_was + 1 if repeat else 0
+        self.moved = 0 if repeat else moved_was + 1
+        if self.n == 0:
+            self.mean, self.n, self.last_ts, self.last_v = v, 1, ts, v
+            self.bucket = ts // window
+            self.lo[0] = self.hi[0] = v
+            return False, True, "learning"
+        if ts // window != self.bucket:
+            self._next_window(ts // window)
+        self._runs_ended(v, repeat, same_was, moved_was)
+        rest = self._rest(v)
+        rate = (v - last_v) * 1000.0 / max(ts - self.last_ts, 1)
+        x, dx = v, rate
+        bad, ok, detail = False, True, "learning"
+        if self.n >= r.min_samples:
+            bad, ok, detail, x, dx = self._judge(ts, v, rate, rest)
         alpha = 1.0 - math.exp(-max(ts - self.last_ts, 0) / window)
         self.n += 1
         alpha = max(alpha, 1.0 / self.n)  # exact running moments while the window fills
-        d = x - mean
-        self.mean = mean + alpha * d
+        d = x - self.mean
+        self.mean += alpha * d
         self.var = (1.0 - alpha) * (self.var + alpha * d * d)
-        if not bad:  # a frozen run must not teach the model that repeats are normal
-            self.eq += alpha * ((1.0 if repeat else 0.0) - self.eq)
-            self.down += alpha * ((1.0 if lower else 0.0) - self.down)
-            if self.same == 3 and v not in self.rests:
-                self.rests = [*self.rests[-7:], v]
+        dev = rate - self.rmean
+        d = dx - self.rmean
+        self.rmean += alpha * d
+        self.rvar = (1.0 - alpha) * (self.rvar + alpha * d * d)
+        if not bad:
+            self.ref, self.ref_ts = v, ts
+            # What fires is not learnt, nor the sample that ends it (its change undoes the
+            # anomaly): a drift keeps its alert while it lasts.
+            if not self.last_bad:
+                self._learn(v, last_v, repeat=repeat, rest=rest, dev=dev, alpha=alpha)
         self.last_ts = ts
+        self.last_v = v
         return bad, ok, detail
 
+    def _judge(
+        self, ts: int, v: float, rate: float, rest: bool
+    ) -> tuple[bool, bool, str, float, float]:
+        """(bad, ok, detail, value to learn, change to learn) once `min_samples` are in."""
+        r = self.rule
+        limit = r.z
+        mean = self.mean
+        bad, ok, detail = False, True, f"{v:g} within its normal"
+        std = max(math.sqrt(self.var), 1e-6 * abs(mean), 1e-9)
+        rstd = max(math.sqrt(self.rvar), 1e-9)
+        step = self.steady >= self.CONTINUOUS
+        x = v
+        if not step:
+            z = (v - mean) / std
+            bad = abs(z) >= limit
+            ok = abs(z) < limit - max(r.hysteresis, 0.5)
+            if bad:
+                detail = f"{v:g} is {z:+.1f}σ from {mean:g}"
+            x = min(max(v, mean - limit * std), mean + limit * std)
+        dev = rate - self.rmean
+        seen = max(self.dmax)
+        back = self.CHANGE_MARGIN * (seen + abs(self.rmean)) * (ts - self.ref_ts) / 1000.0
+        # A step signal's steps are operations: only one far beyond any it has made counts
+        # (a counter's by the usual margin: it counts in ones and twos).
+        margin = self.CHANGE_MARGIN if not step or self._counter() else self.STEP_MARGIN
+        if (
+            seen > 0  # it has been seen to change
+            and abs(dev) > margin * seen
+            and abs(dev) >= limit * rstd
+            and not (self.last_bad and abs(v - self.ref) <= back)  # an anomaly's end
+        ):
+            bad, ok = True, False
+            detail = f"{v:g} changing {rate:+.3g}/s, normally {self.rmean:+.3g} ± {seen:.3g}/s"
+        dx = min(max(rate, self.rmean - limit * rstd), self.rmean + limit * rstd)
+        longest = max(self.long_same)
+        if (
+            self.same >= 3
+            # At an end of its range: judged only on a series that has passed it often
+            # without ever resting there (a ram at the top of every stroke).
+            and not (rest and (max(self.long_rest) > 0 or self.arrivals < self.PAUSES))
+            and longest < self.PAUSES  # it holds values anyway: not judged
+            and self.same > 2 * longest + 1
+            and max(self.eq, 1e-3) ** self.same < self.RUN_P
+        ):
+            bad, ok = True, False
+            detail = f"{v:g} unchanged for {self.same + 1} samples"
+        elif (
+            step
+            and self.moved >= 2
+            and self.moved > 2 * max(self.long_moved) + 1
+            and max(1.0 - self.steady, 1e-3) ** self.moved < self.RUN_P
+        ):
+            bad, ok = True, False
+            detail = f"{v:g} changed {self.moved} samples in a row, normally steady"
+        return bad, ok, detail, x, dx
+
+    def _next_window(self, bucket: int) -> None:
+        """The current window's maxima become the previous window's."""
+        keep = bucket == self.bucket + 1
+        self.dmax = [0.0, self.dmax[0] if keep else 0.0]
+        self.long_same = [0, self.long_same[0] if keep else 0]
+        self.long_rest = [0, self.long_rest[0] if keep else 0]
+        self.long_moved = [0, self.long_moved[0] if keep else 0]
+        self.falls = [0, self.falls[0] if keep else 0]
+        self.lo = [math.inf, self.lo[0] if keep else math.inf]
+        self.hi = [-math.inf, self.hi[0] if keep else -math.inf]
+        self.bucket = bucket
+
+    def _runs_ended(self, v: float, repeat: bool, same_was: int, moved_was: int) -> None:
+        """A run that just ended is the series' own from now on; one that fired only raises
+        the bar it passed, so a pattern that recurs is learnt after a few (the bar doubling
+        each time), while another stuck sensor later is still caught."""
+        if not repeat and same_was > 0:
+            lo, hi = min(*self.lo, v), max(*self.hi, v)  # the range this sample completes
+            at_end = not self._counter() and self.last_v in (lo, hi)
+            longest = self.long_rest if at_end else self.long_same
+            if same_was > longest[0]:
+                bar = 2 * max(longest) + 1
+                longest[0] = min(same_was, bar) if self.last_bad else same_was
+        if repeat and moved_was > self.long_moved[0]:
+            bar = 2 * max(self.long_moved) + 1
+            self.long_moved[0] = min(moved_was, bar) if self.last_bad else moved_was
+
+    def _learn(
+        self, v: float, last_v: float, *, repeat: bool, rest: bool, dev: float, alpha: float
+    ) -> None:
+        """Learn a normal sample's change, repeat rate and range."""
+        if not repeat:
+            self.dmax[0] = max(self.dmax[0], abs(dev))
+        self.steady += alpha * ((1.0 if repeat else 0.0) - self.steady)
+        if not rest:
+            self.eq += alpha * ((1.0 if repeat else 0.0) - self.eq)
+        elif not repeat and self.arrivals < self.PAUSES and v in (min(self.lo), max(self.hi)):
+            self.arrivals += 1  # back at an end it had reached before
+        if v < last_v:
+            self.falls[0] += 1
+        elif v > last_v and self.rises < self.COUNTS:
+            self.rises += 1
+        self.lo[0] = min(self.lo[0], v)
+        self.hi[0] = max(self.hi[0], v)
+
+    def _rest(self, v: float) -> bool:
+        """At an end of the range the series has shown (a counter's top is where it is)."""
+        lo, hi = min(self.lo), max(self.hi)
+        return hi > lo and not self._counter() and (v <= lo or v >= hi)
+
+    def _counter(self) -> bool:
+        """It has gone up (`COUNTS` times) and never down lately: a counter, an hour meter."""
+        return self.falls == [0, 0] and self.rises >= self.COUNTS
+
     def export(self) -> list[Any]:
-        return [*super().export(), self.mean, self.var, self.n, self.last_ts, self.eq,
-                self.same, self.last_v, self.down, list(self.rests)]  # fmt: skip
+        nan = math.isnan(self.last_v)
+        return [*super().export(), self.mean, self.var, self.n, self.last_ts,
+                None if nan else self.last_v, self.rmean, self.rvar, self.eq,
+                self.falls, self.same, self.moved, self.bucket, self.dmax, self.long_same,
+                self.long_rest, self.long_moved, [_finite(x) for x in self.lo],
+                [_finite(x) for x in self.hi], self.ref, self.ref_ts, self.arrivals,
+                self.rises, self.steady]  # fmt: skip
 
     def restore(self, state: list[Any]) -> None:
         super().restore(state)
-        (self.mean, self.var, self.n, self.last_ts, self.eq, self.same, self.last_v, self.down,
-         rests) = state[4:13]  # fmt: skip
-        self.rests = list(rests)
+        if len(state) != 27:
+            return  # a checkpoint of an earlier model: learn this series afresh
+        (self.mean, self.var, self.n, self.last_ts, last_v, self.rmean, self.rvar,
+         self.eq, falls, self.same, self.moved, self.bucket, dmax, long_same, long_rest,
+         long_moved, lo, hi, self.ref, self.ref_ts, self.arrivals, self.rises,
+         self.steady) = state[4:27]  # fmt: skip
+        self.last_v = math.nan if last_v is None else float(last_v)
+        self.dmax = [float(x) for x in dmax]
+        self.long_same = [int(x) for x in long_same]
+        self.long_rest = [int(x) for x in long_rest]
+        self.falls = [int(x) for x in falls]
+        self.long_moved = [int(x) for x in long_moved]
+        self.lo = [math.inf if x is None else float(x) for x in lo]
+        self.hi = [-math.inf if x is None else float(x) for x in hi]
+
+
+def _finite(x: float) -> float | None:
+    """JSON has no infinity: an empty maximum is written as null."""
+    return x if math.isfinite(x) else None
 
 
 _WATCHES: dict[str, type[_Watch]] = {
@@ -471,6 +641,9 @@ class Engine:
             if limits is not None and not any(r.kind == "threshold" for r in rules):
                 rules.append(self._limits_rule(limits))
             watches = [_WATCHES[r.kind](r, key) for r in rules]
+            for w in watches:
+                if isinstance(w, _ZScore) and limits is not None:
+                    w.plausible = limits
             self._watches[key] = watches
         return watches
 
