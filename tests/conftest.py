@@ -4,8 +4,9 @@ Session-scoped (shared by every test that asks): `mosquitto`, `postgres`, `redis
 Per test: `pg_dsn` (a fresh database on the session PostgreSQL, dropped afterwards),
 `node_opcua_alarms` (the endpoint URL of a fresh node-opcua server with the Press alarm) and the
 factories `mosquitto_factory`, `postgres_factory`, `redis_factory`, `kafka_factory`, which give a
-test private servers it may stop, kill and restart. A server that cannot start fails the test with
-its log tail; it is never skipped. Under CI=true any skip counts as a failure.
+test private servers it may stop, kill and restart, and `kafka_cluster` (three Kafka nodes). A
+server that cannot start fails the test with its log tail; it is never skipped. Under CI=true any
+skip counts as a failure.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from tests.harness import (
     ServerError,
     history,
 )
+from tests.harness.kafka import KafkaCluster
 from tests.harness.node_opcua import NodeOpcuaAlarms
 
 S = TypeVar("S", bound=Server)
@@ -137,6 +139,22 @@ def redis_factory() -> Iterator[Callable[..., Redis]]:
 def kafka_factory() -> Iterator[Callable[..., Kafka]]:
     """Start private Kafka nodes (about 15 s each); cleaned up after the test."""
     yield from _factory(Kafka)
+
+
+@pytest.fixture
+def kafka_cluster() -> Iterator[KafkaCluster]:
+    """A private three-node Kafka cluster (replication 3, min.insync.replicas 2; about 10 s to
+    start) the test may kill nodes of; cleaned up after the test."""
+    cluster = KafkaCluster()
+    try:
+        cluster.start()
+    except ServerError as exc:
+        cluster.cleanup()
+        pytest.fail(f"could not start the Kafka cluster: {exc}", pytrace=False)
+    try:
+        yield cluster
+    finally:
+        cluster.cleanup()
 
 
 # -- under CI=true, nothing is silently skipped ----------------------------------------------------
