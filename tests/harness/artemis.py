@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from pathlib import Path
 from typing import ClassVar
 
-from ._server import REPO, Server, ServerError
+from ._server import REPO, Server, ServerError, free_port
 from ._wire import mqtt_connect
 
 __all__ = ["Artemis", "artemis_home", "artemis_version"]
@@ -52,6 +51,8 @@ class Artemis(Server):
         user: str = "millstream",
         password: str = "millstream-test",
         heap: str = "384m",
+        clustered: bool = False,
+        peers: tuple[int, ...] = (),
         port: int | None = None,
         workdir: Path | None = None,
         start_timeout: float = 90.0,
@@ -60,6 +61,9 @@ class Artemis(Server):
         self.user = user
         self.password = password
         self.heap = heap
+        self.clustered = clustered
+        self.peers = peers
+        self.cluster_port = free_port()
         self.instance = self.workdir / "instance"
 
     @property
@@ -98,7 +102,48 @@ class Artemis(Server):
             if done.returncode != 0:
                 raise ServerError(f"artemis create failed:\n{done.stdout}\n{done.stderr}")
         # The shipped config, not a test-only one: the tests vouch for what operators copy.
-        shutil.copyfile(BROKER_XML, self.instance / "etc" / "broker.xml")
+        config = BROKER_XML.read_text()
+        if self.clustered:
+            config = self._cluster(config)
+        (self.instance / "etc" / "broker.xml").write_text(config)
+
+    def _cluster(self, config: str) -> str:
+        """broker.xml with a CORE acceptor and a static cluster connection to `peers`."""
+        core = (
+            f'<acceptor name="core">tcp://{self.host}:{self.cluster_port}?protocols=CORE</acceptor>'
+        )
+        connectors = "".join(
+            f'<connector name="peer{i}">tcp://{self.host}:{port}</connector>'
+            for i, port in enumerate(self.peers)
+        )
+        refs = "".join(f"<connector-ref>peer{i}</connector-ref>" for i in range(len(self.peers)))
+        cluster = f"""
+      <connectors>
+         <connector name="self">tcp://{self.host}:{self.cluster_port}</connector>{connectors}
+      </connectors>
+      <cluster-user>{self.user}</cluster-user>
+      <cluster-password>{self.password}</cluster-password>
+      <cluster-connections>
+         <cluster-connection name="millstream">
+            <connector-ref>self</connector-ref>
+            <retry-interval>500</retry-interval>
+            <reconnect-attempts>-1</reconnect-attempts>
+            <message-load-balancing>ON_DEMAND</message-load-balancing>
+            <max-hops>1</max-hops>
+            <static-connectors>{refs}</static-connectors>
+         </cluster-connection>
+      </cluster-connections>
+   </core>"""
+        config = config.replace("</acceptors>", f"   {core}\n      </acceptors>", 1)
+        config = config.replace(
+            "<auto-create-queues>", "<redistribution-delay>0</redistribution-delay>\n"
+            "            <auto-create-queues>", 1,
+        )  # fmt: skip
+        return config.replace("   </core>", cluster, 1)
+
+    def _repick_ports(self) -> None:
+        self.port = free_port()
+        self.cluster_port = free_port()
 
     def _argv(self) -> list[str]:
         return [str(self.instance / "bin" / "artemis"), "run"]
@@ -114,6 +159,7 @@ class Artemis(Server):
         )
         env["JAVA_ARGS_APPEND"] = (
             f"-Dmillstream.mqtt.host={self.host} -Dmillstream.mqtt.port={self.port}"
+            f" -Dmillstream.broker.name=millstream-{self.cluster_port}"
         )
         return env
 

@@ -3,7 +3,8 @@
 The same promises the Mosquitto tests check, on Artemis running packaging/artemis/broker.xml with
 login required: hub instances on the shared subscription split the telemetry and store each
 reading once; a SIGKILLed hub resumes its persistent session and stores what was published
-while it was down, none twice; the real agent's batches are receipted and its buffer empties.
+while it was down, none twice; the real agent's batches are receipted and its buffer empties;
+a node of a two-node cluster killed under load loses and doubles nothing once it is back.
 Ground truth is counted in PostgreSQL (readings, and the minute rollups, which a double insert
 would inflate).
 """
@@ -407,3 +408,78 @@ async def _stored(dsn: str, site: str) -> set[tuple[str, str, int]]:
         site,
     )
     return {(m, t, int(ts)) for m, t, ts in rows}
+
+
+@pytest.fixture
+def cluster() -> Iterator[tuple[Artemis, Artemis]]:
+    """Two Artemis nodes in one cluster (static connectors, load balanced on demand)."""
+    one, two = Artemis(clustered=True), Artemis(clustered=True)
+    one.peers, two.peers = (two.cluster_port,), (one.cluster_port,)
+    try:
+        for node in (one, two):
+            try:
+                node.start()
+            except ServerError as exc:
+                pytest.fail(f"could not start artemis: {exc}", pytrace=False)
+        yield one, two
+    finally:
+        for node in (one, two):
+            node.cleanup()
+
+
+async def test_a_cluster_node_killed_under_load_loses_and_doubles_nothing(
+    cluster: tuple[Artemis, Artemis], password_file: Path, pg_dsn: str, tmp_path: Path
+) -> None:
+    """Two nodes, a hub and a publisher on each: the real agent on node two, a plain publisher
+    on node one. Node two is SIGKILLed mid-stream and restarted on its journal. Its hub and the
+    agent wait for it (they name one broker: no failover), node one's hub takes all of node
+    one's traffic meanwhile; once node two is back, every reading is stored, none twice."""
+    one, two = cluster
+    await migrate(pg_dsn)
+    group, site, src = unique("g"), unique("s"), unique("src")
+    t0 = now_ms() - 600_000
+    agent = AgentProcess(
+        tmp_path / "agent",
+        two,  # type: ignore[arg-type]  # AgentProcess needs only .url
+        rate=200.0,
+        devices=("m1", "m2"),
+        mqtt={"username": two.user, "password_file": str(password_file), "receipt_timeout": "5s"},
+    )
+    async with (
+        running_hub(artemis_hub(one, password_file, pg_dsn, share_group=group)),
+        running_hub(artemis_hub(two, password_file, pg_dsn, share_group=group)),
+    ):
+        publisher = Publisher(one)
+        try:
+            agent.start()
+            await eventually(lambda: _agent_receipted(agent, 500), 60)
+
+            async def load(first: int, last: int) -> None:
+                for seq in range(first, last):
+                    topic = f"ms/v1/{site}/l1/m{seq % 4}/telemetry"
+                    await publisher.publish(topic, telemetry(src, seq, t0 + seq * 100, 50))
+
+            await load(0, 100)
+            await asyncio.to_thread(two.kill)
+            await load(100, 200)  # node one alone
+            await asyncio.to_thread(two.start)
+            await load(200, 300)
+            # The machines stop; what the agent holds can only go by receipt.
+            agent.terminate()
+            agent.rate = 0.0
+            agent.start()
+            await eventually(lambda: _agent_drained(agent), 90)
+
+            async def all_published_stored() -> bool:
+                return await count_readings(pg_dsn, site) == 300 * 50
+
+            await eventually(all_published_stored, 60)
+        finally:
+            publisher.close()
+            if agent.proc is not None:
+                agent.kill()
+    served = agent.served()
+    missing = served - await _stored(pg_dsn, "plant")
+    assert not missing, f"{len(missing)} of {len(served)} agent readings never stored"
+    for where in (site, "plant"):
+        assert await rollup_count(pg_dsn, where) == await count_readings(pg_dsn, where)
