@@ -2,16 +2,18 @@
 
 Starts a private PostgreSQL and Kafka (tests/harness), migrates, creates the topics, then:
 
-1. throughput: fills the outbox with `--readings` readings (1,000-reading batches, written by
-   the real ingest transaction hook) while no relay runs, starts the relay in this process and
-   times from its first committed transaction to an empty outbox (readings ÷ seconds);
-2. lag: ingests `--rate` readings/s for `--seconds` with the relay running and a read_committed
-   consumer in a thread; lag per batch = its ingest commit returning → its first record consumed.
+1. throughput, for each count in `--relays` (e.g. 1 and 4): fills the outbox with `--readings`
+   readings (1,000-reading batches of 50 machines, written by the real ingest transaction hook)
+   while no relay runs, starts that many `millstream-hub kafka-relay` processes and times from
+   the moment they hold every shard to an empty outbox (readings left then ÷ seconds);
+2. lag: ingests `--rate` readings/s for `--seconds` with one relay running in this process and a
+   read_committed consumer in a thread; lag per batch = its ingest commit returning → its first
+   record consumed.
 
-Relay CPU is this process's CPU during the drain (the relay's Kafka work runs in a thread of it).
-PostgreSQL runs with fsync=off (harness setting).
+Relay CPU is the relay processes' CPU during the drain. PostgreSQL runs with its durability
+defaults (fsync, synchronous_commit, full_page_writes on) unless `--no-durable`.
 
-    .venv/bin/python bench/kafka_relay.py [--readings 500000] [--rate 10000] [--seconds 20]
+    .venv/bin/python bench/kafka_relay.py [--readings 500000] [--relays 1 4] [--rate 10000]
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -36,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import wire
 from hub.bridge.kafka import KafkaRelay, create_topics, write_outbox
+from hub.bridge.kafka.outbox import SHARD_CLASS
 from hub.config import KafkaConfig
 from hub.storage import PostgresStorage, TelemetryBatch, WriteBatch
 from tests.harness import Kafka, Postgres
@@ -75,45 +80,72 @@ async def outbox_rows(storage: PostgresStorage) -> int:
         return int(await conn.fetchval("SELECT count(*) FROM kafka_outbox"))
 
 
-async def throughput(
-    storage: PostgresStorage, cfg: KafkaConfig, dsn: str, readings: int
-) -> dict[str, Any]:
-    site = "bench1"
+async def fill(storage: PostgresStorage, readings: int, site: str) -> float:
+    """Write `readings` into the outbox through the ingest hook; seconds it took."""
     t0 = now_ms() - 20 * 86_400_000
     batches = readings // PER_BATCH
-    fill_start = time.perf_counter()
+    started = time.perf_counter()
     for i in range(0, batches, 20):
         await storage.write(
             WriteBatch(telemetry=[make_batch(site, s, t0) for s in range(i, min(i + 20, batches))])
         )
-    fill_s = time.perf_counter() - fill_start
-    me = psutil.Process()
-    relay = KafkaRelay(cfg, dsn)
-    stop = asyncio.Event()
-    task = asyncio.create_task(relay.run(stop))
-    await poll_until(lambda: relay.metrics.transactions._value.get() > 0, 0.005)
-    first_tx = time.perf_counter()
-    cpu0 = sum(me.cpu_times()[:2])
-    while True:  # an empty outbox: every row's records are committed to Kafka
-        if await outbox_rows(storage) == 0:
-            break
-        await asyncio.sleep(0.02)
-    seconds = time.perf_counter() - first_tx
-    cpu = sum(me.cpu_times()[:2]) - cpu0
-    stop.set()
-    await task
-    relayed = int(relay.metrics.relayed.labels(cfg.telemetry_topic)._value.get())
+    return time.perf_counter() - started
+
+
+def start_relays(config: Path, n: int) -> list[subprocess.Popen[bytes]]:
+    """`n` `millstream-hub kafka-relay` processes on `config`."""
+    argv = [sys.executable, "-c", "from hub.cli import main; main()", "kafka-relay"]
+    return [
+        subprocess.Popen(
+            [*argv, "--config", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        for _ in range(n)
+    ]
+
+
+async def relay_processes(
+    storage: PostgresStorage, cfg: KafkaConfig, dsn: str, readings: int, relays: int, run: int
+) -> dict[str, Any]:
+    """Drain a filled outbox with `relays` relay processes sharing its shards."""
+    fill_s = await fill(storage, readings, f"bench{run}")
+    config = Path(tempfile.mkdtemp()) / "hub.yaml"
+    config.write_text(json.dumps({"storage": dsn, "kafka": cfg.model_dump(exclude_none=True)}))
+    procs = start_relays(config, relays)
+    try:
+        async with storage.pool.acquire() as conn:
+            shards = await conn.fetchval("SELECT shards FROM kafka_outbox_settings")
+
+            async def held() -> bool:
+                got = await conn.fetchval(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = $1"
+                    " AND objsubid = 2 AND granted",
+                    SHARD_CLASS,
+                )
+                return int(got) >= shards
+
+            while not await held():  # noqa: ASYNC110 -- polling other processes' progress
+                await asyncio.sleep(0.005)
+            t0 = time.perf_counter()
+            left = int(await conn.fetchval("SELECT coalesce(sum(n), 0) FROM kafka_outbox"))
+            cpu0 = sum(sum(psutil.Process(p.pid).cpu_times()[:2]) for p in procs)
+            while await conn.fetchval("SELECT count(*) FROM kafka_outbox"):  # noqa: ASYNC110
+                await asyncio.sleep(0.02)
+            seconds = time.perf_counter() - t0
+            cpu = sum(sum(psutil.Process(p.pid).cpu_times()[:2]) for p in procs) - cpu0
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.wait(30)
     return {
-        "readings": batches * PER_BATCH,
-        "outbox_rows": batches,
+        "relays": relays,
+        "shards": shards,
+        "readings": readings,
         "fill_seconds": round(fill_s, 2),
+        "drained_readings": left,
         "drain_seconds": round(seconds, 2),
-        # The first transaction's readings are counted out (the clock starts at its commit).
-        "readings_per_s": round((relayed - cfg.batch_readings) / seconds)
-        if relayed > cfg.batch_readings
-        else None,
-        "transactions": int(relay.metrics.transactions._value.get()),
-        "relay_process_cpu_cores": round(cpu / seconds, 2),
+        "readings_per_s": round(left / seconds) if seconds else None,
+        "relay_cpu_cores": round(cpu / seconds, 2) if seconds else None,
     }
 
 
@@ -193,7 +225,7 @@ async def lag(
 
 
 async def main(args: argparse.Namespace) -> None:
-    with Postgres() as pg, Kafka() as kafka:
+    with Postgres(durable=args.durable) as pg, Kafka() as kafka:
         dsn = pg.create_database("bench")
         cfg = KafkaConfig(
             bootstrap=kafka.bootstrap,
@@ -205,8 +237,10 @@ async def main(args: argparse.Namespace) -> None:
         await asyncio.to_thread(create_topics, cfg)
         async with PostgresStorage(dsn, hooks=[write_outbox]) as storage:
             await storage.migrate()
-            thr = await throughput(storage, cfg, dsn, args.readings)
-            print("throughput:", json.dumps(thr))
+            thr = []
+            for run, relays in enumerate(args.relays):
+                thr.append(await relay_processes(storage, cfg, dsn, args.readings, relays, run))
+                print("throughput:", json.dumps(thr[-1]))
             lat = await lag(storage, cfg, dsn, args.rate, args.seconds)
             print("lag:", json.dumps(lat))
         result = {
@@ -226,7 +260,9 @@ async def main(args: argparse.Namespace) -> None:
                 "python": platform.python_version(),
                 "platform": platform.platform(),
                 "kafka": "single KRaft node (tests/harness), 512 MB heap",
-                "postgresql": "fsync=off (tests/harness)",
+                "postgresql": "durability defaults: fsync, synchronous_commit, full_page_writes on"
+                if args.durable
+                else "fsync=off (tests/harness)",
                 "load_avg_1m_at_end": round(os.getloadavg()[0], 2),
             },
             "recorded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -243,4 +279,6 @@ if __name__ == "__main__":
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--batch-readings", type=int, default=50_000)
     parser.add_argument("--linger-ms", type=int, default=20)
+    parser.add_argument("--relays", type=int, nargs="+", default=[1, 4])
+    parser.add_argument("--durable", action=argparse.BooleanOptionalAction, default=True)
     asyncio.run(main(parser.parse_args()))

@@ -1,10 +1,12 @@
-"""`millstream-hub kafka init` (create the topics) and `millstream-hub kafka-relay`."""
+"""`millstream-hub kafka init` (create the topics), `kafka shards` (the outbox's shard count) and
+`millstream-hub kafka-relay`."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import signal
+from typing import Annotated
 
 import typer
 
@@ -80,6 +82,52 @@ def relay(config: ConfigOption = None) -> None:
             log.critical("fatal: %s", err)
         raise typer.Exit(1) from None
     log.info("relay stopped")
+
+
+async def _shards(dsn: str, count: int | None) -> tuple[int, bool]:
+    import asyncpg  # noqa: PLC0415 -- keep CLI start-up light
+
+    from hub.bridge.kafka.outbox import set_shard_count, shard_count  # noqa: PLC0415
+
+    conn = await asyncpg.connect(dsn)
+    try:
+        changed = count is not None and await set_shard_count(conn, count)
+        return await shard_count(conn), changed
+    finally:
+        await conn.close()
+
+
+@kafka_app.command("shards")
+def shards(
+    count: Annotated[
+        int | None, typer.Argument(min=1, max=256, help="the new shard count; omit to show it")
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Show or change how many shards the Kafka outbox has (how many relays can work at once).
+
+    Changing it needs an empty outbox and no relay running, so that no machine's rows are ever
+    in two shards: stop the hub instances and relays, start one relay alone until
+    millstream_kafka_outbox_rows is 0, stop it, run this, start everything (docs/kafka.md).
+    """
+    cfg, _ = _kafka_config(config)
+    if not cfg.storage.startswith("postgresql://"):
+        typer.echo("the Kafka outbox lives in PostgreSQL: set storage: postgresql://…", err=True)
+        raise typer.Exit(1)
+    try:
+        now, changed = asyncio.run(_shards(cfg.storage, count))
+    except (OSError, ConnectionError) as exc:
+        typer.echo(f"cannot reach PostgreSQL: {exc}; check storage: in the config", err=True)
+        raise typer.Exit(1) from exc
+    if count is not None and not changed and now != count:
+        typer.echo(
+            f"the outbox has {now} shards and was not changed: it still holds rows or a relay "
+            "is running. Stop the hub instances and relays, let one relay empty the outbox "
+            "(millstream_kafka_outbox_rows = 0), stop it, then run this again (docs/kafka.md)",
+            err=True,
+        )
+        raise typer.Exit(1)
+    typer.echo(f"kafka outbox shards: {now}")
 
 
 def register(app: typer.Typer) -> None:

@@ -49,8 +49,12 @@ class Postgres(Server):
         port: int | None = None,
         workdir: Path | None = None,
         start_timeout: float = 60.0,
+        durable: bool = False,
     ) -> None:
+        """`durable`: PostgreSQL's own durability defaults (fsync, synchronous_commit and
+        full_page_writes on, 128 MB shared buffers), as production runs, for benchmarks."""
         super().__init__(port=port, workdir=workdir, start_timeout=start_timeout)
+        self.durable = durable
         self.data_dir = self.workdir / "data"
         self.socket_dir = self.workdir / "socket"
 
@@ -126,11 +130,11 @@ class Postgres(Server):
             "-p", str(self.port),
             "-k", str(self.socket_dir),
             "-c", f"listen_addresses={self.host}",
+            "-c", "max_connections=200",
             # Tests survive a killed server (the OS keeps written pages), not a power cut:
             # skipping fsync makes commits and checkpoints cheap on a shared CI machine.
-            "-c", "fsync=off",
-            "-c", "max_connections=200",
-            "-c", "shared_buffers=32MB",
+            *(["-c", "shared_buffers=128MB"] if self.durable else
+              ["-c", "fsync=off", "-c", "shared_buffers=32MB"]),
         ]  # fmt: skip
 
     def _probe(self, timeout: float) -> None:

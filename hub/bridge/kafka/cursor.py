@@ -1,4 +1,5 @@
-"""Read the relay's committed cursor back from the compacted relay-state topic (blocking).
+"""Read relay cursors back from the compacted relay-state topic (blocking): one per shard,
+keyed by the shard's transactional id.
 
 The consumer reads with `isolation.level=read_committed`: a cursor written by a transaction that
 was aborted (or fenced when a relay was killed) is never seen, so the cursor read is exactly the
@@ -15,11 +16,18 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaExcepti
 from hub.bridge.kafka.records import decode_cursor
 from hub.errors import KafkaUnavailable
 
-__all__ = ["read_cursor"]
+__all__ = ["read_cursor", "read_cursors"]
 
 
-def read_cursor(bootstrap: str, topic: str, key: str, timeout_s: float = 30.0) -> int:
-    """The last committed cursor for `key` (0 if none); call after `init_transactions`."""
+def read_cursor(bootstrap: str, topic: str, key: str, timeout_s: float = 30.0) -> tuple[int, int]:
+    """The last committed cursor for `key` ((0, 0) if none); call after `init_transactions`."""
+    return read_cursors(bootstrap, topic, [key], timeout_s)[key]
+
+
+def read_cursors(
+    bootstrap: str, topic: str, keys: list[str], timeout_s: float = 30.0
+) -> dict[str, tuple[int, int]]:
+    """The last committed cursor of each of `keys` ((0, 0) if none), in one read of the topic."""
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,
@@ -32,8 +40,8 @@ def read_cursor(bootstrap: str, topic: str, key: str, timeout_s: float = 30.0) -
             "log_level": 2,  # failures reach us as errors; no reconnect log on stderr
         }
     )
-    wanted = key.encode()
-    cursor = 0
+    wanted = {key.encode(): key for key in keys}
+    cursors: dict[str, tuple[int, int]] = dict.fromkeys(keys, (0, 0))
     deadline = time.monotonic() + timeout_s
     try:
         meta = consumer.list_topics(topic, timeout=timeout_s)
@@ -54,12 +62,13 @@ def read_cursor(bootstrap: str, topic: str, key: str, timeout_s: float = 30.0) -
                     pending.discard(msg.partition())
                     continue
                 raise KafkaUnavailable(f"reading the relay cursor: {err}")
-            if msg.key() == wanted:
+            key = wanted.get(msg.key() or b"")
+            if key is not None:
                 found = decode_cursor(msg.value())
                 if found is not None:
-                    cursor = found
+                    cursors[key] = found
     except KafkaException as exc:
         raise KafkaUnavailable(f"reading the relay cursor: {exc}") from exc
     finally:
         consumer.close()
-    return cursor
+    return cursors

@@ -1,8 +1,12 @@
-"""The outbox in PostgreSQL: written by the ingest transaction, read and pruned by the relay.
+"""The outbox in PostgreSQL: written by the ingest transaction, read and pruned by the relays.
 
 `write_outbox` is the storage transaction hook (`PostgresStorage(hooks=[write_outbox])`): it adds
 one row per telemetry batch (and one per dead letter) to `kafka_outbox` in the same transaction
 that stores the readings, so a batch is in the outbox if and only if it is committed.
+
+Writers take no lock (migration 0021 says why and how): each row carries its transaction's id
+and a shard (a hash of its machine), and a relay reads a shard in (xid, id) order, only below
+the horizon of transactions still running, so nothing commits behind a relay's cursor.
 
 Only readings this transaction actually inserted go to Kafka (`hub.storage.committed`): a
 replayed batch adds nothing, so Kafka sees each stored reading once.
@@ -38,26 +42,39 @@ from hub.storage.committed import (
 from hub.storage.model import WriteBatch, WriteResult
 
 __all__ = [
+    "MAX_SHARDS",
     "NOTIFY_CHANNEL",
-    "OUTBOX_LOCK",
-    "RELAY_LOCK",
+    "RELAY_CLASS",
+    "SHARD_CLASS",
     "OutboxLag",
+    "Position",
     "fetch_rows",
     "outbox_lag",
     "outbox_values",
     "prune",
+    "set_shard_count",
+    "shard_count",
     "write_alerts",
     "write_outbox",
 ]
 
-# Advisory lock ids: "ms" + purpose (the storage uses 0x6D73_0001/2).
-OUTBOX_LOCK = 0x6D73_0008  # held from id assignment to commit: id order = commit order
-RELAY_LOCK = 0x6D73_0009  # session lock of the one active relay
-NOTIFY_CHANNEL = "millstream_outbox"  # wakes the relay at commit (collapsed per transaction)
+# Two-key advisory locks (class, id), "ms" + purpose as the class (the storage uses single keys
+# 0x6D73_0001/2). A relay holds (RELAY_CLASS, its backend pid) while it runs, so relays can count
+# each other, and (SHARD_CLASS, shard) on the connection that relays that shard.
+RELAY_CLASS = 0x6D73_0009
+SHARD_CLASS = 0x6D73_000A
+NOTIFY_CHANNEL = "millstream_outbox"  # wakes the relays at commit (collapsed per transaction)
+MAX_SHARDS = 256
+
+# A shard's read position: (xid, id) of the last row relayed; (0, 0) before the first.
+Position = tuple[int, int]
 
 _INSERT = """
-INSERT INTO kafka_outbox (kind, site, line, machine, src, seq, n, body, trace)
-SELECT kind, site, line, machine, src, seq, n, body, trace
+INSERT INTO kafka_outbox (kind, site, line, machine, src, seq, n, body, trace, shard)
+SELECT kind, site, line, machine, src, seq, n, body, trace,
+       -- machine rows by their machine (its order lives in one shard), the rest by publisher
+       (hashtext(coalesce(site || '/' || line || '/' || machine, src, '')) & 2147483647)
+         % (SELECT shards FROM kafka_outbox_settings)
 FROM unnest($1::smallint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[],
             $7::integer[], $8::text[], $9::text[])
      WITH ORDINALITY AS t(kind, site, line, machine, src, seq, n, body, trace, i)
@@ -104,8 +121,6 @@ async def write_outbox(conn: asyncpg.Connection, batch: WriteBatch, result: Writ
     rows = _rows(await new_readings(conn, batch, result), batch, await new_events(conn, batch))
     if not rows:
         return
-    # Held until commit: the next transaction gets its ids only after this one is visible.
-    await conn.execute("SELECT pg_advisory_xact_lock($1)", OUTBOX_LOCK)
     await conn.execute(_INSERT, *(list(col) for col in zip(*rows, strict=True)))
     await conn.execute("SELECT pg_notify($1, '')", NOTIFY_CHANNEL)
 
@@ -120,25 +135,59 @@ async def write_alerts(conn: asyncpg.Connection, bodies: Sequence[Mapping[str, A
     ]  # fmt: skip
     if not rows:
         return
-    await conn.execute("SELECT pg_advisory_xact_lock($1)", OUTBOX_LOCK)
     await conn.execute(_INSERT, *(list(col) for col in zip(*rows, strict=True)))
     await conn.execute("SELECT pg_notify($1, '')", NOTIFY_CHANNEL)
 
 
-async def fetch_rows(conn: asyncpg.Connection, after: int, limit: int) -> list[OutboxRow]:
-    """Outbox rows with id > after, in id order."""
+async def fetch_rows(
+    conn: asyncpg.Connection, shard: int, after: Position, limit: int
+) -> list[OutboxRow]:
+    """Rows of `shard` past `after`, in (xid, id) order, of transactions that ended before
+    every transaction still running began: what no later commit can ever precede."""
     records = await conn.fetch(
-        "SELECT id, kind, site, line, machine, src, seq, n, body, trace FROM kafka_outbox"
-        " WHERE id > $1 ORDER BY id LIMIT $2",
-        after,
+        "SELECT id, kind, site, line, machine, src, seq, n, body, trace, xid::text::bigint"
+        " FROM kafka_outbox WHERE shard = $1 AND (xid, id) > ($2::text::xid8, $3)"
+        " AND xid < pg_snapshot_xmin(pg_current_snapshot()) ORDER BY xid, id LIMIT $4",
+        shard,
+        str(after[0]),
+        after[1],
         limit,
     )
     return [OutboxRow(*r) for r in records]
 
 
-async def prune(conn: asyncpg.Connection, cursor: int) -> None:
-    """Delete rows whose records Kafka holds (id <= the committed cursor)."""
-    await conn.execute("DELETE FROM kafka_outbox WHERE id <= $1", cursor)
+async def prune(conn: asyncpg.Connection, shard: int, cursor: Position) -> None:
+    """Delete `shard`'s rows whose records Kafka holds (up to the committed cursor)."""
+    await conn.execute(
+        "DELETE FROM kafka_outbox WHERE shard = $1 AND (xid, id) <= ($2::text::xid8, $3)",
+        shard,
+        str(cursor[0]),
+        cursor[1],
+    )
+
+
+async def shard_count(conn: asyncpg.Connection) -> int:
+    """How many shards the outbox has (chosen at migrate time)."""
+    return int(await conn.fetchval("SELECT shards FROM kafka_outbox_settings"))
+
+
+async def set_shard_count(conn: asyncpg.Connection, shards: int) -> bool:
+    """Change the shard count; False (and nothing changed) unless the outbox is empty and no
+    relay is running: a machine's rows must never be in two shards at once (docs/kafka.md)."""
+    if not 1 <= shards <= MAX_SHARDS:
+        raise ValueError(f"shards must be 1 … {MAX_SHARDS}")
+    async with conn.transaction():
+        # Writers wait for the moment this takes: none inserts under the old count after it.
+        await conn.execute("LOCK TABLE kafka_outbox_settings, kafka_outbox IN EXCLUSIVE MODE")
+        busy = await conn.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM kafka_outbox) OR EXISTS (SELECT 1 FROM pg_locks"
+            " WHERE locktype = 'advisory' AND classid = $1 AND objsubid = 2 AND granted)",
+            RELAY_CLASS,
+        )
+        if busy:
+            return False
+        await conn.execute("UPDATE kafka_outbox_settings SET shards = $1", shards)
+    return True
 
 
 @dataclass(frozen=True, slots=True)

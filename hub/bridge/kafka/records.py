@@ -63,6 +63,7 @@ class OutboxRow:
     n: int
     body: str
     trace: str | None = None  # the writing hub span's traceparent (docs/tracing.md)
+    xid: int = 0  # the writing transaction's id: with `id`, the row's place in its shard
 
 
 def _value(v: float | int | bool | str) -> str:
@@ -134,20 +135,25 @@ def encode_dead_letter(d: DeadLetter) -> str:
     )
 
 
-def encode_cursor(cursor: int, now_ms: int) -> bytes:
-    """The relay-state record value: the last outbox id whose records are in Kafka."""
-    return json.dumps({"cursor": cursor, "at": now_ms}).encode()
+def encode_cursor(cursor: tuple[int, int], now_ms: int) -> bytes:
+    """The relay-state record value: the (xid, id) of a shard's last outbox row whose records
+    are in Kafka."""
+    return json.dumps({"xid": cursor[0], "cursor": cursor[1], "at": now_ms}).encode()
 
 
-def decode_cursor(value: bytes | None) -> int | None:
-    """The cursor of a relay-state record (None for a tombstone or a record we cannot read)."""
+def decode_cursor(value: bytes | None) -> tuple[int, int] | None:
+    """The cursor of a relay-state record (None for a tombstone or a record we cannot read).
+    One written before shards names only an id, of rows that all have xid 0 (migration 0021)."""
     if not value:
         return None
     try:
-        cursor = json.loads(value)["cursor"]
-    except (ValueError, KeyError, TypeError):
+        body = json.loads(value)
+        cursor, xid = body["cursor"], body.get("xid", 0)
+    except (ValueError, KeyError, TypeError, AttributeError):
         return None
-    return cursor if isinstance(cursor, int) else None
+    if not isinstance(cursor, int) or not isinstance(xid, int):
+        return None
+    return xid, cursor
 
 
 def split_batch(rows: Sequence[OutboxRow], max_readings: int) -> int:

@@ -19,6 +19,7 @@ from hub.bridge.kafka.records import (
     record_values,
     split_batch,
 )
+from hub.bridge.kafka.relay import shares
 from hub.bridge.kafka.topics import topic_specs
 from hub.bridge.redis.model import (
     Latest,
@@ -81,9 +82,19 @@ def test_split_batch_stops_at_the_reading_limit_but_takes_one_row() -> None:
 
 
 def test_cursor_round_trip_and_junk() -> None:
-    assert decode_cursor(encode_cursor(42, 1)) == 42
-    for junk in (None, b"", b"{", b"[]", b'{"cursor": "x"}'):
+    assert decode_cursor(encode_cursor((9_000_000_001, 42), 1)) == (9_000_000_001, 42)
+    # A relay's cursor from before shards: an id, of rows that all have xid 0.
+    assert decode_cursor(b'{"cursor": 42, "at": 1}') == (0, 42)
+    for junk in (None, b"", b"{", b"[]", b'{"cursor": "x"}', b'{"cursor": 1, "xid": "y"}'):
         assert decode_cursor(junk) is None
+
+
+@pytest.mark.parametrize(
+    ("shards", "relays", "each"), [(8, 1, 8), (8, 3, 3), (8, 4, 2), (8, 9, 1), (1, 0, 1)]
+)
+def test_relays_share_the_shards(shards: int, relays: int, each: int) -> None:
+    assert shares(shards, relays) == each
+    assert shares(shards, relays) * max(1, relays) >= shards  # every shard has a taker
 
 
 def test_min_insync_replicas_goes_on_every_topic_only_when_set() -> None:

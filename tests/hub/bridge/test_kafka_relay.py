@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 from bridgetest import batch, consume_all, kafka_config, outbox_storage, pg_value, unique, write
 
-from hub.bridge.kafka import KafkaRelay, check_topics, create_topics, read_cursor
+from hub.bridge.kafka import KafkaRelay, check_topics, create_topics, read_cursors
+from hub.bridge.kafka.relay import shard_id
 from hub.errors import KafkaTopicsMissing
 from hub.storage import DeadLetter, WriteBatch
 
@@ -72,7 +73,8 @@ async def test_relay_records_headers_order_dead_letters_and_resume(kafka: Any, p
         assert ts == sorted(ts)
     dead = await asyncio.to_thread(consume_all, kafka.bootstrap, cfg.deadletter_topic)
     assert [json.loads(d.value)["reason"] for d in dead] == ["bad_json"]
-    cursor = await asyncio.to_thread(
-        read_cursor, kafka.bootstrap, cfg.state_topic, cfg.transactional_id
-    )
-    assert cursor == 7  # 6 telemetry rows and a dead letter; the replay added none
+    # Each shard's cursor is (xid, id) of its last row: the newest of them is row 7 — 6 telemetry
+    # rows and a dead letter; the replay added none.
+    keys = [shard_id(cfg, shard) for shard in range(8)]
+    cursors = await asyncio.to_thread(read_cursors, kafka.bootstrap, cfg.state_topic, keys)
+    assert max(c[1] for c in cursors.values()) == 7, cursors
