@@ -20,6 +20,7 @@ from typing import Any
 
 import uvicorn
 
+import wire
 from hub.alerts.evaluator import AlertEvaluator
 from hub.alerts.feed import write_feed
 from hub.alerts.notify import build_senders
@@ -30,6 +31,7 @@ from hub.bridge import Bridges
 from hub.config import HubConfig
 from hub.errors import MillstreamHubError, StorageUnavailable
 from hub.ingest.classify import classify
+from hub.ingest.drain import DrainEstimator, publish_budget
 from hub.ingest.message import Incoming
 from hub.ingest.mqtt import MqttSession
 from hub.ingest.owners import Owners, load_owners
@@ -222,6 +224,8 @@ class Hub:
 
             committed, events_committed, dead_lettered = self._commit_callbacks(tracker)
             tracing = None if self.tracer is None else IngestTracer(self.tracer)
+            drain = DrainEstimator()
+            instance = cfg.mqtt.client_id or default_client_id()
 
             parser = await self._start_parser()
             try:
@@ -240,9 +244,14 @@ class Hub:
                     # Late-bound: _watch_owners replaces the map as identities change.
                     authorize=lambda msg, batch: self._owners.judge(msg, batch),  # noqa: PLW0108
                     tracing=tracing,
+                    drain=drain,
                 )
                 session = MqttSession(
-                    cfg.mqtt, cfg.mqtt.client_id or default_client_id(), pipeline.submit
+                    cfg.mqtt,
+                    instance,
+                    pipeline.submit,
+                    # Gone without a goodbye: its drain budget must not linger (docs/hub.md).
+                    will=(wire.drain_topic(instance), b""),
                 )
                 self._session = session
                 if cfg.sparkplug is not None:
@@ -266,6 +275,10 @@ class Hub:
                             name="receipts",
                         ),
                         tg.create_task(self._maintain(storage), name="maintenance"),
+                        tg.create_task(
+                            self._drain_budget(drain, session, instance, pipeline),
+                            name="drain-budget",
+                        ),
                         tg.create_task(self._watch_owners(), name="owners"),
                         tg.create_task(self._watch_broker(session), name="broker-gauge"),
                         tg.create_task(self.bridges.run(stop), name="bridges"),
@@ -298,6 +311,23 @@ class Hub:
                 if self.tracer is not None:  # what it holds is exported before the end
                     await asyncio.to_thread(self.tracer.close)
         self._storage = None
+
+    async def _drain_budget(
+        self,
+        drain: DrainEstimator,
+        session: MqttSession,
+        instance: str,
+        pipeline: IngestPipeline,
+    ) -> None:
+        """Publish this instance's drain budget until stopped, then withdraw it."""
+        # The window is full when the broker may send no more: it holds the rest back.
+        full_at = max(1, int(self.config.mqtt.receive_maximum * 0.9))
+        try:
+            await publish_budget(
+                drain, session, instance, lambda: pipeline.backlog >= full_at, now_ms
+            )
+        finally:
+            session.publish(wire.drain_topic(instance), b"", 1, retain=True)
 
     async def _wind_down(
         self,

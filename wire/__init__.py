@@ -33,6 +33,7 @@ from wire.commands import (
     parse_command,
     parse_command_result,
 )
+from wire.drain import DRAIN_FILTER, DrainBudget, drain_topic, encode_drain, parse_drain
 from wire.errors import REASONS, PayloadError, Reason
 from wire.events import RefusedEvent, encode_events, parse_events, parse_events_partial
 from wire.limits import (
@@ -120,6 +121,7 @@ __all__ = [
     "COMMAND_RESULT_FILTER",
     "COMMAND_STATUSES",
     "CONFIG_MAIN_FILE",
+    "DRAIN_FILTER",
     "EVENTS_FILTER",
     "EVENT_ID_PATTERN",
     "MACHINE_META_FILTER",
@@ -157,6 +159,7 @@ __all__ = [
     "ConfigBundle",
     "DeviceReport",
     "DeviceStatus",
+    "DrainBudget",
     "EventState",
     "Limits",
     "MachineEvent",
@@ -191,9 +194,11 @@ __all__ = [
     "cmd_result_topic",
     "cmd_topic",
     "coalesce_seqs",
+    "drain_topic",
     "encode_agent_status",
     "encode_command",
     "encode_command_result",
+    "encode_drain",
     "encode_events",
     "encode_meta",
     "encode_receipt",
@@ -204,6 +209,7 @@ __all__ = [
     "parse_agent_status",
     "parse_command",
     "parse_command_result",
+    "parse_drain",
     "parse_events",
     "parse_events_partial",
     "parse_meta",

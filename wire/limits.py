@@ -71,4 +71,6 @@ TAG_PATTERN = r"[A-Za-z0-9_.-]{1,128}"
 UUID_PATTERN = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 
 # `ms/v1/agents/...` and `ms/v1/receipts/...` share the site position of the topic tree.
-RESERVED_SITES = frozenset({"agents", "receipts"})
+RESERVED_SITES = frozenset(
+    {"agents", "receipts", "hub"}
+)  # "hub": the hub's own announcements (drain budget)

@@ -16,6 +16,7 @@ import aiomqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+import wire
 from edge_agent.buffer import Batch, Buffer
 from edge_agent.cancel import recheck_cancel
 from edge_agent.errors import DiskFull
@@ -76,6 +77,8 @@ class Publisher:
         self._drained = asyncio.Event()  # set while `_unacked` is empty
         self._drained.set()
         self._warned_undigested = False
+        # The hub instances' drain budgets (topic → readings/s for us), docs/agent.md.
+        self._budgets: dict[str, float] = {}
 
     # -- public ------------------------------------------------------------------------------
     def set_status(self, payload: bytes) -> None:
@@ -218,6 +221,11 @@ class Publisher:
         if self.settings.receipts:
             await client.subscribe(self.contract.receipt_topic, qos=1)
             recheck_cancel()
+            # Our own hub's: how fast the backlog may go (a broker whose ACL predates it refuses
+            # the subscription; the backlog then keeps to backlog_rate alone).
+            self._budgets.clear()
+            await client.subscribe(wire.DRAIN_FILTER, qos=1)
+            recheck_cancel()
         if self.commands is not None:
             await client.subscribe(self.commands.topic, qos=1)
             recheck_cancel()
@@ -254,6 +262,8 @@ class Publisher:
                 await self.commands.receive(payload)
             elif self.sparkplug is not None and self.sparkplug.handle(str(message.topic), payload):
                 pass
+            elif message.topic.matches(wire.DRAIN_FILTER):
+                self._drain_budget(str(message.topic), payload)
             else:
                 await self._receipt(str(message.topic), payload)
             if message.qos > 0:
@@ -289,6 +299,24 @@ class Publisher:
         # receipted again.
         with contextlib.suppress(DiskFull):
             self.stats.acked_readings += await self.buffer.ack(batches)
+
+    def _drain_budget(self, topic: str, payload: bytes) -> None:
+        try:
+            budget = wire.parse_drain(payload)
+        except wire.PayloadError as exc:
+            log.warning("ignoring a malformed drain budget on %s: %s", topic, exc)
+            return
+        if budget is None:  # that hub instance is gone
+            self._budgets.pop(topic, None)
+        else:
+            self._budgets[topic] = budget.per_agent
+        self.stats.drain_budget = self.backlog_rate()
+
+    def backlog_rate(self) -> float:
+        """Readings/s the backlog lane may send: backlog_rate, or less if the hubs say so."""
+        if not self._budgets:
+            return self.settings.backlog_rate
+        return max(1.0, min(self.settings.backlog_rate, sum(self._budgets.values())))
 
     async def _births_lane(self, client: aiomqtt.Client, edge: SparkplugEdge) -> None:
         while True:
@@ -371,12 +399,24 @@ class Publisher:
             for batch in batches:
                 if republish:
                     self.stats.republished_batches += 1
-                wait = bucket.take(batch.n, self._clock())
-                if wait > 0:
-                    await asyncio.sleep(wait)
+                await self._pace(bucket, batch.n)
                 await self._backlog_window.acquire()
                 await self._window.acquire()
                 self._send(client, tg, batch, live=False)
+
+    async def _pace(self, bucket: TokenBucket, n: int) -> None:
+        """Wait until `n` more readings fit the backlog's pace. In short steps, each at the pace
+        allowed then: a drain budget that rises (the hub measured more) takes effect at once,
+        not after a wait computed at the old, low rate."""
+        readings = float(n)
+        while True:
+            bucket.rate = self.backlog_rate()
+            bucket.burst = max(bucket.rate / 10, self.settings.max_batch)
+            wait = bucket.take(readings, self._clock())
+            if wait <= 0:
+                return
+            readings = 0.0  # taken (into debt): only the debt is waited off now
+            await asyncio.sleep(min(wait, 0.25))
 
     def _send(
         self, client: aiomqtt.Client, tg: asyncio.TaskGroup, batch: Batch, *, live: bool

@@ -41,5 +41,7 @@ class PublishStats:
     acked_readings: int = 0
     receipts: int = 0
     last_receipt_at: float | None = None
+    # The backlog's pace the hubs' drain budget allows now (None: none heard, backlog_rate).
+    drain_budget: float | None = None
     live: Rate = field(default_factory=Rate)
     backlog: Rate = field(default_factory=Rate)

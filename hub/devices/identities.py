@@ -87,6 +87,9 @@ def acls(identity: Identity) -> list[dict[str, object]]:
             _acl("publishClientSend", wire.cmd_result_topic(identity.name)),
             _acl("subscribeLiteral", wire.cmd_topic(identity.name)),
             _acl("publishClientReceive", wire.cmd_topic(identity.name)),
+            # The hub instances' drain budget (wire/drain.py), the pace of its backlog.
+            _acl("subscribePattern", wire.DRAIN_FILTER),
+            _acl("publishClientReceive", wire.DRAIN_FILTER),
             *_sparkplug_node(identity.site, identity.line),
         ]
     return out

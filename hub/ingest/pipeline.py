@@ -29,6 +29,7 @@ import wire
 from hub.errors import StorageUnavailable
 from hub.ingest.classify import Classified, Part, Several, parts
 from hub.ingest.deadletters import DeadLetterBudget
+from hub.ingest.drain import DrainEstimator
 from hub.ingest.message import Incoming
 from hub.ingest.tracing import IngestTracer, Spans
 from hub.metrics import HubMetrics
@@ -172,12 +173,15 @@ class IngestPipeline:
         authorize: Callable[[Incoming, TelemetryBatch | EventBatch], DeadLetter | None]
         | None = None,
         tracing: IngestTracer | None = None,
+        drain: DrainEstimator | None = None,
     ) -> None:
         """`authorize`: the dead letter a batch becomes when its publisher may not send it
         (hub/ingest/owners.py), judged on the event loop as soon as a batch is validated, so a
         refused one is neither shown live nor stored."""
         self._authorize = authorize
         self._tracing = tracing
+        # Commit timings and agents' backlogs, for the drain budget (hub/ingest/drain.py).
+        self._drain = drain
         self._storage = storage
         self._dead_budget = dead_letter_budget or DeadLetterBudget()
         # Validation is the hub's main CPU cost; worker processes let it use more than one core.
@@ -418,6 +422,11 @@ class IngestPipeline:
                 self._on_dead_letters(dead)
             if self._tracing is not None:
                 self._traced(committed)
+            if self._drain is not None:
+                now = time.monotonic()
+                for part in done:
+                    if isinstance(part, AgentStatusUpdate):
+                        self._drain.agent(part.agent_id, part.buffer_depth or 0, now)
 
     def _traced(self, committed: list[_Item]) -> None:
         """Emit the spans of acknowledged messages (hub/ingest/tracing.py)."""
@@ -451,6 +460,7 @@ class IngestPipeline:
             try:
                 started = time.perf_counter()
                 started_ns = time.time_ns()
+                started_mono = time.monotonic()
                 result = await self._storage.write(_build(items))
             except StorageUnavailable as exc:
                 self._metrics.storage_errors.inc()
@@ -471,6 +481,9 @@ class IngestPipeline:
                         item.spans.commit = done
                         exemplar = exemplar or self._tracing.exemplar(item.spans)
             self._record(result, len(items), time.perf_counter() - started, exemplar)
+            if self._drain is not None:
+                readings = sum(_readings(i.result) for i in items)
+                self._drain.committed(started_mono, time.monotonic(), readings)
             if outage_logged:
                 log.warning("storage is back; committed %d held messages", len(items))
             return items

@@ -1,0 +1,140 @@
+"""The drain budget (wire/drain.py): what this instance can commit, shared among the agents that
+have a backlog, published retained so that a fleet coming back from a central outage drains as
+fast as PostgreSQL commits — not faster, which would only overflow the broker's queues and make
+agents republish batches whose receipts are stuck in them.
+
+Capacity is measured, not configured: the readings committed over the last seconds divided by
+the time a commit was in flight. A hub that commits back to back is measured at its throughput;
+one that idles between commits is credited with what it would do busy (its commits then are
+smaller, so this errs low, and the estimate rises as the drain makes them bigger). While the
+in-memory window is full (the broker holds back messages), the throughput itself is the capacity.
+`DrainEstimator` is pure (times are passed in); `publish_budget` is the loop that publishes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from typing import Protocol
+
+import wire
+
+__all__ = ["DrainEstimator", "publish_budget"]
+
+WINDOW_S = 10.0  # what the estimate looks back on
+RECENT_S = 2.0  # what a saturated hub's throughput is measured over
+PUBLISH_S = 0.5  # how often the budget is recomputed and, when it moved, republished
+# An agent holding more than this many unsent readings is draining (a live agent holds about a
+# batch between receipts).
+DRAINING_READINGS = 2_000
+AGENT_FRESH_S = 120.0  # an agent's last status counts this long (it reports every 10 s)
+HEADROOM = 0.9  # the share of capacity backlogs may take: live readings keep the rest
+FLOOR_RPS = 10_000.0  # until anything is measured
+# The estimate at most doubles per update: a tiny sample misleads, and an overshoot costs only
+# the queue the broker holds until the next update (the window fills; throughput then rules).
+MAX_STEP = 2.0
+
+
+class DrainEstimator:
+    """Capacity from commit timings and the draining agents from their status (pure)."""
+
+    def __init__(self, floor_rps: float = FLOOR_RPS, window_s: float = WINDOW_S) -> None:
+        self._floor = floor_rps
+        self._window = window_s
+        self._commits: deque[tuple[float, float, int]] = deque()  # (start, end, readings)
+        self._full: deque[tuple[float, bool]] = deque()  # (when, window full)
+        self._agents: dict[str, tuple[int, float]] = {}  # id → (unsent readings, when seen)
+        self.capacity = floor_rps
+
+    def committed(self, start: float, end: float, readings: int) -> None:
+        """A transaction committed `readings` between `start` and `end` (monotonic seconds)."""
+        self._commits.append((start, end, readings))
+
+    def sample(self, now: float, *, window_full: bool) -> None:
+        """Whether ingest's in-memory window is full now (the broker is holding back)."""
+        self._full.append((now, window_full))
+
+    def agent(self, agent_id: str, unsent: int, now: float) -> None:
+        """An agent's status: `unsent` readings in its buffer."""
+        self._agents[agent_id] = (unsent, now)
+
+    def draining(self, now: float) -> tuple[int, int]:
+        """(agents with a backlog, agents heard from lately)."""
+        fresh = [n for n, seen in self._agents.values() if now - seen <= AGENT_FRESH_S]
+        return sum(n > DRAINING_READINGS for n in fresh), len(fresh)
+
+    def update(self, now: float) -> float:
+        """Re-estimate the capacity (readings/s) and return it."""
+        since = now - self._window
+        while self._commits and self._commits[0][1] < since:
+            self._commits.popleft()
+        while self._full and self._full[0][0] < since:
+            self._full.popleft()
+        recent = now - RECENT_S
+        full = [f for t, f in self._full if t >= recent]
+        if full and sum(full) >= len(full) / 2:
+            # Saturated: what it commits is what it can. Over the last seconds only: the window
+            # may reach back to before the drain began.
+            last = [(s, n) for s, e, n in self._commits if e >= recent]
+            if last:
+                span = max(0.25, now - max(recent, min(s for s, _ in last)))
+                self.capacity = max(self._floor, sum(n for _, n in last) / span)
+            return self.capacity
+        if not self._commits:
+            return self.capacity  # nothing to learn from: keep what was measured
+        readings = sum(n for _, _, n in self._commits)
+        busy = _union(((max(s, since), e) for s, e, _ in self._commits), now)
+        span = max(1e-3, now - max(since, self._commits[0][0]))
+        measured = readings / span if busy >= 0.9 * span else readings / max(busy, 1e-3)
+        self.capacity = max(self._floor, min(measured, self.capacity * MAX_STEP))
+        return self.capacity
+
+    def budget(self, now: float, ts_ms: int) -> wire.DrainBudget:
+        """What each draining agent may send: the capacity's headroom shared among them (among
+        every agent heard from while none reports a backlog yet, as right after an outage)."""
+        draining, known = self.draining(now)
+        share = HEADROOM * self.capacity / max(1, draining or known)
+        return wire.DrainBudget(share, self.capacity, draining, ts_ms)
+
+
+def _union(intervals: Iterable[tuple[float, float]], now: float) -> float:
+    """Total length of the union of (start, end) intervals (ends clipped to `now`)."""
+    total, reach = 0.0, float("-inf")
+    for start, stop in sorted(intervals):
+        end = min(stop, now)
+        if end <= reach:
+            continue
+        total += end - max(start, reach)
+        reach = end
+    return total
+
+
+class _Publisher(Protocol):
+    def publish(self, topic: str, payload: bytes, qos: int = 1, *, retain: bool = False) -> object:
+        """Queue an MQTT PUBLISH."""
+
+
+async def publish_budget(
+    estimator: DrainEstimator,
+    session: _Publisher,
+    instance: str,
+    window_full: Callable[[], bool],
+    clock_ms: Callable[[], int],
+) -> None:
+    """Forever: sample, re-estimate and publish this instance's budget (retained) when it moved
+    by a tenth or more, and at least every 30 s."""
+    topic = wire.drain_topic(instance)
+    last: wire.DrainBudget | None = None
+    last_sent = 0.0
+    while True:
+        now = time.monotonic()
+        estimator.sample(now, window_full=window_full())
+        estimator.update(now)
+        budget = estimator.budget(now, clock_ms())
+        moved = last is None or abs(budget.per_agent - last.per_agent) > 0.1 * last.per_agent
+        if moved or now - last_sent >= 30.0:
+            session.publish(topic, wire.encode_drain(budget), 1, retain=True)
+            last, last_sent = budget, now
+        await asyncio.sleep(PUBLISH_S)
