@@ -164,6 +164,10 @@ class Publisher:
         # command is journalled before the broker may forget it (paho's manual ack; aiomqtt
         # exposes no switch of its own).
         client._client.manual_ack_set(True)
+        # Up to a window of batches awaits PUBACK by design (plus status, retained, results):
+        # aiomqtt's default of 10 logged "There are N pending publish calls." thousands of
+        # times a minute under load (issue 28).
+        client.pending_calls_threshold = s.inflight + 32
         return client
 
     def _will(self) -> aiomqtt.Will:

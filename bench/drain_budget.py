@@ -1,0 +1,184 @@
+"""A fleet coming back after a central outage: how fast its backlogs drain under the drain budget.
+
+Starts a private Mosquitto (the hub's queue bounded to `--queue` batches) and PostgreSQL (its
+durability defaults unless `--no-durable`), runs `millstream-hub serve`, then `--agents` agents
+(tests/harness/fleet.py: the agent's real buffer and publisher, 25 per process) each with
+`--minutes` of backlog, all reconnecting at once. Records the drain time (every reading in
+PostgreSQL), the hub's capacity as it published it, republished batches and broker drops.
+Compare the rate with bench/hub_ingest.py's saturation figure: the hub without 100 agents
+sharing its two cores.
+
+    .venv/bin/python bench/drain_budget.py [--agents 100] [--minutes 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import wire
+from tests.harness import Mosquitto, Postgres, free_port
+from tests.harness.fleet import SITE, TAGS
+
+RESULTS = Path(__file__).parent / "results" / "drain_budget.json"
+REPO = Path(__file__).resolve().parents[1]
+PER_PROCESS = 25
+
+
+def budgets(url: str, seen: list[tuple[float, wire.DrainBudget]]) -> paho.Client:
+    """A subscriber that records every budget the hub publishes."""
+    host, port = url.removeprefix("mqtt://").split(":")
+    client = paho.Client(CallbackAPIVersion.VERSION2)
+
+    def on_message(_c: Any, _u: Any, msg: paho.MQTTMessage) -> None:
+        budget = wire.parse_drain(msg.payload)
+        if budget is not None:
+            seen.append((time.monotonic(), budget))
+
+    client.on_message = on_message
+    client.connect(host, int(port))
+    client.subscribe(wire.DRAIN_FILTER, qos=1)
+    client.loop_start()
+    return client
+
+
+def stored(dsn: str) -> int:
+    async def count() -> int:
+        conn = await asyncpg.connect(dsn)
+        try:
+            return int(
+                await conn.fetchval(
+                    "SELECT count(*) FROM readings r JOIN series s ON s.id = r.series_id"
+                    " WHERE s.site = $1",
+                    SITE,
+                )
+            )
+        finally:
+            await conn.close()
+
+    return asyncio.run(count())
+
+
+def fleet(broker: str, n: int, args: argparse.Namespace, folder: Path) -> subprocess.Popen[bytes]:
+    with (folder / f"fleet-{n}.log").open("ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "tests.harness.fleet", "--broker", broker,
+             "--first", str(n * PER_PROCESS), "--agents", str(PER_PROCESS),
+             "--minutes", str(args.minutes), "--dir", str(folder / f"fleet-{n}"),
+             "--go", str(folder / "go"), "--report", str(folder / f"report-{n}.json")],
+            stdout=log, stderr=log, cwd=REPO,
+        )  # fmt: skip
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--agents", type=int, default=100)
+    ap.add_argument("--minutes", type=float, default=10.0)
+    ap.add_argument("--queue", type=int, default=5_000)
+    ap.add_argument("--durable", action=argparse.BooleanOptionalAction, default=True)
+    args = ap.parse_args()
+    processes = max(1, args.agents // PER_PROCESS)
+    folder = Path(tempfile.mkdtemp(prefix="drain-bench-"))
+    broker = Mosquitto(persistence=False, max_queued_messages=args.queue)
+    pg = Postgres(durable=args.durable)
+    broker.start()
+    pg.start()
+    hub: subprocess.Popen[bytes] | None = None
+    seen: list[tuple[float, wire.DrainBudget]] = []
+    try:
+        dsn = pg.create_database("bench")
+        port = free_port()
+        config = folder / "hub.yaml"
+        config.write_text(
+            f"mqtt: {{url: '{broker.url}', client_id: bench-hub}}\nstorage: '{dsn}'\n"
+            f"http: {{host: 127.0.0.1, port: {port}}}\n"
+        )
+        exe = str(Path(sys.executable).with_name("millstream-hub"))
+        subprocess.run([exe, "migrate", "--config", str(config)], check=True)
+        env = {**os.environ, "MILLSTREAM_JWT_SECRET": "bench-" + os.urandom(24).hex()}
+        with (folder / "hub.log").open("ab") as log:
+            hub = subprocess.Popen([exe, "serve", "--config", str(config)], stderr=log, env=env)
+        for _ in range(300):
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health/ready").status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        watcher = budgets(broker.url, seen)
+        fleets = [fleet(broker.url, n, args, folder) for n in range(processes)]
+        while not all((folder / f"report-{n}.ready").exists() for n in range(processes)):
+            time.sleep(0.1)
+        expected = processes * PER_PROCESS * int(args.minutes * 60) * TAGS
+        started = time.monotonic()
+        (folder / "go").touch()
+        while stored(dsn) < expected:
+            time.sleep(0.1)
+        drained = time.monotonic() - started
+        for proc in fleets:
+            proc.wait(300)
+        watcher.loop_stop()
+        reports: dict[str, dict[str, Any]] = {}
+        for n in range(processes):
+            reports.update(json.loads((folder / f"report-{n}.json").read_text()))
+        during = [b for t, b in seen if started <= t <= started + drained]
+        capacity = max(b.capacity for b in during)
+        result = {
+            "benchmark": "drain_budget",
+            "settings": {
+                "agents": processes * PER_PROCESS,
+                "backlog_minutes_each": args.minutes,
+                "readings": expected,
+                "broker_queue_batches": args.queue,
+                "agents_per_process": PER_PROCESS,
+            },
+            "drain_seconds": round(drained, 2),
+            "readings_per_s": round(expected / drained),
+            "hub_capacity_published_max": round(capacity),
+            "drain_vs_capacity": round(drained / (expected / capacity), 2),
+            "republished_batches": sum(r["republished_batches"] for r in reports.values()),
+            "broker_dropped": "dropped" in broker.log_path.read_text(errors="replace").lower(),
+            "budget_timeline": [
+                [round(t - started, 1), round(b.capacity), b.draining, round(b.per_agent)]
+                for t, b in seen
+            ],
+            "machine": {
+                "cpu_count": os.cpu_count(),
+                "python": platform.python_version(),
+                "platform": platform.platform(),
+                "everything_on_one_machine": "hub, PostgreSQL, Mosquitto and the agents",
+                "postgresql": "durability defaults: fsync, synchronous_commit, full_page_writes on"
+                if args.durable
+                else "fsync=off (tests/harness)",
+                "load_avg_1m_at_end": round(os.getloadavg()[0], 2),
+            },
+            "recorded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        print(json.dumps(result, indent=2))
+        RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    finally:
+        if hub is not None:
+            hub.terminate()
+            hub.wait(20)
+        broker.cleanup()
+        pg.cleanup()
+
+
+if __name__ == "__main__":
+    main()
