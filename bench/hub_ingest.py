@@ -267,14 +267,17 @@ def main() -> None:
         lat = sorted((client.receipts[s] - t) * 1000 for s, t in sent.items())
         sampler.stop.set()
 
-        async def stored() -> int:
+        async def stored() -> tuple[int, int]:
             conn = await asyncpg.connect(dsn)
             try:
-                return int(await conn.fetchval("SELECT count(*) FROM readings"))
+                await conn.execute("CHECKPOINT")
+                rows = int(await conn.fetchval("SELECT count(*) FROM readings"))
+                size = int(await conn.fetchval("SELECT pg_database_size(current_database())"))
+                return rows, size
             finally:
                 await conn.close()
 
-        rows = asyncio.run(stored())
+        rows, db_bytes = asyncio.run(stored())
         metrics = httpx.get(f"http://127.0.0.1:{http_port}/metrics").text
         hub_stats = {}
         for line in metrics.splitlines():
@@ -329,6 +332,8 @@ def main() -> None:
                 1,
             ),
             "rows_stored": rows,
+            # Readings with their indexes, rollups and per-minute counts, as PostgreSQL keeps them.
+            "database_bytes_per_reading": round(db_bytes / max(1, rows), 1),
             "rows_expected": expected,
             "machine": {
                 "cpu_count": os.cpu_count(),
