@@ -27,6 +27,7 @@ from edge_agent.drivers.opcua.points import OpcuaEndpoint, OpcuaEvents, OpcuaMet
 from edge_agent.drivers.opcua.session import OpcuaSession, SessionOptions
 from edge_agent.drivers.opcua.values import wire_value
 from edge_agent.drivers.opcua.writes import kind_of, variant_for, variant_type
+from edge_agent.drivers.polling import SCHEDULE_WARN, SCHEDULE_WINDOW_S
 from edge_agent.drivers.writes import check_write, no_such_tag
 from edge_agent.errors import DeviceUnavailable, WriteRefused
 from millstream_common.backoff import Backoff, device_backoff
@@ -90,6 +91,8 @@ class OpcuaDriver:
         )
         self._clock = clock
         self._closed = False
+        # (window start, samples received, samples dropped) for the kept share (_count_kept).
+        self._kept_window: tuple[float, int, int] = (clock(), 0, 0)
 
     async def __aenter__(self) -> OpcuaDriver:
         await self.connect()
@@ -362,10 +365,37 @@ class OpcuaDriver:
         self._put(samples)
 
     def _put(self, samples: list[Sample]) -> None:
+        dropped = 0
         try:
             self._queue.put_nowait(samples)
         except asyncio.QueueFull:
             # The consumer is stuck; newest data is worth more than a backlog of stale values.
             with contextlib.suppress(asyncio.QueueEmpty):
-                self.stats.dropped_samples += len(self._queue.get_nowait())
+                dropped = len(self._queue.get_nowait())
             self._queue.put_nowait(samples)
+        self._count_kept(len(samples), dropped)
+
+    def _count_kept(self, received: int, dropped: int) -> None:
+        """Judge, per window, the share of what the server sent that the agent kept: a
+        subscription pushes, so an agent that cannot keep up drops (the oldest) instead of
+        polling late. Reported where a polled device reports its schedule (status, metrics,
+        a warning when it starts and a line when it ends), never silently (issue 28)."""
+        self.stats.dropped_samples += dropped
+        now = self._clock()
+        start, got, lost = self._kept_window
+        got, lost = got + received, lost + dropped
+        if now - start < SCHEDULE_WINDOW_S:
+            self._kept_window = (start, got, lost)
+            return
+        self._kept_window = (now, 0, 0)
+        share = 1.0 - lost / max(1, got)
+        before, self.health.schedule = self.health.schedule, round(share, 3)
+        if share < SCHEDULE_WARN and (before is None or before >= SCHEDULE_WARN):
+            _log.warning(
+                "device %s: the agent keeps only %.0f %% of what the OPC-UA server sends "
+                "(%d of %d samples dropped, the oldest first): more is subscribed than the agent "
+                "keeps up with; sample less often, or fewer tags",
+                self.device, 100 * share, lost, got,
+            )  # fmt: skip
+        elif share >= SCHEDULE_WARN and before is not None and before < SCHEDULE_WARN:
+            _log.info("device %s: keeping up with its subscription again", self.device)

@@ -190,3 +190,42 @@ def test_device_silence_tells_a_silent_device_from_a_wrong_node() -> None:
     )
     assert device_silence([comm, unknown_node]) == (False, None)  # a config problem, not silence
     assert device_silence([]) == (False, None)
+
+
+async def test_a_subscription_the_agent_cannot_keep_up_with_is_reported_not_silent(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 28: a pushing server the agent cannot keep up with costs the oldest samples — and
+    the device's status says how much it keeps, with a warning when it starts and a line when
+    it ends, as a polled device's schedule does."""
+    from edge_agent.drivers.base import Sample  # noqa: PLC0415
+    from edge_agent.drivers.opcua.driver import OpcuaDriver  # noqa: PLC0415
+    from edge_agent.drivers.opcua.points import OpcuaEndpoint  # noqa: PLC0415
+    from edge_agent.drivers.opcua.session import SessionOptions  # noqa: PLC0415
+    from edge_agent.drivers.polling import SCHEDULE_WINDOW_S  # noqa: PLC0415
+
+    caplog.set_level("INFO", logger="edge_agent.drivers.opcua.driver")
+    now = [1000.0]
+    driver = OpcuaDriver(
+        "oven-01",
+        OpcuaEndpoint("opc.tcp://127.0.0.1:4840"),
+        [],
+        SessionOptions(state_dir=tmp_path),
+        queue_batches=2,
+        clock=lambda: now[0],
+    )
+    batch = [Sample("t", 1, 1.0, "good")] * 10
+    for _ in range(10):  # nobody takes batches: 8 of the 10 pushed are dropped
+        driver._put(batch)
+    now[0] += SCHEDULE_WINDOW_S
+    driver._put(batch)
+    assert driver.stats.dropped_samples == 90
+    assert driver.health.schedule == pytest.approx(1 - 90 / 110, abs=0.001)
+    assert "keeps only 18 % of what the OPC-UA server sends" in caplog.text
+    # Taken as fast as pushed again: back to all, and said so.
+    for _ in range(20):
+        driver._queue.get_nowait()
+        driver._put(batch)
+        now[0] += SCHEDULE_WINDOW_S / 10
+    assert driver.health.schedule == 1.0
+    assert "keeping up with its subscription again" in caplog.text
