@@ -142,6 +142,7 @@ class _Tail:
         self._thread.join()
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(420)
 async def test_read_committed_sees_every_reading_once_when_the_coordinator_node_is_killed(
     kafka_cluster: KafkaCluster, pg_dsn: str, tmp_path: Path

@@ -55,6 +55,7 @@ async def _until(pred: Any, within: float, why: Any) -> None:
     raise AssertionError(why())
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(400)
 async def test_three_relays_share_the_shards_and_survive_a_kill(
     kafka: Any, pg_dsn: str, tmp_path: Path

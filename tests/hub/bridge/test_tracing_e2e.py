@@ -36,7 +36,7 @@ from tests.harness.devicestate import simulated_plant_config
 from tests.harness.hubproc import HUB, HubProcess, hub_cli, hub_env, wait_ready
 from tests.harness.otlp import OtlpReceiver, ReceivedSpan, span_tree
 
-pytestmark = [pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.timeout(300), pytest.mark.slow]
 
 EDGE_AGENT = str(Path(sys.executable).with_name("edge-agent"))
 AGENT, HUB_SERVICE, RELAY = "millstream-agent", "millstream-hub", "millstream-relay"

@@ -29,7 +29,7 @@ from tests.harness import free_port
 from tests.harness.fleet import SITE, TAGS
 from tests.harness.hubproc import HubProcess, hub_cli, wait_ready
 
-pytestmark = [pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.timeout(600), pytest.mark.slow]
 
 PROCESSES = 4
 PER_PROCESS = 25

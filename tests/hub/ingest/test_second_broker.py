@@ -48,7 +48,7 @@ sys.path.insert(0, str(RUNTIME.parent / "publish"))
 sys.path.insert(0, str(RUNTIME))
 from agent_harness import AgentProcess  # noqa: E402
 
-pytestmark = pytest.mark.asyncio(loop_scope="session")
+pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
