@@ -49,3 +49,15 @@ class BridgeMetrics:
         self.redis_errors = Counter(
             "millstream_redis_errors", "Failed Redis writes or subscriptions; retried.", registry=r
         )
+        self.redis_live_messages = Counter(
+            "millstream_redis_live_messages",
+            "Live updates (one machine's readings each) this instance published to Redis pub/sub"
+            " or received from it (own ones included), by direction.",
+            ["direction"],
+            registry=r,
+        )
+        self.redis_live_channels = Gauge(
+            "millstream_redis_live_channels",
+            "Per-site live channels this instance is subscribed to (sites its clients watch).",
+            registry=r,
+        )

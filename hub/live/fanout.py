@@ -5,12 +5,15 @@ each subscriber's `ClientBuffer` receives the updates for machines it subscribed
 never waits on a client: delivering is appending to a bounded buffer and setting an event.
 The fan-out also keeps the newest announced reading per tag, so a client subscribing while a
 batch is still on its way to storage starts from it rather than from the stored value before.
+It counts the machines watched per site and tells `on_sites` the watched sites whenever the
+first machine of a site gets a subscriber or the last one loses it: with Redis, the instance
+receives other instances' updates of those sites only (hub/bridge/redis).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Container, Iterable, Sequence
+from collections.abc import Callable, Container, Iterable, Sequence
 from typing import Any
 
 from hub.live.buffer import ClientBuffer, Update, filtered, make_update
@@ -70,8 +73,11 @@ class Subscriber:
 class Fanout:
     """Subscribers by machine; `publish` hands each committed batch to those who want it."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_sites: Callable[[frozenset[str]], None] | None = None) -> None:
+        """`on_sites`: called with the watched sites each time that set changes."""
         self._by_machine: dict[str, set[Subscriber]] = {}
+        self._sites: dict[str, int] = {}  # site -> machines of it with a subscriber
+        self._on_sites = on_sites
         self._subscribers: set[Subscriber] = set()
         self._coalesced_gone = 0  # skipped by clients that have disconnected
         self._newest: dict[str, dict[str, ReadingLike]] = {}  # machine -> tag -> reading
@@ -81,6 +87,11 @@ class Fanout:
     def clients(self) -> int:
         """Connected subscribers."""
         return len(self._subscribers)
+
+    @property
+    def sites(self) -> frozenset[str]:
+        """Sites with at least one subscribed machine."""
+        return frozenset(self._sites)
 
     @property
     def coalesced(self) -> int:
@@ -121,7 +132,11 @@ class Fanout:
             sub.machines[machine] = None
         else:
             sub.machines[machine] = (current or frozenset()) | tags
-        self._by_machine.setdefault(machine, set()).add(sub)
+        subs = self._by_machine.get(machine)
+        if subs is None:
+            subs = self._by_machine[machine] = set()
+            self._count_site(machine, +1)
+        subs.add(sub)
 
     def unsubscribe(self, sub: Subscriber, machine: str) -> None:
         """Stop sending `machine`'s updates to `sub`."""
@@ -131,6 +146,18 @@ class Fanout:
             subs.discard(sub)
             if not subs:
                 del self._by_machine[machine]
+                self._count_site(machine, -1)
+
+    def _count_site(self, machine: str, delta: int) -> None:
+        site = machine.split("/", 1)[0]
+        n = self._sites.get(site, 0) + delta
+        if n > 0:
+            self._sites[site] = n
+        else:
+            self._sites.pop(site, None)
+        came_or_went = n == 0 or (n == 1 and delta > 0)
+        if came_or_went and self._on_sites is not None:
+            self._on_sites(self.sites)
 
     def deliver(self, updates: Sequence[Update]) -> None:
         """Hand updates to their machines' subscribers (from this or another hub instance)."""

@@ -31,7 +31,9 @@ class ApiWiring:
         self, config: HubConfig, registry: CollectorRegistry, redis: RedisLive | None
     ) -> None:
         self.config = config
-        self.fanout = Fanout()
+        # With Redis, the instance receives other instances' updates of the sites its clients
+        # watch, and only those.
+        self.fanout = Fanout(on_sites=redis.watch if redis is not None else None)
         self._registry = registry
         self._redis = redis
 

@@ -7,11 +7,14 @@ script call per machine); while Redis is down the map keeps only the newest valu
 is written when Redis returns.
 
 `announce(batches)` is called as batches are validated, when the instance also hands them to its
-own WebSocket clients (hub/live): the same readings go out on the pub/sub channel, tagged with
-this instance's `origin`, so a client of any instance gets the same updates with the same
-semantics as one of the instance that received the batch — with Redis or without. Every instance
-subscribes once and relays other instances' updates (`subscribe_updates()`). Announced updates
-wait in a bounded queue; while Redis is down the oldest are dropped (a live view wants now).
+own WebSocket clients (hub/live): the same readings go out on their site's pub/sub channel
+(`{channel}:{site}`), tagged with this instance's `origin`, so a client of any instance gets the
+same updates with the same semantics as one of the instance that received the batch — with Redis
+or without. Each instance subscribes only to the channels of the sites its own clients watch
+(`watch(sites)`, called by the fan-out as the first client of a site arrives and the last
+leaves), so it receives only what someone there wants, and relays other instances' updates to
+them (`subscribe_updates()`). Announced updates wait in a bounded queue; while Redis is down the
+oldest are dropped (a live view wants now).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from collections.abc import AsyncIterator, Coroutine, Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.asyncio.client import PubSub
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
@@ -34,12 +38,15 @@ from hub.bridge.redis.model import (
     Latest,
     Pending,
     Update,
+    channel_changes,
+    channels_for,
     coalesce,
     decode_latest,
     decode_update,
     encode_latest,
     encode_update,
     merge,
+    site_channel,
     updates_of,
 )
 from hub.config import RedisConfig
@@ -54,6 +61,9 @@ log = logging.getLogger(__name__)
 REDIS_TIMEOUT_S = 5.0
 SUBSCRIBER_QUEUE = 1_000  # updates buffered per local subscriber; a slow one loses the oldest
 ANNOUNCE_QUEUE = 10_000  # updates waiting to go out; while Redis is down the oldest are dropped
+# How long the subscriber waits for a message before it looks at `watch()` changes again: the
+# first client of a site gets other instances' updates of it at most this much later.
+SUBSCRIBE_POLL_S = 0.1
 
 # Forward-only HSET: a field is replaced unless the stored reading is newer (ts from its JSON).
 # KEYS[1] the machine's hash; ARGV = tag, ts, value JSON, tag, ts, value JSON, …
@@ -100,16 +110,36 @@ class RedisLive:
         self.origin = uuid.uuid4().hex[:16]
         self._dirty = asyncio.Event()
         self._queues: set[asyncio.Queue[Update]] = set()
+        self._sites: frozenset[str] = frozenset()  # sites this instance's clients watch
+        self._interest = asyncio.Event()  # `_sites` changed since the subscriber last joined
+        self._joined: frozenset[str] = frozenset()  # channels subscribed on the live connection
+        self._connected = False
         self.writer_ok = False
+        # Set while the subscriber is connected and subscribed to the channels of every site
+        # passed to the latest `watch()`; cleared by a `watch()` that changes them until done.
         self.subscribed = asyncio.Event()
 
     def health(self) -> dict[str, Any]:
         """Detail for `/health/ready`."""
         return {
             "latest_writer": "ok" if self.writer_ok else "unavailable",
-            "subscribed": self.subscribed.is_set(),
+            "subscribed": self._connected,
+            "channels": len(self._joined),
             "pending_machines": len(self._pending),
         }
+
+    @property
+    def channels(self) -> frozenset[str]:
+        """The per-site channels the subscriber is subscribed to now."""
+        return self._joined
+
+    def watch(self, sites: frozenset[str]) -> None:
+        """Receive other instances' updates of these sites only, from now on (never blocks;
+        the subscriber joins and leaves channels within `SUBSCRIBE_POLL_S`)."""
+        if sites != self._sites:
+            self._sites = sites
+            self._interest.set()
+            self.subscribed.clear()
 
     # -- ingest side ------------------------------------------------------------------------------
 
@@ -183,8 +213,10 @@ class RedisLive:
                     args += [tag, latest.ts, encode_latest(latest)]
                 await self._script(keys=[prefix + machine], args=args, client=pipe)
             for update in updates:
-                pipe.publish(channel, encode_update(update))
+                pipe.publish(site_channel(channel, update.site), encode_update(update))
             await pipe.execute()
+        if updates:
+            self.metrics.redis_live_messages.labels("published").inc(len(updates))
 
     # -- live side --------------------------------------------------------------------------------
 
@@ -192,29 +224,61 @@ class RedisLive:
         backoff = Backoff(0.2, 5.0)
         while not stop.is_set():
             pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+            received = self.metrics.redis_live_messages.labels("received")
             try:
                 async with asyncio.timeout(REDIS_TIMEOUT_S):
-                    await pubsub.subscribe(self.cfg.channel)
-                self.subscribed.set()
+                    # Connected even with no channel to join: a dead Redis shows at once.
+                    await pubsub.connect()  # type: ignore[no-untyped-call,unused-ignore]
+                    await self._join(pubsub)
+                self._connected = True
                 backoff.reset()
                 while not stop.is_set():
-                    msg = await pubsub.get_message(timeout=1.0)
+                    if self._interest.is_set():
+                        async with asyncio.timeout(REDIS_TIMEOUT_S):
+                            await self._join(pubsub)
+                    # A short wait: `watch()` changes are applied between two waits (a read
+                    # cannot be interrupted to subscribe on the same connection).
+                    msg = await pubsub.get_message(timeout=SUBSCRIBE_POLL_S)
                     if msg is not None and msg.get("type") == "message":
+                        received.inc()
                         update = decode_update(msg["data"])
                         if update is not None and update.origin != self.origin:
                             self._fan_out(update)
             except _REDIS_ERRORS as exc:
-                if self.subscribed.is_set():
+                if self._connected:
                     log.warning("redis: live updates interrupted, resubscribing: %s", exc)
+                self._connected = False
                 self.subscribed.clear()
+                self._left_all()
                 self.metrics.redis_errors.inc()
                 await _wait(stop, backoff.next_delay())
             finally:
+                self._left_all()
                 with contextlib.suppress(*_REDIS_ERRORS):
                     async with asyncio.timeout(REDIS_TIMEOUT_S):
                         # Untyped before redis-py 8, typed since: the ignore serves both.
                         await pubsub.aclose()  # type: ignore[no-untyped-call,unused-ignore]
+        self._connected = False
         self.subscribed.clear()
+
+    def _left_all(self) -> None:
+        # A new connection starts with no channel; the next one joins them all again.
+        self._joined = frozenset()
+        self.metrics.redis_live_channels.set(0)
+
+    async def _join(self, pubsub: PubSub) -> None:
+        """Subscribe to the channels of the watched sites, unsubscribe from the others."""
+        self._interest.clear()
+        wanted = channels_for(self.cfg.channel, self._sites)
+        join, leave = channel_changes(self._joined, wanted)
+        if join:
+            await pubsub.subscribe(*join)
+        if leave:
+            await pubsub.unsubscribe(*leave)
+        self._joined = wanted
+        self.metrics.redis_live_channels.set(len(wanted))
+        if not self._interest.is_set():  # no `watch()` while this waited on Redis
+            self.subscribed.set()
 
     def _fan_out(self, update: Update) -> None:
         for queue in self._queues:
@@ -223,8 +287,9 @@ class RedisLive:
             queue.put_nowait(update)
 
     async def subscribe_updates(self) -> AsyncIterator[Update]:
-        """Every live update the other hub instances announce, from now on, until the caller
-        stops (this instance's own were delivered locally when announced)."""
+        """Every live update the other hub instances announce for the sites passed to `watch()`,
+        from now on, until the caller stops (this instance's own were delivered locally when
+        announced)."""
         queue: asyncio.Queue[Update] = asyncio.Queue(SUBSCRIBER_QUEUE)
         self._queues.add(queue)
         try:

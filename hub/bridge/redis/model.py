@@ -1,16 +1,18 @@
 """Latest values and live updates (pure): coalescing committed batches, Redis encodings.
 
 A latest value is stored as `{"v": …, "ts": …, "q": …}` under its tag in the hash
-`ms:latest:{site}/{line}/{machine}`. A live update on the pub/sub channel is every reading of one
-machine that one hub instance validated, as its own WebSocket clients got them:
+`ms:latest:{site}/{line}/{machine}`. A live update is every reading of one machine that one hub
+instance validated, as its own WebSocket clients got them:
 `{"o": "<instance>", "m": "site/line/machine", "r": [[tag, ts, v, q], …]}`; `o` lets the
-instance skip its own updates (it delivered them locally already).
+instance skip its own updates (it delivered them locally already). It goes out on its site's
+channel, `{prefix}:{site}` (`site_channel`), and an instance subscribes only to the channels of
+the sites its own clients watch (`channels_for`, `channel_changes`).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Set
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -21,12 +23,15 @@ __all__ = [
     "MachineId",
     "Pending",
     "Update",
+    "channel_changes",
+    "channels_for",
     "coalesce",
     "decode_latest",
     "decode_update",
     "encode_latest",
     "encode_update",
     "merge",
+    "site_channel",
     "updates_of",
 ]
 
@@ -52,10 +57,31 @@ class Update:
     readings: tuple[tuple[str, int, Value, str], ...]  # (tag, ts, v, q)
 
     @property
+    def site(self) -> str:
+        """The machine's site (which channel the update goes out on)."""
+        return self.machine.split("/", 1)[0]
+
+    @property
     def parts(self) -> tuple[str, str, str]:
         """(site, line, machine)."""
         site, line, machine = self.machine.split("/", 2)
         return site, line, machine
+
+
+def site_channel(prefix: str, site: str) -> str:
+    """The pub/sub channel of one site's live updates: `{prefix}:{site}`."""
+    return f"{prefix}:{site}"
+
+
+def channels_for(prefix: str, sites: Iterable[str]) -> frozenset[str]:
+    """The channels an instance subscribes to when its clients watch machines of `sites`."""
+    return frozenset(site_channel(prefix, site) for site in sites)
+
+
+def channel_changes(joined: Set[str], wanted: Set[str]) -> tuple[list[str], list[str]]:
+    """(channels to subscribe to, channels to unsubscribe from), each sorted, to go from the
+    channels `joined` to the channels `wanted`."""
+    return sorted(wanted - joined), sorted(joined - wanted)
 
 
 def updates_of(origin: str, batches: Iterable[TelemetryBatch]) -> list[Update]:

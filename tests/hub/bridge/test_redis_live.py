@@ -25,6 +25,7 @@ def _batch(machine: str, seq: int, points: dict[str, tuple[int, float]]) -> Tele
 @contextlib.asynccontextmanager
 async def _running(cfg: RedisConfig) -> AsyncIterator[RedisLive]:
     live = RedisLive(cfg)
+    live.watch(frozenset({"s1"}))  # as if a client of this instance watched a machine of s1
     stop = asyncio.Event()
     task = asyncio.create_task(live.run(stop))
     try:
