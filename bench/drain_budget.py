@@ -75,6 +75,13 @@ def stored(dsn: str) -> int:
     return asyncio.run(count())
 
 
+def steady_rate(progress: list[tuple[float, int]], total: int) -> float:
+    """Readings/s stored between a quarter and three quarters of `total`."""
+    first = next(p for p in progress if p[1] >= total * 0.25)
+    last = next(p for p in progress if p[1] >= total * 0.75)
+    return (last[1] - first[1]) / max(1e-3, last[0] - first[0])
+
+
 def fleet(broker: str, n: int, args: argparse.Namespace, folder: Path) -> subprocess.Popen[bytes]:
     with (folder / f"fleet-{n}.log").open("ab") as log:
         return subprocess.Popen(
@@ -128,9 +135,13 @@ def main() -> None:
         expected = processes * PER_PROCESS * int(args.minutes * 60) * TAGS
         started = time.monotonic()
         (folder / "go").touch()
-        while stored(dsn) < expected:
+        progress: list[tuple[float, int]] = []  # (seconds since go, readings stored)
+        while (count := stored(dsn)) < expected:
+            progress.append((time.monotonic() - started, count))
             time.sleep(0.1)
         drained = time.monotonic() - started
+        progress.append((drained, count))
+        steady = steady_rate(progress, expected)
         for proc in fleets:
             proc.wait(300)
         watcher.loop_stop()
@@ -152,6 +163,10 @@ def main() -> None:
             "readings_per_s": round(expected / drained),
             "hub_capacity_published_max": round(capacity),
             "drain_vs_capacity": round(drained / (expected / capacity), 2),
+            # What the hub committed while the drain was in full swing (from a quarter to three
+            # quarters of the readings stored): its capacity with the agents on the same cores.
+            "steady_readings_per_s": round(steady),
+            "drain_vs_steady": round(drained / (expected / steady), 2),
             "republished_batches": sum(r["republished_batches"] for r in reports.values()),
             "broker_dropped": "dropped" in broker.log_path.read_text(errors="replace").lower(),
             "budget_timeline": [
