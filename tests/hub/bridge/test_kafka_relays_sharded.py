@@ -86,17 +86,17 @@ async def test_three_relays_share_the_shards_and_survive_a_kill(
 
         relays = [_start_relay(config, log) for log in logs]
         try:
-            # Three relays, eight shards: each takes its share (at most three), together all.
+            # Three relays, eight shards: they settle at their shares (at most three each),
+            # together all. The first to start takes more, and hands the extras back once it
+            # counts the others (every 3 s).
             await _until(
                 lambda: (
                     sum(len(_active_shards(log)) for log in logs) == SHARDS
-                    and all(_active_shards(log) for log in logs)
+                    and all(1 <= len(_active_shards(log)) <= 3 for log in logs)
                 ),
                 90,
                 lambda: f"shards not shared:\n{tails()}",
             )
-            shares = [_active_shards(log) for log in logs]
-            assert all(len(s) <= 3 for s in shares), shares
             ingesting = asyncio.create_task(ingest())
             await asyncio.sleep(3)
             assert not ingesting.done(), "ingest finished before the kill"
