@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import asyncpg
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
@@ -117,3 +120,14 @@ def consume_all(
     finally:
         consumer.close()
     return out
+
+
+def start_relay(config: Path, log: Path) -> subprocess.Popen[bytes]:
+    """`millstream-hub kafka-relay --config CONFIG` as a subprocess, its output added to `log`."""
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-c", "from hub.cli import main; main()", "kafka-relay",
+             "--config", str(config)],
+            stdout=out,
+            stderr=out,
+        )  # fmt: skip

@@ -7,15 +7,13 @@ import asyncio
 import itertools
 import json
 import signal
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
 import yaml
-from bridgetest import batch, consume_all, kafka_config, outbox_storage, unique, write
+from bridgetest import batch, consume_all, kafka_config, outbox_storage, start_relay, unique, write
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.admin._config import ConfigResource
@@ -32,16 +30,6 @@ TOTAL = BATCHES * PER_BATCH
 RELAYING = 20  # batches ingested before ingest waits for the relay to be relaying
 KILL_AFTER = 30  # batches ingested when the node is killed
 RIDE_OUT = 5  # batches ingested after the kill that must reach Kafka while the node is down
-
-
-def _start_relay(config: Path, log: Path) -> subprocess.Popen[bytes]:
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            [sys.executable, "-c", "from hub.cli import main; main()", "kafka-relay",
-             "--config", str(config)],
-            stdout=out,
-            stderr=out,
-        )  # fmt: skip
 
 
 def _text(log: Path) -> str:
@@ -187,7 +175,7 @@ async def test_read_committed_sees_every_reading_once_when_the_coordinator_node_
                 await asyncio.sleep(0.2)
 
         tail = _Tail(cluster.bootstrap, cfg.telemetry_topic)
-        relay = _start_relay(config, log)
+        relay = start_relay(config, log)
         ingesting = asyncio.create_task(ingest(), name="ingest")
         try:
             # Kill only a relay that is relaying (start-up on a busy machine takes seconds).

@@ -6,15 +6,22 @@ import asyncio
 import json
 import random
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from bridgetest import batch, consume_all, kafka_config, outbox_storage, pg_value, unique, write
+from bridgetest import (
+    batch,
+    consume_all,
+    kafka_config,
+    outbox_storage,
+    pg_value,
+    start_relay,
+    unique,
+    write,
+)
 
 from hub.bridge.kafka import create_topics
 
@@ -22,16 +29,6 @@ MACHINES = 10
 BATCHES = 100
 PER_BATCH = 1_000  # 2 tags × 500
 TOTAL = BATCHES * PER_BATCH
-
-
-def _start_relay(config: Path, log: Path) -> subprocess.Popen[bytes]:
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            [sys.executable, "-c", "from hub.cli import main; main()", "kafka-relay",
-             "--config", str(config)],
-            stdout=out,
-            stderr=out,
-        )  # fmt: skip
 
 
 def _text(log: Path) -> str:
@@ -83,7 +80,7 @@ async def test_read_committed_consumer_sees_every_reading_once_across_sigkills(
                 await asyncio.sleep(0.15)
 
         ingesting = asyncio.create_task(ingest())
-        relay = _start_relay(config, log)
+        relay = start_relay(config, log)
         kills = 0
         try:
             for n in range(1, 4):
@@ -95,7 +92,7 @@ async def test_read_committed_consumer_sees_every_reading_once_across_sigkills(
                 relay.send_signal(signal.SIGKILL)
                 await asyncio.to_thread(relay.wait)
                 kills += 1
-                relay = _start_relay(config, log)
+                relay = start_relay(config, log)
             await ingesting
             await _drained(pg_dsn)
             relay.send_signal(signal.SIGTERM)

@@ -18,7 +18,16 @@ from typing import Any
 
 import pytest
 import yaml
-from bridgetest import batch, consume_all, kafka_config, outbox_storage, pg_value, unique, write
+from bridgetest import (
+    batch,
+    consume_all,
+    kafka_config,
+    outbox_storage,
+    pg_value,
+    start_relay,
+    unique,
+    write,
+)
 
 from hub.bridge.kafka import create_topics
 from tests.harness.hubproc import hub_cli
@@ -27,16 +36,6 @@ MACHINES = 12
 BATCHES = 120
 PER_BATCH = 200  # 2 tags × 100
 SHARDS = 8
-
-
-def _start_relay(config: Path, log: Path) -> subprocess.Popen[bytes]:
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            [sys.executable, "-c", "from hub.cli import main; main()", "kafka-relay",
-             "--config", str(config)],
-            stdout=out,
-            stderr=out,
-        )  # fmt: skip
 
 
 def _active_shards(log: Path) -> set[int]:
@@ -84,7 +83,7 @@ async def test_three_relays_share_the_shards_and_survive_a_kill(
                 await write(storage, batch(site, f"m{m}", "ag", seq, start, 100, ("a", "b")))
                 await asyncio.sleep(0.08)
 
-        relays = [_start_relay(config, log) for log in logs]
+        relays = [start_relay(config, log) for log in logs]
         try:
             # Three relays, eight shards: they settle at their shares (at most three each),
             # together all. The first to start takes more, and hands the extras back once it
