@@ -251,4 +251,5 @@ def _agent(msg: Incoming) -> CommandResultUpdate | AgentStatusUpdate:
             for machine, device in a.devices.items()
             for first, last, n in device.drops
         ),
+        live_rate=max(0.0, (a.publish_rate or 0.0) - (a.drain_rate or 0.0)),
     )

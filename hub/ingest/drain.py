@@ -30,11 +30,16 @@ PUBLISH_S = 0.5  # how often the budget is recomputed and, when it moved, republ
 # batch between receipts).
 DRAINING_READINGS = 2_000
 AGENT_FRESH_S = 120.0  # an agent's last status counts this long (it reports every 10 s)
-HEADROOM = 0.9  # the share of capacity backlogs may take: live readings keep the rest
+# Backlogs may take the capacity less what live readings use (measured, with a margin), less a
+# twentieth for the estimate's noise — and never less than half of it.
+HEADROOM = 0.95
+LIVE_MARGIN = 1.25
+MIN_SHARE = 0.5
 FLOOR_RPS = 10_000.0  # until anything is measured
 # The estimate at most doubles per update: a tiny sample misleads, and an overshoot costs only
 # the queue the broker holds until the next update (the window fills; throughput then rules).
 MAX_STEP = 2.0
+MIN_BUSY_S = 0.2  # a saturated hub's commits measured over less than this say too little
 
 
 class DrainEstimator:
@@ -45,7 +50,8 @@ class DrainEstimator:
         self._window = window_s
         self._commits: deque[tuple[float, float, int]] = deque()  # (start, end, readings)
         self._full: deque[tuple[float, bool]] = deque()  # (when, window full)
-        self._agents: dict[str, tuple[int, float]] = {}  # id → (unsent readings, when seen)
+        # id → (unsent readings, when seen, live readings/s)
+        self._agents: dict[str, tuple[int, float, float]] = {}
         self.capacity = floor_rps
 
     def committed(self, start: float, end: float, readings: int) -> None:
@@ -56,13 +62,19 @@ class DrainEstimator:
         """Whether ingest's in-memory window is full now (the broker is holding back)."""
         self._full.append((now, window_full))
 
-    def agent(self, agent_id: str, unsent: int, now: float) -> None:
-        """An agent's status: `unsent` readings in its buffer."""
-        self._agents[agent_id] = (unsent, now)
+    def agent(self, agent_id: str, unsent: int, now: float, live_rate: float = 0.0) -> None:
+        """An agent's status: `unsent` readings in its buffer, `live_rate` readings/s it
+        publishes live."""
+        self._agents[agent_id] = (unsent, now, live_rate)
+
+    def live_rate(self, now: float) -> float:
+        """Readings/s the agents heard from lately publish live. All of it, though with several
+        instances each commits a share: erring towards room for live readings."""
+        return sum(r for _, seen, r in self._agents.values() if now - seen <= AGENT_FRESH_S)
 
     def draining(self, now: float) -> tuple[int, int]:
         """(agents with a backlog, agents heard from lately)."""
-        fresh = [n for n, seen in self._agents.values() if now - seen <= AGENT_FRESH_S]
+        fresh = [n for n, seen, _ in self._agents.values() if now - seen <= AGENT_FRESH_S]
         return sum(n > DRAINING_READINGS for n in fresh), len(fresh)
 
     def update(self, now: float) -> float:
@@ -73,14 +85,16 @@ class DrainEstimator:
         while self._full and self._full[0][0] < since:
             self._full.popleft()
         recent = now - RECENT_S
-        full = [f for t, f in self._full if t >= recent]
-        if full and sum(full) >= len(full) / 2:
-            # Saturated: what it commits is what it can. Over the last seconds only: the window
-            # may reach back to before the drain began.
-            last = [(s, n) for s, e, n in self._commits if e >= recent]
-            if last:
-                span = max(0.25, now - max(recent, min(s for s, _ in last)))
-                self.capacity = max(self._floor, sum(n for _, n in last) / span)
+        full = [(t, f) for t, f in self._full if t >= recent]
+        if full and sum(f for _, f in full) >= len(full) / 2:
+            # Saturated: what it commits is what it can — measured only since it became
+            # saturated: before, it committed what came, and a drain's first second would drag
+            # the figure down for the next two.
+            since_full = next(t for t, f in full if f)
+            last = [(s, e, n) for s, e, n in self._commits if s >= since_full]
+            busy = _union(((s, e) for s, e, _ in last), now)
+            if busy >= MIN_BUSY_S:
+                self.capacity = max(self._floor, sum(n for _, _, n in last) / busy)
             return self.capacity
         if not self._commits:
             return self.capacity  # nothing to learn from: keep what was measured
@@ -92,10 +106,15 @@ class DrainEstimator:
         return self.capacity
 
     def budget(self, now: float, ts_ms: int) -> wire.DrainBudget:
-        """What each draining agent may send: the capacity's headroom shared among them (among
-        every agent heard from while none reports a backlog yet, as right after an outage)."""
+        """What each draining agent may send: what live readings leave of the capacity, shared
+        among them (among every agent heard from while none reports a backlog yet, as right
+        after an outage)."""
         draining, known = self.draining(now)
-        share = HEADROOM * self.capacity / max(1, draining or known)
+        backlogs = max(
+            MIN_SHARE * self.capacity,
+            HEADROOM * self.capacity - LIVE_MARGIN * self.live_rate(now),
+        )
+        share = backlogs / max(1, draining or known)
         return wire.DrainBudget(share, self.capacity, draining, ts_ms)
 
 

@@ -426,7 +426,9 @@ class IngestPipeline:
                 now = time.monotonic()
                 for part in done:
                     if isinstance(part, AgentStatusUpdate):
-                        self._drain.agent(part.agent_id, part.buffer_depth or 0, now)
+                        self._drain.agent(
+                            part.agent_id, part.buffer_depth or 0, now, part.live_rate
+                        )
 
     def _traced(self, committed: list[_Item]) -> None:
         """Emit the spans of acknowledged messages (hub/ingest/tracing.py)."""

@@ -205,6 +205,8 @@ class AgentStatusUpdate:
     devices: Sequence[str] = ()
     # (machine, first ts, last ts, readings) its buffer dropped: outages of kind `drop`.
     drop_spans: Sequence[tuple[str, int, int, int]] = ()
+    # Readings/s it publishes live (its publish rate less its backlog's), when it says.
+    live_rate: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,9 @@ from hub.ingest.drain import (
     DRAINING_READINGS,
     FLOOR_RPS,
     HEADROOM,
+    LIVE_MARGIN,
     MAX_STEP,
+    MIN_SHARE,
     DrainEstimator,
 )
 
@@ -65,3 +67,30 @@ def test_the_budget_is_shared_among_the_agents_with_a_backlog() -> None:
     assert budget.per_agent == pytest.approx(HEADROOM * 100_000 / 2)
     # An agent not heard from for minutes no longer counts.
     assert est.budget(300.0, 3).draining == 0
+
+
+def test_a_saturated_hub_is_measured_from_when_it_became_saturated() -> None:
+    est = DrainEstimator()
+    # A drain's first second: small commits as the agents reconnect (10,000 in 1 s) …
+    for i in range(10):
+        est.committed(97.0 + i * 0.1, 97.0 + i * 0.1 + 0.02, 1_000)
+        est.sample(97.0 + i * 0.1, window_full=False)
+    # … then the window is full and commits run back to back at 150,000/s for a second.
+    for i in range(10):
+        est.committed(98.0 + i * 0.1, 98.1 + i * 0.1, 15_000)
+        est.sample(98.0 + i * 0.1, window_full=True)
+    # Its first second would have dragged a throughput over the last 2 s down to 80,000/s.
+    assert est.update(99.0) == pytest.approx(150_000, rel=0.05)
+
+
+def test_live_readings_keep_their_room_and_backlogs_share_the_rest() -> None:
+    est = DrainEstimator()
+    est.capacity = 100_000.0
+    est.agent("a0", 10 * DRAINING_READINGS, 50.0, live_rate=10_000.0)
+    est.agent("a1", 10 * DRAINING_READINGS, 50.0, live_rate=10_000.0)
+    budget = est.budget(51.0, 1)
+    expected = (HEADROOM * 100_000 - LIVE_MARGIN * 20_000) / 2
+    assert budget.per_agent == pytest.approx(expected)
+    # However much is live, backlogs are never starved below half of the capacity.
+    est.agent("a1", 10 * DRAINING_READINGS, 51.0, live_rate=90_000.0)
+    assert est.budget(52.0, 2).per_agent == pytest.approx(MIN_SHARE * 100_000 / 2)
