@@ -20,6 +20,11 @@ __all__ = ["Buffer", "BufferStats"]
 
 T = TypeVar("T")
 
+# Readings handed to the writer and not yet written above which acquisition waits. Each is
+# latency at overload (at ~150,000 readings/s, 100,000 queued were 0.7 s of p99), and 20 chunks
+# of a full batch keep the writer as busy as 100 did.
+QUEUE_HIGH = 20_000
+
 
 @dataclass(frozen=True, slots=True)
 class BufferStats:
@@ -51,7 +56,7 @@ class Buffer:
         encoder: Encoder | None = None,
         clock: Callable[[], float] = time.time,
         live_capacity: int = 10_000,
-        queue_high: int = 100_000,
+        queue_high: int = QUEUE_HIGH,
         reserve_bytes: int = 0,
         tracing: BatchTracing | None = None,
     ) -> None:
@@ -200,7 +205,10 @@ class Buffer:
     async def claim_live(self, refs: list[ChunkRef], max_batch: int) -> list[Batch]:
         """Give `refs` their seqs (merged per device up to `max_batch`)."""
         now_ms = int(self._clock() * 1000)
-        return await self.call(lambda db: db.claim_ids(refs, max_batch, now_ms))
+        # Ahead of the queued appends, like a receipt: these chunks are committed, and under
+        # load a claim behind the queue waited as long as the queue is (writer.py).
+        fut = self.writer.submit_urgent(lambda db: db.claim_ids(refs, max_batch, now_ms))
+        return await asyncio.wrap_future(fut)
 
     async def claim_backlog(self, max_batch: int, limit: int = 1) -> list[Batch]:
         """Claim the oldest unclaimed chunks as up to `limit` batches."""
