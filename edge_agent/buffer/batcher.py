@@ -29,10 +29,14 @@ class Batcher:
         """Add readings for `device`; return the groups that became full."""
         out: list[list[Reading]] = []
         pending = self._pending.get(device)
-        for reading in readings:
+        # By slices, not a step per reading: a poll's readings fill a group at a time.
+        i, n = 0, len(readings)
+        while i < n:
             if pending is None:
                 pending = self._pending[device] = _Pending(now)
-            pending.readings.append(reading)
+            room = self.max_batch - len(pending.readings)
+            pending.readings.extend(readings[i : i + room])
+            i += room
             if len(pending.readings) >= self.max_batch:
                 out.append(pending.readings)
                 del self._pending[device]

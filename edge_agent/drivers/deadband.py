@@ -5,12 +5,14 @@ Pure."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from operator import itemgetter
 
 from edge_agent.drivers.base import Sample, Value
 
 __all__ = ["DeadbandFilter", "exceeds_deadband"]
 
 _NEVER = 1 << 62
+_value = itemgetter(2)  # Sample.value
 
 
 def exceeds_deadband(last: Value, value: Value, deadband: float | None) -> bool:
@@ -59,6 +61,8 @@ class DeadbandFilter:
             return [s for s in samples if self.admit(s)]
         # No deadband: every value is reported (heartbeats are moot), so only "still no value"
         # needs the memory: a value forgets the tag's last sample, a missing one is judged.
+        if not self._last and None not in map(_value, samples):
+            return samples  # the common poll: nothing to judge or forget (searched in C)
         out = []
         last = self._last
         for s in samples:

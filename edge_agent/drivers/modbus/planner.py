@@ -41,6 +41,12 @@ class ReadRequest:
     points: tuple[ModbusPoint, ...]
     # (start, stop) of each point in the response, computed once rather than on every poll.
     slices: tuple[tuple[int, int], ...] = field(init=False, repr=False, compare=False)
+    # When every point is an unscaled uint16 of one register in word order: their names and
+    # where each sits in the response. Such a register *is* the value, so a poll makes its
+    # samples without decoding each (the commonest request; the driver's hot path).
+    plain: tuple[tuple[str, ...], tuple[int, ...]] | None = field(
+        init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         slices = []
@@ -48,6 +54,14 @@ class ReadRequest:
             start = p.address - self.address
             slices.append((start, start + point_span(p)))
         object.__setattr__(self, "slices", tuple(slices))
+        plain = all(map(_plain_register, self.points)) and bool(self.points)
+        object.__setattr__(
+            self,
+            "plain",
+            (tuple(p.name for p in self.points), tuple(start for start, _ in slices))
+            if plain
+            else None,
+        )
 
     @property
     def end(self) -> int:
@@ -87,6 +101,19 @@ class Learned:
 def point_span(point: ModbusPoint) -> int:
     """Registers (or bits) a point occupies."""
     return register_count(point.type, point.length)
+
+
+def _plain_register(point: ModbusPoint) -> bool:
+    """Whether the register holding `point` is its value as it stands (see `ReadRequest.plain`)."""
+    return (
+        point.type == "uint16"
+        and point.table in ("holding", "input")
+        and point.bit is None
+        # A 16-bit value honours only the byte swap (codec.py).
+        and point.order in ("ABCD", "CDAB")
+        and point.scale == 1.0
+        and point.offset == 0.0
+    )
 
 
 def _limit(table: Table, max_registers: int, max_bits: int) -> int:
