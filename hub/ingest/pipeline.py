@@ -338,15 +338,13 @@ class IngestPipeline:
                         await self._wake.wait()
                 except TimeoutError:
                     break
-            # Everything received by the deadline belongs in this batch: wait for its validation
-            # (workers finish in any order; commits and PUBACKs stay in receive order).
-            pending = [
-                i.parsing
-                for i in itertools.islice(self._items, self._max_messages)
-                if not i.parsed and i.parsing is not None
-            ]
-            if pending:
-                await asyncio.wait(pending)
+            # Everything received by the deadline belongs in this batch, up to a full one: wait
+            # for its validation (workers finish in any order; commits and PUBACKs stay in
+            # receive order) — and no further: waiting for the whole window's validation
+            # would leave the commit slots idle while the workers catch up, then both busy
+            # while the workers idle.
+            while pending := self._validating_head():
+                await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
             # While both commit slots are busy, messages keep arriving and the next batch grows.
             await self._slots.acquire()
             items = self._take()
@@ -355,6 +353,19 @@ class IngestPipeline:
                 continue
             self._inflight.append(tg.create_task(self._commit(items), name="ingest-commit"))
             self._landed.set()
+
+    def _validating_head(self) -> list[asyncio.Future[Classified | None]]:
+        """Validations still running among the messages the next commit takes."""
+        pending = []
+        readings = 0
+        for item in itertools.islice(self._items, self._max_messages):
+            if item.parsed:
+                readings += _readings(item.result)
+                if readings >= self._max_readings:
+                    break
+            elif item.parsing is not None:
+                pending.append(item.parsing)
+        return pending
 
     def _take(self) -> list[_Item]:
         taken: list[_Item] = []
