@@ -9,10 +9,13 @@ once it is older than its tag's `max_interval` (pure: `now_ms` passed in).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from operator import itemgetter
 
 from edge_agent.drivers.base import Sample
 
 __all__ = ["Heartbeat"]
+
+_tag_of = itemgetter(0)  # Sample.tag
 
 
 @dataclass(slots=True)
@@ -24,9 +27,15 @@ class Heartbeat:
 
     def seen(self, samples: list[Sample]) -> None:
         """Remember what was delivered."""
-        for sample in samples:
-            if sample.tag in self.intervals:
-                self._last[sample.tag] = sample
+        # In C: a publish response brings thousands of samples, nearly always all of tags with
+        # a heartbeat (subscribed ones), newest last.
+        newest = dict(zip(map(_tag_of, samples), samples, strict=True))
+        if newest.keys() <= self.intervals.keys():
+            self._last.update(newest)
+            return
+        for tag, sample in newest.items():
+            if tag in self.intervals:
+                self._last[tag] = sample
 
     def due(self, now_ms: int) -> list[Sample]:
         """The samples to re-send now: last value and quality, stamped `now_ms`."""

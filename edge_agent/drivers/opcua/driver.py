@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -32,9 +33,17 @@ from edge_agent.drivers.writes import check_write, no_such_tag
 from edge_agent.errors import DeviceUnavailable, WriteRefused
 from millstream_common.backoff import Backoff, device_backoff
 
-__all__ = ["DriverStats", "OpcuaDriver"]
+__all__ = ["MAX_AGE_S", "QUEUE_SAMPLES", "DriverStats", "OpcuaDriver"]
 
 _log = logging.getLogger(__name__)
+
+# Samples pushed by the server but not yet taken by the agent's buffer, per device. A bound in
+# samples (about 5 MB), not in publish responses: 10,000 responses of 1,000 items were 10
+# million samples and minutes of latency behind a buffer that could not keep up (issue 28).
+QUEUE_SAMPLES = 50_000
+# A sample waiting longer than this is dropped (the oldest first) while newer ones wait: an
+# overloaded agent delivers fresh values late by at most this, rather than stale ones later.
+MAX_AGE_S = 0.5
 
 
 @dataclass(slots=True)
@@ -60,7 +69,8 @@ class OpcuaDriver:
         options: SessionOptions,
         *,
         backoff: Backoff | None = None,
-        queue_batches: int = 10_000,
+        queue_samples: int = QUEUE_SAMPLES,
+        max_age_s: float = MAX_AGE_S,
         clock: Callable[[], float] = time.time,
         methods: Sequence[OpcuaMethod] = (),
         events: OpcuaEvents | None = None,
@@ -81,8 +91,13 @@ class OpcuaDriver:
         # Replaced by the runtime's (`report_to`); this one serves `probe` and tests.
         self.health = DeviceHealth(device, self.offline_after_s)
         self._backoff = backoff or device_backoff()
-        # Batches, not samples: one publish response is one queue item (cheap at 20k values/s).
-        self._queue: asyncio.Queue[list[Sample]] = asyncio.Queue(maxsize=queue_batches)
+        # (time received, samples) per publish response or poll; bounded by `queue_samples`
+        # and `max_age_s` (`_put`, `batches`), dropping the oldest first.
+        self._pending: deque[tuple[float, list[Sample]]] = deque()
+        self._pending_samples = 0
+        self._ready = asyncio.Event()
+        self.queue_samples = queue_samples
+        self.max_age_s = max_age_s
         self._session: OpcuaSession | None = None
         self._supervisor: asyncio.Task[None] | None = None
         # Polled tags are read every interval anyway; subscribed ones send only changes.
@@ -244,11 +259,21 @@ class OpcuaDriver:
                 yield sample
 
     async def batches(self) -> AsyncIterator[list[Sample]]:
-        """Like `subscribe()`, one list per publish response or poll: cheaper for a writer."""
+        """Like `subscribe()`, one list per publish response or poll: cheaper for a writer.
+        After `close()`, what was received before it, then the end."""
+        pending = self._pending
         while True:
-            batch = await self._queue.get()
-            if not batch and self._closed:
-                return  # the wake-up `close()` sends; sessions never deliver empty lists
+            while not pending:
+                if self._closed:
+                    return
+                self._ready.clear()
+                await self._ready.wait()
+            received, batch = pending.popleft()
+            self._pending_samples -= len(batch)
+            if pending and not self._closed and self._clock() - received > self.max_age_s:
+                # Behind: newer samples wait, and this one is stale (a stop drains everything).
+                self._count_kept(0, len(batch))
+                continue
             yield batch
 
     async def close(self) -> None:
@@ -263,7 +288,7 @@ class OpcuaDriver:
         session, self._session = self._session, None
         if session is not None:
             await session.aclose()
-        self._deliver([])
+        self._ready.set()  # a consumer waiting in batches() sees the end
 
     # -- internals ---------------------------------------------------------------------------
 
@@ -365,14 +390,16 @@ class OpcuaDriver:
         self._put(samples)
 
     def _put(self, samples: list[Sample]) -> None:
+        pending = self._pending
+        pending.append((self._clock(), samples))
+        self._pending_samples += len(samples)
         dropped = 0
-        try:
-            self._queue.put_nowait(samples)
-        except asyncio.QueueFull:
-            # The consumer is stuck; newest data is worth more than a backlog of stale values.
-            with contextlib.suppress(asyncio.QueueEmpty):
-                dropped = len(self._queue.get_nowait())
-            self._queue.put_nowait(samples)
+        # The consumer is behind: newest data is worth more than a backlog of stale values.
+        while self._pending_samples > self.queue_samples and len(pending) > 1:
+            _received, old = pending.popleft()
+            self._pending_samples -= len(old)
+            dropped += len(old)
+        self._ready.set()
         self._count_kept(len(samples), dropped)
 
     def _count_kept(self, received: int, dropped: int) -> None:

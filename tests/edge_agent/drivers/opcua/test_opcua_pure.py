@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import math
 from pathlib import Path
@@ -211,10 +212,12 @@ async def test_a_subscription_the_agent_cannot_keep_up_with_is_reported_not_sile
         OpcuaEndpoint("opc.tcp://127.0.0.1:4840"),
         [],
         SessionOptions(state_dir=tmp_path),
-        queue_batches=2,
+        queue_samples=20,
+        max_age_s=1e9,
         clock=lambda: now[0],
     )
     batch = [Sample("t", 1, 1.0, "good")] * 10
+    taken = driver.batches()
     for _ in range(10):  # nobody takes batches: 8 of the 10 pushed are dropped
         driver._put(batch)
     now[0] += SCHEDULE_WINDOW_S
@@ -224,8 +227,51 @@ async def test_a_subscription_the_agent_cannot_keep_up_with_is_reported_not_sile
     assert "keeps only 18 % of what the OPC-UA server sends" in caplog.text
     # Taken as fast as pushed again: back to all, and said so.
     for _ in range(20):
-        driver._queue.get_nowait()
+        await anext(taken)
         driver._put(batch)
         now[0] += SCHEDULE_WINDOW_S / 10
     assert driver.health.schedule == 1.0
     assert "keeping up with its subscription again" in caplog.text
+
+
+async def test_an_agent_behind_its_subscription_delivers_fresh_values_late_by_at_most_max_age(
+    tmp_path: Path,
+) -> None:
+    """Issue 28: no unbounded queue between the subscription and the buffer. A consumer that
+    falls behind gets the newest samples, none older than `max_age_s` while newer ones wait,
+    and never more than `queue_samples` are held; a stop hands over everything held."""
+    from edge_agent.drivers.base import Sample  # noqa: PLC0415
+    from edge_agent.drivers.opcua.driver import OpcuaDriver  # noqa: PLC0415
+    from edge_agent.drivers.opcua.points import OpcuaEndpoint  # noqa: PLC0415
+    from edge_agent.drivers.opcua.session import SessionOptions  # noqa: PLC0415
+
+    now = [1000.0]
+    driver = OpcuaDriver(
+        "oven-01",
+        OpcuaEndpoint("opc.tcp://127.0.0.1:4840"),
+        [],
+        SessionOptions(state_dir=tmp_path),
+        queue_samples=1000,
+        max_age_s=0.6,
+        clock=lambda: now[0],
+    )
+    taken = driver.batches()
+    for tick in range(8):  # one response per 0.25 s; the consumer takes none for 2 s
+        driver._put([Sample("t", tick, float(tick), "good")] * 10)
+        now[0] += 0.25
+    # Older than 0.6 s while newer ones wait: dropped. The newest two are taken.
+    async with asyncio.timeout(5):
+        got = [(await anext(taken))[0].ts for _ in range(2)]
+    assert got == [6, 7]
+    assert driver.stats.dropped_samples == 60
+    # The memory bound: never more than queue_samples held, the oldest going first.
+    for tick in range(300):
+        driver._put([Sample("t", tick, 1.0, "good")] * 10)
+    assert driver._pending_samples == 1000
+    assert driver.stats.dropped_samples == 60 + 2000
+    # A stop hands over everything held, however old.
+    now[0] += 60
+    await driver.close()
+    async with asyncio.timeout(5):
+        rest = [batch async for batch in taken]
+    assert [b[0].ts for b in rest] == list(range(200, 300))
