@@ -79,6 +79,9 @@ class Publisher:
         self._warned_undigested = False
         # The hub instances' drain budgets (topic → readings/s for us), docs/agent.md.
         self._budgets: dict[str, float] = {}
+        # Backlog batches sent and not receipted yet: seq → (readings, when sent).
+        self._ahead: dict[int, tuple[int, float]] = {}
+        self._receipted = asyncio.Event()
 
     # -- public ------------------------------------------------------------------------------
     def set_status(self, payload: bytes) -> None:
@@ -193,6 +196,7 @@ class Publisher:
             self._note_error(f"connection lost: {group.exceptions[0]}")
         finally:
             self.stats.connected = False
+            self._ahead.clear()  # receipts of this session's batches may never come
             # Sent but never PUBACKed in this session: send again first thing next session.
             lost = list(self._unacked)
             self._unacked.clear()
@@ -299,6 +303,10 @@ class Publisher:
         self.stats.last_receipt_at = self._clock()
         if self.tracing is not None:
             self.tracing.confirmed([seq for seq, _digest in batches])
+        if self._ahead:
+            for seq, _digest in batches:
+                self._ahead.pop(seq, None)
+            self._receipted.set()
         # With the disk full, deleting needs room too: the batches are sent again and
         # receipted again.
         with contextlib.suppress(DiskFull):
@@ -404,9 +412,28 @@ class Publisher:
                 if republish:
                     self.stats.republished_batches += 1
                 await self._pace(bucket, batch.n)
+                if s.receipts:
+                    await self._room_ahead(batch.n)
+                    self._ahead[batch.seq] = (batch.n, self._clock())
                 await self._backlog_window.acquire()
                 await self._window.acquire()
                 self._send(client, tg, batch, live=False)
+
+    async def _room_ahead(self, n: int) -> None:
+        """Wait until `n` more backlog readings fit `backlog_ahead_s` of the pace unreceipted."""
+        while self._ahead:
+            now = self._clock()
+            # One whose receipt is overdue is sent again by `due` (and counted again then).
+            for seq in [q for q, (_, sent) in self._ahead.items()
+                        if now - sent > self.settings.receipt_timeout]:  # fmt: skip
+                del self._ahead[seq]
+            ahead = sum(k for k, _ in self._ahead.values())
+            if not ahead or ahead + n <= self.backlog_rate() * self.settings.backlog_ahead_s:
+                return
+            self._receipted.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(1.0):
+                    await self._receipted.wait()
 
     async def _pace(self, bucket: TokenBucket, n: int) -> None:
         """Wait until `n` more readings fit the backlog's pace. In short steps, each at the pace

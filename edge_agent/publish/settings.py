@@ -32,6 +32,10 @@ class PublisherSettings:
     receipt_timeout: float = 30.0
     max_batch: int = 1000
     backlog_rate: float = 200_000.0
+    # The backlog keeps at most this many seconds of its pace sent and not yet receipted (and
+    # at least one batch): however wrong a hub's drain budget, the fleet's backlogs then queue
+    # for the hub a few seconds' worth, never the receipt timeout's, so none is sent twice.
+    backlog_ahead_s: float = 5.0
     reconnect_min: float = 1.0
     reconnect_max: float = 60.0
     connect_timeout: float = 10.0

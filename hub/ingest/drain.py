@@ -39,7 +39,8 @@ FLOOR_RPS = 10_000.0  # until anything is measured
 # The estimate at most doubles per update: a tiny sample misleads, and an overshoot costs only
 # the queue the broker holds until the next update (the window fills; throughput then rules).
 MAX_STEP = 2.0
-MIN_BUSY_S = 0.2  # a saturated hub's commits measured over less than this say too little
+PROBE_STEP = 1.1  # … and by a tenth within 10 s of a measurement at saturation
+MIN_SATURATED_S = 0.4  # a saturated hub measured over less than this says too little
 
 
 class DrainEstimator:
@@ -53,6 +54,7 @@ class DrainEstimator:
         # id → (unsent readings, when seen, live readings/s)
         self._agents: dict[str, tuple[int, float, float]] = {}
         self.capacity = floor_rps
+        self._saturated_at = float("-inf")  # when saturation last measured the capacity
 
     def committed(self, start: float, end: float, readings: int) -> None:
         """A transaction committed `readings` between `start` and `end` (monotonic seconds)."""
@@ -87,14 +89,15 @@ class DrainEstimator:
         recent = now - RECENT_S
         full = [(t, f) for t, f in self._full if t >= recent]
         if full and sum(f for _, f in full) >= len(full) / 2:
-            # Saturated: what it commits is what it can — measured only since it became
-            # saturated: before, it committed what came, and a drain's first second would drag
-            # the figure down for the next two.
+            # Saturated: what it commits per second is what it can — per second of the clock,
+            # not of commit time (validation may be what holds it back, between commits), and
+            # only since it became saturated: before, it committed what came, and a drain's
+            # first second would drag the figure down for the next two.
             since_full = next(t for t, f in full if f)
-            last = [(s, e, n) for s, e, n in self._commits if s >= since_full]
-            busy = _union(((s, e) for s, e, _ in last), now)
-            if busy >= MIN_BUSY_S:
-                self.capacity = max(self._floor, sum(n for _, _, n in last) / busy)
+            if now - since_full >= MIN_SATURATED_S:
+                readings = sum(n for _, e, n in self._commits if e > since_full)
+                self.capacity = max(self._floor, readings / (now - since_full))
+                self._saturated_at = now
             return self.capacity
         if not self._commits:
             return self.capacity  # nothing to learn from: keep what was measured
@@ -102,7 +105,10 @@ class DrainEstimator:
         busy = _union(((max(s, since), e) for s, e, _ in self._commits), now)
         span = max(1e-3, now - max(since, self._commits[0][0]))
         measured = readings / span if busy >= 0.9 * span else readings / max(busy, 1e-3)
-        self.capacity = max(self._floor, min(measured, self.capacity * MAX_STEP))
+        # Above what saturation measured lately, only probe: commit time is what the estimate
+        # credits, and when validation rather than committing limits the hub it overstates.
+        step = PROBE_STEP if now - self._saturated_at < self._window else MAX_STEP
+        self.capacity = max(self._floor, min(measured, self.capacity * step))
         return self.capacity
 
     def budget(self, now: float, ts_ms: int) -> wire.DrainBudget:

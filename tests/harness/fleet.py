@@ -1,13 +1,14 @@
 """A fleet of lightweight agents in one process: each the agent's real buffer (SQLite, its writer
 thread) and real publisher (MQTT, receipts, backlog lane, drain budget), without drivers.
 
-Each agent's buffer is filled with `--minutes` of backlog first (10 tags at 1 Hz per machine);
+Each agent's buffer is filled with `--minutes` of backlog first (`--tags` tags at 1 Hz, 10 by
+default);
 once the file `--go` appears, every publisher connects at once — a fleet coming back after a
 central outage. Each reports its buffer depth in its status, as a real agent does. The process
 ends when every buffer is empty (or at `--timeout`) and writes a JSON report to `--report`.
 
     python -m tests.harness.fleet --broker mqtt://127.0.0.1:1883 --first 0 --agents 25 \
-        --minutes 10 --dir /tmp/fleet --go /tmp/fleet/go --report /tmp/fleet/r0.json
+        --minutes 10 [--tags 10] --dir /tmp/fleet --go /tmp/fleet/go --report /tmp/fleet/r0.json
 """
 
 from __future__ import annotations
@@ -34,14 +35,14 @@ def agent_id(n: int) -> str:
     return f"pc-{n:03d}"
 
 
-async def fill(buf: Buffer, machine: str, minutes: float, now_ms: int) -> int:
-    """`minutes` of readings of `machine` at 1 Hz per tag, ending now."""
+async def fill(buf: Buffer, machine: str, minutes: float, now_ms: int, tags: int = TAGS) -> int:
+    """`minutes` of readings of `machine`'s `tags` tags at 1 Hz, ending now."""
     seconds = int(minutes * 60)
     start = now_ms - seconds * 1000
     readings = [
         Reading(f"t{t}", start + s * 1000, float(s % 100))
         for s in range(seconds)
-        for t in range(TAGS)
+        for t in range(tags)
     ]
     for i in range(0, len(readings), 500):
         buf.append(machine, readings[i : i + 500])
@@ -68,7 +69,7 @@ async def run_agent(
     )
     path = Path(args.dir) / f"{name}.db"
     async with Buffer(path, bounds=Bounds(max_age=None), encoder=contract.encode_batch) as buf:
-        filled = await fill(buf, f"m{n:03d}", args.minutes, int(time.time() * 1000))
+        filled = await fill(buf, f"m{n:03d}", args.minutes, int(time.time() * 1000), args.tags)
         pub = Publisher(settings, buf, contract)
         filled_count.append(filled)
         await go.wait()
@@ -131,6 +132,7 @@ def main() -> None:
     ap.add_argument("--first", type=int, default=0)
     ap.add_argument("--agents", type=int, default=25)
     ap.add_argument("--minutes", type=float, default=10.0)
+    ap.add_argument("--tags", type=int, default=TAGS)
     ap.add_argument("--dir", required=True)
     ap.add_argument("--go", required=True)
     ap.add_argument("--report", required=True)

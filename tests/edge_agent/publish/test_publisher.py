@@ -201,3 +201,28 @@ async def test_retained_messages_on_connect_on_change_and_after_broker_restart(
         volatile_broker.kill()
         volatile_broker.start()
         await eventually(await holds(b"second"))
+
+
+async def test_the_backlog_keeps_a_few_seconds_of_its_pace_unreceipted(
+    broker: Broker, tmp_path: Path
+) -> None:
+    """A hub that receipts nothing (or far slower than its budget said) gets the backlog's
+    `backlog_ahead_s` of pace, not everything the pace allows: the rest waits in the buffer
+    instead of in the broker's queue, where it would outwait the receipt timeout."""
+    s = settings(
+        broker, backlog_rate=2_000.0, backlog_ahead_s=0.5, max_batch=100, receipt_timeout=4.0
+    )
+    path = tmp_path / "b.db"
+    contract = JsonContract("agent-1")
+    async with Buffer(path, bounds=Bounds(max_age=None), encoder=contract.encode_batch) as buf:
+        fill(buf, "m1", 0, 5_000, chunk=100)  # committed before connecting: backlog
+        await buf.flush()
+    async with Responder(broker) as hub:
+        hub.suppress = True
+        async with running(path, s) as (buf, _pub):
+            await hub.wait_for(lambda: hub.total() >= 1_000)
+            await asyncio.sleep(1.5)  # the pace alone would allow 3,000 more by now
+            assert hub.total() == 1_000  # 0.5 s of 2,000/s
+            hub.suppress = False
+            await wait_empty(buf)  # the first ones again after their timeout, then the rest
+            assert hub.readings["m1"] == {("t", ts) for ts in range(5_000)}
