@@ -244,15 +244,11 @@ def _plain_body(src: str, seq: int, readings: Sequence[ReadingLike]) -> str:
     for r in readings:
         v = r.v
         kind = type(v)
-        if kind is float:
-            text = float.__repr__(v)
-        elif kind is bool:
-            text = "true" if v else "false"
-        elif kind is int:
-            text = int.__repr__(v)
-        else:
-            text = dumps(v)
-        parts.append(f'{{"tag":"{r.tag}","ts":{r.ts},"v":{text},"q":"{r.q}"}}')
+        # An int or a float goes into the f-string as it is: its str() is what json writes
+        # (float.__repr__), and skipping a call per reading is a third of this loop's time.
+        if kind is not int and kind is not float:
+            v = ("true" if v else "false") if kind is bool else dumps(v)
+        parts.append(f'{{"tag":"{r.tag}","ts":{r.ts},"v":{v},"q":"{r.q}"}}')
     return f'{{"v":{VERSION},"src":"{src}","seq":{seq},"readings":[{",".join(parts)}]}}'
 
 

@@ -20,6 +20,7 @@ __all__ = ["PRODUCED_MINUTES", "Production"]
 PRODUCED_MINUTES = 10
 _MINUTE_MS = 60_000
 _ts, _q = itemgetter(1), itemgetter(3)  # Reading.ts, Reading.q
+_GOOD_ONLY = {"good"}
 
 
 @dataclass
@@ -38,16 +39,18 @@ class Production:
         self.skipped += skipped
         self._per_minute.add(len(readings), now)
         minutes = self._minutes
-        # A poll's readings share a timestamp or a few: counted per (ts, q) in C, then each
-        # distinct pair once, instead of a Python step per reading.
-        newest_good = None
-        for (ts, q), n in Counter(zip(map(_ts, readings), map(_q, readings), strict=True)).items():
+        # A poll's readings share a timestamp or a few: counted in C, then each distinct one
+        # taken once, instead of a Python step per reading.
+        stamps = Counter(map(_ts, readings))
+        for ts, n in stamps.items():
             start = ts - ts % _MINUTE_MS
             minutes[start] = minutes.get(start, 0) + n
-            if q == "good" and (newest_good is None or ts > newest_good):
-                newest_good = ts
-        if newest_good is not None:
-            self.last_good_ts = newest_good
+        if set(map(_q, readings)) == _GOOD_ONLY:  # the common poll
+            self.last_good_ts = max(stamps)
+        else:
+            good = [r.ts for r in readings if r.q == "good"]
+            if good:
+                self.last_good_ts = max(good)
         if len(minutes) > PRODUCED_MINUTES:
             for start in sorted(minutes)[:-PRODUCED_MINUTES]:
                 del minutes[start]
