@@ -16,6 +16,7 @@ Where the time goes is recorded per phase: hub and PostgreSQL CPU, WAL bytes per
 WAL fsyncs per second (pg_stat_wal).
 
     .venv/bin/python bench/hub_ingest.py [--batches 400] [--rate 50000] [--seconds 15]
+        [--alerts --out bench/results/hub_ingest_alerts.json]
 """
 
 from __future__ import annotations
@@ -49,6 +50,8 @@ RESULTS = Path(__file__).parent / "results" / "hub_ingest.json"
 READINGS_PER_BATCH = 1000
 MACHINES = 50
 TAGS = 20  # 50 machines x 20 tags = 1,000 series; one batch = one machine, 50 samples per tag
+# --alerts: the feed is written and evaluated; the rule watches every series and never fires.
+ALERTS = "alerts: {rules: [{name: never, kind: threshold, above: 1.0e12}]}\n"
 
 
 def now_ms() -> int:
@@ -183,6 +186,12 @@ def main() -> None:
     ap.add_argument("--flush-ms", type=int, default=50)
     ap.add_argument("--out", type=Path, default=RESULTS, help="where to write the JSON")
     ap.add_argument("--durable", action=argparse.BooleanOptionalAction, default=True)
+    ap.add_argument(
+        "--alerts",
+        action="store_true",
+        help="with an alerts: section (every ingest transaction writes the alert feed and the"
+        " hub runs the evaluator; one threshold rule that never fires)",
+    )
     args = ap.parse_args()
 
     broker, pg = Mosquitto(), Postgres(durable=args.durable)
@@ -199,7 +208,7 @@ def main() -> None:
             f"mqtt: {{url: '{broker.url}', client_id: bench-hub}}\n"
             f"storage: '{dsn}'\n"
             f"http: {{host: 127.0.0.1, port: {http_port}}}\n"
-            f"flush_ms: {args.flush_ms}\n"
+            f"flush_ms: {args.flush_ms}\n" + (ALERTS if args.alerts else "")
         )
         exe = [str(Path(sys.executable).with_name("millstream-hub"))]
         subprocess.run([*exe, "migrate", "--config", str(config)], check=True)
@@ -294,6 +303,7 @@ def main() -> None:
             "benchmark": "hub_ingest",
             "readings_per_batch": READINGS_PER_BATCH,
             "flush_ms": args.flush_ms,
+            "alerts": args.alerts,
             "saturation": {
                 "batches": args.batches,
                 "seconds": round(sat_seconds, 2),

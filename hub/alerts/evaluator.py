@@ -1,15 +1,15 @@
-"""The evaluator: one hub instance at a time runs the rules over the alert feed, in commit order.
+"""The evaluator: one hub instance at a time runs the rules over the alert feed, in order.
 
 Why one, and why the feed: the shared MQTT subscription splits a machine's batches across hub
 instances, so no instance sees a series whole, and an instance that dies takes what it had in
 memory with it. The feed (`hub.alerts.feed`) holds every committed reading (and machine event)
-once, in commit order, whichever instance stored it; the evaluator that holds the PostgreSQL
-advisory lock reads it like the Kafka relay reads its outbox, and the others stand by to take
-over.
+once, whichever instance stored it, in an order no later commit can precede; the evaluator that
+holds the PostgreSQL advisory lock reads it like the Kafka relays read their outbox shards, and
+the others stand by to take over.
 
-What survives a crash: every `CHECKPOINT_S` the engine's state is saved with the feed id it is
-valid at, and the feed up to there deleted. A new evaluator restores the checkpoint and replays
-the feed after it. Transitions are recorded as they happen, before the checkpoint, but the
+What survives a crash: every `CHECKPOINT_S` the engine's state is saved with the feed position
+it is valid at, and the feed up to there deleted. A new evaluator restores the checkpoint and
+replays the feed after it. Transitions are recorded as they happen, before the checkpoint, but the
 engine is deterministic and occurrence ids derive from the readings, so the replay records the
 same transitions, which are already there: nothing is missed, nothing recorded or notified
 twice (`hub.alerts.store.record`).
@@ -60,6 +60,7 @@ from hub.bridge.kafka.outbox import write_alerts
 from hub.errors import StorageUnavailable
 from hub.sql import Database, open_database
 from hub.sql.singleton import PG_ERRORS, connect, lead, wait, wait_any
+from hub.storage.snapshot_order import Position
 from millstream_common.backoff import Backoff
 
 __all__ = ["EVALUATOR_LOCK", "AlertEvaluator"]
@@ -101,7 +102,7 @@ class AlertEvaluator:
         self._clock = clock
         self._on_transitions = on_transitions
         self.state = "starting"
-        self.cursor: int | None = None
+        self.cursor: Position | None = None
         self.evaluated = 0
         self.rules = len(cfg.rules)
         self._failing = False
@@ -173,7 +174,7 @@ class AlertEvaluator:
         wake = asyncio.Event()
         await conn.add_listener(FEED_CHANNEL, lambda *_: wake.set())
         log.info(
-            "alert evaluator: active, %d rules, from feed id %d",
+            "alert evaluator: active, %d rules, from feed position %s",
             len(engine.rules) + len(engine.state_rules) + len(engine.event_rules),
             cp.cursor,
         )
@@ -187,7 +188,7 @@ class AlertEvaluator:
         conn: asyncpg.Connection,
         engine: Engine,
         *,
-        cursor: int,
+        cursor: Position,
         wake: asyncio.Event,
         stop: asyncio.Event,
         db: Database,
@@ -198,7 +199,7 @@ class AlertEvaluator:
         held: list[FeedRow] = []  # fetched, not yet old enough to evaluate (see _release)
         while not stop.is_set():
             wake.clear()
-            fetched = held[-1].id if held else cursor
+            fetched = held[-1].position if held else cursor
             async with asyncio.timeout(PG_TIMEOUT_S):
                 rows = await fetch_feed(conn, fetched, FEED_ROWS)
             held += rows
@@ -225,7 +226,7 @@ class AlertEvaluator:
                 if self._on_transitions is not None:
                     self._on_transitions(out)
             if release:
-                cursor = self.cursor = release[-1].id
+                cursor = self.cursor = release[-1].position
             if time.monotonic() - saved_at >= CHECKPOINT_S:
                 async with asyncio.timeout(PG_TIMEOUT_S):
                     await save_checkpoint(conn, Checkpoint(cursor, engine.export()), self._clock())

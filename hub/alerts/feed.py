@@ -3,9 +3,10 @@ ingest transaction.
 
 `write_feed` is a storage transaction hook, like the Kafka outbox's: one `alert_feed` row per
 telemetry batch holding the readings this transaction inserted, and one per events batch holding
-the events it inserted (a replay adds nothing), with ids handed out under an advisory lock held
-to commit, so id order is commit order and an evaluator reading `id > cursor` never skips a row
-that commits late. The evaluator sees a row only once its transaction has committed.
+the events it inserted (a replay adds nothing). Writers take no lock: each row carries its
+transaction's id, and the evaluator reads in (xid, id) order below the horizon of transactions
+still running (`hub.storage.snapshot_order`, as the Kafka relays read the outbox), so no row
+commits behind its position. The evaluator sees a row only once its transaction has committed.
 """
 
 from __future__ import annotations
@@ -19,10 +20,10 @@ from hub.alerts.engine import Event
 from hub.bridge.kafka.records import encode_event, encode_readings
 from hub.storage.committed import event_key, new_events, new_readings
 from hub.storage.model import WriteBatch, WriteResult
+from hub.storage.snapshot_order import Position, fetch_after
 
 __all__ = [
     "FEED_CHANNEL",
-    "FEED_LOCK",
     "KIND_EVENTS",
     "KIND_READINGS",
     "FeedRow",
@@ -32,7 +33,6 @@ __all__ = [
     "write_feed",
 ]
 
-FEED_LOCK = 0x6D73_000A  # advisory lock ids: "ms" + purpose (see hub/bridge/kafka/outbox.py)
 FEED_CHANNEL = "millstream_alert_feed"
 KIND_READINGS = 0
 KIND_EVENTS = 1
@@ -65,7 +65,6 @@ async def write_feed(conn: asyncpg.Connection, batch: WriteBatch, result: WriteR
             rows.append((KIND_EVENTS, b.site, b.line, b.machine, len(lines), "\n".join(lines)))
     if not rows:
         return
-    await conn.execute("SELECT pg_advisory_xact_lock($1)", FEED_LOCK)
     await conn.execute(_INSERT, *(list(col) for col in zip(*rows, strict=True)))
     await conn.execute("SELECT pg_notify($1, '')", FEED_CHANNEL)
 
@@ -81,6 +80,12 @@ class FeedRow:
     machine: str
     body: str
     kind: int = KIND_READINGS
+    xid: int = 0  # the writing transaction's id (PostgreSQL): with `id`, the row's place
+
+    @property
+    def position(self) -> Position:
+        """Where a reader stands once it has read this row."""
+        return (self.xid, self.id)
 
 
 def decode_body(body: str) -> list[tuple[str, int, float | int | bool | str, str]]:
@@ -101,12 +106,9 @@ def decode_events(body: str) -> list[Event]:
     return out
 
 
-async def fetch_feed(conn: asyncpg.Connection, after: int, limit: int) -> list[FeedRow]:
-    """Feed rows with id > after, in id (commit) order."""
-    records = await conn.fetch(
-        "SELECT id, created_at, site, line, machine, body, kind FROM alert_feed"
-        " WHERE id > $1 ORDER BY id LIMIT $2",
-        after,
-        limit,
+async def fetch_feed(conn: asyncpg.Connection, after: Position, limit: int) -> list[FeedRow]:
+    """Feed rows past `after` in (xid, id) order, of transactions no running one can precede."""
+    records = await fetch_after(
+        conn, "alert_feed", "id, created_at, site, line, machine, body, kind", after, limit
     )
     return [FeedRow(*r) for r in records]

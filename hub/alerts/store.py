@@ -18,6 +18,7 @@ import asyncpg
 
 from hub.alerts.engine import Transition
 from hub.sql import Database
+from hub.storage.snapshot_order import START, Position, delete_through
 
 __all__ = [
     "CHANGES_CHANNEL",
@@ -145,18 +146,21 @@ async def acknowledge(
 
 @dataclass(frozen=True, slots=True)
 class Checkpoint:
-    """The last feed id evaluated and the engine's state then."""
+    """The feed position last evaluated ((xid, id) of its row) and the engine's state then."""
 
-    cursor: int
+    cursor: Position
     state: dict[str, Any]
 
 
 async def load_checkpoint(conn: asyncpg.Connection) -> Checkpoint:
-    """The evaluator's checkpoint (cursor 0 and no state before the first)."""
-    row = await conn.fetchrow("SELECT cursor, state FROM alert_checkpoint WHERE id = 1")
+    """The evaluator's checkpoint (the feed's start and no state before the first)."""
+    row = await conn.fetchrow(
+        "SELECT cursor_xid::text::bigint AS xid, cursor, state FROM alert_checkpoint WHERE id = 1"
+    )
     if row is None:
-        return Checkpoint(0, {})
-    return Checkpoint(int(row["cursor"]), json.loads(zlib.decompress(row["state"])))
+        return Checkpoint(START, {})
+    position = (int(row["xid"]), int(row["cursor"]))
+    return Checkpoint(position, json.loads(zlib.decompress(row["state"])))
 
 
 async def save_checkpoint(conn: asyncpg.Connection, cp: Checkpoint, now_ms: int) -> None:
@@ -164,14 +168,16 @@ async def save_checkpoint(conn: asyncpg.Connection, cp: Checkpoint, now_ms: int)
     blob = zlib.compress(json.dumps(cp.state, separators=(",", ":")).encode(), 1)
     async with conn.transaction():
         await conn.execute(
-            "INSERT INTO alert_checkpoint (id, cursor, state, saved_at) VALUES (1, $1, $2, $3)"
-            " ON CONFLICT (id) DO UPDATE SET cursor = excluded.cursor, state = excluded.state,"
-            " saved_at = excluded.saved_at",
-            cp.cursor,
+            "INSERT INTO alert_checkpoint (id, cursor_xid, cursor, state, saved_at)"
+            " VALUES (1, $1::text::xid8, $2, $3, $4)"
+            " ON CONFLICT (id) DO UPDATE SET cursor_xid = excluded.cursor_xid,"
+            " cursor = excluded.cursor, state = excluded.state, saved_at = excluded.saved_at",
+            str(cp.cursor[0]),
+            cp.cursor[1],
             blob,
             now_ms,
         )
-        await conn.execute("DELETE FROM alert_feed WHERE id <= $1", cp.cursor)
+        await delete_through(conn, "alert_feed", cp.cursor)
 
 
 @dataclass(frozen=True, slots=True)

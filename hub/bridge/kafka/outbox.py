@@ -6,7 +6,8 @@ that stores the readings, so a batch is in the outbox if and only if it is commi
 
 Writers take no lock (migration 0021 says why and how): each row carries its transaction's id
 and a shard (a hash of its machine), and a relay reads a shard in (xid, id) order, only below
-the horizon of transactions still running, so nothing commits behind a relay's cursor.
+the horizon of transactions still running, so nothing commits behind a relay's cursor
+(`hub.storage.snapshot_order`, shared with the alert feed).
 
 Only readings this transaction actually inserted go to Kafka (`hub.storage.committed`): a
 replayed batch adds nothing, so Kafka sees each stored reading once.
@@ -40,6 +41,7 @@ from hub.storage.committed import (
     new_readings,
 )
 from hub.storage.model import WriteBatch, WriteResult
+from hub.storage.snapshot_order import Position, delete_through, fetch_after
 
 __all__ = [
     "MAX_SHARDS",
@@ -66,8 +68,7 @@ SHARD_CLASS = 0x6D73_000A
 NOTIFY_CHANNEL = "millstream_outbox"  # wakes the relays at commit (collapsed per transaction)
 MAX_SHARDS = 256
 
-# A shard's read position: (xid, id) of the last row relayed; (0, 0) before the first.
-Position = tuple[int, int]
+_COLUMNS = "id, kind, site, line, machine, src, seq, n, body, trace"
 
 _INSERT = """
 INSERT INTO kafka_outbox (kind, site, line, machine, src, seq, n, body, trace, shard)
@@ -144,26 +145,15 @@ async def fetch_rows(
 ) -> list[OutboxRow]:
     """Rows of `shard` past `after`, in (xid, id) order, of transactions that ended before
     every transaction still running began: what no later commit can ever precede."""
-    records = await conn.fetch(
-        "SELECT id, kind, site, line, machine, src, seq, n, body, trace, xid::text::bigint"
-        " FROM kafka_outbox WHERE shard = $1 AND (xid, id) > ($2::text::xid8, $3)"
-        " AND xid < pg_snapshot_xmin(pg_current_snapshot()) ORDER BY xid, id LIMIT $4",
-        shard,
-        str(after[0]),
-        after[1],
-        limit,
+    records = await fetch_after(
+        conn, "kafka_outbox", _COLUMNS, after, limit, where="shard = $1", args=(shard,)
     )
     return [OutboxRow(*r) for r in records]
 
 
 async def prune(conn: asyncpg.Connection, shard: int, cursor: Position) -> None:
     """Delete `shard`'s rows whose records Kafka holds (up to the committed cursor)."""
-    await conn.execute(
-        "DELETE FROM kafka_outbox WHERE shard = $1 AND (xid, id) <= ($2::text::xid8, $3)",
-        shard,
-        str(cursor[0]),
-        cursor[1],
-    )
+    await delete_through(conn, "kafka_outbox", cursor, where="shard = $1", args=(shard,))
 
 
 async def shard_count(conn: asyncpg.Connection) -> int:
