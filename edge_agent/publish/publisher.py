@@ -79,8 +79,12 @@ class Publisher:
         self._warned_undigested = False
         # The hub instances' drain budgets (topic → readings/s for us), docs/agent.md.
         self._budgets: dict[str, float] = {}
-        # Backlog batches sent and not receipted yet: seq → (readings, when sent).
+        # Backlog batches sent and not receipted yet: seq → (readings, when sent); and how many
+        # readings may be so, growing by what is receipted from one batch per session on (a
+        # slow start: a fleet reconnecting at once must not queue its first bursts for a hub
+        # whose budget does not know it yet).
         self._ahead: dict[int, tuple[int, float]] = {}
+        self._ahead_cap = float(settings.max_batch)
         self._receipted = asyncio.Event()
 
     # -- public ------------------------------------------------------------------------------
@@ -197,6 +201,7 @@ class Publisher:
         finally:
             self.stats.connected = False
             self._ahead.clear()  # receipts of this session's batches may never come
+            self._ahead_cap = float(self.settings.max_batch)
             # Sent but never PUBACKed in this session: send again first thing next session.
             lost = list(self._unacked)
             self._unacked.clear()
@@ -305,7 +310,8 @@ class Publisher:
             self.tracing.confirmed([seq for seq, _digest in batches])
         if self._ahead:
             for seq, _digest in batches:
-                self._ahead.pop(seq, None)
+                if (ahead := self._ahead.pop(seq, None)) is not None:
+                    self._ahead_cap += ahead[0]
             self._receipted.set()
         # With the disk full, deleting needs room too: the batches are sent again and
         # receipted again.
@@ -323,6 +329,11 @@ class Publisher:
         else:
             self._budgets[topic] = budget.per_agent
         self.stats.drain_budget = self.backlog_rate()
+
+    @property
+    def backlog_unreceipted(self) -> int:
+        """Backlog readings sent in this session and not receipted yet."""
+        return sum(n for n, _ in self._ahead.values())
 
     def backlog_rate(self) -> float:
         """Readings/s the backlog lane may send: backlog_rate, or less if the hubs say so."""
@@ -420,7 +431,8 @@ class Publisher:
                 self._send(client, tg, batch, live=False)
 
     async def _room_ahead(self, n: int) -> None:
-        """Wait until `n` more backlog readings fit `backlog_ahead_s` of the pace unreceipted."""
+        """Wait until `n` more backlog readings fit unreceipted: `backlog_ahead_s` of the pace,
+        and no more than the slow start has reached."""
         while self._ahead:
             now = self._clock()
             # One whose receipt is overdue is sent again by `due` (and counted again then).
@@ -428,7 +440,10 @@ class Publisher:
                         if now - sent > self.settings.receipt_timeout]:  # fmt: skip
                 del self._ahead[seq]
             ahead = sum(k for k, _ in self._ahead.values())
-            if not ahead or ahead + n <= self.backlog_rate() * self.settings.backlog_ahead_s:
+            # The cap never grows past what the limit can use, so it is a slow start only.
+            limit = self.backlog_rate() * self.settings.backlog_ahead_s
+            self._ahead_cap = min(self._ahead_cap, max(limit, self.settings.max_batch))
+            if not ahead or ahead + n <= min(limit, self._ahead_cap):
                 return
             self._receipted.clear()
             with contextlib.suppress(TimeoutError):

@@ -203,26 +203,47 @@ async def test_retained_messages_on_connect_on_change_and_after_broker_restart(
         await eventually(await holds(b"second"))
 
 
+async def backlog_of(path: Path, n: int) -> None:
+    """`n` readings committed before the publisher connects: its backlog."""
+    contract = JsonContract("agent-1")
+    async with Buffer(path, bounds=Bounds(max_age=None), encoder=contract.encode_batch) as buf:
+        fill(buf, "m1", 0, n, chunk=100)
+        await buf.flush()
+
+
+async def test_a_hub_that_receipts_nothing_gets_one_backlog_batch(
+    broker: Broker, tmp_path: Path
+) -> None:
+    """Slow start: a fleet reconnecting at once must not queue its first bursts in the broker
+    for a hub whose drain budget does not know it yet; the rest waits in the buffer."""
+    s = settings(broker, backlog_rate=2_000.0, max_batch=100, receipt_timeout=4.0)
+    await backlog_of(tmp_path / "b.db", 5_000)
+    async with Responder(broker) as hub:
+        hub.suppress = True
+        async with running(tmp_path / "b.db", s) as (buf, _pub):
+            await hub.wait_for(lambda: hub.total() >= 100)
+            await asyncio.sleep(1.5)  # the pace alone would allow 3,000 more by now
+            assert hub.total() == 100
+            hub.suppress = False
+            await wait_empty(buf)  # the first one again after its timeout, then the rest
+            assert hub.readings["m1"] == {("t", ts) for ts in range(5_000)}
+
+
 async def test_the_backlog_keeps_a_few_seconds_of_its_pace_unreceipted(
     broker: Broker, tmp_path: Path
 ) -> None:
-    """A hub that receipts nothing (or far slower than its budget said) gets the backlog's
-    `backlog_ahead_s` of pace, not everything the pace allows: the rest waits in the buffer
-    instead of in the broker's queue, where it would outwait the receipt timeout."""
-    s = settings(
-        broker, backlog_rate=2_000.0, backlog_ahead_s=0.5, max_batch=100, receipt_timeout=4.0
-    )
-    path = tmp_path / "b.db"
-    contract = JsonContract("agent-1")
-    async with Buffer(path, bounds=Bounds(max_age=None), encoder=contract.encode_batch) as buf:
-        fill(buf, "m1", 0, 5_000, chunk=100)  # committed before connecting: backlog
-        await buf.flush()
-    async with Responder(broker) as hub:
-        hub.suppress = True
-        async with running(path, s) as (buf, _pub):
-            await hub.wait_for(lambda: hub.total() >= 1_000)
-            await asyncio.sleep(1.5)  # the pace alone would allow 3,000 more by now
-            assert hub.total() == 1_000  # 0.5 s of 2,000/s
-            hub.suppress = False
-            await wait_empty(buf)  # the first ones again after their timeout, then the rest
-            assert hub.readings["m1"] == {("t", ts) for ts in range(5_000)}
+    """Receipts that take a second (a hub committing slower than its budget said): the backlog
+    grows what it has out by what is receipted, up to `backlog_ahead_s` of its pace, and holds
+    the rest in the buffer rather than in the broker's queue, where it would outwait the
+    receipt timeout."""
+    s = settings(broker, backlog_rate=2_000.0, backlog_ahead_s=0.5, max_batch=100)
+    await backlog_of(tmp_path / "b.db", 5_000)
+    out: list[int] = []
+    async with Responder(broker, delay=1.0) as hub, running(tmp_path / "b.db", s) as (buf, pub):
+        while (await buf.stats()).readings:
+            out.append(pub.backlog_unreceipted)
+            await asyncio.sleep(0.02)
+        assert hub.readings["m1"] == {("t", ts) for ts in range(5_000)}
+    # 2,000/s for 1 s would keep 2,000 out; half a second of it is 1,000.
+    assert 500 <= max(out) <= 1_000
+    assert pub.stats.republished_batches == 0
