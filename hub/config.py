@@ -248,14 +248,26 @@ class HubConfig(_Frozen):
         alerts = self.alerts
         if alerts is None:
             return self
-        # The feed the evaluator reads is written in the PostgreSQL ingest transaction.
-        if urlsplit(self.storage).scheme == "sqlite":
-            raise ValueError("alerts need PostgreSQL storage (remove `alerts:`; docs/alerts.md)")
         kinds = {n.kind for n in alerts.notifiers}
+        problems = []
         if "email" in kinds and self.smtp is None:
-            raise ValueError("email notifiers need an `smtp:` section with the mail server")
-        if "kafka" in kinds and self.kafka is None:
-            raise ValueError("a kafka notifier needs the `kafka:` section (the Kafka bridge)")
+            problems.append("email notifiers need an `smtp:` section with the mail server")
+        if urlsplit(self.storage).scheme == "sqlite":
+            # The SQLite evaluator is the one hub instance that writes the file (docs/alerts.md).
+            if "kafka" in kinds:
+                problems.append(
+                    "a kafka notifier needs PostgreSQL storage (the Kafka outbox); on SQLite use"
+                    " webhook, email or mqtt notifiers"
+                )
+            if self.redis is not None:
+                problems.append(
+                    "alerts on SQLite storage are evaluated by a single hub instance; several"
+                    " instances (a `redis:` section) need PostgreSQL storage for alerts"
+                )
+        elif "kafka" in kinds and self.kafka is None:
+            problems.append("a kafka notifier needs the `kafka:` section (the Kafka bridge)")
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
 
     @field_validator("jwt_secret", mode="before")

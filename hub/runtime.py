@@ -17,12 +17,13 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
+from urllib.parse import urlsplit
 
 import uvicorn
 
 import wire
 from hub.alerts.evaluator import AlertEvaluator
-from hub.alerts.feed import write_feed
+from hub.alerts.feed import write_feed, write_feed_sqlite
 from hub.alerts.notify import build_senders
 from hub.api import create_app
 from hub.api.v1.wiring import ApiWiring
@@ -122,9 +123,10 @@ class Hub:
         # Which publisher owns which machine, from the broker identities the hub made.
         self._owners = Owners()
         # Alert rules are evaluated over the feed the ingest transaction writes (docs/alerts.md).
-        # With an `alerts:` section (PostgreSQL only: config validation), even one without rules
-        # of its own: admins may add rules through the API.
+        # With an `alerts:` section, even one without rules of its own: admins may add rules
+        # through the API. On SQLite (the demo) by this one instance.
         self._evaluates = config.alerts is not None
+        self._sqlite = urlsplit(config.storage).scheme == "sqlite"
 
     # HealthSource for the API
     @property
@@ -210,11 +212,18 @@ class Hub:
         cfg = self.config
         if self._serve_http:
             jwt_secret(cfg)  # refuse a missing or weak signing secret before anything starts
+        # The alert feed is written in every ingest transaction, PostgreSQL's or SQLite's.
+        feed = self._evaluates
         storage = open_storage(
             cfg.storage,
             retention_days=cfg.retention_days,
             dead_letter_retention_days=cfg.dead_letter_retention_days,
-            hooks=[*self._hooks, *self.bridges.hooks, *([write_feed] if self._evaluates else [])],
+            hooks=[
+                *self._hooks,
+                *self.bridges.hooks,
+                *([write_feed] if feed and not self._sqlite else []),
+            ],
+            sqlite_hooks=[write_feed_sqlite] if feed and self._sqlite else [],
         )
         async with storage:
             self._storage = storage
@@ -390,7 +399,10 @@ class Hub:
         cfg = self.config
         assert cfg.alerts is not None
         senders = build_senders(cfg.alerts, cfg.smtp, session.publish)
-        self.evaluator = AlertEvaluator(cfg.alerts, cfg.storage, senders)
+        # PostgreSQL announces recorded changes to every instance (NOTIFY, hub/alerts/live.py);
+        # SQLite's one instance hands them to its live clients itself.
+        on_changes = self.api.fanout.publish_alert if self._sqlite else None
+        self.evaluator = AlertEvaluator(cfg.alerts, cfg.storage, senders, on_changes=on_changes)
         return tg.create_task(self.evaluator.run(stop), name="alert-evaluator")
 
     async def _start_parser(self) -> ProcessPoolExecutor | None:

@@ -30,36 +30,25 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-
-import asyncpg
+from urllib.parse import urlsplit
 
 from hub.alerts.engine import Engine, Event, Transition
 from hub.alerts.facts import agent_health, limits_version, machine_states, profile_limits
-from hub.alerts.feed import (
-    FEED_CHANNEL,
-    KIND_EVENTS,
-    FeedRow,
-    decode_body,
-    decode_events,
-    fetch_feed,
-)
+from hub.alerts.feed import KIND_EVENTS, FeedRow, decode_body, decode_events
 from hub.alerts.manage import Shelf, api_rules, list_shelves, rules_version, shelved
 from hub.alerts.notify import DeliveryError, Sender
 from hub.alerts.rules import AlertsConfig, Rule
+from hub.alerts.sqlite_store import SqliteAlertStore
 from hub.alerts.store import (
+    EVALUATOR_LOCK,
+    AlertStore,
     Checkpoint,
-    claim_notifications,
-    delivered,
-    load_checkpoint,
+    PostgresAlertStore,
     notification_body,
-    record,
-    retry_later,
-    save_checkpoint,
 )
-from hub.bridge.kafka.outbox import write_alerts
 from hub.errors import StorageUnavailable
 from hub.sql import Database, open_database
-from hub.sql.singleton import PG_ERRORS, connect, lead, wait, wait_any
+from hub.sql.singleton import PG_ERRORS, connect, wait, wait_any
 from hub.storage.snapshot_order import Position
 from millstream_common.backoff import Backoff
 
@@ -67,8 +56,6 @@ __all__ = ["EVALUATOR_LOCK", "AlertEvaluator"]
 
 log = logging.getLogger(__name__)
 
-EVALUATOR_LOCK = 0x6D73_000B
-NOTIFY_CHANNEL = "millstream_alert_notify"
 FEED_ROWS = 2_000  # feed rows read per query
 CHECKPOINT_S = 5.0
 TICK_S = 0.5  # how often pending `for` timers are checked while the feed is quiet
@@ -93,14 +80,19 @@ class AlertEvaluator:
         *,
         clock: Callable[[], int] = _now_ms,
         on_transitions: Callable[[Sequence[Transition]], None] | None = None,
+        on_changes: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         self.cfg = cfg
-        self._dsn = dsn
+        self._dsn = dsn  # postgresql://… or sqlite:///… (the hub's storage)
+        self._sqlite = urlsplit(dsn).scheme == "sqlite"
         self._senders = senders
         # Kafka notifiers hand over to the outbox in PostgreSQL: exactly once, like telemetry.
         self._outboxed = {n.name for n in cfg.notifiers if n.kind == "kafka"}
         self._clock = clock
         self._on_transitions = on_transitions
+        # Each newly recorded transition, for the live clients of this instance (SQLite: no
+        # NOTIFY carries them, see hub/alerts/live.py).
+        self._on_changes = on_changes
         self.state = "starting"
         self.cursor: Position | None = None
         self.evaluated = 0
@@ -129,17 +121,22 @@ class AlertEvaluator:
                 with contextlib.suppress(Exception):
                     await sender.aclose()
 
+    async def _open_store(self, who: str) -> AlertStore:
+        if self._sqlite:
+            return await SqliteAlertStore.from_url(self._dsn).__aenter__()
+        return PostgresAlertStore(await connect(self._dsn, who))
+
     async def _session(self, stop: asyncio.Event, backoff: Backoff) -> None:
-        conn = await connect(self._dsn, "alert evaluator")
+        store = await self._open_store("alert evaluator")
         try:
             try:
-                if not await lead(conn, EVALUATOR_LOCK, stop, self._standby):
+                if not await store.lead(stop, self._standby):
                     return
                 async with asyncio.TaskGroup() as tg:
                     done = asyncio.Event()
                     deliver = tg.create_task(self._deliver(done), name="alert-delivery")
                     try:
-                        await self._evaluate(conn, stop, backoff)
+                        await self._evaluate(store, stop, backoff)
                     finally:
                         done.set()
                         await deliver
@@ -149,30 +146,28 @@ class AlertEvaluator:
             except* StorageUnavailable as group:
                 raise group.exceptions[0] from None
         finally:
-            with contextlib.suppress(*PG_ERRORS):
-                await conn.close(timeout=5)
+            with contextlib.suppress(*PG_ERRORS, StorageUnavailable):
+                await store.aclose()
 
     def _standby(self) -> None:
         self.state = "standby: another hub instance evaluates"
 
-    async def _evaluate(
-        self, conn: asyncpg.Connection, stop: asyncio.Event, backoff: Backoff
-    ) -> None:
+    async def _evaluate(self, store: AlertStore, stop: asyncio.Event, backoff: Backoff) -> None:
         async with open_database(self._dsn, max_connections=1) as db:
-            await self._evaluate_with(conn, db, stop, backoff)
+            await self._evaluate_with(store, db, stop, backoff)
 
     async def _evaluate_with(
-        self, conn: asyncpg.Connection, db: Database, stop: asyncio.Event, backoff: Backoff
+        self, store: AlertStore, db: Database, stop: asyncio.Event, backoff: Backoff
     ) -> None:
         async with asyncio.timeout(PG_TIMEOUT_S):
-            cp = await load_checkpoint(conn)
+            cp = await store.load_checkpoint()
         # API rules and profile limits first: the checkpoint holds the state of their watches.
         engine = self._engine([*self.cfg.rules, *(r for r, _w, _t in await api_rules(db))])
         engine.set_limits(await profile_limits(db))
         engine.restore(cp.state)
         self.cursor = cp.cursor
         wake = asyncio.Event()
-        await conn.add_listener(FEED_CHANNEL, lambda *_: wake.set())
+        await store.listen(wake, None)
         log.info(
             "alert evaluator: active, %d rules, from feed position %s",
             len(engine.rules) + len(engine.state_rules) + len(engine.event_rules),
@@ -181,11 +176,11 @@ class AlertEvaluator:
         self.state = "ok"
         self._failing = False
         backoff.reset()
-        await self._loop(conn, engine, cursor=cp.cursor, wake=wake, stop=stop, db=db)
+        await self._loop(store, engine, cursor=cp.cursor, wake=wake, stop=stop, db=db)
 
     async def _loop(
         self,
-        conn: asyncpg.Connection,
+        store: AlertStore,
         engine: Engine,
         *,
         cursor: Position,
@@ -201,7 +196,7 @@ class AlertEvaluator:
             wake.clear()
             fetched = held[-1].position if held else cursor
             async with asyncio.timeout(PG_TIMEOUT_S):
-                rows = await fetch_feed(conn, fetched, FEED_ROWS)
+                rows = await store.fetch_feed(fetched, FEED_ROWS)
             held += rows
             release, held = _release(held, self._clock() - self.cfg.reorder)
             out: list[Transition] = []
@@ -218,27 +213,32 @@ class AlertEvaluator:
                 out += await self._judge_states(engine, db)
                 judged_at = time.monotonic()
             if out:
-                now = self._clock()
-                silenced = functools.partial(_silenced, seen.shelves, now)
-                async with asyncio.timeout(PG_TIMEOUT_S):
-                    if await record(conn, out, now, silenced):
-                        await conn.execute("SELECT pg_notify($1, '')", NOTIFY_CHANNEL)
-                if self._on_transitions is not None:
-                    self._on_transitions(out)
+                await self._record(store, out, seen.shelves)
             if release:
                 cursor = self.cursor = release[-1].position
             if time.monotonic() - saved_at >= CHECKPOINT_S:
                 async with asyncio.timeout(PG_TIMEOUT_S):
-                    await save_checkpoint(conn, Checkpoint(cursor, engine.export()), self._clock())
+                    await store.save_checkpoint(Checkpoint(cursor, engine.export()), self._clock())
                 saved_at = time.monotonic()
             if len(rows) < FEED_ROWS:
-                wait = TICK_S
+                wait = min(TICK_S, store.poll_s)
                 if held:  # until the oldest held row may be evaluated
                     due = held[0].created_at + self.cfg.reorder - self._clock()
                     wait = min(wait, max(due / 1000, 0.01))
                 await wait_any(wake, stop, wait)
         async with asyncio.timeout(PG_TIMEOUT_S):
-            await save_checkpoint(conn, Checkpoint(cursor, engine.export()), self._clock())
+            await store.save_checkpoint(Checkpoint(cursor, engine.export()), self._clock())
+
+    async def _record(self, store: AlertStore, out: list[Transition], shelves: list[Shelf]) -> None:
+        now = self._clock()
+        silenced = functools.partial(_silenced, shelves, now)
+        async with asyncio.timeout(PG_TIMEOUT_S):
+            changes = await store.record(out, now, silenced)
+        if self._on_transitions is not None:
+            self._on_transitions(out)
+        if self._on_changes is not None:
+            for change in changes:
+                self._on_changes(change)
 
     async def _refresh(self, engine: Engine, db: Database, seen: _Seen) -> Engine:
         """Pick up changed API rules and profile limits, and the shelves in force."""
@@ -278,21 +278,20 @@ class AlertEvaluator:
 
     async def _deliver(self, done: asyncio.Event) -> None:
         """Deliver queued notifications until `done` (own connection; see module docstring)."""
-        conn = await connect(self._dsn, "alert evaluator")
+        store = await self._open_store("alert evaluator")
         wake = asyncio.Event()
         try:
-            await conn.add_listener(NOTIFY_CHANNEL, lambda *_: wake.set())
+            await store.listen(None, wake)
             while not done.is_set():
                 wake.clear()
                 async with asyncio.timeout(PG_TIMEOUT_S):
-                    due = await claim_notifications(conn, self._clock(), DELIVER_BATCH)
+                    due = await store.claim(self._clock(), DELIVER_BATCH)
                 held: set[str] = set()
                 for name in dict.fromkeys(p.notifier for p in due):
                     mine = [p for p in due if p.notifier == name]
                     if name in self._outboxed:
-                        async with asyncio.timeout(PG_TIMEOUT_S), conn.transaction():
-                            await write_alerts(conn, [notification_body(p) for p in mine])
-                            await delivered(conn, [p.id for p in mine])
+                        async with asyncio.timeout(PG_TIMEOUT_S):
+                            await store.to_outbox(mine)
                         continue
                     sender = self._senders.get(name)
                     if sender is None:
@@ -305,23 +304,17 @@ class AlertEvaluator:
                         delay = min(RETRY_CAP_S, 2.0 ** min(first.attempts, 10))
                         log.warning("alert notifier %s: %s; retrying in %.0f s", name, exc, delay)
                         async with asyncio.timeout(PG_TIMEOUT_S):
-                            await retry_later(
-                                conn, first.id, self._clock() + int(delay * 1000), str(exc)
-                            )
-                            await conn.execute(
-                                "UPDATE alert_notifications SET next_ms = $2"
-                                " WHERE notifier = $1 AND next_ms < $2",
-                                name,
-                                self._clock() + int(delay * 1000),
+                            await store.retry_later(
+                                name, first.id, self._clock() + int(delay * 1000), str(exc)
                             )
                         continue
                     async with asyncio.timeout(PG_TIMEOUT_S):
-                        await delivered(conn, [p.id for p in mine])
+                        await store.delivered([p.id for p in mine])
                 if len(due) < DELIVER_BATCH or held:
-                    await wait_any(wake, done, 1.0)
+                    await wait_any(wake, done, min(1.0, 5 * store.poll_s))
         finally:
-            with contextlib.suppress(*PG_ERRORS):
-                await conn.close(timeout=5)
+            with contextlib.suppress(*PG_ERRORS, StorageUnavailable):
+                await store.aclose()
 
 
 @dataclass

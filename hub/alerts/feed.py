@@ -12,13 +12,15 @@ commits behind its position. The evaluator sees a row only once its transaction 
 from __future__ import annotations
 
 import json
+import sqlite3
+import time
 from dataclasses import dataclass
 
 import asyncpg
 
 from hub.alerts.engine import Event
 from hub.bridge.kafka.records import encode_event, encode_readings
-from hub.storage.committed import event_key, new_events, new_readings
+from hub.storage.committed import EventKey, NewReadings, event_key, new_events, new_readings
 from hub.storage.model import WriteBatch, WriteResult
 from hub.storage.snapshot_order import Position, fetch_after
 
@@ -29,13 +31,27 @@ __all__ = [
     "FeedRow",
     "decode_body",
     "decode_events",
+    "feed_rows",
     "fetch_feed",
+    "fetch_feed_sqlite",
     "write_feed",
+    "write_feed_sqlite",
 ]
 
 FEED_CHANNEL = "millstream_alert_feed"
 KIND_READINGS = 0
 KIND_EVENTS = 1
+
+
+def _now_ms() -> int:
+    """Wall clock in epoch milliseconds: a row's commit time on SQLite (PostgreSQL's `now()`)."""
+    return time.time_ns() // 1_000_000
+
+
+_INSERT_SQLITE = """
+INSERT INTO alert_feed (created_at, kind, site, line, machine, n, body)
+VALUES (?, ?, ?, ?, ?, ?, ?)
+"""
 
 _INSERT = """
 INSERT INTO alert_feed (kind, site, line, machine, n, body)
@@ -46,14 +62,19 @@ ORDER BY i
 """
 
 
-async def write_feed(conn: asyncpg.Connection, batch: WriteBatch, result: WriteResult) -> None:
-    """Storage transaction hook: the batch's new readings and events, for the alert evaluator."""
+# kind, site, line, machine, n, body: one feed row.
+_Row = tuple[int, str, str, str, int, str]
+
+
+def feed_rows(new: NewReadings, batch: WriteBatch, stored: set[EventKey]) -> list[_Row]:
+    """The feed rows of a committed write (pure): its new readings per telemetry batch, and the
+    events of `stored` (those it inserted) per events batch."""
     rows = []
-    for t, readings in await new_readings(conn, batch, result):
+    for t, readings in new:
         if readings:
             n, body = encode_readings(readings)
             rows.append((KIND_READINGS, t.site, t.line, t.machine, n, body))
-    stored = await new_events(conn, batch)
+    stored = set(stored)
     for b in batch.events:
         lines = []
         for e in b.events:
@@ -63,10 +84,26 @@ async def write_feed(conn: asyncpg.Connection, batch: WriteBatch, result: WriteR
                 lines.append(encode_event(b, e))
         if lines:
             rows.append((KIND_EVENTS, b.site, b.line, b.machine, len(lines), "\n".join(lines)))
+    return rows
+
+
+async def write_feed(conn: asyncpg.Connection, batch: WriteBatch, result: WriteResult) -> None:
+    """Storage transaction hook: the batch's new readings and events, for the alert evaluator."""
+    rows = feed_rows(await new_readings(conn, batch, result), batch, await new_events(conn, batch))
     if not rows:
         return
     await conn.execute(_INSERT, *(list(col) for col in zip(*rows, strict=True)))
     await conn.execute("SELECT pg_notify($1, '')", FEED_CHANNEL)
+
+
+def write_feed_sqlite(
+    db: sqlite3.Connection, batch: WriteBatch, new: NewReadings, stored: set[EventKey]
+) -> None:
+    """SQLite storage transaction hook (on the storage's thread): the same rows. SQLite has one
+    writer at a time, so the feed's id order is commit order without any lock."""
+    rows = feed_rows(new, batch, stored)
+    if rows:
+        db.executemany(_INSERT_SQLITE, [(_now_ms(), *row) for row in rows])
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,4 +148,14 @@ async def fetch_feed(conn: asyncpg.Connection, after: Position, limit: int) -> l
     records = await fetch_after(
         conn, "alert_feed", "id, created_at, site, line, machine, body, kind", after, limit
     )
+    return [FeedRow(*r) for r in records]
+
+
+def fetch_feed_sqlite(db: sqlite3.Connection, after: Position, limit: int) -> list[FeedRow]:
+    """SQLite: feed rows past `after` in id order, which is commit order there (blocking)."""
+    records = db.execute(
+        "SELECT id, created_at, site, line, machine, body, kind FROM alert_feed"
+        " WHERE id > ? ORDER BY id LIMIT ?",
+        (after[1], limit),
+    ).fetchall()
     return [FeedRow(*r) for r in records]

@@ -24,7 +24,7 @@ from hub.storage.model import (
 )
 from hub.storage.postgres import PostgresStorage, TransactionHook
 from hub.storage.protocol import Storage
-from hub.storage.sqlite import SqliteStorage
+from hub.storage.sqlite import SqliteHook, SqliteStorage
 
 __all__ = [
     "AgentStatusUpdate",
@@ -39,6 +39,7 @@ __all__ = [
     "RollupRow",
     "SeriesKey",
     "SparkplugBirth",
+    "SqliteHook",
     "SqliteStorage",
     "Storage",
     "StoredReading",
@@ -56,8 +57,10 @@ def open_storage(
     retention_days: int = 90,
     dead_letter_retention_days: int = 30,
     hooks: Sequence[TransactionHook] = (),
+    sqlite_hooks: Sequence[SqliteHook] = (),
 ) -> Storage:
-    """Pick the backend from the URL: `postgresql://…` or `sqlite:///path` (an async CM)."""
+    """Pick the backend from the URL: `postgresql://…` or `sqlite:///path` (an async CM).
+    `hooks` run in PostgreSQL's ingest transactions, `sqlite_hooks` in SQLite's."""
     scheme = urlsplit(url).scheme
     if scheme == "sqlite":
         if hooks:
@@ -67,6 +70,7 @@ def open_storage(
             url.removeprefix("sqlite:///"),
             retention_days=retention_days,
             dead_letter_retention_days=dead_letter_retention_days,
+            hooks=sqlite_hooks,
         )
     return PostgresStorage(
         url.replace("postgres://", "postgresql://", 1),

@@ -1,14 +1,15 @@
 """SQLite backend: the same tables minus partitioning, WAL, for the demo and small sites.
 
 sqlite3 blocks, so every call runs on one dedicated thread (which also owns the connection);
-the event loop only awaits it.
+the event loop only awaits it. Transaction hooks (the alert feed) run on that thread inside the
+write transaction, told which readings and events it inserted.
 """
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
@@ -16,6 +17,7 @@ from typing import Self, TypeVar
 
 from hub.errors import SchemaError, StorageRejected, StorageUnavailable
 from hub.storage import statements as stmt
+from hub.storage.committed import EventKey, NewReadings, narrow
 from hub.storage.migrations import load_migrations
 from hub.storage.model import (
     DEAD_LETTER_PAYLOAD_LIMIT,
@@ -41,7 +43,11 @@ from hub.storage.rows import (
     to_rows,
 )
 
-__all__ = ["SqliteStorage"]
+__all__ = ["SqliteHook", "SqliteStorage"]
+
+# Called inside the ingest transaction, on the storage's thread, with the readings (per telemetry
+# batch) and the events the transaction inserted. Raising rolls the whole transaction back.
+SqliteHook = Callable[[sqlite3.Connection, WriteBatch, NewReadings, set[EventKey]], None]
 
 # The shared statements (hub/storage/statements.py) in SQLite's dialect.
 _AGENT_OUTAGE_CLOSE = stmt.for_sqlite(stmt.AGENT_OUTAGE_CLOSE)
@@ -89,8 +95,10 @@ class SqliteStorage:
         *,
         retention_days: int = 90,
         dead_letter_retention_days: int = 30,
+        hooks: Sequence[SqliteHook] = (),
     ) -> None:
         self._path = str(path)
+        self._hooks = list(hooks)
         self._retention_days = retention_days
         self._dl_retention_days = dead_letter_retention_days
         self._executor: ThreadPoolExecutor | None = None
@@ -224,7 +232,8 @@ class SqliteStorage:
             created = self._series_ids(batch)
             records, _ = to_rows(batch.telemetry, self._series)
             inserted_rows: list[tuple[int, int, float | None]] = []
-            for rec in records:
+            inserted: set[int] = set()  # 1-based indices of the readings inserted, for hooks
+            for i, rec in enumerate(records, 1):
                 # RETURNING yields a row only when the reading was actually inserted.
                 row = db.execute(
                     "INSERT INTO readings (series_id, ts, value, value_text, quality)"
@@ -233,6 +242,7 @@ class SqliteStorage:
                 ).fetchone()
                 if row is not None:
                     inserted_rows.append(row)
+                    inserted.add(i)
             for resolution, width in BUCKET_MS.items():
                 db.executemany(
                     _ROLLUP_UPSERT.replace("rollup_minute", f"rollup_{resolution}"),
@@ -291,7 +301,7 @@ class SqliteStorage:
                 self._replace_meta(meta)
             db.executemany(_COMMAND_RESULT, result_rows(batch.results))
             db.executemany(_SPARKPLUG_BIRTH_UPSERT, birth_rows(batch.births))
-            db.executemany(_EVENT_INSERT, event_rows(batch.events))
+            self._events_and_hooks(batch, inserted)
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
@@ -300,6 +310,20 @@ class SqliteStorage:
                 self._series.get((key.site, key.line, key.machine), {}).pop(key.tag, None)
             raise
         return WriteResult(len(inserted_rows), len(records) - len(inserted_rows))
+
+    def _events_and_hooks(self, batch: WriteBatch, inserted: set[int]) -> None:
+        """Store the batch's events; then run the hooks, told what this transaction inserted."""
+        db = self._db
+        if not self._hooks:
+            db.executemany(_EVENT_INSERT, event_rows(batch.events))
+            return
+        events: set[EventKey] = set()
+        for ev in event_rows(batch.events):
+            if db.execute(_EVENT_INSERT, ev).rowcount:  # 0: stored before
+                events.add((ev[0], ev[1], ev[2], ev[3], ev[4]))
+        new = narrow(batch, inserted)
+        for hook in self._hooks:
+            hook(db, batch, new, events)
 
     def _replace_meta(self, m: MachineMetaUpdate) -> None:
         key = (m.site, m.line, m.machine)
@@ -334,6 +358,7 @@ class SqliteStorage:
             self._db.execute(
                 "DELETE FROM alerts WHERE state = 'cleared' AND cleared_ms < ?", (cutoff,)
             )
+            self._db.execute("DELETE FROM alert_shelves WHERE until_ms < ?", (cutoff,))
             for table in ("rollup_minute", "rollup_hour", "text_minute"):
                 self._db.execute(f"DELETE FROM {table} WHERE bucket < ?", (cutoff,))  # noqa: S608
 

@@ -278,6 +278,28 @@ def test_zscore_calls_a_frozen_signal_stuck_but_not_a_resting_one_or_a_flag() ->
     assert e3.readings("s", "l", "m", flags, NOW + 200_000) == []
 
 
-def test_alerts_are_refused_on_sqlite_with_what_to_do() -> None:
-    with pytest.raises(ValidationError, match="alerts need PostgreSQL storage"):
-        HubConfig.model_validate({"storage": "sqlite:///hub.db", "alerts": {}})
+def test_alerts_on_sqlite_are_accepted_except_what_sqlite_cannot_do(tmp_path: Path) -> None:
+    hook = {"name": "ops-hook", "kind": "webhook", "url": "http://127.0.0.1:9/hook"}
+    rules = [{"name": "hot", "kind": "threshold", "above": 90, "notify": ["ops-hook"]}]
+    ok = HubConfig.model_validate(
+        {"storage": "sqlite:///hub.db", "alerts": {"notifiers": [hook], "rules": rules}}
+    )
+    assert ok.alerts is not None
+    assert [r.name for r in ok.alerts.rules] == ["hot"]
+    # What SQLite cannot do is named, each problem at once, with what to do instead.
+    config = tmp_path / "hub.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "storage": "sqlite:///hub.db",
+                "redis": {"url": "redis://127.0.0.1:6379"},
+                "alerts": {"notifiers": [{"name": "bus", "kind": "kafka"}]},
+            }
+        )
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(config)
+    text = str(caught.value)
+    assert "hub.yaml" in text
+    assert "a kafka notifier needs PostgreSQL storage (the Kafka outbox)" in text
+    assert "several instances (a `redis:` section) need PostgreSQL storage for alerts" in text

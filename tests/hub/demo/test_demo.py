@@ -193,8 +193,10 @@ async def test_demo_shows_live_data_stops_cleanly_and_continues(tmp_path: Path) 
         assert url == f"http://127.0.0.1:{port}"
         # The commands the banner prints work as typed, in the shell the demo was started from
         # (no venv activated here: PATH has no edge-agent of this install).
+        control = ""
         for label in ("simulator", "agent"):
             command = demo.wait_for(rf"{label}:\s+(.+)$", 10)[1].strip()
+            control = control or command.split("--control-port ")[-1]
             typed = await asyncio.create_subprocess_exec(
                 "bash", "-c", command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
             )
@@ -234,6 +236,22 @@ async def test_demo_shows_live_data_stops_cleanly_and_continues(tmp_path: Path) 
             assert errors == []
             shot = artifacts(tmp_path) / "demo-machine.png"
             await page.screenshot(path=str(shot), full_page=True)
+
+            # The demo raises alerts: an out-of-range pressure passes the press profile's limit
+            # and the fleet page's card lists it (the rule and the machine).
+            inject = await asyncio.create_subprocess_exec(
+                str(MILLSTREAM.with_name("edge-agent")), "simulate", "inject",
+                "--control-port", control, "--machine", "press-01", "--tag", "pressure",
+                "--kind", "out_of_range", "--duration", "60",
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+            said, _ = await asyncio.wait_for(inject.communicate(), 60)
+            assert inject.returncode == 0, said.decode()
+            await page.goto(url + "/")
+            item = page.locator("#alerts-list li", has_text="press-01 · pressure — profile-limits")
+            await item.wait_for(timeout=30_000)
+            await page.screenshot(path=str(artifacts(tmp_path) / "demo-alert.png"), full_page=True)
+            assert errors == []
         stop(demo)
     rows, _ = stored(data / "hub.db")
 

@@ -45,6 +45,10 @@ def test_hub_config_uses_mqtt_311_sqlite_and_the_port(tmp_path: Path) -> None:
     assert cfg.mqtt.port == 41883
     assert cfg.storage == f"sqlite:///{tmp_path / 'hub.db'}"
     assert (cfg.http.host, cfg.http.port) == ("127.0.0.1", 8123)
+    # Alerts on the demo's SQLite hub: the profiles' limits and one z-score rule, nobody told.
+    assert cfg.alerts is not None
+    assert [(r.name, r.kind, r.notify) for r in cfg.alerts.rules] == [("odd", "zscore", ())]
+    assert cfg.alerts.limits.enabled
 
 
 def test_agent_config_loads_with_every_device_and_extra_cnc_profiles(tmp_path: Path) -> None:
