@@ -56,7 +56,9 @@ __all__ = [
 # it to its WebSocket clients whichever instance evaluated or acknowledged (hub/alerts/live.py).
 CHANGES_CHANNEL = "millstream_alert_changes"
 NOTIFY_CHANNEL = "millstream_alert_notify"  # wakes the deliverer when notifications are queued
-EVALUATOR_LOCK = 0x6D73_000B  # advisory lock ids: "ms" + purpose
+# Advisory lock ids: "ms" + purpose. 0x6D73_000B until the Sparkplug host took it too, and on a
+# hub with both one of them stood by for the other for ever.
+EVALUATOR_LOCK = 0x6D73_000C
 
 _OPEN = """
 INSERT INTO alerts (id, rule, kind, severity, site, line, machine, tag, state, value, detail,
