@@ -408,9 +408,13 @@ class Publisher:
                 batches = await self.buffer.due(s.receipt_timeout, limit=s.inflight)
                 republish = bool(batches)
                 if not batches:
-                    # Claim a window's worth at once: one writer round trip per many batches.
+                    # Claim a window's worth at once (one writer round trip per many batches)
+                    # but no more than the pace sends in a second: a claim starts the receipt
+                    # timeout, and batches claimed at 200,000/s but paced at a drain budget of
+                    # a few hundred would time out before they were even sent.
+                    pace = self.backlog_rate() / s.max_batch
                     batches = await self.buffer.claim_backlog(
-                        s.max_batch, limit=max(1, s.inflight // 4)
+                        s.max_batch, limit=max(1, min(s.inflight // 4, int(pace)))
                     )
             except DiskFull:
                 # Claiming writes a seq; the writer makes room (reserve, oldest dropped).

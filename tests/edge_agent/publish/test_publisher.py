@@ -247,3 +247,21 @@ async def test_the_backlog_keeps_a_few_seconds_of_its_pace_unreceipted(
     # 2,000/s for 1 s would keep 2,000 out; half a second of it is 1,000.
     assert 500 <= max(out) <= 1_000
     assert pub.stats.republished_batches == 0
+
+
+async def test_a_slow_pace_claims_no_more_than_it_sends_before_the_receipt_timeout(
+    broker: Broker, tmp_path: Path
+) -> None:
+    """A claim starts a batch's receipt timeout: claimed a window's worth at once but paced at
+    a few batches a second (a drain budget), the last ones would be overdue before they were
+    sent, and sent twice."""
+    s = settings(broker, backlog_rate=200.0, max_batch=100, receipt_timeout=2.0)
+    await backlog_of(tmp_path / "b.db", 1_000)  # 5 s at the pace
+    async with (
+        Responder(broker, delay=0.3) as hub,
+        running(tmp_path / "b.db", s) as (buf, pub),
+    ):
+        await wait_empty(buf)
+        assert hub.total() == 1_000
+    assert pub.stats.republished_batches == 0
+    assert len(hub.seqs_seen) == len(set(hub.seqs_seen)) == 10
