@@ -14,7 +14,7 @@ import contextlib
 import fcntl
 import os
 import sqlite3
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Self, TypeVar
@@ -37,7 +37,7 @@ from hub.sql.singleton import STANDBY_POLL_S, wait
 from hub.storage.snapshot_order import START, Position
 from hub.storage.statements import for_sqlite
 
-__all__ = ["SqliteAlertStore"]
+__all__ = ["SqliteAlertStore", "acknowledge_sqlite"]
 
 _T = TypeVar("_T")
 
@@ -46,6 +46,11 @@ INSERT INTO alert_notifications (alert_id, state, notifier) VALUES (?, ?, ?)
 ON CONFLICT (alert_id, state, notifier) DO NOTHING
 """
 _TRANSITION = for_sqlite(TRANSITION)
+_ACK = """
+UPDATE alerts SET state = 'acknowledged', acked_ms = ?, acked_by = ?, ack_comment = ?
+WHERE id = ? AND state = 'active'
+RETURNING rule, value
+"""
 _CLAIM = for_sqlite(CLAIM)
 _RETRY = for_sqlite(RETRY)
 _HOLD_BACK = for_sqlite(HOLD_BACK)
@@ -191,6 +196,31 @@ class SqliteAlertStore:
 
         await self._run(run)
 
+    async def acknowledge(
+        self,
+        alert: str,
+        *,
+        who: str,
+        comment: str,
+        now_ms: int,
+        notify: Mapping[str, Sequence[str]],
+    ) -> bool:
+        """`hub.alerts.store.acknowledge` on SQLite: the occurrence, its transition and the
+        notifications its rule's notifiers get, in one transaction; False if it is not active."""
+
+        def run() -> bool:
+            with self._transaction() as db:
+                row = db.execute(_ACK, (now_ms, who, comment, alert)).fetchone()
+                if row is None:
+                    return False
+                rule, value = row
+                step = (alert, "acknowledged", now_ms, value, who, comment, now_ms)
+                db.execute(_TRANSITION, step).fetchone()
+                db.executemany(_QUEUE, [(alert, "acknowledged", n) for n in notify.get(rule, ())])
+                return True
+
+        return await self._run(run)
+
     async def to_outbox(self, pending: Sequence[Pending]) -> None:
         # Config validation refuses a kafka notifier without PostgreSQL; never reached.
         raise StorageUnavailable("a kafka notifier needs PostgreSQL storage")
@@ -223,3 +253,21 @@ class SqliteAlertStore:
             db.execute("ROLLBACK")
             raise
         db.execute("COMMIT")
+
+
+async def acknowledge_sqlite(
+    url: str,
+    alert: str,
+    *,
+    who: str,
+    comment: str,
+    now_ms: int,
+    notify: Mapping[str, Sequence[str]],
+) -> bool:
+    """Acknowledge an active occurrence in the SQLite file at `url` (a connection of its own: the
+    API's `Database` runs each statement as its own transaction); False if it is not active. The
+    evaluator's deliverer sends the notifications within a second."""
+    async with SqliteAlertStore.from_url(url) as store:
+        return await store.acknowledge(
+            alert, who=who, comment=comment, now_ms=now_ms, notify=notify
+        )

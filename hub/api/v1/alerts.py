@@ -21,6 +21,7 @@ from hub.alerts.manage import (
     shelve,
 )
 from hub.alerts.rules import parse_duration_ms
+from hub.alerts.sqlite_store import acknowledge_sqlite
 from hub.alerts.store import acknowledge
 from hub.api.v1.deps import requires
 from hub.api.v1.schemas import AckIn, AlertOut, RuleOut, ShelfIn, ShelfOut
@@ -32,12 +33,6 @@ __all__ = ["alert_rules_router", "alert_shelves_router", "alerts_router"]
 
 Segment = Annotated[str | None, Query(pattern=f"^{wire.SEGMENT_PATTERN}$")]
 EpochMs = Annotated[int | None, Query(ge=0, le=2**53)]
-
-
-def _postgres_only(services: ApiServices) -> None:
-    """API rules and shelves live in PostgreSQL (the evaluator's); 409 on the SQLite demo."""
-    if services.db.dialect != "postgresql":
-        raise HTTPException(409, "alert rules and shelves need PostgreSQL storage")
 
 
 def alerts_router(services: ApiServices) -> APIRouter:
@@ -86,14 +81,24 @@ def alerts_router(services: ApiServices) -> APIRouter:
         cfg = services.config.alerts
         notify = {r.name: list(r.notify) for r in cfg.rules} if cfg is not None else {}
         key = str(alert_id)
-        done = services.db.dialect == "postgresql" and await acknowledge(
-            services.db,
-            key,
-            who=who.subject,
-            comment=body.comment,
-            now_ms=services.now_ms(),
-            notify=notify,
-        )
+        if services.db.dialect == "postgresql":
+            done = await acknowledge(
+                services.db,
+                key,
+                who=who.subject,
+                comment=body.comment,
+                now_ms=services.now_ms(),
+                notify=notify,
+            )
+        else:  # SQLite (the demo): one transaction on a connection of its own
+            done = await acknowledge_sqlite(
+                services.config.storage,
+                key,
+                who=who.subject,
+                comment=body.comment,
+                now_ms=services.now_ms(),
+                notify=notify,
+            )
         rows = await services.db.fetch(
             "SELECT id, rule, kind, severity, site, line, machine, tag, state, value, detail,"
             " active_ms, acked_ms, acked_by, ack_comment, cleared_ms, cleared_value, found_late"
@@ -121,8 +126,7 @@ def alert_rules_router(services: ApiServices) -> APIRouter:
         """Every rule: the hub config's (`source: config`, change them there) and the API's."""
         cfg = services.config.alerts
         out = [RuleOut.of(r, "config") for r in (cfg.rules if cfg is not None else ())]
-        if services.db.dialect == "postgresql":
-            out += [RuleOut.of(r, "api", who, ms) for r, who, ms in await api_rules(services.db)]
+        out += [RuleOut.of(r, "api", who, ms) for r, who, ms in await api_rules(services.db)]
         return out
 
     @router.put("/alerts/rules/{name}", responses={409: {}, 422: {}})
@@ -133,7 +137,6 @@ def alert_rules_router(services: ApiServices) -> APIRouter:
     ) -> RuleOut:
         """Create or replace a rule (admin); the body is a rule as in the config's
         `alerts.rules` (its `name` may be left out). The evaluator applies it within seconds."""
-        _postgres_only(services)
         if body.get("name", name) != name:
             raise HTTPException(422, "name: the body names another rule than the path")
         try:
@@ -147,12 +150,11 @@ def alert_rules_router(services: ApiServices) -> APIRouter:
         return RuleOut.of(rule, "api", who.subject, now)
 
     @router.delete(
-        "/alerts/rules/{name}", status_code=204, responses={404: {}, 409: {}},
+        "/alerts/rules/{name}", status_code=204, responses={404: {}},
         dependencies=[Depends(admin)],
     )  # fmt: skip
     async def remove_rule(name: str) -> Response:
         """Delete an API rule (admin); its active alerts clear when the evaluator reloads."""
-        _postgres_only(services)
         if not await delete_rule(services.db, name):
             raise HTTPException(404, "no API rule of that name (config rules are in the config)")
         return Response(status_code=204)
@@ -169,14 +171,12 @@ def alert_shelves_router(services: ApiServices) -> APIRouter:
     @router.get("/alerts/shelves", dependencies=[Depends(viewer)])
     async def shelves() -> list[ShelfOut]:
         """Shelves in force: silenced rules and machines, until when and why."""
-        _postgres_only(services)
         return [ShelfOut.of(s) for s in await list_shelves(services.db, services.now_ms())]
 
-    @router.post("/alerts/shelves", status_code=201, responses={409: {}, 422: {}})
+    @router.post("/alerts/shelves", status_code=201, responses={422: {}})
     async def add_shelf(body: ShelfIn, who: Annotated[Principal, Depends(operator)]) -> ShelfOut:
         """Silence a rule and/or machines (operator) for a maintenance window: alerts are still
         recorded, nobody is notified. Give `for` (`2h`) or `until` (epoch ms)."""
-        _postgres_only(services)
         now = services.now_ms()
         if (body.for_ is None) == (body.until is None):
             raise HTTPException(422, "give either `for` (e.g. 2h) or `until` (epoch ms)")
@@ -198,7 +198,6 @@ def alert_shelves_router(services: ApiServices) -> APIRouter:
     )  # fmt: skip
     async def end_shelf(shelf_id: Annotated[int, Path_(ge=1, le=2**62)]) -> Response:
         """End a shelf early (operator)."""
-        _postgres_only(services)
         if not await delete_shelf(services.db, shelf_id):
             raise HTTPException(404, "no such shelf")
         return Response(status_code=204)

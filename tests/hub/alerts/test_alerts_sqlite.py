@@ -2,7 +2,8 @@
 checkpoint and notification queue. In process: a threshold crossing raises one `active` and
 clears once, a replayed batch adds nothing, a restarted evaluator repeats nothing. As processes:
 `millstream-hub serve` on SQLite and Mosquitto, SIGKILLed between the crossing and the webhook's
-notification, restarted: the real webhook receiver gets each transition exactly once.
+notification, restarted: the real webhook receiver gets each transition exactly once; an
+operator acknowledges, an admin adds a rule through the API.
 """
 
 from __future__ import annotations
@@ -133,7 +134,8 @@ alerts:
 """  # noqa: E501
     )
     hub_cli(config, "migrate")
-    key = hub_cli(config, "users", "api-key", "add", "wall", "--role", "viewer").strip()
+    key = hub_cli(config, "users", "api-key", "add", "andon", "--role", "operator").strip()
+    admin = hub_cli(config, "users", "api-key", "add", "ops", "--role", "admin").strip()
     site = f"s{uuid.uuid4().hex[:8]}"
     receiver.failing = True  # the crossing is recorded, its notification not yet delivered
     hubs = [HubProcess(config, tmp_path / "hub1.log")]
@@ -159,12 +161,49 @@ alerts:
             assert [(a["rule"], a["site"], a["value"]) for a in listed] == [("hot-oil", site, 95.0)]
             health = (await api.get(f"http://127.0.0.1:{port}/health/ready")).text
             assert '"evaluator":"ok"' in health.replace(" ", "")
-        await device.send(89.0)  # inside the hysteresis band: still active
-        await device.send(87.5)  # past 90 - 2: cleared
-        await eventually(_async(lambda: receiver.states() == ["active", "cleared"]), 30)
+            # An operator acknowledges on SQLite too; the notifiers are told.
+            alert = receiver.bodies()[0]["id"]
+            acked = await api.post(f"{base}/alerts/{alert}/ack", json={"comment": "checked"})
+            assert acked.status_code == 200, acked.text
+            assert (acked.json()["state"], acked.json()["acked_by"]) == (
+                "acknowledged",
+                "key:andon",
+            )
+            again = await api.post(f"{base}/alerts/{alert}/ack", json={"comment": "x"})
+            assert again.status_code == 409
+            await eventually(_async(lambda: receiver.states() == ["active", "acknowledged"]), 10)
+            assert receiver.bodies()[1]["comment"] == "checked"
+            await device.send(89.0)  # inside the hysteresis band: still active
+            await device.send(87.5)  # past 90 - 2: cleared
+            lifecycle = ["active", "acknowledged", "cleared"]
+            await eventually(_async(lambda: receiver.states() == lifecycle), 30)
+
+            # Rules and shelves through the API, as on PostgreSQL.
+            admin_headers = {"X-API-Key": admin}
+            low = {"kind": "threshold", "match": {"tag": "oil_temp"}, "below": 10,
+                   "notify": ["ops-hook"]}  # fmt: skip
+            put = await api.put(f"{base}/alerts/rules/low-oil", json=low, headers=admin_headers)
+            assert put.status_code == 200, put.text
+            listed_rules = (await api.get(f"{base}/alerts/rules")).json()
+            assert [(r["rule"]["name"], r["source"]) for r in listed_rules] == [
+                ("hot-oil", "config"), ("low-oil", "api")
+            ]  # fmt: skip
+            shelf = await api.post(
+                f"{base}/alerts/shelves", json={"machine": "mixer-*", "for": "1h", "reason": "x"}
+            )
+            assert shelf.status_code == 201, shelf.text
+            assert len((await api.get(f"{base}/alerts/shelves")).json()) == 1
+            gone = await api.delete(f"{base}/alerts/shelves/{shelf.json()['id']}")
+            assert gone.status_code == 204
+            deadline = time.monotonic() + 20  # the evaluator reloads API rules every 2 s
+            while len(receiver.states()) < 4:
+                assert time.monotonic() < deadline, receiver.states()
+                await device.send(5.0)
+                await asyncio.sleep(0.5)
         await asyncio.sleep(2.0)  # nothing more arrives
-        assert receiver.states() == ["active", "cleared"]
-        assert _rows(path, "SELECT count(*) FROM alert_transitions") == [(2,)]
+        assert receiver.states() == [*lifecycle, "active"]
+        assert receiver.bodies()[3]["rule"] == "low-oil"
+        assert _rows(path, "SELECT count(*) FROM alert_transitions") == [(4,)]
     finally:
         device.close()
         for h in hubs:
