@@ -9,6 +9,18 @@
 | out_of_range  | hi + magnitude (default half the range), beyond what is plausible    | 10 s    |
 
 Times are simulated seconds since the simulator started.
+
+Any kind may be injected on any numeric tag (the control interface does as it is told), but not
+every kind means something on every tag: `fits(kind, tag)` says which do, and the alert-quality
+benchmark (bench/alerts_quality.py) draws its ground truth only from those, while still
+reporting the figure over every tag. Two kinds change nothing a client can see on some tags:
+
+- stuck on a setpoint or other holding register: a client writes it and the machine holds it,
+  so it does not move by itself; frozen, it reads exactly as before (the oven's zone
+  setpoints change every 30 min, the conveyor's speed only when written);
+- drift on a tag whose resolution is coarser than ten seconds of the default drift (1 % of the
+  range per second): a whole-number state such as a press's stroke phase (0-4: 0.4 in 10 s)
+  or a compressor's load state (0-2: 0.2 in 10 s) rounds it away.
 """
 
 from __future__ import annotations
@@ -19,9 +31,9 @@ from typing import Any, Literal, cast, get_args
 
 import yaml
 
-from edge_agent.simulators.tags import Value
+from edge_agent.simulators.tags import LogixTag, ModbusTag, OpcuaTag, S7Tag, SimTag, Value
 
-__all__ = ["DEFAULT_DURATION_S", "Anomaly", "AnomalyKind", "load_schedule"]
+__all__ = ["DEFAULT_DURATION_S", "Anomaly", "AnomalyKind", "fits", "load_schedule", "resolution"]
 
 AnomalyKind = Literal["spike", "drift", "stuck", "dropout", "out_of_range"]
 ANOMALY_KINDS: tuple[str, ...] = get_args(AnomalyKind)
@@ -92,6 +104,34 @@ class Anomaly:
             "duration": self.duration,
             "magnitude": self.magnitude,
         }
+
+
+_WHOLE = frozenset({"int16", "uint16", "int32", "uint32", "int64", "uint64", "UInt32",
+                    "byte", "int", "word", "dint", "dword", "sint"})  # fmt: skip
+# Drift seconds a client must be able to see within (the alert-quality target's window).
+VISIBLE_WITHIN_S = 10.0
+
+
+def resolution(tag: SimTag) -> float:
+    """The smallest change a client can see on the tag (0: a float, as fine as it gets)."""
+    if isinstance(tag, OpcuaTag):
+        if tag.type == "UInt32":
+            return 1.0
+        return 0.0 if tag.decimals is None else 10.0**-tag.decimals
+    return abs(tag.scale) if tag.type.lower() in _WHOLE else 0.0
+
+
+def fits(kind: str, tag: SimTag) -> bool:
+    """Whether an anomaly of `kind` on `tag` changes what a client sees (module docstring)."""
+    if tag.type.lower() in ("bool", "string", "boolean") or not tag.hi > tag.lo:
+        return False
+    if kind == "stuck":
+        holding = isinstance(tag, ModbusTag) and tag.table == "holding"
+        written = isinstance(tag, ModbusTag | S7Tag | LogixTag) and tag.writable
+        return not (holding or written)
+    if kind == "drift":
+        return (tag.hi - tag.lo) / 100 * VISIBLE_WITHIN_S >= resolution(tag)
+    return kind in ANOMALY_KINDS
 
 
 def load_schedule(path: Path) -> list[Anomaly]:

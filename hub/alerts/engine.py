@@ -60,6 +60,9 @@ MAX_RAISED = 50_000
 # The `tag` of an agent's watches and alerts (machine-level alerts have tag ""): `machine` is
 # then the agent id.
 AGENT_TAG = "(agent)"
+# How long a machine stays quiet to zscore rules after its last fault flag clears (the motor of
+# a conveyor that was jammed runs up again).
+FAULT_GRACE_MS = 10_000
 # The name of the threshold rules device profiles' `limits` make.
 LIMITS_RULE = "profile-limits"
 
@@ -242,24 +245,28 @@ class _ZScore(_Watch):
       `CHANGE_MARGIN` times the largest (normal) change the series has made lately: a drift or
       a jump on a signal that never moves that fast (a temperature, a counter), whatever its
       level. The sample that brings the value back where it was ends an anomaly, it is none.
-    - runs: a value frozen (a stuck sensor, a dead input) for more than twice the longest run
-      the series has had lately and that its repeat rate makes all but impossible
+    - runs: a value frozen (a stuck sensor, a dead input) for more than twice the longest
+      normal run the series has had lately and that its repeat rate makes all but impossible
       (p < `RUN_P`); a step signal changing for as long (a setpoint that starts to wander).
       Repeats at the ends of the range the series has shown are rests (a motor stopped, a
       controller saturated, an axis at home): a series that rests there is not stuck there,
       and a series that holds values anyway (`PAUSES` samples or more) is not judged stuck.
+      A counter that counts at a regular pace (its longest pause lately at most about twice
+      its mean pause: a press's strokes, not a conveyor's items) is stuck once it has not
+      counted for a quarter longer than its longest pause lately (at least one sample more).
 
     What an anomaly does is not learnt: not its changes, its runs or its range (a fired run
-    only raises the bar it passed, so a pattern that recurs is learnt after a few). Values past
+    only raises the bar for `PAUSES`, so a pattern that recurs stops being judged after a
+    few, while the run that fires is still measured against normal runs only). Values past
     the profile's limits are the limits rule's business and are not learnt at all. "Lately" is
     the current and the previous `window` (two numbers per maximum, forgotten after one to two
     windows).
     """
 
     __slots__ = (
-        "arrivals", "bucket", "dmax", "eq", "falls", "hi", "last_ts", "last_v", "lo",
-        "long_moved", "long_rest", "long_same", "mean", "moved", "n", "plausible", "ref",
-        "ref_ts", "rises", "rmean", "rvar", "same", "steady", "var",
+        "arrivals", "bucket", "dmax", "eq", "falls", "held", "hi",
+        "last_ts", "last_v", "lo", "long_moved", "long_rest", "long_same", "mean", "moved", "n",
+        "plausible", "ref", "ref_ts", "rises", "rmean", "rvar", "same", "steady", "var",
     )  # fmt: skip
 
     CONTINUOUS = 0.2  # more repeats than this: a step signal
@@ -294,6 +301,7 @@ class _ZScore(_Watch):
         self.long_same = [0, 0]
         self.long_rest = [0, 0]
         self.long_moved = [0, 0]
+        self.held = [0, 0]  # the longest runs of repeats away from rests, of normal samples
         self.lo = [math.inf, math.inf]
         self.hi = [-math.inf, -math.inf]
 
@@ -378,18 +386,26 @@ class _ZScore(_Watch):
             bad, ok = True, False
             detail = f"{v:g} changing {rate:+.3g}/s, normally {self.rmean:+.3g} ± {seen:.3g}/s"
         dx = min(max(rate, self.rmean - limit * rstd), self.rmean + limit * rstd)
-        longest = max(self.long_same)
+        longest = max(self.held)
         if (
             self.same >= 3
             # At an end of its range: judged only on a series that has passed it often
             # without ever resting there (a ram at the top of every stroke).
             and not (rest and (max(self.long_rest) > 0 or self.arrivals < self.PAUSES))
-            and longest < self.PAUSES  # it holds values anyway: not judged
+            and max(self.long_same) < self.PAUSES  # it holds values anyway: not judged
             and self.same > 2 * longest + 1
             and max(self.eq, 1e-3) ** self.same < self.RUN_P
         ):
             bad, ok = True, False
             detail = f"{v:g} unchanged for {self.same + 1} samples"
+        elif (
+            self._counter()
+            and 0 < longest <= 2 * self.steady / max(1.0 - self.steady, 1e-3)  # regular pauses
+            and self.same > longest + max(1, longest // 4)
+        ):
+            # A counter counts at its own pace: stopped well past its longest pause lately.
+            bad, ok = True, False
+            detail = f"{v:g} has not counted for {self.same + 1} samples, at most {longest + 1}"
         elif (
             step
             and self.moved >= 2
@@ -407,6 +423,7 @@ class _ZScore(_Watch):
         self.long_same = [0, self.long_same[0] if keep else 0]
         self.long_rest = [0, self.long_rest[0] if keep else 0]
         self.long_moved = [0, self.long_moved[0] if keep else 0]
+        self.held = [0, self.held[0] if keep else 0]
         self.falls = [0, self.falls[0] if keep else 0]
         self.lo = [math.inf, self.lo[0] if keep else math.inf]
         self.hi = [-math.inf, self.hi[0] if keep else -math.inf]
@@ -423,6 +440,8 @@ class _ZScore(_Watch):
             if same_was > longest[0]:
                 bar = 2 * max(longest) + 1
                 longest[0] = min(same_was, bar) if self.last_bad else same_was
+            if not at_end and not self.last_bad:
+                self.held[0] = max(self.held[0], same_was)
         if repeat and moved_was > self.long_moved[0]:
             bar = 2 * max(self.long_moved) + 1
             self.long_moved[0] = min(moved_was, bar) if self.last_bad else moved_was
@@ -461,22 +480,23 @@ class _ZScore(_Watch):
                 self.falls, self.same, self.moved, self.bucket, self.dmax, self.long_same,
                 self.long_rest, self.long_moved, [_finite(x) for x in self.lo],
                 [_finite(x) for x in self.hi], self.ref, self.ref_ts, self.arrivals,
-                self.rises, self.steady]  # fmt: skip
+                self.rises, self.steady, self.held]  # fmt: skip
 
     def restore(self, state: list[Any]) -> None:
         super().restore(state)
-        if len(state) != 27:
+        if len(state) != 28:
             return  # a checkpoint of an earlier model: learn this series afresh
         (self.mean, self.var, self.n, self.last_ts, last_v, self.rmean, self.rvar,
          self.eq, falls, self.same, self.moved, self.bucket, dmax, long_same, long_rest,
          long_moved, lo, hi, self.ref, self.ref_ts, self.arrivals, self.rises,
-         self.steady) = state[4:27]  # fmt: skip
+         self.steady, held) = state[4:28]  # fmt: skip
         self.last_v = math.nan if last_v is None else float(last_v)
         self.dmax = [float(x) for x in dmax]
         self.long_same = [int(x) for x in long_same]
         self.long_rest = [int(x) for x in long_rest]
         self.falls = [int(x) for x in falls]
         self.long_moved = [int(x) for x in long_moved]
+        self.held = [int(x) for x in held]
         self.lo = [math.inf if x is None else float(x) for x in lo]
         self.hi = [-math.inf if x is None else float(x) for x in hi]
 
@@ -626,6 +646,15 @@ class Engine:
         self._watches: dict[SeriesKey, list[_Watch]] = {}
         self._last_ts: dict[SeriesKey, int] = {}
         self._pending: dict[int, _Watch] = {}
+        # zscore rules' `quiet_while` flag globs, compiled once per distinct list; per machine
+        # and list: the flags true now and until when the machine stays quiet after the last
+        # one cleared.
+        self._quiet: dict[tuple[str, ...], re.Pattern[str]] = {
+            r.quiet_while: re.compile("|".join(fnmatch.translate(p) for p in r.quiet_while))
+            for r in self.rules
+            if r.kind == "zscore" and r.quiet_while
+        }
+        self._faults: dict[tuple[str, str, str, tuple[str, ...]], tuple[set[str], int]] = {}
 
     @property
     def series(self) -> int:
@@ -693,6 +722,10 @@ class Engine:
         pending = self._pending
         last_ts = self._last_ts
         late_before = now_ms - self._late_after
+        faults = self._faults
+        if self._quiet:
+            readings = list(readings)
+            self._fault_flags(site, line, machine, readings)
         for tag, ts, v, q in readings:
             key = SeriesKey(site, line, machine, tag)
             watches = self._watches_of(key)
@@ -714,13 +747,47 @@ class Engine:
             for w in watches:
                 if math.isnan(value) and not isinstance(w, _Quality):
                     continue
-                if flag and isinstance(w, _ZScore | _Rate):
-                    continue  # a flag has no mean or rate; thresholds and quality still apply
+                if (flag and isinstance(w, _ZScore | _Rate)) or (faults and self._faulted(w, ts)):
+                    # A flag has no mean or rate (thresholds and quality still apply); a
+                    # machine that flags a fault of its own is not judged by z-scores.
+                    continue
                 if w.feed(ts, value, q, late, out):
                     pending[id(w)] = w
                 else:
                     pending.pop(id(w), None)
         return out
+
+    def _faulted(self, w: _Watch, ts: int) -> bool:
+        """A zscore watch's machine flags a fault of its own at `ts` (or did just before)."""
+        if not isinstance(w, _ZScore):
+            return False
+        k = w.key
+        fault = self._faults.get((k.site, k.line, k.machine, w.rule.quiet_while))
+        return fault is not None and (bool(fault[0]) or ts < fault[1])
+
+    def _fault_flags(
+        self,
+        site: str,
+        line: str,
+        machine: str,
+        readings: list[tuple[str, int, float | int | bool | str, str]],
+    ) -> None:
+        """Note the machine's fault flags in a batch before its readings are judged: a flag set
+        in this batch quiets the whole batch (the stalled motor's current arrives with it)."""
+        for tag, ts, v, _q in readings:
+            if not isinstance(v, bool):
+                continue
+            for names, pattern in self._quiet.items():
+                if not pattern.match(tag):
+                    continue
+                key = (site, line, machine, names)
+                flags, until = self._faults.get(key, (set(), 0))
+                if v:
+                    flags.add(tag)
+                elif tag in flags:
+                    flags.discard(tag)
+                    until = ts + FAULT_GRACE_MS
+                self._faults[key] = (flags, until)
 
     def _out_of_order(
         self, watches: list[_Watch], ts: int, v: float, q: str, out: list[Transition]

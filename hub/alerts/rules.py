@@ -183,6 +183,9 @@ class Rule(_Frozen):
     # zscore: how many standard deviations, and samples seen before it may fire.
     z: float = Field(default=4.0, gt=0)
     min_samples: int = Field(default=60, ge=2)
+    # zscore: the machine's own fault flags (globs of its boolean tags): while one is true, and
+    # for `FAULT_GRACE` after, the machine says what is wrong and its signals are not judged.
+    quiet_while: tuple[str, ...] = ("*jam*", "*fault*")
     # edge: the oldest unsent reading older than this (dropping readings always fires).
     backlog_age: DurationMs | None = None
     # event: which machine events fire it (`kind` may be left out when this is given).
@@ -218,6 +221,8 @@ class Rule(_Frozen):
             raise ValueError("`below` must be lower than `above`")
         if kind == "rate" and (self.above is None or self.window is None):
             raise ValueError("a rate rule needs `above` (change per `per`) and `window`")
+        if kind != "zscore" and "quiet_while" in self.model_fields_set:
+            raise ValueError("`quiet_while` belongs to zscore rules")
         if kind == "zscore" and self.window is None:
             object.__setattr__(self, "window", 3_600_000)
         return self

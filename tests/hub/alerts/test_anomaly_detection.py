@@ -7,12 +7,13 @@ import json
 import math
 import random
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edge_agent.simulators.anomalies import Anomaly
+from edge_agent.simulators.anomalies import Anomaly, AnomalyKind
 from edge_agent.simulators.plant import Plant
-from hub.alerts.engine import Engine, SeriesKey, Transition
+from hub.alerts.engine import Engine, Limits, SeriesKey, Transition, _ZScore
 from hub.alerts.rules import Rule
 
 NOW = 1_800_000_000_000
@@ -127,6 +128,7 @@ def test_values_past_the_profile_limits_are_for_the_limits_rule_and_not_learnt()
     out = feed(e, [150.0] * 10, 900)
     assert {t.rule.name for t in out} == {"profile-limits"}
     watch = next(w for w in e._watches[key] if w.rule.name == "odd")
+    assert isinstance(watch, _ZScore)
     assert watch.export() is not None
     state = e.export()
     json.dumps(state, allow_nan=False)  # the checkpoint is plain JSON, no infinities
@@ -184,7 +186,7 @@ def test_a_restored_checkpoint_judges_the_rest_of_a_series_exactly_alike(
 
 
 # The simulated plant: anomalies the detector can see within 10 s, and a clean run.
-KINDS = ("spike", "drift", "stuck", "out_of_range")
+KINDS: tuple[AnomalyKind, ...] = ("spike", "drift", "stuck", "out_of_range")
 SEEN = {  # machine, tag: a continuous or counting signal of each machine type
     "press-01": ("oil_temp", "pressure"),
     "conveyor-01": ("motor_temp",),
@@ -195,7 +197,7 @@ SEEN = {  # machine, tag: a continuous or counting signal of each machine type
 
 
 def run_plant(plant: Plant, seconds: int) -> list[Transition]:
-    numeric = {
+    numeric: dict[SeriesKey, Limits] = {
         SeriesKey("p", "l", name, spec.name): (float(spec.lo), float(spec.hi))
         for name, m in plant.machines.items()
         for spec in m.tags
@@ -243,3 +245,93 @@ def test_the_simulated_plant_alerts_on_what_can_be_seen_and_rarely_on_a_clean_ru
     clean = run_plant(Plant(5, 22), warmup + hours * 3600)
     false = [t for t in clean if t.ts - NOW >= warmup * 1000]
     assert len(false) / (5 * hours) < 1.0  # false alerts per machine-hour
+
+
+def strokes(n: int, seed: int = 5, start: int = 100_000) -> list[float]:
+    """A press's stroke counter read once a second: one stroke every 5.5-6.5 s."""
+    rng = random.Random(seed)
+    count, due, out = start, rng.uniform(5.5, 6.5), []
+    for i in range(n):
+        if i >= due:
+            count += 1
+            due += rng.uniform(5.5, 6.5)
+        out.append(float(count))
+    return out
+
+
+def test_a_counter_that_stops_counting_at_its_regular_pace_is_stuck() -> None:
+    e = zscore()
+    values = strokes(1800)
+    assert feed(e, values) == []  # its pauses of 5-6 samples are its pace
+    # Stopped: caught once it has paused a quarter longer than it ever has (within 8 s).
+    out = feed(e, [values[-1]] * 12, 1800)
+    fired = actives(out)
+    assert len(fired) == 1
+    assert 1800 <= fired[0] <= 1808
+    assert "has not counted for" in out[0].detail
+
+
+def test_a_counter_with_irregular_pauses_is_not_judged_by_its_pace() -> None:
+    e = zscore()
+    rng = random.Random(6)
+    count, values = 0, []
+    for i in range(1800):
+        # Items at random, none while the belt is jammed for a minute every quarter hour.
+        if (i // 60) % 15 != 14 and rng.random() < 0.8:
+            count += 1
+        values.append(float(count))
+    assert feed(e, values) == []
+    assert feed(e, [float(count)] * 30, 1800) == []
+
+
+@given(st.integers(min_value=0, max_value=10_000))
+@settings(max_examples=20, deadline=None)
+def test_a_regular_counter_never_alerts_while_it_keeps_its_pace(seed: int) -> None:
+    assert feed(zscore(), strokes(1500, seed)) == []
+
+
+def test_a_second_stuck_sensor_is_caught_as_fast_as_the_first() -> None:
+    e = zscore()
+    rng = random.Random(7)
+    values = [50 + rng.gauss(0, 1) for _ in range(900)]
+    feed(e, values)
+    first = feed(e, [50.5] * 60, 900)
+    feed(e, [50 + rng.gauss(0, 1) for _ in range(240)], 960)
+    second = feed(e, [49.5] * 60, 1200)
+    assert actives(first) == [903]
+    assert actives(second) == [1203]  # the first frozen minute did not raise the bar
+
+
+def test_a_machine_that_flags_its_own_fault_is_not_judged_while_it_does() -> None:
+    e = zscore()
+    rng = random.Random(8)
+
+    def second(i: int, current: float, jammed: bool) -> list[Transition]:
+        ts = NOW + i * 1000
+        rows = [("motor_current", ts, current, "good"), ("jammed", ts, jammed, "good")]
+        return e.readings("s", "l", "belt", rows, ts)
+
+    for i in range(900):
+        second(i, 8 + rng.gauss(0, 0.2), False)
+    # Jammed: the stalled motor trips, its current falls to nothing; the flag says why.
+    out = [t for i in range(900, 930) for t in second(i, 0.5 if i == 900 else 0.0, True)]
+    # Running again: the current climbs back while the grace lasts.
+    out += [t for i in range(930, 935) for t in second(i, 2.0 * (i - 929), False)]
+    assert actives(out) == []
+    out = [t for i in range(935, 1000) for t in second(i, 8 + rng.gauss(0, 0.2), False)]
+    assert actives(out) == []
+    # Without the flag, the same fall is an anomaly.
+    assert actives(second(1000, 0.5, False)) == [1000]
+
+
+def test_quiet_while_is_a_zscore_option_and_may_be_emptied() -> None:
+    with pytest.raises(ValueError, match="quiet_while"):
+        Rule.model_validate({"name": "x", "kind": "threshold", "above": 1, "quiet_while": []})
+    rule = Rule.model_validate({"name": "odd", "kind": "zscore", "quiet_while": []})
+    assert rule.quiet_while == ()
+    e = Engine([rule])
+    for i in range(900):
+        ts = NOW + i * 1000
+        e.readings("s", "l", "m", [("t", ts, 8.0 + (i % 7) * 0.1, "good")], ts)
+    rows = [("t", NOW + 900_000, 0.5, "good"), ("jammed", NOW + 900_000, True, "good")]
+    assert actives(e.readings("s", "l", "m", rows, NOW + 900_000)) == [900]
