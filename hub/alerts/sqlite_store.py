@@ -37,7 +37,7 @@ from hub.sql.singleton import STANDBY_POLL_S, wait
 from hub.storage.snapshot_order import START, Position
 from hub.storage.statements import for_sqlite
 
-__all__ = ["SqliteAlertStore", "acknowledge_sqlite"]
+__all__ = ["SqliteAlertStore"]
 
 _T = TypeVar("_T")
 
@@ -253,21 +253,3 @@ class SqliteAlertStore:
             db.execute("ROLLBACK")
             raise
         db.execute("COMMIT")
-
-
-async def acknowledge_sqlite(
-    url: str,
-    alert: str,
-    *,
-    who: str,
-    comment: str,
-    now_ms: int,
-    notify: Mapping[str, Sequence[str]],
-) -> bool:
-    """Acknowledge an active occurrence in the SQLite file at `url` (a connection of its own: the
-    API's `Database` runs each statement as its own transaction); False if it is not active. The
-    evaluator's deliverer sends the notifications within a second."""
-    async with SqliteAlertStore.from_url(url) as store:
-        return await store.acknowledge(
-            alert, who=who, comment=comment, now_ms=now_ms, notify=notify
-        )

@@ -21,7 +21,7 @@ from hub.alerts.manage import (
     shelve,
 )
 from hub.alerts.rules import parse_duration_ms
-from hub.alerts.sqlite_store import acknowledge_sqlite
+from hub.alerts.sqlite_store import SqliteAlertStore
 from hub.alerts.store import acknowledge
 from hub.api.v1.deps import requires
 from hub.api.v1.schemas import AckIn, AlertOut, RuleOut, ShelfIn, ShelfOut
@@ -90,15 +90,12 @@ def alerts_router(services: ApiServices) -> APIRouter:
                 now_ms=services.now_ms(),
                 notify=notify,
             )
-        else:  # SQLite (the demo): one transaction on a connection of its own
-            done = await acknowledge_sqlite(
-                services.config.storage,
-                key,
-                who=who.subject,
-                comment=body.comment,
-                now_ms=services.now_ms(),
-                notify=notify,
-            )
+        else:  # SQLite (the demo): one transaction, so a connection of its own
+            async with SqliteAlertStore.from_url(services.config.storage) as store:
+                done = await store.acknowledge(
+                    key, who=who.subject, comment=body.comment, now_ms=services.now_ms(),
+                    notify=notify,
+                )  # fmt: skip
         rows = await services.db.fetch(
             "SELECT id, rule, kind, severity, site, line, machine, tag, state, value, detail,"
             " active_ms, acked_ms, acked_by, ack_comment, cleared_ms, cleared_value, found_late"

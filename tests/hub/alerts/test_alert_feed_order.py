@@ -11,7 +11,6 @@ import json
 import time
 import zlib
 from collections.abc import Sequence
-from typing import Any
 
 import asyncpg
 import pytest
@@ -23,6 +22,7 @@ from hub.alerts.rules import AlertsConfig
 from hub.alerts.store import Checkpoint, load_checkpoint, save_checkpoint
 from hub.storage import CompactReading, PostgresStorage, TelemetryBatch, WriteBatch, WriteResult
 from hub.storage.migrations import load_migrations
+from tests.hub.alerts.test_alerts_instances import rows
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -71,7 +71,7 @@ async def test_transactions_committing_out_of_id_order_are_evaluated_once_in_tim
             first = asyncio.create_task(storage.write(batch(1, t0, 95.0)))
             await asyncio.wait_for(in_hook.wait(), 10)
             assert (await storage.write(batch(2, t0 + HOUR_MS, 20.0))).inserted == 1
-            feed = await _rows(pg_dsn, "SELECT id FROM alert_feed ORDER BY id")
+            feed = await rows(pg_dsn, "SELECT id FROM alert_feed ORDER BY id")
             assert [r["id"] for r in feed] == [2]  # the first's row is not committed yet
             await asyncio.sleep(1.5)  # the evaluator polls every 0.5 s; it must wait for id 1
             assert evaluator.evaluated == 0
@@ -91,7 +91,7 @@ async def test_transactions_committing_out_of_id_order_are_evaluated_once_in_tim
         ("active", t0, False),
         ("cleared", t0 + HOUR_MS, False),
     ]
-    stored = await _rows(pg_dsn, "SELECT state, ts FROM alert_transitions ORDER BY ts, state")
+    stored = await rows(pg_dsn, "SELECT state, ts FROM alert_transitions ORDER BY ts, state")
     assert [(r["state"], r["ts"]) for r in stored] == [("active", t0), ("cleared", t0 + HOUR_MS)]
     assert evaluator.cursor is not None
     assert evaluator.cursor[1] == 2
@@ -124,21 +124,13 @@ async def test_the_migration_resumes_a_checkpoint_of_the_locked_feed_where_it_wa
         assert cp.cursor == (0, 2)
         assert cp.state == {"engine": "state"}
         # Neither id 1-2 again nor id 3 skipped; the new row after every old one.
-        rows = await fetch_feed(conn, cp.cursor, 10)
-        assert [r.machine for r in rows] == ["m3", "m4"]
-        assert rows[0].xid == 0
-        assert rows[1].xid > 0
-        await save_checkpoint(conn, Checkpoint(rows[0].position, {}), 0)
+        fed = await fetch_feed(conn, cp.cursor, 10)
+        assert [r.machine for r in fed] == ["m3", "m4"]
+        assert fed[0].xid == 0
+        assert fed[1].xid > 0
+        await save_checkpoint(conn, Checkpoint(fed[0].position, {}), 0)
         left = await conn.fetch("SELECT machine FROM alert_feed ORDER BY id")
         assert [r["machine"] for r in left] == ["m4"]
-        assert [r.machine for r in await fetch_feed(conn, rows[0].position, 10)] == ["m4"]
-    finally:
-        await conn.close()
-
-
-async def _rows(dsn: str, sql: str) -> list[Any]:
-    conn = await asyncpg.connect(dsn)
-    try:
-        return list(await conn.fetch(sql))
+        assert [r.machine for r in await fetch_feed(conn, fed[0].position, 10)] == ["m4"]
     finally:
         await conn.close()

@@ -36,14 +36,6 @@ from tests.harness.webhook import WebhookReceiver
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 
-@pytest.fixture
-def receiver() -> Iterator[WebhookReceiver]:
-    """A real HTTP server receiving the webhooks."""
-    r = WebhookReceiver()
-    yield r
-    r.close()
-
-
 class Mailbox:
     """A real SMTP server on a free port; keeps every message it accepts."""
 

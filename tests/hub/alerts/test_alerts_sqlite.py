@@ -13,7 +13,6 @@ import os
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,14 +30,6 @@ from tests.harness.webhook import WebhookReceiver
 from tests.hub.alerts.test_alerts_e2e import Device, eventually
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
-
-
-@pytest.fixture
-def receiver() -> Iterator[WebhookReceiver]:
-    """A real HTTP server receiving the webhooks."""
-    r = WebhookReceiver()
-    yield r
-    r.close()
 
 
 def _alerts(hook: str) -> AlertsConfig:

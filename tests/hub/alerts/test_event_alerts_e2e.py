@@ -10,7 +10,6 @@ import asyncio
 import os
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,14 +24,6 @@ from tests.harness.webhook import WebhookReceiver
 from tests.hub.alerts.test_alerts_e2e import Mailbox, _async, _fetch, eventually
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
-
-
-@pytest.fixture
-def receiver() -> Iterator[WebhookReceiver]:
-    """A real HTTP server receiving the webhooks."""
-    r = WebhookReceiver()
-    yield r
-    r.close()
 
 
 def write_config(tmp: Path, mqtt_url: str, dsn: str, hook: str, smtp_port: int) -> tuple[Path, int]:
