@@ -358,6 +358,10 @@ class SqliteStorage:
             self._db.execute(
                 "DELETE FROM alerts WHERE state = 'cleared' AND cleared_ms < ?", (cutoff,)
             )
+            # Their transitions too: this connection does not enforce foreign keys (no cascade).
+            self._db.execute(
+                "DELETE FROM alert_transitions WHERE alert_id NOT IN (SELECT id FROM alerts)"
+            )
             self._db.execute("DELETE FROM alert_shelves WHERE until_ms < ?", (cutoff,))
             for table in ("rollup_minute", "rollup_hour", "text_minute"):
                 self._db.execute(f"DELETE FROM {table} WHERE bucket < ?", (cutoff,))  # noqa: S608

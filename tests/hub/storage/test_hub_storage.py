@@ -205,6 +205,33 @@ async def test_retention(stored: Stored, storage: Storage) -> None:
     assert (await storage.write(WriteBatch(telemetry=[tb([R("t", NOW + DAY, 3.0)])]))).inserted
 
 
+async def test_cleared_alerts_go_with_retention_and_their_transitions_too(
+    storage_url: str, storage: Storage
+) -> None:
+    old, kept = "00000000-0000-4000-8000-000000000001", "00000000-0000-4000-8000-000000000002"
+    async with open_database(storage_url) as db:
+        for alert, cleared in ((old, NOW - 10 * DAY), (kept, NOW)):
+            await db.execute(
+                "INSERT INTO alerts (id, rule, kind, severity, site, line, machine, tag, state,"
+                " active_ms, cleared_ms, recorded_ms) VALUES ($1, 'r', 'threshold', 'warning',"
+                " 's1', 'l1', 'm1', 't', 'cleared', $2, $2, $2)",
+                alert,
+                cleared,
+            )
+            for state in ("active", "cleared"):
+                await db.execute(
+                    "INSERT INTO alert_transitions (alert_id, state, ts, by_whom, recorded_ms)"
+                    " VALUES ($1, $2, $3, 'millstream', $3)",
+                    alert,
+                    state,
+                    cleared,
+                )
+        await storage.maintain(NOW)
+        left = await db.fetch("SELECT alert_id FROM alert_transitions")
+        assert [str(r["alert_id"]) for r in left] == [kept, kept]
+        assert [str(r["id"]) for r in await db.fetch("SELECT id FROM alerts")] == [kept]
+
+
 def agent(
     ts: int, produced: list[tuple[str, int, int]], site: str | None = "s1", line: str | None = "l1"
 ) -> AgentStatusUpdate:
