@@ -74,7 +74,11 @@ class SqliteAlertStore:
 
     async def __aenter__(self) -> Self:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hub-alerts-sqlite")
-        await self._run(self._open)
+        try:
+            await self._run(self._open)
+        except BaseException:
+            await self.aclose()
+            raise
         return self
 
     async def __aexit__(self, *_exc: object) -> None:
@@ -107,7 +111,10 @@ class SqliteAlertStore:
     async def lead(self, stop: asyncio.Event, standby: Callable[[], None]) -> bool:
         if self._path == ":memory:":
             return True
-        fd = os.open(f"{self._path}.alerts.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(f"{self._path}.alerts.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise StorageUnavailable(f"SQLite: cannot open the alerts' lock file: {exc}") from exc
         while not stop.is_set():
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
