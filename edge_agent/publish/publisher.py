@@ -403,6 +403,9 @@ class Publisher:
         bucket = TokenBucket(s.backlog_rate, max(s.backlog_rate / 10, s.max_batch), self._clock())
         while True:
             await self._may_send()
+            if s.receipts:
+                # Before claiming, not only before sending: a claim starts the receipt timeout.
+                await self._room_ahead(s.max_batch)
             try:
                 # Overdue receipts first (same seq, same readings), then the oldest unsent data.
                 batches = await self.buffer.due(s.receipt_timeout, limit=s.inflight)

@@ -93,10 +93,14 @@ class DrainEstimator:
             # not of commit time (validation may be what holds it back, between commits), and
             # only since it became saturated: before, it committed what came, and a drain's
             # first second would drag the figure down for the next two.
+            # Each commit counts with the share of it in that time, up to the last one's end:
+            # whole commits of 50,000 readings a second or two apart would make steps of a third.
             since_full = next(t for t, f in full if f)
-            if now - since_full >= MIN_SATURATED_S:
-                readings = sum(n for _, e, n in self._commits if e > since_full)
-                self.capacity = max(self._floor, readings / (now - since_full))
+            last = [(s, e, n) for s, e, n in self._commits if e > since_full]
+            end = max((e for _, e, _ in last), default=since_full)
+            if end - since_full >= MIN_SATURATED_S:
+                readings = sum(n * (e - max(s, since_full)) / max(e - s, 1e-6) for s, e, n in last)
+                self.capacity = max(self._floor, readings / (end - since_full))
                 self._saturated_at = now
             return self.capacity
         if not self._commits:

@@ -94,3 +94,21 @@ def test_live_readings_keep_their_room_and_backlogs_share_the_rest() -> None:
     # However much is live, backlogs are never starved below half of the capacity.
     est.agent("a1", 10 * DRAINING_READINGS, 51.0, live_rate=90_000.0)
     assert est.budget(52.0, 2).per_agent == pytest.approx(MIN_SHARE * 100_000 / 2)
+
+
+@pytest.mark.parametrize("now", [100.9, 101.2, 101.5, 101.8, 102.1, 102.4])
+def test_big_commits_measure_a_rate_not_steps_of_whole_commits(now: float) -> None:
+    """Saturated at 70,000/s in commits of 50,000 readings (0.5 s each, validation holding the
+    hub back between them): counted whole, one or two of them in the last second or two read
+    as 42,000-94,000/s depending on when it is asked."""
+    est = DrainEstimator()
+    period = 50_000 / 70_000
+    start = 98.0
+    while start + 0.5 <= now:
+        est.committed(start, start + 0.5, 50_000)
+        start += period
+    t = 98.0
+    while t <= now:
+        est.sample(t, window_full=t >= 100.0)
+        t += 0.5
+    assert est.update(now) == pytest.approx(70_000, rel=0.15)
