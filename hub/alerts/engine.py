@@ -933,7 +933,11 @@ class Engine:
             if watches
         ]
         raised = [[*k, oid, late] for k, (oid, late) in self._raised.items()]
-        return {"v": 1, "series": series, "states": held, "events": raised}
+        faults = [
+            [site, line, machine, list(names), sorted(flags), until]
+            for (site, line, machine, names), (flags, until) in self._faults.items()
+        ]
+        return {"v": 1, "series": series, "states": held, "events": raised, "faults": faults}
 
     def restore(self, snapshot: dict[str, Any]) -> None:
         """Load `export()`'s output; rules since removed are forgotten, new ones start idle."""
@@ -955,3 +959,6 @@ class Engine:
         for rule, site, line, machine, event, oid, late in snapshot.get("events", ()):
             if rule in names:
                 self._raised[(rule, site, line, machine, event)] = (oid, bool(late))
+        for site, line, machine, globs, flags, until in snapshot.get("faults", ()):
+            if tuple(globs) in self._quiet:
+                self._faults[(site, line, machine, tuple(globs))] = (set(flags), int(until))

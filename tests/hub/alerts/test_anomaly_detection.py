@@ -335,3 +335,19 @@ def test_quiet_while_is_a_zscore_option_and_may_be_emptied() -> None:
         e.readings("s", "l", "m", [("t", ts, 8.0 + (i % 7) * 0.1, "good")], ts)
     rows = [("t", NOW + 900_000, 0.5, "good"), ("jammed", NOW + 900_000, True, "good")]
     assert actives(e.readings("s", "l", "m", rows, NOW + 900_000)) == [900]
+
+
+def test_a_checkpoint_remembers_a_fault_flag_that_is_still_set() -> None:
+    e = zscore()
+    rng = random.Random(9)
+    for i in range(900):
+        ts = NOW + i * 1000
+        e.readings("s", "l", "belt", [("motor_current", ts, 8 + rng.gauss(0, 0.2), "good")], ts)
+    ts = NOW + 900_000
+    e.readings("s", "l", "belt", [("jammed", ts, True, "good")], ts)
+    state = json.loads(json.dumps(e.export()))
+    again = zscore()
+    again.restore(state)
+    # The flag is sent only when it changes: still jammed after the restart, still quiet.
+    ts += 1000
+    assert again.readings("s", "l", "belt", [("motor_current", ts, 0.0, "good")], ts) == []
