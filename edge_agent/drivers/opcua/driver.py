@@ -263,6 +263,11 @@ class OpcuaDriver:
         After `close()`, what was received before it, then the end."""
         pending = self._pending
         while True:
+            if pending:
+                # Let the publish loops run between batches: a consumer with batches waiting
+                # would never wait otherwise, and no Publish request would go out while it
+                # works, so the server would drop what this queue should count (issue 28).
+                await asyncio.sleep(0)
             while not pending:
                 if self._closed:
                     return
