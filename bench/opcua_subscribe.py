@@ -3,11 +3,19 @@
 The server runs in its own process (this file with `--serve`, or node-opcua with
 `--node-server`), so the agent's CPU share is measurable on its own. Every 100 ms every
 monitored item gets a new value. The client is the real `OpcuaDriver`; a consumer drains
-`batches()` as the buffer writer does. Recorded: values delivered per second, client CPU% (share
-of one core), values per client CPU-second (what one fully used core sustains: the figure to
-compare with the 20,000/s target when the local server is the limit), peak RSS, server CPU%.
+`batches()` as the agent's buffer writer does. Recorded: values delivered per second, what the
+server produced (it counts the values it generates: it may not keep up with the nominal offer),
+client CPU% (share of one core), values per client CPU-second (what one fully used core
+sustains: the figure to compare with the 20,000/s target when the local server is the limit),
+latency from each value's source timestamp (set by the server when it makes the value) to the
+consumer, RSS at the start and end of the window, server CPU%.
+
+`--consumer-us N` makes the consumer spend N µs of CPU per value on the agent's event loop, as
+a slow buffer would: more is offered than the agent keeps, and what is measured is how it copes
+(the kept share it reports, latency and memory).
 
     .venv/bin/python bench/opcua_subscribe.py [--items 5000] [--sampling-ms 100] [--seconds 20]
+        [--node-server] [--consumer-us 0] [--out results/opcua_subscribe.json]
 """
 
 from __future__ import annotations
@@ -18,10 +26,12 @@ import datetime as dt
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,8 +53,9 @@ RESULTS = Path(__file__).parent / "results" / "opcua_subscribe.json"
 # -- server process -------------------------------------------------------------------------
 
 
-async def serve(port: int, items: int, period_ms: int) -> None:
-    """An asyncua server whose N Double variables all change every `period_ms`."""
+async def serve(port: int, items: int, period_ms: int, produced: Path) -> None:
+    """An asyncua server whose N Double variables all change every `period_ms`; the count of
+    values generated is written to `produced` after every tick."""
     from asyncua import Server, ua  # noqa: PLC0415
 
     server = Server()
@@ -61,7 +72,7 @@ async def serve(port: int, items: int, period_ms: int) -> None:
     # its address-space write path, which saturates near 5,000 values/s), so what is measured is
     # the agent, not asyncua's server. The wire traffic is the same as for real value changes.
     subscriptions = server.iserver.subscription_service.subscriptions
-    tick = 0
+    tick = made = 0
     period = period_ms / 1000
     next_at = time.monotonic()
     while True:
@@ -77,11 +88,29 @@ async def serve(port: int, items: int, period_ms: int) -> None:
                 )
                 note = ua.MonitoredItemNotification(ClientHandle=mdata.client_handle, Value=value)
                 await isub.enqueue_datachange_event(mid, note, mdata.queue_size)
+                made += 1
+        _record(produced, made)
         next_at = max(next_at + period, time.monotonic())
         await asyncio.sleep(next_at - time.monotonic())
 
 
 # -- client (the measured process) ----------------------------------------------------------
+
+
+def _record(path: Path, made: int) -> None:
+    # Tiny and local: what the client reads at the start and end of its window.
+    path.write_text(str(made))
+
+
+def _produced(path: Path) -> int:
+    try:
+        return int(path.read_text() or 0)
+    except (OSError, ValueError):
+        return 0
+
+
+def _percentile(ordered: Sequence[float], share: float) -> float:
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))] if ordered else float("nan")
 
 
 async def measure(
@@ -92,6 +121,8 @@ async def measure(
     seconds: float,
     per_subscription: int,
     publish_requests: int,
+    consumer_us: float,
+    produced_file: Path,
 ) -> dict[str, Any]:
     """Run the driver against the server and return the figures."""
     points = [
@@ -110,36 +141,70 @@ async def measure(
         ),
     )
     count = 0
+    measuring = False
+    # (latency of the batch's oldest value in ms, values in the batch) while measuring.
+    latencies: list[tuple[int, int]] = []
 
     async def consume() -> None:
         nonlocal count
         async for batch in driver.batches():
             count += len(batch)
+            if measuring:
+                oldest = min(s.ts for s in batch)
+                latencies.append((time.time_ns() // 1_000_000 - oldest, len(batch)))
+            if consumer_us:
+                # A slow buffer on the same event loop: CPU spent per value.
+                until = time.perf_counter() + consumer_us * len(batch) / 1e6
+                while time.perf_counter() < until:
+                    pass
 
     me = psutil.Process()
     async with driver:
         consumer = asyncio.create_task(consume(), name="bench-consumer")
         await asyncio.sleep(3)  # warm-up: initial values and steady state
-        rss_peak = me.memory_info().rss
+        rss_start = rss_peak = me.memory_info().rss
+        measuring = True
+        dropped_start = driver.stats.dropped_samples
+        made_start = _produced(produced_file)
         start_count, start_cpu, start = count, me.cpu_times(), time.perf_counter()
         deadline = start + seconds
         while time.perf_counter() < deadline:
             await asyncio.sleep(0.5)
             rss_peak = max(rss_peak, me.memory_info().rss)
         end_count, end_cpu, end = count, me.cpu_times(), time.perf_counter()
+        made = _produced(produced_file) - made_start
+        measuring = False
+        rss_end = me.memory_info().rss
         consumer.cancel()
-        dropped = driver.stats.dropped_samples
+        dropped = driver.stats.dropped_samples - dropped_start
         reconnects = driver.stats.reconnects
+        kept_share = driver.health.schedule
+        session = driver._session
+        fast = session.fast_responses if session else None
+        slow = session.asyncua_responses if session else None
     wall = end - start
     cpu = (end_cpu.user - start_cpu.user) + (end_cpu.system - start_cpu.system)
+    # Each value weighs as one: a batch's oldest value stands for all of it (a bound).
+    weighted = sorted(lat for lat, n in latencies for _ in range(n))
+    delivered = end_count - start_count
     return {
-        "values_per_s": round((end_count - start_count) / wall),
+        "values_per_s": round(delivered / wall),
+        "server_produced_values_per_s": round(made / wall) if made else None,
+        "delivered_of_produced": round(delivered / made, 3) if made else None,
         "client_cpu_percent_of_one_core": round(100 * cpu / wall, 1),
         "client_rss_mb_peak": round(rss_peak / 2**20, 1),
         # What one fully used core would sustain: the figure to compare with the target when the
         # local server, not the agent, is what limits values_per_s.
         "client_values_per_cpu_second": round((end_count - start_count) / cpu) if cpu else None,
         "dropped_samples": dropped,
+        "kept_share_reported": kept_share,
+        "latency_ms_p50": _percentile(weighted, 0.5),
+        "latency_ms_p99": _percentile(weighted, 0.99),
+        "latency_ms_max": weighted[-1] if weighted else None,
+        "latency_ms_mean": round(statistics.fmean(weighted), 1) if weighted else None,
+        "client_rss_mb_start": round(rss_start / 2**20, 1),
+        "client_rss_mb_end": round(rss_end / 2**20, 1),
+        "publish_responses_decoded": {"fast_path": fast, "asyncua": slow},
         "reconnects": reconnects,
         "offered_values_per_s": round(items * 1000 / sampling_ms),
         "measured_seconds": round(wall, 1),
@@ -155,6 +220,14 @@ def main() -> None:
     parser.add_argument("--per-subscription", type=int, default=1000)
     parser.add_argument("--publish-requests", type=int, default=PUBLISH_REQUESTS)
     parser.add_argument(
+        "--consumer-us",
+        type=float,
+        default=0.0,
+        help="CPU µs the consumer spends per value (a slow buffer: overload)",
+    )
+    parser.add_argument("--out", type=Path, default=RESULTS, help="where to write the figures")
+    parser.add_argument("--produced-file", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument(
         "--node-server",
         action="store_true",
         help="serve with node-opcua (tests/interop/opcua) instead of the asyncua load generator",
@@ -162,7 +235,7 @@ def main() -> None:
     parser.add_argument("--serve", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
-        asyncio.run(serve(args.serve, args.items, args.sampling_ms))
+        asyncio.run(serve(args.serve, args.items, args.sampling_ms, args.produced_file))
         return
 
     import socket  # noqa: PLC0415
@@ -171,15 +244,16 @@ def main() -> None:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     root = Path(__file__).resolve().parents[1]
+    produced_file = Path(tempfile.mkdtemp(prefix="opcua-bench-")) / "produced"
     if not args.node_server:
         argv = [sys.executable, __file__, "--serve", str(port), "--items", str(args.items)]
-        argv += ["--sampling-ms", str(args.sampling_ms)]
+        argv += ["--sampling-ms", str(args.sampling_ms), "--produced-file", str(produced_file)]
         env = None
         server_name = "asyncua"
     else:
         # node-opcua is installed for the interop tests (tests/interop/opcua, `npm install`).
         argv = ["node", str(root / "bench" / "opcua_bench_server.js"), str(port)]
-        argv += [str(args.items), str(args.sampling_ms)]
+        argv += [str(args.items), str(args.sampling_ms), str(produced_file)]
         modules = root / "tests" / "interop" / "opcua" / "node_modules"
         env = {**os.environ, "NODE_PATH": str(modules)}
         server_name = "node-opcua"
@@ -202,6 +276,8 @@ def main() -> None:
                 args.seconds,
                 args.per_subscription,
                 args.publish_requests,
+                args.consumer_us,
+                produced_file,
             )
         )
         figures["server_cpu_percent_of_one_core"] = round(server_ps.cpu_percent(), 1)
@@ -216,6 +292,7 @@ def main() -> None:
         "sampling_ms": args.sampling_ms,
         "items_per_subscription": args.per_subscription,
         "publish_requests_in_flight": args.publish_requests,
+        "consumer_us_per_value": args.consumer_us,
         **figures,
         "target_values_per_s": 20_000,
         "server": f"{server_name} in its own process; every variable changes every sampling tick",
@@ -230,8 +307,8 @@ def main() -> None:
         "recorded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     print(json.dumps(result, indent=2))
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
 
 
 if __name__ == "__main__":

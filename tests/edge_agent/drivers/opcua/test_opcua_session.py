@@ -55,8 +55,11 @@ async def test_subscription_delivers_server_values_and_quality(
     def seen(tag: str, value: object, quality: str) -> bool:
         return any((s.tag, s.value, s.quality) == (tag, value, quality) for s in received)
 
-    async with OpcuaSession("mill-01", endpoint(cnc), POINTS, options, received.extend):
+    async with OpcuaSession("mill-01", endpoint(cnc), POINTS, options, received.extend) as session:
         await until(lambda: any(s.tag == "spindle_speed" for s in received))
+        # The driver's own decoder reads the data changes, not asyncua's (notifications.py):
+        # an asyncua upgrade that takes the publish loop back must not go unnoticed.
+        assert session.fast_responses > 0
         # Wait for each value: with queue size 1 a server keeps only the newest per sampling tick.
         for rpm in (1500.0, 1800.0):
             await cnc.write("speed", rpm)
