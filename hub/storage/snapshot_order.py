@@ -18,15 +18,25 @@ from typing import Any
 
 import asyncpg
 
-__all__ = ["START", "Position", "delete_through", "fetch_after"]
+__all__ = ["START", "Position", "delete_through", "fetch_after", "fetch_after_sql"]
 
 # A reader's position: (xid, id) of the last row read; START before the first.
 Position = tuple[int, int]
 START: Position = (0, 0)
 
 
-def _where(where: str, args: Sequence[Any]) -> tuple[str, int]:
-    return (f"({where}) AND " if where else ""), len(args)
+def fetch_after_sql(table: str, columns: str, *, where: str = "", nargs: int = 0) -> str:
+    """The statement `fetch_after` runs: `where`'s parameters are $1 … $nargs, then the
+    position's xid and id and the limit."""
+    cond = f"({where}) AND " if where else ""
+    return (
+        f"SELECT {columns}, xid::text::bigint FROM {table}"  # noqa: S608 -- constants only
+        f" WHERE {cond}(xid, id) > (${nargs + 1}::text::xid8, ${nargs + 2})"
+        " AND xid < pg_snapshot_xmin(pg_current_snapshot())"
+        # Qualified: a bare `xid` would name the output column (the bigint), and PostgreSQL
+        # would sort every row past the position instead of walking the (…, xid, id) index.
+        f" ORDER BY {table}.xid, {table}.id LIMIT ${nargs + 3}"
+    )
 
 
 async def fetch_after(
@@ -42,13 +52,7 @@ async def fetch_after(
     """`columns` and then the row's xid (as bigint) of the rows of `table` past `after` (and
     matching `where`, whose parameters are `args`: $1 …), in (xid, id) order, of transactions
     that ended before every transaction still running began."""
-    cond, n = _where(where, args)
-    sql = (
-        f"SELECT {columns}, xid::text::bigint FROM {table}"  # noqa: S608 -- constants only
-        f" WHERE {cond}(xid, id) > (${n + 1}::text::xid8, ${n + 2})"
-        " AND xid < pg_snapshot_xmin(pg_current_snapshot())"
-        f" ORDER BY xid, id LIMIT ${n + 3}"
-    )
+    sql = fetch_after_sql(table, columns, where=where, nargs=len(args))
     rows: list[asyncpg.Record] = await conn.fetch(sql, *args, str(after[0]), after[1], limit)
     return rows
 
@@ -62,7 +66,8 @@ async def delete_through(
     args: Sequence[Any] = (),
 ) -> None:
     """Delete the rows of `table` up to and including position `upto` (and matching `where`)."""
-    cond, n = _where(where, args)
+    cond = f"({where}) AND " if where else ""
+    n = len(args)
     await conn.execute(
         f"DELETE FROM {table} WHERE {cond}(xid, id) <= (${n + 1}::text::xid8, ${n + 2})",  # noqa: S608
         *args,

@@ -22,6 +22,7 @@ from hub.alerts.rules import AlertsConfig
 from hub.alerts.store import Checkpoint, load_checkpoint, save_checkpoint
 from hub.storage import CompactReading, PostgresStorage, TelemetryBatch, WriteBatch, WriteResult
 from hub.storage.migrations import load_migrations
+from hub.storage.snapshot_order import fetch_after_sql
 from tests.hub.alerts.test_alerts_instances import rows
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -132,5 +133,30 @@ async def test_the_migration_resumes_a_checkpoint_of_the_locked_feed_where_it_wa
         left = await conn.fetch("SELECT machine FROM alert_feed ORDER BY id")
         assert [r["machine"] for r in left] == ["m4"]
         assert [r.machine for r in await fetch_feed(conn, fed[0].position, 10)] == ["m4"]
+    finally:
+        await conn.close()
+
+
+async def test_the_feed_and_the_outbox_are_read_along_their_index_not_sorted(pg_dsn: str) -> None:
+    # A backlog (an evaluator or relay behind) must cost a read its LIMIT rows, not a sort of
+    # everything past the position; `ORDER BY xid` once named the bigint output column instead.
+    async with PostgresStorage(pg_dsn) as storage:
+        await storage.migrate()
+    conn = await asyncpg.connect(pg_dsn)
+    try:
+        await conn.execute(
+            "INSERT INTO alert_feed (site, line, machine, n, body)"
+            " SELECT 's', 'l', 'm', 1, '' FROM generate_series(1, 20000)"
+        )
+        await conn.execute(
+            "INSERT INTO kafka_outbox (kind, site, line, machine, n, body, shard)"
+            " SELECT 0, 's', 'l', 'm', 1, '', i % 8 FROM generate_series(1, 100000) AS i"
+        )
+        await conn.execute("ANALYZE alert_feed, kafka_outbox")
+        for table, where, args in (("alert_feed", "", ()), ("kafka_outbox", "shard = $1", (3,))):
+            sql = fetch_after_sql(table, "id", where=where, nargs=len(args))
+            plan = "\n".join(r[0] for r in await conn.fetch("EXPLAIN " + sql, *args, "0", 0, 2000))
+            assert "Sort" not in plan, plan
+            assert "Index" in plan, plan
     finally:
         await conn.close()
