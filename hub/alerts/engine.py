@@ -399,8 +399,9 @@ class _ZScore(_Watch):
             bad, ok = True, False
             detail = f"{v:g} unchanged for {self.same + 1} samples"
         elif (
-            self._counter()
-            and 0 < longest <= 2 * self.steady / max(1.0 - self.steady, 1e-3)  # regular pauses
+            self.same > longest > 0
+            and self._counter()
+            and longest <= 2 * self.steady / max(1.0 - self.steady, 1e-3)  # regular pauses
             and self.same > longest + max(1, longest // 4)
         ):
             # A counter counts at its own pace: stopped well past its longest pause lately.
