@@ -16,7 +16,7 @@ Where the time goes is recorded per phase: hub and PostgreSQL CPU, WAL bytes per
 WAL fsyncs per second (pg_stat_wal).
 
     .venv/bin/python bench/hub_ingest.py [--batches 400] [--rate 50000] [--seconds 15]
-        [--alerts --out bench/results/hub_ingest_alerts.json]
+        [--alerts --out bench/results/hub_ingest_alerts.json] [--instances 2]
 """
 
 from __future__ import annotations
@@ -143,8 +143,17 @@ class Sampler(threading.Thread):
             time.sleep(0.1)
 
 
-def hub_cpu_seconds(proc: psutil.Process) -> float:
-    """User + system CPU seconds of a process and its children."""
+class Processes:
+    """The hub instances, counted as one (--instances)."""
+
+    def __init__(self, procs: list[psutil.Process]) -> None:
+        self.procs = procs
+
+
+def hub_cpu_seconds(proc: psutil.Process | Processes) -> float:
+    """User + system CPU seconds of a process (or the hub instances) and their children."""
+    if isinstance(proc, Processes):
+        return sum(hub_cpu_seconds(p) for p in proc.procs)
     t = proc.cpu_times()
     total = t.user + t.system
     for child in proc.children(recursive=True):
@@ -186,6 +195,7 @@ def main() -> None:
     ap.add_argument("--flush-ms", type=int, default=50)
     ap.add_argument("--out", type=Path, default=RESULTS, help="where to write the JSON")
     ap.add_argument("--durable", action=argparse.BooleanOptionalAction, default=True)
+    ap.add_argument("--instances", type=int, default=1, help="hub processes sharing the load")
     ap.add_argument(
         "--alerts",
         action="store_true",
@@ -198,37 +208,45 @@ def main() -> None:
     broker.start()
     pg.start()
     workdir = Path(tempfile.mkdtemp(prefix="hub-bench-"))
-    hub: subprocess.Popen[bytes] | None = None
+    hubs: list[subprocess.Popen[bytes]] = []
     client: Client | None = None
     try:
         dsn = pg.create_database("bench")
-        http_port = free_port()
-        config = workdir / "hub.yaml"
-        config.write_text(
-            f"mqtt: {{url: '{broker.url}', client_id: bench-hub}}\n"
-            f"storage: '{dsn}'\n"
-            f"http: {{host: 127.0.0.1, port: {http_port}}}\n"
-            f"flush_ms: {args.flush_ms}\n" + (ALERTS if args.alerts else "")
-        )
+        # --instances N: N hub processes on the one shared subscription (`$share/hub/…`).
+        ports = [free_port() for _ in range(args.instances)]
+        configs = []
+        for i, port in enumerate(ports):
+            config = workdir / f"hub{i}.yaml"
+            config.write_text(
+                f"mqtt: {{url: '{broker.url}', client_id: bench-hub-{i}}}\n"
+                f"storage: '{dsn}'\n"
+                f"http: {{host: 127.0.0.1, port: {port}}}\n"
+                f"flush_ms: {args.flush_ms}\n" + (ALERTS if args.alerts else "")
+            )
+            configs.append(config)
         exe = [str(Path(sys.executable).with_name("millstream-hub"))]
-        subprocess.run([*exe, "migrate", "--config", str(config)], check=True)
-        log = (workdir / "hub.log").open("wb")
+        subprocess.run([*exe, "migrate", "--config", str(configs[0])], check=True)
         env = dict(os.environ)
         # The API's tokens need a signing secret; the benchmark's is throwaway.
         env.setdefault("MILLSTREAM_JWT_SECRET", "bench-" + os.urandom(24).hex())
-        hub = subprocess.Popen([*exe, "serve", "--config", str(config)], stderr=log, env=env)
-        for _ in range(300):
-            try:
-                if httpx.get(f"http://127.0.0.1:{http_port}/health/ready").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        else:
-            raise RuntimeError("hub never became ready")
-        proc = psutil.Process(hub.pid)
+        for i, config in enumerate(configs):
+            log = (workdir / f"hub{i}.log").open("wb")
+            hubs.append(
+                subprocess.Popen([*exe, "serve", "--config", str(config)], stderr=log, env=env)
+            )
+        for port in ports:
+            for _ in range(300):
+                try:
+                    if httpx.get(f"http://127.0.0.1:{port}/health/ready").status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                time.sleep(0.1)
+            else:
+                raise RuntimeError("hub never became ready")
+        proc = Processes([psutil.Process(h.pid) for h in hubs])
         pg_proc = psutil.Process(pg.pid)
-        sampler = Sampler(hub.pid)
+        sampler = Sampler(hubs[0].pid)
         sampler.start()
         client = Client(broker.host, broker.port)
         time.sleep(0.5)
@@ -287,23 +305,25 @@ def main() -> None:
                 await conn.close()
 
         rows, db_bytes = asyncio.run(stored())
-        metrics = httpx.get(f"http://127.0.0.1:{http_port}/metrics").text
-        hub_stats = {}
-        for line in metrics.splitlines():
-            for name in (
-                "millstream_commit_seconds_sum",
-                "millstream_commit_seconds_count",
-                "millstream_commit_messages_sum",
-                "millstream_commit_messages_count",
-            ):
-                if line.startswith(name + " "):
-                    hub_stats[name] = float(line.split()[1])
+        hub_stats: dict[str, float] = {}
+        for port in ports:
+            metrics = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+            for line in metrics.splitlines():
+                for name in (
+                    "millstream_commit_seconds_sum",
+                    "millstream_commit_seconds_count",
+                    "millstream_commit_messages_sum",
+                    "millstream_commit_messages_count",
+                ):
+                    if line.startswith(name + " "):
+                        hub_stats[name] = hub_stats.get(name, 0.0) + float(line.split()[1])
         expected = (MACHINES + args.batches + count) * READINGS_PER_BATCH
         result = {
             "benchmark": "hub_ingest",
             "readings_per_batch": READINGS_PER_BATCH,
             "flush_ms": args.flush_ms,
             "alerts": args.alerts,
+            "hub_instances": args.instances,
             "saturation": {
                 "batches": args.batches,
                 "seconds": round(sat_seconds, 2),
@@ -363,8 +383,9 @@ def main() -> None:
     finally:
         if client is not None:
             client.close()
-        if hub is not None:
+        for hub in hubs:
             hub.terminate()
+        for hub in hubs:
             try:
                 hub.wait(20)
             except subprocess.TimeoutExpired:
