@@ -77,6 +77,7 @@ async def run_agent(
         task = asyncio.create_task(pub.run(), name=f"publisher-{name}")
         left = filled
         budgets: list[float] = []
+        resent: list[tuple[float, int]] = []  # (seconds since go, batches sent again since)
         while left and time.monotonic() - started < args.timeout:
             left = (await buf.stats()).readings
             pub.set_status(
@@ -86,6 +87,13 @@ async def run_agent(
             )
             if pub.stats.drain_budget is not None:
                 budgets.append(pub.stats.drain_budget)
+            if pub.stats.republished_batches > sum(n for _, n in resent):
+                resent.append(
+                    (
+                        round(time.monotonic() - started, 1),
+                        pub.stats.republished_batches - sum(n for _, n in resent),
+                    )
+                )
             await asyncio.sleep(1.0)
         pub.set_status(wire.encode_agent_status("online", int(time.time() * 1000), buffer_depth=0))
         await asyncio.sleep(0.5)
@@ -97,6 +105,7 @@ async def run_agent(
             "seconds": round(time.monotonic() - started, 2),
             "published_batches": pub.stats.published_batches,
             "republished_batches": pub.stats.republished_batches,
+            "republished_when": resent,
             "acked_readings": pub.stats.acked_readings,
             "budget_min": min(budgets, default=None),
             "budget_max": max(budgets, default=None),
