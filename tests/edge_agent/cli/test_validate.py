@@ -116,7 +116,7 @@ def test_a_config_asking_more_than_one_core_polls_is_valid_but_warned(
     runner: CliRunner, tmp_path: Path
 ) -> None:
     tags = "\n".join(
-        f"  - {{name: r{i}, table: holding, address: {i}, type: uint16}}" for i in range(600)
+        f"  - {{name: r{i}, table: holding, address: {i}, type: uint16}}" for i in range(3000)
     )
     (tmp_path / "fast-plc.yaml").write_text(
         "profile: fast-plc\nvendor: Test\nmodel: T\nprotocol: modbus\nsource: test\n"
@@ -129,6 +129,6 @@ def test_a_config_asking_more_than_one_core_polls_is_valid_but_warned(
     )
     result = runner.invoke(app, ["validate", str(config)])
     assert result.exit_code == 0, result.output
-    assert "asks for up to 60,000 readings/s" in result.output
+    assert "asks for up to 300,000 readings/s" in result.output
     assert "poll less often (poll_ms)" in result.output
     # The shipped example is far below it: one line, no warning (test above).
