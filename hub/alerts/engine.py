@@ -255,9 +255,9 @@ class _ZScore(_Watch):
       its mean pause: a press's strokes, not a conveyor's items) is stuck once it has not
       counted for a quarter longer than its longest pause lately (at least one sample more).
 
-    What an anomaly does is not learnt: not its changes, its runs or its range (a fired run
-    only raises the bar for `PAUSES`, so a pattern that recurs stops being judged after a
-    few, while the run that fires is still measured against normal runs only). Values past
+    What an anomaly does is not learnt: not its changes, its runs or its range (a run that
+    fired counts neither as a normal run nor towards `PAUSES`, so a second stuck sensor fires
+    as fast as the first). Values past
     the profile's limits are the limits rule's business and are not learnt at all. "Lately" is
     the current and the previous `window` (two numbers per maximum, forgotten after one to two
     windows).
@@ -392,7 +392,7 @@ class _ZScore(_Watch):
             # At an end of its range: judged only on a series that has passed it often
             # without ever resting there (a ram at the top of every stroke).
             and not (rest and (max(self.long_rest) > 0 or self.arrivals < self.PAUSES))
-            and max(self.long_same) < self.PAUSES  # it holds values anyway: not judged
+            and max(self.held) < self.PAUSES  # it holds values anyway: not judged
             and self.same > 2 * longest + 1
             and max(self.eq, 1e-3) ** self.same < self.RUN_P
         ):
