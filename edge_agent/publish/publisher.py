@@ -415,10 +415,14 @@ class Publisher:
                     # but no more than the pace sends in a second: a claim starts the receipt
                     # timeout, and batches claimed at 200,000/s but paced at a drain budget of
                     # a few hundred would time out before they were even sent.
+                    # Nor more than may be out unreceipted: right after connecting, before the
+                    # retained budgets arrive, the pace is still backlog_rate.
                     pace = self.backlog_rate() / s.max_batch
-                    batches = await self.buffer.claim_backlog(
-                        s.max_batch, limit=max(1, min(s.inflight // 4, int(pace)))
-                    )
+                    limit = min(s.inflight // 4, int(pace))
+                    if s.receipts:
+                        room = min(self._ahead_limit(), self._ahead_cap) - self.backlog_unreceipted
+                        limit = min(limit, int(room // s.max_batch))
+                    batches = await self.buffer.claim_backlog(s.max_batch, limit=max(1, limit))
             except DiskFull:
                 # Claiming writes a seq; the writer makes room (reserve, oldest dropped).
                 await asyncio.sleep(1.0)
@@ -437,6 +441,10 @@ class Publisher:
                 await self._window.acquire()
                 self._send(client, tg, batch, live=False)
 
+    def _ahead_limit(self) -> float:
+        """Backlog readings that may be out unreceipted at the pace allowed now."""
+        return self.backlog_rate() * self.settings.backlog_ahead_s
+
     async def _room_ahead(self, n: int) -> None:
         """Wait until `n` more backlog readings fit unreceipted: `backlog_ahead_s` of the pace,
         and no more than the slow start has reached."""
@@ -448,7 +456,7 @@ class Publisher:
                 del self._ahead[seq]
             ahead = sum(k for k, _ in self._ahead.values())
             # The cap never grows past what the limit can use, so it is a slow start only.
-            limit = self.backlog_rate() * self.settings.backlog_ahead_s
+            limit = self._ahead_limit()
             self._ahead_cap = min(self._ahead_cap, max(limit, self.settings.max_batch))
             if not ahead or ahead + n <= min(limit, self._ahead_cap):
                 return

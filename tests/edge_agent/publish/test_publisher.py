@@ -265,3 +265,20 @@ async def test_a_slow_pace_claims_no_more_than_it_sends_before_the_receipt_timeo
         assert hub.total() == 1_000
     assert pub.stats.republished_batches == 0
     assert len(hub.seqs_seen) == len(set(hub.seqs_seen)) == 10
+
+
+async def test_a_reconnecting_backlog_claims_no_more_than_may_be_out(
+    broker: Broker, tmp_path: Path
+) -> None:
+    """Right after connecting (before any drain budget arrives) the pace is backlog_rate, which
+    would claim a window's worth; the slow start then sends them over several receipt round
+    trips, the last ones past their receipt timeout, counted from the claim: sent twice."""
+    s = settings(broker, max_batch=100, receipt_timeout=3.0)
+    await backlog_of(tmp_path / "b.db", 3_000)
+    async with (
+        Responder(broker, delay=1.0) as hub,
+        running(tmp_path / "b.db", s) as (buf, pub),
+    ):
+        await wait_empty(buf)
+        assert hub.total() == 3_000
+    assert pub.stats.republished_batches == 0
