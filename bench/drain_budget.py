@@ -34,7 +34,10 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import psutil
+
 import wire
+from bench.hub_ingest import hub_cpu_seconds
 from tests.harness import Mosquitto, Postgres, free_port
 from tests.harness.fleet import SITE
 
@@ -147,6 +150,9 @@ def main() -> None:
         while not all((folder / f"report-{n}.ready").exists() for n in range(processes)):
             time.sleep(0.1)
         expected = processes * PER_PROCESS * int(args.minutes * 60) * args.tags
+        assert pg.pid is not None
+        procs = [psutil.Process(hub.pid), psutil.Process(pg.pid)]
+        cpu_before = sum(hub_cpu_seconds(p) for p in procs)
         started = time.monotonic()
         (folder / "go").touch()
         progress: list[tuple[float, int]] = []  # (seconds since go, readings stored)
@@ -154,6 +160,8 @@ def main() -> None:
             progress.append((time.monotonic() - started, count))
             time.sleep(0.1)
         drained = time.monotonic() - started
+        # What the hub and PostgreSQL got of the two cores while the agents had the rest.
+        cores = (sum(hub_cpu_seconds(p) for p in procs) - cpu_before) / drained
         progress.append((drained, count))
         rows = stored(dsn)  # the ground truth: every reading in PostgreSQL, once
         if rows != expected:
@@ -185,6 +193,17 @@ def main() -> None:
             "drain_vs_capacity": round(drained / (expected / capacity), 2),
             "hub_ingest_saturated_readings_per_s": ingest["readings_per_s"],
             "drain_vs_hub_ingest": round(drained / (expected / ingest["readings_per_s"]), 2),
+            # The same hub's capacity for the CPU it had here: hub_ingest's readings per
+            # CPU-second of hub and PostgreSQL times the cores they used during the drain.
+            "hub_and_postgresql_cores": round(cores, 2),
+            "capacity_for_those_cores": round(
+                cores * ingest["readings_per_cpu_second_hub_and_postgresql"]
+            ),
+            "drain_vs_capacity_for_those_cores": round(
+                drained
+                / (expected / (cores * ingest["readings_per_cpu_second_hub_and_postgresql"])),
+                2,
+            ),
             # What the hub committed while the drain was in full swing (from a quarter to three
             # quarters of the readings stored): its capacity with the agents on the same cores.
             "steady_readings_per_s": round(steady),

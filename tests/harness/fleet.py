@@ -2,10 +2,10 @@
 thread) and real publisher (MQTT, receipts, backlog lane, drain budget), without drivers.
 
 Each agent's buffer is filled with `--minutes` of backlog first (`--tags` tags at 1 Hz, 10 by
-default);
-once the file `--go` appears, every publisher connects at once — a fleet coming back after a
-central outage. Each reports its buffer depth in its status, as a real agent does. The process
-ends when every buffer is empty (or at `--timeout`) and writes a JSON report to `--report`.
+default); once the file `--go` appears, every publisher connects at once — a fleet coming back
+after a central outage. Each reports its buffer depth in its status every 10 s
+(`--status-interval`), as a real agent does, and 0 once empty. The process ends when every
+buffer is empty (or at `--timeout`) and writes a JSON report to `--report`.
 
     python -m tests.harness.fleet --broker mqtt://127.0.0.1:1883 --first 0 --agents 25 \
         --minutes 10 [--tags 10] --dir /tmp/fleet --go /tmp/fleet/go --report /tmp/fleet/r0.json
@@ -78,13 +78,16 @@ async def run_agent(
         left = filled
         budgets: list[float] = []
         resent: list[tuple[float, int]] = []  # (seconds since go, batches sent again since)
+        said = float("-inf")
         while left and time.monotonic() - started < args.timeout:
             left = (await buf.stats()).readings
-            pub.set_status(
-                wire.encode_agent_status(
-                    "online", int(time.time() * 1000), site=SITE, buffer_depth=left
+            if time.monotonic() - said >= args.status_interval:  # as often as a real agent
+                said = time.monotonic()
+                pub.set_status(
+                    wire.encode_agent_status(
+                        "online", int(time.time() * 1000), site=SITE, buffer_depth=left
+                    )
                 )
-            )
             if pub.stats.drain_budget is not None:
                 budgets.append(pub.stats.drain_budget)
             if pub.stats.republished_batches > sum(n for _, n in resent):
@@ -146,6 +149,7 @@ def main() -> None:
     ap.add_argument("--go", required=True)
     ap.add_argument("--report", required=True)
     ap.add_argument("--timeout", type=float, default=300.0)
+    ap.add_argument("--status-interval", type=float, default=10.0)  # the agent's default
     asyncio.run(amain(ap.parse_args()))
 
 
