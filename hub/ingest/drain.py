@@ -39,7 +39,7 @@ FLOOR_RPS = 10_000.0  # until anything is measured
 # The estimate at most doubles per update: a tiny sample misleads, and an overshoot costs only
 # the queue the broker holds until the next update (the window fills; throughput then rules).
 MAX_STEP = 2.0
-PROBE_STEP = 1.1  # … and by a tenth within 10 s of a measurement at saturation
+PROBE_STEP = 1.25  # … and by a quarter within 10 s of a measurement at saturation
 MIN_SATURATED_S = 0.4  # a saturated hub measured over less than this says too little
 
 
