@@ -86,6 +86,14 @@ class AgentProcess:
 
     def terminate(self) -> int:
         assert self.proc is not None
+        # A SIGTERM while the interpreter is still starting, before the agent installs its
+        # handler, kills it (-15), which is not what any test asks about: its status file
+        # appears once it runs with the handler in place.
+        deadline = time.monotonic() + 30
+        while not self.status_file.exists() and self.proc.poll() is None:
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
         os.kill(self.proc.pid, signal.SIGTERM)
         try:
             code = self.proc.wait(10)
