@@ -192,7 +192,8 @@ def _collector_for_readings() -> Iterator[None]:
     # puts back.
     _collector_users.append(gc.get_threshold())
     if len(_collector_users) == 1:
-        gc.collect()
+        # No gc.collect() first: in a big process (the test suite's) that one full collection
+        # held the loop 0.6 s; what start-up left as garbage is little and stays frozen.
         gc.freeze()
         gc.set_threshold(GC_YOUNG_THRESHOLD, *_collector_users[0][1:])
     try:
